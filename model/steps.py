@@ -35,6 +35,7 @@ class Step:
     key: Any
     value: Any = None
     result: Any = None
+    token: Any = None  # the lease token a lease_set presents
 
     @property
     def call(self) -> str:
@@ -44,6 +45,8 @@ class Step:
         args = [show(self.key)]
         if self.action in ("put", "set", "add", "lease_set"):
             args.append(show(self.value))
+        if self.action == "lease_set":
+            args.append(show(self.token))
         return f"{self.call}({', '.join(args)})"
 
     @property

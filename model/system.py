@@ -137,6 +137,17 @@ class System:
             stale=False,
         )
 
+    def applicable_events(self) -> tuple[str, ...]:
+        """The situations this scenario can reach at all (no lease waits without leases, ...)."""
+        skip = set()
+        if not self.scenario.leases:
+            skip |= {"fill-refused", "lease-wait"}
+        if self.scenario.sequential:
+            skip |= {"fill-during-write", "fill-refused", "lease-wait"}
+        if not self.scenario.writers:
+            skip |= {"write", "invalidate", "fill-during-write", "fill-refused"}
+        return tuple(e for e in EVENTS if e not in skip)
+
     # -- properties (named, over states) -------------------------------------------------------
 
     @staticmethod
@@ -300,6 +311,7 @@ class System:
             key=key_name(k),
             value=value_name(value),
             result=self._show_result(action, result),
+            token=f"tok({self.op_names[i]})" if action == "lease_set" else None,
         )
 
     def _show_result(self, action: str, result: object) -> object:

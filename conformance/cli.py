@@ -1,0 +1,150 @@
+"""The ``cachepact`` command line. Exit codes are a contract: 0 held, 1 violated, 2 unusable input."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import NoReturn, Sequence
+
+from ..model import (
+    DEFAULT_MAX_STATES,
+    PATTERNS,
+    Exploration,
+    Scenario,
+    StateSpaceTooLarge,
+    explore,
+    pattern_named,
+)
+from ..model.flows import responsibility_table
+
+EXIT_OK, EXIT_VIOLATED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(ValueError):
+    """Bad arguments or an unusable target: one line that names the fix, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message}; see '{self.prog} --help'")
+
+
+def _positive(name: str):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+        return value
+
+    return parse
+
+
+def _pattern(text: str):
+    try:
+        return pattern_named(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="cachepact", description="Formal model and conformance kit for caching patterns.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+
+    explain = commands.add_parser("explain", help="print who does what in each pattern, read off the model")
+    explain.add_argument("--pattern", type=_pattern, help=f"one of: {', '.join(PATTERNS)} (default: all)")
+    explain.add_argument("--leases", action="store_true", help="the lease-guarded variant")
+    explain.add_argument("--format", choices=("text", "markdown"), default="text")
+
+    ex = commands.add_parser("explore", help="exhaustively explore the model of a pattern for small bounds")
+    ex.add_argument("--pattern", type=_pattern, required=True, help=f"one of: {', '.join(PATTERNS)}")
+    ex.add_argument("--leases", action="store_true", help="fill through memcache-style leases")
+    ex.add_argument("--readers", type=_positive("--readers"), default=1)
+    ex.add_argument("--writers", type=_positive("--writers"), default=1)
+    ex.add_argument("--keys", type=_positive("--keys"), default=1)
+    ex.add_argument("--sequential", action="store_true", help="one operation at a time (default: interleaved)")
+    ex.add_argument("--max-states", type=_positive("--max-states"), default=DEFAULT_MAX_STATES)
+    ex.add_argument("--no-reduce", action="store_true", help="explore without key/symmetry reduction")
+    ex.add_argument(
+        "--format", choices=("text", "markdown"), default="text", help="markdown: tables for documents, no timings"
+    )
+    return parser
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    patterns = [args.pattern] if args.pattern else list(PATTERNS.values())
+    markdown = args.format == "markdown"
+    print(responsibility_table(patterns, leases=args.leases, markdown=markdown))
+    if not markdown:
+        print()
+        for p in patterns:
+            print(f"{p.name}: {p.summary}")
+        print("Both patterns write the same way: the App writes the DB, then invalidates the entry.")
+    return EXIT_OK
+
+
+def cmd_explore(args: argparse.Namespace) -> int:
+    scenario = Scenario(
+        pattern=args.pattern,
+        leases=args.leases,
+        readers=args.readers,
+        writers=args.writers,
+        keys=args.keys,
+        sequential=args.sequential,
+    )
+    try:
+        result = explore(scenario, reduce=not args.no_reduce, max_states=args.max_states)
+    except StateSpaceTooLarge as e:
+        raise UsageError(str(e)) from None
+    print(format_exploration(result, markdown=args.format == "markdown"))
+    return EXIT_OK if result.holds else EXIT_VIOLATED
+
+
+def format_exploration(result: Exploration, *, markdown: bool = False) -> str:
+    how = (
+        f"reduced to {result.explored.keys} key, readers and writers symmetric"
+        if result.reduced
+        else "no reduction"
+    )
+    # Markdown goes into documents (spec/), where a timing would change on every run.
+    timing = "" if markdown else f" in {result.elapsed:.2f} s"
+    summary = [
+        f"explore {result.scenario.name}",
+        f"verdict: {result.verdict}",
+        f"explored: {result.states} states, {result.transitions} transitions ({how}){timing}",
+        f"reached: {', '.join(result.reached) or 'nothing'}",
+    ]
+    if result.not_reached:
+        summary.append(f"never reached: {', '.join(result.not_reached)}")
+    lines = [f"- {line}" for line in summary] if markdown else summary
+    for prop in result.properties:
+        lines.append("")
+        if prop.holds:
+            lines.append(f"{prop.name}: holds")
+            continue
+        cex = prop.counterexample
+        assert cex is not None
+        lines.append(f"{prop.name}: VIOLATED; shortest counterexample, {len(cex)} steps:")
+        if markdown:
+            lines.append("")
+        lines.append(cex.table(markdown=markdown))
+    return "\n".join(lines)
+
+
+COMMANDS = {"explain": cmd_explain, "explore": cmd_explore}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except UsageError as e:
+        print(f"cachepact: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""The canonical flows of each pattern (read hit, read miss, write), run on the model itself.
+
+The responsibility table in ``spec/`` and the diagrams are produced from these traces, so the
+documentation cannot say something the model does not do.
+"""
+
+from __future__ import annotations
+
+from .participants import PATTERNS, Pattern
+from .steps import Step, Trace, render_table
+from .system import NONE, Scenario, State, System
+
+FLOWS = ("read-hit", "read-miss", "write")
+
+
+def flow(pattern: Pattern, name: str, *, leases: bool = False) -> Trace:
+    """Run one operation alone, from the state the flow starts in, and return its steps."""
+    if name not in FLOWS:
+        raise ValueError(f"unknown flow {name!r}; use one of: {', '.join(FLOWS)}")
+    reading = name != "write"
+    system = System(
+        Scenario(pattern=pattern, leases=leases, readers=int(reading), writers=int(not reading), keys=1)
+    )
+    state = system.initial()
+    if name == "read-hit":
+        state = State(*state[:1], (0,), *state[2:])  # the entry is already cached
+    steps: list[Step] = []
+    while True:
+        successors = system.successors(state)
+        if not successors:
+            break
+        label, state, _ = successors[0]  # one operation on one key: the flow is deterministic
+        steps.append(system.step_of(label))
+    lease = " with leases" if leases else ""
+    return Trace(steps=tuple(steps), title=f"{pattern.name}{lease}: {name}")
+
+
+def _cell(steps: list[Step]) -> str:
+    return "; ".join(
+        f"{s.actor}: {s.describe()}" + (f" -> {s.shown_result}" if s.shown_result else "") for s in steps
+    )
+
+
+RESPONSIBILITY_ROWS = ("read, hit", "read, miss: load", "read, miss: populate", "write")
+
+
+def responsibilities(pattern: Pattern, *, leases: bool = False) -> dict[str, str]:
+    """Who does what, per row of the seed's table, read off the model's own flows."""
+    hit = list(flow(pattern, "read-hit", leases=leases))
+    miss = list(flow(pattern, "read-miss", leases=leases))
+    write = list(flow(pattern, "write", leases=leases))
+    load = [s for s in miss if s.target == "db"]
+    populate = miss[miss.index(load[-1]) + 1 :]
+    return {
+        "read, hit": _cell(hit),
+        "read, miss: load": _cell(load),
+        "read, miss: populate": _cell(populate),
+        "write": _cell(write),
+    }
+
+
+def responsibility_table(patterns: list[Pattern] | None = None, *, leases: bool = False, markdown: bool = False) -> str:
+    patterns = patterns or list(PATTERNS.values())
+    columns = [responsibilities(p, leases=leases) for p in patterns]
+    header = ("step", *(p.name for p in patterns))
+    rows = [(row, *(c[row] for c in columns)) for row in RESPONSIBILITY_ROWS]
+    return render_table(header, rows, markdown=markdown)
+
+
+__all__ = ["FLOWS", "RESPONSIBILITY_ROWS", "flow", "responsibilities", "responsibility_table", "NONE"]
