@@ -1,0 +1,138 @@
+"""The instrumented environment handed to an adapter factory: ``env.db`` and ``env.cache``.
+
+Every call is one atomic step, recorded with its actor, and (in concurrent runs) a point where the
+scheduler may switch to another in-flight operation.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import attrs
+
+from ..adapters.memory import MemoryCache, MemoryDB
+from ..model import Actor, Step
+from .adapter import Adapter
+from .attribution import Attribution
+
+OUTSIDE = "-"  # the op name of a call made outside any operation the kit started
+
+
+class Recorder:
+    """Collects the steps of a run, attributing each to its actor and to the running operation."""
+
+    def __init__(self, attribution: Attribution) -> None:
+        self.attribution = attribution
+        self.steps: list[Step] = []
+        self.op: str = OUTSIDE
+        self.before_step: Callable[[], None] | None = None  # the scheduler's switch point
+
+    def record(self, target: str, action: str, key: Any, value: Any, result: Any, token: Any = None) -> Step:
+        step = Step(
+            op=self.op,
+            actor=self.attribution.actor(3),
+            target=target,
+            action=action,
+            key=key,
+            value=value,
+            result=result,
+            token=token,
+        )
+        self.steps.append(step)
+        return step
+
+
+class RecordingDB:
+    """``env.db``: ``get(key) -> value | None`` and ``put(key, value)``."""
+
+    def __init__(self, backend: Any, recorder: Recorder) -> None:
+        self._backend = backend
+        self._recorder = recorder
+
+    def get(self, key: Any) -> Any:
+        result = self._backend.get(key)
+        self._recorder.record("db", "get", key, None, result)
+        return result
+
+    def put(self, key: Any, value: Any) -> None:
+        self._backend.put(key, value)
+        self._recorder.record("db", "put", key, value, None)
+
+
+class RecordingCache:
+    """``env.cache``: get, set, add, delete, lease_get, lease_set (see DESIGN.md)."""
+
+    def __init__(self, backend: Any, recorder: Recorder) -> None:
+        self._backend = backend
+        self._recorder = recorder
+
+    def get(self, key: Any) -> Any:
+        result = self._backend.get(key)
+        self._recorder.record("cache", "get", key, None, result)
+        return result
+
+    def set(self, key: Any, value: Any) -> None:
+        self._backend.set(key, value)
+        self._recorder.record("cache", "set", key, value, None)
+
+    def add(self, key: Any, value: Any) -> bool:
+        result = self._backend.add(key, value)
+        self._recorder.record("cache", "add", key, value, result)
+        return result
+
+    def delete(self, key: Any) -> None:
+        self._backend.delete(key)
+        self._recorder.record("cache", "delete", key, None, None)
+
+    def lease_get(self, key: Any) -> tuple[Any, Any]:
+        result = self._backend.lease_get(key)
+        self._recorder.record("cache", "lease_get", key, None, tuple(result))
+        return result
+
+    def lease_set(self, key: Any, value: Any, token: Any) -> bool:
+        result = self._backend.lease_set(key, value, token)
+        self._recorder.record("cache", "lease_set", key, value, result, token)
+        return result
+
+
+@attrs.define
+class Env:
+    """What the factory ``make(env)`` receives."""
+
+    db: RecordingDB
+    cache: RecordingCache
+
+
+def run_operation(fn: Callable[..., Any], *args: Any) -> Any:
+    """Every adapter operation starts here: its frame is where attribution stops looking."""
+    return fn(*args)
+
+
+BOUNDARY = run_operation.__code__
+
+
+@attrs.define
+class Harness:
+    """One fresh world: backends, the recording env, the recorder and the adapter built on them."""
+
+    db: Any
+    cache: Any
+    recorder: Recorder
+    env: Env
+    adapter: Adapter
+
+
+def build(make: Callable[[Env], Adapter], *, initial: dict[Any, Any], db: Any = None, cache: Any = None) -> Harness:
+    """Build a world and call the user's factory in it (a factory error propagates to the caller)."""
+    db = db if db is not None else MemoryDB(initial)
+    cache = cache if cache is not None else MemoryCache()
+    recorder = Recorder(Attribution((), BOUNDARY))
+    env = Env(db=RecordingDB(db, recorder), cache=RecordingCache(cache, recorder))
+    adapter = make(env)
+    if not isinstance(adapter, Adapter):
+        raise TypeError(f"returned {type(adapter).__name__}")
+    recorder.attribution = Attribution(adapter.cache_code, BOUNDARY)
+    return Harness(db=db, cache=cache, recorder=recorder, env=env, adapter=adapter)
+
+
+__all__ = ["Env", "Harness", "Recorder", "RecordingCache", "RecordingDB", "build", "run_operation", "Actor"]

@@ -1,0 +1,113 @@
+"""One run against a user's adapter: fresh backends, the recording env, the judge, and the ops so far."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ..model import Pattern, Step
+from .env import Env, Harness, build, run_operation
+from .judge import Finding, Judge
+
+KEYS = ("k1", "k2", "k3")
+# k3 starts absent from the DB: reads of a key never written are part of every run.
+INITIAL = {"k1": "k1.v0", "k2": "k2.v0"}
+
+
+class World:
+    def __init__(self, make: Callable[[Env], Any], pattern: Pattern, *, backends: Callable[[], tuple] | None = None) -> None:
+        db, cache = backends() if backends else (None, None)
+        if db is not None:
+            for key, value in INITIAL.items():
+                db.put(key, value)
+        self.harness: Harness = build(make, initial=INITIAL, db=db, cache=cache)
+        self.judge = Judge(pattern, INITIAL, KEYS)
+        self.ops: list[tuple[str, Any]] = []  # ("r"|"w", key) in order: the replay
+        self.finding: Finding | None = None
+        self._counts = {"r": 0, "w": 0}
+        self._values = 0
+
+    @property
+    def steps(self) -> list[Step]:
+        return self.harness.recorder.steps
+
+    def _name(self, kind: str) -> str:
+        self._counts[kind] += 1
+        return f"{kind}{self._counts[kind]}"
+
+    def read(self, key: Any) -> Finding | None:
+        op = self._name("r")
+        self.ops.append(("r", key))
+        h, judge = self.harness, self.judge
+        floor = judge.floor(key)
+        cached = any(h.cache.get(ck) is not None for ck in judge.cache_keys[key])
+        first = len(self.steps)
+        h.recorder.op = op
+        try:
+            result = run_operation(h.adapter.read, key)
+        except Exception as e:  # the adapter's own failure is a finding, never the kit's crash
+            return self._found(Finding(invariant="adapter-error", message=_describe(e, op), op=op))
+        finally:
+            h.recorder.op = "-"
+        steps = list(enumerate(self.steps))[first:]
+        found = judge.read(op, key, steps, result, floor=floor, cached_at_start=cached)
+        return self._found(found or judge.at_rest(h.db, h.cache, op))
+
+    def write(self, key: Any) -> Finding | None:
+        op = self._name("w")
+        self.ops.append(("w", key))
+        self._values += 1
+        value = f"v{self._values}"
+        h = self.harness
+        first = len(self.steps)
+        h.recorder.op = op
+        try:
+            run_operation(h.adapter.write, key, value)
+        except Exception as e:
+            return self._found(Finding(invariant="adapter-error", message=_describe(e, op), op=op))
+        finally:
+            h.recorder.op = "-"
+        steps = list(enumerate(self.steps))[first:]
+        found = self.judge.write(op, key, value, steps)
+        return self._found(found or self.judge.at_rest(h.db, h.cache, op))
+
+    def _found(self, finding: Finding | None) -> Finding | None:
+        if finding is not None and self.finding is None:
+            self.finding = finding
+        return finding
+
+    def final_state(self) -> list[tuple[str, str, str]]:
+        """(key, DB value, cache entry) for every key the run knows, cache keys as the adapter named them."""
+        from ..model import show
+
+        rows = []
+        for key in KEYS:
+            cache_keys = sorted(self.judge.cache_keys[key], key=repr)
+            entries = [(ck, self.harness.cache.get(ck)) for ck in cache_keys]
+            shown = [f"{show(ck)}={show(v)}" if ck != key else show(v) for ck, v in entries if v is not None or ck == key]
+            rows.append((show(key), show(self.harness.db.get(key)), ", ".join(shown)))
+        return rows
+
+
+def _describe(e: BaseException, op: str) -> str:
+    text = str(e)
+    return f"{op} raised {type(e).__name__}" + (f": {text}" if text else "")
+
+
+def replay_string(ops: list[tuple[str, Any]]) -> str:
+    return "seq/" + ",".join(f"{kind}:{key}" for kind, key in ops)
+
+
+def parse_replay(text: str) -> list[tuple[str, str]]:
+    """The inverse of ``replay_string``; a malformed string is a usage error naming the form."""
+    form = "expected 'seq/r:k1,w:k1,...' as printed by a failing run"
+    if not text.startswith("seq/"):
+        raise ValueError(f"--replay {text!r} is not a replay string; {form}")
+    ops = []
+    for item in filter(None, text[4:].split(",")):
+        kind, _, key = item.partition(":")
+        if kind not in ("r", "w") or key not in KEYS:
+            raise ValueError(f"--replay has a bad operation {item!r}; {form}")
+        ops.append((kind, key))
+    if not ops:
+        raise ValueError(f"--replay {text!r} has no operations; {form}")
+    return ops
