@@ -5,6 +5,8 @@
 ``cachepact.adapters`` holds reference, broken and backend adapters.
 """
 
+from .conformance.adapter import Adapter, DefinitionError
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = ["Adapter", "DefinitionError", "__version__"]

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import time
+from pathlib import Path
 from typing import NoReturn, Sequence
 
 from ..model import (
@@ -16,6 +19,7 @@ from ..model import (
     pattern_named,
 )
 from ..model.flows import responsibility_table
+from .adapter import DefinitionError
 
 EXIT_OK, EXIT_VIOLATED, EXIT_USAGE = 0, 1, 2
 
@@ -71,6 +75,15 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument(
         "--format", choices=("text", "markdown"), default="text", help="markdown: tables for documents, no timings"
     )
+    ck = commands.add_parser("check", help="check your cache adapter against a pattern (the CI gate)")
+    ck.add_argument("target", metavar="TARGET", help="module:attr or path/to/file.py:attr, a factory make(env) -> cachepact.Adapter")
+    ck.add_argument("--pattern", type=_pattern, required=True, help=f"one of: {', '.join(PATTERNS)}")
+    ck.add_argument("--no-concurrency", action="store_true", help="run only the sequential checks")
+    ck.add_argument("--max-examples", type=_positive("--max-examples"), default=None, help="sequences to try (default 100)")
+    ck.add_argument("--seed", type=int, default=None, help="seed for a reproducible run (default: derandomized)")
+    ck.add_argument("--replay", metavar="STRING", help="rerun exactly the sequence a failing run printed")
+    ck.add_argument("--report-json", metavar="FILE", help="write the verdict and every check as JSON")
+    ck.add_argument("--junit-xml", metavar="FILE", help="write one JUnit test case per invariant")
     return parser
 
 
@@ -134,7 +147,80 @@ def format_exploration(result: Exploration, *, markdown: bool = False) -> str:
     return "\n".join(lines)
 
 
-COMMANDS = {"explain": cmd_explain, "explore": cmd_explore}
+def _writable(path: str | None, flag: str) -> None:
+    if path is None:
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise UsageError(f"{flag} {path}: folder {folder} does not exist; create it or name another file")
+    if os.path.isdir(path) or not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise UsageError(f"{flag} {path}: cannot write there; name a writable file")
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from .api import check
+    from .sequential import Progress
+    from .target import load_target
+
+    _writable(args.report_json, "--report-json")
+    _writable(args.junit_xml, "--junit-xml")
+    tty = sys.stderr.isatty()
+    progress = Progress(tick=_ProgressLine() if tty else None)
+    try:
+        make = load_target(args.target)
+        result = check(
+            make,
+            args.pattern,
+            max_examples=args.max_examples,
+            seed=args.seed,
+            replay=args.replay,
+            concurrency=not args.no_concurrency,
+            target=args.target,
+            progress=progress,
+        )
+    except (DefinitionError, ValueError) as e:
+        raise UsageError(str(e)) from None
+    finally:
+        if tty and progress.tick:
+            progress.tick.clear()  # type: ignore[attr-defined]
+    if not tty:
+        print(
+            f"cachepact: {result.verdict}: {result.examples} examples, {result.operations} operations "
+            f"in {result.elapsed:.1f} s",
+            file=sys.stderr,
+        )
+    print(result.report())
+    if args.report_json:
+        Path(args.report_json).write_text(result.to_json() + "\n")
+    if args.junit_xml:
+        Path(args.junit_xml).write_text(result.to_junit())
+    return EXIT_OK if result.passed else EXIT_VIOLATED
+
+
+class _ProgressLine:
+    """On a terminal, a run longer than a second shows examples and operations so far."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.last = 0.0
+        self.shown = False
+
+    def __call__(self, progress) -> None:
+        now = time.monotonic()
+        if now - self.started < 1.0 or now - self.last < 0.1:
+            return
+        self.last = now
+        self.shown = True
+        sys.stderr.write(f"\r  {progress.examples} examples, {progress.operations} operations ...")
+        sys.stderr.flush()
+
+    def clear(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r" + " " * 60 + "\r")
+            sys.stderr.flush()
+
+
+COMMANDS = {"explain": cmd_explain, "explore": cmd_explore, "check": cmd_check}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -165,7 +165,8 @@ class Judge:
                 if result not in history
                 else f"{show(result)}, older than {newer} written before the read began"
             )
-            return finding("fresh-read", f"the read {op} of {k} returned {told}", None)
+            ok = " | ".join(f"return {show(v)}" for v in history[floor:])
+            return Finding(invariant="fresh-read", message=f"the read {op} of {k} returned {told}", op=op, allowed=(ok,))
         return None
 
     # -- writes --------------------------------------------------------------------------------

@@ -69,10 +69,10 @@ class Result:
             f = self.finding
             lines.append(f"FAIL {f.invariant}: {f.message}")
             lines.append("")
-            lines.append(f"Minimal failing sequence: {len(self.replay[4:].split(','))} operations, {len(self.steps)} steps")
-            lines.append(self.steps_table() if self.steps else "(no steps were recorded)")
-            if f.culprit is None:
-                lines.append(f"The culprit is how {f.op} ended.")
+            calls = sum(s.target != "app" for s in self.steps)
+            n_ops = len(self.replay[4:].split(","))
+            lines.append(f"Minimal failing sequence: {n_ops} operation{'s' * (n_ops != 1)}, {calls} step{'s' * (calls != 1)}")
+            lines.append(self.steps_table())
             if f.allowed:
                 lines.append(f"Model allowed at that point: {' | '.join(f.allowed)}")
             lines.append("")

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from ..model import Pattern, Step
+import attrs
+
+from ..model import Actor, Pattern, Step
+from ..model.steps import APP
 from .env import Env, Harness, build, run_operation
 from .judge import Finding, Judge
 
@@ -49,8 +52,9 @@ class World:
         finally:
             h.recorder.op = "-"
         steps = list(enumerate(self.steps))[first:]
+        self._returned(op, "read", key, None, result)
         found = judge.read(op, key, steps, result, floor=floor, cached_at_start=cached)
-        return self._found(found or judge.at_rest(h.db, h.cache, op))
+        return self._found(_at_return(found, len(self.steps) - 1) or judge.at_rest(h.db, h.cache, op))
 
     def write(self, key: Any) -> Finding | None:
         op = self._name("w")
@@ -67,8 +71,12 @@ class World:
         finally:
             h.recorder.op = "-"
         steps = list(enumerate(self.steps))[first:]
+        self._returned(op, "write", key, value, None)
         found = self.judge.write(op, key, value, steps)
-        return self._found(found or self.judge.at_rest(h.db, h.cache, op))
+        return self._found(_at_return(found, len(self.steps) - 1) or self.judge.at_rest(h.db, h.cache, op))
+
+    def _returned(self, op: str, action: str, key: Any, value: Any, result: Any) -> None:
+        self.steps.append(Step(op=op, actor=Actor.APP, target=APP, action=action, key=key, value=value, result=result))
 
     def _found(self, finding: Finding | None) -> Finding | None:
         if finding is not None and self.finding is None:
@@ -86,6 +94,13 @@ class World:
             shown = [f"{show(ck)}={show(v)}" if ck != key else show(v) for ck, v in entries if v is not None or ck == key]
             rows.append((show(key), show(self.harness.db.get(key)), ", ".join(shown)))
         return rows
+
+
+def _at_return(finding: Finding | None, index: int) -> Finding | None:
+    """A finding about how an operation ended points at its return row."""
+    if finding is not None and finding.culprit is None:
+        return attrs.evolve(finding, culprit=index)
+    return finding
 
 
 def _describe(e: BaseException, op: str) -> str:

@@ -8,9 +8,10 @@ import attrs
 
 from .participants import Actor
 
-Target = str  # "db" or "cache"
+Target = str  # "db" or "cache"; "app" marks an operation returning (not a call on either)
 DB = "db"
 CACHE = "cache"
+APP = "app"
 
 
 def show(value: Any) -> str:
@@ -42,6 +43,9 @@ class Step:
         return f"{self.target}.{self.action}"
 
     def describe(self) -> str:
+        if self.target == APP:  # an operation's return, recorded so tables show every operation
+            args = [show(self.key)] + ([show(self.value)] if self.action == "write" else [])
+            return f"{self.action}({', '.join(args)}) returned"
         args = [show(self.key)]
         if self.action in ("put", "set", "add", "lease_set"):
             args.append(show(self.value))
@@ -51,7 +55,7 @@ class Step:
 
     @property
     def shown_result(self) -> str:
-        if self.action in ("put", "delete", "set"):
+        if self.action in ("put", "delete", "set", "write"):
             return ""
         return show(self.result)
 

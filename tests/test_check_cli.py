@@ -1,0 +1,148 @@
+"""`cachepact check`: the CI gate's exit codes, files and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from cachepact.conformance.cli import main
+
+REF = "cachepact.adapters.reference"
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize(
+    ("target", "pattern"),
+    [
+        (f"{REF}:cache_aside", "cache-aside"),
+        (f"{REF}:cache_aside_leased", "cache-aside"),
+        (f"{REF}:read_through", "read-through"),
+        (f"{REF}:read_through_leased", "read-through"),
+    ],
+)
+def test_a_reference_adapter_exits_0(capsys, target, pattern):
+    code, out, err = run(capsys, "check", target, "--pattern", pattern, "--max-examples", "30")
+    assert code == 0, out
+    assert out.splitlines()[1].startswith("PASS: every invariant held over ")
+    assert err.startswith("cachepact: pass: ")  # one summary line when stderr is not a terminal
+
+
+def test_a_broken_adapter_exits_1_and_writes_json_and_junit(capsys, tmp_path):
+    js, xml = tmp_path / "r.json", tmp_path / "r.xml"
+    code, out, _ = run(
+        capsys, "check", "cachepact.adapters.broken:aside_invalidate_first", "--pattern", "cache-aside",
+        "--report-json", str(js), "--junit-xml", str(xml), "--no-concurrency",
+    )
+    assert code == 1
+    assert "FAIL write-order: the write w1 invalidated k1 before writing the DB" in out
+    assert "--replay 'seq/w:k1'" in out or "--replay 'seq/" in out
+    assert json.loads(js.read_text())["verdict"] == "fail"
+    assert "<failure" in xml.read_text()
+
+
+def test_replay_reruns_exactly_the_printed_sequence(capsys):
+    target = "cachepact.adapters.broken:aside_local_memo"
+    code, out, _ = run(capsys, "check", target, "--pattern", "cache-aside")
+    replay = out.split("--replay '")[1].split("'")[0]
+    code2, out2, _ = run(capsys, "check", target, "--pattern", "cache-aside", "--replay", replay)
+    assert code == code2 == 1
+    assert out.split("Reached:")[0] == out2.split("Reached:")[0]
+
+
+def test_replay_of_a_sequence_that_holds_exits_0(capsys):
+    code, out, _ = run(capsys, "check", f"{REF}:cache_aside", "--pattern", "cache-aside", "--replay", "seq/r:k1,w:k1,r:k1")
+    assert code == 0 and "PASS" in out
+
+
+BAD_TARGETS = {
+    "missing_module.py": None,
+    "raises.py": "def make(env):\n    raise RuntimeError('no connection string')\n",
+    "not_adapter.py": "def make(env):\n    return {'read': 1}\n",
+    "not_callable.py": "import cachepact\ndef make(env):\n    return cachepact.Adapter(read=1, write=lambda k, v: None)\n",
+    "bad_cache_code.py": "import cachepact\ndef make(env):\n    return cachepact.Adapter(read=env.db.get, write=env.db.put, cache_code=[42])\n",
+    "import_error.py": "import not_a_real_module_xyz\n",
+    "value.py": "make = 3\n",
+}
+EXPECTED = {
+    "missing_module.py": "no file",
+    "raises.py": "raised RuntimeError: no connection string; fix the factory",
+    "not_adapter.py": "returned a dict, not a cachepact.Adapter",
+    "not_callable.py": "Adapter.read is a int, not a callable",
+    "bad_cache_code.py": "cache_code entry 42 is a int; name classes, functions, modules",
+    "import_error.py": "raised ModuleNotFoundError",
+    "value.py": "is a int, not a factory",
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_TARGETS))
+def test_an_unusable_target_exits_2_with_one_line_naming_the_fix(capsys, tmp_path, name):
+    if BAD_TARGETS[name] is not None:
+        (tmp_path / name).write_text(BAD_TARGETS[name])
+    code, out, err = run(capsys, "check", f"{tmp_path / name}:make", "--pattern", "cache-aside")
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and EXPECTED[name] in err, err
+
+
+@pytest.mark.parametrize(
+    ("argv", "fix"),
+    [
+        (["check", "no.such.module:make", "--pattern", "cache-aside"], "no module named 'no.such.module'"),
+        ([f"check", f"{REF}:nope", "--pattern", "cache-aside"], "has no attribute 'nope'; callables there:"),
+        (["check", REF, "--pattern", "cache-aside"], "names no factory"),
+        (["check", f"{REF}:cache_aside", "--pattern", "write-behind"], "use one of: cache-aside, read-through"),
+        (["check", f"{REF}:cache_aside", "--pattern", "cache-aside", "--max-examples", "0"], "at least 1"),
+        (["check", f"{REF}:cache_aside", "--pattern", "cache-aside", "--replay", "r:k1"], "not a replay string"),
+        (["check", f"{REF}:cache_aside", "--pattern", "cache-aside", "--replay", "seq/x:k9"], "bad operation"),
+        (["check", f"{REF}:cache_aside", "--pattern", "cache-aside", "--report-json", "/no/such/dir/r.json"], "does not exist"),
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(capsys, argv, fix):
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == "" and err.count("\n") == 1 and fix in err, err
+
+
+def test_an_adapter_raising_mid_operation_is_a_finding_not_a_crash(capsys):
+    code, out, _ = run(capsys, "check", "cachepact.adapters.broken:aside_raises_on_absent", "--pattern", "cache-aside")
+    assert code == 1
+    assert "FAIL adapter-error: r1 raised KeyError: 'k3'" in out
+
+
+def test_the_console_script_checks_a_users_file(tmp_path):
+    user = tmp_path / "my_cache.py"
+    user.write_text(textwrap.dedent("""
+        import cachepact
+
+        def make(env):
+            def read(key):
+                value = env.cache.get(key)
+                if value is None:
+                    value = env.db.get(key)
+                    if value is not None:
+                        env.cache.set(key, value)
+                return value
+
+            def write(key, value):
+                env.db.put(key, value)
+                env.cache.delete(key)
+
+            return cachepact.Adapter(read=read, write=write)
+    """))
+    proc = subprocess.run(
+        [sys.executable, "-m", "cachepact", "check", "my_cache:make", "--pattern", "cache-aside", "--max-examples", "20"],
+        capture_output=True, text=True, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = subprocess.run(
+        [sys.executable, "-m", "cachepact", "check", "my_cache:make", "--pattern", "read-through"],
+        capture_output=True, text=True, cwd=tmp_path,
+    )
+    assert proc.returncode == 1 and "FAIL who-loads" in proc.stdout
