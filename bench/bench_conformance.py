@@ -1,0 +1,109 @@
+"""Conformance throughput and time-to-catch, side by side with the peer a user writes today.
+
+    python bench/bench_conformance.py
+
+The peer is a hand-written Hypothesis RuleBasedStateMachine that drives the same reference
+adapter over plain in-memory stores and checks only read-after-write. cachepact runs the same
+number of examples and steps with every check on (recording, attribution, refinement, the eight
+invariants, coherence after every operation).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+import types
+
+import hypothesis.strategies as st
+from hypothesis import HealthCheck, settings
+from hypothesis.stateful import RuleBasedStateMachine, get_state_machine_test, rule
+
+from cachepact.adapters.broken import CATALOGUE
+from cachepact.adapters.memory import MemoryCache, MemoryDB
+from cachepact.adapters.reference import REFERENCE
+from cachepact.conformance import check
+from cachepact.conformance.sequential import Progress
+from cachepact.conformance.world import INITIAL, KEYS
+
+EXAMPLES, STEPS = 200, 25
+
+
+def peer(make) -> tuple[int, float]:
+    ops = [0]
+
+    class ReadAfterWrite(RuleBasedStateMachine):
+        def __init__(self):
+            super().__init__()
+            env = types.SimpleNamespace(db=MemoryDB(INITIAL), cache=MemoryCache())
+            self.adapter = make(env)
+            self.model = dict(INITIAL)
+            self.n = 0
+
+        @rule(key=st.sampled_from(KEYS))
+        def read(self, key):
+            ops[0] += 1
+            assert self.adapter.read(key) == self.model.get(key)
+
+        @rule(key=st.sampled_from(KEYS))
+        def write(self, key):
+            ops[0] += 1
+            self.n += 1
+            self.adapter.write(key, f"v{self.n}")
+            self.model[key] = f"v{self.n}"
+
+    config = settings(
+        max_examples=EXAMPLES, stateful_step_count=STEPS, deadline=None, database=None, derandomize=True,
+        suppress_health_check=list(HealthCheck),
+    )
+    test = get_state_machine_test(ReadAfterWrite, settings=config)
+    start = time.perf_counter()
+    test()
+    return ops[0], time.perf_counter() - start
+
+
+def ours(make, pattern) -> tuple[int, float]:
+    progress = Progress()
+    start = time.perf_counter()
+    result = check(make, pattern, max_examples=EXAMPLES, steps=STEPS, progress=progress)
+    assert result.passed, result.report()
+    return progress.operations, time.perf_counter() - start
+
+
+def main() -> None:
+    print(f"== throughput: {EXAMPLES} examples x up to {STEPS} operations, same adapter, same process")
+    for pattern, adapters in REFERENCE.items():
+        for name, make in adapters.items():
+            # Best of three alternating rounds: both sides see the same warm caches and GC state.
+            rounds = [(peer(make), ours(make, pattern)) for _ in range(3)]
+            p_ops, p_t = min((r[0] for r in rounds), key=lambda x: x[1] / x[0])
+            o_ops, o_t = min((r[1] for r in rounds), key=lambda x: x[1] / x[0])
+            ratio = (o_ops / o_t) / (p_ops / p_t)
+            print(
+                f"{name:<22} peer {p_ops / p_t:>7,.0f} ops/s ({p_ops} in {p_t:.2f} s)   "
+                f"cachepact {o_ops / o_t:>7,.0f} ops/s ({o_ops} in {o_t:.2f} s)   ratio {ratio:.2f}x"
+            )
+
+    print("\n== default check (100 examples) of each reference adapter")
+    for pattern, adapters in REFERENCE.items():
+        for name, make in adapters.items():
+            start = time.perf_counter()
+            result = check(make, pattern)
+            print(f"{name:<22} {result.verdict} in {time.perf_counter() - start:.2f} s")
+
+    print("\n== time to catch each catalogue entry, median over 10 seeds")
+    worst = 0.0
+    for name, entry in CATALOGUE.items():
+        times, caught = [], 0
+        for seed in range(10):
+            start = time.perf_counter()
+            result = check(entry.make, entry.pattern, seed=seed)
+            times.append(time.perf_counter() - start)
+            caught += result.finding is not None and result.finding.invariant == entry.invariant
+        median = statistics.median(times)
+        worst = max(worst, median)
+        print(f"{name:<32} {entry.invariant:<22} caught {caught}/10  median {median:.3f} s  max {max(times):.3f} s")
+    print(f"worst median: {worst:.3f} s")
+
+
+if __name__ == "__main__":
+    main()
