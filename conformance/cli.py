@@ -18,7 +18,8 @@ from ..model import (
     explore,
     pattern_named,
 )
-from ..model.flows import responsibility_table
+from ..diagrams.render import FORMATS
+from ..model.flows import FLOWS, flow, responsibility_table
 from .adapter import DefinitionError
 
 EXIT_OK, EXIT_VIOLATED, EXIT_USAGE = 0, 1, 2
@@ -75,6 +76,15 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument(
         "--format", choices=("text", "markdown"), default="text", help="markdown: tables for documents, no timings"
     )
+    ex.add_argument("--diagram", metavar="FILE", help="write the first counterexample's sequence diagram (.mmd .dot .svg .png)")
+
+    dg = commands.add_parser("diagram", help="draw a pattern's flow as a sequence diagram")
+    dg.add_argument("--pattern", type=_pattern, required=True, help=f"one of: {', '.join(PATTERNS)}")
+    dg.add_argument("--flow", choices=FLOWS, required=True, help="stale-set: the race (with --leases: its refused fill)")
+    dg.add_argument("--leases", action="store_true", help="the lease-guarded variant")
+    dg.add_argument("--format", choices=FORMATS, default=None, help="default: from the file's extension, else mermaid")
+    dg.add_argument("-o", "--output", metavar="FILE", help="write here (text formats go to stdout without it)")
+
     ck = commands.add_parser("check", help="check your cache adapter against a pattern (the CI gate)")
     ck.add_argument("target", metavar="TARGET", help="module:attr or path/to/file.py:attr, a factory make(env) -> cachepact.Adapter")
     ck.add_argument("--pattern", type=_pattern, required=True, help=f"one of: {', '.join(PATTERNS)}")
@@ -84,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     ck.add_argument("--replay", metavar="STRING", help="rerun exactly the sequence a failing run printed")
     ck.add_argument("--report-json", metavar="FILE", help="write the verdict and every check as JSON")
     ck.add_argument("--junit-xml", metavar="FILE", help="write one JUnit test case per invariant")
+    ck.add_argument("--diagram", metavar="FILE", help="write the counterexample's sequence diagram (.mmd .dot .svg .png)")
     return parser
 
 
@@ -113,7 +124,49 @@ def cmd_explore(args: argparse.Namespace) -> int:
     except StateSpaceTooLarge as e:
         raise UsageError(str(e)) from None
     print(format_exploration(result, markdown=args.format == "markdown"))
+    if args.diagram and not result.holds:
+        prop = result.violations()[0]
+        cex = prop.counterexample
+        assert cex is not None
+        title = f"{result.scenario.pattern.name}: {prop.name} violated"
+        _write_diagram(cex, args.diagram, None, culprit=len(cex) - 1, title=title)
+        print(f"\nDiagram: {args.diagram}")
     return EXIT_OK if result.holds else EXIT_VIOLATED
+
+
+def _write_diagram(
+    trace, path: str | None, fmt: str | None, *, culprit: int | None = None, title: str | None = None, flag: str = "--diagram"
+) -> None:
+    """Render a trace; with no path, text formats go to stdout. Every failure is a UsageError."""
+    from ..diagrams import render, sequence_graph
+    from ..diagrams.draw import MissingMatplotlib
+    from ..diagrams.render import format_for
+
+    try:
+        fmt = format_for(path, fmt)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if path is None and fmt in ("svg", "png"):
+        raise UsageError(f"--format {fmt} is binary; name a file with -o FILE")
+    _writable(path, flag)
+    graph = sequence_graph(trace, culprit=culprit, title=title)
+    try:
+        out = render(graph, fmt, path)
+    except MissingMatplotlib as e:
+        raise UsageError(str(e)) from None
+    except OSError as e:
+        raise UsageError(f"cannot write {path}: {e.strerror}; name a writable file") from None
+    if path is None:
+        sys.stdout.write(out)  # type: ignore[arg-type]
+
+
+def cmd_diagram(args: argparse.Namespace) -> int:
+    trace = flow(args.pattern, args.flow, leases=args.leases)
+    culprit = None
+    if args.flow == "stale-set" and not args.leases:
+        culprit = len(trace) - 1  # the stale fill
+    _write_diagram(trace, args.output, args.format, culprit=culprit, flag="-o")
+    return EXIT_OK
 
 
 def format_exploration(result: Exploration, *, markdown: bool = False) -> str:
@@ -164,6 +217,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     _writable(args.report_json, "--report-json")
     _writable(args.junit_xml, "--junit-xml")
+    _writable(args.diagram, "--diagram")
     tty = sys.stderr.isatty()
     progress = Progress(tick=_ProgressLine() if tty else None)
     try:
@@ -189,6 +243,18 @@ def cmd_check(args: argparse.Namespace) -> int:
             f"in {result.elapsed:.1f} s",
             file=sys.stderr,
         )
+    if args.diagram and not result.passed:
+        import attrs as _attrs
+
+        from ..model import Trace
+
+        f = result.finding
+        assert f is not None
+        _write_diagram(
+            Trace(steps=result.steps), args.diagram, None, culprit=f.culprit,
+            title=f"{result.pattern}: {f.invariant} ({args.target})",
+        )
+        result = _attrs.evolve(result, diagram=args.diagram)
     print(result.report())
     if args.report_json:
         Path(args.report_json).write_text(result.to_json() + "\n")
@@ -220,7 +286,7 @@ class _ProgressLine:
             sys.stderr.flush()
 
 
-COMMANDS = {"explain": cmd_explain, "explore": cmd_explore, "check": cmd_check}
+COMMANDS = {"explain": cmd_explain, "explore": cmd_explore, "check": cmd_check, "diagram": cmd_diagram}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

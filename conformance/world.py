@@ -54,7 +54,7 @@ class World:
         steps = list(enumerate(self.steps))[first:]
         self._returned(op, "read", key, None, result)
         found = judge.read(op, key, steps, result, floor=floor, cached_at_start=cached)
-        return self._found(_at_return(found, len(self.steps) - 1) or judge.at_rest(h.db, h.cache, op))
+        return self._found(_at_return(found or judge.at_rest(h.db, h.cache, op), len(self.steps) - 1))
 
     def write(self, key: Any) -> Finding | None:
         op = self._name("w")
@@ -73,7 +73,7 @@ class World:
         steps = list(enumerate(self.steps))[first:]
         self._returned(op, "write", key, value, None)
         found = self.judge.write(op, key, value, steps)
-        return self._found(_at_return(found, len(self.steps) - 1) or self.judge.at_rest(h.db, h.cache, op))
+        return self._found(_at_return(found or self.judge.at_rest(h.db, h.cache, op), len(self.steps) - 1))
 
     def _returned(self, op: str, action: str, key: Any, value: Any, result: Any) -> None:
         self.steps.append(Step(op=op, actor=Actor.APP, target=APP, action=action, key=key, value=value, result=result))

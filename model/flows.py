@@ -10,13 +10,18 @@ from .participants import PATTERNS, Pattern
 from .steps import Step, Trace, render_table
 from .system import NONE, Scenario, State, System
 
-FLOWS = ("read-hit", "read-miss", "write")
+FLOWS = ("read-hit", "read-miss", "write", "stale-set")
+# The stale-set race, as the order in which its two operations step: the reader looks up and
+# loads, the writer writes and invalidates, the reader fills.
+RACE = ("r1", "r1", "w1", "w1", "r1")
 
 
 def flow(pattern: Pattern, name: str, *, leases: bool = False) -> Trace:
     """Run one operation alone, from the state the flow starts in, and return its steps."""
     if name not in FLOWS:
         raise ValueError(f"unknown flow {name!r}; use one of: {', '.join(FLOWS)}")
+    if name == "stale-set":
+        return race(pattern, leases=leases)
     reading = name != "write"
     system = System(
         Scenario(pattern=pattern, leases=leases, readers=int(reading), writers=int(not reading), keys=1)
@@ -33,6 +38,18 @@ def flow(pattern: Pattern, name: str, *, leases: bool = False) -> Trace:
         steps.append(system.step_of(label))
     lease = " with leases" if leases else ""
     return Trace(steps=tuple(steps), title=f"{pattern.name}{lease}: {name}")
+
+
+def race(pattern: Pattern, *, leases: bool = False) -> Trace:
+    """The stale-set interleaving on the model; with leases it shows the refused fill instead."""
+    system = System(Scenario(pattern=pattern, leases=leases, readers=1, writers=1, keys=1))
+    state = system.initial()
+    steps: list[Step] = []
+    for op in RACE:
+        label, state, _ = next(t for t in system.successors(state) if system.op_names[t[0][0]] == op)
+        steps.append(system.step_of(label))
+    lease = " with leases" if leases else ""
+    return Trace(steps=tuple(steps), title=f"{pattern.name}{lease}: stale-set race")
 
 
 def _cell(steps: list[Step]) -> str:
