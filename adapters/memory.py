@@ -72,6 +72,13 @@ class MemoryCache:
             self._data[key] = value
         return True
 
+    def live_tokens(self) -> set:
+        return set(self._leases.values())
+
+    def state_key(self) -> Any:
+        """The store's state for the exhaustive explorer, with tokens reduced to 'a lease is out'."""
+        return (repr(sorted(self._data.items(), key=repr)), repr(sorted(self._leases, key=repr)))
+
     def peek(self, key: Hashable) -> Any:
         """Read without recording: the kit's own view for judging, never an adapter's step."""
         return self._data.get(key)

@@ -6,6 +6,7 @@ scheduler may switch to another in-flight operation.
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Callable
 
 import attrs
@@ -24,12 +25,19 @@ class Recorder:
     def __init__(self, attribution: Attribution) -> None:
         self.attribution = attribution
         self.steps: list[Step] = []
-        self.op: str = OUTSIDE
-        self.before_step: Callable[[], None] | None = None  # the scheduler's switch point
+        self.op: str = OUTSIDE  # the running operation in sequential runs
+        self.op_of_thread: dict[int, str] = {}  # concurrent runs: which operation each thread runs
+        self.park: Callable[[tuple], None] | None = None  # the scheduler's switch point
+        self.strays: list[Step] = []  # calls from threads the kit did not start
+
+    def before(self, target: str, action: str, key: Any) -> None:
+        if self.park is not None:
+            self.park((target, action, key))
 
     def record(self, target: str, action: str, key: Any, value: Any, result: Any, token: Any = None) -> Step:
+        op = self.op_of_thread.get(threading.get_ident(), self.op) if self.op_of_thread else self.op
         step = Step(
-            op=self.op,
+            op=op,
             actor=self.attribution.actor(3),
             target=target,
             action=action,
@@ -39,6 +47,8 @@ class Recorder:
             token=token,
         )
         self.steps.append(step)
+        if self.op_of_thread and op == OUTSIDE:
+            self.strays.append(step)
         return step
 
 
@@ -50,11 +60,13 @@ class RecordingDB:
         self._recorder = recorder
 
     def get(self, key: Any) -> Any:
+        self._recorder.before("db", "get", key)
         result = self._backend.get(key)
         self._recorder.record("db", "get", key, None, result)
         return result
 
     def put(self, key: Any, value: Any) -> None:
+        self._recorder.before("db", "put", key)
         self._backend.put(key, value)
         self._recorder.record("db", "put", key, value, None)
 
@@ -67,29 +79,35 @@ class RecordingCache:
         self._recorder = recorder
 
     def get(self, key: Any) -> Any:
+        self._recorder.before("cache", "get", key)
         result = self._backend.get(key)
         self._recorder.record("cache", "get", key, None, result)
         return result
 
     def set(self, key: Any, value: Any) -> None:
+        self._recorder.before("cache", "set", key)
         self._backend.set(key, value)
         self._recorder.record("cache", "set", key, value, None)
 
     def add(self, key: Any, value: Any) -> bool:
+        self._recorder.before("cache", "add", key)
         result = self._backend.add(key, value)
         self._recorder.record("cache", "add", key, value, result)
         return result
 
     def delete(self, key: Any) -> None:
+        self._recorder.before("cache", "delete", key)
         self._backend.delete(key)
         self._recorder.record("cache", "delete", key, None, None)
 
     def lease_get(self, key: Any) -> tuple[Any, Any]:
+        self._recorder.before("cache", "lease_get", key)
         result = self._backend.lease_get(key)
         self._recorder.record("cache", "lease_get", key, None, tuple(result))
         return result
 
     def lease_set(self, key: Any, value: Any, token: Any) -> bool:
+        self._recorder.before("cache", "lease_set", key)
         result = self._backend.lease_set(key, value, token)
         self._recorder.record("cache", "lease_set", key, value, result, token)
         return result

@@ -27,6 +27,7 @@ INVARIANTS = (
 )
 NON_INVARIANT_FINDINGS = ("adapter-error", "timeout", "deadlock")
 SITUATIONS = ("miss", "hit", "fill", "write-invalidate", "absent-read")
+CONCURRENT_SITUATIONS = ("fill-overlapped-write",)
 
 LOOKUPS = ("get", "lease_get")
 FILLS = ("set", "add", "lease_set")
@@ -41,6 +42,7 @@ class Finding:
     op: str
     culprit: int | None = None  # index into the run's steps; None when the operation's end is the culprit
     allowed: tuple[str, ...] = ()
+    key: Any = None  # for coherent-at-rest: the cache key whose entry is stale
 
 
 def _lookup_hit(step: Step) -> tuple[bool, bool]:
@@ -171,7 +173,11 @@ class Judge:
 
     # -- writes --------------------------------------------------------------------------------
 
-    def write(self, op: str, key: Any, value: Any, steps: list[tuple[int, Step]]) -> Finding | None:
+    def write(
+        self, op: str, key: Any, value: Any, steps: list[tuple[int, Step]], *, record: bool = True
+    ) -> Finding | None:
+        """Judge a write; ``record`` appends its value to the DB history (sequential runs; a
+        concurrent run builds the history from the trace's puts in the order they happened)."""
         p = self.pattern
         state = "start"
         k, v = show(key), show(value)
@@ -221,8 +227,9 @@ class Judge:
             return finding("write-order", f"the write {op} wrote the DB but never invalidated {k}", None)
         self.reached.add("write-invalidate")
         self.filled.discard(key)
-        self.history[key].append(value)
-        self.completed[key] = len(self.history[key]) - 1
+        if record:
+            self.history[key].append(value)
+            self.completed[key] = len(self.history[key]) - 1
         return None
 
     # -- rest ----------------------------------------------------------------------------------
@@ -240,5 +247,6 @@ class Judge:
                         message=f"after {op}, with nothing in flight, the cache holds {where} = {show(entry)} "
                         f"but the DB holds {show(truth)}",
                         op=op,
+                        key=ck,
                     )
         return None
