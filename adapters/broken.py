@@ -22,14 +22,17 @@ class Broken:
     invariant: str
     why: str
     make: Callable
+    concurrent: bool = False  # caught only by the concurrent checks
 
 
 CATALOGUE: dict[str, Broken] = {}
 
 
-def broken(pattern: str, invariant: str, why: str):
+def broken(pattern: str, invariant: str, why: str, *, concurrent: bool = False):
     def register(make: Callable) -> Callable:
-        CATALOGUE[make.__name__] = Broken(name=make.__name__, pattern=pattern, invariant=invariant, why=why, make=make)
+        CATALOGUE[make.__name__] = Broken(
+            name=make.__name__, pattern=pattern, invariant=invariant, why=why, make=make, concurrent=concurrent
+        )
         return make
 
     return register
@@ -278,6 +281,109 @@ def through_loader_raises(env) -> Adapter:
 
     cache = ReadThroughCache(env.cache, loader)
     return Adapter(read=cache.get, write=_write(env, cache), cache_code=ReadThroughCache)
+
+
+# -- concurrency: each is sequentially correct and fails only under some interleaving -------------
+
+
+@broken("cache-aside", "coherent-at-rest", "the seed's cache-aside as written: the stale-set race", concurrent=True)
+def seed_cache_aside(env) -> Adapter:
+    from .reference import cache_aside
+
+    return cache_aside(env)
+
+
+@broken("read-through", "coherent-at-rest", "the seed's read-through as written: the stale-set race", concurrent=True)
+def seed_read_through(env) -> Adapter:
+    from .reference import read_through
+
+    return read_through(env)
+
+
+@broken("cache-aside", "coherent-at-rest", "takes a lease but fills with a plain set", concurrent=True)
+def aside_lease_then_set(env) -> Adapter:
+    def read(key):
+        value, token = env.cache.lease_get(key)
+        if value is None:
+            value = env.db.get(key)
+            if value is not None:
+                env.cache.set(key, value)  # the token is never presented: nothing voids this fill
+        return value
+
+    return Adapter(read=read, write=_write(env))
+
+
+@broken("cache-aside", "coherent-at-rest", "loads first and takes its lease afterwards", concurrent=True)
+def aside_lease_after_load(env) -> Adapter:
+    def read(key):
+        value = env.cache.get(key)
+        if value is None:
+            value = env.db.get(key)
+            _, token = env.cache.lease_get(key)  # too late: the delete it should guard against is past
+            if token is not None:
+                env.cache.lease_set(key, value, token)
+        return value
+
+    return Adapter(read=read, write=_write(env))
+
+
+@broken("cache-aside", "coherent-at-rest", "fills with add (set-if-absent) and believes that guards it", concurrent=True)
+def aside_fill_with_add(env) -> Adapter:
+    def read(key):
+        value = env.cache.get(key)
+        if value is None:
+            value = env.db.get(key)
+            if value is not None:
+                env.cache.add(key, value)  # the delete left the key absent, so add succeeds
+        return value
+
+    return Adapter(read=read, write=_write(env))
+
+
+@broken("cache-aside", "coherent-at-rest", "a dogpile-style mutex around load-and-fill, writes unlocked", concurrent=True)
+def aside_fill_mutex(env) -> Adapter:
+    import collections
+    import threading
+
+    locks = collections.defaultdict(threading.Lock)
+
+    def read(key):
+        value = env.cache.get(key)
+        if value is None:
+            with locks[key]:  # only one loader per key, but the writer does not take the lock
+                value = env.cache.get(key)
+                if value is None:
+                    value = env.db.get(key)
+                    if value is not None:
+                        env.cache.set(key, value)
+        return value
+
+    return Adapter(read=read, write=_write(env))
+
+
+@broken("cache-aside", "deadlock", "read and write take two locks in opposite orders", concurrent=True)
+def aside_lock_order_deadlock(env) -> Adapter:
+    import threading
+
+    first, second = threading.Lock(), threading.Lock()
+
+    def read(key):
+        with first:
+            value = env.cache.get(key)
+            with second:
+                if value is None:
+                    value = env.db.get(key)
+                    if value is not None:
+                        env.cache.set(key, value)
+        return value
+
+    def write(key, value):
+        with second:
+            env.db.put(key, value)
+            with first:
+                env.cache.delete(key)
+
+    return Adapter(read=read, write=write)
 
 
 # Module-level names so `cachepact check cachepact.adapters.broken:NAME` works for every entry.

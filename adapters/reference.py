@@ -1,7 +1,8 @@
 """Correct adapters for each pattern: the seed's pseudocode made real, and lease-guarded versions.
 
 The plain ones are sequentially correct and lose coherence under the stale-set race; the leased
-ones close it (memcache leases: a delete voids the racing reader's token, so its fill is refused).
+ones close it (memcache leases: a delete voids the racing reader's token, so its fill is refused),
+and so does the locked one, by serialising every operation on a key.
 """
 
 from __future__ import annotations
@@ -65,7 +66,33 @@ def read_through_leased(env) -> Adapter:
     return Adapter(read=cache.get, write=write, cache_code=ReadThroughCache)
 
 
+def cache_aside_locked(env) -> Adapter:
+    """Cache-aside made coherent the blunt way: a per-key mutex around every read and write."""
+    import collections
+    import threading
+
+    locks = collections.defaultdict(threading.Lock)
+    inner = cache_aside(env)
+
+    def read(key):
+        with locks[key]:
+            return inner.read(key)
+
+    def write(key, value):
+        with locks[key]:
+            inner.write(key, value)
+
+    return Adapter(read=read, write=write)
+
+
+# Correct under concurrency too; the plain ones are correct only sequentially (the seed's race).
+RACE_FREE = {"cache_aside_leased", "cache_aside_locked", "read_through_leased"}
+
 REFERENCE = {
-    "cache-aside": {"cache_aside": cache_aside, "cache_aside_leased": cache_aside_leased},
+    "cache-aside": {
+        "cache_aside": cache_aside,
+        "cache_aside_leased": cache_aside_leased,
+        "cache_aside_locked": cache_aside_locked,
+    },
     "read-through": {"read_through": read_through, "read_through_leased": read_through_leased},
 }

@@ -92,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     ck.add_argument("--max-examples", type=_positive("--max-examples"), default=None, help="sequences to try (default 100)")
     ck.add_argument("--seed", type=int, default=None, help="seed for a reproducible run (default: derandomized)")
     ck.add_argument("--replay", metavar="STRING", help="rerun exactly the sequence a failing run printed")
+    ck.add_argument(
+        "--max-ops", type=_positive("--max-ops"), default=3, help="operations in flight per concurrent scenario (2-6)"
+    )
     ck.add_argument("--report-json", metavar="FILE", help="write the verdict and every check as JSON")
     ck.add_argument("--junit-xml", metavar="FILE", help="write one JUnit test case per invariant")
     ck.add_argument("--diagram", metavar="FILE", help="write the counterexample's sequence diagram (.mmd .dot .svg .png)")
@@ -229,6 +232,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             seed=args.seed,
             replay=args.replay,
             concurrency=not args.no_concurrency,
+            max_ops=args.max_ops,
             target=args.target,
             progress=progress,
         )

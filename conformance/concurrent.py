@@ -43,8 +43,13 @@ def parse_concurrent_replay(text: str) -> tuple[Scenario, list[int]]:
         picks = [int(c) for c in choices]
     except ValueError:
         raise ValueError(f"--replay {text!r} is not a concurrent replay string; {form}") from None
-    if not scenario.ops or any(k not in ("r", "w") or len(op) != 2 for k, *op in (*scenario.prefix, *scenario.ops) for op in [op]):
+    from .world import KEYS
+
+    ops = (*scenario.prefix, *scenario.ops)
+    if not scenario.ops or any(len(op) != 2 or op[0] not in ("r", "w") or op[1] not in KEYS for op in ops):
         raise ValueError(f"--replay {text!r} has a bad operation; {form}")
+    if any(c >= len(scenario.ops) for c in picks):
+        raise ValueError(f"--replay {text!r} chooses an operation that does not exist; {form}")
     return scenario, picks
 
 
@@ -58,6 +63,7 @@ class ConcurrentRun:
     decisions: list
     overlapped: bool  # a fill happened while a write of the same key was in flight
     pruned: bool = False  # cut short: it reached a state an earlier schedule had explored
+    uncontrolled: int = 0  # steps where an operation blocked outside the kit's view (timeout fallback)
 
     @property
     def replay(self) -> str:
@@ -136,7 +142,12 @@ def run_concurrent(
             if found:
                 # The culprit is the step that stored the stale entry, not the moment it was noticed.
                 fills = [n for n, s in enumerate(rec.steps) if s.target == "cache" and s.key == found.key and s.action in ("set", "add", "lease_set")]
-                findings.append(attrs.evolve(found, culprit=fills[-1] if fills else ended[i]))
+                k, v = found.key, world.harness.cache.get(found.key)
+                hint = (
+                    f"the same step: the pattern as the seed states it has this race; fill through a lease "
+                    f"(lease_get, then lease_set({k}, {v}, token)) so the invalidation voids the stale fill"
+                )
+                findings.append(attrs.evolve(found, culprit=fills[-1] if fills else ended[i], allowed=(hint,)))
 
     from .env import run_operation
 
@@ -145,6 +156,9 @@ def run_concurrent(
         step_timeout=step_timeout, stall_timeout=stall_timeout,
     )
     rec.park = scheduler.park
+    from . import primitives
+
+    primitives.foreign[0] = False
     if probe is not None:
         probe[0] = lambda: _state_key(world, scenario, names, scheduler, started, ended)
     try:
@@ -152,7 +166,13 @@ def run_concurrent(
             scheduler.run()
     except Stalled as e:
         scheduler.retire_unfinished()
-        findings.append(Finding(invariant=e.kind, message=str(e).replace("[", "").replace("]", ""), op=names[0],
+        stuck = [names[i] for i, st in enumerate(scheduler.state) if st != "done"]
+        message = (
+            f"{' and '.join(stuck)} wait on each other's locks: no operation can take its next step"
+            if e.kind == "deadlock"
+            else f"{' and '.join(stuck)} blocked outside the kit's control (not a kit-visible lock) for {stall_timeout:g} s"
+        )
+        findings.append(Finding(invariant=e.kind, message=message, op=stuck[0] if stuck else names[0],
                                 culprit=len(rec.steps) - 1 if rec.steps else None))
     finally:
         rec.park = None
@@ -174,7 +194,9 @@ def run_concurrent(
         judge.reached.add("fill-overlapped-write")
     finding = min(findings, key=lambda f: (f.culprit if f.culprit is not None else 10**9)) if findings else None
     world.finding = world.finding or finding
-    return ConcurrentRun(world, scenario, names, finding, scheduler.choices, scheduler.decisions, overlapped)
+    return ConcurrentRun(
+        world, scenario, names, finding, scheduler.choices, scheduler.decisions, overlapped, uncontrolled=scheduler.uncontrolled
+    )
 
 
 def _judge_ops(world, scenario, names, values, results, started, ended, errors) -> list[Finding]:
@@ -276,7 +298,7 @@ def _state_key(world: World, scenario: Scenario, names: list[str], scheduler: Sc
         for r in range(len(names))
     )
     per_op = [
-        (scenario.ops[i], scheduler.state[i], tuple(seen[n]), before[i], i if scenario.ops[i][0] == "w" else -1)
+        (scenario.ops[i], scheduler.state[i], scheduler.parks[i], tuple(seen[n]), before[i], i if scenario.ops[i][0] == "w" else -1)
         for i, n in enumerate(names)
     ]
     # Reads of one key run the same code with no input of their own, so states that differ only by
@@ -360,3 +382,70 @@ def explore_schedules(
         if result.runs + result.pruned >= limit:
             result.complete, result.states = False, len(visited)
             return result
+
+
+# -- Hypothesis over scenarios and schedules -------------------------------------------------------
+
+EXHAUSTIVE_SCENARIOS = (
+    Scenario(ops=(("r", "k1"), ("w", "k1"))),
+    Scenario(ops=(("r", "k1"), ("r", "k1"), ("w", "k1"))),
+    Scenario(ops=(("r", "k1"), ("w", "k1"), ("w", "k1"))),
+    Scenario(prefix=(("r", "k1"),), ops=(("r", "k1"), ("w", "k1"))),
+)
+
+
+def run_hypothesis_concurrent(
+    make: Callable,
+    pattern: Pattern,
+    *,
+    max_examples: int,
+    max_ops: int,
+    seed: int | None,
+    progress: Any,
+    backends: Callable[[], tuple] | None = None,
+) -> ConcurrentRun | None:
+    """Hypothesis draws a prefix, the operations in flight and a schedule; the shrunk failure, or None."""
+    import hypothesis.strategies as st
+    from hypothesis import HealthCheck, Phase, Verbosity, given, settings
+    from hypothesis import seed as hypothesis_seed
+    from hypothesis.errors import Flaky
+
+    from .sequential import Violation
+    from .world import KEYS
+
+    failing: list[ConcurrentRun] = []
+    op = st.tuples(st.sampled_from(("r", "w")), st.sampled_from(KEYS[:2]))
+
+    @settings(
+        max_examples=max_examples,
+        deadline=None,
+        database=None,
+        derandomize=seed is None,
+        report_multiple_bugs=False,
+        verbosity=Verbosity.quiet,
+        suppress_health_check=list(HealthCheck),
+        phases=(Phase.generate, Phase.shrink),
+    )
+    @given(
+        prefix=st.lists(op, max_size=2),
+        ops=st.lists(op, min_size=2, max_size=max_ops),
+        schedule=st.lists(st.integers(0, max_ops), max_size=6 * max_ops),
+    )
+    def test(prefix: list, ops: list, schedule: list) -> None:
+        progress.examples += 1
+        run = run_concurrent(make, pattern, Scenario(prefix=tuple(prefix), ops=tuple(ops)), switching(schedule), backends=backends)
+        progress.operations += len(prefix) + len(ops)
+        progress.reached |= run.world.judge.reached
+        if progress.tick:
+            progress.tick(progress)
+        if run.finding is not None:
+            failing.append(run)
+            raise Violation(run.finding)
+
+    if seed is not None:
+        test = hypothesis_seed(seed)(test)
+    try:
+        test()
+    except (Violation, Flaky):
+        pass
+    return failing[-1] if failing else None

@@ -27,6 +27,14 @@ _changed = RealCondition(_state)  # wakes non-operation threads waiting on a kit
 
 # Set by the scheduler: thread ident -> blocker function ``block(predicate, timeout) -> bool``.
 blockers: dict[int, Callable[[Callable[[], bool], float | None], bool]] = {}
+# And thread ident -> park function: acquiring a lock is itself a scheduling point.
+parks: dict[int, Callable[[tuple], None]] = {}
+
+
+def _park(what: str) -> None:
+    park = parks.get(threading.get_ident())
+    if park is not None:
+        park(("lock", what, None))
 
 
 def _wait_until(predicate: Callable[[], bool], timeout: float | None) -> bool:
@@ -52,9 +60,16 @@ def _wait_until(predicate: Callable[[], bool], timeout: float | None) -> bool:
 touched = [False]
 
 
+# Set when a thread the kit did not start used a kit primitive during a run: an operation blocked
+# on it may be woken from outside, so the scheduler waits a moment before calling it a deadlock.
+foreign = [False]
+
+
 def _touch() -> None:
     if threading.get_ident() in blockers:
         touched[0] = True
+    elif blockers:
+        foreign[0] = True
 
 
 def _locked(predicate: Callable[[], bool]) -> bool:
@@ -75,6 +90,7 @@ class KitLock:
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         _touch()
+        _park("acquire")
         me = threading.get_ident()
         while True:
             with _state:
@@ -209,6 +225,7 @@ class KitSemaphore:
 
     def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
         _touch()
+        _park("acquire")
         while True:
             with _state:
                 if self._value > 0:

@@ -14,7 +14,7 @@ from xml.sax.saxutils import escape, quoteattr
 import attrs
 
 from ..model import Step, render_table, show
-from .judge import INVARIANTS, SITUATIONS, Finding
+from .judge import CONCURRENT_SITUATIONS, INVARIANTS, SITUATIONS, Finding
 
 
 @attrs.frozen(kw_only=True)
@@ -31,6 +31,8 @@ class Result:
     elapsed: float = 0.0
     seed: int | None = None
     diagram: str | None = None
+    columns: tuple[str, ...] = ()  # operations in flight together: one table column each
+    concurrent: bool = False
 
     @property
     def passed(self) -> bool:
@@ -42,7 +44,8 @@ class Result:
 
     @property
     def not_reached(self) -> tuple[str, ...]:
-        return tuple(s for s in SITUATIONS if s not in self.reached)
+        names = SITUATIONS + (CONCURRENT_SITUATIONS if self.concurrent else ())
+        return tuple(s for s in names if s not in self.reached)
 
     @property
     def replay_command(self) -> str:
@@ -50,7 +53,28 @@ class Result:
 
     # -- text ----------------------------------------------------------------------------------
 
+    def race_table(self) -> str:
+        """One column per operation in flight, rows in time order, context switches marked."""
+        culprit = self.finding.culprit if self.finding else None
+        cols = list(self.columns)
+        rows, previous = [], None
+        for i, s in enumerate(self.steps):
+            cells = [""] * len(cols)
+            text = s.describe() + (f" -> {s.shown_result}" if s.shown_result else "")
+            if s.op in cols:
+                actor = "" if s.target == "app" else f"{s.actor}: "
+                cells[cols.index(s.op)] = actor + text
+                switch = "switch" if previous is not None and s.op != previous else ""
+                previous = s.op
+            else:  # the sequential prefix, before anything was in flight
+                cells = [f"{s.op} {s.actor}: {text}"] + [""] * (len(cols) - 1)
+                switch = ""
+            rows.append((str(i + 1), switch, *cells, "<-- culprit" if i == culprit else ""))
+        return render_table(("#", "", *cols, ""), rows)
+
     def steps_table(self) -> str:
+        if self.columns:
+            return self.race_table()
         culprit = self.finding.culprit if self.finding else None
         rows = []
         for i, s in enumerate(self.steps):
@@ -70,8 +94,11 @@ class Result:
             lines.append(f"FAIL {f.invariant}: {f.message}")
             lines.append("")
             calls = sum(s.target != "app" for s in self.steps)
-            n_ops = len(self.replay[4:].split(","))
+            n_ops = len(self.replay.split("/")[1].replace("|", ",").strip(",").split(","))
             lines.append(f"Minimal failing sequence: {n_ops} operation{'s' * (n_ops != 1)}, {calls} step{'s' * (calls != 1)}")
+            if self.columns:
+                switches = sum(1 for row in self.race_table().splitlines()[2:] if row.split()[1:2] == ["switch"])
+                lines[-1] += f", {len(self.columns)} in flight, {switches} context switch{'es' * (switches != 1)}"
             lines.append(self.steps_table())
             if f.allowed:
                 lines.append(f"Model allowed at that point: {' | '.join(f.allowed)}")

@@ -100,6 +100,7 @@ class Scheduler:
         self.state = ["new"] * n  # new | parked | blocked | running | uncontrolled | done
         self.pending: dict[int, tuple] = {i: ("start",) for i in range(n)}
         self.first = [True] * n
+        self.parks = [0] * n  # scheduling points passed: where an op is, between env calls too
         self.predicate: list[Callable[[], bool] | None] = [None] * n
         self.has_timeout = [False] * n
         self.timed_out = [False] * n
@@ -112,6 +113,8 @@ class Scheduler:
         self.threads: dict[int, int] = {}  # thread ident -> op index
         self.started: list[bool] = [False] * n
         self.aborting = False
+        self.uncontrolled = 0  # how often an operation neither parked nor returned in time
+        self._waited_for_foreign = False
 
     # -- called on operation threads ------------------------------------------------------------
 
@@ -121,6 +124,7 @@ class Scheduler:
         if i is None:
             return
         self.pending[i] = (*call, self.first[i])
+        self.parks[i] += 1
         self.state[i] = "parked"
         self._yield(i)
         self.first[i] = False
@@ -154,10 +158,13 @@ class Scheduler:
                 who = self.back.get(timeout=self.step_timeout)
             except queue.Empty:
                 self.state[i] = "uncontrolled"  # blocked where the kit cannot see
+                self.uncontrolled += 1
                 return False
-            if who == i:
+            # A report counts only if the op really stopped; one queued earlier by an op that had been
+            # left uncontrolled (it parked on its own while another ran) is stale.
+            if who == i and self.state[i] != "running":
+                self._waited_for_foreign = False
                 return True
-            # a late report from an operation that had been left running uncontrolled
 
     def run(self) -> None:
         workers = _workers(len(self.bodies))
@@ -220,6 +227,12 @@ class Scheduler:
                 ) from None
             del who  # it parked, blocked or finished; its state says which
             return
+        if primitives.foreign[0] and not self._waited_for_foreign:
+            # A thread of the adapter's own may still set what an operation waits for.
+            self._waited_for_foreign = True
+            with primitives._state:
+                primitives._changed.wait(self.step_timeout)
+            return
         blocked = [i for i, s in enumerate(self.state) if s == "blocked"]
         raise Stalled("deadlock", f"every unfinished operation waits on another: {blocked}")
 
@@ -227,6 +240,7 @@ class Scheduler:
         def job() -> None:
             me = threading.get_ident()
             primitives.blockers[me] = self.block
+            primitives.parks[me] = self.park
             self.threads[me] = i
             self.state[i] = "parked"
             try:
@@ -234,6 +248,7 @@ class Scheduler:
                 body()
             finally:
                 primitives.blockers.pop(me, None)
+                primitives.parks.pop(me, None)
                 self.threads.pop(me, None)
                 self.state[i] = "done"
                 if self.on_finish and not self.aborting:

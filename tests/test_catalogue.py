@@ -5,36 +5,58 @@ from __future__ import annotations
 import pytest
 
 from cachepact.adapters.broken import CATALOGUE
-from cachepact.adapters.reference import REFERENCE
+from cachepact.adapters.reference import RACE_FREE, REFERENCE
 from cachepact.conformance import INVARIANTS, check
 
 REFERENCES = [(pattern, name, make) for pattern, d in REFERENCE.items() for name, make in d.items()]
 
 
-@pytest.mark.parametrize("entry", list(CATALOGUE.values()), ids=list(CATALOGUE))
+SEQUENTIAL = [b for b in CATALOGUE.values() if not b.concurrent]
+CONCURRENT = [b for b in CATALOGUE.values() if b.concurrent]
+
+
+@pytest.mark.parametrize("entry", SEQUENTIAL, ids=[b.name for b in SEQUENTIAL])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_each_broken_adapter_is_caught_by_its_declared_invariant(entry, seed):
-    result = check(entry.make, entry.pattern, seed=seed, target=entry.name)
+    result = check(entry.make, entry.pattern, seed=seed, target=entry.name, concurrency=False)
     assert not result.passed, f"{entry.name} ({entry.why}) passed"
     assert result.finding.invariant == entry.invariant, result.report()
 
 
 def test_the_catalogue_covers_every_invariant_for_both_patterns():
     for pattern in REFERENCE:
-        declared = {b.invariant for b in CATALOGUE.values() if b.pattern == pattern}
+        declared = {b.invariant for b in CATALOGUE.values() if b.pattern == pattern and not b.concurrent}
         assert set(INVARIANTS) | {"adapter-error"} <= declared, pattern
+
+
+@pytest.mark.parametrize("entry", CONCURRENT, ids=[b.name for b in CONCURRENT])
+def test_each_race_is_missed_sequentially_and_caught_concurrently_with_its_invariant(entry):
+    assert check(entry.make, entry.pattern, seed=0, concurrency=False).passed
+    result = check(entry.make, entry.pattern, seed=0, target=entry.name)
+    assert result.finding is not None and result.finding.invariant == entry.invariant, result.report()
 
 
 @pytest.mark.parametrize(("pattern", "name", "make"), REFERENCES, ids=[n for _, n, _ in REFERENCES])
 @pytest.mark.parametrize("seed", range(5))
-def test_every_reference_adapter_passes_over_many_seeds(pattern, name, make, seed):
-    result = check(make, pattern, seed=seed, target=name)
+def test_every_reference_adapter_passes_sequentially_over_many_seeds(pattern, name, make, seed):
+    result = check(make, pattern, seed=seed, target=name, concurrency=False)
     assert result.passed, result.report()
     assert result.not_reached == (), "a pass that never reached a hit/miss/fill says little"
+
+
+RACE_FREE_REFS = [r for r in REFERENCES if r[1] in RACE_FREE]
+
+
+@pytest.mark.parametrize(("pattern", "name", "make"), RACE_FREE_REFS, ids=[n for _, n, _ in RACE_FREE_REFS])
+@pytest.mark.parametrize("seed", range(2))
+def test_lease_and_lock_based_adapters_pass_every_concurrent_check(pattern, name, make, seed):
+    result = check(make, pattern, seed=seed, target=name)
+    assert result.passed, result.report()
+    assert "fill-overlapped-write" in result.reached
 
 
 @pytest.mark.parametrize(("pattern", "name", "make"), REFERENCES, ids=[n for _, n, _ in REFERENCES])
 def test_a_reference_adapter_checked_against_the_other_pattern_fails_who_loads(pattern, name, make):
     other = "read-through" if pattern == "cache-aside" else "cache-aside"
-    result = check(make, other, seed=0)
+    result = check(make, other, seed=0, concurrency=False)
     assert result.finding is not None and result.finding.invariant == "who-loads"

@@ -23,13 +23,12 @@ def run(capsys, *argv):
 @pytest.mark.parametrize(
     ("target", "pattern"),
     [
-        (f"{REF}:cache_aside", "cache-aside"),
         (f"{REF}:cache_aside_leased", "cache-aside"),
-        (f"{REF}:read_through", "read-through"),
+        (f"{REF}:cache_aside_locked", "cache-aside"),
         (f"{REF}:read_through_leased", "read-through"),
     ],
 )
-def test_a_reference_adapter_exits_0(capsys, target, pattern):
+def test_a_race_free_reference_adapter_exits_0(capsys, target, pattern):
     code, out, err = run(capsys, "check", target, "--pattern", pattern, "--max-examples", "30")
     assert code == 0, out
     assert out.splitlines()[1].startswith("PASS: every invariant held over ")
@@ -51,7 +50,7 @@ def test_a_broken_adapter_exits_1_and_writes_json_and_junit(capsys, tmp_path):
 
 def test_replay_reruns_exactly_the_printed_sequence(capsys):
     target = "cachepact.adapters.broken:aside_local_memo"
-    code, out, _ = run(capsys, "check", target, "--pattern", "cache-aside")
+    code, out, _ = run(capsys, "check", target, "--pattern", "cache-aside", "--no-concurrency")
     replay = out.split("--replay '")[1].split("'")[0]
     code2, out2, _ = run(capsys, "check", target, "--pattern", "cache-aside", "--replay", replay)
     assert code == code2 == 1
@@ -103,6 +102,10 @@ def test_an_unusable_target_exits_2_with_one_line_naming_the_fix(capsys, tmp_pat
         (["check", f"{REF}:cache_aside", "--pattern", "cache-aside", "--replay", "r:k1"], "not a replay string"),
         (["check", f"{REF}:cache_aside", "--pattern", "cache-aside", "--replay", "seq/x:k9"], "bad operation"),
         (["check", f"{REF}:cache_aside", "--pattern", "cache-aside", "--report-json", "/no/such/dir/r.json"], "does not exist"),
+        (["check", f"{REF}:cache_aside", "--pattern", "cache-aside", "--max-ops", "0"], "--max-ops: must be at least 1"),
+        (["check", f"{REF}:cache_aside", "--pattern", "cache-aside", "--max-ops", "1"], "--max-ops must be between 2 and 6"),
+        (["check", f"{REF}:cache_aside", "--pattern", "cache-aside", "--max-ops", "50"], "--max-ops must be between 2 and 6"),
+        (["check", f"{REF}:cache_aside", "--pattern", "cache-aside", "--replay", "con/r:k1"], "not a concurrent replay string"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(capsys, argv, fix):
@@ -111,7 +114,7 @@ def test_bad_arguments_exit_2_with_one_line(capsys, argv, fix):
 
 
 def test_an_adapter_raising_mid_operation_is_a_finding_not_a_crash(capsys):
-    code, out, _ = run(capsys, "check", "cachepact.adapters.broken:aside_raises_on_absent", "--pattern", "cache-aside")
+    code, out, _ = run(capsys, "check", "cachepact.adapters.broken:aside_raises_on_absent", "--pattern", "cache-aside", "--no-concurrency")
     assert code == 1
     assert "FAIL adapter-error: r1 raised KeyError: 'k3'" in out
 
@@ -137,7 +140,7 @@ def test_the_console_script_checks_a_users_file(tmp_path):
             return cachepact.Adapter(read=read, write=write)
     """))
     proc = subprocess.run(
-        [sys.executable, "-m", "cachepact", "check", "my_cache:make", "--pattern", "cache-aside", "--max-examples", "20"],
+        [sys.executable, "-m", "cachepact", "check", "my_cache:make", "--pattern", "cache-aside", "--max-examples", "20", "--no-concurrency"],
         capture_output=True, text=True, cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -5,10 +5,10 @@ from __future__ import annotations
 pytest_plugins = ["pytester"]
 
 GOOD = """
-from cachepact.adapters.reference import cache_aside
+from cachepact.adapters.reference import cache_aside_leased
 from cachepact.conformance import conformance_test
 
-test_my_cache = conformance_test(cache_aside, pattern="cache-aside")
+test_my_cache = conformance_test(cache_aside_leased, pattern="cache-aside")
 """
 
 BAD = """
