@@ -7,12 +7,14 @@ from typing import Any, Callable
 
 from hypothesis import settings as hypothesis_settings
 
+from .concurrent import ConcurrentRun, parse_concurrent_replay, replaying, run_concurrent, run_hypothesis_concurrent
 from .result import Result
 from .sequential import Progress, run_sequential
 from .target import resolve_pattern, validate_factory
 from .world import World, parse_replay, replay_string
 
 DEFAULT_STEPS = 25
+SMOKE_EXAMPLES = 10
 MAX_OPS = 6  # operations in flight: past this, schedules outgrow any useful budget
 
 
@@ -45,74 +47,86 @@ def check(
     validate_factory(make, p, backends, target=label)
     progress = progress or Progress()
     started = time.perf_counter()
-    if replay is not None and replay.startswith("con/"):
-        from .concurrent import parse_concurrent_replay, replaying, run_concurrent
-
-        scenario, picks = parse_concurrent_replay(replay)
-        run = run_concurrent(make, p, scenario, replaying(picks), backends=backends)
-        progress.examples, progress.operations = 1, len(scenario.prefix) + len(scenario.ops)
-        progress.reached |= run.world.judge.reached
-        return _concurrent_result(run, p, label, progress, time.perf_counter() - started, seed, concurrency=True)
     if replay is not None:
-        world: World | None = World(make, p, backends=backends)
-        assert world is not None
-        for kind, key in parse_replay(replay):
-            found = world.read(key) if kind == "r" else world.write(key)
-            progress.operations += 1
-            if found:
-                break
-        progress.examples = 1
-        progress.reached |= world.judge.reached
-        if world.finding is None:
-            world = None
+        found = _replay(make, p, replay, progress, backends)
     else:
         profile = hypothesis_settings()
-        world = run_sequential(
-            make,
-            p,
-            max_examples=max_examples or profile.max_examples,
-            steps=steps or min(profile.stateful_step_count, DEFAULT_STEPS),
-            seed=seed,
-            progress=progress,
-            backends=backends,
+        examples = max_examples or profile.max_examples
+        budget = dict(
+            steps=steps or min(profile.stateful_step_count, DEFAULT_STEPS), seed=seed, progress=progress, backends=backends
         )
-    if world is None and concurrency and replay is None:
-        from .concurrent import EXHAUSTIVE_SCENARIOS, explore_schedules, run_hypothesis_concurrent
-
-        failing = None
-        for scenario in EXHAUSTIVE_SCENARIOS:
-            ex = explore_schedules(make, p, scenario, limit=exhaustive_limit, backends=backends, on_run=_counting(progress))
-            if ex.failing is not None:
-                failing = ex.failing
-                break
-        if failing is None:
-            failing = run_hypothesis_concurrent(
-                make, p, max_examples=max_examples or hypothesis_settings().max_examples, max_ops=max_ops,
-                seed=seed, progress=progress, backends=backends,
-            )
-        if failing is not None:
-            return _concurrent_result(failing, p, label, progress, time.perf_counter() - started, seed, concurrency=True)
+        found = _search(make, p, examples, budget, concurrency, max_ops, exhaustive_limit)
     elapsed = time.perf_counter() - started
-    common = dict(
-        pattern=p.name,
-        target=label,
-        examples=progress.examples,
-        operations=progress.operations,
-        elapsed=elapsed,
-        seed=seed,
-    )
-    if world is None:
-        return Result(finding=None, reached=_ordered(progress.reached, concurrency), concurrent=concurrency, **common)
+    common = dict(pattern=p.name, target=label, elapsed=elapsed, seed=seed, concurrent=concurrency)
+    if found is None:
+        return Result(
+            finding=None, reached=_ordered(progress.reached, concurrency), examples=progress.examples,
+            operations=progress.operations, **common,
+        )
+    world = found.world if isinstance(found, ConcurrentRun) else found
     progress.reached |= world.judge.reached
     return Result(
-        finding=world.finding,
+        finding=found.finding,
         steps=tuple(world.steps),
-        replay=replay_string(world.ops),
+        replay=found.replay if isinstance(found, ConcurrentRun) else replay_string(world.ops),
         final_state=tuple(world.final_state()),
         reached=_ordered(progress.reached, concurrency),
-        concurrent=concurrency,
+        examples=progress.examples,
+        operations=progress.operations,
+        columns=tuple(found.names) if isinstance(found, ConcurrentRun) else (),
         **common,
     )
+
+
+def _replay(make: Callable, p: Any, replay: str, progress: Progress, backends: Any) -> World | ConcurrentRun | None:
+    """Rerun exactly what a failing run printed: a sequence, or a scenario with its schedule."""
+    progress.examples = 1
+    if replay.startswith("con/"):
+        scenario, picks = parse_concurrent_replay(replay)
+        run = run_concurrent(make, p, scenario, replaying(picks), backends=backends)
+        progress.operations = len(scenario.prefix) + len(scenario.ops)
+        progress.reached |= run.world.judge.reached
+        return run if run.finding else None
+    world = World(make, p, backends=backends)
+    for kind, key in parse_replay(replay):
+        progress.operations += 1
+        if world.read(key) if kind == "r" else world.write(key):
+            break
+    progress.reached |= world.judge.reached
+    return world if world.finding else None
+
+
+def _search(
+    make: Callable, p: Any, examples: int, budget: dict, concurrency: bool, max_ops: int, limit: int
+) -> World | ConcurrentRun | None:
+    """The phases of a check, cheapest evidence first.
+
+    A short sequential pass, then the small exhaustive interleavings (milliseconds, and where races
+    live), then the full sequential budget, then Hypothesis over scenarios and schedules. A race is
+    reported about as fast as a plain sequential bug, and a sequential bug keeps its minimal
+    sequential program.
+    """
+    progress, backends = budget["progress"], budget["backends"]
+    found: World | ConcurrentRun | None = run_sequential(make, p, max_examples=min(SMOKE_EXAMPLES, examples), **budget)
+    if found is None and concurrency:
+        found = _exhaustive(make, p, progress, backends, limit)
+    if found is None and examples > SMOKE_EXAMPLES:
+        found = run_sequential(make, p, max_examples=examples, **budget)
+    if found is None and concurrency:
+        found = run_hypothesis_concurrent(
+            make, p, max_examples=examples, max_ops=max_ops, seed=budget["seed"], progress=progress, backends=backends
+        )
+    return found
+
+
+def _exhaustive(make: Callable, p: Any, progress: Progress, backends: Any, limit: int) -> Any:
+    from .concurrent import EXHAUSTIVE_SCENARIOS, explore_schedules
+
+    for scenario in EXHAUSTIVE_SCENARIOS:
+        ex = explore_schedules(make, p, scenario, limit=limit, backends=backends, on_run=_counting(progress))
+        if ex.failing is not None:
+            return ex.failing
+    return None
 
 
 def _counting(progress: Progress) -> Callable:
@@ -124,24 +138,6 @@ def _counting(progress: Progress) -> Callable:
             progress.tick(progress)
 
     return count
-
-
-def _concurrent_result(run: Any, p: Any, label: str, progress: Progress, elapsed: float, seed: int | None, *, concurrency: bool) -> Result:
-    return Result(
-        pattern=p.name,
-        target=label,
-        finding=run.finding,
-        steps=tuple(run.world.steps),
-        replay=run.replay,
-        final_state=tuple(run.world.final_state()),
-        reached=_ordered(progress.reached | run.world.judge.reached, concurrency),
-        examples=progress.examples,
-        operations=progress.operations,
-        elapsed=elapsed,
-        seed=seed,
-        columns=tuple(run.names),
-        concurrent=concurrency,
-    )
 
 
 def _ordered(reached: set[str], concurrency: bool) -> tuple[str, ...]:

@@ -1,0 +1,195 @@
+"""Finding the stale-set race and proving leases, side by side with a threaded stress test and frontrun.
+
+    frontrun python bench/bench_concurrency.py     # all three peers in one process
+    python bench/bench_concurrency.py              # without frontrun (it needs its own launcher)
+    ... --frontrun-big                             # also frontrun's 2 readers + 2 writers proof (minutes)
+
+The equivalent adapter for the peers is the seed's cache-aside on plain dicts: one reader and one
+writer of one key, checked for coherence once both are done.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import threading
+import time
+
+from cachepact.adapters.reference import cache_aside, cache_aside_leased, cache_aside_locked, read_through, read_through_leased
+from cachepact.conformance import check
+from cachepact.conformance.concurrent import Scenario, explore_schedules
+from cachepact.model import CACHE_ASIDE, READ_THROUGH
+
+R, W = ("r", "k1"), ("w", "k1")
+
+
+class Plain:
+    def __init__(self) -> None:
+        self.db, self.cache = {"k1": "v0"}, {}
+
+
+def reader(s: Plain) -> None:
+    v = s.cache.get("k1")
+    if v is None:
+        v = s.db.get("k1")
+        s.cache["k1"] = v
+
+
+def writer(s: Plain) -> None:
+    s.db["k1"] = "v1"
+    s.cache.pop("k1", None)
+
+
+class Leased(Plain):
+    """The same lease store as the kit's, each call atomic under a lock (as a cache server is):
+    frontrun interleaves bytecodes, so an unlocked dict version would race inside the store itself."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.leases: dict = {}
+        self.n = 0
+        self.lock = threading.Lock()
+
+    def lease_get(self):
+        with self.lock:
+            if "k1" in self.cache:
+                return self.cache["k1"], None
+            if "k1" in self.leases:
+                return None, None
+            self.n += 1
+            self.leases["k1"] = self.n
+            return None, self.n
+
+    def lease_set(self, value, token):
+        with self.lock:
+            if self.leases.get("k1") != token:
+                return False
+            del self.leases["k1"]
+            self.cache["k1"] = value
+            return True
+
+    def put(self, value):
+        with self.lock:
+            self.db["k1"] = value
+
+    def get(self):
+        with self.lock:
+            return self.db["k1"]
+
+    def delete(self):
+        with self.lock:
+            self.cache.pop("k1", None)
+            self.leases.pop("k1", None)
+
+
+def lease_reader(s: Leased) -> None:
+    for _ in range(3):
+        value, token = s.lease_get()
+        if value is not None:
+            return
+        if token is not None:
+            s.lease_set(s.get(), token)
+            return
+
+
+def lease_writer(s: Leased) -> None:
+    s.put(f"v{threading.get_ident()}")
+    s.delete()
+
+
+def coherent(s: Plain) -> bool:
+    return s.cache.get("k1") in (None, s.db["k1"])
+
+
+def stress(trials: int) -> tuple[int, float]:
+    found, start = 0, time.perf_counter()
+    for _ in range(trials):
+        s = Plain()
+        threads = [threading.Thread(target=reader, args=(s,)), threading.Thread(target=writer, args=(s,))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        found += not coherent(s)
+    return found, time.perf_counter() - start
+
+
+def frontrun_available() -> bool:
+    try:
+        from frontrun.cli import require_active
+
+        require_active("bench")
+        return True
+    except Exception:
+        return False
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--frontrun-big", action="store_true")
+    args = parser.parse_args()
+
+    print("== the stale-set race: cachepact check (default settings), 20 seeds each")
+    for make, pattern in ((cache_aside, "cache-aside"), (read_through, "read-through")):
+        times, found, lengths = [], 0, set()
+        for seed in range(20):
+            start = time.perf_counter()
+            result = check(make, pattern, seed=seed)
+            times.append(time.perf_counter() - start)
+            found += result.finding is not None and result.finding.invariant == "coherent-at-rest"
+            lengths.add(sum(1 for s in result.steps if s.target != "app"))
+        median = statistics.median(times)
+        print(f"  {make.__name__:<14} found {found}/20, median {median:.2f} s to the report, "
+              f"counterexample steps {sorted(lengths)}, {1 / median:.2f} detections/s")
+
+    start = time.perf_counter()
+    ex = explore_schedules(cache_aside, CACHE_ASIDE, Scenario(ops=(R, W)))
+    t = time.perf_counter() - start
+    print(f"  exhaustive explorer alone: race after {ex.runs} schedules in {t * 1000:.1f} ms ({1 / t:,.0f} detections/s)")
+
+    trials = 3000
+    hits, t = stress(trials)
+    print(f"  threaded stress peer: {hits}/{trials} trials caught it in {t:.2f} s ({hits / t:.2f} detections/s)")
+
+    if frontrun_available():
+        import frontrun
+
+        start = time.perf_counter()
+        r = frontrun.explore(setup=Plain, workers=[reader, writer], invariant=coherent)
+        t = time.perf_counter() - start
+        print(f"  frontrun: property_holds={r.property_holds} after {r.num_explored} interleavings in {t:.3f} s "
+              f"({1 / t:.2f} detections/s)")
+    else:
+        print("  frontrun: not active (run this under `frontrun python ...` to include it)")
+
+    print("\n== proofs: every schedule, state-cached (runs to the end / cut short at a known state)")
+    for make, pattern in ((cache_aside_leased, CACHE_ASIDE), (read_through_leased, READ_THROUGH), (cache_aside_locked, CACHE_ASIDE)):
+        for ops in ((R, R, W), (R, W, W), (R, R, W, W)):
+            start = time.perf_counter()
+            ex = explore_schedules(make, pattern, Scenario(ops=ops))
+            t = time.perf_counter() - start
+            label = f"{ops.count(R)}r+{ops.count(W)}w"
+            print(f"  {make.__name__:<20} {label}: holds={ex.failing is None and ex.complete}  {ex.runs} schedules run, "
+                  f"{ex.pruned} cut, {ex.states} states, {t:.2f} s, {(ex.runs + ex.pruned) / t:,.0f} schedules/s, "
+                  f"{ex.pruned / max(1, ex.runs + ex.pruned):.0%} cut")
+    if frontrun_available():
+        import frontrun
+
+        cases = [("2r+1w", [lease_reader, lease_reader, lease_writer])]
+        if args.frontrun_big:
+            cases.append(("2r+2w", [lease_reader, lease_reader, lease_writer, lease_writer]))
+        for label, workers in cases:
+            start = time.perf_counter()
+            r = frontrun.explore(setup=Leased, workers=workers, invariant=coherent)
+            t = time.perf_counter() - start
+            print(f"  frontrun lease {label}: holds={r.property_holds} after {r.num_explored} interleavings in {t:.2f} s")
+
+    print("\n== default check (sequential + concurrent)")
+    for make, pattern in ((cache_aside_leased, "cache-aside"), (read_through_leased, "read-through"), (cache_aside_locked, "cache-aside")):
+        start = time.perf_counter()
+        result = check(make, pattern)
+        print(f"  {make.__name__:<20} {result.verdict} in {time.perf_counter() - start:.2f} s")
+
+
+if __name__ == "__main__":
+    main()
