@@ -406,26 +406,15 @@ def run_hypothesis_concurrent(
 ) -> ConcurrentRun | None:
     """Hypothesis draws a prefix, the operations in flight and a schedule; the shrunk failure, or None."""
     import hypothesis.strategies as st
-    from hypothesis import HealthCheck, Phase, Verbosity, given, settings
-    from hypothesis import seed as hypothesis_seed
-    from hypothesis.errors import Flaky
+    from hypothesis import given
 
-    from .sequential import Violation
+    from .sequential import Violation, kit_settings, run_seeded
     from .world import KEYS
 
     failing: list[ConcurrentRun] = []
     op = st.tuples(st.sampled_from(("r", "w")), st.sampled_from(KEYS[:2]))
 
-    @settings(
-        max_examples=max_examples,
-        deadline=None,
-        database=None,
-        derandomize=seed is None,
-        report_multiple_bugs=False,
-        verbosity=Verbosity.quiet,
-        suppress_health_check=list(HealthCheck),
-        phases=(Phase.generate, Phase.shrink),
-    )
+    @kit_settings(max_examples, seed)
     @given(
         prefix=st.lists(op, max_size=2),
         ops=st.lists(op, min_size=2, max_size=max_ops),
@@ -442,10 +431,5 @@ def run_hypothesis_concurrent(
             failing.append(run)
             raise Violation(run.finding)
 
-    if seed is not None:
-        test = hypothesis_seed(seed)(test)
-    try:
-        test()
-    except (Violation, Flaky):
-        pass
+    run_seeded(test, seed)
     return failing[-1] if failing else None

@@ -24,6 +24,32 @@ class Violation(AssertionError):
         self.finding = finding
 
 
+def kit_settings(max_examples: int, seed: int | None, **extra: Any) -> settings:
+    """How the kit runs Hypothesis: no example database in the user's folder, no deadline, quiet
+    (the kit prints its own report), derandomized unless a seed is given, one bug at a time."""
+    return settings(
+        max_examples=max_examples,
+        deadline=None,
+        database=None,
+        derandomize=seed is None,
+        report_multiple_bugs=False,
+        verbosity=Verbosity.quiet,
+        suppress_health_check=list(HealthCheck),
+        phases=(Phase.generate, Phase.shrink),
+        **extra,
+    )
+
+
+def run_seeded(test: Callable[[], None], seed: int | None) -> None:
+    """Run a Hypothesis test under ``seed``; a violation ends it (the caller kept the failing run)."""
+    if seed is not None:
+        test = hypothesis_seed(seed)(test)
+    try:
+        test()
+    except (Violation, Flaky):
+        pass
+
+
 class Progress:
     """Counts what the driver did, and lets the CLI show it while a long run goes on."""
 
@@ -72,23 +98,7 @@ def run_sequential(
         def teardown(self) -> None:
             progress.reached |= self.world.judge.reached
 
-    config = settings(
-        max_examples=max_examples,
-        stateful_step_count=steps,
-        deadline=None,
-        database=None,
-        derandomize=seed is None,
-        report_multiple_bugs=False,
-        verbosity=Verbosity.quiet,
-        suppress_health_check=list(HealthCheck),
-        phases=(Phase.generate, Phase.shrink),
-    )
-    test = get_state_machine_test(CachepactMachine, settings=config)
-    if seed is not None:
-        test = hypothesis_seed(seed)(test)
-    try:
-        test()
-    except (Violation, Flaky):
-        pass
+    test = get_state_machine_test(CachepactMachine, settings=kit_settings(max_examples, seed, stateful_step_count=steps))
+    run_seeded(test, seed)
     # Hypothesis runs the minimal example last, so the last failing World is the shrunk one.
     return failing[-1] if failing else None
