@@ -51,7 +51,7 @@ class World:
             return self._found(Finding(invariant="adapter-error", message=_describe(e, op), op=op))
         finally:
             h.recorder.op = "-"
-        steps = list(enumerate(self.steps))[first:]
+        steps = [(i, self.steps[i]) for i in range(first, len(self.steps))]
         self._returned(op, "read", key, None, result)
         found = judge.read(op, key, steps, result, floor=floor, cached_at_start=cached)
         return self._found(_at_return(found or judge.at_rest(h.db, h.cache, op), len(self.steps) - 1))
@@ -70,7 +70,7 @@ class World:
             return self._found(Finding(invariant="adapter-error", message=_describe(e, op), op=op))
         finally:
             h.recorder.op = "-"
-        steps = list(enumerate(self.steps))[first:]
+        steps = [(i, self.steps[i]) for i in range(first, len(self.steps))]
         self._returned(op, "write", key, value, None)
         found = self.judge.write(op, key, value, steps)
         return self._found(_at_return(found or self.judge.at_rest(h.db, h.cache, op), len(self.steps) - 1))

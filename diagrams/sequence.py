@@ -30,7 +30,7 @@ def sequence_graph(trace: Trace, *, culprit: int | None = None, title: str | Non
 
     Graph attributes: ``lifelines`` in drawing order, ``title``, ``steps``.
     """
-    many_ops = len([op for op in trace.ops]) > 1
+    many_ops = len(trace.ops) > 1
     g = nx.DiGraph(title=title or trace.title, steps=len(trace))
     lifelines: list[str] = []
     last_event: dict[str, tuple[str, int]] = {}
@@ -56,11 +56,13 @@ def sequence_graph(trace: Trace, *, culprit: int | None = None, title: str | Non
             kind="message",
             n=n,
             step=step,
-            label=f"{n}. {label(step)}",
+            # With several operations in flight, a Cache lifeline is shared: say whose step it is.
+            label=f"{n}. {step.op}: {label(step)}" if many_ops and src_line == "Cache" else f"{n}. {label(step)}",
             culprit=(culprit == n - 1),
         )
-    apps = sorted((x for x in lifelines if x.startswith("App")), key=lifelines.index)
-    g.graph["lifelines"] = apps + [x for x in ("Cache", "DB") if x in lifelines or True]
+    # App lifelines in the order their operations began, whoever made an operation's first call.
+    apps = [f"App {op}" for op in trace.ops if f"App {op}" in lifelines] if many_ops else [x for x in lifelines if x == "App"]
+    g.graph["lifelines"] = apps + ["Cache", "DB"]  # always drawn, so every diagram has the same frame
     return g
 
 
