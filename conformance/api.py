@@ -107,10 +107,12 @@ def _search(
     sequential program.
     """
     progress, backends = budget["progress"], budget["backends"]
-    found: World | ConcurrentRun | None = run_sequential(make, p, max_examples=min(SMOKE_EXAMPLES, examples), **budget)
-    if found is None and concurrency:
-        found = _exhaustive(make, p, progress, backends, limit)
-    if found is None and examples > SMOKE_EXAMPLES:
+    found: World | ConcurrentRun | None = None
+    if concurrency:
+        found = run_sequential(make, p, max_examples=min(SMOKE_EXAMPLES, examples), **budget)
+        if found is None:
+            found = _exhaustive(make, p, progress, backends, limit)
+    if found is None and (examples > SMOKE_EXAMPLES or not concurrency):
         found = run_sequential(make, p, max_examples=examples, **budget)
     if found is None and concurrency:
         found = run_hypothesis_concurrent(

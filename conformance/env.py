@@ -129,6 +129,21 @@ def run_operation(fn: Callable[..., Any], *args: Any) -> Any:
 BOUNDARY = run_operation.__code__
 
 
+_attributions: dict[tuple, Attribution] = {}
+
+
+def attribution_for(cache_code: tuple) -> Attribution:
+    """One Attribution per ``cache_code``: its per-code-object memo then lasts across the many
+    worlds a check builds, instead of being relearned for every example."""
+    try:
+        attribution = _attributions.get(cache_code)
+    except TypeError:  # an unhashable entry: no sharing, same answers
+        return Attribution(cache_code, BOUNDARY)
+    if attribution is None:
+        attribution = _attributions[cache_code] = Attribution(cache_code, BOUNDARY)
+    return attribution
+
+
 @attrs.define
 class Harness:
     """One fresh world: backends, the recording env, the recorder and the adapter built on them."""
@@ -144,12 +159,12 @@ def build(make: Callable[[Env], Adapter], *, initial: dict[Any, Any], db: Any = 
     """Build a world and call the user's factory in it (a factory error propagates to the caller)."""
     db = db if db is not None else MemoryDB(initial)
     cache = cache if cache is not None else MemoryCache()
-    recorder = Recorder(Attribution((), BOUNDARY))
+    recorder = Recorder(attribution_for(()))
     env = Env(db=RecordingDB(db, recorder), cache=RecordingCache(cache, recorder))
     adapter = make(env)
     if not isinstance(adapter, Adapter):
         raise TypeError(f"returned {type(adapter).__name__}")
-    recorder.attribution = Attribution(adapter.cache_code, BOUNDARY)
+    recorder.attribution = attribution_for(adapter.cache_code)
     return Harness(db=db, cache=cache, recorder=recorder, env=env, adapter=adapter)
 
 
