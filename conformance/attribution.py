@@ -36,14 +36,16 @@ class Attribution:
                 fn = inspect.unwrap(getattr(entry, "__func__", entry))
                 self._codes.add(fn.__code__)
         # Whether a code object belongs to the Cache never changes, so it is decided once per code.
-        self._memo: dict[types.CodeType, bool] = {}
+        self._memo: dict[tuple[types.CodeType, str], bool] = {}
 
     def _is_cache(self, frame: types.FrameType) -> bool:
         code = frame.f_code
-        known = self._memo.get(code)
+        module = frame.f_globals.get("__name__", "")
+        # Keyed by module too: code objects compare by value, so identical source compiled in two
+        # modules (or exec'd twice) would otherwise share one verdict.
+        known = self._memo.get((code, module))
         if known is not None:
             return known
-        module = frame.f_globals.get("__name__", "")
         qualname = getattr(code, "co_qualname", code.co_name)
         verdict = (
             code in self._codes
@@ -51,7 +53,7 @@ class Attribution:
             or any(module == p or module.startswith(p + ".") for p in self._prefixes)
             or any(module == m and qualname.startswith(q) for m, q in self._classes)
         )
-        self._memo[code] = verdict
+        self._memo[(code, module)] = verdict
         return verdict
 
     def actor(self, depth: int = 2) -> Actor:
