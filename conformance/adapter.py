@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import types
 from typing import Any, Callable
 
@@ -51,6 +52,11 @@ class Adapter:
 
     def __attrs_post_init__(self) -> None:
         for name in ("read", "write"):
+            if inspect.iscoroutinefunction(getattr(self, name)):
+                raise DefinitionError(
+                    f"Adapter.{name} is async; cachepact drives synchronous adapters, so pass a plain "
+                    f"function (for an asyncio cache, wrap it: lambda key: asyncio.run(...))"
+                )
             if not callable(getattr(self, name)):
                 value = getattr(self, name)
                 raise DefinitionError(

@@ -274,10 +274,11 @@ class _ProgressLine:
         self.started = time.monotonic()
         self.last = 0.0
         self.shown = False
+        self.after = float(os.environ.get("CACHEPACT_PROGRESS_AFTER", "1.0"))  # seconds before it shows
 
     def __call__(self, progress) -> None:
         now = time.monotonic()
-        if now - self.started < 1.0 or now - self.last < 0.1:
+        if now - self.started < self.after or now - self.last < 0.1:
             return
         self.last = now
         self.shown = True

@@ -54,7 +54,7 @@ class _Worker:
             try:
                 job()
             except Pruned:
-                pass
+                continue  # an aborted run's operation unwound; the worker takes the next job
 
 
 _pool: list[_Worker] = []

@@ -47,7 +47,7 @@ def run_seeded(test: Callable[[], None], seed: int | None) -> None:
     try:
         test()
     except (Violation, Flaky):
-        pass
+        return  # the failing World or run was kept by the test as it raised
 
 
 class Progress:

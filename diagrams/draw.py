@@ -14,7 +14,7 @@ LABEL_BOX = dict(facecolor="white", edgecolor="none", pad=1.0)
 
 
 class MissingMatplotlib(ImportError):
-    pass
+    """SVG/PNG were asked for without matplotlib installed; the message names the fix."""
 
 
 def draw(g: nx.DiGraph, fmt: str) -> bytes:

@@ -69,6 +69,7 @@ BAD_TARGETS = {
     "not_callable.py": "import cachepact\ndef make(env):\n    return cachepact.Adapter(read=1, write=lambda k, v: None)\n",
     "bad_cache_code.py": "import cachepact\ndef make(env):\n    return cachepact.Adapter(read=env.db.get, write=env.db.put, cache_code=[42])\n",
     "import_error.py": "import not_a_real_module_xyz\n",
+    "async_read.py": "import cachepact\nasync def r(k):\n    return None\ndef make(env):\n    return cachepact.Adapter(read=r, write=env.db.put)\n",
     "value.py": "make = 3\n",
 }
 EXPECTED = {
@@ -78,6 +79,7 @@ EXPECTED = {
     "not_callable.py": "Adapter.read is a int, not a callable",
     "bad_cache_code.py": "cache_code entry 42 is a int; name classes, functions, modules",
     "import_error.py": "raised ModuleNotFoundError",
+    "async_read.py": "Adapter.read is async; cachepact drives synchronous adapters",
     "value.py": "is a int, not a factory",
 }
 
@@ -149,3 +151,30 @@ def test_the_console_script_checks_a_users_file(tmp_path):
         capture_output=True, text=True, cwd=tmp_path,
     )
     assert proc.returncode == 1 and "FAIL who-loads" in proc.stdout
+
+
+def test_on_a_terminal_a_long_run_shows_its_progress(tmp_path):
+    import os
+    import pty
+
+    leader, follower = pty.openpty()
+    env = dict(os.environ, CACHEPACT_PROGRESS_AFTER="0")  # "long" from the start, so no waiting
+    proc = subprocess.run(
+        [sys.executable, "-m", "cachepact", "check", f"{REF}:cache_aside_leased", "--pattern", "cache-aside",
+         "--max-examples", "20", "--no-concurrency"],
+        stdout=subprocess.PIPE, stderr=follower, text=True, env=env,
+    )
+    os.close(follower)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(leader)
+    assert proc.returncode == 0
+    assert b"examples, " in shown and b"operations ..." in shown
+    assert b"cachepact: pass" not in shown  # the one-line summary is for logs, not terminals
