@@ -15,7 +15,7 @@ from ..model import Actor, Pattern, Step
 from ..model.steps import APP
 from .judge import Finding
 from .primitives import controlled
-from .scheduler import ABORT, Pruned, Scheduler, Stalled
+from .scheduler import ABORT, Pruned, Scheduler, Stalled, prepare
 from .world import World
 
 Op = tuple[str, str]  # ("r" | "w", key)
@@ -60,7 +60,6 @@ class ConcurrentRun:
     names: list[str]
     finding: Finding | None
     choices: list[int]
-    decisions: list
     overlapped: bool  # a fill happened while a write of the same key was in flight
     pruned: bool = False  # cut short: it reached a state an earlier schedule had explored
     uncontrolled: int = 0  # steps where an operation blocked outside the kit's view (timeout fallback)
@@ -91,7 +90,7 @@ def run_concurrent(
     for kind, key in scenario.prefix:
         found = world.read(key) if kind == "r" else world.write(key)
         if found:
-            return ConcurrentRun(world, scenario, [], found, [], [], False)
+            return ConcurrentRun(world, scenario, [], found, [], False)
 
     rec, judge = world.harness.recorder, world.judge
     names = [world._name(kind) for kind, _ in scenario.ops]
@@ -161,6 +160,7 @@ def run_concurrent(
     primitives.foreign[0] = False
     if probe is not None:
         probe[0] = lambda: _state_key(world, scenario, names, scheduler, started, ended)
+    prepare(len(names))  # worker threads are made outside the patched window
     try:
         with controlled():
             scheduler.run()
@@ -179,7 +179,7 @@ def run_concurrent(
         rec.op_of_thread.clear()
 
     if pruned[0] or scheduler.aborting:
-        return ConcurrentRun(world, scenario, names, None, scheduler.choices, scheduler.decisions, False, pruned=True)
+        return ConcurrentRun(world, scenario, names, None, scheduler.choices, False, pruned=True)
     for i, e in errors.items():
         text = str(e)
         findings.append(Finding(invariant="adapter-error", message=f"{names[i]} raised {type(e).__name__}" + (f": {text}" if text else ""),
@@ -195,15 +195,13 @@ def run_concurrent(
     finding = min(findings, key=lambda f: (f.culprit if f.culprit is not None else 10**9)) if findings else None
     world.finding = world.finding or finding
     return ConcurrentRun(
-        world, scenario, names, finding, scheduler.choices, scheduler.decisions, overlapped, uncontrolled=scheduler.uncontrolled
+        world, scenario, names, finding, scheduler.choices, overlapped, uncontrolled=scheduler.uncontrolled
     )
 
 
 def _judge_ops(world, scenario, names, values, results, started, ended, errors) -> list[Finding]:
     judge = world.judge
     steps = world.steps
-    base = len(steps) - sum(1 for s in steps if s.op in names)  # not needed for indices; kept simple
-    del base
     for s in steps:  # the DB history in the order the puts happened
         if s.op in names and s.target == "db" and s.action == "put":
             judge.history.setdefault(s.key, [None]).append(s.value)

@@ -55,20 +55,13 @@ def _wait_until(predicate: Callable[[], bool], timeout: float | None) -> bool:
         return True
 
 
-# Set when an operation's thread used a kit primitive: such steps share state the env calls do
-# not show, so the exhaustive explorer must not treat them as independent.
-touched = [False]
-
-
 # Set when a thread the kit did not start used a kit primitive during a run: an operation blocked
 # on it may be woken from outside, so the scheduler waits a moment before calling it a deadlock.
 foreign = [False]
 
 
 def _touch() -> None:
-    if threading.get_ident() in blockers:
-        touched[0] = True
-    elif blockers:
+    if blockers and threading.get_ident() not in blockers:
         foreign[0] = True
 
 
@@ -274,8 +267,18 @@ def controlled() -> Iterator[None]:
     saved = {name: getattr(threading, name) for name in _PATCH}
     for name, cls in _PATCH.items():
         setattr(threading, name, cls)
+    real_start = threading.Thread.start
+
+    def start(thread: threading.Thread) -> None:
+        # The adapter starts a thread of its own: what an operation waits for may now be set from
+        # outside the kit's view, so an apparent deadlock deserves a moment's patience.
+        foreign[0] = True
+        real_start(thread)
+
+    threading.Thread.start = start  # type: ignore[method-assign]
     try:
         yield
     finally:
+        threading.Thread.start = real_start  # type: ignore[method-assign]
         for name, cls in saved.items():
             setattr(threading, name, cls)

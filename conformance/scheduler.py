@@ -16,27 +16,15 @@ import queue
 import threading
 from typing import Any, Callable
 
-import attrs
-
 from . import primitives
 from .primitives import RealLock
 
-SCHEDULER = -1
 ABORT = -3  # a chooser's answer: this run is redundant, unwind every operation now
 
 
 class Pruned(BaseException):
     """Raised inside an operation of an aborted run. A BaseException so that an adapter's
     ``except Exception`` cannot swallow it and carry on."""
-
-
-@attrs.define
-class Decision:
-    """One point where more than one operation could step: who could, what each would do, who did."""
-
-    runnable: tuple[int, ...]
-    pending: dict[int, tuple]  # op index -> (target, action, key, first call?)
-    chosen: int
 
 
 class _Worker:
@@ -69,10 +57,16 @@ def _workers(n: int) -> list[_Worker]:
 
 
 def _retire(worker: _Worker) -> None:
-    """A worker stuck in blocking the kit cannot see is abandoned; a fresh one takes its place."""
+    """A worker stuck in blocking the kit cannot see is abandoned; ``prepare`` makes a fresh one
+    before the next run (never here: this runs while ``threading`` is patched)."""
     with _pool_lock:
         if worker in _pool:
-            _pool[_pool.index(worker)] = _Worker()
+            _pool.remove(worker)
+
+
+def prepare(n: int) -> None:
+    """Make sure ``n`` workers exist; call before patching ``threading``."""
+    _workers(n)
 
 
 class Stalled(Exception):
@@ -108,10 +102,8 @@ class Scheduler:
         # the party whose turn it is (a shared Condition would wake every thread at every step).
         self.go: list[queue.SimpleQueue] = [queue.SimpleQueue() for _ in range(n)]
         self.back: queue.SimpleQueue = queue.SimpleQueue()
-        self.decisions: list[Decision] = []
         self.choices: list[int] = []
         self.threads: dict[int, int] = {}  # thread ident -> op index
-        self.started: list[bool] = [False] * n
         self.aborting = False
         self.uncontrolled = 0  # how often an operation neither parked nor returned in time
         self._waited_for_foreign = False
@@ -188,11 +180,8 @@ class Scheduler:
                 continue
             if chosen not in runnable:
                 chosen = runnable[0]
-            if len(runnable) > 1:
-                self.decisions.append(Decision(runnable=runnable, pending=pending, chosen=chosen))
             self.choices.append(chosen)
             current = chosen
-            self.started[chosen] = True
             # An operation's start and its first call are one step: the code before its first
             # call touches nothing shared, so a decision there would only double the schedules.
             starting = self.pending[chosen] == ("start",)
