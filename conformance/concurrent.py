@@ -7,12 +7,15 @@ of a small scenario, pruning orders that differ only by swapping independent adj
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Callable
 
 import attrs
 
 from ..model import Actor, Pattern, Step
 from ..model.steps import APP
+from . import primitives
+from .env import run_operation
 from .judge import Finding
 from .primitives import controlled
 from .scheduler import ABORT, Pruned, Scheduler, Stalled, prepare
@@ -111,8 +114,6 @@ def run_concurrent(
         kind, key = scenario.ops[i]
 
         def run() -> None:
-            import threading
-
             rec.op_of_thread[threading.get_ident()] = names[i]
             started[i] = len(rec.steps)
             try:
@@ -148,15 +149,11 @@ def run_concurrent(
                 )
                 findings.append(attrs.evolve(found, culprit=fills[-1] if fills else ended[i], allowed=(hint,)))
 
-    from .env import run_operation
-
     scheduler = Scheduler(
         [body(i) for i in range(len(names))], choose, on_finish=on_finish,
         step_timeout=step_timeout, stall_timeout=stall_timeout,
     )
     rec.park = scheduler.park
-    from . import primitives
-
     primitives.foreign[0] = False
     if probe is not None:
         probe[0] = lambda: _state_key(world, scenario, names, scheduler, started, ended)
