@@ -12,7 +12,7 @@ from typing import Any, Callable
 import attrs
 
 from ..adapters.memory import MemoryCache, MemoryDB
-from ..model import Actor, Step
+from ..model import Step
 from .adapter import Adapter
 from .attribution import Attribution
 
@@ -168,4 +168,4 @@ def build(make: Callable[[Env], Adapter], *, initial: dict[Any, Any], db: Any = 
     return Harness(db=db, cache=cache, recorder=recorder, env=env, adapter=adapter)
 
 
-__all__ = ["Env", "Harness", "Recorder", "RecordingCache", "RecordingDB", "build", "run_operation", "Actor"]
+__all__ = ["Env", "Harness", "Recorder", "RecordingCache", "RecordingDB", "build", "run_operation"]

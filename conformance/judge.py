@@ -98,7 +98,8 @@ class Judge:
             return Finding(invariant=invariant, message=message, op=op, culprit=at, allowed=allowed())
 
         for at, s in steps:
-            self.cache_keys[key].add(s.key) if s.target == "cache" else None
+            if s.target == "cache":
+                self.cache_keys[key].add(s.key)
             if s.target == "db":
                 if s.action == "put":
                     return finding("write-order", f"the read {op} wrote the DB; only a write may", at)

@@ -13,7 +13,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 import attrs
 
-from ..model import Step, render_table, show
+from ..model import Step, render_table
 from .judge import CONCURRENT_SITUATIONS, INVARIANTS, SITUATIONS, Finding
 
 
@@ -187,4 +187,4 @@ class Result:
         )
 
 
-__all__ = ["Result", "show"]
+__all__ = ["Result"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from typing import Any, Callable
+from typing import Callable
 
 from . import primitives
 from .primitives import RealLock
@@ -206,7 +206,7 @@ class Scheduler:
                 return
         if "uncontrolled" in self.state:
             try:
-                who = self.back.get(timeout=self.stall_timeout)
+                self.back.get(timeout=self.stall_timeout)  # it parked, blocked or finished: its state says which
             except queue.Empty:
                 stuck = [i for i, s in enumerate(self.state) if s == "uncontrolled"]
                 for i in stuck:
@@ -214,7 +214,6 @@ class Scheduler:
                 raise Stalled(
                     "timeout", f"operation(s) {stuck} blocked outside the kit's control for {self.stall_timeout:g} s"
                 ) from None
-            del who  # it parked, blocked or finished; its state says which
             return
         if primitives.foreign[0] and not self._waited_for_foreign:
             # A thread of the adapter's own may still set what an operation waits for.

@@ -6,7 +6,7 @@ from typing import Any, Callable
 
 import attrs
 
-from ..model import Actor, Pattern, Step
+from ..model import Actor, Pattern, Step, show
 from ..model.steps import APP
 from .env import Env, Harness, build, run_operation
 from .judge import Finding, Judge
@@ -85,8 +85,6 @@ class World:
 
     def final_state(self) -> list[tuple[str, str, str]]:
         """(key, DB value, cache entry) for every key the run knows, cache keys as the adapter named them."""
-        from ..model import show
-
         rows = []
         for key in KEYS:
             cache_keys = sorted(self.judge.cache_keys[key], key=repr)

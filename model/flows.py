@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .participants import PATTERNS, Pattern
 from .steps import Step, Trace, render_table
-from .system import NONE, Scenario, State, System
+from .system import Scenario, State, System
 
 FLOWS = ("read-hit", "read-miss", "write", "stale-set")
 # The stale-set race, as the order in which its two operations step: the reader looks up and
@@ -84,4 +84,4 @@ def responsibility_table(patterns: list[Pattern] | None = None, *, leases: bool 
     return render_table(header, rows, markdown=markdown)
 
 
-__all__ = ["FLOWS", "RESPONSIBILITY_ROWS", "flow", "responsibilities", "responsibility_table", "NONE"]
+__all__ = ["FLOWS", "RACE", "RESPONSIBILITY_ROWS", "flow", "race", "responsibilities", "responsibility_table"]

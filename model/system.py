@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import attrs
 
-from .participants import Actor, Pattern
+from .participants import Pattern
 from .steps import CACHE, DB, Step
 
 # Program counters. A read is lookup -> load -> fill; a write is put -> invalidate.

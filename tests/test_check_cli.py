@@ -97,7 +97,7 @@ def test_an_unusable_target_exits_2_with_one_line_naming_the_fix(capsys, tmp_pat
     ("argv", "fix"),
     [
         (["check", "no.such.module:make", "--pattern", "cache-aside"], "no module named 'no.such.module'"),
-        ([f"check", f"{REF}:nope", "--pattern", "cache-aside"], "has no attribute 'nope'; callables there:"),
+        (["check", f"{REF}:nope", "--pattern", "cache-aside"], "has no attribute 'nope'; callables there:"),
         (["check", REF, "--pattern", "cache-aside"], "names no factory"),
         (["check", f"{REF}:cache_aside", "--pattern", "write-behind"], "use one of: cache-aside, read-through"),
         (["check", f"{REF}:cache_aside", "--pattern", "cache-aside", "--max-examples", "0"], "at least 1"),
