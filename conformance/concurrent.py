@@ -12,14 +12,14 @@ from typing import Any, Callable
 
 import attrs
 
-from ..model import Actor, Pattern, Step
+from ..model import Pattern, Step
 from ..model.steps import APP
 from . import primitives
 from .env import run_operation
 from .judge import Finding
 from .primitives import controlled
 from .scheduler import ABORT, Pruned, Scheduler, Stalled, prepare
-from .world import World
+from .world import World, adapter_error, invocation, return_step
 
 Op = tuple[str, str]  # ("r" | "w", key)
 
@@ -96,13 +96,9 @@ def run_concurrent(
             return ConcurrentRun(world, scenario, [], found, [], False)
 
     rec, judge = world.harness.recorder, world.judge
-    names = [world._name(kind) for kind, _ in scenario.ops]
-    values: dict[int, Any] = {}
-    for i, (kind, _) in enumerate(scenario.ops):
-        if kind == "w":
-            world._values += 1
-            values[i] = f"v{world._values}"
-    world.ops.extend(scenario.ops)
+    begun = [world.begin(kind, key) for kind, key in scenario.ops]
+    names = [name for name, _ in begun]
+    values = {i: value for i, (_, value) in enumerate(begun) if value is not None}
     started: dict[int, int] = {}  # op -> trace index when it was first scheduled
     ended: dict[int, int] = {}  # op -> trace index of its return row
     results: dict[int, Any] = {}
@@ -117,19 +113,14 @@ def run_concurrent(
             rec.op_of_thread[threading.get_ident()] = names[i]
             started[i] = len(rec.steps)
             try:
-                if kind == "r":
-                    results[i] = run_operation(world.harness.adapter.read, key)
-                else:
-                    run_operation(world.harness.adapter.write, key, values[i])
+                results[i] = run_operation(*invocation(world.harness.adapter, kind, key, values.get(i)))
             except Exception as e:  # the adapter's failure is a finding
                 errors[i] = e
             except Pruned:
                 pruned[0] = True
                 raise
             finally:
-                step = Step(op=names[i], actor=Actor.APP, target=APP, action="read" if kind == "r" else "write",
-                            key=key, value=values.get(i), result=results.get(i))
-                rec.steps.append(step)
+                rec.steps.append(return_step(names[i], kind, key, values.get(i), results.get(i)))
                 ended[i] = len(rec.steps) - 1
                 rec.op_of_thread.pop(threading.get_ident(), None)
 
@@ -178,9 +169,7 @@ def run_concurrent(
     if pruned[0] or scheduler.aborting:
         return ConcurrentRun(world, scenario, names, None, scheduler.choices, False, pruned=True)
     for i, e in errors.items():
-        text = str(e)
-        findings.append(Finding(invariant="adapter-error", message=f"{names[i]} raised {type(e).__name__}" + (f": {text}" if text else ""),
-                                op=names[i], culprit=ended.get(i)))
+        findings.append(adapter_error(e, names[i], ended.get(i)))
     if rec.strays:
         first = rec.steps.index(rec.strays[0])
         findings.append(Finding(invariant="adapter-error", op=names[0], culprit=first,

@@ -38,7 +38,7 @@ class Recorder:
         op = self.op_of_thread.get(threading.get_ident(), self.op) if self.op_of_thread else self.op
         step = Step(
             op=op,
-            actor=self.attribution.actor(3),
+            actor=self.attribution.actor(4),  # actor() <- record <- _call <- env method <- caller
             target=target,
             action=action,
             key=key,
@@ -52,65 +52,57 @@ class Recorder:
         return step
 
 
-class RecordingDB:
+class _Recording:
+    """Every call: a scheduling point first, then the backend call, then the recorded step."""
+
+    _target = ""
+
+    def __init__(self, backend: Any, recorder: Recorder) -> None:
+        self._backend = backend
+        self._recorder = recorder
+
+    def _call(self, action: str, key: Any, *args: Any, value: Any = None, token: Any = None) -> Any:
+        self._recorder.before(self._target, action, key)
+        result = getattr(self._backend, action)(key, *args)
+        shown = tuple(result) if action == "lease_get" else result
+        self._recorder.record(self._target, action, key, value, shown, token)
+        return result
+
+
+class RecordingDB(_Recording):
     """``env.db``: ``get(key) -> value | None`` and ``put(key, value)``."""
 
-    def __init__(self, backend: Any, recorder: Recorder) -> None:
-        self._backend = backend
-        self._recorder = recorder
+    _target = "db"
 
     def get(self, key: Any) -> Any:
-        self._recorder.before("db", "get", key)
-        result = self._backend.get(key)
-        self._recorder.record("db", "get", key, None, result)
-        return result
+        return self._call("get", key)
 
     def put(self, key: Any, value: Any) -> None:
-        self._recorder.before("db", "put", key)
-        self._backend.put(key, value)
-        self._recorder.record("db", "put", key, value, None)
+        self._call("put", key, value, value=value)
 
 
-class RecordingCache:
+class RecordingCache(_Recording):
     """``env.cache``: get, set, add, delete, lease_get, lease_set (see DESIGN.md)."""
 
-    def __init__(self, backend: Any, recorder: Recorder) -> None:
-        self._backend = backend
-        self._recorder = recorder
+    _target = "cache"
 
     def get(self, key: Any) -> Any:
-        self._recorder.before("cache", "get", key)
-        result = self._backend.get(key)
-        self._recorder.record("cache", "get", key, None, result)
-        return result
+        return self._call("get", key)
 
     def set(self, key: Any, value: Any) -> None:
-        self._recorder.before("cache", "set", key)
-        self._backend.set(key, value)
-        self._recorder.record("cache", "set", key, value, None)
+        self._call("set", key, value, value=value)
 
     def add(self, key: Any, value: Any) -> bool:
-        self._recorder.before("cache", "add", key)
-        result = self._backend.add(key, value)
-        self._recorder.record("cache", "add", key, value, result)
-        return result
+        return self._call("add", key, value, value=value)
 
     def delete(self, key: Any) -> None:
-        self._recorder.before("cache", "delete", key)
-        self._backend.delete(key)
-        self._recorder.record("cache", "delete", key, None, None)
+        self._call("delete", key)
 
     def lease_get(self, key: Any) -> tuple[Any, Any]:
-        self._recorder.before("cache", "lease_get", key)
-        result = self._backend.lease_get(key)
-        self._recorder.record("cache", "lease_get", key, None, tuple(result))
-        return result
+        return self._call("lease_get", key)
 
     def lease_set(self, key: Any, value: Any, token: Any) -> bool:
-        self._recorder.before("cache", "lease_set", key)
-        result = self._backend.lease_set(key, value, token)
-        self._recorder.record("cache", "lease_set", key, value, result, token)
-        return result
+        return self._call("lease_set", key, value, token, value=value, token=token)
 
 
 @attrs.define

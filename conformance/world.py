@@ -8,7 +8,7 @@ import attrs
 
 from ..model import Actor, Pattern, Step, show
 from ..model.steps import APP
-from .env import Env, Harness, build, run_operation
+from .env import OUTSIDE, Env, Harness, build, run_operation
 from .judge import Finding, Judge
 
 KEYS = ("k1", "k2", "k3")
@@ -33,50 +33,43 @@ class World:
     def steps(self) -> list[Step]:
         return self.harness.recorder.steps
 
-    def _name(self, kind: str) -> str:
+    def begin(self, kind: str, key: Any) -> tuple[str, Any]:
+        """Name a new operation (r1, w1, ...) and, for a write, give it a value never written before."""
         self._counts[kind] += 1
-        return f"{kind}{self._counts[kind]}"
+        self.ops.append((kind, key))
+        value = None
+        if kind == "w":
+            self._values += 1
+            value = f"v{self._values}"
+        return f"{kind}{self._counts[kind]}", value
 
     def read(self, key: Any) -> Finding | None:
-        op = self._name("r")
-        self.ops.append(("r", key))
+        return self._run("r", key)
+
+    def write(self, key: Any) -> Finding | None:
+        return self._run("w", key)
+
+    def _run(self, kind: str, key: Any) -> Finding | None:
+        """Run one operation alone, then judge it and the state it left at rest."""
+        op, value = self.begin(kind, key)
         h, judge = self.harness, self.judge
         floor = judge.floor(key)
         cached = any(h.cache.get(ck) is not None for ck in judge.cache_keys[key])
         first = len(self.steps)
         h.recorder.op = op
         try:
-            result = run_operation(h.adapter.read, key)
+            result = run_operation(*invocation(h.adapter, kind, key, value))
         except Exception as e:  # the adapter's own failure is a finding, never the kit's crash
-            return self._found(Finding(invariant="adapter-error", message=_describe(e, op), op=op))
+            return self._found(adapter_error(e, op))
         finally:
-            h.recorder.op = "-"
+            h.recorder.op = OUTSIDE
         steps = [(i, self.steps[i]) for i in range(first, len(self.steps))]
-        self._returned(op, "read", key, None, result)
-        found = judge.read(op, key, steps, result, floor=floor, cached_at_start=cached)
+        self.steps.append(return_step(op, kind, key, value, result))
+        if kind == "r":
+            found = judge.read(op, key, steps, result, floor=floor, cached_at_start=cached)
+        else:
+            found = judge.write(op, key, value, steps)
         return self._found(_at_return(found or judge.at_rest(h.db, h.cache, op), len(self.steps) - 1))
-
-    def write(self, key: Any) -> Finding | None:
-        op = self._name("w")
-        self.ops.append(("w", key))
-        self._values += 1
-        value = f"v{self._values}"
-        h = self.harness
-        first = len(self.steps)
-        h.recorder.op = op
-        try:
-            run_operation(h.adapter.write, key, value)
-        except Exception as e:
-            return self._found(Finding(invariant="adapter-error", message=_describe(e, op), op=op))
-        finally:
-            h.recorder.op = "-"
-        steps = [(i, self.steps[i]) for i in range(first, len(self.steps))]
-        self._returned(op, "write", key, value, None)
-        found = self.judge.write(op, key, value, steps)
-        return self._found(_at_return(found or self.judge.at_rest(h.db, h.cache, op), len(self.steps) - 1))
-
-    def _returned(self, op: str, action: str, key: Any, value: Any, result: Any) -> None:
-        self.steps.append(Step(op=op, actor=Actor.APP, target=APP, action=action, key=key, value=value, result=result))
 
     def _found(self, finding: Finding | None) -> Finding | None:
         if finding is not None and self.finding is None:
@@ -101,9 +94,21 @@ def _at_return(finding: Finding | None, index: int) -> Finding | None:
     return finding
 
 
-def _describe(e: BaseException, op: str) -> str:
+def invocation(adapter: Any, kind: str, key: Any, value: Any) -> tuple:
+    """The adapter call for an operation, as arguments for ``run_operation``."""
+    return (adapter.read, key) if kind == "r" else (adapter.write, key, value)
+
+
+def return_step(op: str, kind: str, key: Any, value: Any, result: Any) -> Step:
+    """The row that marks an operation returning, so tables show every operation and its result."""
+    action = "read" if kind == "r" else "write"
+    return Step(op=op, actor=Actor.APP, target=APP, action=action, key=key, value=value, result=None if kind == "w" else result)
+
+
+def adapter_error(e: BaseException, op: str, culprit: int | None = None) -> Finding:
     text = str(e)
-    return f"{op} raised {type(e).__name__}" + (f": {text}" if text else "")
+    message = f"{op} raised {type(e).__name__}" + (f": {text}" if text else "")
+    return Finding(invariant="adapter-error", message=message, op=op, culprit=culprit)
 
 
 def replay_string(ops: list[tuple[str, Any]]) -> str:
