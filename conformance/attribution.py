@@ -36,16 +36,16 @@ class Attribution:
                 fn = inspect.unwrap(getattr(entry, "__func__", entry))
                 self._codes.add(fn.__code__)
         # Whether a code object belongs to the Cache never changes, so it is decided once per code.
-        self._memo: dict[tuple[types.CodeType, str], bool] = {}
+        self._memo: dict[int, tuple[types.CodeType, str, bool]] = {}
 
     def _is_cache(self, frame: types.FrameType) -> bool:
         code = frame.f_code
         module = frame.f_globals.get("__name__", "")
-        # Keyed by module too: code objects compare by value, so identical source compiled in two
-        # modules (or exec'd twice) would otherwise share one verdict.
-        known = self._memo.get((code, module))
-        if known is not None:
-            return known
+        # Keyed by identity: code objects hash and compare by value (slow, and identical source
+        # exec'd in two modules would share a verdict); the entry keeps the code alive and checks it.
+        known = self._memo.get(id(code))
+        if known is not None and known[0] is code and known[1] == module:
+            return known[2]
         qualname = getattr(code, "co_qualname", code.co_name)
         verdict = (
             code in self._codes
@@ -53,7 +53,7 @@ class Attribution:
             or any(module == p or module.startswith(p + ".") for p in self._prefixes)
             or any(module == m and qualname.startswith(q) for m, q in self._classes)
         )
-        self._memo[(code, module)] = verdict
+        self._memo[id(code)] = (code, module, verdict)
         return verdict
 
     def actor(self, depth: int = 2) -> Actor:
