@@ -15,7 +15,13 @@ import statistics
 import threading
 import time
 
-from cachepact.adapters.reference import cache_aside, cache_aside_leased, cache_aside_locked, read_through, read_through_leased
+from cachepact.adapters.reference import (
+    cache_aside,
+    cache_aside_leased,
+    cache_aside_locked,
+    read_through,
+    read_through_leased,
+)
 from cachepact.conformance import check
 from cachepact.conformance.concurrent import Scenario, explore_schedules
 from cachepact.model import CACHE_ASIDE, READ_THROUGH
@@ -139,13 +145,17 @@ def main() -> None:
             found += result.finding is not None and result.finding.invariant == "coherent-at-rest"
             lengths.add(sum(1 for s in result.steps if s.target != "app"))
         median = statistics.median(times)
-        print(f"  {make.__name__:<14} found {found}/20, median {median:.2f} s to the report, "
-              f"counterexample steps {sorted(lengths)}, {1 / median:.2f} detections/s")
+        print(
+            f"  {make.__name__:<14} found {found}/20, median {median:.2f} s to the report, "
+            f"counterexample steps {sorted(lengths)}, {1 / median:.2f} detections/s"
+        )
 
     start = time.perf_counter()
     ex = explore_schedules(cache_aside, CACHE_ASIDE, Scenario(ops=(R, W)))
     t = time.perf_counter() - start
-    print(f"  exhaustive explorer alone: race after {ex.runs} schedules in {t * 1000:.1f} ms ({1 / t:,.0f} detections/s)")
+    print(
+        f"  exhaustive explorer alone: race after {ex.runs} schedules in {t * 1000:.1f} ms ({1 / t:,.0f} detections/s)"
+    )
 
     trials = 3000
     hits, t = stress(trials)
@@ -157,21 +167,29 @@ def main() -> None:
         start = time.perf_counter()
         r = frontrun.explore(setup=Plain, workers=[reader, writer], invariant=coherent)
         t = time.perf_counter() - start
-        print(f"  frontrun: property_holds={r.property_holds} after {r.num_explored} interleavings in {t:.3f} s "
-              f"({1 / t:.2f} detections/s)")
+        print(
+            f"  frontrun: property_holds={r.property_holds} after {r.num_explored} interleavings in {t:.3f} s "
+            f"({1 / t:.2f} detections/s)"
+        )
     else:
         print("  frontrun: not active (run this under `frontrun python ...` to include it)")
 
     print("\n== proofs: every schedule, state-cached (runs to the end / cut short at a known state)")
-    for make, pattern in ((cache_aside_leased, CACHE_ASIDE), (read_through_leased, READ_THROUGH), (cache_aside_locked, CACHE_ASIDE)):
+    for make, pattern in (
+        (cache_aside_leased, CACHE_ASIDE),
+        (read_through_leased, READ_THROUGH),
+        (cache_aside_locked, CACHE_ASIDE),
+    ):
         for ops in ((R, R, W), (R, W, W), (R, R, W, W)):
             start = time.perf_counter()
             ex = explore_schedules(make, pattern, Scenario(ops=ops))
             t = time.perf_counter() - start
             label = f"{ops.count(R)}r+{ops.count(W)}w"
-            print(f"  {make.__name__:<20} {label}: holds={ex.failing is None and ex.complete}  {ex.runs} schedules run, "
-                  f"{ex.pruned} cut, {ex.states} states, {t:.2f} s, {(ex.runs + ex.pruned) / t:,.0f} schedules/s, "
-                  f"{ex.pruned / max(1, ex.runs + ex.pruned):.0%} cut")
+            print(
+                f"  {make.__name__:<20} {label}: holds={ex.failing is None and ex.complete}  {ex.runs} schedules run, "
+                f"{ex.pruned} cut, {ex.states} states, {t:.2f} s, {(ex.runs + ex.pruned) / t:,.0f} schedules/s, "
+                f"{ex.pruned / max(1, ex.runs + ex.pruned):.0%} cut"
+            )
     if frontrun_available():
         import frontrun
 
@@ -182,10 +200,16 @@ def main() -> None:
             start = time.perf_counter()
             r = frontrun.explore(setup=Leased, workers=workers, invariant=coherent)
             t = time.perf_counter() - start
-            print(f"  frontrun lease {label}: holds={r.property_holds} after {r.num_explored} interleavings in {t:.2f} s")
+            print(
+                f"  frontrun lease {label}: holds={r.property_holds} after {r.num_explored} interleavings in {t:.2f} s"
+            )
 
     print("\n== default check (sequential + concurrent)")
-    for make, pattern in ((cache_aside_leased, "cache-aside"), (read_through_leased, "read-through"), (cache_aside_locked, "cache-aside")):
+    for make, pattern in (
+        (cache_aside_leased, "cache-aside"),
+        (read_through_leased, "read-through"),
+        (cache_aside_locked, "cache-aside"),
+    ):
         start = time.perf_counter()
         result = check(make, pattern)
         print(f"  {make.__name__:<20} {result.verdict} in {time.perf_counter() - start:.2f} s")

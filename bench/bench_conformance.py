@@ -52,7 +52,11 @@ def peer(make) -> tuple[int, float]:
             self.model[key] = f"v{self.n}"
 
     config = settings(
-        max_examples=EXAMPLES, stateful_step_count=STEPS, deadline=None, database=None, derandomize=True,
+        max_examples=EXAMPLES,
+        stateful_step_count=STEPS,
+        deadline=None,
+        database=None,
+        derandomize=True,
         suppress_health_check=list(HealthCheck),
     )
     test = get_state_machine_test(ReadAfterWrite, settings=config)
@@ -84,7 +88,8 @@ def main() -> None:
                 our_rates.append(o_ops / o_t)
                 ratios.append(our_rates[-1] / peer_rates[-1])
             print(
-                f"{name:<22} peer {statistics.median(peer_rates):>7,.0f} ops/s   cachepact {statistics.median(our_rates):>7,.0f} ops/s   "
+                f"{name:<22} peer {statistics.median(peer_rates):>7,.0f} ops/s   "
+                f"cachepact {statistics.median(our_rates):>7,.0f} ops/s   "
                 f"ratio median {statistics.median(ratios):.2f}x (range {min(ratios):.2f}-{max(ratios):.2f})"
             )
 

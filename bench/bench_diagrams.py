@@ -1,6 +1,6 @@
 """Rendering a 50-step recorded trace: Mermaid and DOT (goal < 50 ms), PNG (goal < 2 s).
 
-    python bench/bench_diagrams.py
+python bench/bench_diagrams.py
 """
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ from __future__ import annotations
 import time
 
 from cachepact.adapters.reference import cache_aside
+from cachepact.conformance.world import KEYS, World
 from cachepact.diagrams import render, sequence_graph
 from cachepact.model import CACHE_ASIDE, Trace
-from cachepact.conformance.world import KEYS, World
 
 
 def fifty_steps() -> Trace:

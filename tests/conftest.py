@@ -1,6 +1,6 @@
 """Hypothesis profiles: a fast default for CI and everyday runs, a thorough one for nightly runs.
 
-    HYPOTHESIS_PROFILE=nightly python -m pytest
+HYPOTHESIS_PROFILE=nightly python -m pytest
 """
 
 import os

@@ -13,7 +13,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from cachepact.conformance.cli import main
+from cachepact.cli import main
 
 SPEC = Path(__file__).resolve().parent.parent / "spec" / "README.md"
 BLOCK = re.compile(r"^(<!-- generated: (?P<cmd>[^\n]+?) -->\n)(?P<body>.*?)^(<!-- end generated -->)", re.S | re.M)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from cachepact import INVARIANTS, check
 from cachepact.adapters.broken import CATALOGUE
 from cachepact.adapters.reference import RACE_FREE, REFERENCE
-from cachepact.conformance import INVARIANTS, check
 
 REFERENCES = [(pattern, name, make) for pattern, d in REFERENCE.items() for name, make in d.items()]
 

@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from cachepact.conformance.cli import main
+from cachepact.cli import main
 
 REF = "cachepact.adapters.reference"
 
@@ -38,8 +38,16 @@ def test_a_race_free_reference_adapter_exits_0(capsys, target, pattern):
 def test_a_broken_adapter_exits_1_and_writes_json_and_junit(capsys, tmp_path):
     js, xml = tmp_path / "r.json", tmp_path / "r.xml"
     code, out, _ = run(
-        capsys, "check", "cachepact.adapters.broken:aside_invalidate_first", "--pattern", "cache-aside",
-        "--report-json", str(js), "--junit-xml", str(xml), "--no-concurrency",
+        capsys,
+        "check",
+        "cachepact.adapters.broken:aside_invalidate_first",
+        "--pattern",
+        "cache-aside",
+        "--report-json",
+        str(js),
+        "--junit-xml",
+        str(xml),
+        "--no-concurrency",
     )
     assert code == 1
     assert "FAIL write-order: the write w1 invalidated k1 before writing the DB" in out
@@ -58,7 +66,9 @@ def test_replay_reruns_exactly_the_printed_sequence(capsys):
 
 
 def test_replay_of_a_sequence_that_holds_exits_0(capsys):
-    code, out, _ = run(capsys, "check", f"{REF}:cache_aside", "--pattern", "cache-aside", "--replay", "seq/r:k1,w:k1,r:k1")
+    code, out, _ = run(
+        capsys, "check", f"{REF}:cache_aside", "--pattern", "cache-aside", "--replay", "seq/r:k1,w:k1,r:k1"
+    )
     assert code == 0 and "PASS" in out
 
 
@@ -66,10 +76,18 @@ BAD_TARGETS = {
     "missing_module.py": None,
     "raises.py": "def make(env):\n    raise RuntimeError('no connection string')\n",
     "not_adapter.py": "def make(env):\n    return {'read': 1}\n",
-    "not_callable.py": "import cachepact\ndef make(env):\n    return cachepact.Adapter(read=1, write=lambda k, v: None)\n",
-    "bad_cache_code.py": "import cachepact\ndef make(env):\n    return cachepact.Adapter(read=env.db.get, write=env.db.put, cache_code=[42])\n",
+    "not_callable.py": (
+        "import cachepact\ndef make(env):\n    return cachepact.Adapter(read=1, write=lambda k, v: None)\n"
+    ),
+    "bad_cache_code.py": (
+        "import cachepact\ndef make(env):\n"
+        "    return cachepact.Adapter(read=env.db.get, write=env.db.put, cache_code=[42])\n"
+    ),
     "import_error.py": "import not_a_real_module_xyz\n",
-    "async_read.py": "import cachepact\nasync def r(k):\n    return None\ndef make(env):\n    return cachepact.Adapter(read=r, write=env.db.put)\n",
+    "async_read.py": (
+        "import cachepact\nasync def r(k):\n    return None\n"
+        "def make(env):\n    return cachepact.Adapter(read=r, write=env.db.put)\n"
+    ),
     "value.py": "make = 3\n",
 }
 EXPECTED = {
@@ -103,11 +121,26 @@ def test_an_unusable_target_exits_2_with_one_line_naming_the_fix(capsys, tmp_pat
         (["check", f"{REF}:cache_aside", "--pattern", "cache-aside", "--max-examples", "0"], "at least 1"),
         (["check", f"{REF}:cache_aside", "--pattern", "cache-aside", "--replay", "r:k1"], "not a replay string"),
         (["check", f"{REF}:cache_aside", "--pattern", "cache-aside", "--replay", "seq/x:k9"], "bad operation"),
-        (["check", f"{REF}:cache_aside", "--pattern", "cache-aside", "--report-json", "/no/such/dir/r.json"], "does not exist"),
-        (["check", f"{REF}:cache_aside", "--pattern", "cache-aside", "--max-ops", "0"], "--max-ops: must be at least 1"),
-        (["check", f"{REF}:cache_aside", "--pattern", "cache-aside", "--max-ops", "1"], "--max-ops must be between 2 and 6"),
-        (["check", f"{REF}:cache_aside", "--pattern", "cache-aside", "--max-ops", "50"], "--max-ops must be between 2 and 6"),
-        (["check", f"{REF}:cache_aside", "--pattern", "cache-aside", "--replay", "con/r:k1"], "not a concurrent replay string"),
+        (
+            ["check", f"{REF}:cache_aside", "--pattern", "cache-aside", "--report-json", "/no/such/dir/r.json"],
+            "does not exist",
+        ),
+        (
+            ["check", f"{REF}:cache_aside", "--pattern", "cache-aside", "--max-ops", "0"],
+            "--max-ops: must be at least 1",
+        ),
+        (
+            ["check", f"{REF}:cache_aside", "--pattern", "cache-aside", "--max-ops", "1"],
+            "--max-ops must be between 2 and 6",
+        ),
+        (
+            ["check", f"{REF}:cache_aside", "--pattern", "cache-aside", "--max-ops", "50"],
+            "--max-ops must be between 2 and 6",
+        ),
+        (
+            ["check", f"{REF}:cache_aside", "--pattern", "cache-aside", "--replay", "con/r:k1"],
+            "not a concurrent replay string",
+        ),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(capsys, argv, fix):
@@ -116,14 +149,22 @@ def test_bad_arguments_exit_2_with_one_line(capsys, argv, fix):
 
 
 def test_an_adapter_raising_mid_operation_is_a_finding_not_a_crash(capsys):
-    code, out, _ = run(capsys, "check", "cachepact.adapters.broken:aside_raises_on_absent", "--pattern", "cache-aside", "--no-concurrency")
+    code, out, _ = run(
+        capsys,
+        "check",
+        "cachepact.adapters.broken:aside_raises_on_absent",
+        "--pattern",
+        "cache-aside",
+        "--no-concurrency",
+    )
     assert code == 1
     assert "FAIL adapter-error: r1 raised KeyError: 'k3'" in out
 
 
 def test_the_console_script_checks_a_users_file(tmp_path):
     user = tmp_path / "my_cache.py"
-    user.write_text(textwrap.dedent("""
+    user.write_text(
+        textwrap.dedent("""
         import cachepact
 
         def make(env):
@@ -140,15 +181,31 @@ def test_the_console_script_checks_a_users_file(tmp_path):
                 env.cache.delete(key)
 
             return cachepact.Adapter(read=read, write=write)
-    """))
+    """)
+    )
     proc = subprocess.run(
-        [sys.executable, "-m", "cachepact", "check", "my_cache:make", "--pattern", "cache-aside", "--max-examples", "20", "--no-concurrency"],
-        capture_output=True, text=True, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "cachepact",
+            "check",
+            "my_cache:make",
+            "--pattern",
+            "cache-aside",
+            "--max-examples",
+            "20",
+            "--no-concurrency",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     proc = subprocess.run(
         [sys.executable, "-m", "cachepact", "check", "my_cache:make", "--pattern", "read-through"],
-        capture_output=True, text=True, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
     )
     assert proc.returncode == 1 and "FAIL who-loads" in proc.stdout
 
@@ -160,9 +217,22 @@ def test_on_a_terminal_a_long_run_shows_its_progress(tmp_path):
     leader, follower = pty.openpty()
     env = dict(os.environ, CACHEPACT_PROGRESS_AFTER="0")  # "long" from the start, so no waiting
     proc = subprocess.run(
-        [sys.executable, "-m", "cachepact", "check", f"{REF}:cache_aside_leased", "--pattern", "cache-aside",
-         "--max-examples", "20", "--no-concurrency"],
-        stdout=subprocess.PIPE, stderr=follower, text=True, env=env,
+        [
+            sys.executable,
+            "-m",
+            "cachepact",
+            "check",
+            f"{REF}:cache_aside_leased",
+            "--pattern",
+            "cache-aside",
+            "--max-examples",
+            "20",
+            "--no-concurrency",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        text=True,
+        env=env,
     )
     os.close(follower)
     shown = b""

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from cachepact.conformance.cli import main
+from cachepact.cli import main
 
 
 def run(capsys, *argv):
@@ -61,7 +61,18 @@ def test_explain_one_pattern(capsys):
         (["explore", "--pattern", "cache-aside", "--writers", "-3"], "--writers: must be at least 1, not -3"),
         (["explore", "--pattern", "cache-aside", "--keys", "two"], "--keys: must be a whole number"),
         (
-            ["explore", "--pattern", "cache-aside", "--leases", "--readers", "3", "--writers", "3", "--max-states", "50"],
+            [
+                "explore",
+                "--pattern",
+                "cache-aside",
+                "--leases",
+                "--readers",
+                "3",
+                "--writers",
+                "3",
+                "--max-states",
+                "50",
+            ],
             "raise --max-states or lower --readers/--writers/--keys",
         ),
         (["explore"], "required: --pattern"),

@@ -7,10 +7,12 @@ import threading
 import pytest
 
 import cachepact
+from cachepact import check
 from cachepact.adapters.broken import CATALOGUE
 from cachepact.adapters.reference import cache_aside, cache_aside_leased, cache_aside_locked, read_through
-from cachepact.conformance import check
-from cachepact.conformance.concurrent import Scenario, explore_schedules, replaying, run_concurrent
+from cachepact.conformance._exhaustive import explore_schedules
+from cachepact.conformance._interleaved import replaying, run_interleaved
+from cachepact.conformance._replay import ConcurrentScenario as Scenario
 from cachepact.model import CACHE_ASIDE, READ_THROUGH
 
 R, W = ("r", "k1"), ("w", "k1")
@@ -35,7 +37,9 @@ def test_the_seed_patterns_fail_coherent_at_rest_with_the_five_step_stale_set(ma
 
 def test_the_race_report_has_one_column_per_operation_with_the_switches_marked():
     result = check(cache_aside, "cache-aside", seed=0, target="t:make")
-    assert result.report() == """\
+    assert (
+        result.report()
+        == """\
 cachepact check t:make --pattern cache-aside
 FAIL coherent-at-rest: after r1, with nothing in flight, the cache holds k1 = k1.v0 but the DB holds v1
 
@@ -61,6 +65,7 @@ k3   None   None
 
 Reached: miss, hit, fill, write-invalidate, absent-read, fill-overlapped-write
 Replay: cachepact check t:make --pattern cache-aside --replay 'con/|r:k1,w:k1/00110'"""
+    )
 
 
 @pytest.mark.parametrize("name", ["seed_cache_aside", "aside_fill_with_add", "aside_fill_mutex"])
@@ -72,12 +77,14 @@ def test_replaying_a_race_reproduces_it_exactly(name):
 
 
 def test_hypothesis_alone_finds_and_shrinks_the_race():
-    from cachepact.conformance.concurrent import run_hypothesis_concurrent
-    from cachepact.conformance.sequential import Progress
+    from cachepact.conformance._progress import Progress
+    from cachepact.conformance._schedules import search_schedules
 
-    run = run_hypothesis_concurrent(cache_aside, CACHE_ASIDE, max_examples=200, max_ops=3, seed=1, progress=Progress())
+    run = search_schedules(
+        cache_aside, CACHE_ASIDE, max_examples=200, max_ops=3, seed=1, progress=Progress(), label="t:make"
+    )
     assert run is not None and run.finding.invariant == "coherent-at-rest"
-    assert sum(1 for s in run.world.steps if s.target != "app" and s.op in run.names) == 5
+    assert sum(1 for s in run.steps if s.target != "app" and s.op in run.columns) == 5
     assert run.switches == 2
 
 
@@ -89,14 +96,16 @@ def test_a_lease_based_adapter_is_proven_for_two_readers_and_two_writers_of_one_
 
 def test_exhaustive_exploration_is_not_vacuous_it_reaches_the_overlap():
     overlaps = []
-    explore_schedules(cache_aside_leased, CACHE_ASIDE, Scenario(ops=(R, W)), on_run=lambda r: overlaps.append(r.overlapped))
+    explore_schedules(
+        cache_aside_leased, CACHE_ASIDE, Scenario(ops=(R, W)), on_run=lambda r: overlaps.append(r.overlapped)
+    )
     assert any(overlaps) and not all(overlaps)
 
 
 def test_a_mutex_inside_an_adapter_is_a_scheduling_point_not_a_timeout():
     ex = explore_schedules(cache_aside_locked, CACHE_ASIDE, Scenario(ops=(R, W, W)))
     assert ex.complete and ex.failing is None
-    run = run_concurrent(cache_aside_locked, CACHE_ASIDE, Scenario(ops=(R, W)), replaying([0, 1, 1, 0]))
+    run = run_interleaved(cache_aside_locked, CACHE_ASIDE, Scenario(ops=(R, W)), replaying([0, 1, 1, 0]))
     assert run.uncontrolled == 0 and run.finding is None
 
 
@@ -128,7 +137,7 @@ def _real_lock_adapter(env):
 
 
 def test_blocking_the_kit_cannot_see_falls_back_to_a_timeout_and_still_completes():
-    run = run_concurrent(
+    run = run_interleaved(
         _real_lock_adapter, CACHE_ASIDE, Scenario(ops=(R, W)), replaying([0, 1, 0, 0, 1]), step_timeout=0.05
     )
     assert run.uncontrolled >= 1 and run.finding is None
@@ -149,7 +158,9 @@ def _spawning_adapter(env):
 
 
 def test_an_adapter_thread_touching_env_outside_an_operation_is_a_finding_not_a_hang():
-    run = run_concurrent(_spawning_adapter, CACHE_ASIDE, Scenario(ops=(W, R)), replaying([0, 0, 1, 1, 1]), step_timeout=0.05)
+    run = run_interleaved(
+        _spawning_adapter, CACHE_ASIDE, Scenario(ops=(W, R)), replaying([0, 0, 1, 1, 1]), step_timeout=0.05
+    )
     assert run.finding.invariant == "adapter-error"
     assert "a thread the kit did not start called env" in run.finding.message
 

@@ -8,11 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from cachepact.conformance.cli import main
-from cachepact.diagrams import render, sequence_graph, to_dot, to_mermaid
-from cachepact.diagrams.sequence import messages
-from cachepact.model import CACHE_ASIDE, PATTERNS, Scenario, explore
-from cachepact.model.flows import flow
+from cachepact.cli import main
+from cachepact.diagrams import messages, render, sequence_graph, to_dot, to_mermaid
+from cachepact.model import CACHE_ASIDE, PATTERNS, Scenario, explore, flow
 
 GOLDEN = Path(__file__).parent / "golden"
 CASES = [(name, f) for name in PATTERNS for f in ("read-hit", "read-miss", "write")]
@@ -80,7 +78,9 @@ def test_cli_diagram_picks_the_format_from_the_extension(tmp_path, capsys):
 
 def test_a_failing_check_writes_the_counterexample_picture_and_names_it(tmp_path, capsys):
     out = tmp_path / "fail.png"
-    code = main(["check", "cachepact.adapters.broken:aside_invalidate_first", "--pattern", "cache-aside", "--diagram", str(out)])
+    code = main(
+        ["check", "cachepact.adapters.broken:aside_invalidate_first", "--pattern", "cache-aside", "--diagram", str(out)]
+    )
     assert code == 1 and out.read_bytes()[:4] == b"\x89PNG"
     assert f"Diagram: {out}" in capsys.readouterr().out
 
@@ -90,7 +90,10 @@ def test_a_failing_check_writes_the_counterexample_picture_and_names_it(tmp_path
     [
         (["diagram", "--pattern", "cache-aside", "--flow", "read-sideways"], "invalid choice"),
         (["diagram", "--pattern", "cache-aside", "--flow", "write", "--format", "gif"], "invalid choice"),
-        (["diagram", "--pattern", "cache-aside", "--flow", "write", "-o", "/no/such/dir/f.png"], "-o /no/such/dir/f.png"),
+        (
+            ["diagram", "--pattern", "cache-aside", "--flow", "write", "-o", "/no/such/dir/f.png"],
+            "-o /no/such/dir/f.png",
+        ),
         (["diagram", "--pattern", "cache-aside", "--flow", "write", "-o", "f.txt"], "add --format"),
         (["diagram", "--pattern", "cache-aside", "--flow", "write", "--format", "png"], "name a file with -o FILE"),
     ],

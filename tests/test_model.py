@@ -5,17 +5,17 @@ from __future__ import annotations
 import networkx as nx
 import pytest
 
+from cachepact.errors import StateSpaceTooLarge
 from cachepact.model import (
     CACHE_ASIDE,
     PATTERNS,
     READ_THROUGH,
     Actor,
     Scenario,
-    StateSpaceTooLarge,
     System,
     explore,
+    flow,
 )
-from cachepact.model.flows import flow
 
 BOTH = [CACHE_ASIDE, READ_THROUGH]
 ids = [p.name for p in BOTH]
@@ -114,7 +114,7 @@ def test_the_state_graph_is_a_networkx_digraph_whose_shortest_path_is_the_counte
 
 
 def test_a_state_space_over_the_bound_is_refused_with_the_fix_named():
-    with pytest.raises(StateSpaceTooLarge, match="raise --max-states or lower"):
+    with pytest.raises(StateSpaceTooLarge, match="raise max_states or lower"):
         explore(Scenario(pattern=CACHE_ASIDE, leases=True, readers=3, writers=3), max_states=100)
 
 

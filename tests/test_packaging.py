@@ -23,14 +23,16 @@ def test_a_wheel_built_from_the_repo_installs_into_a_fresh_venv_as_cachepact_onl
     assert {t for t in tops if not t.endswith(".dist-info")} == {"cachepact"}
     names = zipfile.ZipFile(wheel).namelist()
     assert "cachepact/py.typed" in names and "cachepact/model/__init__.py" in names
-    assert not any(n.startswith("cachepact/tests/") or n.startswith("cachepact/bench/") for n in names)
+    assert not any(n.startswith(("cachepact/tests/", "cachepact/bench/")) for n in names)
 
     env = tmp_path / "venv"
     venv.create(env, with_pip=False)
     python = env / "bin" / "python"
     site = subprocess.run(
         [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.strip()
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", site, str(wheel)], check=True

@@ -6,14 +6,14 @@ pytest_plugins = ["pytester"]
 
 GOOD = """
 from cachepact.adapters.reference import cache_aside_leased
-from cachepact.conformance import conformance_test
+from cachepact import conformance_test
 
 test_my_cache = conformance_test(cache_aside_leased, pattern="cache-aside")
 """
 
 BAD = """
 from cachepact.adapters.broken import aside_update_on_write
-from cachepact.conformance import conformance_test
+from cachepact import conformance_test
 
 test_my_cache = conformance_test(aside_update_on_write, pattern="cache-aside")
 """

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 
+from cachepact import check
 from cachepact.adapters.broken import CATALOGUE
-from cachepact.conformance import check
 
 
 def test_a_stale_memo_report_shows_the_minimal_sequence_the_culprit_and_the_replay():
     result = check(CATALOGUE["aside_local_memo"].make, "cache-aside", seed=0, target="m:f", concurrency=False)
-    assert result.report() == """\
+    assert (
+        result.report()
+        == """\
 cachepact check m:f --pattern cache-aside
 FAIL fresh-read: the read r2 of k1 returned k1.v0, older than v1 written before the read began
 
@@ -37,6 +39,7 @@ k3   None   None
 Reached: miss, fill, write-invalidate, absent-read
 Never reached: hit (the run says nothing about those paths)
 Replay: cachepact check m:f --pattern cache-aside --replay 'seq/r:k1,w:k1,r:k1'"""
+    )
 
 
 def test_the_culprit_of_a_who_populates_failure_is_the_fill_by_the_wrong_party():

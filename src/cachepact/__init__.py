@@ -1,0 +1,81 @@
+"""cachepact: a formal model and conformance test kit for caching patterns.
+
+Check your own cache against a pattern::
+
+    import cachepact
+
+    def make(env):                      # env.db, env.cache: spec/contract.md
+        ...
+        return cachepact.Adapter(read=read, write=write, cache_code=())
+
+    result = cachepact.check(make, pattern="cache-aside")
+    print(result.report())
+
+Importing ``cachepact`` is cheap: the kit (Hypothesis, networkx, ...) loads on first use of a name
+below. ``cachepact.model`` is the executable model and its explorer, ``cachepact.diagrams`` the
+sequence diagrams, ``cachepact.adapters`` the reference and broken adapters the kit ships.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from .errors import (
+    CachepactError,
+    ConformanceFailure,
+    DefinitionError,
+    InvalidArgument,
+    MissingDependency,
+    StateSpaceTooLarge,
+    UsageError,
+)
+
+__version__ = "0.2.0"
+
+# Public name -> the private module that defines it, imported on first access.
+_LAZY = {
+    "Adapter": "cachepact.conformance._contract",
+    "Finding": "cachepact.conformance._findings",
+    "INVARIANTS": "cachepact.conformance._findings",
+    "Result": "cachepact.conformance._result",
+    "check": "cachepact.conformance._check",
+    "conformance_test": "cachepact.conformance._pytest",
+}
+
+if TYPE_CHECKING:
+    from .conformance._check import check
+    from .conformance._contract import Adapter
+    from .conformance._findings import INVARIANTS, Finding
+    from .conformance._pytest import conformance_test
+    from .conformance._result import Result
+
+__all__ = [
+    "INVARIANTS",
+    "Adapter",
+    "CachepactError",
+    "ConformanceFailure",
+    "DefinitionError",
+    "Finding",
+    "InvalidArgument",
+    "MissingDependency",
+    "Result",
+    "StateSpaceTooLarge",
+    "UsageError",
+    "__version__",
+    "check",
+    "conformance_test",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cachepact' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

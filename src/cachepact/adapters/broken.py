@@ -1,0 +1,377 @@
+"""The catalogue of deliberately broken adapters: each declares the invariant it must trip.
+
+The kit is only as good as what it catches. ``tests/test_catalogue.py`` runs every entry and
+asserts it fails with exactly its declared invariant; ``cachepact check`` accepts any of them as
+``cachepact.adapters.broken:NAME`` (``broken`` returns the factory, so each entry is a
+module-level name).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import attrs
+
+from cachepact import Adapter
+
+from .library import ReadThroughCache
+from .reference import cache_aside, read_through
+
+
+@attrs.frozen(kw_only=True)
+class Broken:
+    name: str
+    pattern: str
+    invariant: str
+    why: str
+    make: Callable
+    concurrent: bool = False  # caught only by the concurrent checks
+
+
+CATALOGUE: dict[str, Broken] = {}
+
+
+def broken(pattern: str, invariant: str, why: str, *, concurrent: bool = False):
+    def register(make: Callable) -> Callable:
+        CATALOGUE[make.__name__] = Broken(
+            name=make.__name__, pattern=pattern, invariant=invariant, why=why, make=make, concurrent=concurrent
+        )
+        return make
+
+    return register
+
+
+def _write(env, cache=None):
+    """The correct write path (DB, then invalidate), for entries whose bug is on the read side."""
+
+    def write(key, value):
+        env.db.put(key, value)
+        (cache.invalidate if cache else env.cache.delete)(key)
+
+    return write
+
+
+# -- cache-aside ---------------------------------------------------------------------------------
+
+
+@broken("cache-aside", "who-loads", "claims cache-aside but hands loading to a read-through library")
+def aside_library_loads(env) -> Adapter:
+    cache = ReadThroughCache(env.cache, env.db.get)
+    return Adapter(read=cache.get, write=_write(env, cache), cache_code=ReadThroughCache)
+
+
+@broken("cache-aside", "who-populates", "loads on a miss but never fills the cache")
+def aside_never_fills(env) -> Adapter:
+    def read(key):
+        value = env.cache.get(key)
+        return value if value is not None else env.db.get(key)
+
+    return Adapter(read=read, write=_write(env))
+
+
+@broken("cache-aside", "write-order", "invalidates before writing the DB")
+def aside_invalidate_first(env) -> Adapter:
+    read = cache_aside(env).read
+
+    def write(key, value):
+        env.cache.delete(key)
+        env.db.put(key, value)
+
+    return Adapter(read=read, write=write)
+
+
+@broken("cache-aside", "invalidate-not-update", "writes the new value into the cache instead of deleting it")
+def aside_update_on_write(env) -> Adapter:
+    def write(key, value):
+        env.db.put(key, value)
+        env.cache.set(key, value)
+
+    return Adapter(read=cache_aside(env).read, write=write)
+
+
+@broken("cache-aside", "fresh-read", "memoises reads in a process-local dict that no write clears")
+def aside_local_memo(env) -> Adapter:
+    inner = cache_aside(env)
+    memo: dict = {}
+
+    def read(key):
+        if key not in memo:
+            memo[key] = inner.read(key)
+        return memo[key]
+
+    return Adapter(read=read, write=inner.write)
+
+
+@broken("cache-aside", "coherent-at-rest", "invalidates a versioned cache key that reads never use")
+def aside_wrong_key_invalidated(env) -> Adapter:
+    def write(key, value):
+        env.db.put(key, value)
+        env.cache.delete(f"{key}:v2")
+
+    return Adapter(read=cache_aside(env).read, write=write)
+
+
+@broken("cache-aside", "hit-after-fill", "re-reads the DB on every hit to 'validate' the entry")
+def aside_validates_hits(env) -> Adapter:
+    def read(key):
+        cached = env.cache.get(key)
+        value = env.db.get(key)
+        if cached is None and value is not None:
+            env.cache.set(key, value)
+        return value
+
+    return Adapter(read=read, write=_write(env))
+
+
+@broken("cache-aside", "single-load", "reads the DB twice on a miss (an existence check, then the load)")
+def aside_double_load(env) -> Adapter:
+    def read(key):
+        value = env.cache.get(key)
+        if value is None:
+            if env.db.get(key) is None:
+                return None
+            value = env.db.get(key)
+            env.cache.set(key, value)
+        return value
+
+    return Adapter(read=read, write=_write(env))
+
+
+@broken("cache-aside", "adapter-error", "raises on a key that was never written")
+def aside_raises_on_absent(env) -> Adapter:
+    inner = cache_aside(env)
+
+    def read(key):
+        value = inner.read(key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    return Adapter(read=read, write=inner.write)
+
+
+# -- read-through --------------------------------------------------------------------------------
+
+
+class _StoreOnlyLibrary:
+    """A 'read-through' library that loads but leaves storing to the app."""
+
+    def __init__(self, store, loader):
+        self.store, self.loader = store, loader
+
+    def get(self, key):
+        value = self.store.get(key)
+        return (value, False) if value is not None else (self.loader(key), True)
+
+
+@broken("read-through", "who-loads", "claims read-through but the app loads from the DB itself")
+def through_app_loads(env) -> Adapter:
+    return Adapter(read=cache_aside(env).read, write=_write(env))
+
+
+@broken("read-through", "who-populates", "the library loads, but the app stores the entry")
+def through_app_fills(env) -> Adapter:
+    lib = _StoreOnlyLibrary(env.cache, env.db.get)
+
+    def read(key):
+        value, missed = lib.get(key)
+        if missed and value is not None:
+            env.cache.set(key, value)
+        return value
+
+    return Adapter(read=read, write=_write(env), cache_code=_StoreOnlyLibrary)
+
+
+@broken("read-through", "write-order", "lets the library write the DB (write-through), then invalidates")
+def through_library_writes(env) -> Adapter:
+    cache = ReadThroughCache(env.cache, env.db.get)
+
+    def write(key, value):
+        _library_put(env, key, value)
+        cache.invalidate(key)
+
+    return Adapter(read=cache.get, write=write, cache_code=(ReadThroughCache, _library_put))
+
+
+def _library_put(env, key, value):
+    env.db.put(key, value)
+
+
+@broken("read-through", "invalidate-not-update", "refreshes the entry with the new value on write")
+def through_refresh_on_write(env) -> Adapter:
+    cache = ReadThroughCache(env.cache, env.db.get)
+
+    def write(key, value):
+        env.db.put(key, value)
+        env.cache.set(key, value)
+
+    return Adapter(read=cache.get, write=write, cache_code=ReadThroughCache)
+
+
+@broken("read-through", "fresh-read", "keeps a process-local copy in front of the library, never cleared")
+def through_local_memo(env) -> Adapter:
+    cache = ReadThroughCache(env.cache, env.db.get)
+    memo: dict = {}
+
+    def read(key):
+        if key not in memo:
+            memo[key] = cache.get(key)
+        return memo[key]
+
+    return Adapter(read=read, write=_write(env, cache), cache_code=ReadThroughCache)
+
+
+@broken("read-through", "coherent-at-rest", "invalidates through a different cache key than the library reads")
+def through_wrong_key_invalidated(env) -> Adapter:
+    cache = ReadThroughCache(env.cache, env.db.get)
+
+    def write(key, value):
+        env.db.put(key, value)
+        cache.invalidate(f"{key}:v2")
+
+    return Adapter(read=cache.get, write=write, cache_code=ReadThroughCache)
+
+
+class _RevalidatingLibrary(ReadThroughCache):
+    def get(self, key):
+        cached = self.store.get(key)
+        fresh = self.loader(key)
+        if cached is None and fresh is not None:
+            self.store.set(key, fresh)
+        return fresh
+
+
+@broken("read-through", "hit-after-fill", "the library revalidates every hit against the DB")
+def through_revalidates(env) -> Adapter:
+    cache = _RevalidatingLibrary(env.cache, env.db.get)
+    return Adapter(read=cache.get, write=_write(env, cache), cache_code=_RevalidatingLibrary)
+
+
+class _DoubleLoadLibrary(ReadThroughCache):
+    def get(self, key):
+        value = self.store.get(key)
+        if value is None and self.loader(key) is not None:
+            value = self.loader(key)
+            self.store.set(key, value)
+        return value
+
+
+@broken("read-through", "single-load", "the library loads twice on a miss")
+def through_double_load(env) -> Adapter:
+    cache = _DoubleLoadLibrary(env.cache, env.db.get)
+    return Adapter(read=cache.get, write=_write(env, cache), cache_code=_DoubleLoadLibrary)
+
+
+@broken("read-through", "adapter-error", "the loader raises on a key that was never written")
+def through_loader_raises(env) -> Adapter:
+    def loader(key):
+        value = env.db.get(key)
+        if value is None:
+            raise LookupError(f"no row for {key}")
+        return value
+
+    cache = ReadThroughCache(env.cache, loader)
+    return Adapter(read=cache.get, write=_write(env, cache), cache_code=ReadThroughCache)
+
+
+# -- concurrency: each is sequentially correct and fails only under some interleaving -------------
+
+
+@broken("cache-aside", "coherent-at-rest", "the seed's cache-aside as written: the stale-set race", concurrent=True)
+def seed_cache_aside(env) -> Adapter:
+    return cache_aside(env)
+
+
+@broken("read-through", "coherent-at-rest", "the seed's read-through as written: the stale-set race", concurrent=True)
+def seed_read_through(env) -> Adapter:
+    return read_through(env)
+
+
+@broken("cache-aside", "coherent-at-rest", "takes a lease but fills with a plain set", concurrent=True)
+def aside_lease_then_set(env) -> Adapter:
+    def read(key):
+        value, _token = env.cache.lease_get(key)
+        if value is None:
+            value = env.db.get(key)
+            if value is not None:
+                env.cache.set(key, value)  # the token is never presented: nothing voids this fill
+        return value
+
+    return Adapter(read=read, write=_write(env))
+
+
+@broken("cache-aside", "coherent-at-rest", "loads first and takes its lease afterwards", concurrent=True)
+def aside_lease_after_load(env) -> Adapter:
+    def read(key):
+        value = env.cache.get(key)
+        if value is None:
+            value = env.db.get(key)
+            _, token = env.cache.lease_get(key)  # too late: the delete it should guard against is past
+            if token is not None:
+                env.cache.lease_set(key, value, token)
+        return value
+
+    return Adapter(read=read, write=_write(env))
+
+
+@broken(
+    "cache-aside", "coherent-at-rest", "fills with add (set-if-absent) and believes that guards it", concurrent=True
+)
+def aside_fill_with_add(env) -> Adapter:
+    def read(key):
+        value = env.cache.get(key)
+        if value is None:
+            value = env.db.get(key)
+            if value is not None:
+                env.cache.add(key, value)  # the delete left the key absent, so add succeeds
+        return value
+
+    return Adapter(read=read, write=_write(env))
+
+
+@broken(
+    "cache-aside", "coherent-at-rest", "a dogpile-style mutex around load-and-fill, writes unlocked", concurrent=True
+)
+def aside_fill_mutex(env) -> Adapter:
+    import collections
+    import threading
+
+    locks = collections.defaultdict(threading.Lock)
+
+    def read(key):
+        value = env.cache.get(key)
+        if value is None:
+            with locks[key]:  # only one loader per key, but the writer does not take the lock
+                value = env.cache.get(key)
+                if value is None:
+                    value = env.db.get(key)
+                    if value is not None:
+                        env.cache.set(key, value)
+        return value
+
+    return Adapter(read=read, write=_write(env))
+
+
+@broken("cache-aside", "deadlock", "read and write take two locks in opposite orders", concurrent=True)
+def aside_lock_order_deadlock(env) -> Adapter:
+    import threading
+
+    first, second = threading.Lock(), threading.Lock()
+
+    def read(key):
+        with first:
+            value = env.cache.get(key)
+            with second:
+                if value is None:
+                    value = env.db.get(key)
+                    if value is not None:
+                        env.cache.set(key, value)
+        return value
+
+    def write(key, value):
+        with second:
+            env.db.put(key, value)
+            with first:
+                env.cache.delete(key)
+
+    return Adapter(read=read, write=write)

@@ -1,0 +1,99 @@
+"""Correct adapters for each pattern: the seed's pseudocode made real, and lease-guarded versions.
+
+The plain ones are sequentially correct and lose coherence under the stale-set race; the leased
+ones close it (memcache leases: a delete voids the racing reader's token, so its fill is refused),
+and so does the locked one, by serialising every operation on a key.
+"""
+
+from __future__ import annotations
+
+from cachepact import Adapter
+
+from .library import LEASE_RETRIES, ReadThroughCache
+
+
+def cache_aside(env) -> Adapter:
+    def read(key):
+        value = env.cache.get(key)
+        if value is None:
+            value = env.db.get(key)  # the App loads ...
+            if value is not None:
+                env.cache.set(key, value)  # ... and the App fills
+        return value
+
+    def write(key, value):
+        env.db.put(key, value)
+        env.cache.delete(key)
+
+    return Adapter(read=read, write=write)
+
+
+def cache_aside_leased(env) -> Adapter:
+    def read(key):
+        for _ in range(LEASE_RETRIES):
+            value, token = env.cache.lease_get(key)
+            if value is not None:
+                return value
+            if token is not None:
+                value = env.db.get(key)
+                env.cache.lease_set(key, value, token)  # a None value just releases the lease
+                return value
+        return env.db.get(key)
+
+    def write(key, value):
+        env.db.put(key, value)
+        env.cache.delete(key)
+
+    return Adapter(read=read, write=write)
+
+
+def read_through(env) -> Adapter:
+    cache = ReadThroughCache(env.cache, env.db.get)  # the library loads and fills itself
+
+    def write(key, value):
+        env.db.put(key, value)
+        cache.invalidate(key)
+
+    return Adapter(read=cache.get, write=write, cache_code=ReadThroughCache)
+
+
+def read_through_leased(env) -> Adapter:
+    cache = ReadThroughCache(env.cache, env.db.get, leases=True)
+
+    def write(key, value):
+        env.db.put(key, value)
+        cache.invalidate(key)
+
+    return Adapter(read=cache.get, write=write, cache_code=ReadThroughCache)
+
+
+def cache_aside_locked(env) -> Adapter:
+    """Cache-aside made coherent the blunt way: a per-key mutex around every read and write."""
+    import collections
+    import threading
+
+    locks = collections.defaultdict(threading.Lock)
+    inner = cache_aside(env)
+
+    def read(key):
+        with locks[key]:
+            return inner.read(key)
+
+    def write(key, value):
+        with locks[key]:
+            inner.write(key, value)
+
+    return Adapter(read=read, write=write)
+
+
+# Correct under concurrency too; the plain ones are correct only sequentially (the seed's race).
+RACE_FREE = {"cache_aside_leased", "cache_aside_locked", "read_through_leased"}
+
+REFERENCE = {
+    "cache-aside": {
+        "cache_aside": cache_aside,
+        "cache_aside_leased": cache_aside_leased,
+        "cache_aside_locked": cache_aside_locked,
+    },
+    "read-through": {"read_through": read_through, "read_through_leased": read_through_leased},
+}

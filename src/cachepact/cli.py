@@ -1,0 +1,342 @@
+"""The ``cachepact`` command line. Exit codes are a contract: 0 held, 1 violated, 2 unusable input."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from . import __version__
+from .diagrams import EXTENSIONS, FORMATS, format_for, render, sequence_graph
+from .errors import CachepactError, InvalidArgument, MissingDependency, StateSpaceTooLarge, UsageError
+from .model import (
+    DEFAULT_MAX_STATES,
+    FLOWS,
+    PATTERNS,
+    Exploration,
+    Scenario,
+    Trace,
+    explore,
+    flow,
+    pattern_named,
+    responsibility_table,
+)
+
+EXIT_OK, EXIT_VIOLATED, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message}; see '{self.prog} --help'")
+
+
+def _positive(name: str):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+        return value
+
+    return parse
+
+
+def _pattern(text: str):
+    try:
+        return pattern_named(text)
+    except InvalidArgument as e:
+        raise argparse.ArgumentTypeError(e.problem) from None
+
+
+def _flag(parameter: str) -> str:
+    """The command line's flag for a Python API parameter: ``max_ops`` is ``--max-ops``."""
+    return "--" + parameter.replace("_", "-")
+
+
+def _usage(e: CachepactError) -> UsageError:
+    """A library error as the one line the command line prints, in its own flags."""
+    if isinstance(e, InvalidArgument):
+        return UsageError(f"{_flag(e.parameter)} {e.problem}")
+    if isinstance(e, StateSpaceTooLarge):
+        return UsageError(
+            f"the state space of '{e.scenario.name}' passes --max-states {e.max_states}; "
+            "raise --max-states or lower --readers/--writers/--keys"
+        )
+    if isinstance(e, MissingDependency) and e.parameter:
+        instead = f" or use {_flag(e.parameter)} {'|'.join(e.instead)}" if e.instead else ""
+        return UsageError(f"{_flag(e.parameter)} {e.value} needs {e.package}; pip install '{e.requirement}'{instead}")
+    return UsageError(str(e))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="cachepact", description="Formal model and conformance kit for caching patterns.")
+    parser.add_argument("--version", action="version", version=f"cachepact {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+
+    explain = commands.add_parser("explain", help="print who does what in each pattern, read off the model")
+    explain.add_argument("--pattern", type=_pattern, help=f"one of: {', '.join(PATTERNS)} (default: all)")
+    explain.add_argument("--leases", action="store_true", help="the lease-guarded variant")
+    explain.add_argument("--format", choices=("text", "markdown"), default="text")
+
+    ex = commands.add_parser("explore", help="exhaustively explore the model of a pattern for small bounds")
+    ex.add_argument("--pattern", type=_pattern, required=True, help=f"one of: {', '.join(PATTERNS)}")
+    ex.add_argument("--leases", action="store_true", help="fill through memcache-style leases")
+    ex.add_argument("--readers", type=_positive("--readers"), default=1)
+    ex.add_argument("--writers", type=_positive("--writers"), default=1)
+    ex.add_argument("--keys", type=_positive("--keys"), default=1)
+    ex.add_argument("--sequential", action="store_true", help="one operation at a time (default: interleaved)")
+    ex.add_argument("--max-states", type=_positive("--max-states"), default=DEFAULT_MAX_STATES)
+    ex.add_argument("--no-reduce", action="store_true", help="explore without key/symmetry reduction")
+    ex.add_argument(
+        "--format", choices=("text", "markdown"), default="text", help="markdown: tables for documents, no timings"
+    )
+    ex.add_argument(
+        "--diagram", metavar="FILE", help="write the first counterexample's sequence diagram (.mmd .dot .svg .png)"
+    )
+
+    dg = commands.add_parser("diagram", help="draw a pattern's flow as a sequence diagram")
+    dg.add_argument("--pattern", type=_pattern, required=True, help=f"one of: {', '.join(PATTERNS)}")
+    dg.add_argument(
+        "--flow", choices=FLOWS, required=True, help="stale-set: the race (with --leases: its refused fill)"
+    )
+    dg.add_argument("--leases", action="store_true", help="the lease-guarded variant")
+    dg.add_argument("--format", choices=FORMATS, default=None, help="default: from the file's extension, else mermaid")
+    dg.add_argument("-o", "--output", metavar="FILE", help="write here (text formats go to stdout without it)")
+
+    ck = commands.add_parser("check", help="check your cache adapter against a pattern (the CI gate)")
+    ck.add_argument(
+        "target", metavar="TARGET", help="module:attr or path/to/file.py:attr, a factory make(env) -> cachepact.Adapter"
+    )
+    ck.add_argument("--pattern", type=_pattern, required=True, help=f"one of: {', '.join(PATTERNS)}")
+    ck.add_argument("--no-concurrency", action="store_true", help="run only the sequential checks")
+    ck.add_argument(
+        "--max-examples", type=_positive("--max-examples"), default=None, help="sequences to try (default 100)"
+    )
+    ck.add_argument("--seed", type=int, default=None, help="seed for a reproducible run (default: derandomized)")
+    ck.add_argument("--replay", metavar="STRING", help="rerun exactly the sequence a failing run printed")
+    ck.add_argument(
+        "--max-ops", type=_positive("--max-ops"), default=3, help="operations in flight per concurrent scenario (2-6)"
+    )
+    ck.add_argument("--report-json", metavar="FILE", help="write the verdict and every check as JSON")
+    ck.add_argument("--junit-xml", metavar="FILE", help="write one JUnit test case per invariant")
+    ck.add_argument(
+        "--diagram", metavar="FILE", help="write the counterexample's sequence diagram (.mmd .dot .svg .png)"
+    )
+    return parser
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    patterns = [args.pattern] if args.pattern else list(PATTERNS.values())
+    markdown = args.format == "markdown"
+    print(responsibility_table(patterns, leases=args.leases, markdown=markdown))
+    if not markdown:
+        print()
+        for p in patterns:
+            print(f"{p.name}: {p.summary}")
+        print("Both patterns write the same way: the App writes the DB, then invalidates the entry.")
+    return EXIT_OK
+
+
+def cmd_explore(args: argparse.Namespace) -> int:
+    if args.diagram:
+        _diagram_format(args.diagram, None, "--diagram")  # before a long exploration, not after
+    scenario = Scenario(
+        pattern=args.pattern,
+        leases=args.leases,
+        readers=args.readers,
+        writers=args.writers,
+        keys=args.keys,
+        sequential=args.sequential,
+    )
+    result = explore(scenario, reduce=not args.no_reduce, max_states=args.max_states)
+    print(format_exploration(result, markdown=args.format == "markdown"))
+    if args.diagram and not result.holds:
+        prop = result.violations()[0]
+        cex = prop.counterexample
+        assert cex is not None
+        title = f"{result.scenario.pattern.name}: {prop.name} violated"
+        _write_diagram(cex, args.diagram, None, culprit=len(cex) - 1, title=title)
+        print(f"\nDiagram: {args.diagram}")
+    return EXIT_OK if result.holds else EXIT_VIOLATED
+
+
+def _diagram_format(path: str | None, fmt: str | None, flag: str) -> str:
+    """The format a diagram will be written in, checked with the path before any work is done."""
+    try:
+        fmt = format_for(path, fmt)
+    except InvalidArgument:
+        if flag == "-o":
+            raise UsageError(
+                f"-o {path}: cannot tell the format from its extension; add --format {{{','.join(FORMATS)}}}"
+            ) from None
+        raise UsageError(f"{flag} {path}: name a file ending in {', '.join(EXTENSIONS)}") from None
+    if path is None and fmt in ("svg", "png"):
+        raise UsageError(f"--format {fmt} is binary; name a file with -o FILE")
+    _writable(path, flag)
+    return fmt
+
+
+def _write_diagram(
+    trace: Trace,
+    path: str | None,
+    fmt: str | None,
+    *,
+    culprit: int | None = None,
+    title: str | None = None,
+    flag: str = "--diagram",
+) -> None:
+    """Render a trace; with no path, text formats go to stdout. Every failure is a UsageError."""
+    fmt = _diagram_format(path, fmt, flag)
+    graph = sequence_graph(trace, culprit=culprit, title=title)
+    try:
+        out = render(graph, fmt, path)
+    except OSError as e:
+        raise UsageError(f"cannot write {path}: {e.strerror}; name a writable file") from None
+    if path is None:
+        sys.stdout.write(out)  # type: ignore[arg-type]
+
+
+def cmd_diagram(args: argparse.Namespace) -> int:
+    trace = flow(args.pattern, args.flow, leases=args.leases)
+    culprit = None
+    if args.flow == "stale-set" and not args.leases:
+        culprit = len(trace) - 1  # the stale fill
+    _write_diagram(trace, args.output, args.format, culprit=culprit, flag="-o")
+    return EXIT_OK
+
+
+def format_exploration(result: Exploration, *, markdown: bool = False) -> str:
+    how = f"reduced to {result.explored.keys} key, readers and writers symmetric" if result.reduced else "no reduction"
+    # Markdown goes into documents (spec/), where a timing would change on every run.
+    timing = "" if markdown else f" in {result.elapsed:.2f} s"
+    summary = [
+        f"explore {result.scenario.name}",
+        f"verdict: {result.verdict}",
+        f"explored: {result.states} states, {result.transitions} transitions ({how}){timing}",
+        f"reached: {', '.join(result.reached) or 'nothing'}",
+    ]
+    if result.not_reached:
+        summary.append(f"never reached: {', '.join(result.not_reached)}")
+    lines = [f"- {line}" for line in summary] if markdown else summary
+    for prop in result.properties:
+        lines.append("")
+        if prop.holds:
+            lines.append(f"{prop.name}: holds")
+            continue
+        cex = prop.counterexample
+        assert cex is not None
+        lines.append(f"{prop.name}: VIOLATED; shortest counterexample, {len(cex)} steps:")
+        if markdown:
+            lines.append("")
+        lines.append(cex.table(markdown=markdown))
+    return "\n".join(lines)
+
+
+def _writable(path: str | None, flag: str) -> None:
+    if path is None:
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise UsageError(f"{flag} {path}: folder {folder} does not exist; create it or name another file")
+    if os.path.isdir(path) or not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise UsageError(f"{flag} {path}: cannot write there; name a writable file")
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from .conformance._check import check
+    from .conformance._target import load_target
+
+    _writable(args.report_json, "--report-json")
+    _writable(args.junit_xml, "--junit-xml")
+    if args.diagram:
+        _diagram_format(args.diagram, None, "--diagram")
+    tty = sys.stderr.isatty()
+    line = _ProgressLine() if tty else None
+    try:
+        result = check(
+            load_target(args.target),
+            args.pattern,
+            max_examples=args.max_examples,
+            seed=args.seed,
+            replay=args.replay,
+            concurrency=not args.no_concurrency,
+            max_ops=args.max_ops,
+            target=args.target,
+            on_progress=line,
+        )
+    finally:
+        if line is not None:
+            line.clear()
+    if not tty:
+        print(
+            f"cachepact: {result.verdict}: {result.examples} examples, {result.operations} operations "
+            f"in {result.elapsed:.1f} s",
+            file=sys.stderr,
+        )
+    if args.diagram and not result.passed:
+        import attrs
+
+        f = result.finding
+        assert f is not None
+        _write_diagram(
+            Trace(steps=result.steps),
+            args.diagram,
+            None,
+            culprit=f.culprit,
+            title=f"{result.pattern}: {f.invariant} ({args.target})",
+        )
+        result = attrs.evolve(result, diagram=args.diagram)
+    print(result.report())
+    if args.report_json:
+        Path(args.report_json).write_text(result.to_json() + "\n")
+    if args.junit_xml:
+        Path(args.junit_xml).write_text(result.to_junit())
+    return EXIT_OK if result.passed else EXIT_VIOLATED
+
+
+class _ProgressLine:
+    """On a terminal, a run longer than a second shows examples and operations so far."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.last = 0.0
+        self.shown = False
+        self.after = float(os.environ.get("CACHEPACT_PROGRESS_AFTER", "1.0"))  # seconds before it shows
+
+    def __call__(self, examples: int, operations: int) -> None:
+        now = time.monotonic()
+        if now - self.started < self.after or now - self.last < 0.1:
+            return
+        self.last = now
+        self.shown = True
+        sys.stderr.write(f"\r  {examples} examples, {operations} operations ...")
+        sys.stderr.flush()
+
+    def clear(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r" + " " * 60 + "\r")
+            sys.stderr.flush()
+
+
+COMMANDS = {"explain": cmd_explain, "explore": cmd_explore, "check": cmd_check, "diagram": cmd_diagram}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except CachepactError as e:
+        error = e if isinstance(e, UsageError) else _usage(e)
+        print(f"cachepact: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

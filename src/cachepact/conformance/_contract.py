@@ -1,0 +1,63 @@
+"""The public adapter contract: what a user's factory returns (spec/contract.md states it in full)."""
+
+from __future__ import annotations
+
+import inspect
+import types
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from ..errors import DefinitionError
+
+# What a ``cache_code`` entry may be: a class, a function or method, a module, or a module name.
+CACHE_CODE_KINDS = (type, types.FunctionType, types.MethodType, types.ModuleType, str)
+
+
+def _check_cache_code(instance: Any, attribute: Any, value: tuple) -> None:
+    for entry in value:
+        if not isinstance(entry, CACHE_CODE_KINDS):
+            raise DefinitionError(
+                f"cache_code entry {entry!r} is a {type(entry).__name__}; name classes, functions, "
+                "modules or module-name strings such as 'dogpile.cache'",
+                field="cache_code",
+            )
+
+
+def _as_tuple(value: Any) -> tuple:
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return tuple(value)
+    return (value,)
+
+
+@attrs.frozen(kw_only=True)
+class Adapter:
+    """A user's cache, as the kit drives it; a factory ``make(env)`` returns one.
+
+    ``read(key) -> value`` and ``write(key, value)`` are the application's two operations.
+    ``cache_code`` names what counts as the Cache (classes, functions, modules, or module-name
+    prefixes such as ``"dogpile.cache"``): a DB or cache call made while such code is on the call
+    stack is the Cache's, any other is the App's. The full contract, ``env`` included, is
+    ``spec/contract.md``.
+    """
+
+    read: Callable[[Any], Any]
+    write: Callable[[Any, Any], Any]
+    cache_code: tuple = attrs.field(default=(), converter=_as_tuple, validator=_check_cache_code)
+
+    def __attrs_post_init__(self) -> None:
+        for name in ("read", "write"):
+            value = getattr(self, name)
+            if inspect.iscoroutinefunction(value):
+                raise DefinitionError(
+                    f"Adapter.{name} is async; cachepact drives synchronous adapters, so pass a plain "
+                    f"function (for an asyncio cache, wrap it: lambda key: asyncio.run(...))",
+                    field=name,
+                )
+            if not callable(value):
+                raise DefinitionError(
+                    f"Adapter.{name} is a {type(value).__name__}, not a callable; pass a function "
+                    f"taking {'(key)' if name == 'read' else '(key, value)'}",
+                    field=name,
+                )

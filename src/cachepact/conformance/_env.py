@@ -1,0 +1,175 @@
+"""The instrumented environment handed to an adapter factory: ``env.db`` and ``env.cache``.
+
+Every call is one atomic step, recorded with its actor, and (in concurrent runs) a point where the
+scheduler may switch to another in-flight operation.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from ..errors import DefinitionError, one_line
+from ..model import Step
+from ._attribution import Attribution
+from ._contract import Adapter
+from ._stores import MemoryCache, MemoryDB
+
+OUTSIDE = "-"  # the op name of a call made outside any operation the kit started
+
+
+class Recorder:
+    """Collects the steps of a run, attributing each to its actor and to the running operation."""
+
+    def __init__(self, attribution: Attribution) -> None:
+        self.attribution = attribution
+        self.steps: list[Step] = []
+        self.op: str = OUTSIDE  # the running operation in sequential runs
+        self.op_of_thread: dict[int, str] = {}  # concurrent runs: which operation each thread runs
+        self.park: Callable[[tuple], None] | None = None  # the scheduler's switch point
+        self.strays: list[Step] = []  # calls from threads the kit did not start
+
+    def before(self, target: str, action: str, key: Any) -> None:
+        if self.park is not None:
+            self.park((target, action, key))
+
+    def record(self, target: str, action: str, key: Any, value: Any, result: Any, token: Any = None) -> Step:
+        op = self.op_of_thread.get(threading.get_ident(), self.op) if self.op_of_thread else self.op
+        step = Step(
+            op=op,
+            actor=self.attribution.actor(4),  # actor() <- record <- _call <- env method <- caller
+            target=target,
+            action=action,
+            key=key,
+            value=value,
+            result=result,
+            token=token,
+        )
+        self.steps.append(step)
+        if self.op_of_thread and op == OUTSIDE:
+            self.strays.append(step)
+        return step
+
+
+class _Recording:
+    """Every call: a scheduling point first, then the backend call, then the recorded step."""
+
+    _target = ""
+
+    def __init__(self, backend: Any, recorder: Recorder) -> None:
+        self._backend = backend
+        self._recorder = recorder
+
+    def _call(self, action: str, key: Any, *args: Any, value: Any = None, token: Any = None) -> Any:
+        self._recorder.before(self._target, action, key)
+        result = getattr(self._backend, action)(key, *args)
+        shown = tuple(result) if action == "lease_get" else result
+        self._recorder.record(self._target, action, key, value, shown, token)
+        return result
+
+
+class RecordingDB(_Recording):
+    """``env.db``: ``get(key) -> value | None`` and ``put(key, value)``."""
+
+    _target = "db"
+
+    def get(self, key: Any) -> Any:
+        return self._call("get", key)
+
+    def put(self, key: Any, value: Any) -> None:
+        self._call("put", key, value, value=value)
+
+
+class RecordingCache(_Recording):
+    """``env.cache``: get, set, add, delete, lease_get, lease_set (spec/contract.md)."""
+
+    _target = "cache"
+
+    def get(self, key: Any) -> Any:
+        return self._call("get", key)
+
+    def set(self, key: Any, value: Any) -> None:
+        self._call("set", key, value, value=value)
+
+    def add(self, key: Any, value: Any) -> bool:
+        return self._call("add", key, value, value=value)
+
+    def delete(self, key: Any) -> None:
+        self._call("delete", key)
+
+    def lease_get(self, key: Any) -> tuple[Any, Any]:
+        return self._call("lease_get", key)
+
+    def lease_set(self, key: Any, value: Any, token: Any) -> bool:
+        return self._call("lease_set", key, value, token, value=value, token=token)
+
+
+@attrs.define
+class Env:
+    """What the factory ``make(env)`` receives."""
+
+    db: RecordingDB
+    cache: RecordingCache
+
+
+def run_operation(fn: Callable[..., Any], *args: Any) -> Any:
+    """Every adapter operation starts here: its frame is where attribution stops looking."""
+    return fn(*args)
+
+
+BOUNDARY = run_operation.__code__
+
+
+_attributions: dict[tuple, Attribution] = {}
+
+
+def attribution_for(cache_code: tuple) -> Attribution:
+    """One Attribution per ``cache_code``: its per-code-object memo then lasts across the many
+    worlds a check builds, instead of being relearned for every example."""
+    try:
+        attribution = _attributions.get(cache_code)
+    except TypeError:  # an unhashable entry: no sharing, same answers
+        return Attribution(cache_code, BOUNDARY)
+    if attribution is None:
+        attribution = _attributions[cache_code] = Attribution(cache_code, BOUNDARY)
+    return attribution
+
+
+@attrs.define
+class Harness:
+    """One fresh world: backends, the recording env, the recorder and the adapter built on them."""
+
+    db: Any
+    cache: Any
+    recorder: Recorder
+    env: Env
+    adapter: Adapter
+
+
+def build(make: Callable[[Env], Adapter], *, initial: dict[Any, Any], label: str = "the factory") -> Harness:
+    """Build a world and call the user's factory in it; a factory that fails or returns something
+    other than an ``Adapter`` is a ``DefinitionError`` naming the fix."""
+    db = MemoryDB(initial)
+    cache = MemoryCache()
+    recorder = Recorder(attribution_for(()))
+    env = Env(db=RecordingDB(db, recorder), cache=RecordingCache(cache, recorder))
+    try:
+        adapter = make(env)
+    except DefinitionError:
+        raise
+    except Exception as e:
+        raise DefinitionError(f"{label} raised {one_line(e)}; fix the factory", target=label) from None
+    if not isinstance(adapter, Adapter):
+        raise DefinitionError(
+            f"{label} returned a {type(adapter).__name__}, not a cachepact.Adapter; "
+            "return cachepact.Adapter(read=..., write=..., cache_code=...)",
+            target=label,
+        )
+    recorder.attribution = attribution_for(adapter.cache_code)
+    return Harness(db=db, cache=cache, recorder=recorder, env=env, adapter=adapter)
+
+
+__all__ = ["Env", "Harness", "Recorder", "RecordingCache", "RecordingDB", "build", "run_operation"]

@@ -1,0 +1,159 @@
+"""Every schedule of a small concurrent scenario, with state caching: a proof within its bounds."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from ..model import Pattern
+from ._interleaved import InFlight, InterleavedRun, continue_current, run_interleaved
+from ._progress import Progress
+from ._replay import ConcurrentScenario
+from ._run import Run
+from ._scheduler import ABORT
+
+R1, W1 = ("r", "k1"), ("w", "k1")
+# The scenarios a check proves first: small, fast (milliseconds), and where the races live.
+EXHAUSTIVE_SCENARIOS = (
+    ConcurrentScenario(ops=(R1, W1)),
+    ConcurrentScenario(ops=(R1, R1, W1)),
+    ConcurrentScenario(ops=(R1, W1, W1)),
+    ConcurrentScenario(prefix=(R1,), ops=(R1, W1)),
+)
+LIMIT = 5_000  # schedules per scenario within a check; a proof of 2r+2w takes about 2,400
+
+
+def _state_key(live: InFlight) -> Any:
+    """Everything the rest of a run can depend on, at a point where every operation is paused.
+
+    An adapter is deterministic code whose only inputs are env results, so an operation's future is
+    fixed by the results it has seen; add the stores, each operation's scheduling state, and (for
+    ``fresh-read``) which writes completed before each read started. Two schedules that reach the
+    same key (for instance, two orders of independent steps) have the same futures, and only the
+    first is continued.
+    """
+    world, scenario, names, started, ended = live.world, live.scenario, live.names, live.started, live.ended
+    h = world.harness
+    # A lease token matters only by whether it can still fill: live or voided. Naming tokens by
+    # issue order would split states that cannot behave differently.
+    tokens = h.cache.live_tokens()
+    seen: dict[str, list] = {n: [] for n in names}
+    for s in world.steps:
+        if s.op in seen:
+            result = s.result
+            if s.action == "lease_get" and result[1] is not None:
+                result = (result[0], "live" if result[1] in tokens else "void")
+            seen[s.op].append((s.target, s.action, repr(s.key), repr(result)))
+    stores = (repr(sorted(h.db.snapshot().items(), key=repr)), h.cache.state_key())
+    before = tuple(
+        frozenset(w for w in ended if scenario.ops[w][0] == "w" and ended[w] < started[r]) if r in started else None
+        for r in range(len(names))
+    )
+    per_op = [
+        (
+            scenario.ops[i],
+            live.scheduler.state[i],
+            live.scheduler.parks[i],
+            tuple(seen[n]),
+            before[i],
+            i if scenario.ops[i][0] == "w" else -1,
+        )
+        for i, n in enumerate(names)
+    ]
+    # Reads of one key run the same code with no input of their own, so states that differ only by
+    # which of them is which are one state. (Writes differ: each writes its own value.)
+    return (stores, tuple(sorted(per_op, key=repr)))
+
+
+def _depth_first(prefix: list[int], stack: list[list], visited: set) -> tuple[Callable, list]:
+    """The chooser for one schedule: replay ``prefix``, then at each new decision point stop if the
+    state was seen before, else take the current operation and push the alternatives on ``stack``."""
+    depth = [0]
+    probe: list = [None]  # run_interleaved puts its live view here
+
+    def choose(d: int, runnable: tuple[int, ...], pending: dict, current: int | None) -> int:
+        if len(runnable) == 1:
+            return runnable[0]
+        k = depth[0]
+        depth[0] += 1
+        if k < len(prefix):
+            return prefix[k]
+        key = _state_key(probe[0])
+        if key in visited:
+            return ABORT
+        visited.add(key)
+        chosen = continue_current(current, runnable)
+        stack.append([runnable, chosen, [p for p in runnable if p != chosen]])
+        return chosen
+
+    return choose, probe
+
+
+@attrs.define
+class Exhaustive:
+    """What an exhaustive exploration did: schedules run to the end, ones cut short, any failure."""
+
+    scenario: ConcurrentScenario
+    runs: int = 0
+    pruned: int = 0
+    states: int = 0
+    complete: bool = True
+    failing: InterleavedRun | None = None
+
+
+def explore_schedules(
+    make: Callable,
+    pattern: Pattern,
+    scenario: ConcurrentScenario,
+    *,
+    limit: int = 20_000,
+    label: str = "the factory",
+    on_run: Callable[[InterleavedRun], None] | None = None,
+) -> Exhaustive:
+    """Every schedule of ``scenario``, depth first, stateless: each schedule is a fresh run that
+    replays a prefix of choices, so any adapter works. A run that reaches a state an earlier one
+    already explored (``_state_key``) is cut there: orders that differ only by swapping
+    independent steps end in the same state, so each is explored once."""
+    result = Exhaustive(scenario=scenario)
+    visited: set = set()
+    stack: list[list] = []  # per decision: [runnable, chosen, untried alternatives]
+    prefix: list[int] = []
+    while True:
+        choose, probe = _depth_first(prefix, stack, visited)
+        run = run_interleaved(make, pattern, scenario, choose, label=label, probe=probe)
+        if run.pruned:
+            result.pruned += 1
+        else:
+            result.runs += 1
+            if on_run:
+                on_run(run)
+            if run.finding is not None:
+                result.failing = run
+                result.states = len(visited)
+                return result
+        while stack and not stack[-1][2]:
+            stack.pop()
+        if not stack:
+            result.states = len(visited)
+            return result
+        node = stack[-1]
+        node[1] = node[2].pop(0)
+        prefix = [n[1] for n in stack]
+        if result.runs + result.pruned >= limit:
+            result.complete, result.states = False, len(visited)
+            return result
+
+
+def search_exhaustive(make: Callable, pattern: Pattern, *, progress: Progress, label: str) -> Run | None:
+    """The check's exhaustive phase: every schedule of each small scenario; the first failure, or None."""
+
+    def count(run: InterleavedRun) -> None:
+        progress.add(examples=1, operations=run.scenario.operations, reached=run.world.judge.reached)
+
+    for scenario in EXHAUSTIVE_SCENARIOS:
+        ex = explore_schedules(make, pattern, scenario, limit=LIMIT, label=label, on_run=count)
+        if ex.failing is not None:
+            return ex.failing.as_run()
+    return None

@@ -1,0 +1,44 @@
+"""How the kit runs Hypothesis, shared by the sequence and the schedule drivers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from hypothesis import HealthCheck, Phase, Verbosity, settings
+from hypothesis import seed as hypothesis_seed
+from hypothesis.errors import Flaky
+
+from ..errors import Violation
+
+
+def kit_settings(max_examples: int, seed: int | None, **extra: Any) -> settings:
+    """No example database in the user's folder, no deadline, quiet (the kit prints its own
+    report), derandomized unless a seed is given, one bug at a time."""
+    return settings(
+        max_examples=max_examples,
+        deadline=None,
+        database=None,
+        derandomize=seed is None,
+        report_multiple_bugs=False,
+        verbosity=Verbosity.quiet,
+        suppress_health_check=list(HealthCheck),
+        phases=(Phase.generate, Phase.shrink),
+        **extra,
+    )
+
+
+def run_seeded(test: Callable[[], None], seed: int | None) -> None:
+    """Run a Hypothesis test under ``seed``; a violation ends it (the test kept the failing run)."""
+    if seed is not None:
+        test = hypothesis_seed(seed)(test)
+    try:
+        test()
+    except (Violation, Flaky):
+        return
+
+
+def profile_budget() -> tuple[int, int]:
+    """(max_examples, stateful_step_count) of the active Hypothesis profile."""
+    profile = settings()
+    return profile.max_examples, profile.stateful_step_count

@@ -1,0 +1,202 @@
+"""One concurrent run: several operations in flight under the controlled scheduler, judged afterwards.
+
+The drivers (``_exhaustive``, ``_schedules``) and ``--replay`` all run through ``run_interleaved``;
+they differ only in how they choose which operation steps next.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from ..errors import Pruned, Stalled
+from ..model import Pattern
+from . import _primitives
+from ._env import run_operation
+from ._findings import Finding
+from ._judge import fill_overlapped_write, judge_operations, stale_fill
+from ._primitives import controlled
+from ._replay import ConcurrentScenario
+from ._run import Run
+from ._scheduler import Scheduler, prepare
+from ._world import World, adapter_error, invocation, return_step
+
+# A chooser: (decision number, runnable ops, what each would do next, the op that ran last) -> op.
+Chooser = Callable[[int, tuple[int, ...], dict[int, tuple], "int | None"], int]
+
+
+@attrs.define
+class InFlight:
+    """A live view of a run while it goes: what ``_exhaustive`` reads to recognise a state."""
+
+    world: World
+    scenario: ConcurrentScenario
+    names: list[str]
+    scheduler: Scheduler
+    started: dict[int, int]  # op -> trace index when it was first scheduled
+    ended: dict[int, int]  # op -> trace index of its return row
+
+
+@attrs.define
+class InterleavedRun:
+    world: World
+    scenario: ConcurrentScenario
+    names: list[str]
+    finding: Finding | None
+    choices: list[int]
+    overlapped: bool  # a fill happened while a write of the same key was in flight
+    pruned: bool = False  # cut short: it reached a state an earlier schedule had explored
+    uncontrolled: int = 0  # steps where an operation blocked outside the kit's view (timeout fallback)
+
+    @property
+    def replay(self) -> str:
+        return self.scenario.replay(self.choices)
+
+    def as_run(self) -> Run:
+        return self.world.as_run(replay=self.replay, columns=tuple(self.names))
+
+
+def run_interleaved(
+    make: Callable,
+    pattern: Pattern,
+    scenario: ConcurrentScenario,
+    choose: Chooser,
+    *,
+    label: str = "the factory",
+    step_timeout: float = 0.5,
+    stall_timeout: float = 5.0,
+    probe: list | None = None,
+) -> InterleavedRun:
+    with controlled():  # the adapter's own locks, made by the factory, are kit primitives
+        world = World(make, pattern, label=label)
+    for kind, key in scenario.prefix:
+        found = world.run(kind, key)
+        if found:
+            return InterleavedRun(world, scenario, [], found, [], False)
+
+    rec, judge = world.harness.recorder, world.judge
+    begun = [world.begin(kind, key) for kind, key in scenario.ops]
+    names = [name for name, _ in begun]
+    values = {i: value for i, (_, value) in enumerate(begun) if value is not None}
+    started: dict[int, int] = {}
+    ended: dict[int, int] = {}
+    results: dict[int, Any] = {}
+    errors: dict[int, BaseException] = {}
+    findings: list[Finding] = []
+    pruned = [False]
+
+    def body(i: int) -> Callable[[], None]:
+        kind, key = scenario.ops[i]
+
+        def run() -> None:
+            rec.op_of_thread[threading.get_ident()] = names[i]
+            started[i] = len(rec.steps)
+            try:
+                results[i] = run_operation(*invocation(world.harness.adapter, kind, key, values.get(i)))
+            except Exception as e:  # the adapter's failure is a finding
+                errors[i] = e
+            except Pruned:
+                pruned[0] = True
+                raise
+            finally:
+                rec.steps.append(return_step(names[i], kind, key, values.get(i), results.get(i)))
+                ended[i] = len(rec.steps) - 1
+                rec.op_of_thread.pop(threading.get_ident(), None)
+
+        return run
+
+    def on_finish(i: int) -> None:
+        in_flight = [j for j in range(len(names)) if j in started and j not in ended]
+        if not in_flight and not findings:
+            found = judge.at_rest(world.harness.db, world.harness.cache, names[i])
+            if found:
+                findings.append(stale_fill(found, rec.steps, world.harness.cache, fallback=ended[i]))
+
+    scheduler = Scheduler(
+        [body(i) for i in range(len(names))],
+        choose,
+        on_finish=on_finish,
+        step_timeout=step_timeout,
+        stall_timeout=stall_timeout,
+    )
+    rec.park = scheduler.park
+    _primitives.foreign[0] = False
+    if probe is not None:
+        probe[0] = InFlight(world, scenario, names, scheduler, started, ended)
+    prepare(len(names))  # worker threads are made outside the patched window
+    try:
+        with controlled():
+            scheduler.run()
+    except Stalled as e:
+        scheduler.retire_unfinished()
+        findings.append(_stalled(e, scheduler, names, stall_timeout, len(rec.steps)))
+    finally:
+        rec.park = None
+        rec.op_of_thread.clear()
+
+    if pruned[0] or scheduler.aborting:
+        return InterleavedRun(world, scenario, names, None, scheduler.choices, False, pruned=True)
+    for i, e in errors.items():
+        findings.append(adapter_error(e, names[i], ended.get(i)))
+    if rec.strays:
+        findings.append(
+            Finding(
+                invariant="adapter-error",
+                op=names[0],
+                culprit=rec.steps.index(rec.strays[0]),
+                message="a thread the kit did not start called env; every call must happen inside read or write",
+            )
+        )
+    findings += judge_operations(judge, world.steps, scenario.ops, names, values, results, started, ended, errors)
+    overlapped = fill_overlapped_write(world.steps, names, scenario.ops, started, ended)
+    if overlapped:
+        judge.reached.add("fill-overlapped-write")
+    finding = min(findings, key=lambda f: f.culprit if f.culprit is not None else 10**9) if findings else None
+    world.finding = world.finding or finding
+    return InterleavedRun(
+        world, scenario, names, finding, scheduler.choices, overlapped, uncontrolled=scheduler.uncontrolled
+    )
+
+
+def _stalled(e: Stalled, scheduler: Scheduler, names: list[str], stall_timeout: float, n_steps: int) -> Finding:
+    stuck = [names[i] for i, st in enumerate(scheduler.state) if st != "done"]
+    message = (
+        f"{' and '.join(stuck)} wait on each other's locks: no operation can take its next step"
+        if e.kind == "deadlock"
+        else f"{' and '.join(stuck)} blocked outside the kit's control (not a kit-visible lock) for {stall_timeout:g} s"
+    )
+    return Finding(
+        invariant=e.kind, message=message, op=stuck[0] if stuck else names[0], culprit=n_steps - 1 if n_steps else None
+    )
+
+
+# -- choosing ----------------------------------------------------------------------------------
+
+
+def continue_current(current: int | None, runnable: tuple[int, ...]) -> int:
+    """The default beyond any given choices: keep running the same operation (fewest switches)."""
+    return current if current in runnable else runnable[0]
+
+
+def replaying(picks: list[int]) -> Chooser:
+    def choose(d: int, runnable: tuple[int, ...], pending: dict, current: int | None) -> int:
+        return picks[d] if d < len(picks) and picks[d] in runnable else continue_current(current, runnable)
+
+    return choose
+
+
+def switching(schedule: list[int]) -> Chooser:
+    """Hypothesis' encoding: 0 keeps the current operation, k > 0 switches to the k-th other one.
+    Shrinking toward zeros is shrinking toward fewer context switches."""
+
+    def choose(d: int, runnable: tuple[int, ...], pending: dict, current: int | None) -> int:
+        if d < len(schedule) and schedule[d] > 0:
+            others = [i for i in runnable if i != current]
+            if others:
+                return others[(schedule[d] - 1) % len(others)]
+        return continue_current(current, runnable)
+
+    return choose

@@ -1,0 +1,99 @@
+"""What a run is made of, and the replay strings that name a run exactly.
+
+Every run works on the same small universe: three keys that collide, two of them in the DB at the
+start and one never written (``INITIAL``). A run is a list of operations, ``("r"|"w", key)``; a
+concurrent run adds the operations in flight and the scheduler's choices. Its replay string is
+all of that as text, so ``--replay`` reruns it exactly:
+
+* ``seq/r:k1,w:k1,r:k1`` — operations one at a time;
+* ``con/r:k1|r:k1,w:k1/00110`` — a sequential prefix, the operations in flight, and the choices.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from ..errors import InvalidArgument
+
+KEYS = ("k1", "k2", "k3")
+# k3 starts absent from the DB: reads of a key never written are part of every run.
+INITIAL = {"k1": "k1.v0", "k2": "k2.v0"}
+
+Op = tuple[str, Any]  # ("r" | "w", key)
+
+
+def _ops(ops: tuple[Op, ...] | list[Op]) -> str:
+    return ",".join(f"{kind}:{key}" for kind, key in ops)
+
+
+def sequence_replay(ops: list[Op]) -> str:
+    return f"seq/{_ops(ops)}"
+
+
+@attrs.frozen(kw_only=True)
+class ConcurrentScenario:
+    """A sequential prefix (to set the stage: a filled entry, a written key), then operations in flight."""
+
+    prefix: tuple[Op, ...] = ()
+    ops: tuple[Op, ...] = ()
+
+    @property
+    def operations(self) -> int:
+        return len(self.prefix) + len(self.ops)
+
+    def replay(self, choices: list[int]) -> str:
+        return f"con/{_ops(self.prefix)}|{_ops(self.ops)}/{''.join(str(c) for c in choices)}"
+
+
+SEQUENCE_FORM = "expected 'seq/r:k1,w:k1,...' as printed by a failing run"
+CONCURRENT_FORM = "expected 'con/PREFIX|OPS/CHOICES' as printed by a failing run"
+
+
+def _bad(text: str, problem: str) -> InvalidArgument:
+    return InvalidArgument("replay", text, problem)
+
+
+def _parse_ops(text: str, whole: str, form: str) -> tuple[Op, ...]:
+    ops = []
+    for item in filter(None, text.split(",")):
+        kind, _, key = item.partition(":")
+        if kind not in ("r", "w") or key not in KEYS:
+            raise _bad(whole, f"has a bad operation {item!r}; {form}")
+        ops.append((kind, key))
+    return tuple(ops)
+
+
+def parse_sequence(text: str) -> list[Op]:
+    ops = _parse_ops(text[len("seq/") :], text, SEQUENCE_FORM)
+    if not ops:
+        raise _bad(text, f"{text!r} has no operations; {SEQUENCE_FORM}")
+    return list(ops)
+
+
+def parse_concurrent(text: str) -> tuple[ConcurrentScenario, list[int]]:
+    try:
+        _, body, choices = text.split("/")
+        prefix, ops = body.split("|")
+        picks = [int(c) for c in choices]
+    except ValueError:
+        raise _bad(text, f"{text!r} is not a concurrent replay string; {CONCURRENT_FORM}") from None
+    scenario = ConcurrentScenario(
+        prefix=_parse_ops(prefix, text, CONCURRENT_FORM), ops=_parse_ops(ops, text, CONCURRENT_FORM)
+    )
+    if not scenario.ops:
+        raise _bad(text, f"{text!r} has no operations in flight; {CONCURRENT_FORM}")
+    if any(c >= len(scenario.ops) for c in picks):
+        raise _bad(text, f"{text!r} chooses an operation that does not exist; {CONCURRENT_FORM}")
+    return scenario, picks
+
+
+def validate_replay(text: str) -> None:
+    """Fail before any run starts when ``text`` is not a replay string."""
+    if text.startswith("con/"):
+        parse_concurrent(text)
+    elif text.startswith("seq/"):
+        parse_sequence(text)
+    else:
+        raise _bad(text, f"{text!r} is not a replay string; {SEQUENCE_FORM}")

@@ -1,0 +1,156 @@
+"""A check's result as text, JSON and JUnit XML.
+
+The text report is a contract (the tests assert it): the invariant, the minimal steps as a
+numbered table with the culprit marked, what the model allowed there, the final DB and cache
+side by side, what the run reached, and the replay command.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+from xml.sax.saxutils import escape, quoteattr
+
+from ..model._steps import render_table
+from ._findings import INVARIANTS
+
+if TYPE_CHECKING:
+    from ._result import Result
+
+
+def _plural(n: int, word: str, suffix: str = "s") -> str:
+    return f"{n} {word}{suffix * (n != 1)}"
+
+
+def race_table(r: Result) -> str:
+    """One column per operation in flight, rows in time order, context switches marked."""
+    culprit = r.finding.culprit if r.finding else None
+    cols = list(r.columns)
+    rows, previous = [], None
+    for i, s in enumerate(r.steps):
+        cells = [""] * len(cols)
+        text = s.describe() + (f" -> {s.shown_result}" if s.shown_result else "")
+        if s.op in cols:
+            actor = "" if s.target == "app" else f"{s.actor}: "
+            cells[cols.index(s.op)] = actor + text
+            switch = "switch" if previous is not None and s.op != previous else ""
+            previous = s.op
+        else:  # the sequential prefix, before anything was in flight
+            cells = [f"{s.op} {s.actor}: {text}"] + [""] * (len(cols) - 1)
+            switch = ""
+        rows.append((str(i + 1), switch, *cells, "<-- culprit" if i == culprit else ""))
+    return render_table(("#", "", *cols, ""), rows)
+
+
+def steps_table(r: Result) -> str:
+    if r.columns:
+        return race_table(r)
+    culprit = r.finding.culprit if r.finding else None
+    rows = []
+    for i, s in enumerate(r.steps):
+        mark = "<-- culprit" if i == culprit else ""
+        rows.append((str(i + 1), s.op, str(s.actor), s.describe(), s.shown_result, mark))
+    return render_table(("#", "op", "actor", "call", "result", ""), rows)
+
+
+def text(r: Result) -> str:
+    lines = [f"cachepact check {r.target} --pattern {r.pattern}"]
+    if r.finding is None:
+        lines.append(
+            f"PASS: every invariant held over {r.examples} examples, {r.operations} operations ({r.elapsed:.1f} s)."
+        )
+    else:
+        f = r.finding
+        lines.append(f"FAIL {f.invariant}: {f.message}")
+        lines.append("")
+        calls = sum(s.target != "app" for s in r.steps)
+        summary = f"Minimal failing sequence: {_plural(r.failing_operations, 'operation')}, {_plural(calls, 'step')}"
+        if r.columns:
+            summary += f", {len(r.columns)} in flight, {_plural(r.context_switches, 'context switch', 'es')}"
+        lines.append(summary)
+        lines.append(steps_table(r))
+        if f.allowed:
+            lines.append(f"Model allowed at that point: {' | '.join(f.allowed)}")
+        lines.append("")
+        lines.append("Final state:")
+        lines.append(render_table(("key", "db", "cache"), list(r.final_state)))
+    lines.append("")
+    lines.append(f"Reached: {', '.join(r.reached) or 'nothing'}")
+    if r.not_reached:
+        lines.append(f"Never reached: {', '.join(r.not_reached)} (the run says nothing about those paths)")
+    if r.finding is not None:
+        lines.append(f"Replay: {r.replay_command}")
+        if r.diagram:
+            lines.append(f"Diagram: {r.diagram}")
+    return "\n".join(lines)
+
+
+def counterexample(r: Result) -> dict[str, Any] | None:
+    if r.finding is None:
+        return None
+    f = r.finding
+    return {
+        "message": f.message,
+        "operation": f.op,
+        "culprit": None if f.culprit is None else f.culprit + 1,
+        "allowed": list(f.allowed),
+        "steps": [
+            {"n": i + 1, "op": s.op, "actor": str(s.actor), "call": s.describe(), "result": s.shown_result}
+            for i, s in enumerate(r.steps)
+        ],
+        "final_state": [{"key": k, "db": d, "cache": c} for k, d, c in r.final_state],
+        "replay": r.replay,
+    }
+
+
+def checks(r: Result) -> list[dict[str, Any]]:
+    names = list(INVARIANTS)
+    if r.finding is not None and r.finding.invariant not in names:
+        names.append(r.finding.invariant)
+    out = []
+    for name in names:
+        failed = r.finding is not None and r.finding.invariant == name
+        out.append(
+            {
+                "invariant": name,
+                "status": "fail" if failed else "pass",
+                "counterexample": counterexample(r) if failed else None,
+            }
+        )
+    return out
+
+
+def to_json(r: Result) -> str:
+    return json.dumps(
+        {
+            "verdict": r.verdict,
+            "pattern": r.pattern,
+            "target": r.target,
+            "checks": checks(r),
+            "reached": list(r.reached),
+            "not_reached": list(r.not_reached),
+            "examples": r.examples,
+            "operations": r.operations,
+            "seed": r.seed,
+        },
+        indent=2,
+    )
+
+
+def to_junit(r: Result) -> str:
+    cs = checks(r)
+    failures = sum(c["status"] == "fail" for c in cs)
+    cases = []
+    for c in cs:
+        name = quoteattr(c["invariant"])
+        if c["status"] == "fail":
+            message = quoteattr(f"{c['invariant']}: {r.finding.message}")  # type: ignore[union-attr]
+            body = f"<failure message={message}>{escape(text(r))}</failure>"
+            cases.append(f'    <testcase classname="cachepact.{r.pattern}" name={name}>{body}</testcase>')
+        else:
+            cases.append(f'    <testcase classname="cachepact.{r.pattern}" name={name}/>')
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>\n<testsuites>\n'
+        f'  <testsuite name="cachepact {escape(r.target)}" tests="{len(cs)}" failures="{failures}" '
+        f'errors="0" time="{r.elapsed:.3f}">\n' + "\n".join(cases) + "\n  </testsuite>\n</testsuites>\n"
+    )

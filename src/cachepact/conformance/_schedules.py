@@ -1,0 +1,51 @@
+"""The concurrent Hypothesis driver: it draws a prefix, the operations in flight and a schedule.
+
+A failure shrinks toward fewer operations and fewer context switches (see ``switching``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import hypothesis.strategies as st
+from hypothesis import given
+
+from ..errors import Violation
+from ..model import Pattern
+from ._hypothesis import kit_settings, run_seeded
+from ._interleaved import InterleavedRun, run_interleaved, switching
+from ._progress import Progress
+from ._replay import KEYS, ConcurrentScenario
+from ._run import Run
+
+
+def search_schedules(
+    make: Callable,
+    pattern: Pattern,
+    *,
+    max_examples: int,
+    max_ops: int,
+    seed: int | None,
+    progress: Progress,
+    label: str,
+) -> Run | None:
+    """Draw scenarios and schedules until one fails or the budget is spent; the shrunk failure, or None."""
+    failing: list[InterleavedRun] = []
+    op = st.tuples(st.sampled_from(("r", "w")), st.sampled_from(KEYS[:2]))
+
+    @kit_settings(max_examples, seed)
+    @given(
+        prefix=st.lists(op, max_size=2),
+        ops=st.lists(op, min_size=2, max_size=max_ops),
+        schedule=st.lists(st.integers(0, max_ops), max_size=6 * max_ops),
+    )
+    def test(prefix: list, ops: list, schedule: list) -> None:
+        scenario = ConcurrentScenario(prefix=tuple(prefix), ops=tuple(ops))
+        run = run_interleaved(make, pattern, scenario, switching(schedule), label=label)
+        progress.add(examples=1, operations=scenario.operations, reached=run.world.judge.reached)
+        if run.finding is not None:
+            failing.append(run)
+            raise Violation(run.finding)
+
+    run_seeded(test, seed)
+    return failing[-1].as_run() if failing else None

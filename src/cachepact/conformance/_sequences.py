@@ -1,0 +1,65 @@
+"""The sequential driver: a Hypothesis ``RuleBasedStateMachine`` of reads and writes around a World.
+
+Shrinking gives the minimal failing sequence; the World of Hypothesis' final (minimal) run is kept
+for the report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import hypothesis.strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, get_state_machine_test, rule
+
+from ..errors import Violation
+from ..model import Pattern
+from ._hypothesis import kit_settings, run_seeded
+from ._progress import Progress
+from ._replay import KEYS
+from ._run import Run
+from ._world import World
+
+
+def search_sequences(
+    make: Callable,
+    pattern: Pattern,
+    *,
+    max_examples: int,
+    steps: int,
+    seed: int | None,
+    progress: Progress,
+    label: str,
+) -> Run | None:
+    """Draw sequences until one fails or the budget is spent; the failing run, minimal, or None."""
+    failing: list[World] = []
+
+    class CachepactMachine(RuleBasedStateMachine):
+        def __init__(self) -> None:
+            super().__init__()
+            self.world = World(make, pattern, label=label)
+            progress.add(examples=1)
+
+        @rule(key=st.sampled_from(KEYS))
+        def read(self, key: str) -> None:
+            self._step("r", key)
+
+        @rule(key=st.sampled_from(KEYS))
+        def write(self, key: str) -> None:
+            self._step("w", key)
+
+        def _step(self, kind: str, key: str) -> None:
+            finding = self.world.run(kind, key)
+            progress.add(operations=1)
+            if finding is not None:
+                failing.append(self.world)
+                raise Violation(finding)
+
+        def teardown(self) -> None:
+            progress.add(reached=self.world.judge.reached)
+
+    test = get_state_machine_test(
+        CachepactMachine, settings=kit_settings(max_examples, seed, stateful_step_count=steps)
+    )
+    run_seeded(test, seed)
+    # Hypothesis runs the minimal example last, so the last failing World is the shrunk one.
+    return failing[-1].as_run() if failing else None

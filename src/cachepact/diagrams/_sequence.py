@@ -1,0 +1,81 @@
+"""A trace as a sequence graph: events on participant lifelines, messages between them.
+
+Every renderer draws from this graph, and the text reports draw from the same trace, so a picture
+and a report of one failure cannot disagree.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..model import Step, Trace
+
+if TYPE_CHECKING:  # networkx loads when a graph is built, not when cachepact.diagrams is imported
+    import networkx as nx
+
+
+def lifeline_of_caller(step: Step, many_ops: bool) -> str:
+    if str(step.actor) == "App" and many_ops:
+        return f"App {step.op}"
+    return str(step.actor)
+
+
+def label(step: Step) -> str:
+    if step.target == "app":
+        return f"returns {step.shown_result}" if step.action == "read" else "returns"
+    text = f"{step.action}{step.describe()[len(step.call) :]}"
+    result = step.shown_result
+    return f"{text} -> {result}" if result else text
+
+
+def sequence_graph(trace: Trace, *, culprit: int | None = None, title: str | None = None) -> nx.DiGraph:
+    """Nodes are events ``(lifeline, n)``; ``message`` edges carry a step, ``lifeline`` edges time order.
+
+    Graph attributes: ``lifelines`` in drawing order, ``title``, ``steps``.
+    """
+    import networkx as nx
+
+    many_ops = len(trace.ops) > 1
+    g = nx.DiGraph(title=title or trace.title, steps=len(trace))
+    lifelines: list[str] = []
+    last_event: dict[str, tuple[str, int]] = {}
+
+    def event(lifeline: str, n: int) -> tuple[str, int]:
+        node = (lifeline, n)
+        if lifeline not in lifelines:
+            lifelines.append(lifeline)
+        g.add_node(node, lifeline=lifeline, time=n)
+        if lifeline in last_event:
+            g.add_edge(last_event[lifeline], node, kind="lifeline")
+        last_event[lifeline] = node
+        return node
+
+    for n, step in enumerate(trace.steps, 1):
+        src_line = lifeline_of_caller(step, many_ops)
+        dst_line = {"db": "DB", "cache": "Cache", "app": src_line}[step.target]
+        src = event(src_line, n)
+        dst = src if dst_line == src_line else event(dst_line, n)
+        g.add_edge(
+            src,
+            dst,
+            kind="message",
+            n=n,
+            step=step,
+            # With several operations in flight, a Cache lifeline is shared: say whose step it is.
+            label=f"{n}. {step.op}: {label(step)}" if many_ops and src_line == "Cache" else f"{n}. {label(step)}",
+            culprit=(culprit == n - 1),
+        )
+    # App lifelines in the order their operations began, whoever made an operation's first call.
+    apps = (
+        [f"App {op}" for op in trace.ops if f"App {op}" in lifelines]
+        if many_ops
+        else [x for x in lifelines if x == "App"]
+    )
+    g.graph["lifelines"] = apps + ["Cache", "DB"]  # always drawn, so every diagram has the same frame
+    return g
+
+
+def messages(g: nx.DiGraph) -> list[tuple[tuple, tuple, dict]]:
+    """Message edges in time order (self-messages are self-loops)."""
+    out = [(u, v, d) for u, v, d in g.edges(data=True) if d["kind"] == "message"]
+    return sorted(out, key=lambda e: e[2]["n"])

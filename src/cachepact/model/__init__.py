@@ -1,0 +1,34 @@
+"""The executable model: participants, patterns as transition systems, their flows and explorer.
+
+The bottom layer of cachepact: it imports nothing from the layers above (conformance, diagrams,
+adapters). Modules are private; this ``__init__`` is the model's public API.
+"""
+
+from ._explorer import DEFAULT_MAX_STATES, PROPERTIES, Exploration, PropertyResult, explore
+from ._flows import FLOWS, flow, responsibility_table
+from ._participants import CACHE_ASIDE, PATTERNS, READ_THROUGH, Actor, Pattern, pattern_named
+from ._steps import Step, Trace
+from ._system import EVENTS, Scenario, State, System
+
+__all__ = [
+    "CACHE_ASIDE",
+    "DEFAULT_MAX_STATES",
+    "EVENTS",
+    "FLOWS",
+    "PATTERNS",
+    "PROPERTIES",
+    "READ_THROUGH",
+    "Actor",
+    "Exploration",
+    "Pattern",
+    "PropertyResult",
+    "Scenario",
+    "State",
+    "Step",
+    "System",
+    "Trace",
+    "explore",
+    "flow",
+    "pattern_named",
+    "responsibility_table",
+]

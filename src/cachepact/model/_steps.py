@@ -1,0 +1,102 @@
+"""Steps and traces: the values every part of cachepact speaks (model, checker, reports, diagrams)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import attrs
+
+from ._participants import Actor
+
+Target = str  # "db" or "cache"; "app" marks an operation returning (not a call on either)
+DB = "db"
+CACHE = "cache"
+APP = "app"
+
+
+def show(value: Any) -> str:
+    """How a key, value or result is printed in every table, so reports and diagrams agree."""
+    if value is None:
+        return "None"
+    if isinstance(value, tuple):
+        return "(" + ", ".join(show(v) for v in value) + ")"
+    if isinstance(value, str):
+        return value
+    return repr(value)
+
+
+@attrs.frozen(kw_only=True)
+class Step:
+    """One atomic call on the DB or the cache: who made it, for which operation, and what it returned."""
+
+    op: str
+    actor: Actor
+    target: Target
+    action: str
+    key: Any
+    value: Any = None
+    result: Any = None
+    token: Any = None  # the lease token a lease_set presents
+
+    @property
+    def call(self) -> str:
+        return f"{self.target}.{self.action}"
+
+    def describe(self) -> str:
+        if self.target == APP:  # an operation's return, recorded so tables show every operation
+            args = [show(self.key)] + ([show(self.value)] if self.action == "write" else [])
+            return f"{self.action}({', '.join(args)}) returned"
+        args = [show(self.key)]
+        if self.action in ("put", "set", "add", "lease_set"):
+            args.append(show(self.value))
+        if self.action == "lease_set":
+            args.append(show(self.token))
+        return f"{self.call}({', '.join(args)})"
+
+    @property
+    def shown_result(self) -> str:
+        if self.action in ("put", "delete", "set", "write"):
+            return ""
+        return show(self.result)
+
+
+@attrs.frozen(kw_only=True)
+class Trace:
+    """A sequence of steps in the order they happened; the one object reports and diagrams draw from."""
+
+    steps: tuple[Step, ...] = ()
+    title: str = ""
+
+    def __iter__(self) -> Iterator[Step]:
+        return iter(self.steps)
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    @property
+    def ops(self) -> tuple[str, ...]:
+        """Operation names in order of first appearance."""
+        seen: dict[str, None] = {}
+        for step in self.steps:
+            seen.setdefault(step.op, None)
+        return tuple(seen)
+
+    def table(self, *, markdown: bool = False) -> str:
+        """A numbered step table: one row per step (actor, operation, call, result)."""
+        header = ("#", "op", "actor", "call", "result")
+        rows = [(str(i), s.op, str(s.actor), s.describe(), s.shown_result) for i, s in enumerate(self.steps, 1)]
+        return render_table(header, rows, markdown=markdown)
+
+
+def render_table(header: tuple[str, ...], rows: list[tuple[str, ...]], *, markdown: bool = False) -> str:
+    """Plain-text (aligned) or Markdown table; one function so every table in cachepact looks alike."""
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
+        lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+        return "\n".join(lines)
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    lines = [fmt.format(*header).rstrip(), fmt.format(*("-" * w for w in widths)).rstrip()]
+    lines += [fmt.format(*row).rstrip() for row in rows]
+    return "\n".join(lines)
