@@ -15,6 +15,7 @@ import statistics
 import threading
 import time
 
+import cachepact
 from cachepact.adapters.reference import (
     cache_aside,
     cache_aside_leased,
@@ -22,11 +23,6 @@ from cachepact.adapters.reference import (
     read_through,
     read_through_leased,
 )
-from cachepact.conformance import check
-from cachepact.conformance.concurrent import Scenario, explore_schedules
-from cachepact.model import CACHE_ASIDE, READ_THROUGH
-
-R, W = ("r", "k1"), ("w", "k1")
 
 
 class Plain:
@@ -140,7 +136,7 @@ def main() -> None:
         times, found, lengths = [], 0, set()
         for seed in range(20):
             start = time.perf_counter()
-            result = check(make, pattern, seed=seed)
+            result = cachepact.check(make, pattern, seed=seed)
             times.append(time.perf_counter() - start)
             found += result.finding is not None and result.finding.invariant == "coherent-at-rest"
             lengths.add(sum(1 for s in result.steps if s.target != "app"))
@@ -151,10 +147,12 @@ def main() -> None:
         )
 
     start = time.perf_counter()
-    ex = explore_schedules(cache_aside, CACHE_ASIDE, Scenario(ops=(R, W)))
+    proof = cachepact.prove(cache_aside, "cache-aside", readers=1, writers=1)
     t = time.perf_counter() - start
+    assert proof.counterexample is not None
     print(
-        f"  exhaustive explorer alone: race after {ex.runs} schedules in {t * 1000:.1f} ms ({1 / t:,.0f} detections/s)"
+        f"  cachepact.prove alone: race after {proof.schedules} schedules in {t * 1000:.1f} ms "
+        f"({1 / t:,.0f} detections/s)"
     )
 
     trials = 3000
@@ -176,19 +174,17 @@ def main() -> None:
 
     print("\n== proofs: every schedule, state-cached (runs to the end / cut short at a known state)")
     for make, pattern in (
-        (cache_aside_leased, CACHE_ASIDE),
-        (read_through_leased, READ_THROUGH),
-        (cache_aside_locked, CACHE_ASIDE),
+        (cache_aside_leased, "cache-aside"),
+        (read_through_leased, "read-through"),
+        (cache_aside_locked, "cache-aside"),
     ):
-        for ops in ((R, R, W), (R, W, W), (R, R, W, W)):
-            start = time.perf_counter()
-            ex = explore_schedules(make, pattern, Scenario(ops=ops))
-            t = time.perf_counter() - start
-            label = f"{ops.count(R)}r+{ops.count(W)}w"
+        for readers, writers in ((2, 1), (1, 2), (2, 2)):
+            p = cachepact.prove(make, pattern, readers=readers, writers=writers)
+            total = p.schedules + p.cut
             print(
-                f"  {make.__name__:<20} {label}: holds={ex.failing is None and ex.complete}  {ex.runs} schedules run, "
-                f"{ex.pruned} cut, {ex.states} states, {t:.2f} s, {(ex.runs + ex.pruned) / t:,.0f} schedules/s, "
-                f"{ex.pruned / max(1, ex.runs + ex.pruned):.0%} cut"
+                f"  {make.__name__:<20} {readers}r+{writers}w: holds={p.holds}  {p.schedules} schedules run, "
+                f"{p.cut} cut, {p.states} states, {p.elapsed:.2f} s, {total / p.elapsed:,.0f} schedules/s, "
+                f"{p.cut / max(1, total):.0%} cut"
             )
     if frontrun_available():
         import frontrun
@@ -211,7 +207,7 @@ def main() -> None:
         (cache_aside_locked, "cache-aside"),
     ):
         start = time.perf_counter()
-        result = check(make, pattern)
+        result = cachepact.check(make, pattern)
         print(f"  {make.__name__:<20} {result.verdict} in {time.perf_counter() - start:.2f} s")
 
 

@@ -5,22 +5,25 @@ python bench/bench_diagrams.py
 
 from __future__ import annotations
 
+import itertools
 import time
 
-from cachepact.adapters.reference import cache_aside
-from cachepact.conformance.world import KEYS, World
+import attrs
+
 from cachepact.diagrams import render, sequence_graph
-from cachepact.model import CACHE_ASIDE, Trace
+from cachepact.model import CACHE_ASIDE, Trace, flow
 
 
 def fifty_steps() -> Trace:
-    world = World(cache_aside, CACHE_ASIDE)
-    i = 0
-    while len(world.steps) < 50:
-        key = KEYS[i % len(KEYS)]
-        world.write(key) if i % 3 == 2 else world.read(key)
-        i += 1
-    return Trace(steps=tuple(world.steps[:50]), title="cache-aside: 50 recorded steps")
+    """Reads (miss, hit) and writes one after another, each its own operation, as a recorded run is."""
+    steps = []
+    for n in itertools.count(1):
+        for name in ("read-miss", "read-hit", "write"):
+            op = f"{'w' if name == 'write' else 'r'}{n}"
+            steps += [attrs.evolve(s, op=op) for s in flow(CACHE_ASIDE, name)]
+        if len(steps) >= 50:
+            return Trace(steps=tuple(steps[:50]), title="cache-aside: 50 recorded steps")
+    raise AssertionError("unreachable")
 
 
 def main() -> None:

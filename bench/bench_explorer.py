@@ -13,8 +13,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from cachepact.model import CACHE_ASIDE, Scenario, System, explore
-from cachepact.model.system import DONE, IDLE, NONE
+from cachepact.model import CACHE_ASIDE, Scenario, State, System, explore
 
 
 def minicheck_run(scenario: Scenario) -> tuple[int, float, dict]:
@@ -24,9 +23,7 @@ def minicheck_run(scenario: Scenario) -> tuple[int, float, dict]:
     system.skip_stutter = True  # the same successor function the explorer uses
 
     def coherent(d: dict) -> bool:
-        if any(IDLE < op[0] < DONE for op in d["ops"]):
-            return True
-        return all(c in (NONE, v) for c, v in zip(d["cache"], d["db"]))
+        return System.coherent_at_rest(State(**d))
 
     model = Protocol(
         name=scenario.name,

@@ -8,8 +8,9 @@ Check your own cache against a pattern::
         ...
         return cachepact.Adapter(read=read, write=write, cache_code=())
 
-    result = cachepact.check(make, pattern="cache-aside")
+    result = cachepact.check(make, pattern="cache-aside")     # sequences and interleavings
     print(result.report())
+    cachepact.prove(make, pattern="cache-aside", readers=2, writers=2).holds   # every schedule
 
 Importing ``cachepact`` is cheap: the kit (Hypothesis, networkx, ...) loads on first use of a name
 below. ``cachepact.model`` is the executable model and its explorer, ``cachepact.diagrams`` the
@@ -38,15 +39,18 @@ _LAZY = {
     "Adapter": "cachepact.conformance._contract",
     "Finding": "cachepact.conformance._findings",
     "INVARIANTS": "cachepact.conformance._findings",
+    "Proof": "cachepact.conformance._prove",
     "Result": "cachepact.conformance._result",
     "check": "cachepact.conformance._check",
     "conformance_test": "cachepact.conformance._pytest",
+    "prove": "cachepact.conformance._prove",
 }
 
 if TYPE_CHECKING:
     from .conformance._check import check
     from .conformance._contract import Adapter
     from .conformance._findings import INVARIANTS, Finding
+    from .conformance._prove import Proof, prove
     from .conformance._pytest import conformance_test
     from .conformance._result import Result
 
@@ -59,12 +63,14 @@ __all__ = [
     "Finding",
     "InvalidArgument",
     "MissingDependency",
+    "Proof",
     "Result",
     "StateSpaceTooLarge",
     "UsageError",
     "__version__",
     "check",
     "conformance_test",
+    "prove",
 ]
 
 

@@ -53,10 +53,8 @@ def check(
     broken invariant is a failing ``Result`` whose ``report()`` shows the minimal counterexample; an
     adapter raising mid-operation is the finding ``adapter-error``. See spec/contract.md.
     """
-    p = _pattern(pattern)
     _validate(max_examples=max_examples, steps=steps, max_ops=max_ops, replay=replay)
-    label = target or getattr(make, "__qualname__", repr(make))
-    World(make, p, label=label)  # a definition mistake fails here, before any checking
+    p, label = resolve(make, pattern, target)
     progress = Progress(on_progress)
     started = time.perf_counter()
     if replay is not None:
@@ -75,13 +73,34 @@ def check(
             label=label,
         )
     run = next((r for r in (phase() for phase in phases) if r is not None), None)
-    elapsed = time.perf_counter() - started
+    return result_of(
+        run,
+        pattern=p,
+        target=label,
+        progress=progress,
+        elapsed=time.perf_counter() - started,
+        seed=seed,
+        concurrent=concurrency,
+    )
+
+
+def result_of(
+    run: Run | None,
+    *,
+    pattern: Pattern,
+    target: str,
+    progress: Progress,
+    elapsed: float,
+    seed: int | None = None,
+    concurrent: bool = True,
+) -> Result:
+    """The ``Result`` of a check whose failing run (or None) and counts are known."""
     if run is not None:
         progress.add(reached=run.reached)
-    names = (*SITUATIONS, *(CONCURRENT_SITUATIONS if concurrency else ()))
+    names = (*SITUATIONS, *(CONCURRENT_SITUATIONS if concurrent else ()))
     return Result(
-        pattern=p.name,
-        target=label,
+        pattern=pattern.name,
+        target=target,
         finding=run.finding if run else None,
         steps=run.steps if run else (),
         replay=run.replay if run else "",
@@ -94,8 +113,16 @@ def check(
         operations=progress.operations,
         elapsed=elapsed,
         seed=seed,
-        concurrent=concurrency,
+        concurrent=concurrent,
     )
+
+
+def resolve(make: Callable, pattern: Pattern | str, target: str | None) -> tuple[Pattern, str]:
+    """The pattern and the adapter's name in reports, once the factory is known to build an Adapter."""
+    p = _pattern(pattern)
+    label = target or getattr(make, "__qualname__", repr(make))
+    World(make, p, label=label)  # a definition mistake fails here, before any checking
+    return p, label
 
 
 def _pattern(pattern: Pattern | str) -> Pattern:
