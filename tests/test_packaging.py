@@ -23,7 +23,7 @@ def test_a_wheel_built_from_the_repo_installs_into_a_fresh_venv_as_cachepact_onl
     assert {t for t in tops if not t.endswith(".dist-info")} == {"cachepact"}
     names = zipfile.ZipFile(wheel).namelist()
     assert "cachepact/py.typed" in names and "cachepact/model/__init__.py" in names
-    assert not any(n.startswith(("cachepact/tests/", "cachepact/bench/")) for n in names)
+    assert not any(n.startswith(("cachepact/tests/", "cachepact/bench/", "cachepact/spec/")) for n in names)
 
     env = tmp_path / "venv"
     venv.create(env, with_pip=False)
@@ -51,3 +51,12 @@ def test_a_wheel_built_from_the_repo_installs_into_a_fresh_venv_as_cachepact_onl
     ).stdout.split()
     assert out[0].startswith(str(env)), out
     assert out[1] == "True"
+
+
+def test_from_the_repository_root_only_cachepact_imports():
+    probe = (
+        "import importlib.util as u, cachepact;"
+        "print([n for n in ('model', 'conformance', 'adapters', 'diagrams') if u.find_spec(n)])"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True, cwd=ROOT).stdout
+    assert out.strip() == "[]"
