@@ -14,6 +14,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "src" / "cachepact"
 # against it exactly as users' adapters are, and it imports only ``errors`` eagerly.
 LAYERS = {
     "errors": 0,
+    "_argtypes": 0,
     "model": 1,
     "diagrams": 2,
     "conformance": 2,

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from . import __version__
+from ._argtypes import whole_number
 from .diagrams import EXTENSIONS, FORMATS, format_for, render, sequence_graph
 from .errors import CachepactError, InvalidArgument, MissingDependency, StateSpaceTooLarge, UsageError
 from .model import (
@@ -32,19 +33,6 @@ EXIT_OK, EXIT_VIOLATED, EXIT_USAGE = 0, 1, 2
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message}; see '{self.prog} --help'")
-
-
-def _positive(name: str):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-        return value
-
-    return parse
 
 
 def _pattern(text: str):
@@ -88,11 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
     ex = commands.add_parser("explore", help="exhaustively explore the model of a pattern for small bounds")
     ex.add_argument("--pattern", type=_pattern, required=True, help=f"one of: {', '.join(PATTERNS)}")
     ex.add_argument("--leases", action="store_true", help="fill through memcache-style leases")
-    ex.add_argument("--readers", type=_positive("--readers"), default=1)
-    ex.add_argument("--writers", type=_positive("--writers"), default=1)
-    ex.add_argument("--keys", type=_positive("--keys"), default=1)
+    ex.add_argument("--readers", type=whole_number(1), default=1)
+    ex.add_argument("--writers", type=whole_number(1), default=1)
+    ex.add_argument("--keys", type=whole_number(1), default=1)
     ex.add_argument("--sequential", action="store_true", help="one operation at a time (default: interleaved)")
-    ex.add_argument("--max-states", type=_positive("--max-states"), default=DEFAULT_MAX_STATES)
+    ex.add_argument("--max-states", type=whole_number(1), default=DEFAULT_MAX_STATES)
     ex.add_argument("--no-reduce", action="store_true", help="explore without key/symmetry reduction")
     ex.add_argument(
         "--format", choices=("text", "markdown"), default="text", help="markdown: tables for documents, no timings"
@@ -116,13 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ck.add_argument("--pattern", type=_pattern, required=True, help=f"one of: {', '.join(PATTERNS)}")
     ck.add_argument("--no-concurrency", action="store_true", help="run only the sequential checks")
-    ck.add_argument(
-        "--max-examples", type=_positive("--max-examples"), default=None, help="sequences to try (default 100)"
-    )
+    ck.add_argument("--max-examples", type=whole_number(1), default=None, help="sequences to try (default 100)")
     ck.add_argument("--seed", type=int, default=None, help="seed for a reproducible run (default: derandomized)")
     ck.add_argument("--replay", metavar="STRING", help="rerun exactly the sequence a failing run printed")
     ck.add_argument(
-        "--max-ops", type=_positive("--max-ops"), default=3, help="operations in flight per concurrent scenario (2-6)"
+        "--max-ops", type=whole_number(1), default=3, help="operations in flight per concurrent scenario (2-6)"
     )
     ck.add_argument("--report-json", metavar="FILE", help="write the verdict and every check as JSON")
     ck.add_argument("--junit-xml", metavar="FILE", help="write one JUnit test case per invariant")

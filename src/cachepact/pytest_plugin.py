@@ -7,22 +7,12 @@ heavy: the kit loads when a ``conformance_test`` runs. A failing check shows the
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
 import pytest
 
+from ._argtypes import whole_number
 from .errors import ConformanceFailure
-
-
-def _at_least_one(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -30,7 +20,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--cachepact-seed", type=int, default=None, help="seed for cachepact conformance tests")
     group.addoption(
         "--cachepact-max-examples",
-        type=_at_least_one,
+        type=whole_number(1),
         default=None,
         help="examples per cachepact conformance test (default: the Hypothesis profile's)",
     )

@@ -17,11 +17,7 @@ from typing import Any
 
 # The real classes, kept before anything is patched: the kit's own machinery always uses these.
 RealLock = threading.Lock
-RealRLock = threading.RLock
 RealCondition = threading.Condition
-RealEvent = threading.Event
-RealSemaphore = threading.Semaphore
-RealBoundedSemaphore = threading.BoundedSemaphore
 
 _state = RealLock()  # guards every kit primitive's fields
 _changed = RealCondition(_state)  # wakes non-operation threads waiting on a kit primitive
