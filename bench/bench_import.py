@@ -6,6 +6,9 @@
   ``-X importtime``'s cumulative figure for the package, and wall time beside ``python -c pass``.
 * the pytest plugin: goal at most 20 ms. A project with one trivial test, collected and run by
   ``pytest`` with the plugin and with ``-p no:cachepact`` side by side, best of 10 each.
+* what installing cachepact costs such a run in all: cachepact depends on Hypothesis, which
+  registers a pytest plugin of its own; that one is measured too (``-p no:hypothesispytest``),
+  so the figure a user pays is on the page, not only the part this project controls.
 """
 
 from __future__ import annotations
@@ -59,15 +62,23 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as project:
         Path(project, "test_app.py").write_text("def test_nothing():\n    assert True\n")
         pytest = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
-        with_plugin, without = [], []
-        for _ in range(ROUNDS):  # alternate, so both see the same machine
-            with_plugin.append(wall(pytest, cwd=project))
-            without.append(wall([*pytest, "-p", "no:cachepact"], cwd=project))
-    cost = min(with_plugin) - min(without)
+        runs: dict[str, list[float]] = {"both": [], "no cachepact": [], "neither": []}
+        for _ in range(ROUNDS):  # alternate, so all see the same machine
+            runs["both"].append(wall(pytest, cwd=project))
+            runs["no cachepact"].append(wall([*pytest, "-p", "no:cachepact"], cwd=project))
+            runs["neither"].append(wall([*pytest, "-p", "no:cachepact", "-p", "no:hypothesispytest"], cwd=project))
+    best = {name: min(times) for name, times in runs.items()}
+    ours = best["both"] - best["no cachepact"]
+    theirs = best["no cachepact"] - best["neither"]
     print(
-        f"pytest on a project that never uses cachepact: {min(without) * 1000:.1f} ms without the plugin, "
-        f"{min(with_plugin) * 1000:.1f} ms with it: the plugin costs {cost * 1000:.1f} ms (best of {ROUNDS}); "
-        "goal <= 20 ms"
+        f"pytest on a project that never uses cachepact (best of {ROUNDS}): {best['neither'] * 1000:.1f} ms with "
+        f"neither plugin, {best['no cachepact'] * 1000:.1f} ms with Hypothesis' plugin, "
+        f"{best['both'] * 1000:.1f} ms with both"
+    )
+    print(f"  cachepact's plugin costs {ours * 1000:.1f} ms (goal <= 20 ms)")
+    print(
+        f"  Hypothesis' plugin, installed with it as a dependency, costs {theirs * 1000:.1f} ms "
+        "(it imports Hypothesis at the end of every run; projects already using Hypothesis pay it anyway)"
     )
 
 

@@ -94,11 +94,11 @@ EXPECTED = {
     "missing_module.py": "no file",
     "raises.py": "raised RuntimeError: no connection string; fix the factory",
     "not_adapter.py": "returned a dict, not a cachepact.Adapter",
-    "not_callable.py": "Adapter.read is a int, not a callable",
-    "bad_cache_code.py": "cache_code entry 42 is a int; name classes, functions, modules",
+    "not_callable.py": "Adapter.read is an int, not a callable",
+    "bad_cache_code.py": "cache_code entry 42 is an int; name classes, functions, modules",
     "import_error.py": "raised ModuleNotFoundError",
     "async_read.py": "Adapter.read is async; cachepact drives synchronous adapters",
-    "value.py": "is a int, not a factory",
+    "value.py": "is an int, not a factory",
 }
 
 
@@ -127,15 +127,15 @@ def test_an_unusable_target_exits_2_with_one_line_naming_the_fix(capsys, tmp_pat
         ),
         (
             ["check", f"{REF}:cache_aside", "--pattern", "cache-aside", "--max-ops", "0"],
-            "--max-ops: must be at least 1",
+            "--max-ops: must be at least 2",
         ),
         (
             ["check", f"{REF}:cache_aside", "--pattern", "cache-aside", "--max-ops", "1"],
-            "--max-ops must be between 2 and 6",
+            "--max-ops: must be at least 2",
         ),
         (
             ["check", f"{REF}:cache_aside", "--pattern", "cache-aside", "--max-ops", "50"],
-            "--max-ops must be between 2 and 6",
+            "--max-ops: must be at most 6",
         ),
         (
             ["check", f"{REF}:cache_aside", "--pattern", "cache-aside", "--replay", "con/r:k1"],

@@ -117,4 +117,4 @@ def test_without_matplotlib_a_picture_format_exits_2_naming_the_fix(monkeypatch,
     monkeypatch.setattr(builtins, "__import__", no_matplotlib)
     code = main(["diagram", "--pattern", "cache-aside", "--flow", "write", "-o", str(tmp_path / "f.png")])
     err = capsys.readouterr().err
-    assert code == 2 and "needs matplotlib; pip install 'matplotlib>=3.7'" in err
+    assert code == 2 and "png needs matplotlib; pip install 'matplotlib>=3.7' or use --format mermaid|dot" in err

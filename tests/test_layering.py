@@ -20,6 +20,7 @@ LAYERS = {
     "conformance": 2,
     "cachepact": 3,
     "adapters": 4,
+    "_target": 4,  # loading TARGET strings: the command line's, beside the adapters it loads
     "cli": 5,
     "pytest_plugin": 5,
     "__main__": 6,

@@ -31,5 +31,30 @@ def test_a_broken_adapter_fails_with_the_same_report_as_the_cli(pytester):
     result.assert_outcomes(failed=1)
     text = result.stdout.str()
     assert "FAIL invalidate-not-update: the write w1 stored v1 into the cache instead of deleting the entry" in text
-    assert "Replay: cachepact check aside_update_on_write --pattern cache-aside --replay 'seq/" in text
+    assert (
+        "Replay: cachepact check cachepact.adapters.broken:aside_update_on_write --pattern cache-aside --replay 'seq/"
+        in text
+    )
     assert "Traceback" not in text and "def test()" not in text
+
+
+def test_the_returned_test_also_runs_when_called_directly():
+    from cachepact import ConformanceFailure, conformance_test
+    from cachepact.adapters.broken import aside_update_on_write
+    from cachepact.adapters.reference import cache_aside_leased
+
+    conformance_test(cache_aside_leased, pattern="cache-aside", max_examples=10, concurrency=False)()
+    failing = conformance_test(aside_update_on_write, pattern="cache-aside", target="mine:make", concurrency=False)
+    try:
+        failing()
+    except ConformanceFailure as e:
+        assert e.result.target == "mine:make" and "Replay: cachepact check mine:make" in str(e)
+    else:
+        raise AssertionError("a broken adapter passed")
+
+
+def test_a_bad_plugin_option_is_a_usage_error_naming_its_range(pytester):
+    pytester.makepyfile(test_user=GOOD)
+    result = pytester.runpytest_subprocess("--cachepact-max-examples", "-3")
+    assert result.ret == 4  # pytest's usage error
+    result.stderr.fnmatch_lines(["*--cachepact-max-examples: must be at least 1, not -3*"])

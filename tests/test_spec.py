@@ -44,6 +44,14 @@ def test_the_contract_names_every_public_name_parameter_and_flag():
     for name in cachepact.__all__:
         if name != "__version__":
             assert name in text, name
+    public_attributes = {
+        cls: [a.name for a in attrs.fields(cls)] + [n for n, v in vars(cls).items() if isinstance(v, property)]
+        for cls in (cachepact.Result, cachepact.Proof, cachepact.Finding)
+    }
+    for cls, names in public_attributes.items():
+        row = next(line for line in text.splitlines() if line.startswith(f"| `cachepact.{cls.__name__}` |"))
+        for name in names:
+            assert f"`{name}`" in row, f"{cls.__name__}.{name}"
     for fn in (cachepact.check, cachepact.prove):
         for param in list(inspect.signature(fn).parameters)[1:]:
             assert f"{param}=" in text, f"{fn.__name__}({param})"

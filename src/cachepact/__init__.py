@@ -42,7 +42,7 @@ _LAZY = {
     "Proof": "cachepact.conformance._prove",
     "Result": "cachepact.conformance._result",
     "check": "cachepact.conformance._check",
-    "conformance_test": "cachepact.conformance._pytest",
+    "conformance_test": "cachepact.conformance._testcase",
     "prove": "cachepact.conformance._prove",
 }
 
@@ -51,8 +51,8 @@ if TYPE_CHECKING:
     from .conformance._contract import Adapter
     from .conformance._findings import INVARIANTS, Finding
     from .conformance._prove import Proof, prove
-    from .conformance._pytest import conformance_test
     from .conformance._result import Result
+    from .conformance._testcase import conformance_test
 
 __all__ = [
     "INVARIANTS",

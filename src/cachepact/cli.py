@@ -12,6 +12,7 @@ from typing import NoReturn
 
 from . import __version__
 from ._argtypes import whole_number
+from .conformance._replay import MAX_OPS
 from .diagrams import EXTENSIONS, FORMATS, format_for, render, sequence_graph
 from .errors import CachepactError, InvalidArgument, MissingDependency, StateSpaceTooLarge, UsageError
 from .model import (
@@ -56,9 +57,6 @@ def _usage(e: CachepactError) -> UsageError:
             f"the state space of '{e.scenario.name}' passes --max-states {e.max_states}; "
             "raise --max-states or lower --readers/--writers/--keys"
         )
-    if isinstance(e, MissingDependency) and e.parameter:
-        instead = f" or use {_flag(e.parameter)} {'|'.join(e.instead)}" if e.instead else ""
-        return UsageError(f"{_flag(e.parameter)} {e.value} needs {e.package}; pip install '{e.requirement}'{instead}")
     return UsageError(str(e))
 
 
@@ -108,7 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
     ck.add_argument("--seed", type=int, default=None, help="seed for a reproducible run (default: derandomized)")
     ck.add_argument("--replay", metavar="STRING", help="rerun exactly the sequence a failing run printed")
     ck.add_argument(
-        "--max-ops", type=whole_number(1), default=3, help="operations in flight per concurrent scenario (2-6)"
+        "--max-ops",
+        type=whole_number(2, MAX_OPS),
+        default=3,
+        help=f"operations in flight per concurrent scenario (2-{MAX_OPS})",
     )
     ck.add_argument("--report-json", metavar="FILE", help="write the verdict and every check as JSON")
     ck.add_argument("--junit-xml", metavar="FILE", help="write one JUnit test case per invariant")
@@ -185,6 +186,11 @@ def _write_diagram(
         out = render(graph, fmt, path)
     except OSError as e:
         raise UsageError(f"cannot write {path}: {e.strerror}; name a writable file") from None
+    except MissingDependency as e:
+        instead = "use --format mermaid|dot" if flag == "-o" else "name a .mmd or .dot file"
+        raise UsageError(
+            f"{flag} {path}: {fmt} needs {e.package}; pip install '{e.requirement}' or {instead}"
+        ) from None
     if path is None:
         sys.stdout.write(out)  # type: ignore[arg-type]
 
@@ -236,8 +242,8 @@ def _writable(path: str | None, flag: str) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from ._target import load_target
     from .conformance._check import check
-    from .conformance._target import load_target
 
     _writable(args.report_json, "--report-json")
     _writable(args.junit_xml, "--junit-xml")

@@ -6,8 +6,8 @@ for a value out of range, ``ImportError`` for a missing package, ``AssertionErro
 check), so ``except ValueError`` keeps working. Errors carry structured fields; messages speak of
 the Python API's parameters, and the command line renders the same fields with its own flags.
 
-The last section holds the kit's internal control-flow signals. They are not errors and never reach
-a caller; they live here so that this one module lists every exception the kit defines.
+The kit's internal control-flow signals, which never reach a caller, are not errors and live with
+the machinery that raises them (``conformance/_signals.py``).
 """
 
 from __future__ import annotations
@@ -108,33 +108,3 @@ class ConformanceFailure(CachepactError, AssertionError):
     def __init__(self, result: Any) -> None:
         super().__init__(result.report())
         self.result = result
-
-
-# -- internal signals: never raised to a caller ------------------------------------------------------
-
-
-class Violation(AssertionError):
-    """Fails a Hypothesis example so that it shrinks; the driver keeps the failing run itself."""
-
-    def __init__(self, finding: Any) -> None:
-        super().__init__(f"{finding.invariant}: {finding.message}")
-        self.finding = finding
-
-
-class Stalled(Exception):
-    """No operation of a concurrent run can take a step: ``kind`` is "deadlock" or "timeout"."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-
-
-class Pruned(BaseException):
-    """Unwinds the operations of a redundant schedule. A BaseException so that an adapter's
-    ``except Exception`` cannot swallow it and carry on."""
-
-
-def one_line(e: BaseException) -> str:
-    """An exception as one line, ``Type: message``, for the one-line errors the kit prints."""
-    text = " ".join(str(e).split())
-    return f"{type(e).__name__}: {text}" if text else type(e).__name__

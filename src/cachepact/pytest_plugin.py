@@ -26,6 +26,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    from .conformance import _testcase  # light: it imports only the error tree
+
+    _testcase.OPTIONS.update(
+        seed=config.getoption("cachepact_seed", None),
+        max_examples=config.getoption("cachepact_max_examples", None),
+    )
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
     outcome = yield

@@ -13,5 +13,5 @@ Internal: the public API is ``cachepact`` itself (``check``, ``Adapter``, ``conf
 * drivers: ``_sequences`` (Hypothesis over sequences), ``_exhaustive`` (every schedule of small
   scenarios), ``_schedules`` (Hypothesis over scenarios and schedules), ``_hypothesis`` (settings);
 * the entry call and its outcome: ``_check``, ``_progress``, ``_result``, ``_report``;
-* for users' own entry points: ``_target`` (loading ``module:attr``), ``_pytest`` (``conformance_test``).
+* for users' test suites: ``_testcase`` (``conformance_test``).
 """

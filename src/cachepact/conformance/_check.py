@@ -13,18 +13,17 @@ from ._findings import CONCURRENT_SITUATIONS, SITUATIONS
 from ._hypothesis import profile_budget
 from ._interleaved import replaying, run_interleaved
 from ._progress import Progress
-from ._replay import parse_concurrent, parse_sequence, validate_replay
+from ._replay import MAX_OPS, parse_concurrent, parse_sequence, validate_replay
 from ._result import Result
 from ._run import Run
 from ._schedules import search_schedules
 from ._sequences import search_sequences
-from ._world import World, replay_sequence
+from ._world import World, rerun_sequence
 
 DEFAULT_STEPS = 25
 SMOKE_EXAMPLES = 10
-MAX_OPS = 6  # operations in flight: past this, schedules outgrow any useful budget
 
-Phase = Callable[[], "Run | None"]
+CheckPhase = Callable[[], "Run | None"]
 
 
 def check(
@@ -43,10 +42,11 @@ def check(
     """Check the adapter built by ``make(env)`` against ``pattern`` ("cache-aside" or "read-through").
 
     ``max_examples`` sequences (and, with ``concurrency``, as many concurrent scenarios) of up to
-    ``steps`` operations each; both default to the active Hypothesis profile. ``seed`` makes a run
-    reproducible; ``replay`` reruns exactly the run a failing report printed. ``max_ops`` (2 to 6)
-    bounds the operations in flight together. ``target`` names the adapter in reports (default: the
-    factory's qualified name). ``on_progress(examples, operations)`` is called as the check goes.
+    ``steps`` operations each (defaults: the active Hypothesis profile's ``max_examples``, and its
+    ``stateful_step_count`` up to 25). ``seed`` picks which examples are drawn (the same seed, the
+    same run); ``replay`` reruns exactly the run a failing report printed. ``max_ops`` (2 to 6)
+    bounds the operations in flight together. ``target`` names the adapter in reports (default:
+    ``module:qualname`` of the factory). ``on_progress(examples, operations)`` is called as the check goes.
 
     A definition mistake (a factory that raises or returns no ``Adapter``, a bad ``cache_code``)
     raises ``DefinitionError``, and a bad parameter ``InvalidArgument``, before any checking. A
@@ -96,7 +96,7 @@ def result_of(
 ) -> Result:
     """The ``Result`` of a check whose failing run (or None) and counts are known."""
     if run is not None:
-        progress.add(reached=run.reached)
+        progress.reached.update(run.reached)
     names = (*SITUATIONS, *(CONCURRENT_SITUATIONS if concurrent else ()))
     return Result(
         pattern=pattern.name,
@@ -120,9 +120,18 @@ def result_of(
 def resolve(make: Callable, pattern: Pattern | str, target: str | None) -> tuple[Pattern, str]:
     """The pattern and the adapter's name in reports, once the factory is known to build an Adapter."""
     p = _pattern(pattern)
-    label = target or getattr(make, "__qualname__", repr(make))
+    label = target or target_name(make)
     World(make, p, label=label)  # a definition mistake fails here, before any checking
     return p, label
+
+
+def target_name(make: Callable) -> str:
+    """How reports name a factory: ``module:qualname``, the TARGET that reruns it, when it has one."""
+    qualname = getattr(make, "__qualname__", None) or repr(make)
+    module = getattr(make, "__module__", None)
+    if module and module != "__main__" and "<" not in qualname:
+        return f"{module}:{qualname}"
+    return qualname
 
 
 def _pattern(pattern: Pattern | str) -> Pattern:
@@ -150,7 +159,7 @@ def _phases(
     max_ops: int,
     progress: Progress,
     label: str,
-) -> list[Phase]:
+) -> list[CheckPhase]:
     """The phases of a check, cheapest evidence first.
 
     A short sequential pass, then the small exhaustive interleavings (milliseconds, and where races
@@ -159,7 +168,7 @@ def _phases(
     sequential program.
     """
 
-    def sequences(n: int) -> Phase:
+    def sequences(n: int) -> CheckPhase:
         return lambda: search_sequences(make, p, max_examples=n, steps=steps, seed=seed, progress=progress, label=label)
 
     if not concurrency:
@@ -178,7 +187,7 @@ def _phases(
     return phases
 
 
-def _replay_phase(make: Callable, p: Pattern, replay: str, progress: Progress, label: str) -> Phase:
+def _replay_phase(make: Callable, p: Pattern, replay: str, progress: Progress, label: str) -> CheckPhase:
     """Rerun exactly what a failing run printed: a sequence, or a scenario with its schedule."""
 
     def phase() -> Run | None:
@@ -186,8 +195,8 @@ def _replay_phase(make: Callable, p: Pattern, replay: str, progress: Progress, l
             scenario, picks = parse_concurrent(replay)
             run = run_interleaved(make, p, scenario, replaying(picks), label=label).as_run()
         else:
-            run = replay_sequence(make, p, parse_sequence(replay), label=label)
-        progress.add(examples=1, operations=run.operations, reached=run.reached)
+            run = rerun_sequence(make, p, parse_sequence(replay), label=label)
+        progress.add_run(run)
         return run if run.finding else None
 
     return phase

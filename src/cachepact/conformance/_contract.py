@@ -19,10 +19,15 @@ def _check_cache_code(instance: Any, attribute: Any, value: tuple) -> None:
     for entry in value:
         if not isinstance(entry, CACHE_CODE_KINDS):
             raise DefinitionError(
-                f"cache_code entry {entry!r} is a {type(entry).__name__}; name classes, functions, "
+                f"cache_code entry {entry!r} is {article(type(entry).__name__)}; name classes, functions, "
                 "modules or module-name strings such as 'dogpile.cache'",
                 field="cache_code",
             )
+
+
+def article(noun: str) -> str:
+    """``an int``, ``a dict``: a type name as the kit's messages say it."""
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
 
 
 def _as_tuple(value: Any) -> tuple:
@@ -57,7 +62,7 @@ class Adapter:
                 )
             if not callable(value):
                 raise DefinitionError(
-                    f"Adapter.{name} is a {type(value).__name__}, not a callable; pass a function "
+                    f"Adapter.{name} is {article(type(value).__name__)}, not a callable; pass a function "
                     f"taking {'(key)' if name == 'read' else '(key, value)'}",
                     field=name,
                 )

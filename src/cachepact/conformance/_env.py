@@ -12,10 +12,10 @@ from typing import Any
 
 import attrs
 
-from ..errors import DefinitionError, one_line
+from ..errors import DefinitionError
 from ..model import Step
 from ._attribution import Attribution
-from ._contract import Adapter
+from ._contract import Adapter, article
 from ._stores import MemoryCache, MemoryDB
 
 OUTSIDE = "-"  # the op name of a call made outside any operation the kit started
@@ -115,6 +115,12 @@ class Env:
     cache: RecordingCache
 
 
+def one_line(e: BaseException) -> str:
+    """An exception as one line, ``Type: message``, for the one-line errors the kit prints."""
+    text = " ".join(str(e).split())
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
 def run_operation(fn: Callable[..., Any], *args: Any) -> Any:
     """Every adapter operation starts here: its frame is where attribution stops looking."""
     return fn(*args)
@@ -161,10 +167,10 @@ def build(make: Callable[[Env], Adapter], *, initial: dict[Any, Any], label: str
     except DefinitionError:
         raise
     except Exception as e:
-        raise DefinitionError(f"{label} raised {one_line(e)}; fix the factory", target=label) from None
+        raise DefinitionError(f"{label} raised {one_line(e)}; fix the factory", target=label) from e
     if not isinstance(adapter, Adapter):
         raise DefinitionError(
-            f"{label} returned a {type(adapter).__name__}, not a cachepact.Adapter; "
+            f"{label} returned {article(type(adapter).__name__)}, not a cachepact.Adapter; "
             "return cachepact.Adapter(read=..., write=..., cache_code=...)",
             target=label,
         )

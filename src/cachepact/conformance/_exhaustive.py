@@ -149,11 +149,8 @@ def explore_schedules(
 def search_exhaustive(make: Callable, pattern: Pattern, *, progress: Progress, label: str) -> Run | None:
     """The check's exhaustive phase: every schedule of each small scenario; the first failure, or None."""
 
-    def count(run: InterleavedRun) -> None:
-        progress.add(examples=1, operations=run.scenario.operations, reached=run.world.judge.reached)
-
     for scenario in EXHAUSTIVE_SCENARIOS:
-        ex = explore_schedules(make, pattern, scenario, limit=LIMIT, label=label, on_run=count)
+        ex = explore_schedules(make, pattern, scenario, limit=LIMIT, label=label, on_run=progress.add_run)
         if ex.failing is not None:
             return ex.failing.as_run()
     return None

@@ -12,7 +12,6 @@ from typing import Any
 
 import attrs
 
-from ..errors import Pruned, Stalled
 from ..model import Pattern
 from . import _primitives
 from ._env import run_operation
@@ -22,6 +21,7 @@ from ._primitives import controlled
 from ._replay import ConcurrentScenario
 from ._run import Run
 from ._scheduler import Scheduler, prepare
+from ._signals import Pruned, Stalled
 from ._world import World, adapter_error, invocation, return_step
 
 # A chooser: (decision number, runnable ops, what each would do next, the op that ran last) -> op.
@@ -54,6 +54,14 @@ class InterleavedRun:
     @property
     def replay(self) -> str:
         return self.scenario.replay(self.choices)
+
+    @property
+    def operations(self) -> int:
+        return self.world.operations
+
+    @property
+    def reached(self) -> set[str]:
+        return self.world.reached
 
     def as_run(self) -> Run:
         return self.world.as_run(replay=self.replay, columns=tuple(self.names))

@@ -13,8 +13,7 @@ from typing import Any
 
 import attrs
 
-from ..model import Actor, Pattern, Step
-from ..model._steps import APP, show
+from ..model import APP, Actor, Pattern, Step, show
 from ._findings import Finding
 
 LOOKUPS = ("get", "lease_get")

@@ -3,6 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Protocol
+
+
+class Counted(Protocol):
+    """What every run the drivers make can say about itself (a ``World``, an ``InterleavedRun``, a ``Run``)."""
+
+    @property
+    def operations(self) -> int: ...
+
+    @property
+    def reached(self) -> Iterable[str]: ...
 
 
 class Progress:
@@ -14,9 +25,10 @@ class Progress:
         self.reached: set[str] = set()
         self._on_progress = on_progress
 
-    def add(self, *, examples: int = 0, operations: int = 0, reached: Iterable[str] = ()) -> None:
-        self.examples += examples
-        self.operations += operations
-        self.reached.update(reached)
+    def add_run(self, run: Counted) -> None:
+        """One more example done: count its operations and the situations it reached."""
+        self.examples += 1
+        self.operations += run.operations
+        self.reached.update(run.reached)
         if self._on_progress is not None:
             self._on_progress(self.examples, self.operations)

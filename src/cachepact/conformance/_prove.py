@@ -74,10 +74,7 @@ def prove(
     progress = Progress()
     started = time.perf_counter()
 
-    def count(run: Any) -> None:
-        progress.add(examples=1, operations=scenario.operations, reached=run.world.judge.reached)
-
-    ex = explore_schedules(make, p, scenario, limit=limit, label=label, on_run=count)
+    ex = explore_schedules(make, p, scenario, limit=limit, label=label, on_run=progress.add_run)
     elapsed = time.perf_counter() - started
     failing = ex.failing.as_run() if ex.failing is not None else None
     return Proof(

@@ -18,6 +18,7 @@ import attrs
 from ..errors import InvalidArgument
 
 KEYS = ("k1", "k2", "k3")
+MAX_OPS = 6  # operations in flight together: past this, schedules outgrow any useful budget
 # k3 starts absent from the DB: reads of a key never written are part of every run.
 INITIAL = {"k1": "k1.v0", "k2": "k2.v0"}
 
@@ -28,7 +29,7 @@ def _ops(ops: tuple[Op, ...] | list[Op]) -> str:
     return ",".join(f"{kind}:{key}" for kind, key in ops)
 
 
-def sequence_replay(ops: list[Op]) -> str:
+def replay_of_sequence(ops: list[Op]) -> str:
     return f"seq/{_ops(ops)}"
 
 

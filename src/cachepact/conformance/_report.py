@@ -11,7 +11,7 @@ import json
 from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape, quoteattr
 
-from ..model._steps import render_table
+from ..model import render_table
 from ._findings import INVARIANTS
 
 if TYPE_CHECKING:

@@ -16,9 +16,9 @@ import queue
 import threading
 from collections.abc import Callable
 
-from ..errors import Pruned, Stalled
 from . import _primitives as primitives
 from ._primitives import RealLock
+from ._signals import Pruned, Stalled
 
 ABORT = -3  # a chooser's answer: this run is redundant, unwind every operation now
 

@@ -10,13 +10,13 @@ from collections.abc import Callable
 import hypothesis.strategies as st
 from hypothesis import given
 
-from ..errors import Violation
 from ..model import Pattern
 from ._hypothesis import kit_settings, run_seeded
 from ._interleaved import InterleavedRun, run_interleaved, switching
 from ._progress import Progress
 from ._replay import KEYS, ConcurrentScenario
 from ._run import Run
+from ._signals import Violation
 
 
 def search_schedules(
@@ -42,7 +42,7 @@ def search_schedules(
     def test(prefix: list, ops: list, schedule: list) -> None:
         scenario = ConcurrentScenario(prefix=tuple(prefix), ops=tuple(ops))
         run = run_interleaved(make, pattern, scenario, switching(schedule), label=label)
-        progress.add(examples=1, operations=scenario.operations, reached=run.world.judge.reached)
+        progress.add_run(run)
         if run.finding is not None:
             failing.append(run)
             raise Violation(run.finding)

@@ -11,12 +11,12 @@ from collections.abc import Callable
 import hypothesis.strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, get_state_machine_test, rule
 
-from ..errors import Violation
 from ..model import Pattern
 from ._hypothesis import kit_settings, run_seeded
 from ._progress import Progress
 from ._replay import KEYS
 from ._run import Run
+from ._signals import Violation
 from ._world import World
 
 
@@ -37,7 +37,6 @@ def search_sequences(
         def __init__(self) -> None:
             super().__init__()
             self.world = World(make, pattern, label=label)
-            progress.add(examples=1)
 
         @rule(key=st.sampled_from(KEYS))
         def read(self, key: str) -> None:
@@ -49,13 +48,12 @@ def search_sequences(
 
         def _step(self, kind: str, key: str) -> None:
             finding = self.world.run(kind, key)
-            progress.add(operations=1)
             if finding is not None:
                 failing.append(self.world)
                 raise Violation(finding)
 
         def teardown(self) -> None:
-            progress.add(reached=self.world.judge.reached)
+            progress.add_run(self.world)
 
     test = get_state_machine_test(
         CachepactMachine, settings=kit_settings(max_examples, seed, stateful_step_count=steps)

@@ -7,12 +7,11 @@ from typing import Any
 
 import attrs
 
-from ..model import Actor, Pattern, Step
-from ..model._steps import APP, show
+from ..model import APP, Actor, Pattern, Step, show
 from ._env import OUTSIDE, Env, Harness, build, run_operation
 from ._findings import Finding
 from ._judge import Judge
-from ._replay import INITIAL, KEYS, Op, sequence_replay
+from ._replay import INITIAL, KEYS, Op, replay_of_sequence
 from ._run import Run
 
 
@@ -28,6 +27,14 @@ class World:
     @property
     def steps(self) -> list[Step]:
         return self.harness.recorder.steps
+
+    @property
+    def operations(self) -> int:
+        return len(self.ops)
+
+    @property
+    def reached(self) -> set[str]:
+        return self.judge.reached
 
     def begin(self, kind: str, key: Any) -> tuple[str, Any]:
         """Name a new operation (r1, w1, ...) and, for a write, give it a value never written before."""
@@ -82,15 +89,15 @@ class World:
         return Run(
             finding=self.finding,
             steps=tuple(self.steps),
-            replay=replay if replay is not None else sequence_replay(self.ops),
-            operations=len(self.ops),
-            reached=frozenset(self.judge.reached),
+            replay=replay if replay is not None else replay_of_sequence(self.ops),
+            operations=self.operations,
+            reached=frozenset(self.reached),
             columns=columns,
             final_state=self.final_state(),
         )
 
 
-def replay_sequence(make: Callable, pattern: Pattern, ops: list[Op], *, label: str) -> Run:
+def rerun_sequence(make: Callable, pattern: Pattern, ops: list[Op], *, label: str) -> Run:
     """Rerun a printed sequence exactly, stopping at its first finding."""
     world = World(make, pattern, label=label)
     for kind, key in ops:

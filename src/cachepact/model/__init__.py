@@ -7,10 +7,11 @@ adapters). Modules are private; this ``__init__`` is the model's public API.
 from ._explorer import DEFAULT_MAX_STATES, PROPERTIES, Exploration, PropertyResult, explore
 from ._flows import FLOWS, flow, responsibility_table
 from ._participants import CACHE_ASIDE, PATTERNS, READ_THROUGH, Actor, Pattern, pattern_named
-from ._steps import Step, Trace
+from ._steps import APP, Step, Trace, render_table, show
 from ._system import EVENTS, Scenario, State, System
 
 __all__ = [
+    "APP",
     "CACHE_ASIDE",
     "DEFAULT_MAX_STATES",
     "EVENTS",
@@ -30,5 +31,7 @@ __all__ = [
     "explore",
     "flow",
     "pattern_named",
+    "render_table",
     "responsibility_table",
+    "show",
 ]

@@ -16,9 +16,6 @@ class Actor(enum.StrEnum):
     CACHE = "Cache"
     DB = "DB"
 
-    def __str__(self) -> str:
-        return self.value
-
 
 @attrs.frozen(kw_only=True)
 class Pattern:

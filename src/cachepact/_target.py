@@ -10,7 +10,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..errors import DefinitionError, one_line
+from .conformance._contract import article
+from .conformance._env import one_line
+from .errors import DefinitionError
 
 FORM = "write TARGET as module:attr or path/to/file.py:attr"
 
@@ -32,7 +34,7 @@ def load_target(spec: str) -> Callable[..., Any]:
         ) from None
     if not callable(factory):
         raise DefinitionError(
-            f"{spec} is a {type(factory).__name__}, not a factory; it must be make(env) -> cachepact.Adapter",
+            f"{spec} is {article(type(factory).__name__)}, not a factory; it must be make(env) -> cachepact.Adapter",
             target=spec,
         )
     return factory
