@@ -52,7 +52,7 @@ RACE_FREE_REFS = [r for r in REFERENCES if r[1] in RACE_FREE]
 def test_lease_and_lock_based_adapters_pass_every_concurrent_check(pattern, name, make, seed):
     result = check(make, pattern, seed=seed, target=name)
     assert result.passed, result.report()
-    assert "fill-overlapped-write" in result.reached
+    assert "fill-during-write" in result.reached
 
 
 @pytest.mark.parametrize(("pattern", "name", "make"), REFERENCES, ids=[n for _, n, _ in REFERENCES])

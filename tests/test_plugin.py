@@ -30,7 +30,7 @@ def test_a_broken_adapter_fails_with_the_same_report_as_the_cli(pytester):
     result = pytester.runpytest_subprocess("--cachepact-seed", "1")
     result.assert_outcomes(failed=1)
     text = result.stdout.str()
-    assert "FAIL invalidate-not-update: the write w1 stored v1 into the cache instead of deleting the entry" in text
+    assert "FAIL invalidate-not-update: the write w1 stored k1.v1 into the cache instead of deleting the entry" in text
     assert (
         "Replay: cachepact check cachepact.adapters.broken:aside_update_on_write --pattern cache-aside --replay 'seq/"
         in text

@@ -14,29 +14,30 @@ def test_a_stale_memo_report_shows_the_minimal_sequence_the_culprit_and_the_repl
         result.report()
         == """\
 cachepact check m:f --pattern cache-aside
-FAIL fresh-read: the read r2 of k1 returned k1.v0, older than v1 written before the read began
+FAIL fresh-read: the read r2 of k1 returned k1.v0, older than k1.v1 written before the read began
 
 Minimal failing sequence: 3 operations, 5 steps
-#  op  actor  call                    result
--  --  -----  ----------------------  ------  -----------
-1  r1  App    cache.get(k1)           None
-2  r1  App    db.get(k1)              k1.v0
+#  op  actor  call                       result
+-  --  -----  -------------------------  ------  -----------
+1  r1  App    cache.get(k1)              None
+2  r1  App    db.get(k1)                 k1.v0
 3  r1  App    cache.set(k1, k1.v0)
-4  r1  App    read(k1) returned       k1.v0
-5  w1  App    db.put(k1, v1)
+4  r1  App    read(k1) returned          k1.v0
+5  w1  App    db.put(k1, k1.v1)
 6  w1  App    cache.delete(k1)
-7  w1  App    write(k1, v1) returned
-8  r2  App    read(k1) returned       k1.v0   <-- culprit
-Model allowed at that point: return v1
+7  w1  App    write(k1, k1.v1) returned
+8  r2  App    read(k1) returned          k1.v0   <-- culprit
+Model allowed at that point: return k1.v1
 
 Final state:
 key  db     cache
 ---  -----  -----
-k1   v1     None
+k1   k1.v1  None
 k2   k2.v0  None
 k3   None   None
 
-Reached: miss, fill, write-invalidate, absent-read
+Invariants: 6 pass, 1 fail (fresh-read), 1 not run (hit-after-fill: nothing reached could break them)
+Reached: miss, load, fill, write, invalidate, absent-read, read-after-write
 Never reached: hit (the run says nothing about those paths)
 Replay: cachepact check m:f --pattern cache-aside --replay 'seq/r:k1,w:k1,r:k1'"""
     )
@@ -55,7 +56,7 @@ def test_replaying_the_printed_string_reproduces_the_failure_exactly():
     first = check(make, "cache-aside", seed=3, target="m:f")
     again = check(make, "cache-aside", replay=first.replay, target="m:f")
     assert again.finding == first.finding and again.steps == first.steps
-    upto_coverage = lambda text: text[: text.index("Reached:")]  # noqa: E731 (coverage differs: one run vs many)
+    upto_coverage = lambda text: text[: text.index("Invariants:")]  # noqa: E731 (coverage differs: one run vs many)
     assert upto_coverage(again.report()) == upto_coverage(first.report())
 
 

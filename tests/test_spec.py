@@ -33,7 +33,10 @@ def test_the_contract_names_every_env_method_and_adapter_field():
     for prefix, cls in (("env.db", RecordingDB), ("env.cache", RecordingCache)):
         for name, fn in inspect.getmembers(cls, inspect.isfunction):
             if not name.startswith("_"):
-                params = ", ".join(list(inspect.signature(fn).parameters)[1:])
+                params = ", ".join(
+                    p.name if p.default is inspect.Parameter.empty else f"{p.name}={p.default!r}"
+                    for p in list(inspect.signature(fn).parameters.values())[1:]
+                )
                 assert f"`{prefix}.{name}({params})`" in text, f"{prefix}.{name}({params})"
     for field in attrs.fields(cachepact.Adapter):
         assert f"| `{field.name}` |" in text

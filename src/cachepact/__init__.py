@@ -36,6 +36,7 @@ __version__ = "0.2.0"
 
 # Public name -> the private module that defines it, imported on first access.
 _LAZY = {
+    "ABSENT": "cachepact.conformance._contract",
     "Adapter": "cachepact.conformance._contract",
     "Finding": "cachepact.conformance._findings",
     "INVARIANTS": "cachepact.conformance._findings",
@@ -48,13 +49,14 @@ _LAZY = {
 
 if TYPE_CHECKING:
     from .conformance._check import check
-    from .conformance._contract import Adapter
+    from .conformance._contract import ABSENT, Adapter
     from .conformance._findings import INVARIANTS, Finding
     from .conformance._prove import Proof, prove
     from .conformance._result import Result
     from .conformance._testcase import conformance_test
 
 __all__ = [
+    "ABSENT",
     "INVARIANTS",
     "Adapter",
     "CachepactError",

@@ -78,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--writers", type=whole_number(1), default=1)
     ex.add_argument("--keys", type=whole_number(1), default=1)
     ex.add_argument("--sequential", action="store_true", help="one operation at a time (default: interleaved)")
+    ex.add_argument("--absent", action="store_true", help="every key starts with no value in the DB")
+    ex.add_argument("--evictions", action="store_true", help="the cache may drop any entry at any moment")
     ex.add_argument("--max-states", type=whole_number(1), default=DEFAULT_MAX_STATES)
     ex.add_argument("--no-reduce", action="store_true", help="explore without key/symmetry reduction")
     ex.add_argument(
@@ -141,6 +143,8 @@ def cmd_explore(args: argparse.Namespace) -> int:
         writers=args.writers,
         keys=args.keys,
         sequential=args.sequential,
+        absent=args.absent,
+        evictions=args.evictions,
     )
     result = explore(scenario, reduce=not args.no_reduce, max_states=args.max_states)
     print(format_exploration(result, markdown=args.format == "markdown"))

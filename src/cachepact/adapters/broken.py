@@ -102,13 +102,27 @@ def aside_local_memo(env) -> Adapter:
     return Adapter(read=read, write=inner.write)
 
 
-@broken("cache-aside", "coherent-at-rest", "invalidates a versioned cache key that reads never use")
+@broken("cache-aside", "write-order", "invalidates a versioned cache key that reads never use")
 def aside_wrong_key_invalidated(env) -> Adapter:
     def write(key, value):
         env.db.put(key, value)
         env.cache.delete(f"{key}:v2")
 
     return Adapter(read=cache_aside(env).read, write=write)
+
+
+@broken("cache-aside", "coherent-at-rest", "caches each value under its id and a slug, invalidates only the id")
+def aside_second_key_left_stale(env) -> Adapter:
+    def read(key):
+        value = env.cache.get(key)
+        if value is None:
+            value = env.db.get(key)
+            if value is not None:
+                env.cache.set(key, value)
+                env.cache.set(f"slug:{key}", value)  # for lookups by slug elsewhere in the app
+        return value
+
+    return Adapter(read=read, write=_write(env))
 
 
 @broken("cache-aside", "hit-after-fill", "re-reads the DB on every hit to 'validate' the entry")
@@ -221,7 +235,7 @@ def through_local_memo(env) -> Adapter:
     return Adapter(read=read, write=_write(env, cache), cache_code=ReadThroughCache)
 
 
-@broken("read-through", "coherent-at-rest", "invalidates through a different cache key than the library reads")
+@broken("read-through", "write-order", "invalidates through a different cache key than the library reads")
 def through_wrong_key_invalidated(env) -> Adapter:
     cache = ReadThroughCache(env.cache, env.db.get)
 
@@ -230,6 +244,22 @@ def through_wrong_key_invalidated(env) -> Adapter:
         cache.invalidate(f"{key}:v2")
 
     return Adapter(read=cache.get, write=write, cache_code=ReadThroughCache)
+
+
+class _TwoKeyLibrary(ReadThroughCache):
+    """Stores every entry twice, under the key and a hashed alias; invalidates the key only."""
+
+    def get(self, key):
+        value = super().get(key)
+        if value is not None:
+            self.store.set(f"alias:{hash(key) & 0xFFFF:x}", value)
+        return value
+
+
+@broken("read-through", "coherent-at-rest", "the library keeps an alias entry that invalidation misses")
+def through_alias_left_stale(env) -> Adapter:
+    cache = _TwoKeyLibrary(env.cache, env.db.get)
+    return Adapter(read=cache.get, write=_write(env, cache), cache_code=_TwoKeyLibrary)
 
 
 class _RevalidatingLibrary(ReadThroughCache):

@@ -8,8 +8,9 @@ from typing import Any
 
 from ..errors import InvalidArgument
 from ..model import Pattern, pattern_named
+from ._clock import VirtualClock
 from ._exhaustive import search_exhaustive
-from ._findings import CONCURRENT_SITUATIONS, SITUATIONS
+from ._findings import CONCURRENT_SITUATIONS, EXTRA_SITUATIONS, SITUATIONS, statuses
 from ._hypothesis import profile_budget
 from ._interleaved import replaying, run_interleaved
 from ._progress import Progress
@@ -57,22 +58,24 @@ def check(
     p, label = resolve(make, pattern, target)
     progress = Progress(on_progress)
     started = time.perf_counter()
-    if replay is not None:
-        phases = [_replay_phase(make, p, replay, progress, label)]
-    else:
-        profile_examples, profile_steps = profile_budget()
-        phases = _phases(
-            make,
-            p,
-            examples=max_examples or profile_examples,
-            steps=steps or min(profile_steps, DEFAULT_STEPS),
-            seed=seed,
-            concurrency=concurrency,
-            max_ops=max_ops,
-            progress=progress,
-            label=label,
-        )
-    run = next((r for r in (phase() for phase in phases) if r is not None), None)
+    with VirtualClock() as clock:
+        if replay is not None:
+            phases = [_replay_phase(make, p, replay, progress, label, clock)]
+        else:
+            profile_examples, profile_steps = profile_budget()
+            phases = _phases(
+                make,
+                p,
+                examples=max_examples or profile_examples,
+                steps=steps or min(profile_steps, DEFAULT_STEPS),
+                seed=seed,
+                concurrency=concurrency,
+                max_ops=max_ops,
+                progress=progress,
+                label=label,
+                clock=clock,
+            )
+        run = next((r for r in (phase() for phase in phases) if r is not None), None)
     return result_of(
         run,
         pattern=p,
@@ -98,6 +101,7 @@ def result_of(
     if run is not None:
         progress.reached.update(run.reached)
     names = (*SITUATIONS, *(CONCURRENT_SITUATIONS if concurrent else ()))
+    names += tuple(s for s in EXTRA_SITUATIONS if s not in names)
     return Result(
         pattern=pattern.name,
         target=target,
@@ -109,6 +113,7 @@ def result_of(
         context_switches=run.switches if run else 0,
         failing_operations=run.operations if run else 0,
         reached=tuple(s for s in names if s in progress.reached),
+        statuses=statuses(run.finding if run else None, progress.reached),
         examples=progress.examples,
         operations=progress.operations,
         elapsed=elapsed,
@@ -121,7 +126,8 @@ def resolve(make: Callable, pattern: Pattern | str, target: str | None) -> tuple
     """The pattern and the adapter's name in reports, once the factory is known to build an Adapter."""
     p = _pattern(pattern)
     label = target or target_name(make)
-    World(make, p, label=label)  # a definition mistake fails here, before any checking
+    with VirtualClock():
+        World(make, p, label=label)  # a definition mistake fails here, before any checking
     return p, label
 
 
@@ -159,6 +165,7 @@ def _phases(
     max_ops: int,
     progress: Progress,
     label: str,
+    clock: VirtualClock,
 ) -> list[CheckPhase]:
     """The phases of a check, cheapest evidence first.
 
@@ -169,33 +176,37 @@ def _phases(
     """
 
     def sequences(n: int) -> CheckPhase:
-        return lambda: search_sequences(make, p, max_examples=n, steps=steps, seed=seed, progress=progress, label=label)
+        return lambda: search_sequences(
+            make, p, max_examples=n, steps=steps, seed=seed, progress=progress, label=label, clock=clock
+        )
 
     if not concurrency:
         return [sequences(examples)]
     phases = [
         sequences(min(SMOKE_EXAMPLES, examples)),
-        lambda: search_exhaustive(make, p, progress=progress, label=label),
+        lambda: search_exhaustive(make, p, progress=progress, label=label, clock=clock),
     ]
     if examples > SMOKE_EXAMPLES:
         phases.append(sequences(examples))
     phases.append(
         lambda: search_schedules(
-            make, p, max_examples=examples, max_ops=max_ops, seed=seed, progress=progress, label=label
+            make, p, max_examples=examples, max_ops=max_ops, seed=seed, progress=progress, label=label, clock=clock
         )
     )
     return phases
 
 
-def _replay_phase(make: Callable, p: Pattern, replay: str, progress: Progress, label: str) -> CheckPhase:
+def _replay_phase(
+    make: Callable, p: Pattern, replay: str, progress: Progress, label: str, clock: VirtualClock
+) -> CheckPhase:
     """Rerun exactly what a failing run printed: a sequence, or a scenario with its schedule."""
 
     def phase() -> Run | None:
         if replay.startswith("con/"):
             scenario, picks = parse_concurrent(replay)
-            run = run_interleaved(make, p, scenario, replaying(picks), label=label).as_run()
+            run = run_interleaved(make, p, scenario, replaying(picks), label=label, clock=clock).as_run()
         else:
-            run = rerun_sequence(make, p, parse_sequence(replay), label=label)
+            run = rerun_sequence(make, p, parse_sequence(replay), label=label, clock=clock)
         progress.add_run(run)
         return run if run.finding else None
 

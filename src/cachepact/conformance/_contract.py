@@ -15,6 +15,35 @@ from ..errors import DefinitionError
 CACHE_CODE_KINDS = (type, types.FunctionType, types.MethodType, types.ModuleType, str)
 
 
+class _Absent:
+    """``cachepact.ABSENT``: what ``decode`` returns for a negative-cache marker ("the DB has no value")."""
+
+    _instance: _Absent | None = None
+
+    def __new__(cls) -> _Absent:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "cachepact.ABSENT"
+
+    def __reduce__(self) -> str:
+        return "ABSENT"
+
+
+ABSENT = _Absent()
+
+
+def _optional_callable(instance: Any, attribute: Any, value: Any) -> None:
+    if value is not None and not callable(value):
+        raise DefinitionError(
+            f"Adapter.{attribute.name} is {article(type(value).__name__)}, not a callable; pass a function "
+            f"taking {'(payload)' if attribute.name == 'decode' else '(key)'}, or leave it out",
+            field=attribute.name,
+        )
+
+
 def _check_cache_code(instance: Any, attribute: Any, value: tuple) -> None:
     for entry in value:
         if not isinstance(entry, CACHE_CODE_KINDS):
@@ -43,13 +72,21 @@ class Adapter:
     ``read(key) -> value`` and ``write(key, value)`` are the application's two operations.
     ``cache_code`` names what counts as the Cache (classes, functions, modules, or module-name
     prefixes such as ``"dogpile.cache"``): a DB or cache call made while such code is on the call
-    stack is the Cache's, any other is the App's. The full contract, ``env`` included, is
-    ``spec/contract.md``.
+    stack is the Cache's, any other is the App's.
+
+    The refinement mapping, for code that stores something other than the value under the key:
+    ``decode(payload)`` gives the value a cache entry stands for, or ``cachepact.ABSENT`` for a
+    negative-cache marker (default: the kit's own values found in plain, JSON or pickled payloads,
+    and a serialised None as ABSENT); ``cache_key(key)`` gives the cache key of a key's entry
+    (default: learned from the values stored). The full contract, ``env`` included, is
+    spec/contract.md in the cachepact sources.
     """
 
     read: Callable[[Any], Any]
     write: Callable[[Any, Any], Any]
     cache_code: tuple = attrs.field(default=(), converter=_as_tuple, validator=_check_cache_code)
+    decode: Callable[[Any], Any] | None = attrs.field(default=None, validator=_optional_callable)
+    cache_key: Callable[[Any], Any] | None = attrs.field(default=None, validator=_optional_callable)
 
     def __attrs_post_init__(self) -> None:
         for name in ("read", "write"):

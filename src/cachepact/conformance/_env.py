@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 
@@ -21,8 +21,23 @@ from ._stores import MemoryCache, MemoryDB
 OUTSIDE = "-"  # the op name of a call made outside any operation the kit started
 
 
+class Effect(NamedTuple):
+    """What a call did to its key, read from the store around it: the entry (cache) or value (DB)
+    before and after, and whether a lease was out on it before and after."""
+
+    before: Any
+    after: Any
+    lease_before: bool = False
+    lease_after: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.after or self.lease_before != self.lease_after
+
+
 class Recorder:
-    """Collects the steps of a run, attributing each to its actor and to the running operation."""
+    """Collects the steps of a run, attributing each to its actor and to the running operation, and
+    hands each to ``on_step`` (the judge) the moment it happens."""
 
     def __init__(self, attribution: Attribution) -> None:
         self.attribution = attribution
@@ -31,12 +46,15 @@ class Recorder:
         self.op_of_thread: dict[int, str] = {}  # concurrent runs: which operation each thread runs
         self.park: Callable[[tuple], None] | None = None  # the scheduler's switch point
         self.strays: list[Step] = []  # calls from threads the kit did not start
+        self.on_step: Callable[[int, Step, Effect], None] | None = None
 
     def before(self, target: str, action: str, key: Any) -> None:
         if self.park is not None:
             self.park((target, action, key))
 
-    def record(self, target: str, action: str, key: Any, value: Any, result: Any, token: Any = None) -> Step:
+    def record(
+        self, target: str, action: str, key: Any, value: Any, result: Any, effect: Effect, *, token: Any, ttl: Any
+    ) -> Step:
         op = self.op_of_thread.get(threading.get_ident(), self.op) if self.op_of_thread else self.op
         step = Step(
             op=op,
@@ -47,15 +65,19 @@ class Recorder:
             value=value,
             result=result,
             token=token,
+            ttl=ttl,
         )
         self.steps.append(step)
         if self.op_of_thread and op == OUTSIDE:
             self.strays.append(step)
+        elif self.on_step is not None:
+            self.on_step(len(self.steps) - 1, step, effect)
         return step
 
 
 class _Recording:
-    """Every call: a scheduling point first, then the backend call, then the recorded step."""
+    """Every call: a scheduling point first, then the backend call between two looks at its key,
+    then the recorded step."""
 
     _target = ""
 
@@ -63,11 +85,18 @@ class _Recording:
         self._backend = backend
         self._recorder = recorder
 
-    def _call(self, action: str, key: Any, *args: Any, value: Any = None, token: Any = None) -> Any:
+    def _look(self, key: Any) -> tuple[Any, bool]:
+        raise NotImplementedError
+
+    def _call(self, action: str, key: Any, *args: Any, value: Any = None, token: Any = None, ttl: Any = None) -> Any:
         self._recorder.before(self._target, action, key)
-        result = getattr(self._backend, action)(key, *args)
+        before, lease_before = self._look(key)
+        method = getattr(self._backend, action)
+        result = method(key, *args) if ttl is None else method(key, *args, ttl=ttl)
+        after, lease_after = self._look(key)
         shown = tuple(result) if action == "lease_get" else result
-        self._recorder.record(self._target, action, key, value, shown, token)
+        effect = Effect(before, after, lease_before, lease_after)
+        self._recorder.record(self._target, action, key, value, shown, effect, token=token, ttl=ttl)
         return result
 
 
@@ -76,6 +105,9 @@ class RecordingDB(_Recording):
 
     _target = "db"
 
+    def _look(self, key: Any) -> tuple[Any, bool]:
+        return self._backend.get(key), False
+
     def get(self, key: Any) -> Any:
         return self._call("get", key)
 
@@ -83,19 +115,30 @@ class RecordingDB(_Recording):
         self._call("put", key, value, value=value)
 
 
+def _check_ttl(ttl: Any) -> None:
+    if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or ttl < 0):
+        raise TypeError(f"ttl must be a number of seconds (0 or more) or None, not {ttl!r}")
+
+
 class RecordingCache(_Recording):
-    """``env.cache``: get, set, add, delete, lease_get, lease_set (spec/contract.md)."""
+    """``env.cache``: get, set, add, delete, lease_get, lease_set (spec/contract.md); ``ttl=`` is seconds
+    on the kit's virtual clock."""
 
     _target = "cache"
+
+    def _look(self, key: Any) -> tuple[Any, bool]:
+        return self._backend.peek(key), self._backend.lease_out(key)
 
     def get(self, key: Any) -> Any:
         return self._call("get", key)
 
-    def set(self, key: Any, value: Any) -> None:
-        self._call("set", key, value, value=value)
+    def set(self, key: Any, value: Any, ttl: float | None = None) -> None:
+        _check_ttl(ttl)
+        self._call("set", key, value, value=value, ttl=ttl)
 
-    def add(self, key: Any, value: Any) -> bool:
-        return self._call("add", key, value, value=value)
+    def add(self, key: Any, value: Any, ttl: float | None = None) -> bool:
+        _check_ttl(ttl)
+        return self._call("add", key, value, value=value, ttl=ttl)
 
     def delete(self, key: Any) -> None:
         self._call("delete", key)
@@ -103,8 +146,9 @@ class RecordingCache(_Recording):
     def lease_get(self, key: Any) -> tuple[Any, Any]:
         return self._call("lease_get", key)
 
-    def lease_set(self, key: Any, value: Any, token: Any) -> bool:
-        return self._call("lease_set", key, value, token, value=value, token=token)
+    def lease_set(self, key: Any, value: Any, token: Any, ttl: float | None = None) -> bool:
+        _check_ttl(ttl)
+        return self._call("lease_set", key, value, token, value=value, token=token, ttl=ttl)
 
 
 @attrs.define

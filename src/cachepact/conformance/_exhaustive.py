@@ -8,6 +8,7 @@ from typing import Any
 import attrs
 
 from ..model import Pattern
+from ._clock import VirtualClock
 from ._interleaved import InFlight, InterleavedRun, continue_current, run_interleaved
 from ._progress import Progress
 from ._replay import ConcurrentScenario
@@ -80,9 +81,10 @@ def _depth_first(prefix: list[int], stack: list[list], visited: set) -> tuple[Ca
         depth[0] += 1
         if k < len(prefix):
             return prefix[k]
-        key = _state_key(probe[0])
-        if key in visited:
-            return ABORT
+        live = probe[0]
+        key = _state_key(live)
+        if key in visited and live.world.finding is None:
+            return ABORT  # its future was explored already (a finding in its past is kept, not cut)
         visited.add(key)
         chosen = continue_current(current, runnable)
         stack.append([runnable, chosen, [p for p in runnable if p != chosen]])
@@ -110,6 +112,7 @@ def explore_schedules(
     *,
     limit: int = 20_000,
     label: str = "the factory",
+    clock: VirtualClock | None = None,
     on_run: Callable[[InterleavedRun], None] | None = None,
 ) -> Exhaustive:
     """Every schedule of ``scenario``, depth first, stateless: each schedule is a fresh run that
@@ -122,7 +125,7 @@ def explore_schedules(
     prefix: list[int] = []
     while True:
         choose, probe = _depth_first(prefix, stack, visited)
-        run = run_interleaved(make, pattern, scenario, choose, label=label, probe=probe)
+        run = run_interleaved(make, pattern, scenario, choose, label=label, clock=clock, probe=probe)
         if run.pruned:
             result.pruned += 1
         else:
@@ -146,11 +149,12 @@ def explore_schedules(
             return result
 
 
-def search_exhaustive(make: Callable, pattern: Pattern, *, progress: Progress, label: str) -> Run | None:
+def search_exhaustive(
+    make: Callable, pattern: Pattern, *, progress: Progress, label: str, clock: VirtualClock
+) -> Run | None:
     """The check's exhaustive phase: every schedule of each small scenario; the first failure, or None."""
-
     for scenario in EXHAUSTIVE_SCENARIOS:
-        ex = explore_schedules(make, pattern, scenario, limit=LIMIT, label=label, on_run=progress.add_run)
+        ex = explore_schedules(make, pattern, scenario, limit=LIMIT, label=label, clock=clock, on_run=progress.add_run)
         if ex.failing is not None:
             return ex.failing.as_run()
     return None

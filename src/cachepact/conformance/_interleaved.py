@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
 
 import attrs
 
 from ..model import Pattern
 from . import _primitives
+from ._clock import VirtualClock
 from ._env import run_operation
 from ._findings import Finding
-from ._judge import fill_overlapped_write, judge_operations, stale_fill
 from ._primitives import controlled
 from ._replay import ConcurrentScenario
 from ._run import Run
@@ -45,11 +44,13 @@ class InterleavedRun:
     world: World
     scenario: ConcurrentScenario
     names: list[str]
-    finding: Finding | None
     choices: list[int]
-    overlapped: bool  # a fill happened while a write of the same key was in flight
     pruned: bool = False  # cut short: it reached a state an earlier schedule had explored
     uncontrolled: int = 0  # steps where an operation blocked outside the kit's view (timeout fallback)
+
+    @property
+    def finding(self) -> Finding | None:
+        return None if self.pruned else self.world.finding
 
     @property
     def replay(self) -> str:
@@ -63,6 +64,11 @@ class InterleavedRun:
     def reached(self) -> set[str]:
         return self.world.reached
 
+    @property
+    def overlapped(self) -> bool:
+        """A fill happened while a write of the same key was in flight."""
+        return "fill-during-write" in self.world.reached
+
     def as_run(self) -> Run:
         return self.world.as_run(replay=self.replay, columns=tuple(self.names))
 
@@ -74,26 +80,23 @@ def run_interleaved(
     choose: Chooser,
     *,
     label: str = "the factory",
+    clock: VirtualClock | None = None,
     step_timeout: float = 0.5,
     stall_timeout: float = 5.0,
     probe: list | None = None,
 ) -> InterleavedRun:
     with controlled():  # the adapter's own locks, made by the factory, are kit primitives
-        world = World(make, pattern, label=label)
-    for kind, key in scenario.prefix:
-        found = world.run(kind, key)
-        if found:
-            return InterleavedRun(world, scenario, [], found, [], False)
+        world = World(make, pattern, label=label, clock=clock)
+    for kind, arg in scenario.prefix:
+        if world.run(kind, arg):
+            return InterleavedRun(world, scenario, [], [])
 
     rec, judge = world.harness.recorder, world.judge
-    begun = [world.begin(kind, key) for kind, key in scenario.ops]
+    begun = [world.name_op(kind, key) for kind, key in scenario.ops]
     names = [name for name, _ in begun]
-    values = {i: value for i, (_, value) in enumerate(begun) if value is not None}
+    values = [value for _, value in begun]
     started: dict[int, int] = {}
     ended: dict[int, int] = {}
-    results: dict[int, Any] = {}
-    errors: dict[int, BaseException] = {}
-    findings: list[Finding] = []
     pruned = [False]
 
     def body(i: int) -> Callable[[], None]:
@@ -102,26 +105,27 @@ def run_interleaved(
         def run() -> None:
             rec.op_of_thread[threading.get_ident()] = names[i]
             started[i] = len(rec.steps)
+            world.start(names[i], kind, key, values[i])
+            result = None
             try:
-                results[i] = run_operation(*invocation(world.harness.adapter, kind, key, values.get(i)))
+                result = run_operation(*invocation(world.harness.adapter, kind, key, values[i]))
             except Exception as e:  # the adapter's failure is a finding
-                errors[i] = e
+                judge.keep(adapter_error(e, names[i], world.last_step_of(names[i])))
+                rec.steps.append(return_step(names[i], kind, key, values[i], None))
             except Pruned:
                 pruned[0] = True
                 raise
+            else:
+                world.end(names[i], kind, key, values[i], result)
             finally:
-                rec.steps.append(return_step(names[i], kind, key, values.get(i), results.get(i)))
                 ended[i] = len(rec.steps) - 1
                 rec.op_of_thread.pop(threading.get_ident(), None)
 
         return run
 
     def on_finish(i: int) -> None:
-        in_flight = [j for j in range(len(names)) if j in started and j not in ended]
-        if not in_flight and not findings:
-            found = judge.at_rest(world.harness.db, world.harness.cache, names[i])
-            if found:
-                findings.append(stale_fill(found, rec.steps, world.harness.cache, fallback=ended[i]))
+        if not judge.in_flight() and all(j in ended for j in started):
+            judge.at_rest(world.harness.cache.peek, names[i], ended[i], steps=rec.steps)
 
     scheduler = Scheduler(
         [body(i) for i in range(len(names))],
@@ -140,17 +144,15 @@ def run_interleaved(
             scheduler.run()
     except Stalled as e:
         scheduler.retire_unfinished()
-        findings.append(_stalled(e, scheduler, names, stall_timeout, len(rec.steps)))
+        judge.keep(_stalled(e, scheduler, names, stall_timeout, len(rec.steps)))
     finally:
         rec.park = None
         rec.op_of_thread.clear()
 
     if pruned[0] or scheduler.aborting:
-        return InterleavedRun(world, scenario, names, None, scheduler.choices, False, pruned=True)
-    for i, e in errors.items():
-        findings.append(adapter_error(e, names[i], ended.get(i)))
+        return InterleavedRun(world, scenario, names, scheduler.choices, pruned=True)
     if rec.strays:
-        findings.append(
+        judge.keep(
             Finding(
                 invariant="adapter-error",
                 op=names[0],
@@ -158,15 +160,7 @@ def run_interleaved(
                 message="a thread the kit did not start called env; every call must happen inside read or write",
             )
         )
-    findings += judge_operations(judge, world.steps, scenario.ops, names, values, results, started, ended, errors)
-    overlapped = fill_overlapped_write(world.steps, names, scenario.ops, started, ended)
-    if overlapped:
-        judge.reached.add("fill-overlapped-write")
-    finding = min(findings, key=lambda f: f.culprit if f.culprit is not None else 10**9) if findings else None
-    world.finding = world.finding or finding
-    return InterleavedRun(
-        world, scenario, names, finding, scheduler.choices, overlapped, uncontrolled=scheduler.uncontrolled
-    )
+    return InterleavedRun(world, scenario, names, scheduler.choices, uncontrolled=scheduler.uncontrolled)
 
 
 def _stalled(e: Stalled, scheduler: Scheduler, names: list[str], stall_timeout: float, n_steps: int) -> Finding:

@@ -1,312 +1,385 @@
-"""Judging a recorded run: trace refinement against the pattern's model, plus the invariants.
+"""Judging a run as it happens, by stepping the model (``cachepact.model``'s refinement checker).
 
-Each operation's recorded steps are walked through the pattern's read or write program (the
-responsibilities come from ``cachepact.model``: who loads, who fills, who writes). The first step
-the program does not allow at that point is the culprit, and the invariant it breaks names the
-finding. Refinement is stuttering-insensitive: a lookup that changes nothing (a ``get`` inside a
-write, a re-check after a miss) is allowed; the invariants judge what it led to.
+The judge is the refinement mapping between the adapter's world and the model's: cache keys to the
+run's keys, payloads to the values they stand for (``Adapter.decode``), each call to the model step
+it is (``Obs``). The model says whether the step is one the pattern allows at that moment; the
+judge turns its answer into a ``Finding`` in the adapter's own terms, and checks, at every moment
+nothing is in flight, that every cached entry (under whatever key the adapter stored it) stands for
+what the DB holds.
+
+Cache keys are mapped without configuration when they can be: a key named as the run names it, a
+payload that holds one of the run's values (the value says whose it is), a negative entry stored
+by a read (the read's key). ``Adapter.cache_key`` fixes the mapping instead, for keys nothing else
+names. Entries under keys mapped to nothing are the adapter's bookkeeping (locks, versions) and are
+not judged.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from typing import Any
 
 import attrs
 
-from ..model import APP, Actor, Pattern, Step, show
+from ..errors import DefinitionError
+from ..model import Kind, Pattern, Step, show
+from ..model._refinement import Obs, Refinement, Rejection
+from ..model._system import ABSENT as ABSENT_ID
+from ..model._system import CACHE_F, DB_F, NONE, OPS, PC
+from ._contract import ABSENT, Adapter
+from ._decode import TOKEN, UNDECODABLE, default_decode
+from ._env import Effect, one_line
 from ._findings import Finding
+from ._replay import INITIAL, KEYS
 
-LOOKUPS = ("get", "lease_get")
+KEY_INDEX = {k: n for n, k in enumerate(KEYS)}
+ABSENT_AT_START = tuple(k not in INITIAL for k in KEYS)
+_VALUE = re.compile(r"(k\d+)\.v(\d+)")
 FILLS = ("set", "add", "lease_set")
 
 
-def _lookup_hit(step: Step) -> tuple[bool, bool]:
-    """(hit, waiting) for a get or lease_get step."""
-    if step.action == "get":
-        return step.result is not None, False
-    value, token = step.result
-    return value is not None, value is None and token is None
+@attrs.define
+class _Phantoms:
+    """Values no write made (another key's, garbage): each gets an id below the model's, for messages."""
+
+    shown: dict[int, str] = attrs.Factory(dict)
+    ids: dict[str, int] = attrs.Factory(dict)
+
+    def id_of(self, text: str) -> int:
+        if text not in self.ids:
+            self.ids[text] = -10 - len(self.ids)
+            self.shown[self.ids[text]] = text
+        return self.ids[text]
 
 
 class Judge:
-    """Holds what the kit knows of the world between operations: DB history, fills, cache keys."""
+    """One run's judge: ``begin``, ``observe`` each step, ``finish`` each operation, ``at_rest``."""
 
-    def __init__(self, pattern: Pattern, initial: dict[Any, Any], keys: tuple[Any, ...]) -> None:
+    def __init__(self, pattern: Pattern, adapter: Adapter, *, peek: Callable[[Any], Any]) -> None:
         self.pattern = pattern
-        # Per key, every value the DB has held, in order; a read must return one at or after its floor.
-        self.history: dict[Any, list[Any]] = {k: [initial.get(k)] for k in keys}
-        self.completed: dict[Any, int] = dict.fromkeys(keys, 0)  # history index of the newest completed write
-        self.filled: set[Any] = set()  # filled by a read and not invalidated since
-        self.cache_keys: dict[Any, set[Any]] = {k: {k} for k in keys}  # the cache keys an adapter used per key
-        self.reached: set[str] = set()
+        self.refinement = Refinement(
+            pattern, keys=len(KEYS), absent=ABSENT_AT_START, key_names=KEYS, value_name=self.name
+        )
+        self.decode: Callable[[Any], Any] = adapter.decode or default_decode
+        self.cache_keys: dict[Any, int] = {}  # the adapter's cache key -> the run's key index
+        self.explicit = adapter.cache_key is not None
+        if adapter.cache_key is not None:
+            self.cache_keys = {_cache_key(adapter.cache_key, k): n for n, k in enumerate(KEYS)}
+        self.peek = peek
+        self.op_index: dict[str, int] = {}
+        self.phantoms = _Phantoms()
+        self.finding: Finding | None = None
+        self.findings: list[Finding] = []
 
-    # -- reads ---------------------------------------------------------------------------------
+    @property
+    def reached(self) -> set[str]:
+        return self.refinement.reached
 
-    def floor(self, key: Any) -> int:
-        return self.completed[key]
+    # -- values and keys ----------------------------------------------------------------------------
 
-    def read(
-        self, op: str, key: Any, steps: list[tuple[int, Step]], result: Any, *, floor: int, cached_at_start: bool
-    ) -> Finding | None:
-        p = self.pattern
-        load_by, fill_by = p.load_by, p.fill_by
-        other = Actor.CACHE if load_by is Actor.APP else Actor.APP
-        filled_before = cached_at_start and key in self.filled
-        state, loaded, hit_value = "lookup", None, None
-        k = show(key)
+    def value_id(self, k: int, value: Any) -> int:
+        """A value as the model numbers it: 0 is what the DB held at the start, n the n-th write's."""
+        if value is None:
+            return 0 if ABSENT_AT_START[k] else NONE
+        if value is ABSENT:
+            return 0 if ABSENT_AT_START[k] else ABSENT_ID
+        if isinstance(value, str):
+            m = _VALUE.fullmatch(value)
+            if m and m.group(1) == KEYS[k]:
+                return int(m.group(2))
+        return self.phantoms.id_of(show(value))
 
-        def allowed() -> tuple[str, ...]:
-            if state == "lookup":
-                return (f"cache.get({k})", f"cache.lease_get({k})")
-            if state in ("miss", "waiting"):
-                return (
-                    (f"{load_by}: db.get({k})",)
-                    if state == "miss"
-                    else (f"cache.lease_get({k})", f"{load_by}: db.get({k})")
-                )
-            if state == "loaded":
-                v = show(loaded)
-                return (
-                    f"{fill_by}: cache.set({k}, {v})",
-                    f"{fill_by}: cache.add({k}, {v})",
-                    f"{fill_by}: cache.lease_set({k}, {v}, token)",
-                )
-            return (f"return {show(hit_value if state == 'hit' else loaded)}",)
+    def name(self, k: int, v: int) -> str:
+        """How reports write value ``v`` of key ``k``."""
+        if v == NONE:
+            return "None"
+        if v == ABSENT_ID:
+            return "ABSENT"
+        if v == 0:
+            return INITIAL.get(KEYS[k], "None")
+        if v < 0:
+            return self.phantoms.shown.get(v, "?")
+        return f"{KEYS[k]}.v{v}"
 
-        def finding(invariant: str, message: str, at: int | None) -> Finding:
-            return Finding(invariant=invariant, message=message, op=op, culprit=at, allowed=allowed())
+    def decoded(self, payload: Any) -> Any:
+        """What a payload stands for; UNDECODABLE when ``decode`` cannot say (or fails)."""
+        if payload is None:
+            return None
+        try:
+            return self.decode(payload)
+        except Exception:
+            return UNDECODABLE
 
-        for at, s in steps:
-            if s.target == "cache":
-                self.cache_keys[key].add(s.key)
-            if s.target == "db":
-                if s.action == "put":
-                    return finding("write-order", f"the read {op} wrote the DB; only a write may", at)
-                if s.actor is other and state in ("miss", "waiting", "loaded", "filled"):
-                    return finding(
-                        "who-loads", f"on a miss the DB is read by {load_by} in {p.name}; here {s.actor} read it", at
-                    )
-                if state == "waiting" and s.key == key and s.actor is load_by:
-                    # Another lease stayed out: memcache clients then serve from the DB without filling.
-                    state, loaded = "filled", s.result
-                    continue
-                if state == "miss" and s.key == key:
-                    state, loaded = "loaded", s.result
-                    self.reached.add("miss")
-                    if s.result is None:
-                        self.reached.add("absent-read")
-                    continue
-                if filled_before and state in ("lookup", "hit"):
-                    return finding(
-                        "hit-after-fill",
-                        f"{k} was filled and not invalidated since, yet the read {op} went to the DB",
-                        at,
-                    )
-                what = (
-                    "on a hit"
-                    if state == "hit"
-                    else "without looking up the cache first"
-                    if state == "lookup"
-                    else "twice"
-                )
-                return finding("single-load", f"the read {op} read the DB {what}", at)
-            if s.action in LOOKUPS:
-                if state in ("lookup", "miss", "waiting"):
-                    hit, waiting = _lookup_hit(s)
-                    if hit:
-                        state, hit_value = "hit", s.result if s.action == "get" else s.result[0]
-                    else:
-                        state = "waiting" if waiting else "miss"
-                continue
-            if s.action in FILLS:
-                if state == "loaded":
-                    if s.actor is not fill_by:
-                        return finding(
-                            "who-populates",
-                            f"in {p.name} the entry is filled by {fill_by}; here {s.actor} filled it",
-                            at,
-                        )
-                    if s.value != loaded:
-                        return finding(
-                            "who-populates", f"the read {op} loaded {show(loaded)} but filled {show(s.value)}", at
-                        )
-                    state = "filled"
-                    self.reached.add("fill")
-                    self.filled.add(key)
-                    continue
-                if (
-                    state in ("hit", "filled")
-                    and s.action != "lease_set"
-                    and s.value == (hit_value if state == "hit" else loaded)
-                ):
-                    continue  # storing what is already there changes nothing
-                why = "before loading from the DB" if state in ("lookup", "miss") else "a second time"
-                return finding("who-populates", f"the read {op} filled the entry {why}", at)
-            # delete
-            return finding("who-populates", f"the read {op} removed the entry; only a write invalidates", at)
-
-        if state == "hit":
-            self.reached.add("hit")
-        if state == "miss":
-            return finding("who-loads", f"the read {op} missed but never loaded from the DB (by {load_by})", None)
-        if state == "loaded" and loaded is not None:
-            return finding("who-populates", f"the read {op} loaded {show(loaded)} but never filled the entry", None)
-        history = self.history[key]
-        if result not in history[floor:]:
-            newer = show(history[floor])
-            told = (
-                f"a value the DB never held for {k}"
-                if result not in history
-                else f"{show(result)}, older than {newer} written before the read began"
-            )
-            ok = " | ".join(f"return {show(v)}" for v in history[floor:])
-            return Finding(
-                invariant="fresh-read", message=f"the read {op} of {k} returned {told}", op=op, allowed=(ok,)
-            )
-        return None
-
-    # -- writes --------------------------------------------------------------------------------
-
-    def write(
-        self, op: str, key: Any, value: Any, steps: list[tuple[int, Step]], *, record: bool = True
-    ) -> Finding | None:
-        """Judge a write; ``record`` appends its value to the DB history (sequential runs; a
-        concurrent run builds the history from the trace's puts in the order they happened)."""
-        p = self.pattern
-        state = "start"
-        k, v = show(key), show(value)
-
-        def allowed() -> tuple[str, ...]:
-            if state == "start":
-                return (f"{p.write_by}: db.put({k}, {v})",)
-            if state == "put":
-                return (f"cache.delete({k})",)
-            return ("return",)
-
-        def finding(invariant: str, message: str, at: int | None) -> Finding:
-            return Finding(invariant=invariant, message=message, op=op, culprit=at, allowed=allowed())
-
-        for at, s in steps:
-            if s.target == "cache":
-                self.cache_keys[key].add(s.key)
-            if s.target == "db" and s.action == "put":
-                if state == "start" and s.key == key and s.value == value:
-                    if s.actor is not p.write_by:
-                        return finding("write-order", f"in {p.name} the App writes the DB; here {s.actor} wrote it", at)
-                    state = "put"
-                    continue
-                if state != "start" and s.key == key and s.value == value:
-                    continue  # the same put again changes nothing
-                if state == "deleted":
-                    return finding("write-order", f"the write {op} wrote the DB after invalidating", at)
-                return finding("write-order", f"the write {op} put {show(s.key)}={show(s.value)}, not {k}={v}", at)
-            if s.action in FILLS:
-                return finding(
-                    "invalidate-not-update",
-                    f"the write {op} stored {show(s.value)} into the cache instead of deleting the entry",
-                    at,
-                )
-            if s.action == "delete":
-                if state == "start":
-                    return finding("write-order", f"the write {op} invalidated {k} before writing the DB", at)
-                state = "deleted"
-                continue
-            # lookups and DB reads inside a write change nothing
-
-        if state == "start":
-            return finding("write-order", f"the write {op} never wrote the DB", None)
-        if state == "put":
-            return finding("write-order", f"the write {op} wrote the DB but never invalidated {k}", None)
-        self.reached.add("write-invalidate")
-        self.filled.discard(key)
-        if record:
-            self.history[key].append(value)
-            self.completed[key] = len(self.history[key]) - 1
-        return None
-
-    # -- rest ----------------------------------------------------------------------------------
-
-    def at_rest(self, db: Any, cache: Any, op: str) -> Finding | None:
-        """With nothing in flight, every cached entry equals the DB value (an absent entry is fine)."""
-        for key, cache_keys in self.cache_keys.items():
-            truth = db.get(key)
-            for ck in sorted(cache_keys, key=repr):
-                entry = cache.get(ck)
-                if entry is not None and entry != truth:
-                    where = show(ck) if ck == key else f"{show(ck)} (for {show(key)})"
-                    return Finding(
-                        invariant="coherent-at-rest",
-                        message=f"after {op}, with nothing in flight, the cache holds {where} = {show(entry)} "
-                        f"but the DB holds {show(truth)}",
-                        op=op,
-                        key=ck,
-                    )
-        return None
-
-
-# -- concurrent runs -------------------------------------------------------------------------------
-
-
-def judge_operations(
-    judge: Judge,
-    steps: list[Step],
-    ops: tuple[tuple[str, Any], ...],
-    names: list[str],
-    values: dict[int, Any],
-    results: dict[int, Any],
-    started: dict[int, int],
-    ended: dict[int, int],
-    errors: dict[int, BaseException],
-) -> list[Finding]:
-    """Judge every operation of a concurrent run that returned, in the order they returned.
-
-    The DB history is the trace's puts in the order they happened; a read's floor is the newest
-    write of its key that had returned before the read began (real-time order).
-    """
-    for s in steps:
-        if s.op in names and s.target == "db" and s.action == "put":
-            judge.history.setdefault(s.key, [None]).append(s.value)
-    found: list[Finding] = []
-    for i in sorted(ended, key=ended.get):
-        if i in errors:
-            continue
-        kind, key = ops[i]
-        own = [(n, s) for n, s in enumerate(steps) if s.op == names[i] and s.target != APP]
-        if kind == "w":
-            f = judge.write(names[i], key, values[i], own, record=False)
+    def key_of(self, ck: Any, decoded: Any, *, storing_absent_for: int | None = None) -> int | None:
+        """The run's key whose entry ``ck`` is, learning it when the call shows it; None: bookkeeping."""
+        try:
+            known = self.cache_keys.get(ck)
+        except TypeError:
+            return None
+        if known is not None or self.explicit:
+            return known
+        if ck in KEY_INDEX:
+            n = KEY_INDEX[ck]
+        elif isinstance(decoded, str) and TOKEN.fullmatch(decoded) and decoded.partition(".")[0] in KEY_INDEX:
+            n = KEY_INDEX[decoded.partition(".")[0]]
+        elif decoded is ABSENT and storing_absent_for is not None:
+            n = storing_absent_for
         else:
-            floor = judge.completed[key]
-            history = judge.history[key]
-            for j, (kind2, key2) in enumerate(ops):
-                if kind2 == "w" and key2 == key and j in ended and ended[j] < started[i] and values[j] in history:
-                    floor = max(floor, history.index(values[j]))
-            f = judge.read(names[i], key, own, results.get(i), floor=floor, cached_at_start=False)
-        if f is not None:
-            found.append(f if f.culprit is not None else attrs.evolve(f, culprit=ended[i]))
-    return found
+            return None
+        self.cache_keys[ck] = n
+        return n
+
+    def cache_keys_of(self, k: int) -> list[Any]:
+        return sorted((ck for ck, n in self.cache_keys.items() if n == k), key=repr)
+
+    # -- the run ------------------------------------------------------------------------------------
+
+    def begin(self, op: str, kind: str, key: Any, value: Any) -> None:
+        k = KEY_INDEX[key]
+        self.op_index[op] = self.refinement.begin(kind, op, k, self.value_id(k, value) if kind == "w" else NONE)
+
+    def observe(self, index: int, step: Step, effect: Effect) -> Finding | None:
+        """Judge one call the moment it happens; the first finding of the run is kept."""
+        i = self.op_index.get(step.op)
+        if i is None:
+            return None
+        obs = self._abstract(i, step, effect)
+        if obs is None:
+            return None
+        return self._found(self.refinement.observe(i, obs), step.op, index)
+
+    def finish(self, op: str, result: Any, index: int) -> Finding | None:
+        i = self.op_index[op]
+        k = self.refinement.ops[i].key
+        decoded = result if result is None or self.refinement.ops[i].kind == "w" else self.decoded(result)
+        value = NONE if self.refinement.ops[i].kind == "w" else self.value_id(k, decoded)
+        return self._found(self.refinement.finish(i, value), op, index)
+
+    def clock_moved(self) -> None:
+        self.refinement.clock_moved()
+
+    def evicted(self, ck: Any, *, expired: bool = False) -> None:
+        """The cache dropped an entry on its own (legal): its capacity, or the kit's clock passed the
+        entry's deadline (``expired``)."""
+        k = self.cache_keys.get(ck)
+        if k is not None:
+            self.refinement.evict(k, expired=expired)
+
+    def in_flight(self) -> bool:
+        return self.refinement.in_flight()
+
+    def at_rest(
+        self, peek: Callable[[Any], Any], op: str, index: int, *, steps: list[Step] | None = None
+    ) -> Finding | None:
+        """With nothing in flight, every cached entry stands for what the DB holds.
+
+        Given the run's ``steps`` (a concurrent run), the culprit is the step that stored the stale
+        entry, not the moment it was noticed: that is where the race was lost.
+        """
+        s = self.refinement.state
+        for ck, k in sorted(self.cache_keys.items(), key=lambda item: repr(item[0])):
+            payload = peek(ck)
+            if payload is None:
+                continue
+            v = self.value_id(k, self.decoded(payload))
+            truth = s[DB_F][k]
+            if v != truth:
+                key = KEYS[k]
+                where = show(ck) if ck == key else f"{show(ck)} (for {key})"
+                culprit, allowed = index, ()
+                if steps is not None:
+                    fills = [
+                        n for n, s in enumerate(steps) if s.target == "cache" and s.key == ck and s.action in FILLS
+                    ]
+
+                    culprit = fills[-1] if fills else index
+                    allowed = (
+                        f"the same step: the pattern as the seed states it has this race; fill through a lease "
+                        f"(lease_get, then lease_set({show(ck)}, {self.name(k, v)}, token)) so the invalidation "
+                        "voids the stale fill",
+                    )
+                return self.keep(
+                    Finding(
+                        invariant="coherent-at-rest",
+                        message=f"after {op}, with nothing in flight, the cache holds {where} = "
+                        f"{self.name(k, v)} but the DB holds {self.name(k, truth)}",
+                        op=op,
+                        culprit=culprit,
+                        key=ck,
+                        allowed=allowed,
+                    )
+                )
+        return None
+
+    # -- from a call to the model's terms ------------------------------------------------------------
+
+    def _abstract(self, i: int, step: Step, effect: Effect) -> Obs | None:
+        actor = step.actor
+        if step.target == "db":
+            k = KEY_INDEX.get(step.key)
+            if k is None:
+                return None  # a key the run does not have: its reads return None, judged at return
+            if step.action == "get":
+                return Obs(Kind.LOAD, actor, k, result=self.value_id(k, self._db_value(step.result)))
+            return Obs(
+                Kind.PUT,
+                actor,
+                k,
+                value=self.value_id(k, self._db_value(step.value)),
+                changed=effect.changed,
+                after=(self.refinement.state[CACHE_F][k], False),
+            )
+        op = self.refinement.ops[i]
+        ck = step.key
+        if step.action in ("get", "lease_get"):
+            payload, token = (step.result, None) if step.action == "get" else step.result
+            decoded = self.decoded(payload)
+            k = self.key_of(ck, decoded)
+            if k is None:
+                return None
+            found = NONE if payload is None else self.value_id(k, decoded)
+            granted, wait = token is not None, step.action == "lease_get" and payload is None and token is None
+            return Obs(
+                Kind.LOOKUP,
+                actor,
+                k,
+                result=(found, granted, wait),
+                leased=step.action == "lease_get",
+                changed=effect.changed,
+                after=self._after(k, effect),
+            )
+        if step.action in FILLS:
+            decoded = self.decoded(step.value)
+            storing_absent_for = op.key if op.kind == "r" else None
+            k = self.key_of(ck, decoded, storing_absent_for=storing_absent_for)
+            if k is None:
+                if decoded is UNDECODABLE and op.kind == "r" and not op.stored_undecodable:
+                    op.stored_undecodable = f"{show(ck)} = {show(step.value)}"
+                return None
+            value = NONE if step.value is None else self.value_id(k, decoded)
+            return Obs(
+                Kind.FILL,
+                actor,
+                k,
+                value=value,
+                result=step.result,
+                leased=step.action == "lease_set",
+                changed=effect.changed,
+                after=self._after(k, effect),
+            )
+        # delete
+        k = self.key_of(ck, self.decoded(effect.before))
+        if k is None:
+            return None
+        return Obs(Kind.INVALIDATE, actor, k, changed=effect.changed, after=self._after(k, effect))
+
+    def _after(self, k: int, effect: Effect) -> tuple[int, bool]:
+        """The key's entry after a call: this cache key's, or, when it holds nothing, another's the
+        key's entry is also under (an adapter may cache one value under two keys)."""
+        payload = effect.after
+        if payload is None:
+            payload = next((p for ck in self.cache_keys_of(k) if (p := self.peek(ck)) is not None), None)
+        entry = NONE if payload is None else self.value_id(k, self.decoded(payload))
+        return entry, effect.lease_after
+
+    def _db_value(self, value: Any) -> Any:
+        """The DB holds what writes put; an adapter that serialises into the DB is read through it."""
+        if value is None or (isinstance(value, str) and _VALUE.fullmatch(value)):
+            return value
+        decoded = default_decode(value)
+        return value if decoded is UNDECODABLE else decoded
+
+    # -- findings -----------------------------------------------------------------------------------
+
+    def _found(self, rejection: Rejection | None, op: str, index: int) -> Finding | None:
+        if rejection is None:
+            return None
+        return self.keep(
+            Finding(
+                invariant=rejection.invariant,
+                message=self._with_keys(rejection),
+                op=op,
+                culprit=index,
+                allowed=self._allowed(rejection.allowed),
+            )
+        )
+
+    def keep(self, finding: Finding) -> Finding:
+        """The first finding of a run is the one it reports (``findings`` keeps them all)."""
+        if self.finding is None:
+            self.finding = finding
+        self.findings.append(finding)
+        return finding
+
+    def _with_keys(self, rejection: Rejection) -> str:
+        """A write that left an entry behind names the cache key the entry is under."""
+        reason = rejection.reason
+        if rejection.invariant == "write-order" and "never invalidated" in reason:
+            k = next((item[2] for item in rejection.allowed), None)
+            keys = [ck for ck in self.cache_keys_of(k) if ck != KEYS[k]] if k is not None else []
+            if keys:
+                reason += f" (its entry is under {', '.join(show(ck) for ck in keys)})"
+        return reason
+
+    def _allowed(self, allowed: tuple[tuple, ...]) -> tuple[str, ...]:
+        out = []
+        for item in allowed:
+            kind, by, k, value = item[:4]
+            who = f"{by}: " if by is not None else ""
+            ck = show(next(iter(self.cache_keys_of(k)), KEYS[k]))
+            v = self.name(k, value)
+            if kind == "return":
+                nothing = value == 0 and ABSENT_AT_START[k]
+                out.append("return without filling" if nothing else f"return {v}" if value != NONE else "return")
+            elif kind is Kind.LOOKUP:
+                out.append(f"{who}cache.get({ck})")
+            elif kind is Kind.LOAD:
+                out.append(f"{who}db.get({KEYS[k]})")
+            elif kind is Kind.FILL:
+                if value == 0 and ABSENT_AT_START[k]:
+                    out.append(f"{who}a negative entry under {ck} (decode= maps it to cachepact.ABSENT)")
+                elif len(item) > 4:
+                    out.append(f"{who}cache.lease_set({ck}, {v}, token)")
+                else:
+                    out += [f"{who}cache.set({ck}, {v})", f"{who}cache.add({ck}, {v})"]
+            elif kind is Kind.PUT:
+                out.append(f"{who}db.put({KEYS[k]}, {v})")
+            else:
+                out.append(f"{who}cache.delete({ck})")
+        return tuple(out)
+
+    # -- what the run left ----------------------------------------------------------------------------
+
+    def final_state(self, db_get: Callable[[Any], Any], peek: Callable[[Any], Any]) -> tuple[tuple[str, ...], ...]:
+        """(key, DB, cache decoded, cache raw) for every key: the raw column names each entry's cache
+        key and payload when either differs from what it stands for."""
+        rows = []
+        for n, key in enumerate(KEYS):
+            decoded, raw = [], []
+            for ck in self.cache_keys_of(n):
+                payload = peek(ck)
+                if payload is None:
+                    continue
+                shown = self.name(n, self.value_id(n, self.decoded(payload)))
+                decoded.append(shown if ck == key else f"{show(ck)}={shown}")
+                if ck != key or payload != shown:
+                    raw.append(f"{show(ck)}={payload!r}")
+            rows.append((key, show(db_get(key)), ", ".join(decoded) or "None", ", ".join(raw)))
+        return tuple(rows)
+
+    def in_flight_ops(self) -> list[str]:
+        s = self.refinement.state
+        return [op.name for n, op in enumerate(self.refinement.ops) if 0 < s[OPS][n][PC] < 99]
 
 
-def fill_overlapped_write(
-    steps: list[Step], names: list[str], ops: tuple[tuple[str, Any], ...], started: dict, ended: dict
-) -> bool:
-    """Did a read that filled (or tried to) run while a write of the same key was in flight?"""
-    for r, (kind, key) in enumerate(ops):
-        if kind != "r" or r not in ended:
-            continue
-        if not any(s.op == names[r] and s.action in FILLS for s in steps):
-            continue
-        for w, (kind2, key2) in enumerate(ops):
-            if kind2 == "w" and key2 == key and w in ended and started[w] < ended[r] and started[r] < ended[w]:
-                return True
-    return False
-
-
-def stale_fill(found: Finding, steps: list[Step], cache: Any, *, fallback: int) -> Finding:
-    """A stale entry at rest: the culprit is the step that stored it, not the moment it was noticed."""
-    fills = [n for n, s in enumerate(steps) if s.target == "cache" and s.key == found.key and s.action in FILLS]
-    k, v = found.key, cache.get(found.key)
-    hint = (
-        f"the same step: the pattern as the seed states it has this race; fill through a lease "
-        f"(lease_get, then lease_set({k}, {v}, token)) so the invalidation voids the stale fill"
-    )
-    return attrs.evolve(found, culprit=fills[-1] if fills else fallback, allowed=(hint,))
+def _cache_key(fn: Callable[[Any], Any], key: str) -> Any:
+    try:
+        ck = fn(key)
+        hash(ck)  # a cache key must be usable as one
+    except Exception as e:
+        raise DefinitionError(
+            f"Adapter.cache_key({key!r}) raised {one_line(e)}; it must map a key to the cache key of its entry",
+            field="cache_key",
+        ) from e
+    return ck

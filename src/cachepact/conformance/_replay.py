@@ -1,11 +1,11 @@
 """What a run is made of, and the replay strings that name a run exactly.
 
 Every run works on the same small universe: three keys that collide, two of them in the DB at the
-start and one never written (``INITIAL``). A run is a list of operations, ``("r"|"w", key)``; a
-concurrent run adds the operations in flight and the scheduler's choices. Its replay string is
-all of that as text, so ``--replay`` reruns it exactly:
+start and one never written (``INITIAL``). A run is a list of operations, ``("r"|"w", key)``, and
+moves of the virtual clock, ``("t", seconds)``; a concurrent run adds the operations in flight and the
+scheduler's choices. Its replay string is all of that as text, so ``--replay`` reruns it exactly:
 
-* ``seq/r:k1,w:k1,r:k1`` — operations one at a time;
+* ``seq/r:k1,t:301,w:k1,r:k1`` — operations one at a time, the clock moved on 301 s after the first;
 * ``con/r:k1|r:k1,w:k1/00110`` — a sequential prefix, the operations in flight, and the choices.
 """
 
@@ -22,7 +22,10 @@ MAX_OPS = 6  # operations in flight together: past this, schedules outgrow any u
 # k3 starts absent from the DB: reads of a key never written are part of every run.
 INITIAL = {"k1": "k1.v0", "k2": "k2.v0"}
 
-Op = tuple[str, Any]  # ("r" | "w", key)
+Op = tuple[str, Any]  # ("r" | "w", key) or ("t", seconds)
+# How far the drivers move the clock: just past the TTLs code usually sets (30 s, 5 min, 1 day).
+TICKS = (31, 301, 86401)
+MAX_TICK = 10 * 365 * 86400
 
 
 def _ops(ops: tuple[Op, ...] | list[Op]) -> str:
@@ -42,7 +45,7 @@ class ConcurrentScenario:
 
     @property
     def operations(self) -> int:
-        return len(self.prefix) + len(self.ops)
+        return sum(kind != "t" for kind, _ in self.prefix) + len(self.ops)
 
     def replay(self, choices: list[int]) -> str:
         return f"con/{_ops(self.prefix)}|{_ops(self.ops)}/{''.join(str(c) for c in choices)}"
@@ -56,13 +59,16 @@ def _bad(text: str, problem: str) -> InvalidArgument:
     return InvalidArgument("replay", text, problem)
 
 
-def _parse_ops(text: str, whole: str, form: str) -> tuple[Op, ...]:
-    ops = []
+def _parse_ops(text: str, whole: str, form: str, *, ticks: bool = True) -> tuple[Op, ...]:
+    ops: list[Op] = []
     for item in filter(None, text.split(",")):
-        kind, _, key = item.partition(":")
-        if kind not in ("r", "w") or key not in KEYS:
+        kind, _, arg = item.partition(":")
+        if kind == "t" and ticks and arg.isdigit() and 0 < int(arg) <= MAX_TICK:
+            ops.append(("t", int(arg)))
+        elif kind in ("r", "w") and arg in KEYS:
+            ops.append((kind, arg))
+        else:
             raise _bad(whole, f"has a bad operation {item!r}; {form}")
-        ops.append((kind, key))
     return tuple(ops)
 
 
@@ -81,7 +87,7 @@ def parse_concurrent(text: str) -> tuple[ConcurrentScenario, list[int]]:
     except ValueError:
         raise _bad(text, f"{text!r} is not a concurrent replay string; {CONCURRENT_FORM}") from None
     scenario = ConcurrentScenario(
-        prefix=_parse_ops(prefix, text, CONCURRENT_FORM), ops=_parse_ops(ops, text, CONCURRENT_FORM)
+        prefix=_parse_ops(prefix, text, CONCURRENT_FORM), ops=_parse_ops(ops, text, CONCURRENT_FORM, ticks=False)
     )
     if not scenario.ops:
         raise _bad(text, f"{text!r} has no operations in flight; {CONCURRENT_FORM}")

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape, quoteattr
 
 from ..model import render_table
-from ._findings import INVARIANTS
 
 if TYPE_CHECKING:
     from ._result import Result
@@ -55,10 +54,10 @@ def steps_table(r: Result) -> str:
 
 def text(r: Result) -> str:
     lines = [f"cachepact check {r.target} --pattern {r.pattern}"]
+    counts = {s: [name for name, status in r.statuses if status == s] for s in ("pass", "fail", "not-run")}
     if r.finding is None:
-        lines.append(
-            f"PASS: every invariant held over {r.examples} examples, {r.operations} operations ({r.elapsed:.1f} s)."
-        )
+        held = "every invariant held" if not counts["not-run"] else f"{len(counts['pass'])} invariants held"
+        lines.append(f"PASS: {held} over {r.examples} examples, {r.operations} operations ({r.elapsed:.1f} s).")
     else:
         f = r.finding
         lines.append(f"FAIL {f.invariant}: {f.message}")
@@ -73,8 +72,9 @@ def text(r: Result) -> str:
             lines.append(f"Model allowed at that point: {' | '.join(f.allowed)}")
         lines.append("")
         lines.append("Final state:")
-        lines.append(render_table(("key", "db", "cache"), list(r.final_state)))
+        lines.append(final_state_table(r.final_state))
     lines.append("")
+    lines.append(_invariants_line(counts))
     lines.append(f"Reached: {', '.join(r.reached) or 'nothing'}")
     if r.not_reached:
         lines.append(f"Never reached: {', '.join(r.not_reached)} (the run says nothing about those paths)")
@@ -83,6 +83,24 @@ def text(r: Result) -> str:
         if r.diagram:
             lines.append(f"Diagram: {r.diagram}")
     return "\n".join(lines)
+
+
+def _invariants_line(counts: dict[str, list[str]]) -> str:
+    parts = [f"{len(counts['pass'])} pass"]
+    if counts["fail"]:
+        parts.append(f"{len(counts['fail'])} fail ({', '.join(counts['fail'])})")
+    if counts["not-run"]:
+        parts.append(
+            f"{len(counts['not-run'])} not run ({', '.join(counts['not-run'])}: nothing reached could break them)"
+        )
+    return "Invariants: " + ", ".join(parts)
+
+
+def final_state_table(rows: tuple[tuple[str, ...], ...]) -> str:
+    """key, DB, the cache decoded; and the raw entries (cache key and payload) when any differ."""
+    if any(row[3] for row in rows):
+        return render_table(("key", "db", "cache", "raw entry"), [tuple(row) for row in rows])
+    return render_table(("key", "db", "cache"), [row[:3] for row in rows])
 
 
 def counterexample(r: Result) -> dict[str, Any] | None:
@@ -98,26 +116,16 @@ def counterexample(r: Result) -> dict[str, Any] | None:
             {"n": i + 1, "op": s.op, "actor": str(s.actor), "call": s.describe(), "result": s.shown_result}
             for i, s in enumerate(r.steps)
         ],
-        "final_state": [{"key": k, "db": d, "cache": c} for k, d, c in r.final_state],
+        "final_state": [{"key": k, "db": d, "cache": c, "raw": raw} for k, d, c, raw in r.final_state],
         "replay": r.replay,
     }
 
 
 def checks(r: Result) -> list[dict[str, Any]]:
-    names = list(INVARIANTS)
-    if r.finding is not None and r.finding.invariant not in names:
-        names.append(r.finding.invariant)
-    out = []
-    for name in names:
-        failed = r.finding is not None and r.finding.invariant == name
-        out.append(
-            {
-                "invariant": name,
-                "status": "fail" if failed else "pass",
-                "counterexample": counterexample(r) if failed else None,
-            }
-        )
-    return out
+    return [
+        {"invariant": name, "status": status, "counterexample": counterexample(r) if status == "fail" else None}
+        for name, status in r.statuses
+    ]
 
 
 def to_json(r: Result) -> str:
@@ -140,17 +148,23 @@ def to_json(r: Result) -> str:
 def to_junit(r: Result) -> str:
     cs = checks(r)
     failures = sum(c["status"] == "fail" for c in cs)
+    skipped = sum(c["status"] == "not-run" for c in cs)
     cases = []
     for c in cs:
         name = quoteattr(c["invariant"])
+        head = f'    <testcase classname="cachepact.{r.pattern}" name={name}'
         if c["status"] == "fail":
             message = quoteattr(f"{c['invariant']}: {r.finding.message}")  # type: ignore[union-attr]
-            body = f"<failure message={message}>{escape(text(r))}</failure>"
-            cases.append(f'    <testcase classname="cachepact.{r.pattern}" name={name}>{body}</testcase>')
+            cases.append(f"{head}><failure message={message}>{escape(text(r))}</failure></testcase>")
+        elif c["status"] == "not-run":
+            why = quoteattr("not run: the check never reached a situation that could break it")
+            cases.append(f"{head}><skipped message={why}/></testcase>")
         else:
-            cases.append(f'    <testcase classname="cachepact.{r.pattern}" name={name}/>')
+            cases.append(f"{head}/>")
     return (
         '<?xml version="1.0" encoding="utf-8"?>\n<testsuites>\n'
         f'  <testsuite name="cachepact {escape(r.target)}" tests="{len(cs)}" failures="{failures}" '
-        f'errors="0" time="{r.elapsed:.3f}">\n' + "\n".join(cases) + "\n  </testsuite>\n</testsuites>\n"
+        f'errors="0" skipped="{skipped}" time="{r.elapsed:.3f}">\n'
+        + "\n".join(cases)
+        + "\n  </testsuite>\n</testsuites>\n"
     )

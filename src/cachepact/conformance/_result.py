@@ -18,8 +18,10 @@ class Result:
     For a failure: the ``finding``, the counterexample's ``steps``, the ``replay`` string that reruns
     it, the operations that were in flight together (``columns``, one table column each; empty for
     a sequential counterexample), its ``context_switches`` and ``failing_operations``, and the
-    ``final_state`` it left (key, DB, cache). For every check: the situations ``reached`` and the
-    ``examples`` and ``operations`` run.
+    ``final_state`` it left (key, DB, the cache entry decoded, and raw when that differs). For every
+    check: each invariant's status (``statuses``: ``pass``, ``fail`` or ``not-run``, the last when
+    nothing the run did could have broken it), the situations ``reached``, and the ``examples`` and
+    ``operations`` run.
     """
 
     pattern: str
@@ -27,11 +29,12 @@ class Result:
     finding: Finding | None
     steps: tuple[Step, ...] = ()
     replay: str = ""
-    final_state: tuple[tuple[str, str, str], ...] = ()
+    final_state: tuple[tuple[str, ...], ...] = ()
     columns: tuple[str, ...] = ()
     context_switches: int = 0
     failing_operations: int = 0
     reached: tuple[str, ...] = ()
+    statuses: tuple[tuple[str, str], ...] = ()
     examples: int = 0
     operations: int = 0
     elapsed: float = 0.0
@@ -46,6 +49,9 @@ class Result:
     @property
     def verdict(self) -> str:
         return "pass" if self.passed else "fail"
+
+    def status(self, invariant: str) -> str:
+        return dict(self.statuses).get(invariant, "not-run")
 
     @property
     def not_reached(self) -> tuple[str, ...]:

@@ -12,12 +12,17 @@ import hypothesis.strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, get_state_machine_test, rule
 
 from ..model import Pattern
+from ._clock import VirtualClock
 from ._hypothesis import kit_settings, run_seeded
 from ._progress import Progress
-from ._replay import KEYS
+from ._replay import KEYS, TICKS, Op
 from ._run import Run
 from ._signals import Violation
 from ._world import World
+
+# What a step of a sequence may be: a read or a write of each key (listed three times, so that a
+# sequence is mostly operations), or moving the clock on. Hypothesis shrinks toward the front.
+SEQUENCE_OPS: list[Op] = [(kind, key) for kind in ("r", "w") for key in KEYS] * 3 + [("t", s) for s in TICKS]
 
 
 def search_sequences(
@@ -29,6 +34,7 @@ def search_sequences(
     seed: int | None,
     progress: Progress,
     label: str,
+    clock: VirtualClock,
 ) -> Run | None:
     """Draw sequences until one fails or the budget is spent; the failing run, minimal, or None."""
     failing: list[World] = []
@@ -36,18 +42,11 @@ def search_sequences(
     class CachepactMachine(RuleBasedStateMachine):
         def __init__(self) -> None:
             super().__init__()
-            self.world = World(make, pattern, label=label)
+            self.world = World(make, pattern, label=label, clock=clock)
 
-        @rule(key=st.sampled_from(KEYS))
-        def read(self, key: str) -> None:
-            self._step("r", key)
-
-        @rule(key=st.sampled_from(KEYS))
-        def write(self, key: str) -> None:
-            self._step("w", key)
-
-        def _step(self, kind: str, key: str) -> None:
-            finding = self.world.run(kind, key)
+        @rule(op=st.sampled_from(SEQUENCE_OPS))
+        def step(self, op: Op) -> None:
+            finding = self.world.run(*op)
             if finding is not None:
                 failing.append(self.world)
                 raise Violation(finding)

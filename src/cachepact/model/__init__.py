@@ -6,7 +6,8 @@ adapters). Modules are private; this ``__init__`` is the model's public API.
 
 from ._explorer import DEFAULT_MAX_STATES, PROPERTIES, Exploration, PropertyResult, explore
 from ._flows import FLOWS, flow, responsibility_table
-from ._participants import CACHE_ASIDE, PATTERNS, READ_THROUGH, Actor, Pattern, pattern_named
+from ._participants import Actor
+from ._patterns import CACHE_ASIDE, PATTERNS, READ_THROUGH, Instr, Kind, Pattern, pattern_named
 from ._steps import APP, Step, Trace, render_table, show
 from ._system import EVENTS, Scenario, State, System
 
@@ -21,6 +22,8 @@ __all__ = [
     "READ_THROUGH",
     "Actor",
     "Exploration",
+    "Instr",
+    "Kind",
     "Pattern",
     "PropertyResult",
     "Scenario",

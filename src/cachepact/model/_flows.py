@@ -7,9 +7,9 @@ documentation cannot say something the model does not do.
 from __future__ import annotations
 
 from ..errors import InvalidArgument
-from ._participants import PATTERNS, Pattern
+from ._patterns import PATTERNS, Pattern
 from ._steps import Step, Trace, render_table
-from ._system import Scenario, State, System
+from ._system import Scenario, System
 
 FLOWS = ("read-hit", "read-miss", "write", "stale-set")
 # The stale-set race, as the order in which its two operations step: the reader looks up and
@@ -27,7 +27,7 @@ def flow(pattern: Pattern, name: str, *, leases: bool = False) -> Trace:
     system = System(Scenario(pattern=pattern, leases=leases, readers=int(reading), writers=int(not reading), keys=1))
     state = system.initial()
     if name == "read-hit":
-        state = State(*state[:1], (0,), *state[2:])  # the entry is already cached
+        state = state._replace(cache=(0,))  # the entry is already cached
     steps: list[Step] = []
     while True:
         successors = system.successors(state)

@@ -13,6 +13,7 @@ Target = str  # "db" or "cache"; "app" marks an operation returning (not a call 
 DB = "db"
 CACHE = "cache"
 APP = "app"
+CLOCK = "clock"
 
 
 def show(value: Any) -> str:
@@ -38,6 +39,7 @@ class Step:
     value: Any = None
     result: Any = None
     token: Any = None  # the lease token a lease_set presents
+    ttl: Any = None  # seconds, for a store made with a time to live
 
     @property
     def call(self) -> str:
@@ -47,16 +49,22 @@ class Step:
         if self.target == APP:  # an operation's return, recorded so tables show every operation
             args = [show(self.key)] + ([show(self.value)] if self.action == "write" else [])
             return f"{self.action}({', '.join(args)}) returned"
+        if self.target == CLOCK:  # the kit moved the virtual clock on
+            return f"clock +{self.value:g} s"
+        if self.action == "expire":
+            return f"{show(self.key)} expired"
         args = [show(self.key)]
         if self.action in ("put", "set", "add", "lease_set"):
             args.append(show(self.value))
         if self.action == "lease_set":
             args.append(show(self.token))
+        if self.ttl is not None:
+            args.append(f"ttl={self.ttl:g}")
         return f"{self.call}({', '.join(args)})"
 
     @property
     def shown_result(self) -> str:
-        if self.action in ("put", "delete", "set", "write"):
+        if self.action in ("put", "delete", "set", "write", "evict", "expire", "advance"):
             return ""
         return show(self.result)
 

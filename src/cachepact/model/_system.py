@@ -1,11 +1,15 @@
-"""A pattern as a labelled transition system: state, operations as step programs, next states.
+"""A pattern as a labelled transition system: state, the step primitives programs are made of, next states.
 
-This module is the model and nothing else: data plus pure functions. How the state space is
-searched (exhaustively, with reductions) lives in ``explorer.py``.
+This module gives every instruction kind of ``_patterns.py`` its meaning, once. Two drivers use the
+same primitives: ``successors`` enumerates every enabled step (the explorer), and the conformance
+judge (``_refinement.py``) asks a primitive for the step a recorded call matches.
 
 State is a ``NamedTuple`` of small ints rather than an attrs class: the explorer hashes millions
 of them, and tuples hash and compare several times faster. Values (steps, traces, scenarios,
 results) are attrs classes.
+
+Values are version numbers per key: ``0`` is what the DB holds at the start (for a key that starts
+absent, "no value"; a cached ``0`` is then a negative entry), and each write puts a new number.
 """
 
 from __future__ import annotations
@@ -14,15 +18,17 @@ from typing import NamedTuple
 
 import attrs
 
-from ._participants import Pattern
+from ._participants import Actor
+from ._patterns import Instr, Kind, Pattern
 from ._steps import CACHE, DB, Step
 
-# Program counters. A read is lookup -> load -> fill; a write is put -> invalidate.
-IDLE, LOOKUP, LOAD, FILL, INVALIDATE, DONE = range(6)
-NONE = -1  # "no value": a cache miss, no loaded value, no result
+IDLE, DONE = 0, 99  # an op's pc is IDLE, 1 + the index of its next instruction, or DONE
+NONE = -1  # "no value": a cache miss, nothing loaded yet
+ABSENT = -2  # a negative entry for a key the DB does hold: never equal to any version
+NOBODY = -1  # the op index of a step no operation made (an eviction)
 
-# Situations a transition can reach ("sometimes" properties: a pass that never reached them
-# would be vacuous). Bits so the explorer can OR them together at no cost.
+# Situations a step can reach ("sometimes" properties: a pass that never reached them would be
+# vacuous). Bits, so the explorer ORs them together at no cost.
 EVENTS = (
     "miss",
     "hit",
@@ -33,10 +39,28 @@ EVENTS = (
     "write",
     "invalidate",
     "lease-wait",
+    "absent-read",
+    "negative-fill",
+    "eviction",
 )
-MISS, HIT, LOAD_EV, FILL_EV, FILL_REFUSED, FILL_DURING_WRITE, WRITE, INVALIDATE_EV, LEASE_WAIT = (
-    1 << i for i in range(len(EVENTS))
-)
+(
+    MISS,
+    HIT,
+    LOAD_EV,
+    FILL_EV,
+    FILL_REFUSED,
+    FILL_DURING_WRITE,
+    WRITE,
+    INVALIDATE_EV,
+    LEASE_WAIT,
+    ABSENT_READ,
+    NEGATIVE_FILL,
+    EVICTION,
+) = (1 << i for i in range(len(EVENTS)))
+
+# OpState.flags
+LEASED = 1  # the read took a lease at its lookup: its fill is a lease_set
+WAITED = 2  # its last lookup was told to wait: it may load and return without filling
 
 
 def event_names(mask: int) -> tuple[str, ...]:
@@ -45,33 +69,35 @@ def event_names(mask: int) -> tuple[str, ...]:
 
 class OpState(NamedTuple):
     pc: int
-    key: int  # NONE until the operation's first step picks its key
-    token: bool  # a reader holds a lease token that no delete has voided yet
-    loaded: int  # a reader: the value it loaded from the DB; a writer: the value it wrote
-    # A reader: the values it must not return (bit v = value v), fixed when it starts.
-    # A writer: the values the DB had received before its own put.
+    key: int  # NONE until the explorer picks it at the op's first step
+    token: bool  # a read holds a lease token that no delete has voided yet
+    loaded: int  # a read: the value it loaded; a write: the value it writes (NONE until chosen)
+    # A read: the values it must not return (bit v = value v), fixed when it starts.
+    # A write: the values the DB had received before its own put.
     mask: int
+    flags: int
 
 
 # Every finished operation looks the same: what it did is already folded into the shared state
 # (``stale``, ``retired``), so forgetting its locals merges states that cannot behave differently.
-DONE_OP = OpState(DONE, NONE, False, NONE, 0)
+DONE_OP = OpState(DONE, NONE, False, NONE, 0, 0)
 
 
 class State(NamedTuple):
-    db: tuple[int, ...]  # value id per key
-    cache: tuple[int, ...]  # value id per key, NONE when absent
+    db: tuple[int, ...]  # value per key
+    cache: tuple[int, ...]  # value per key, NONE when absent
     put: tuple[int, ...]  # per key: bit mask of the values the DB has received
     # Per key: values older than some *completed* write, i.e. put before it. A read that starts
     # now must not return any of them (``fresh-read``). Bit masks instead of the DB's full write
     # order: the order itself matters only through these sets, and keeping it multiplies states.
     retired: tuple[int, ...]
-    ops: tuple[OpState, ...]  # readers first, then writers
+    ops: tuple[OpState, ...]  # the explorer: readers first, then writers
     stale: bool  # some read returned a value older than a write that completed before it began
 
 
 # A label is the cheap form of a Step (ints only); the explorer turns the few it reports into Steps.
 Label = tuple  # (op index, actor, target, action, key, value, result)
+Transition = tuple  # (label, next state, events)
 
 
 @attrs.frozen(kw_only=True)
@@ -80,8 +106,9 @@ class Scenario:
 
     Every operation picks its key nondeterministically at its first step, so one scenario covers
     every assignment of operations to keys. Each write puts a value never written before (``v1``,
-    ``v2``, ... in the order they reach the DB); every key starts with ``v0`` in the DB and nothing
-    in the cache.
+    ``v2``, ... in the order they reach the DB). Every key starts with ``v0`` in the DB (with
+    ``absent``, with nothing) and nothing in the cache. With ``evictions``, the cache may drop any
+    entry at any moment.
     """
 
     pattern: Pattern
@@ -90,14 +117,18 @@ class Scenario:
     writers: int = 1
     keys: int = 1
     sequential: bool = False
+    absent: bool = False
+    evictions: bool = False
 
     @property
     def name(self) -> str:
         mode = "sequential" if self.sequential else "interleaved"
-        lease = " with leases" if self.leases else ""
+        extras = [x for x, on in (("leases", self.leases), ("evictions", self.evictions)) if on]
+        extra = f" with {' and '.join(extras)}" if extras else ""
+        start = ", keys absent at the start" if self.absent else ""
         return (
-            f"{self.pattern.name}{lease}, {mode}: {self.readers} reader(s) + "
-            f"{self.writers} writer(s) over {self.keys} key(s)"
+            f"{self.pattern.name}{extra}, {mode}: {self.readers} reader(s) + "
+            f"{self.writers} writer(s) over {self.keys} key(s){start}"
         )
 
 
@@ -105,47 +136,52 @@ def key_name(k: int) -> str:
     return f"k{k + 1}"
 
 
-def value_name(v: int) -> str | None:
-    return None if v == NONE else f"v{v}"
-
-
 class System:
-    """The transition system of one scenario: ``initial()`` and ``successors(state)``."""
+    """The transition system of one scenario: ``initial()`` and ``successors(state)``.
 
-    def __init__(self, scenario: Scenario) -> None:
+    ``kinds`` says which program each op runs ("r" or "w"); the explorer's are readers then
+    writers, and the conformance judge appends one per operation as a run goes.
+    """
+
+    def __init__(self, scenario: Scenario, *, absent: tuple[bool, ...] | None = None) -> None:
         self.scenario = scenario
-        p = scenario.pattern
-        self._lookup, self._load, self._fill = p.lookup_by, p.load_by, p.fill_by
-        self._write, self._invalidate = p.write_by, p.invalidate_by
+        self.pattern = scenario.pattern
+        self.programs = {"r": scenario.pattern.read, "w": scenario.pattern.write}
+        self.kinds: list[str] = ["r"] * scenario.readers + ["w"] * scenario.writers
         self.readers = scenario.readers
+        self.keys = scenario.keys
+        self.absent = absent if absent is not None else (scenario.absent,) * scenario.keys
         # A reader that retries a lease while another still holds it changes no state; reachability
         # does not need those self-loops, and the explorer asks for them to be left out.
         self.skip_stutter = False
-        self.op_names = tuple(f"r{i + 1}" for i in range(scenario.readers)) + tuple(
-            f"w{j + 1}" for j in range(scenario.writers)
-        )
+        self.op_names = [f"r{i + 1}" for i in range(scenario.readers)] + [f"w{j + 1}" for j in range(scenario.writers)]
 
     def initial(self) -> State:
-        k = self.scenario.keys
-        idle = OpState(IDLE, NONE, False, NONE, 0)
+        k = self.keys
+        idle = OpState(IDLE, NONE, False, NONE, 0, 0)
         return State(
             db=(0,) * k,
             cache=(NONE,) * k,
             put=(1,) * k,
             retired=(0,) * k,
-            ops=(idle,) * (self.scenario.readers + self.scenario.writers),
+            ops=(idle,) * len(self.kinds),
             stale=False,
         )
 
     def applicable_events(self) -> tuple[str, ...]:
         """The situations this scenario can reach at all (no lease waits without leases, ...)."""
+        sc = self.scenario
         skip = set()
-        if not self.scenario.leases:
+        if not sc.leases:
             skip |= {"fill-refused", "lease-wait"}
-        if self.scenario.sequential:
+        if sc.sequential:
             skip |= {"fill-during-write", "fill-refused", "lease-wait"}
-        if not self.scenario.writers:
+        if not sc.writers:
             skip |= {"write", "invalidate", "fill-during-write", "fill-refused"}
+        if not sc.absent:
+            skip |= {"absent-read", "negative-fill"}
+        if not sc.evictions:
+            skip.add("eviction")
         return tuple(e for e in EVENTS if e not in skip)
 
     # -- properties (named, over states) -------------------------------------------------------
@@ -169,19 +205,18 @@ class System:
         """No read returned a value older than one whose write completed before the read began."""
         return not s.stale
 
-    # -- transitions ---------------------------------------------------------------------------
+    # -- the explorer's driver -----------------------------------------------------------------
 
-    def successors(self, s: State, *, symmetric: bool = False) -> list[tuple[Label, State, int]]:
+    def successors(self, s: State, *, symmetric: bool = False) -> list[Transition]:
         """Every enabled step from ``s``: (label, next state, events reached).
 
         ``symmetric=True`` expands only the first of several identical operations in a block
         (readers, writers): under ``canonical`` the others lead to the same states.
         """
-        out: list[tuple[Label, State, int]] = []
+        out: list[Transition] = []
         ops = s[OPS]
         r = self.readers
         sequential_busy = self.scenario.sequential and not self.at_rest(s)
-        keys = range(self.scenario.keys)
         previous = None
         for i, op in enumerate(ops):
             pc = op[PC]
@@ -190,140 +225,227 @@ class System:
             if symmetric and op == previous and i != r:
                 continue
             previous = op
-            if pc == IDLE:
-                if sequential_busy:
-                    continue
-                for k in keys:
-                    out.append(self._step(s, i, _new(OpState, (IDLE, k, False, NONE, 0))))
-            else:
-                step = self._step(s, i, op)
-                if step is not None:
-                    out.append(step)
+            if pc == IDLE and sequential_busy:
+                continue
+            out += self.op_successors(s, i)
+        if self.scenario.evictions:
+            for k, c in enumerate(s[CACHE_F]):
+                if c != NONE:
+                    out.append(self.evict(s, k))
         return out
 
-    def _step(self, s: State, i: int, op: OpState) -> tuple[Label, State, int] | None:
-        if i >= self.readers:
-            return self._write_step(s, i, op)
-        if self.scenario.leases:
-            return self._read_leased(s, i, op)
-        return self._read_plain(s, i, op)
+    def op_successors(self, s: State, i: int) -> list[Transition]:
+        """Every step op ``i`` can take next, as its program says."""
+        op = s[OPS][i]
+        program = self.programs[self.kinds[i]]
+        if op[PC] == IDLE:
+            keys = range(self.keys) if op[KEY] == NONE else (op[KEY],)
+            out = []
+            for k in keys:
+                s2, started = self.start(s, i, k)
+                out += self._instr(s2, i, started, program, 0)
+            return out
+        j = op[PC] - 1
+        out = self._instr(s, i, op, program, j)
+        if op[FLAGS] & WAITED:  # told to wait: it may also load and return without filling
+            out += self.load(s, i, op, program, _next_kind(program, j, Kind.LOAD), serve=True)
+        return out
 
-    def _read_plain(self, s: State, i: int, op: OpState) -> tuple[Label, State, int]:
-        pc, k, _, loaded, mask = op
-        if pc == IDLE or pc == LOOKUP:
-            found = s[CACHE_F][k]
-            if pc == IDLE:
-                mask = s[RETIRED][k]
-            label = (i, self._lookup, CACHE, "get", k, NONE, found)
+    def _instr(self, s: State, i: int, op: OpState, program: tuple[Instr, ...], j: int) -> list[Transition]:
+        kind = program[j].kind
+        if kind is Kind.LOOKUP:
+            return self.lookup(s, i, op, program, j, leased=self.scenario.leases)
+        if kind is Kind.LOAD:
+            return self.load(s, i, op, program, j)
+        if kind is Kind.FILL:
+            return self.fill(s, i, op, program, j, leased=bool(op[FLAGS] & LEASED))
+        if kind is Kind.PUT:
+            return [self.put(s, i, op, program, j)]
+        return [self.invalidate(s, i, op, program, j)]
+
+    # -- the step primitives: one meaning per instruction kind ----------------------------------
+
+    def start(self, s: State, i: int, k: int) -> tuple[State, OpState]:
+        """Op ``i`` begins on key ``k``: a read learns which values are already too old to return;
+        a write gets its value (the next number, unless the judge gave it one)."""
+        op = s[OPS][i]
+        if self.kinds[i] == "r":
+            started = _new(OpState, (IDLE, k, False, NONE, s[RETIRED][k], 0))
+        else:
+            value = op[LOADED]
+            if value == NONE:
+                # Numbered in the order writes reach the DB, not by writer: idle writers are then
+                # interchangeable, which is what lets ``canonical`` merge them.
+                value = 1
+                for j, o in enumerate(s[OPS]):
+                    if self.kinds[j] == "w" and o[PC] != IDLE:
+                        value += 1
+            started = _new(OpState, (IDLE, k, False, value, 0, 0))
+        return s, started
+
+    def lookup(
+        self, s: State, i: int, op: OpState, program: tuple[Instr, ...], j: int, *, leased: bool
+    ) -> list[Transition]:
+        _, k, _, _, mask, flags = op
+        by = program[j].by
+        found = s[CACHE_F][k]
+        if not leased:
+            label = (i, by, CACHE, "get", k, NONE, found)
             if found != NONE:
-                return label, _finish_read(s, i, mask, found), HIT
-            return label, _with_op(s, i, _new(OpState, (LOAD, k, False, NONE, mask))), MISS
-        if pc == LOAD:
-            v = s[DB_F][k]
-            label = (i, self._load, DB, "get", k, NONE, v)
-            return label, _with_op(s, i, _new(OpState, (FILL, k, False, v, mask & 1 << v))), LOAD_EV
-        # FILL
-        label = (i, self._fill, CACHE, "set", k, loaded, None)
-        s2 = _with(s, CACHE_F, _put(s[CACHE_F], k, loaded))
-        return label, _finish_read(s2, i, mask, loaded), FILL_EV | self._overlap(s, k)
+                return [(label, self.finish(s, i, op, found), HIT)]
+            return [(label, _with_op(s, i, _new(OpState, (j + 2, k, False, NONE, mask, 0))), MISS)]
+        if found != NONE:
+            label = (i, by, CACHE, "lease_get", k, NONE, (found, None))
+            return [(label, self.finish(s, i, op, found), HIT)]
+        if self.lease_out(s, k):
+            # Another reader holds the lease: memcache answers "wait and retry".
+            if flags & WAITED and self.skip_stutter:
+                return []  # retrying again changes nothing: a self-loop
+            label = (i, by, CACHE, "lease_get", k, NONE, (None, None))
+            waiting = _new(OpState, (j + 1, k, False, NONE, mask, LEASED | WAITED))
+            return [(label, _with_op(s, i, waiting), LEASE_WAIT)]
+        label = (i, by, CACHE, "lease_get", k, NONE, (None, i))
+        return [(label, _with_op(s, i, _new(OpState, (j + 2, k, True, NONE, mask, LEASED))), MISS)]
 
-    def _read_leased(self, s: State, i: int, op: OpState) -> tuple[Label, State, int] | None:
-        pc, k, token, loaded, mask = op
-        if pc == IDLE or pc == LOOKUP:
-            found = s[CACHE_F][k]
-            if pc == IDLE:
-                mask = s[RETIRED][k]
-            if found != NONE:
-                label = (i, self._lookup, CACHE, "lease_get", k, NONE, (found, None))
-                return label, _finish_read(s, i, mask, found), HIT
-            if self.lease_out(s, k):
-                # Another reader holds the lease: memcache answers "wait and retry".
-                if pc == LOOKUP and self.skip_stutter:
-                    return None  # retrying again changes nothing: a self-loop
-                label = (i, self._lookup, CACHE, "lease_get", k, NONE, (None, None))
-                return label, _with_op(s, i, _new(OpState, (LOOKUP, k, False, NONE, mask))), LEASE_WAIT
-            label = (i, self._lookup, CACHE, "lease_get", k, NONE, (None, i))
-            return label, _with_op(s, i, _new(OpState, (LOAD, k, True, NONE, mask))), MISS
-        if pc == LOAD:
-            v = s[DB_F][k]
-            label = (i, self._load, DB, "get", k, NONE, v)
-            # Once the value is known, only "is it too old" matters: keep just that bit of the mask.
-            return label, _with_op(s, i, _new(OpState, (FILL, k, token, v, mask & 1 << v))), LOAD_EV
-        # FILL: lease_set stores only while the token is valid
-        label = (i, self._fill, CACHE, "lease_set", k, loaded, token)
-        s2 = _with(s, CACHE_F, _put(s[CACHE_F], k, loaded)) if token else s
-        event = (FILL_EV if token else FILL_REFUSED) | self._overlap(s, k)
-        return label, _finish_read(s2, i, mask, loaded), event
+    def load(
+        self, s: State, i: int, op: OpState, program: tuple[Instr, ...], j: int, *, serve: bool = False
+    ) -> list[Transition]:
+        _, k, token, _, mask, flags = op
+        v = s[DB_F][k]
+        label = (i, program[j].by, DB, "get", k, NONE, v)
+        event = LOAD_EV | (ABSENT_READ if v == 0 and self.absent[k] else 0)
+        mask = mask & 1 << v  # once the value is known, only "is it too old" matters
+        if serve:
+            return [(label, self.finish(s, i, op, v), event)]
+        loaded = _new(OpState, (j + 2, k, token, v, mask, flags & ~WAITED))
+        out = [(label, _with_op(s, i, loaded), event)]
+        if v == 0 and self.absent[k]:
+            # Nothing to cache: it may return without a fill (a lease it holds stays out: a liveness
+            # matter, which memcache settles by expiring leases, not a safety one).
+            out.append((label, self.finish(s, i, loaded, v), event))
+        return out
 
-    def _write_step(self, s: State, i: int, op: OpState) -> tuple[Label, State, int]:
-        pc, k, _, value, _ = op
-        if pc == IDLE:
-            # Values are numbered in the order writes reach the DB, not by writer: idle writers
-            # are then interchangeable, which is what lets ``canonical`` merge them.
-            value = 1
-            for o in s[OPS][self.readers :]:
-                if o[PC] != IDLE:
-                    value += 1
-            label = (i, self._write, DB, "put", k, value, None)
-            put = s[PUT][k]
-            db = _put(s[DB_F], k, value)
-            ops = _put(s[OPS], i, _new(OpState, (INVALIDATE, k, False, value, put)))
-            nxt = _new(State, (db, s[CACHE_F], _put(s[PUT], k, put | 1 << value), s[RETIRED], ops, s[STALE]))
-            return label, nxt, WRITE
-        # INVALIDATE: delete the entry and void every outstanding lease token on the key
-        label = (i, self._invalidate, CACHE, "delete", k, NONE, None)
+    def fill(
+        self, s: State, i: int, op: OpState, program: tuple[Instr, ...], j: int, *, leased: bool
+    ) -> list[Transition]:
+        """Store the op's value. A lease-guarded fill stores only while the token is valid; for a
+        key the DB does not hold, the entry is a negative one (or, with a lease, none at all)."""
+        _, k, token, v, _, _ = op
+        by = program[j].by
+        event = self._overlap(s, k)
+        negative = v == 0 and self.absent[k]
+        if not leased:
+            label = (i, by, CACHE, "set", k, v, None)
+            s2 = _with(s, CACHE_F, _put(s[CACHE_F], k, v))
+            return [(label, self._after(s2, i, op, program, j), event | FILL_EV | (NEGATIVE_FILL if negative else 0))]
+        released = _with_op(s, i, _new(OpState, (op[PC], k, False, v, op[MASK], op[FLAGS])))
+        if not token:
+            label = (i, by, CACHE, "lease_set", k, v, False)
+            return [(label, self._after(s, i, op, program, j), event | FILL_REFUSED)]
+        label = (i, by, CACHE, "lease_set", k, v, True)
+        stored = _with(released, CACHE_F, _put(s[CACHE_F], k, v))
+        out = [(label, self._after(stored, i, op, program, j), event | FILL_EV | (NEGATIVE_FILL if negative else 0))]
+        if negative:  # lease_set(key, None, token): release the lease, store nothing
+            out.append(((i, by, CACHE, "lease_set", k, NONE, True), self._after(released, i, op, program, j), event))
+        return out
+
+    def put(self, s: State, i: int, op: OpState, program: tuple[Instr, ...], j: int) -> Transition:
+        _, k, _, value, _, flags = op
+        label = (i, program[j].by, DB, "put", k, value, None)
+        put = s[PUT][k]
+        ops = _put(s[OPS], i, _new(OpState, (j + 2, k, False, value, put, flags)))
+        nxt = _new(
+            State, (_put(s[DB_F], k, value), s[CACHE_F], _put(s[PUT], k, put | 1 << value), s[RETIRED], ops, s[STALE])
+        )
+        return label, self._after(nxt, i, ops[i], program, j, advanced=True), WRITE
+
+    def invalidate(self, s: State, i: int, op: OpState, program: tuple[Instr, ...], j: int) -> Transition:
+        """Delete the entry and void every outstanding lease token on the key."""
+        k = op[KEY]
+        label = (i, program[j].by, CACHE, "delete", k, NONE, None)
+        return label, self._after(self.remove(s, k), i, op, program, j), INVALIDATE_EV
+
+    def evict(self, s: State, k: int) -> Transition:
+        """The cache drops an entry on its own (capacity, expiry); leases are untouched."""
+        label = (NOBODY, Actor.CACHE, CACHE, "evict", k, NONE, None)
+        return label, _with(s, CACHE_F, _put(s[CACHE_F], k, NONE)), EVICTION
+
+    def remove(self, s: State, k: int) -> State:
         ops = list(s[OPS])
-        for j in range(self.readers):
-            o = ops[j]
+        for j, o in enumerate(ops):
             if o[TOKEN] and o[KEY] == k:
-                ops[j] = _new(OpState, (o[PC], k, False, o[LOADED], o[MASK]))
-        ops[i] = DONE_OP
+                ops[j] = _new(OpState, (o[PC], k, False, o[LOADED], o[MASK], o[FLAGS]))
+        return _new(State, (s[DB_F], _put(s[CACHE_F], k, NONE), s[PUT], s[RETIRED], tuple(ops), s[STALE]))
+
+    def _after(
+        self, s: State, i: int, op: OpState, program: tuple[Instr, ...], j: int, *, advanced: bool = False
+    ) -> State:
+        """Move op ``i`` past instruction ``j``; past its last one it finishes."""
+        if j + 1 < len(program):
+            if advanced:
+                return s
+            cur = s[OPS][i]
+            return _with_op(s, i, _new(OpState, (j + 2, *cur[1:])))
+        return self.finish(s, i, s[OPS][i], op[LOADED])
+
+    def finish(self, s: State, i: int, op: OpState, result: int) -> State:
+        """A read returns ``result`` (stale when the read was told, at its start, that it is too
+        old); a write completes, and every value put before it is retired for later reads."""
+        ops = _put(s[OPS], i, DONE_OP)
+        if self.kinds[i] == "r":
+            stale = s[STALE] or (result >= 0 and bool(op[MASK] >> result & 1))
+            return _new(State, (s[DB_F], s[CACHE_F], s[PUT], s[RETIRED], ops, stale))
+        k = op[KEY]
         retired = _put(s[RETIRED], k, s[RETIRED][k] | op[MASK])
-        nxt = _new(State, (s[DB_F], _put(s[CACHE_F], k, NONE), s[PUT], retired, tuple(ops), s[STALE]))
-        return label, nxt, INVALIDATE_EV
+        return _new(State, (s[DB_F], s[CACHE_F], s[PUT], retired, ops, s[STALE]))
 
     def lease_out(self, s: State, k: int) -> bool:
         """A lease is out on ``k`` exactly while some reader of ``k`` holds an unvoided token."""
-        ops = s[OPS]
-        for j in range(self.readers):
-            o = ops[j]
+        for o in s[OPS]:
             if o[TOKEN] and o[KEY] == k:
                 return True
         return False
 
     def _overlap(self, s: State, k: int) -> int:
         ops = s[OPS]
-        for j in range(self.readers, len(ops)):
-            o = ops[j]
-            if o[PC] == INVALIDATE and o[KEY] == k:
+        for j, o in enumerate(ops):
+            if self.kinds[j] == "w" and IDLE < o[PC] < DONE and o[KEY] == k:
                 return FILL_DURING_WRITE
         return 0
 
     # -- presentation --------------------------------------------------------------------------
 
+    def value_name(self, k: int, v: int, *, entry: bool = False) -> str | None:
+        """``v0``, ``v1``, ...; a key's "no value" is None, or ABSENT as a cached (negative) entry."""
+        if v == NONE:
+            return None
+        if v == ABSENT or (v == 0 and self.absent[k]):
+            return "ABSENT" if entry else None
+        return f"v{v}"
+
     def step_of(self, label: Label) -> Step:
         i, actor, target, action, k, value, result = label
+        op = "-" if i == NOBODY else self.op_names[i]
+        if action == "lease_get":
+            found, token = result
+            shown: object = (
+                self.value_name(k, found, entry=True) if found is not None else None,
+                None if token is None else f"tok({self.op_names[token]})",
+            )
+        elif action == "get":
+            shown = self.value_name(k, result, entry=target == CACHE)
+        else:
+            shown = result
         return Step(
-            op=self.op_names[i],
+            op=op,
             actor=actor,
             target=target,
             action=action,
             key=key_name(k),
-            value=value_name(value),
-            result=self._show_result(action, result),
-            token=f"tok({self.op_names[i]})" if action == "lease_set" else None,
+            value=self.value_name(k, value, entry=target == CACHE),
+            result=shown,
+            token=f"tok({op})" if action == "lease_set" else None,
         )
-
-    def _show_result(self, action: str, result: object) -> object:
-        if action == "get":
-            return value_name(result)  # type: ignore[arg-type]
-        if action == "lease_get":
-            found, token = result  # type: ignore[misc]
-            return (
-                None if found is None else value_name(found),
-                None if token is None else f"tok({self.op_names[token]})",
-            )
-        return result
 
     def canonical(self, s: State) -> State:
         """Readers run one program and writers another, so permuting either gives an equivalent state."""
@@ -334,10 +456,14 @@ class System:
         return s if sorted_ops == ops else _new(State, (*s[:OPS], sorted_ops, s[STALE]))
 
 
+def _next_kind(program: tuple[Instr, ...], j: int, kind: Kind) -> int:
+    return next(n for n in range(j, len(program)) if program[n].kind is kind)
+
+
 # The hot path builds tuples directly: NamedTuple._replace costs several times more, and the
 # explorer does this millions of times. Field indices below name the positions.
 _new = tuple.__new__
-PC, KEY, TOKEN, LOADED, MASK = range(5)
+PC, KEY, TOKEN, LOADED, MASK, FLAGS = range(6)
 DB_F, CACHE_F, PUT, RETIRED, OPS, STALE = range(6)
 
 
@@ -351,10 +477,3 @@ def _with(s: State, field: int, value: object) -> State:
 
 def _with_op(s: State, i: int, op: OpState) -> State:
     return _with(s, OPS, _put(s[OPS], i, op))
-
-
-def _finish_read(s: State, i: int, mask: int, result: int) -> State:
-    """A read returns ``result``; it is stale when the read was told, at its start, that it is too old."""
-    ops = _put(s[OPS], i, DONE_OP)
-    stale = s[STALE] or bool(mask >> result & 1)
-    return _new(State, (s[DB_F], s[CACHE_F], s[PUT], s[RETIRED], ops, stale))

@@ -1,0 +1,677 @@
+"""Refinement checking: a recorded run, one observed step at a time, against the pattern's programs.
+
+The judge of a conformance run steps the model: every observed call is matched to the step its
+operation's program allows at that moment, taken with the same primitives the explorer uses
+(``System.lookup``, ``load``, ``fill``, ``put``, ``invalidate``). Refinement is up to stuttering and
+judged by effect:
+
+* a call that changes nothing at that moment (a lookup, a store of what is already cached, an
+  ``add`` that did not store, a refused ``lease_set``, a delete of nothing, a re-put) is a stutter;
+* a program step whose effect would be nil at that moment may be left out of the run (a write's
+  invalidation while nothing is cached and no lease is out; a fill while an entry is already there
+  or there is nothing to cache; a lookup, whose outcome is then read off the state);
+* the cache may drop any entry at any moment: a removal by the Cache outside a write's own
+  invalidation is an eviction, and a read may treat an entry as expired once time has passed since
+  its fill (it then loads and refills);
+* lookups may be repeated; while an operation has done nothing but look up, its latest lookup
+  decides whether it hit.
+
+Any other step is the culprit, and the kind of step it is names the invariant it breaks.
+
+The judge keeps the state in step with what the stores hold: the caller reports, with each call,
+the key's entry and lease after it (``Obs.after``), so the model never drifts from the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import attrs
+
+from ._participants import Actor
+from ._patterns import Instr, Kind
+from ._system import (
+    ABSENT,
+    CACHE_F,
+    DB_F,
+    DONE,
+    DONE_OP,
+    EVENTS,
+    FILL_DURING_WRITE,
+    FLAGS,
+    IDLE,
+    KEY,
+    LEASED,
+    LOADED,
+    MASK,
+    NONE,
+    OPS,
+    PC,
+    PUT,
+    RETIRED,
+    TOKEN,
+    WAITED,
+    OpState,
+    Scenario,
+    State,
+    System,
+    _new,
+    _put,
+    _with,
+    _with_op,
+)
+
+RETURNING = 98  # judge mode: every instruction done (or a hit), the operation not yet returned
+
+# Invariant names (public: reports, JSON and JUnit use them).
+INVARIANTS = (
+    "who-loads",
+    "who-populates",
+    "write-order",
+    "invalidate-not-update",
+    "fresh-read",
+    "coherent-at-rest",
+    "hit-after-fill",
+    "single-load",
+)
+# What a run must have reached for an invariant's verdict to say anything; otherwise "not-run".
+EXERCISED_BY = {
+    "who-loads": ("miss",),
+    "who-populates": ("load",),
+    "write-order": ("write",),
+    "invalidate-not-update": ("write",),
+    "fresh-read": ("read-after-write",),
+    "coherent-at-rest": ("invalidate", "fill-during-write", "fill-after-write"),
+    "hit-after-fill": ("hit",),
+    "single-load": ("miss", "hit"),
+}
+# Situations only a recorded run reaches (the explorer's are EVENTS).
+RUN_EVENTS = ("expiry", "read-after-write", "fill-after-write")
+
+# The invariant a wrong participant, or a wrong value, breaks at each kind of step.
+_WHO = {Kind.LOAD: "who-loads", Kind.FILL: "who-populates", Kind.PUT: "write-order"}
+
+
+@attrs.frozen
+class Obs:
+    """One recorded call, abstracted to the model's terms.
+
+    ``kind`` is the program step it would be (a delete is ``INVALIDATE``); ``value`` what a fill
+    stored or a put wrote; ``result`` a lookup's ``(found, granted, wait)`` or a load's value;
+    ``changed`` whether the call changed the entry, the DB or a lease; ``after`` the key's entry
+    and whether a lease is out on it, just after the call.
+    """
+
+    kind: Kind
+    actor: Actor
+    key: int
+    value: int = NONE
+    result: object = None
+    leased: bool = False
+    changed: bool = True
+    after: tuple[int, bool] = (NONE, False)
+
+
+@attrs.frozen
+class Rejection:
+    """A step the program does not allow: the invariant it breaks, why, and what was allowed."""
+
+    invariant: str
+    reason: str
+    allowed: tuple[tuple, ...] = ()  # (kind or "return", actor or None, key, value)
+
+
+@attrs.define
+class _Op:
+    kind: str  # "r" | "w"
+    name: str
+    key: int
+    start_mask: int = 0  # a read: values already too old when it began
+    looked: bool = False  # it has looked the key up at least once
+    effective: bool = False  # it has made a step that changed something (or loaded)
+    hit: bool = False  # it is returning a value its lookup found
+    nil_ok: bool = False  # its current instruction's effect was nil at some moment of its own steps
+    stored_undecodable: str = ""  # what it stored that the caller could not decode (for the report)
+    overlapped: bool = False  # a read: a write of its key began while it was in flight
+
+
+Names = Callable[[int, int], str]  # (key, value) -> how reports write a value
+
+
+class Refinement:
+    """The judge's model: a growing set of operations over one pattern, stepped observation by observation."""
+
+    def __init__(
+        self,
+        pattern: object,
+        *,
+        keys: int,
+        absent: tuple[bool, ...],
+        key_names: tuple[str, ...],
+        value_name: Names,
+    ) -> None:
+        self.system = System(Scenario(pattern=pattern, readers=0, writers=0, keys=keys), absent=absent)  # type: ignore[arg-type]
+        self.pattern = pattern
+        self.state: State = self.system.initial()
+        self.ops: list[_Op] = []
+        self.key_names = key_names
+        self.value_name = value_name
+        self.reached: set[str] = set()
+        self.clock_moves = 0  # how often the run moved the clock on
+        self.filled_at: dict[int, int] = {}  # key -> clock_moves when its entry was filled (not dropped since)
+
+    # -- operations ------------------------------------------------------------------------------
+
+    def begin(self, kind: str, name: str, key: int, value: int = NONE) -> int:
+        """An operation starts now: a read learns which values are already too old to return."""
+        i = len(self.ops)
+        sys_ = self.system
+        sys_.kinds.append(kind)
+        sys_.op_names.append(name)
+        idle = OpState(IDLE, key, False, value, 0, 0)
+        s = _with(self.state, OPS, (*self.state[OPS], idle))
+        s, started = sys_.start(s, i, key)
+        self.state = _with_op(s, i, _new(OpState, (1, *started[1:])))
+        op = _Op(kind=kind, name=name, key=key, start_mask=started[MASK])
+        if kind == "r" and s[RETIRED][key]:
+            self.reached.add("read-after-write")
+        if kind == "w":
+            for other in self.ops:
+                if other.kind == "r" and other.key == key and self.state[OPS][self.ops.index(other)][PC] != DONE:
+                    other.overlapped = True
+        self.ops.append(op)
+        self._note_nil(i)
+        return i
+
+    def observe(self, i: int, obs: Obs) -> Rejection | None:
+        """Op ``i`` made the call ``obs``: take the step it matches, or say which invariant it breaks."""
+        op = self.ops[i]
+        self._note_nil(i)
+        try:
+            if obs.kind is Kind.LOOKUP:
+                return self._lookup(i, op, obs)
+            if obs.kind is Kind.FILL and obs.value == self.state[CACHE_F][obs.key] and obs.value != NONE:
+                return None  # the key's entry already stands for this value (under another cache key)
+            if not obs.changed and obs.kind is not Kind.LOAD:
+                if obs.kind is Kind.FILL and obs.leased and obs.result is False:
+                    self.reached.add("fill-refused")  # its lease was voided: the model's refused fill
+                return None  # a stutter: it changed nothing
+            return self._effect(i, op, obs)
+        finally:
+            self._sync(obs)
+            self._note_nil(i)
+
+    def finish(self, i: int, result: int) -> Rejection | None:
+        """Op ``i`` returned ``result`` (a value id; NONE for None; ABSENT for a value nothing names)."""
+        op = self.ops[i]
+        self._note_nil(i)
+        while True:
+            instr = self._current(i)
+            if instr is None:
+                break
+            if instr.kind is Kind.LOOKUP and not op.looked and not op.effective:
+                return self._unseen_read(i, op, result)
+            if instr.kind in (Kind.FILL, Kind.INVALIDATE) and (op.nil_ok or self._nil_now(i, instr)):
+                self._skip(i)
+                continue
+            return self._missing(i, op, instr)
+        s = self.state
+        expected = s[OPS][i][LOADED]
+        self.state = self.system.finish(s, i, s[OPS][i], result)
+        if op.kind == "w":
+            return None
+        return self._check_result(i, op, result, expected)
+
+    def evict(self, key: int, *, expired: bool = False) -> None:
+        """The cache dropped ``key``'s entry on its own (capacity, expiry)."""
+        if self.state[CACHE_F][key] != NONE:
+            self.state = _with(self.state, CACHE_F, _put(self.state[CACHE_F], key, NONE))
+            self.reached.add("expiry" if expired else "eviction")
+        self.filled_at.pop(key, None)
+
+    def clock_moved(self) -> None:
+        """The run moved the clock on: entries filled before may now count as expired."""
+        self.clock_moves += 1
+
+    def in_flight(self) -> bool:
+        return not System.at_rest(self.state)
+
+    # -- lookups ----------------------------------------------------------------------------------
+
+    def _lookup(self, i: int, op: _Op, obs: Obs) -> Rejection | None:
+        found, granted, waited = obs.result  # type: ignore[misc]
+        if op.kind != "r" or obs.key != op.key:
+            return None  # a lookup inside a write, or of another key: changes nothing
+        pc = self.state[OPS][i][PC]
+        instr = self._current(i)
+        first_or_again = instr is not None and instr.kind is Kind.LOOKUP
+        only_looked = not op.effective and (pc == RETURNING or (instr is not None and instr.kind is Kind.LOAD))
+        if not (first_or_again or only_looked):
+            if found != NONE and instr is not None and instr.kind is Kind.FILL:
+                op.nil_ok = True  # an entry is there: the fill may keep it
+            if obs.leased and granted:
+                # A lease taken late (after loading): its fill is now a lease-guarded one, which a
+                # delete in between voids.
+                o = self.state[OPS][i]
+                self.state = _with_op(
+                    self.state, i, _new(OpState, (o[PC], o[KEY], True, o[LOADED], o[MASK], o[FLAGS] | LEASED))
+                )
+                op.effective = True
+            return None
+        if only_looked and not first_or_again:
+            # The op has done nothing but look up: its latest lookup decides. Back to its lookup.
+            self._rewind(i, op)
+        s = self.state
+        o = s[OPS][i]
+        program = self.system.programs["r"]
+        j = o[PC] - 1
+        if found != s[CACHE_F][op.key]:
+            s = self._resync(op.key, found)
+        label, nxt, event = self.system.lookup(s, i, o, program, j, leased=obs.leased)[0]
+        model_granted = obs.leased and found == NONE and label[6][1] is not None
+        if obs.leased and found == NONE and model_granted != granted:
+            # The store's leases say otherwise (one is out that the run's operations do not hold, or
+            # none is): follow the store. A grant makes the op a lease holder; a wait, a waiter.
+            flags = LEASED | (0 if granted else WAITED)
+            nxt = _with_op(s, i, _new(OpState, (j + (2 if granted else 1), op.key, granted, NONE, o[MASK], flags)))
+            event = 0
+        op.looked = True
+        if obs.leased and granted:
+            op.effective = True
+        self.state = self._returning(nxt, i, o, label)
+        self._events(event if not (waited and event == 0) else 0)
+        return None
+
+    # -- effects ----------------------------------------------------------------------------------
+
+    def _effect(self, i: int, op: _Op, obs: Obs) -> Rejection | None:
+        # A lookup the run left out is read off the state at the moment of the next step.
+        instr = self._current(i)
+        if instr is not None and instr.kind is Kind.LOOKUP and obs.kind is Kind.LOAD and self._waited(i):
+            # Told to wait, it loads instead: memcache clients then serve from the DB without filling.
+            self._move_to(i, Kind.LOAD)
+            instr = self._current(i)
+        if (
+            instr is not None
+            and instr.kind is Kind.LOOKUP
+            and obs.kind is not Kind.LOOKUP
+            and not op.looked
+            and op.kind == "r"
+        ):
+            self._virtual_lookup(i, op)
+            instr = self._current(i)
+        # Program steps with no effect now, which the run left out, are taken first.
+        while (
+            instr is not None
+            and instr.kind is not obs.kind
+            and self._nil_now(i, instr)
+            and instr.kind
+            in (
+                Kind.FILL,
+                Kind.INVALIDATE,
+            )
+        ):
+            self._skip(i)
+            instr = self._current(i)
+        if instr is not None and instr.kind is obs.kind and obs.key == op.key:
+            return self._take(i, op, instr, obs)
+        if instr is not None and instr.kind is obs.kind and obs.kind in (Kind.PUT, Kind.LOAD):
+            k, name = obs.key, self.key_names
+            if obs.kind is Kind.PUT:
+                mine = self._v(op.key, self.state[OPS][i][LOADED])
+                what = f"put {name[k]}={self._v(k, obs.value)}, not {name[op.key]}={mine}"
+                return self._reject(i, "write-order", f"the write {op.name} {what}", instr)
+            return self._reject(
+                i, "single-load", f"the read {op.name} of {name[op.key]} read {name[k]} from the DB", instr
+            )
+        return self._tolerated(i, op, instr, obs)
+
+    def _take(self, i: int, op: _Op, instr: Instr, obs: Obs) -> Rejection | None:
+        s = self.state
+        o = s[OPS][i]
+        program = self.system.programs[op.kind]
+        j = o[PC] - 1
+        k = op.key
+        if instr.strict and obs.actor is not instr.by:
+            return self._reject(i, _WHO[instr.kind], self._who(instr, obs), instr)
+        if instr.kind is Kind.LOAD:
+            if obs.result != s[DB_F][k]:
+                s = _with(s, DB_F, _put(s[DB_F], k, obs.result))  # keep in step with the DB
+            serve = bool(o[FLAGS] & WAITED)
+            label, nxt, event = self.system.load(s, i, o, program, j, serve=serve)[0]
+            nxt = self._returning(nxt, i, o, label)
+            op.effective = True
+        elif instr.kind is Kind.FILL:
+            value = o[LOADED]
+            release_only = obs.leased and obs.value == NONE and value == 0 and self.system.absent[k]
+            if obs.value != value and not release_only:
+                return self._reject(
+                    i,
+                    "who-populates",
+                    f"the read {op.name} loaded {self._v(k, value)} but filled {self._v(k, obs.value, entry=True)}",
+                    instr,
+                )
+            options = self.system.fill(s, i, o, program, j, leased=obs.leased)
+            entry = obs.after[0]
+            label, nxt, event = next((t for t in options if t[1][CACHE_F][k] == entry), options[0])
+            nxt = self._returning(nxt, i, o, label)
+            self.filled_at[k] = self.clock_moves
+            if s[RETIRED][k] or s[PUT][k] != 1:
+                self.reached.add("fill-after-write")
+            if op.overlapped:
+                event |= FILL_DURING_WRITE
+        elif instr.kind is Kind.PUT:
+            if obs.value != o[LOADED]:
+                return self._reject(
+                    i,
+                    "write-order",
+                    f"the write {op.name} put {self.key_names[obs.key]}={self._v(obs.key, obs.value)}, "
+                    f"not {self.key_names[k]}={self._v(k, o[LOADED])}",
+                    instr,
+                )
+            label, nxt, event = self.system.put(s, i, o, program, j)
+            nxt = self._returning(nxt, i, o, label)
+        else:  # INVALIDATE
+            label, nxt, event = self.system.invalidate(s, i, o, program, j)
+            nxt = self._returning(nxt, i, o, label)
+            self.filled_at.pop(k, None)
+        op.effective = True
+        op.nil_ok = False
+        self.state = nxt
+        self._events(event)
+        return None
+
+    def _tolerated(self, i: int, op: _Op, instr: Instr | None, obs: Obs) -> Rejection | None:
+        """A step that is not the program's next one: allowed by the rules above, or the culprit."""
+        s = self.state
+        o = s[OPS][i]
+        k = obs.key
+        own = k == op.key
+        if obs.kind is Kind.INVALIDATE:
+            past_put = op.kind == "w" and own and (instr is None or instr.kind is not Kind.PUT)
+            if past_put or (op.kind == "w" and not own):
+                self._remove(k)  # a write invalidating again, or invalidating a related entry
+                return None
+            if obs.actor is Actor.CACHE:
+                self._remove(k)
+                self.reached.add("eviction")
+                return None
+            if op.kind == "w":
+                return self._reject(
+                    i,
+                    "write-order",
+                    f"the write {op.name} invalidated {self.key_names[k]} before writing the DB",
+                    instr,
+                )
+            return self._reject(
+                i,
+                "who-populates",
+                f"the read {op.name} removed the entry for {self.key_names[k]}; only a write invalidates, "
+                "and only the Cache evicts (name the code that evicts in cache_code)",
+                instr,
+            )
+        if obs.kind is Kind.LOAD:
+            if op.kind == "w":
+                return None  # reading the DB inside a write changes nothing
+            if obs.actor is not self.system.pattern.load_by:
+                return self._reject(
+                    i,
+                    "who-loads",
+                    f"on a miss the DB is read by {self.system.pattern.load_by} in "
+                    f"{self.system.pattern.name}; here {obs.actor} read it",
+                    instr,
+                )
+            if op.hit and not op.effective:
+                filled = self.filled_at.get(op.key)
+                if filled is not None and self.clock_moves > filled:
+                    # Time has passed since the fill: the cache may treat its entry as expired.
+                    self.reached.add("expiry")
+                    self._rewind(i, op, to=Kind.LOAD)
+                    return self._take(i, op, self._current(i), obs)  # type: ignore[arg-type]
+                if filled is not None:
+                    return self._reject(
+                        i,
+                        "hit-after-fill",
+                        f"{self.key_names[op.key]} was filled and not invalidated since, "
+                        f"yet the read {op.name} went to the DB",
+                        instr,
+                    )
+                return self._reject(i, "single-load", f"the read {op.name} read the DB on a hit", instr)
+            return self._reject(i, "single-load", f"the read {op.name} read the DB twice", instr)
+        if obs.kind is Kind.PUT:
+            if op.kind == "r":
+                return self._reject(i, "write-order", f"the read {op.name} wrote the DB; only a write may", instr)
+            what = "after invalidating" if o[PC] == RETURNING else "a second time"
+            return self._reject(
+                i,
+                "write-order",
+                f"the write {op.name} put {self.key_names[k]}={self._v(k, obs.value)} {what}",
+                instr,
+            )
+        # FILL
+        if op.kind == "w":
+            return self._reject(
+                i,
+                "invalidate-not-update",
+                f"the write {op.name} stored {self._v(k, obs.value, entry=True)} into the cache "
+                "instead of deleting the entry",
+                instr,
+            )
+        if not own:
+            return self._reject(
+                i,
+                "who-populates",
+                f"the read {op.name} of {self.key_names[op.key]} filled the entry for {self.key_names[k]}",
+                instr,
+            )
+        if instr is not None and instr.kind in (Kind.LOOKUP, Kind.LOAD):
+            return self._reject(
+                i, "who-populates", f"the read {op.name} filled the entry before loading from the DB", instr
+            )
+        return self._reject(i, "who-populates", f"the read {op.name} filled the entry a second time", instr)
+
+    # -- returns ----------------------------------------------------------------------------------
+
+    def _unseen_read(self, i: int, op: _Op, result: int) -> Rejection | None:
+        """A read that touched neither store: served by a layer the kit does not see (a local memo).
+        Only what it returned can be judged."""
+        s = self.state
+        self.state = self.system.finish(s, i, s[OPS][i], result)
+        return self._check_result(i, op, result, NONE)
+
+    def _check_result(self, i: int, op: _Op, result: int, expected: int) -> Rejection | None:
+        k = op.key
+        held = self.state[PUT][k]
+        newest = self.state[DB_F][k]
+        if result < 0 or not held >> result & 1:
+            told = "None" if result == NONE else "a value"
+            return Rejection(
+                "fresh-read",
+                f"the read {op.name} of {self.key_names[k]} returned {told} the DB never held for it",
+                (("return", None, k, newest if expected == NONE else expected),),
+            )
+        if op.start_mask >> result & 1:
+            # The values it may return: those not yet superseded, when it began, by a completed write.
+            newer = [v for v in range(held.bit_length()) if held >> v & 1 and not op.start_mask >> v & 1]
+            return Rejection(
+                "fresh-read",
+                f"the read {op.name} of {self.key_names[k]} returned {self._v(k, result)}, older than "
+                f"{self._v(k, newer[0])} written before the read began",
+                tuple(("return", None, k, v) for v in newer),
+            )
+        if expected not in (NONE, result):
+            return Rejection(
+                "fresh-read",
+                f"the read {op.name} of {self.key_names[k]} returned {self._v(k, result)}, "
+                f"but what it read was {self._v(k, expected)}",
+                (("return", None, k, expected),),
+            )
+        return None
+
+    def _missing(self, i: int, op: _Op, instr: Instr) -> Rejection:
+        """Op ``i`` returned before a step of its program that had an effect to make."""
+        k = op.key
+        o = self.state[OPS][i]
+        name = self.key_names[k]
+        if instr.kind is Kind.LOAD or instr.kind is Kind.LOOKUP:
+            return self._reject(
+                i, "who-loads", f"the read {op.name} missed but never loaded from the DB (by {instr.by})", instr
+            )
+        if instr.kind is Kind.FILL:
+            extra = (
+                f"; it stored {op.stored_undecodable}, which cachepact cannot decode" if op.stored_undecodable else ""
+            )
+            return self._reject(
+                i,
+                "who-populates",
+                f"the read {op.name} loaded {self._v(k, o[LOADED])} but never filled the entry{extra}",
+                instr,
+            )
+        if instr.kind is Kind.PUT:
+            return self._reject(i, "write-order", f"the write {op.name} never wrote the DB", instr)
+        entry = self.state[CACHE_F][k]
+        held = f"its entry still holds {self._v(k, entry, entry=True)}" if entry != NONE else "a lease is out on it"
+        return self._reject(
+            i, "write-order", f"the write {op.name} wrote the DB but never invalidated {name}: {held}", instr
+        )
+
+    # -- helpers ----------------------------------------------------------------------------------
+
+    def _current(self, i: int) -> Instr | None:
+        pc = self.state[OPS][i][PC]
+        if pc in (IDLE, DONE, RETURNING):
+            return None
+        return self.system.programs[self.ops[i].kind][pc - 1]
+
+    def _nil_now(self, i: int, instr: Instr) -> bool:
+        """Would ``instr`` change nothing if op ``i`` took it now?"""
+        s = self.state
+        o = s[OPS][i]
+        k = o[KEY]
+        if instr.kind is Kind.INVALIDATE:
+            return s[CACHE_F][k] == NONE and not self.system.lease_out(s, k)
+        if instr.kind is Kind.FILL:
+            if o[FLAGS] & LEASED and not o[TOKEN]:
+                return True  # its lease was voided: the fill would be refused
+            nothing = o[LOADED] == 0 and self.system.absent[k]
+            return s[CACHE_F][k] != NONE or nothing
+        return False
+
+    def _note_nil(self, i: int) -> None:
+        instr = self._current(i)
+        if instr is not None and instr.kind in (Kind.FILL, Kind.INVALIDATE) and self._nil_now(i, instr):
+            self.ops[i].nil_ok = True
+
+    def _skip(self, i: int) -> None:
+        """Take op ``i``'s current instruction as having happened with no effect."""
+        s = self.state
+        o = s[OPS][i]
+        program = self.system.programs[self.ops[i].kind]
+        j = o[PC] - 1
+        if j + 1 < len(program):
+            self.state = _with_op(s, i, _new(OpState, (j + 2, *o[1:])))
+        else:
+            self.state = _with_op(s, i, _new(OpState, (RETURNING, *o[1:])))
+        self.ops[i].nil_ok = False
+
+    def _virtual_lookup(self, i: int, op: _Op) -> None:
+        """The run did not look up: the lookup's outcome is what the cache held at this moment."""
+        s = self.state
+        o = s[OPS][i]
+        label, nxt, event = self.system.lookup(s, i, o, self.system.programs["r"], o[PC] - 1, leased=False)[0]
+        self.state = self._returning(nxt, i, o, label)
+        self._events(event)
+
+    def _returning(self, nxt: State, i: int, before: OpState, label: tuple) -> State:
+        """Judge mode: an op whose program finished (or hit) waits for its return row instead."""
+        o = nxt[OPS][i]
+        if o != DONE_OP:
+            return nxt
+        _, _, target, action, _, _, outcome = label
+        lookup = target == "cache" and action in ("get", "lease_get")
+        if self.ops[i].kind == "w" or (target == "cache" and not lookup):
+            result = before[LOADED]  # a write's value; a read's value, once filled
+        else:
+            result = outcome[0] if action == "lease_get" else outcome  # a hit's value, or a served load's
+        self.ops[i].hit = lookup
+        # Undo the model's finish (retire, stale) until the op really returns.
+        returning = _new(OpState, (RETURNING, before[KEY], nxt[OPS][i][TOKEN], result, before[MASK], before[FLAGS]))
+        kept = _new(State, (nxt[DB_F], nxt[CACHE_F], nxt[PUT], self.state[RETIRED], nxt[OPS], self.state[5]))
+        return _with_op(kept, i, returning)
+
+    def _waited(self, i: int) -> bool:
+        return bool(self.state[OPS][i][FLAGS] & WAITED)
+
+    def _move_to(self, i: int, kind: Kind) -> None:
+        """Point op ``i`` at its program's next instruction of ``kind``, keeping its locals."""
+        program = self.system.programs[self.ops[i].kind]
+        o = self.state[OPS][i]
+        j = next(n for n in range(o[PC] - 1, len(program)) if program[n].kind is kind)
+        self.state = _with_op(self.state, i, _new(OpState, (j + 1, *o[1:])))
+
+    def _rewind(self, i: int, op: _Op, *, to: Kind = Kind.LOOKUP) -> None:
+        """Back to the op's lookup (a repeated lookup decides), or on to its load (an expired hit)."""
+        program = self.system.programs["r"]
+        j = next(n for n, instr in enumerate(program) if instr.kind is to)
+        o = self.state[OPS][i]
+        self.state = _with_op(self.state, i, _new(OpState, (j + 1, op.key, o[TOKEN], NONE, op.start_mask, 0)))
+        op.hit = False
+
+    def _remove(self, k: int) -> None:
+        self.state = self.system.remove(self.state, k)
+        self.filled_at.pop(k, None)
+
+    def _resync(self, k: int, found: int) -> State:
+        """The cache holds something else than the model thought (it dropped an entry): follow it."""
+        if found == NONE:
+            self.evict(k)
+        else:
+            self.state = _with(self.state, CACHE_F, _put(self.state[CACHE_F], k, found))
+        return self.state
+
+    def _sync(self, obs: Obs) -> None:
+        entry, _ = obs.after
+        if self.state[CACHE_F][obs.key] != entry:
+            if entry == NONE:
+                self.state = _with(self.state, CACHE_F, _put(self.state[CACHE_F], obs.key, NONE))
+            else:
+                self.state = _with(self.state, CACHE_F, _put(self.state[CACHE_F], obs.key, entry))
+
+    def _events(self, mask: int) -> None:
+        for n, name in enumerate(EVENTS):
+            if mask >> n & 1:
+                self.reached.add(name)
+
+    def _v(self, k: int, v: int, *, entry: bool = False) -> str:
+        if v == ABSENT or (entry and v == 0 and self.system.absent[k]):
+            return "ABSENT"
+        return self.value_name(k, v)
+
+    def _who(self, instr: Instr, obs: Obs) -> str:
+        p = self.system.pattern
+        what = {
+            Kind.LOAD: "on a miss the DB is read by",
+            Kind.FILL: "the entry is filled by",
+            Kind.PUT: "the DB is written by",
+        }
+        verb = {Kind.LOAD: "read it", Kind.FILL: "filled it", Kind.PUT: "wrote it"}
+        return f"in {p.name} {what[instr.kind]} {instr.by}; here {obs.actor} {verb[instr.kind]}"
+
+    def _reject(self, i: int, invariant: str, reason: str, instr: Instr | None) -> Rejection:
+        return Rejection(invariant, reason, self._allowed(i))
+
+    def _allowed(self, i: int) -> tuple[tuple, ...]:
+        """What op ``i``'s program allowed at this moment: its next step, or its return."""
+        o = self.state[OPS][i]
+        k = o[KEY]
+        instr = self._current(i)
+        if instr is None:
+            return (("return", None, k, o[LOADED]),) if self.ops[i].kind == "r" else (("return", None, k, NONE),)
+        by = instr.by if instr.strict else None
+        value = o[LOADED] if instr.kind in (Kind.FILL, Kind.PUT) else NONE
+        out: list[tuple] = [(instr.kind, by, k, value)]
+        if instr.kind is Kind.FILL and o[FLAGS] & LEASED:
+            out = [(instr.kind, by, k, value, "lease")]
+        if instr.kind is Kind.FILL and o[LOADED] == 0 and self.system.absent[k]:
+            out.append(("return", None, k, 0))  # nothing to cache: returning without a fill is fine
+        return tuple(out)

@@ -1,0 +1,151 @@
+"""One model: the judge that checks recorded runs reaches the explorer's verdicts on the explorer's traces.
+
+Every path of the explorer's state graph, for small scenarios of both patterns (with and without
+leases, evictions, keys absent at the start), is played as a recorded run: each step is made on the
+kit's real in-memory stores, with its effect observed as a run's is, and handed to the conformance
+judge. The judge must accept every step (they are the pattern's own), and find ``coherent-at-rest``, and
+``fresh-read``, exactly when the explorer's properties say a state on that path violates each.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+import cachepact
+from cachepact.conformance._env import Effect
+from cachepact.conformance._judge import Judge
+from cachepact.conformance._stores import MemoryCache, MemoryDB
+from cachepact.model import PATTERNS, Scenario, Step, System, explore
+from cachepact.model._system import NOBODY, NONE
+
+MAX_PATHS = 4000
+
+
+def paths(scenario: Scenario):
+    """Every complete path (all operations finished) of the unreduced state graph, as label lists."""
+    g = explore(scenario, reduce=False, graph=True).graph
+    stack = [(0, [], [0])]
+    done = 0
+    while stack and done < MAX_PATHS:
+        node, labels, nodes = stack.pop()
+        out = list(g.out_edges(node, data="label"))
+        ops_done = System.at_rest(g.nodes[node]["state"]) and all(o.pc == 99 for o in g.nodes[node]["state"].ops)
+        if ops_done or not out:
+            done += 1
+            yield labels, [g.nodes[n]["state"] for n in nodes]
+            continue
+        for _, nxt, label in out:
+            if nxt in nodes and label[3] == "evict":
+                continue  # an eviction loop adds nothing
+            stack.append((nxt, [*labels, label], [*nodes, nxt]))
+
+
+class Player:
+    """Plays model steps on real stores, as a recorded run would make them, through the judge."""
+
+    def __init__(self, scenario: Scenario) -> None:
+        self.system = System(scenario)
+        self.absent = scenario.absent
+        # The judge's universe has k1 in the DB at the start and k3 not: play on the key that fits.
+        self.key = "k3" if scenario.absent else "k1"
+        self.db = MemoryDB({} if scenario.absent else {"k1": "k1.v0"})
+        self.cache = MemoryCache()
+        adapter = cachepact.Adapter(read=lambda k: None, write=lambda k, v: None)
+        self.judge = Judge(scenario.pattern, adapter, peek=self.cache.peek)
+        self.tokens: dict[int, str] = {}  # op index -> the store's lease token
+        self.result: dict[int, object] = {}  # op index -> what the read returns
+        self.begun: set[int] = set()
+        self.steps: list[Step] = []
+
+    def value(self, v: int, *, entry: bool = False) -> object:
+        if v == NONE:
+            return None
+        if v == 0:
+            return ("null" if entry else None) if self.absent else "k1.v0"
+        return f"{self.key}.v{v}"
+
+    def play(self, label: tuple, before, after) -> None:
+        i, actor, target, action, _, value, _ = label
+        name = self.system.op_names[i] if i != NOBODY else "-"
+        if i != NOBODY and i not in self.begun:
+            self.begun.add(i)
+            kind = self.system.kinds[i]
+            self.judge.begin(name, kind, self.key, self.value(value) if kind == "w" else None)
+        store = self.db if target == "db" else self.cache
+        look = (
+            (lambda: (self.db.get(self.key), False))
+            if target == "db"
+            else (lambda: (self.cache.peek(self.key), self.cache.lease_out(self.key)))
+        )
+        b, lb = look()
+        token = None
+        if action == "evict":
+            self.cache.delete(self.key)
+            self.judge.evicted(self.key)
+            return
+        if action in ("get", "lease_get"):
+            got = store.get(self.key) if action == "get" else self.cache.lease_get(self.key)
+            if action == "lease_get" and got[1] is not None:
+                self.tokens[i] = got[1]
+            if target == "cache" and got is not None and (got[0] if action == "lease_get" else got) is not None:
+                found = got[0] if action == "lease_get" else got
+                self.result[i] = None if found == "null" else found
+            elif target == "db":
+                self.result[i] = got
+            shown = tuple(got) if action == "lease_get" else got
+        elif action == "put":
+            self.db.put(self.key, self.value(value))
+            shown = None
+        elif action == "set":
+            self.cache.set(self.key, self.value(value, entry=True))
+            shown = None
+        elif action == "lease_set":
+            token = self.tokens.get(i)
+            shown = self.cache.lease_set(self.key, self.value(value, entry=True), token)
+        else:
+            self.cache.delete(self.key)
+            shown = None
+        a, la = look()
+        step = Step(
+            op=name,
+            actor=actor,
+            target=target,
+            action=action,
+            key=self.key,
+            value=self.value(value, entry=target == "cache"),
+            result=shown,
+            token=token,
+        )
+        self.steps.append(step)
+        self.judge.observe(len(self.steps) - 1, step, Effect(b, a, lb, la))
+        if after.ops[i].pc == 99 and before.ops[i].pc != 99:  # the model finished the op here
+            self.steps.append(Step(op=name, actor=actor, target="app", action="return", key=self.key))
+            self.judge.finish(name, self.result.get(i) if self.system.kinds[i] == "r" else None, len(self.steps) - 1)
+            if not self.judge.in_flight():
+                self.judge.at_rest(self.cache.peek, name, len(self.steps) - 1)
+
+
+SCENARIOS = [
+    Scenario(pattern=p, leases=leases, absent=absent, evictions=evictions, readers=r, writers=w)
+    for p, leases, absent, evictions, (r, w) in itertools.product(
+        PATTERNS.values(), (False, True), (False, True), (False, True), ((1, 1), (2, 1), (1, 2))
+    )
+]
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
+def test_the_judge_reaches_the_explorers_verdict_on_every_explorer_trace(scenario):
+    checked = 0
+    for labels, states in paths(scenario):
+        player = Player(scenario)
+        for label, before, after in zip(labels, states, states[1:]):
+            player.play(label, before, after)
+        incoherent = any(System.at_rest(s) and not System.coherent_at_rest(s) for s in states)
+        stale = not System.fresh_read(states[-1])
+        expected = {name for name, bad in (("coherent-at-rest", incoherent), ("fresh-read", stale)) if bad}
+        got = {f.invariant for f in player.judge.findings}
+        assert got == expected, (labels, player.judge.findings)
+        checked += 1
+    assert checked > 0
