@@ -127,7 +127,7 @@ class RecordingCache(_Recording):
     _target = "cache"
 
     def _look(self, key: Any) -> tuple[Any, bool]:
-        return self._backend.peek(key), self._backend.lease_out(key)
+        return self._backend.look(key)
 
     def get(self, key: Any) -> Any:
         return self._call("get", key)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -46,26 +48,34 @@ def _state_key(live: InFlight) -> Any:
             result = s.result
             if s.action == "lease_get" and result[1] is not None:
                 result = (result[0], "live" if result[1] in tokens else "void")
-            seen[s.op].append((s.target, s.action, repr(s.key), repr(result)))
-    stores = (repr(sorted(h.db.snapshot().items(), key=repr)), h.cache.state_key())
-    before = tuple(
-        frozenset(w for w in ended if scenario.ops[w][0] == "w" and ended[w] < started[r]) if r in started else None
+            seen[s.op].append((s.target, s.action, _hashable(s.key), _hashable(result)))
+    stores = repr((sorted(h.db.snapshot().items(), key=repr), h.cache.state_key()))
+    # A write is known by its value, so that renaming values renames writes.
+    values = live.values
+    before = [
+        sorted(values[w] for w in ended if scenario.ops[w][0] == "w" and ended[w] < started[r])
+        if r in started
+        else None
         for r in range(len(names))
-    )
+    ]
     per_op = [
-        (
-            scenario.ops[i],
-            live.scheduler.state[i],
-            live.scheduler.parks[i],
-            tuple(seen[n]),
-            before[i],
-            i if scenario.ops[i][0] == "w" else -1,
+        repr(
+            (
+                scenario.ops[i],
+                live.scheduler.state[i],
+                live.scheduler.parks[i],
+                seen[n],
+                before[i],
+                values[i],
+            )
         )
         for i, n in enumerate(names)
     ]
     # Reads of one key run the same code with no input of their own, so states that differ only by
-    # which of them is which are one state. (Writes differ: each writes its own value.)
-    return (stores, tuple(sorted(per_op, key=repr)))
+    # which of them is which are one state. Writes of one key run the same code too, each with a
+    # value of its own that the adapter treats as opaque: states that differ only by a renaming of
+    # those values (which write is which) are one state as well. The key is the least of them.
+    return min((rename(stores), tuple(sorted(rename(p) for p in per_op))) for rename in _renamings(scenario, values))
 
 
 def _depth_first(prefix: list[int], stack: list[list], visited: set) -> tuple[Callable, list]:
@@ -91,6 +101,40 @@ def _depth_first(prefix: list[int], stack: list[list], visited: set) -> tuple[Ca
         return chosen
 
     return choose, probe
+
+
+def _renamings(scenario: ConcurrentScenario, values: list[Any]) -> list[Callable[[str], str]]:
+    """Each way of swapping the values of writes of the same key, as a text substitution (a value
+    appears in a state's text as the token itself, plain, in JSON or pickled)."""
+    groups: dict[Any, list[str]] = {}
+    for (kind, key), value in zip(scenario.ops, values):
+        if kind == "w":
+            groups.setdefault(key, []).append(value)
+    if all(len(g) < 2 for g in groups.values()) or any(len(g) > 3 for g in groups.values()):
+        return [_same]  # nothing to swap (or too many orders to try: no reduction then)
+    out = []
+    for perms in itertools.product(*(itertools.permutations(g) for g in groups.values())):
+        mapping = {a: b for g, p in zip(groups.values(), perms) for a, b in zip(g, p) if a != b}
+        if not mapping:
+            out.append(_same)
+            continue
+        # (?!\d): k1.v1 must not match the start of k1.v12
+        pattern = re.compile("(?:" + "|".join(re.escape(v) for v in mapping) + r")(?!\d)")
+        out.append(lambda text, m=mapping, p=pattern: p.sub(lambda hit: m[hit.group(0)], text))
+    return out
+
+
+def _same(text: str) -> str:
+    return text
+
+
+def _hashable(x: Any) -> Any:
+    """``x`` itself when it can be part of a state key (keys and results almost always can)."""
+    try:
+        hash(x)
+    except TypeError:
+        return repr(x)
+    return x
 
 
 @attrs.define

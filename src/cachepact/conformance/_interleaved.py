@@ -37,6 +37,7 @@ class InFlight:
     scheduler: Scheduler
     started: dict[int, int]  # op -> trace index when it was first scheduled
     ended: dict[int, int]  # op -> trace index of its return row
+    values: list[Any]  # the value each op writes (None for a read)
 
 
 @attrs.define
@@ -137,7 +138,7 @@ def run_interleaved(
     rec.park = scheduler.park
     _primitives.foreign[0] = False
     if probe is not None:
-        probe[0] = InFlight(world, scenario, names, scheduler, started, ended)
+        probe[0] = InFlight(world, scenario, names, scheduler, started, ended, values)
     prepare(len(names))  # worker threads are made outside the patched window
     try:
         with controlled():

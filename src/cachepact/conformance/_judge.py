@@ -26,7 +26,7 @@ from ..errors import DefinitionError
 from ..model import Kind, Pattern, Step, show
 from ..model._refinement import Obs, Refinement, Rejection
 from ..model._system import ABSENT as ABSENT_ID
-from ..model._system import CACHE_F, DB_F, NONE, OPS, PC
+from ..model._system import CACHE_F, DB_F, NONE
 from ._contract import ABSENT, Adapter
 from ._decode import TOKEN, UNDECODABLE, default_decode
 from ._env import Effect, one_line
@@ -67,8 +67,12 @@ class Judge:
         if adapter.cache_key is not None:
             self.cache_keys = {_cache_key(adapter.cache_key, k): n for n, k in enumerate(KEYS)}
         self.peek = peek
+        self._by_key: list[list[Any]] = [[ck for ck, n in self.cache_keys.items() if n == k] for k in range(len(KEYS))]
+        self._unsettled: set[int] = set()  # keys changed since the last rest point
         self.op_index: dict[str, int] = {}
         self.phantoms = _Phantoms()
+        self._ids: dict[tuple[int, str], int] = {}  # value_id of string values, which runs repeat
+        self._decoded: dict[str, Any] = {}
         self.finding: Finding | None = None
         self.findings: list[Finding] = []
 
@@ -80,6 +84,14 @@ class Judge:
 
     def value_id(self, k: int, value: Any) -> int:
         """A value as the model numbers it: 0 is what the DB held at the start, n the n-th write's."""
+        if type(value) is str:
+            known = self._ids.get((k, value))
+            if known is None:
+                known = self._ids[k, value] = self._value_id(k, value)
+            return known
+        return self._value_id(k, value)
+
+    def _value_id(self, k: int, value: Any) -> int:
         if value is None:
             return 0 if ABSENT_AT_START[k] else NONE
         if value is ABSENT:
@@ -106,6 +118,14 @@ class Judge:
         """What a payload stands for; UNDECODABLE when ``decode`` cannot say (or fails)."""
         if payload is None:
             return None
+        if type(payload) is str:  # runs store the same few strings over and over
+            known = self._decoded.get(payload)
+            if known is None:
+                known = self._decoded[payload] = self._decode(payload)
+            return known
+        return self._decode(payload)
+
+    def _decode(self, payload: Any) -> Any:
         try:
             return self.decode(payload)
         except Exception:
@@ -128,10 +148,13 @@ class Judge:
         else:
             return None
         self.cache_keys[ck] = n
+        self._by_key[n].append(ck)
+        self._unsettled.add(n)
         return n
 
     def cache_keys_of(self, k: int) -> list[Any]:
-        return sorted((ck for ck, n in self.cache_keys.items() if n == k), key=repr)
+        """The cache keys of key ``k``'s entry, in the order the run met them."""
+        return self._by_key[k]
 
     # -- the run ------------------------------------------------------------------------------------
 
@@ -147,10 +170,12 @@ class Judge:
         obs = self._abstract(i, step, effect)
         if obs is None:
             return None
+        if obs.changed and obs.kind in (Kind.FILL, Kind.PUT):
+            self._unsettled.add(obs.key)  # an entry or a DB value changed: look at it at the next rest
         return self._found(self.refinement.observe(i, obs), step.op, index)
 
     def finish(self, op: str, result: Any, index: int) -> Finding | None:
-        i = self.op_index[op]
+        i = self.op_index.pop(op)  # its slot in the model goes to the next op
         k = self.refinement.ops[i].key
         decoded = result if result is None or self.refinement.ops[i].kind == "w" else self.decoded(result)
         value = NONE if self.refinement.ops[i].kind == "w" else self.value_id(k, decoded)
@@ -178,7 +203,10 @@ class Judge:
         entry, not the moment it was noticed: that is where the race was lost.
         """
         s = self.refinement.state
-        for ck, k in sorted(self.cache_keys.items(), key=lambda item: repr(item[0])):
+        unsettled, self._unsettled = self._unsettled, set()
+        for ck, k in self.cache_keys.items():  # in the order the run met them: deterministic
+            if k not in unsettled:
+                continue  # nothing stored and no DB write since the last rest point: still coherent
             payload = peek(ck)
             if payload is None:
                 continue
@@ -239,16 +267,11 @@ class Judge:
             if k is None:
                 return None
             found = NONE if payload is None else self.value_id(k, decoded)
-            granted, wait = token is not None, step.action == "lease_get" and payload is None and token is None
-            return Obs(
-                Kind.LOOKUP,
-                actor,
-                k,
-                result=(found, granted, wait),
-                leased=step.action == "lease_get",
-                changed=effect.changed,
-                after=self._after(k, effect),
-            )
+            leased = step.action == "lease_get"
+            outcome = (found, token is not None, leased and payload is None and token is None)
+            same = effect.after is payload and payload is not None  # a hit leaves the entry as it was
+            after = (found, effect.lease_after) if same else self._after(k, effect)
+            return Obs(Kind.LOOKUP, actor, k, NONE, outcome, leased, effect.changed, after)
         if step.action in FILLS:
             decoded = self.decoded(step.value)
             storing_absent_for = op.key if op.kind == "r" else None
@@ -258,18 +281,13 @@ class Judge:
                     op.stored_undecodable = f"{show(ck)} = {show(step.value)}"
                 return None
             value = NONE if step.value is None else self.value_id(k, decoded)
-            return Obs(
-                Kind.FILL,
-                actor,
-                k,
-                value=value,
-                result=step.result,
-                leased=step.action == "lease_set",
-                changed=effect.changed,
-                after=self._after(k, effect),
-            )
+            same = effect.after is step.value and step.value is not None  # the entry is what it stored
+            after = (value, effect.lease_after) if same else self._after(k, effect)
+            return Obs(Kind.FILL, actor, k, value, step.result, step.action == "lease_set", effect.changed, after)
         # delete
-        k = self.key_of(ck, self.decoded(effect.before))
+        k = self.cache_keys.get(ck)
+        if k is None:
+            k = self.key_of(ck, self.decoded(effect.before))
         if k is None:
             return None
         return Obs(Kind.INVALIDATE, actor, k, changed=effect.changed, after=self._after(k, effect))
@@ -278,8 +296,8 @@ class Judge:
         """The key's entry after a call: this cache key's, or, when it holds nothing, another's the
         key's entry is also under (an adapter may cache one value under two keys)."""
         payload = effect.after
-        if payload is None:
-            payload = next((p for ck in self.cache_keys_of(k) if (p := self.peek(ck)) is not None), None)
+        if payload is None and len(self._by_key[k]) > 1:
+            payload = next((p for ck in self._by_key[k] if (p := self.peek(ck)) is not None), None)
         entry = NONE if payload is None else self.value_id(k, self.decoded(payload))
         return entry, effect.lease_after
 
@@ -367,10 +385,6 @@ class Judge:
                     raw.append(f"{show(ck)}={payload!r}")
             rows.append((key, show(db_get(key)), ", ".join(decoded) or "None", ", ".join(raw)))
         return tuple(rows)
-
-    def in_flight_ops(self) -> list[str]:
-        s = self.refinement.state
-        return [op.name for n, op in enumerate(self.refinement.ops) if 0 < s[OPS][n][PC] < 99]
 
 
 def _cache_key(fn: Callable[[Any], Any], key: str) -> Any:

@@ -4,6 +4,12 @@ An operation parks before each call on ``env.db`` / ``env.cache`` and before it 
 primitive; the scheduler then picks which parked operation takes its next step. The choices are
 data (a list of operation indices), so the same choices replay the same run.
 
+The decision is made by the thread that holds control (the baton): the operation that just parked,
+blocked or finished, or the main thread at the start and when something is stuck. Going on with
+the same operation then costs no thread switch, and switching costs one, where a scheduler thread
+of its own would cost two at every call. The main thread watches: for the end, for an operation
+that stopped making progress, and for a run where nothing can step.
+
 Blocking the kit cannot see (a lock created before the run, I/O, a sleep) is the last resort:
 an operation that neither parks nor returns within ``step_timeout`` is left running uncontrolled
 and another is scheduled; if nothing can make progress for ``stall_timeout`` the run ends with
@@ -66,6 +72,8 @@ def prepare(n: int) -> None:
 
 
 class Scheduler:
+    MAIN = -1  # the baton's holder when no operation holds it
+
     def __init__(
         self,
         bodies: list[Callable[[], None]],
@@ -88,28 +96,38 @@ class Scheduler:
         self.predicate: list[Callable[[], bool] | None] = [None] * n
         self.has_timeout = [False] * n
         self.timed_out = [False] * n
-        # Handoffs are queues, one per operation plus one back to the scheduler: waking exactly
-        # the party whose turn it is (a shared Condition would wake every thread at every step).
+        # Handoffs are queues, one per operation plus one to the main thread: waking exactly the
+        # party whose turn it is (a shared Condition would wake every thread at every step).
         self.go: list[queue.SimpleQueue] = [queue.SimpleQueue() for _ in range(n)]
         self.back: queue.SimpleQueue = queue.SimpleQueue()
         self.choices: list[int] = []
         self.threads: dict[int, int] = {}  # thread ident -> op index
         self.aborting = False
         self.uncontrolled = 0  # how often an operation neither parked nor returned in time
+        self.baton = self.MAIN  # who may decide the next step
+        self.current: int | None = None  # the op chosen last
+        self.progress = 0  # decisions and scheduling points so far: the main thread's heartbeat
+        self._lock = RealLock()  # decisions against an uncontrolled op resurfacing at the same time
         self._waited_for_foreign = False
 
     # -- called on operation threads ------------------------------------------------------------
 
     def park(self, call: tuple) -> None:
-        """Before an env call: hand control back and wait to be scheduled."""
+        """Before an env call: a scheduling point."""
         i = self.threads.get(threading.get_ident())
         if i is None:
             return
+        if self.aborting:
+            raise Pruned()
         self.pending[i] = (*call, self.first[i])
         self.parks[i] += 1
-        self.state[i] = "parked"
-        self._yield(i)
-        self.first[i] = False
+        self.progress += 1
+        if self.first[i]:
+            # An operation's start and its first call are one step: the code before its first call
+            # touches nothing shared, so a decision there would only double the schedules.
+            self.first[i] = False
+            return
+        self._stop(i, "parked")
 
     def block(self, predicate: Callable[[], bool], timeout: float | None) -> bool:
         """A kit primitive would block: wait until the scheduler resumes this op with it satisfied."""
@@ -117,66 +135,69 @@ class Scheduler:
         self.predicate[i] = predicate
         self.has_timeout[i] = timeout is not None and timeout >= 0
         self.timed_out[i] = False
-        self.state[i] = "blocked"
-        self._yield(i)
+        self.progress += 1
+        self._stop(i, "blocked")
         self.predicate[i] = None
         return not self.timed_out[i]
 
-    def _yield(self, i: int) -> None:
-        self.back.put(i)
+    def _stop(self, i: int, state: str) -> None:
+        """Op ``i`` stops at a scheduling point: decide who steps next, and wait unless it is ``i``."""
+        with self._lock:
+            self.state[i] = state
+            holder = self.baton == i
+            chosen = self._decide() if holder else None
+        if chosen == i:
+            self.state[i] = "running"
+            return
+        if self.aborting:
+            raise Pruned()  # it decided the run is redundant: it unwinds too
+        if not holder:
+            self.back.put(("resurfaced", i))  # it had been left uncontrolled: the main thread may act
+        self._wait(i)
+
+    def _wait(self, i: int) -> None:
         self.go[i].get()
         self.state[i] = "running"
         if self.aborting:
             raise Pruned()
 
-    # -- the scheduler's side -------------------------------------------------------------------
+    # -- deciding (whoever holds the baton) -------------------------------------------------------
 
-    def _resume(self, i: int) -> bool:
-        """Let ``i`` run until it parks, blocks or finishes; False if it did none within the step timeout."""
-        self.state[i] = "running"
-        self.go[i].put(None)
-        while True:
-            try:
-                who = self.back.get(timeout=self.step_timeout)
-            except queue.Empty:
-                self.state[i] = "uncontrolled"  # blocked where the kit cannot see
-                self.uncontrolled += 1
-                return False
-            # A report counts only if the op really stopped; one queued earlier by an op that had been
-            # left uncontrolled (it parked on its own while another ran) is stale.
-            if who == i and self.state[i] != "running":
-                self._waited_for_foreign = False
-                return True
+    def _decide(self) -> int | None:
+        """Choose and wake the next op, passing it the baton; None when nothing can step (the main
+        thread takes the baton to sort it out)."""
+        runnable = self._runnable()
+        if not runnable:
+            self.baton = self.MAIN
+            self.back.put(("done",) if all(s == "done" for s in self.state) else ("stuck",))
+            return None
+        pending = {i: self.pending[i] for i in runnable}
+        chosen = ABORT if self.aborting else self.choose(len(self.choices), runnable, pending, self.current)
+        if chosen == ABORT:
+            self._abort()
+            return None
+        if chosen not in runnable:
+            chosen = runnable[0]
+        self.choices.append(chosen)
+        self.current = chosen
+        self.baton = chosen
+        self.progress += 1
+        if self.state[chosen] != "running":
+            self.state[chosen] = "running"
+            if chosen != self.threads.get(threading.get_ident()):
+                self.go[chosen].put(None)
+        return chosen
 
-    def run(self) -> None:
-        workers = _workers(len(self.bodies))
-        for i, (worker, body) in enumerate(zip(workers, self.bodies)):
-            worker.jobs.put(self._wrap(i, body))
-        for _ in self.bodies:  # every operation parks at its start
-            self.back.get()
-        current: int | None = None
-        while True:
-            runnable = self._runnable()
-            if not runnable:
-                if all(s == "done" for s in self.state):
-                    return
-                self._unstick(workers)
-                continue
-            pending = {i: self.pending[i] for i in runnable}
-            chosen = ABORT if self.aborting else self.choose(len(self.choices), runnable, pending, current)
-            if chosen == ABORT:
-                self.aborting = True
-                self._resume(runnable[0])
-                continue
-            if chosen not in runnable:
-                chosen = runnable[0]
-            self.choices.append(chosen)
-            current = chosen
-            # An operation's start and its first call are one step: the code before its first
-            # call touches nothing shared, so a decision there would only double the schedules.
-            starting = self.pending[chosen] == ("start",)
-            if self._resume(chosen) and starting and self.state[chosen] == "parked":
-                self._resume(chosen)
+    def _abort(self) -> None:
+        """The run is redundant: every op unwinds (each raises ``Pruned`` where it waits)."""
+        self.aborting = True
+        self.baton = self.MAIN
+        me = self.threads.get(threading.get_ident())
+        for i, s in enumerate(self.state):
+            if s in ("parked", "blocked", "new") and i != me:
+                self.go[i].put(None)
+        if all(s == "done" for s in self.state):
+            self.back.put(("done",))
 
     def _runnable(self) -> tuple[int, ...]:
         return tuple(i for i, s in enumerate(self.state) if s == "parked" or (s == "blocked" and self._may_wake(i)))
@@ -185,16 +206,68 @@ class Scheduler:
         predicate = self.predicate[i]
         return self.aborting or (predicate is not None and predicate())
 
-    def _unstick(self, workers: list[_Worker]) -> None:
-        """Nothing can step: wake a timed waiter, wait for an uncontrolled op, or give up."""
-        for i, s in enumerate(self.state):
-            if s == "blocked" and self.has_timeout[i]:
-                self.timed_out[i] = True
-                self._resume(i)
+    # -- the main thread ---------------------------------------------------------------------------
+
+    def run(self) -> None:
+        workers = _workers(len(self.bodies))
+        for i, (worker, body) in enumerate(zip(workers, self.bodies)):
+            worker.jobs.put(self._wrap(i, body))
+        for _ in self.bodies:  # every operation parks at its start
+            self.back.get()
+        with self._lock:
+            self._decide()
+        seen = self.progress
+        while True:
+            try:
+                message = self.back.get(timeout=self.step_timeout)
+            except queue.Empty:
+                if self.progress != seen:
+                    seen = self.progress  # still stepping: keep watching
+                    continue
+                self._take_over(workers)
+                seen = self.progress
+                continue
+            if message[0] == "done" and all(s == "done" for s in self.state):
                 return
+            if message[0] in ("stuck", "resurfaced") and self.baton == self.MAIN:
+                self._unstick(workers)
+                seen = self.progress
+
+    def _take_over(self, workers: list[_Worker]) -> None:
+        """Nothing happened for a step timeout: the running op blocked where the kit cannot see.
+        It is left to run uncontrolled, and another op is scheduled."""
+        with self._lock:
+            running = [i for i, s in enumerate(self.state) if s == "running"]
+            if not running and self.baton != self.MAIN:
+                return
+            for i in running:
+                self.state[i] = "uncontrolled"
+                self.uncontrolled += 1
+            self.baton = self.MAIN
+        self._unstick(workers)
+
+    def _unstick(self, workers: list[_Worker]) -> None:
+        """The main thread holds the baton: step on if anything can, else wake a timed waiter, wait for
+        an uncontrolled op, or give up."""
+        with self._lock:
+            if self.aborting:
+                return
+            if self._runnable():
+                self._decide()
+                return
+            if all(s == "done" for s in self.state):
+                self.back.put(("done",))
+                return
+            for i, s in enumerate(self.state):
+                if s == "blocked" and self.has_timeout[i]:
+                    self.timed_out[i] = True
+                    self.baton = i
+                    self.state[i] = "running"
+                    self.go[i].put(None)
+                    return
         if "uncontrolled" in self.state:
             try:
-                self.back.get(timeout=self.stall_timeout)  # it parked, blocked or finished: its state says which
+                message = self.back.get(timeout=self.stall_timeout)  # it parked, blocked or finished
             except queue.Empty:
                 stuck = [i for i, s in enumerate(self.state) if s == "uncontrolled"]
                 for i in stuck:
@@ -202,12 +275,14 @@ class Scheduler:
                 raise Stalled(
                     "timeout", f"operation(s) {stuck} blocked outside the kit's control for {self.stall_timeout:g} s"
                 ) from None
+            self.back.put(message)  # let the main loop see it, then decide
             return
         if primitives.foreign[0] and not self._waited_for_foreign:
             # A thread of the adapter's own may still set what an operation waits for.
             self._waited_for_foreign = True
             with primitives._state:
                 primitives._changed.wait(self.step_timeout)
+            self.back.put(("stuck",))
             return
         blocked = [i for i, s in enumerate(self.state) if s == "blocked"]
         raise Stalled("deadlock", f"every unfinished operation waits on another: {blocked}")
@@ -220,18 +295,31 @@ class Scheduler:
             self.threads[me] = i
             self.state[i] = "parked"
             try:
-                self._yield(i)
+                self.back.put(("ready", i))
+                self._wait(i)
                 body()
             finally:
                 primitives.blockers.pop(me, None)
                 primitives.parks.pop(me, None)
                 self.threads.pop(me, None)
-                self.state[i] = "done"
-                if self.on_finish and not self.aborting:
-                    self.on_finish(i)
-                self.back.put(i)
+                self._finish(i)
 
         return job
+
+    def _finish(self, i: int) -> None:
+        with self._lock:
+            self.state[i] = "done"
+            self.progress += 1
+            if self.aborting:
+                if all(s == "done" for s in self.state):
+                    self.back.put(("done",))
+                return
+            if self.on_finish:
+                self.on_finish(i)
+            if self.baton == i:
+                self._decide()
+            else:
+                self.back.put(("resurfaced", i))
 
     def retire_unfinished(self) -> None:
         """After a stall the unfinished operations stay parked forever; their workers are replaced."""

@@ -45,6 +45,8 @@ class MemoryCache:
         self._clock = clock
 
     def _live(self, key: Hashable) -> bool:
+        if not self._deadlines:  # the common case: nothing stored with a TTL
+            return key in self._data
         deadline = self._deadlines.get(key)
         if deadline is not None and self._clock() >= deadline:
             del self._data[key], self._deadlines[key]
@@ -104,6 +106,10 @@ class MemoryCache:
 
     def lease_out(self, key: Hashable) -> bool:
         return key in self._leases
+
+    def look(self, key: Hashable) -> tuple[Any, bool]:
+        """(payload or None, whether a lease is out): the key as a call found or left it."""
+        return (self._data[key] if self._live(key) else None), key in self._leases
 
     def expire(self) -> list[Hashable]:
         """Drop every entry whose deadline has passed; the keys dropped."""

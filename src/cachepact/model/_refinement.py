@@ -24,7 +24,9 @@ the key's entry and lease after it (``Obs.after``), so the model never drifts fr
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
+from typing import NamedTuple
 
 import attrs
 
@@ -92,9 +94,8 @@ RUN_EVENTS = ("expiry", "read-after-write", "fill-after-write")
 _WHO = {Kind.LOAD: "who-loads", Kind.FILL: "who-populates", Kind.PUT: "write-order"}
 
 
-@attrs.frozen
-class Obs:
-    """One recorded call, abstracted to the model's terms.
+class Obs(NamedTuple):
+    """One recorded call, abstracted to the model's terms (a NamedTuple: one is made per call).
 
     ``kind`` is the program step it would be (a delete is ``INVALIDATE``); ``value`` what a fill
     stored or a put wrote; ``result`` a lookup's ``(found, granted, wait)`` or a load's value;
@@ -121,7 +122,7 @@ class Rejection:
     allowed: tuple[tuple, ...] = ()  # (kind or "return", actor or None, key, value)
 
 
-@attrs.define
+@attrs.define(eq=False)
 class _Op:
     kind: str  # "r" | "w"
     name: str
@@ -138,6 +139,21 @@ class _Op:
 Names = Callable[[int, int], str]  # (key, value) -> how reports write a value
 
 
+@functools.cache
+def _scenario(pattern: object, keys: int) -> Scenario:
+    return Scenario(pattern=pattern, readers=0, writers=0, keys=keys)  # type: ignore[arg-type]
+
+
+@functools.cache
+def _nilable(pattern: object) -> dict[str, frozenset[int]]:
+    """The pcs at which an op's current instruction may be left out when its effect is nil."""
+    programs = {"r": pattern.read, "w": pattern.write}  # type: ignore[attr-defined]
+    return {
+        kind: frozenset(j + 1 for j, instr in enumerate(program) if instr.kind in (Kind.FILL, Kind.INVALIDATE))
+        for kind, program in programs.items()
+    }
+
+
 class Refinement:
     """The judge's model: a growing set of operations over one pattern, stepped observation by observation."""
 
@@ -150,56 +166,75 @@ class Refinement:
         key_names: tuple[str, ...],
         value_name: Names,
     ) -> None:
-        self.system = System(Scenario(pattern=pattern, readers=0, writers=0, keys=keys), absent=absent)  # type: ignore[arg-type]
+        self.system = System(_scenario(pattern, keys), absent=absent)
         self.pattern = pattern
         self.state: State = self.system.initial()
-        self.ops: list[_Op] = []
+        self.ops: list[_Op] = []  # by slot: the op in it now
         self.key_names = key_names
         self.value_name = value_name
         self.reached: set[str] = set()
+        self.running = 0  # operations begun and not yet returned
+        self._free: list[int] = []  # slots of ops that returned, for the next op to reuse
         self.clock_moves = 0  # how often the run moved the clock on
+        self._nilable = _nilable(pattern)
         self.filled_at: dict[int, int] = {}  # key -> clock_moves when its entry was filled (not dropped since)
 
     # -- operations ------------------------------------------------------------------------------
 
     def begin(self, kind: str, name: str, key: int, value: int = NONE) -> int:
-        """An operation starts now: a read learns which values are already too old to return."""
-        i = len(self.ops)
+        """An operation starts now: a read learns which values are already too old to return.
+
+        The op's index is a slot in the model's state, reused once its op has returned: a long
+        sequential run keeps one op in the state, not every op it ever ran."""
         sys_ = self.system
-        sys_.kinds.append(kind)
-        sys_.op_names.append(name)
-        idle = OpState(IDLE, key, False, value, 0, 0)
-        s = _with(self.state, OPS, (*self.state[OPS], idle))
-        s, started = sys_.start(s, i, key)
-        self.state = _with_op(s, i, _new(OpState, (1, *started[1:])))
-        op = _Op(kind=kind, name=name, key=key, start_mask=started[MASK])
-        if kind == "r" and s[RETIRED][key]:
+        s = self.state
+        # A read starts knowing which values are already too old to return; a write, its value.
+        mask = s[RETIRED][key] if kind == "r" else 0
+        started = _new(OpState, (1, key, False, NONE if kind == "r" else value, mask, 0))
+        if self._free:
+            i = self._free.pop()
+            sys_.kinds[i], sys_.op_names[i] = kind, name
+            self.state = _with_op(s, i, started)
+        else:
+            i = len(self.ops)
+            sys_.kinds.append(kind)
+            sys_.op_names.append(name)
+            self.ops.append(None)  # type: ignore[arg-type]
+            self.state = _with(s, OPS, (*s[OPS], started))
+        op = _Op(kind, name, key, mask)
+        if mask:
             self.reached.add("read-after-write")
         if kind == "w":
-            for other in self.ops:
-                if other.kind == "r" and other.key == key and self.state[OPS][self.ops.index(other)][PC] != DONE:
+            ops_state = self.state[OPS]
+            for n, other in enumerate(self.ops):
+                if other is not None and other.kind == "r" and other.key == key and ops_state[n][PC] != DONE:
                     other.overlapped = True
-        self.ops.append(op)
-        self._note_nil(i)
+        self.ops[i] = op
+        self.running += 1
         return i
 
     def observe(self, i: int, obs: Obs) -> Rejection | None:
         """Op ``i`` made the call ``obs``: take the step it matches, or say which invariant it breaks."""
         op = self.ops[i]
-        self._note_nil(i)
-        try:
-            if obs.kind is Kind.LOOKUP:
-                return self._lookup(i, op, obs)
-            if obs.kind is Kind.FILL and obs.value == self.state[CACHE_F][obs.key] and obs.value != NONE:
-                return None  # the key's entry already stands for this value (under another cache key)
-            if not obs.changed and obs.kind is not Kind.LOAD:
-                if obs.kind is Kind.FILL and obs.leased and obs.result is False:
-                    self.reached.add("fill-refused")  # its lease was voided: the model's refused fill
-                return None  # a stutter: it changed nothing
-            return self._effect(i, op, obs)
-        finally:
-            self._sync(obs)
+        nilable = self._nilable[op.kind]
+        if self.state[OPS][i][PC] in nilable:
             self._note_nil(i)
+        kind = obs.kind
+        if kind is Kind.LOOKUP:
+            rejection = self._lookup(i, op, obs)
+        elif kind is Kind.FILL and obs.value == self.state[CACHE_F][obs.key] and obs.value != NONE:
+            rejection = None  # the key's entry already stands for this value (under another cache key)
+        elif not obs.changed and kind is not Kind.LOAD:
+            if kind is Kind.FILL and obs.leased and obs.result is False:
+                self.reached.add("fill-refused")  # its lease was voided: the model's refused fill
+            rejection = None  # a stutter: it changed nothing
+        else:
+            rejection = self._effect(i, op, obs)
+        if self.state[CACHE_F][obs.key] != obs.after[0]:
+            self._sync(obs)
+        if self.state[OPS][i][PC] in nilable:
+            self._note_nil(i)
+        return rejection
 
     def finish(self, i: int, result: int) -> Rejection | None:
         """Op ``i`` returned ``result`` (a value id; NONE for None; ABSENT for a value nothing names)."""
@@ -218,9 +253,14 @@ class Refinement:
         s = self.state
         expected = s[OPS][i][LOADED]
         self.state = self.system.finish(s, i, s[OPS][i], result)
+        self._returned(i)
         if op.kind == "w":
             return None
         return self._check_result(i, op, result, expected)
+
+    def _returned(self, i: int) -> None:
+        self.running -= 1
+        self._free.append(i)
 
     def evict(self, key: int, *, expired: bool = False) -> None:
         """The cache dropped ``key``'s entry on its own (capacity, expiry)."""
@@ -234,7 +274,7 @@ class Refinement:
         self.clock_moves += 1
 
     def in_flight(self) -> bool:
-        return not System.at_rest(self.state)
+        return self.running > 0
 
     # -- lookups ----------------------------------------------------------------------------------
 
@@ -285,8 +325,10 @@ class Refinement:
     # -- effects ----------------------------------------------------------------------------------
 
     def _effect(self, i: int, op: _Op, obs: Obs) -> Rejection | None:
-        # A lookup the run left out is read off the state at the moment of the next step.
         instr = self._current(i)
+        if instr is not None and instr.kind is obs.kind and obs.key == op.key:
+            return self._take(i, op, instr, obs)  # the common case: the program's next step
+        # A lookup the run left out is read off the state at the moment of the next step.
         if instr is not None and instr.kind is Kind.LOOKUP and obs.kind is Kind.LOAD and self._waited(i):
             # Told to wait, it loads instead: memcache clients then serve from the DB without filling.
             self._move_to(i, Kind.LOAD)
@@ -304,12 +346,8 @@ class Refinement:
         while (
             instr is not None
             and instr.kind is not obs.kind
+            and instr.kind in (Kind.FILL, Kind.INVALIDATE)
             and self._nil_now(i, instr)
-            and instr.kind
-            in (
-                Kind.FILL,
-                Kind.INVALIDATE,
-            )
         ):
             self._skip(i)
             instr = self._current(i)
@@ -477,6 +515,7 @@ class Refinement:
         Only what it returned can be judged."""
         s = self.state
         self.state = self.system.finish(s, i, s[OPS][i], result)
+        self._returned(i)
         return self._check_result(i, op, result, NONE)
 
     def _check_result(self, i: int, op: _Op, result: int, expected: int) -> Rejection | None:
@@ -558,9 +597,11 @@ class Refinement:
         return False
 
     def _note_nil(self, i: int) -> None:
-        instr = self._current(i)
-        if instr is not None and instr.kind in (Kind.FILL, Kind.INVALIDATE) and self._nil_now(i, instr):
-            self.ops[i].nil_ok = True
+        pc = self.state[OPS][i][PC]
+        if pc in self._nilable[self.ops[i].kind]:
+            instr = self.system.programs[self.ops[i].kind][pc - 1]
+            if self._nil_now(i, instr):
+                self.ops[i].nil_ok = True
 
     def _skip(self, i: int) -> None:
         """Take op ``i``'s current instruction as having happened with no effect."""
@@ -638,9 +679,10 @@ class Refinement:
                 self.state = _with(self.state, CACHE_F, _put(self.state[CACHE_F], obs.key, entry))
 
     def _events(self, mask: int) -> None:
-        for n, name in enumerate(EVENTS):
-            if mask >> n & 1:
-                self.reached.add(name)
+        while mask:
+            low = mask & -mask
+            self.reached.add(EVENTS[low.bit_length() - 1])
+            mask ^= low
 
     def _v(self, k: int, v: int, *, entry: bool = False) -> str:
         if v == ABSENT or (entry and v == 0 and self.system.absent[k]):

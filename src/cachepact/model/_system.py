@@ -338,11 +338,11 @@ class System:
             label = (i, by, CACHE, "set", k, v, None)
             s2 = _with(s, CACHE_F, _put(s[CACHE_F], k, v))
             return [(label, self._after(s2, i, op, program, j), event | FILL_EV | (NEGATIVE_FILL if negative else 0))]
-        released = _with_op(s, i, _new(OpState, (op[PC], k, False, v, op[MASK], op[FLAGS])))
         if not token:
             label = (i, by, CACHE, "lease_set", k, v, False)
             return [(label, self._after(s, i, op, program, j), event | FILL_REFUSED)]
         label = (i, by, CACHE, "lease_set", k, v, True)
+        released = _with_op(s, i, _new(OpState, (op[PC], k, False, v, op[MASK], op[FLAGS])))
         stored = _with(released, CACHE_F, _put(s[CACHE_F], k, v))
         out = [(label, self._after(stored, i, op, program, j), event | FILL_EV | (NEGATIVE_FILL if negative else 0))]
         if negative:  # lease_set(key, None, token): release the lease, store nothing
