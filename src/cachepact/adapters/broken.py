@@ -125,6 +125,39 @@ def aside_second_key_left_stale(env) -> Adapter:
     return Adapter(read=read, write=_write(env))
 
 
+@broken("cache-aside", "write-order", "caches 'not found' under neg:<key>, and a write deletes only <key>")
+def aside_negative_never_invalidated(env) -> Adapter:
+    def read(key):
+        if env.cache.get(f"neg:{key}") is not None:
+            return None
+        value = env.cache.get(key)
+        if value is None:
+            value = env.db.get(key)
+            if value is None:
+                env.cache.set(f"neg:{key}", "null")  # JSON null: the kit reads it as a negative entry
+            else:
+                env.cache.set(key, value)
+        return value
+
+    return Adapter(read=read, write=_write(env))
+
+
+@broken("cache-aside", "write-order", "lets entries expire (TTL 60 s) instead of invalidating on write")
+def aside_ttl_instead_of_invalidation(env) -> Adapter:
+    def read(key):
+        value = env.cache.get(key)
+        if value is None:
+            value = env.db.get(key)
+            if value is not None:
+                env.cache.set(key, value, ttl=60)
+        return value
+
+    def write(key, value):
+        env.db.put(key, value)  # "the entry expires within a minute anyway"
+
+    return Adapter(read=read, write=write)
+
+
 @broken("cache-aside", "hit-after-fill", "re-reads the DB on every hit to 'validate' the entry")
 def aside_validates_hits(env) -> Adapter:
     def read(key):

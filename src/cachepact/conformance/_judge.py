@@ -102,11 +102,12 @@ class Judge:
                 return int(m.group(2))
         return self.phantoms.id_of(show(value))
 
-    def name(self, k: int, v: int) -> str:
-        """How reports write value ``v`` of key ``k``."""
+    def name(self, k: int, v: int, *, entry: bool = False) -> str:
+        """How reports write value ``v`` of key ``k`` (``entry``: as a cached entry, where "no value"
+        is a negative entry, ABSENT)."""
         if v == NONE:
             return "None"
-        if v == ABSENT_ID:
+        if v == ABSENT_ID or (entry and v == 0 and ABSENT_AT_START[k]):
             return "ABSENT"
         if v == 0:
             return INITIAL.get(KEYS[k], "None")
@@ -177,8 +178,8 @@ class Judge:
     def finish(self, op: str, result: Any, index: int) -> Finding | None:
         i = self.op_index.pop(op)  # its slot in the model goes to the next op
         k = self.refinement.ops[i].key
-        decoded = result if result is None or self.refinement.ops[i].kind == "w" else self.decoded(result)
-        value = NONE if self.refinement.ops[i].kind == "w" else self.value_id(k, decoded)
+        # A read returns a value, not a payload: no decode (None is "no value").
+        value = NONE if self.refinement.ops[i].kind == "w" else self.value_id(k, result)
         return self._found(self.refinement.finish(i, value), op, index)
 
     def clock_moved(self) -> None:
@@ -231,7 +232,7 @@ class Judge:
                     Finding(
                         invariant="coherent-at-rest",
                         message=f"after {op}, with nothing in flight, the cache holds {where} = "
-                        f"{self.name(k, v)} but the DB holds {self.name(k, truth)}",
+                        f"{self.name(k, v, entry=True)} but the DB holds {self.name(k, truth)}",
                         op=op,
                         culprit=culprit,
                         key=ck,
@@ -335,9 +336,9 @@ class Judge:
         reason = rejection.reason
         if rejection.invariant == "write-order" and "never invalidated" in reason:
             k = next((item[2] for item in rejection.allowed), None)
-            keys = [ck for ck in self.cache_keys_of(k) if ck != KEYS[k]] if k is not None else []
-            if keys:
-                reason += f" (its entry is under {', '.join(show(ck) for ck in keys)})"
+            keys = self._holding(k) if k is not None else []
+            if keys and keys != [KEYS[k]]:
+                reason += f" (under {', '.join(show(ck) for ck in keys)})"
         return reason
 
     def _allowed(self, allowed: tuple[tuple, ...]) -> tuple[str, ...]:
@@ -345,7 +346,8 @@ class Judge:
         for item in allowed:
             kind, by, k, value = item[:4]
             who = f"{by}: " if by is not None else ""
-            ck = show(next(iter(self.cache_keys_of(k)), KEYS[k]))
+            holding = self._holding(k)
+            ck = show(holding[0] if holding else next(iter(self.cache_keys_of(k)), KEYS[k]))
             v = self.name(k, value)
             if kind == "return":
                 nothing = value == 0 and ABSENT_AT_START[k]
@@ -364,8 +366,12 @@ class Judge:
             elif kind is Kind.PUT:
                 out.append(f"{who}db.put({KEYS[k]}, {v})")
             else:
-                out.append(f"{who}cache.delete({ck})")
+                out += [f"{who}cache.delete({show(c)})" for c in holding] or [f"{who}cache.delete({ck})"]
         return tuple(out)
+
+    def _holding(self, k: int) -> list[Any]:
+        """The cache keys of key ``k``'s entry that hold something now."""
+        return [ck for ck in self.cache_keys_of(k) if self.peek(ck) is not None]
 
     # -- what the run left ----------------------------------------------------------------------------
 
@@ -379,7 +385,7 @@ class Judge:
                 payload = peek(ck)
                 if payload is None:
                     continue
-                shown = self.name(n, self.value_id(n, self.decoded(payload)))
+                shown = self.name(n, self.value_id(n, self.decoded(payload)), entry=True)
                 decoded.append(shown if ck == key else f"{show(ck)}={shown}")
                 if ck != key or payload != shown:
                     raw.append(f"{show(ck)}={payload!r}")

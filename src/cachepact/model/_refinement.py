@@ -523,10 +523,10 @@ class Refinement:
         held = self.state[PUT][k]
         newest = self.state[DB_F][k]
         if result < 0 or not held >> result & 1:
-            told = "None" if result == NONE else "a value"
             return Rejection(
                 "fresh-read",
-                f"the read {op.name} of {self.key_names[k]} returned {told} the DB never held for it",
+                f"the read {op.name} of {self.key_names[k]} returned {self._v(k, result)}, "
+                "a value the DB never held for it",
                 (("return", None, k, newest if expected == NONE else expected),),
             )
         if op.start_mask >> result & 1:
@@ -569,7 +569,7 @@ class Refinement:
         if instr.kind is Kind.PUT:
             return self._reject(i, "write-order", f"the write {op.name} never wrote the DB", instr)
         entry = self.state[CACHE_F][k]
-        held = f"its entry still holds {self._v(k, entry, entry=True)}" if entry != NONE else "a lease is out on it"
+        held = f"the entry still holds {self._v(k, entry, entry=True)}" if entry != NONE else "a lease is out on it"
         return self._reject(
             i, "write-order", f"the write {op.name} wrote the DB but never invalidated {name}: {held}", instr
         )
