@@ -25,6 +25,7 @@ from .model import (
     explore,
     flow,
     pattern_named,
+    program_table,
     responsibility_table,
 )
 
@@ -70,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--pattern", type=_pattern, help=f"one of: {', '.join(PATTERNS)} (default: all)")
     explain.add_argument("--leases", action="store_true", help="the lease-guarded variant")
     explain.add_argument("--format", choices=("text", "markdown"), default="text")
+    explain.add_argument(
+        "--programs", action="store_true", help="the read and write programs themselves, as the model defines them"
+    )
 
     ex = commands.add_parser("explore", help="exhaustively explore the model of a pattern for small bounds")
     ex.add_argument("--pattern", type=_pattern, required=True, help=f"one of: {', '.join(PATTERNS)}")
@@ -124,6 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_explain(args: argparse.Namespace) -> int:
     patterns = [args.pattern] if args.pattern else list(PATTERNS.values())
     markdown = args.format == "markdown"
+    if args.programs:
+        print(program_table(patterns, markdown=markdown))
+        return EXIT_OK
     print(responsibility_table(patterns, leases=args.leases, markdown=markdown))
     if not markdown:
         print()

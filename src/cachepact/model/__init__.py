@@ -5,7 +5,7 @@ adapters). Modules are private; this ``__init__`` is the model's public API.
 """
 
 from ._explorer import DEFAULT_MAX_STATES, PROPERTIES, Exploration, PropertyResult, explore
-from ._flows import FLOWS, flow, responsibility_table
+from ._flows import FLOWS, flow, program_table, responsibility_table
 from ._participants import Actor
 from ._patterns import CACHE_ASIDE, PATTERNS, READ_THROUGH, Instr, Kind, Pattern, pattern_named
 from ._steps import APP, Step, Trace, render_table, show
@@ -34,6 +34,7 @@ __all__ = [
     "explore",
     "flow",
     "pattern_named",
+    "program_table",
     "render_table",
     "responsibility_table",
     "show",

@@ -73,6 +73,18 @@ def responsibilities(pattern: Pattern, *, leases: bool = False) -> dict[str, str
     }
 
 
+def program_table(patterns: list[Pattern] | None = None, *, markdown: bool = False) -> str:
+    """Each pattern's read and write programs, as the model defines them: step, kind, who."""
+    patterns = patterns or list(PATTERNS.values())
+    rows = []
+    for p in patterns:
+        for name, program in (("read", p.read), ("write", p.write)):
+            for n, instr in enumerate(program, 1):
+                who = str(instr.by) if instr.strict else "App or Cache"  # not strict: either may make it
+                rows.append((p.name, name, str(n), instr.kind.value, who))
+    return render_table(("pattern", "operation", "step", "does", "made by"), rows, markdown=markdown)
+
+
 def responsibility_table(patterns: list[Pattern] | None = None, *, leases: bool = False, markdown: bool = False) -> str:
     patterns = patterns or list(PATTERNS.values())
     columns = [responsibilities(p, leases=leases) for p in patterns]
@@ -81,4 +93,13 @@ def responsibility_table(patterns: list[Pattern] | None = None, *, leases: bool 
     return render_table(header, rows, markdown=markdown)
 
 
-__all__ = ["FLOWS", "RACE", "RESPONSIBILITY_ROWS", "flow", "race", "responsibilities", "responsibility_table"]
+__all__ = [
+    "FLOWS",
+    "RACE",
+    "RESPONSIBILITY_ROWS",
+    "flow",
+    "program_table",
+    "race",
+    "responsibilities",
+    "responsibility_table",
+]
