@@ -53,8 +53,9 @@ Minimal failing sequence: 2 operations, 5 steps, 2 in flight, 2 context switches
 5                                      write(k1, k1.v1) returned
 6  switch  App: cache.set(k1, k1.v0)                              <-- culprit
 7          read(k1) returned -> k1.v0
-Model allowed at that point: the same step: the pattern as the seed states it has this race; \
-fill through a lease (lease_get, then lease_set(k1, k1.v0, token)) so the invalidation voids the stale fill
+Model allowed at that point: this very fill: the pattern as the seed states it has this race
+How to close it: fill through a lease (lease_get before reading the DB, then lease_set(k1, k1.v0, \
+token)): the write's delete voids the lease, and the cache refuses the stale fill
 
 Final state:
 key  db     cache

@@ -215,3 +215,115 @@ def test_an_expired_entry_is_reloaded_and_the_replay_moves_the_clock():
     ]
     assert {"expiry", "hit", "miss"} <= world.reached
     assert world.as_run().replay == "seq/r:k1,r:k1,t:301,r:k1"
+
+
+# -- cases a new user wrote against the contract alone (tests/ reproduce them) ---------------------
+
+
+def _versioned(env, *, declare: bool):
+    """Invalidates by bumping a version instead of deleting: old entries become unreachable."""
+    version: dict = {}
+
+    def ck(key):
+        return f"{key}@{version.get(key, 0)}"
+
+    def read(key):
+        value = env.cache.get(ck(key))
+        if value is None:
+            value = env.db.get(key)
+            if value is not None:
+                env.cache.set(ck(key), value, ttl=3600)
+        return value
+
+    def write(key, value):
+        env.db.put(key, value)
+        version[key] = version.get(key, 0) + 1
+
+    return cachepact.Adapter(read=read, write=write, cache_key=ck if declare else None)
+
+
+def test_a_versioned_key_declared_with_cache_key_is_followed_as_the_run_goes():
+    result = cachepact.check(lambda env: _versioned(env, declare=True), "cache-aside", seed=0, concurrency=False)
+    assert result.passed, result.report()
+
+
+def test_a_versioned_key_not_declared_fails_and_the_report_names_cache_key():
+    result = cachepact.check(lambda env: _versioned(env, declare=False), "cache-aside", seed=0, concurrency=False)
+    assert result.finding.invariant == "write-order"
+    assert "under k1@0; if reads no longer reach it, a versioned key, say so with cache_key=" in result.finding.message
+
+
+def test_a_write_keeping_the_old_value_under_a_key_of_its_own_is_not_the_entry():
+    def make(env):
+        def read(key):
+            value = env.cache.get(f"u:{key}")
+            if value is None:
+                value = env.db.get(key)
+                if value is not None:
+                    env.cache.set(f"u:{key}", value)
+                env.cache.get(f"prev:{key}")  # shown beside the value in the UI
+            return value
+
+        def write(key, value):
+            old = env.db.get(key)
+            env.db.put(key, value)
+            env.cache.delete(f"u:{key}")
+            if old is not None:
+                env.cache.set(f"prev:{key}", old)  # for "undo"
+
+        return cachepact.Adapter(read=read, write=write)
+
+    result = cachepact.check(make, "cache-aside", seed=0, concurrency=False)
+    assert result.passed, result.report()
+
+
+def test_a_failing_run_whose_final_state_is_incoherent_says_coherent_at_rest_failed_too():
+    result = cachepact.check(
+        CATALOGUE["aside_ttl_instead_of_invalidation"].make, "cache-aside", seed=0, concurrency=False
+    )
+    assert result.finding.invariant == "write-order"
+    assert result.status("coherent-at-rest") == "fail"
+    assert "2 fail (write-order, coherent-at-rest)" in result.report()
+
+
+def test_an_undecodable_fill_under_a_declared_cache_key_says_to_pass_decode():
+    def make(env):
+        def read(key):
+            raw = env.cache.get(f"u:{key}")
+            if raw is not None:
+                return json.loads(raw)["current"]
+            value = env.db.get(key)
+            if value is not None:
+                env.cache.set(f"u:{key}", json.dumps({"current": value, "previous": "k9.v9"}))
+            return value
+
+        def write(key, value):
+            env.db.put(key, value)
+            env.cache.delete(f"u:{key}")
+
+        return cachepact.Adapter(read=read, write=write, cache_key=lambda key: f"u:{key}")
+
+    result = cachepact.check(make, "cache-aside", seed=0, concurrency=False)
+    assert result.finding.invariant == "who-populates"
+    assert "cannot decode (pass decode=" in result.finding.message
+
+
+def test_a_plain_set_after_a_lease_gets_a_hint_about_lease_set():
+    def make(env):
+        def read(key):
+            value, token = env.cache.lease_get(key)
+            if value is None:
+                value = env.db.get(key)
+                if token is not None and value is not None:
+                    env.cache.set(key, value)  # the token is never presented
+            return value
+
+        def write(key, value):
+            env.db.put(key, value)
+            env.cache.delete(key)
+
+        return cachepact.Adapter(read=read, write=write)
+
+    result = cachepact.check(make, "cache-aside", replay="con/|r:k1,w:k1/00110")
+    assert result.finding.invariant == "coherent-at-rest"
+    assert result.finding.hint.startswith("the fill used set after taking a lease: fill with lease_set(k1")

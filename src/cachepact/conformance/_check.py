@@ -113,7 +113,7 @@ def result_of(
         context_switches=run.switches if run else 0,
         failing_operations=run.operations if run else 0,
         reached=tuple(s for s in names if s in progress.reached),
-        statuses=statuses(run.finding if run else None, progress.reached),
+        statuses=statuses(run.finding if run else None, progress.reached, also_failed=run.also_failed if run else ()),
         examples=progress.examples,
         operations=progress.operations,
         elapsed=elapsed,

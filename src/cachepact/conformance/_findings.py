@@ -16,12 +16,15 @@ CONCURRENT_SITUATIONS = ("fill-during-write",)
 EXTRA_SITUATIONS = ("negative-fill", "lease-wait", "fill-refused", "eviction", "expiry")
 
 
-def statuses(finding: Finding | None, reached: set[str] | frozenset[str]) -> tuple[tuple[str, str], ...]:
-    """Each invariant's verdict: ``fail`` (the finding's), ``pass`` (its situations were reached and it
-    held) or ``not-run`` (the run never reached a situation that could break it)."""
+def statuses(
+    finding: Finding | None, reached: set[str] | frozenset[str], *, also_failed: tuple[str, ...] = ()
+) -> tuple[tuple[str, str], ...]:
+    """Each invariant's verdict: ``fail`` (the finding's, and ``also_failed``), ``pass`` (its
+    situations were reached and it held) or ``not-run`` (the run never reached a situation that could
+    break it)."""
     out = []
     for name in INVARIANTS:
-        if finding is not None and finding.invariant == name:
+        if (finding is not None and finding.invariant == name) or name in also_failed:
             out.append((name, "fail"))
         elif any(s in reached for s in EXERCISED_BY[name]):
             out.append((name, "pass"))
@@ -43,6 +46,7 @@ class Finding:
     culprit: int | None = None  # index into the run's steps; None when the operation made none
     allowed: tuple[str, ...] = ()
     key: Any = None  # for coherent-at-rest: the cache key whose entry is stale
+    hint: str = ""  # how to close it, when the pattern itself allowed the culprit (a race)
 
 
 __all__ = [

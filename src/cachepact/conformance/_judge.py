@@ -63,12 +63,13 @@ class Judge:
         )
         self.decode: Callable[[Any], Any] = adapter.decode or default_decode
         self.cache_keys: dict[Any, int] = {}  # the adapter's cache key -> the run's key index
-        self.explicit = adapter.cache_key is not None
-        if adapter.cache_key is not None:
-            self.cache_keys = {_cache_key(adapter.cache_key, k): n for n, k in enumerate(KEYS)}
+        self.cache_key = adapter.cache_key
+        if self.cache_key is not None:
+            self.cache_keys = self._mapped()
         self.peek = peek
         self._by_key: list[list[Any]] = [[ck for ck, n in self.cache_keys.items() if n == k] for k in range(len(KEYS))]
         self._unsettled: set[int] = set()  # keys changed since the last rest point
+        self._write_value: dict[str, Any] = {}  # a write's own value, by op
         self.op_index: dict[str, int] = {}
         self.phantoms = _Phantoms()
         self._ids: dict[tuple[int, str], int] = {}  # value_id of string values, which runs repeat
@@ -92,6 +93,8 @@ class Judge:
         return self._value_id(k, value)
 
     def _value_id(self, k: int, value: Any) -> int:
+        if value is UNDECODABLE:
+            return self.phantoms.id_of("an entry cachepact cannot decode (pass decode= to say what it stands for)")
         if value is None:
             return 0 if ABSENT_AT_START[k] else NONE
         if value is ABSENT:
@@ -132,16 +135,24 @@ class Judge:
         except Exception:
             return UNDECODABLE
 
-    def key_of(self, ck: Any, decoded: Any, *, storing_absent_for: int | None = None) -> int | None:
-        """The run's key whose entry ``ck`` is, learning it when the call shows it; None: bookkeeping."""
+    def key_of(self, ck: Any, decoded: Any, *, storing_absent_for: int | None = None, learn: bool = True) -> int | None:
+        """The run's key whose entry ``ck`` is, learning it when the call shows it; None: bookkeeping.
+
+        Only a store teaches a cache key (the entry is made then): a read's fill, a negative entry a
+        read stores, a write storing its own new value. ``learn=False`` for the rest: a lookup or a
+        delete changes no entry a store did not already show, and a write keeping an older value
+        under a key of its own is a history, not the entry. A cache key that is the key itself is
+        always that key's."""
         try:
             known = self.cache_keys.get(ck)
         except TypeError:
             return None
-        if known is not None or self.explicit:
+        if known is not None or self.cache_key is not None:
             return known
         if ck in KEY_INDEX:
             n = KEY_INDEX[ck]
+        elif not learn:
+            return None
         elif isinstance(decoded, str) and TOKEN.fullmatch(decoded) and decoded.partition(".")[0] in KEY_INDEX:
             n = KEY_INDEX[decoded.partition(".")[0]]
         elif decoded is ABSENT and storing_absent_for is not None:
@@ -153,6 +164,25 @@ class Judge:
         self._unsettled.add(n)
         return n
 
+    def _mapped(self) -> dict[Any, int]:
+        """``cache_key``'s mapping now: it may change as the run goes (a versioned key)."""
+        assert self.cache_key is not None
+        return {_cache_key(self.cache_key, key): n for n, key in enumerate(KEYS)}
+
+    def _follow_cache_key(self) -> None:
+        """Read ``cache_key`` again; a key whose entry moved to another cache key now stands for what
+        that cache key holds (the old one is unreachable: not the entry any more)."""
+        mapped = self._mapped()
+        if mapped == self.cache_keys:
+            return
+        moved = {n for ck, n in mapped.items() if self.cache_keys.get(ck) != n}
+        self.cache_keys = mapped
+        self._by_key = [[ck for ck, n in mapped.items() if n == k] for k in range(len(KEYS))]
+        for k in moved:
+            payload = next((p for ck in self._by_key[k] if (p := self.peek(ck)) is not None), None)
+            self.refinement.resync(k, NONE if payload is None else self.value_id(k, self.decoded(payload)))
+            self._unsettled.add(k)
+
     def cache_keys_of(self, k: int) -> list[Any]:
         """The cache keys of key ``k``'s entry, in the order the run met them."""
         return self._by_key[k]
@@ -162,12 +192,16 @@ class Judge:
     def begin(self, op: str, kind: str, key: Any, value: Any) -> None:
         k = KEY_INDEX[key]
         self.op_index[op] = self.refinement.begin(kind, op, k, self.value_id(k, value) if kind == "w" else NONE)
+        if kind == "w":
+            self._write_value[op] = value
 
     def observe(self, index: int, step: Step, effect: Effect) -> Finding | None:
         """Judge one call the moment it happens; the first finding of the run is kept."""
         i = self.op_index.get(step.op)
         if i is None:
             return None
+        if self.cache_key is not None:
+            self._follow_cache_key()
         obs = self._abstract(i, step, effect)
         if obs is None:
             return None
@@ -176,6 +210,8 @@ class Judge:
         return self._found(self.refinement.observe(i, obs), step.op, index)
 
     def finish(self, op: str, result: Any, index: int) -> Finding | None:
+        if self.cache_key is not None:
+            self._follow_cache_key()  # a write may have moved the entry without a call (a version bump)
         i = self.op_index.pop(op)  # its slot in the model goes to the next op
         k = self.refinement.ops[i].key
         # A read returns a value, not a payload: no decode (None is "no value").
@@ -203,43 +239,70 @@ class Judge:
         Given the run's ``steps`` (a concurrent run), the culprit is the step that stored the stale
         entry, not the moment it was noticed: that is where the race was lost.
         """
-        s = self.refinement.state
+        if self.cache_key is not None:
+            self._follow_cache_key()
         unsettled, self._unsettled = self._unsettled, set()
+        for ck, k, v, truth in self.incoherent(peek, only=unsettled):
+            key = KEYS[k]
+            where = show(ck) if ck == key else f"{show(ck)} (for {key})"
+            culprit, allowed, hint = index, (), ""
+            if steps is not None:
+                fills = [
+                    n for n, st in enumerate(steps) if st.target == "cache" and st.key == ck and st.action in FILLS
+                ]
+                culprit = fills[-1] if fills else index
+                if fills:
+                    allowed = ("this very fill: the pattern as the seed states it has this race",)
+                hint = self._race_hint(steps, culprit, ck, self.name(k, v, entry=True))
+            return self.keep(
+                Finding(
+                    invariant="coherent-at-rest",
+                    message=f"after {op}, with nothing in flight, the cache holds {where} = "
+                    f"{self.name(k, v, entry=True)} but the DB holds {self.name(k, truth)}",
+                    op=op,
+                    culprit=culprit,
+                    key=ck,
+                    allowed=allowed,
+                    hint=hint,
+                )
+            )
+        return None
+
+    def incoherent(self, peek: Callable[[Any], Any], *, only: set[int] | None = None) -> list[tuple]:
+        """(cache key, key, value it stands for, the DB's value) for every entry that differs from the DB."""
+        if self.cache_key is not None:
+            self._follow_cache_key()
+        db = self.refinement.state[DB_F]
+        out = []
         for ck, k in self.cache_keys.items():  # in the order the run met them: deterministic
-            if k not in unsettled:
+            if only is not None and k not in only:
                 continue  # nothing stored and no DB write since the last rest point: still coherent
             payload = peek(ck)
-            if payload is None:
-                continue
-            v = self.value_id(k, self.decoded(payload))
-            truth = s[DB_F][k]
-            if v != truth:
-                key = KEYS[k]
-                where = show(ck) if ck == key else f"{show(ck)} (for {key})"
-                culprit, allowed = index, ()
-                if steps is not None:
-                    fills = [
-                        n for n, s in enumerate(steps) if s.target == "cache" and s.key == ck and s.action in FILLS
-                    ]
+            if payload is not None and (v := self.value_id(k, self.decoded(payload))) != db[k]:
+                out.append((ck, k, v, db[k]))
+        return out
 
-                    culprit = fills[-1] if fills else index
-                    allowed = (
-                        f"the same step: the pattern as the seed states it has this race; fill through a lease "
-                        f"(lease_get, then lease_set({show(ck)}, {self.name(k, v)}, token)) so the invalidation "
-                        "voids the stale fill",
-                    )
-                return self.keep(
-                    Finding(
-                        invariant="coherent-at-rest",
-                        message=f"after {op}, with nothing in flight, the cache holds {where} = "
-                        f"{self.name(k, v, entry=True)} but the DB holds {self.name(k, truth)}",
-                        op=op,
-                        culprit=culprit,
-                        key=ck,
-                        allowed=allowed,
-                    )
-                )
-        return None
+    def _race_hint(self, steps: list[Step], culprit: int, ck: Any, shown: str) -> str:
+        """What would have stopped this stale fill: what the model allows at that step, in words."""
+        fill = steps[culprit] if culprit < len(steps) else None
+        if (
+            fill is not None
+            and fill.action in ("set", "add")
+            and any(s.op == fill.op and s.action == "lease_get" for s in steps[:culprit])
+        ):
+            return (
+                f"the fill used {fill.action} after taking a lease: fill with lease_set({show(ck)}, {shown}, "
+                "token), which the cache refuses once the write's delete has voided the lease"
+            )
+        if fill is not None and fill.action == "lease_set":
+            return (
+                "a lease taken after the load, or after the write's delete, guards nothing: take it with "
+                "lease_get before reading the DB, so a delete in between voids it"
+            )
+        return (
+            f"fill through a lease (lease_get before reading the DB, then lease_set({show(ck)}, {shown}, "
+            "token)): the write's delete voids the lease, and the cache refuses the stale fill"
+        )
 
     # -- from a call to the model's terms ------------------------------------------------------------
 
@@ -264,7 +327,7 @@ class Judge:
         if step.action in ("get", "lease_get"):
             payload, token = (step.result, None) if step.action == "get" else step.result
             decoded = self.decoded(payload)
-            k = self.key_of(ck, decoded)
+            k = self.key_of(ck, decoded, learn=False)  # a store made the entry: it taught the key then
             if k is None:
                 return None
             found = NONE if payload is None else self.value_id(k, decoded)
@@ -276,7 +339,10 @@ class Judge:
         if step.action in FILLS:
             decoded = self.decoded(step.value)
             storing_absent_for = op.key if op.kind == "r" else None
-            k = self.key_of(ck, decoded, storing_absent_for=storing_absent_for)
+            # A write teaches the mapping only by storing its own value (the bug it then shows is
+            # updating instead of invalidating); an older value it keeps elsewhere is a history.
+            own = op.kind == "r" or decoded == self._write_value.get(step.op)
+            k = self.key_of(ck, decoded, storing_absent_for=storing_absent_for, learn=own)
             if k is None:
                 if decoded is UNDECODABLE and op.kind == "r" and not op.stored_undecodable:
                     op.stored_undecodable = f"{show(ck)} = {show(step.value)}"
@@ -286,9 +352,7 @@ class Judge:
             after = (value, effect.lease_after) if same else self._after(k, effect)
             return Obs(Kind.FILL, actor, k, value, step.result, step.action == "lease_set", effect.changed, after)
         # delete
-        k = self.cache_keys.get(ck)
-        if k is None:
-            k = self.key_of(ck, self.decoded(effect.before))
+        k = self.key_of(ck, None, learn=False)
         if k is None:
             return None
         return Obs(Kind.INVALIDATE, actor, k, changed=effect.changed, after=self._after(k, effect))
@@ -338,7 +402,10 @@ class Judge:
             k = next((item[2] for item in rejection.allowed), None)
             keys = self._holding(k) if k is not None else []
             if keys and keys != [KEYS[k]]:
-                reason += f" (under {', '.join(show(ck) for ck in keys)})"
+                reason += f" (under {', '.join(show(ck) for ck in keys)}"
+                if self.cache_key is None:
+                    reason += "; if reads no longer reach it, a versioned key, say so with cache_key="
+                reason += ")"
         return reason
 
     def _allowed(self, allowed: tuple[tuple, ...]) -> tuple[str, ...]:
@@ -351,7 +418,13 @@ class Judge:
             v = self.name(k, value)
             if kind == "return":
                 nothing = value == 0 and ABSENT_AT_START[k]
-                out.append("return without filling" if nothing else f"return {v}" if value != NONE else "return")
+                out.append(
+                    "return without filling"
+                    if nothing
+                    else f"return {v}"
+                    if value != NONE
+                    else "return (the write had nothing left to do)"
+                )
             elif kind is Kind.LOOKUP:
                 out.append(f"{who}cache.get({ck})")
             elif kind is Kind.LOAD:
@@ -388,9 +461,21 @@ class Judge:
                 shown = self.name(n, self.value_id(n, self.decoded(payload)), entry=True)
                 decoded.append(shown if ck == key else f"{show(ck)}={shown}")
                 if ck != key or payload != shown:
-                    raw.append(f"{show(ck)}={payload!r}")
+                    raw.append(f"{show(ck)}={_raw(payload)}")
             rows.append((key, show(db_get(key)), ", ".join(decoded) or "None", ", ".join(raw)))
         return tuple(rows)
+
+
+def _raw(payload: Any, limit: int = 80) -> str:
+    """A payload as reports show it: its repr, or, for an object without one of its own, its type
+    and fields (no memory addresses), cut to ``limit`` characters."""
+    text = repr(payload)
+    if " object at 0x" in text:
+        fields = getattr(payload, "__dict__", None) or {
+            slot: getattr(payload, slot) for slot in getattr(type(payload), "__slots__", ()) if hasattr(payload, slot)
+        }
+        text = f"{type(payload).__name__}({', '.join(f'{k}={v!r}' for k, v in fields.items())})"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _cache_key(fn: Callable[[Any], Any], key: str) -> Any:

@@ -70,6 +70,8 @@ def text(r: Result) -> str:
         lines.append(steps_table(r))
         if f.allowed:
             lines.append(f"Model allowed at that point: {' | '.join(f.allowed)}")
+        if f.hint:
+            lines.append(f"How to close it: {f.hint}")
         lines.append("")
         lines.append("Final state:")
         lines.append(final_state_table(r.final_state))
@@ -112,6 +114,7 @@ def counterexample(r: Result) -> dict[str, Any] | None:
         "operation": f.op,
         "culprit": None if f.culprit is None else f.culprit + 1,
         "allowed": list(f.allowed),
+        "hint": f.hint,
         "steps": [
             {"n": i + 1, "op": s.op, "actor": str(s.actor), "call": s.describe(), "result": s.shown_result}
             for i, s in enumerate(r.steps)

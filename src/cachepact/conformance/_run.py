@@ -22,7 +22,8 @@ class Run:
     operations: int
     reached: frozenset[str] = frozenset()
     columns: tuple[str, ...] = ()
-    final_state: tuple[tuple[str, str, str], ...] = ()
+    final_state: tuple[tuple[str, ...], ...] = ()
+    also_failed: tuple[str, ...] = ()  # invariants the run broke besides its finding's
 
     @property
     def switches(self) -> int:

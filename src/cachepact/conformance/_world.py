@@ -113,8 +113,12 @@ class World:
         return self.judge.final_state(self.harness.db.get, self.harness.cache.peek)
 
     def as_run(self, *, replay: str | None = None, columns: tuple[str, ...] = ()) -> Run:
+        failed: tuple[str, ...] = ()
+        if self.finding is not None and self.judge.incoherent(self.harness.cache.peek):
+            failed = ("coherent-at-rest",)  # what the final state shows, whatever the finding
         return Run(
             finding=self.finding,
+            also_failed=failed,
             steps=tuple(self.steps),
             replay=replay if replay is not None else replay_of_sequence(self.ops),
             operations=self.operations,

@@ -42,6 +42,7 @@ from ._system import (
     FILL_DURING_WRITE,
     FLAGS,
     IDLE,
+    INVALIDATE_EV,
     KEY,
     LEASED,
     LOADED,
@@ -269,6 +270,12 @@ class Refinement:
             self.reached.add("expiry" if expired else "eviction")
         self.filled_at.pop(key, None)
 
+    def resync(self, key: int, entry: int) -> None:
+        """The key's entry is now under another cache key, holding ``entry``: follow it (no event)."""
+        self.state = _with(self.state, CACHE_F, _put(self.state[CACHE_F], key, entry))
+        if entry == NONE:
+            self.filled_at.pop(key, None)
+
     def clock_moved(self) -> None:
         """The run moved the clock on: entries filled before may now count as expired."""
         self.clock_moves += 1
@@ -411,6 +418,8 @@ class Refinement:
             nxt = self._returning(nxt, i, o, label)
         else:  # INVALIDATE
             label, nxt, event = self.system.invalidate(s, i, o, program, j)
+            if s[CACHE_F][k] == NONE:
+                event &= ~INVALIDATE_EV  # it voided a lease, but removed no entry
             nxt = self._returning(nxt, i, o, label)
             self.filled_at.pop(k, None)
         op.effective = True
