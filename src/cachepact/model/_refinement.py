@@ -37,7 +37,6 @@ from ._system import (
     CACHE_F,
     DB_F,
     DONE,
-    DONE_OP,
     EVENTS,
     FILL_DURING_WRITE,
     FLAGS,
@@ -52,6 +51,7 @@ from ._system import (
     PC,
     PUT,
     RETIRED,
+    RETURNING,
     TOKEN,
     WAITED,
     OpState,
@@ -63,8 +63,6 @@ from ._system import (
     _with,
     _with_op,
 )
-
-RETURNING = 98  # judge mode: every instruction done (or a hit), the operation not yet returned
 
 # Invariant names (public: reports, JSON and JUnit use them).
 INVARIANTS = (
@@ -123,18 +121,34 @@ class Rejection:
     allowed: tuple[tuple, ...] = ()  # (kind or "return", actor or None, key, value)
 
 
-@attrs.define(eq=False)
 class _Op:
-    kind: str  # "r" | "w"
-    name: str
-    key: int
-    start_mask: int = 0  # a read: values already too old when it began
-    looked: bool = False  # it has looked the key up at least once
-    effective: bool = False  # it has made a step that changed something (or loaded)
-    hit: bool = False  # it is returning a value its lookup found
-    nil_ok: bool = False  # its current instruction's effect was nil at some moment of its own steps
-    stored_undecodable: str = ""  # what it stored that the caller could not decode (for the report)
-    overlapped: bool = False  # a read: a write of its key began while it was in flight
+    """What the judge remembers of an operation beside its model state (one made per operation, so
+    a plain slotted class: attrs' generated init costs more on this path)."""
+
+    __slots__ = (
+        "effective",
+        "hit",
+        "key",
+        "kind",
+        "looked",
+        "name",
+        "nil_ok",
+        "overlapped",
+        "start_mask",
+        "stored_undecodable",
+    )
+
+    def __init__(self, kind: str, name: str, key: int, start_mask: int) -> None:
+        self.kind = kind  # "r" | "w"
+        self.name = name
+        self.key = key
+        self.start_mask = start_mask  # a read: values already too old when it began
+        self.looked = False  # it has looked the key up at least once
+        self.effective = False  # it has made a step that changed something (or loaded)
+        self.hit = False  # it is returning a value its lookup found
+        self.nil_ok = False  # its current instruction's effect was nil at some moment of its own steps
+        self.stored_undecodable = ""  # what it stored that the caller could not decode (for the report)
+        self.overlapped = False  # a read: a write of its key began while it was in flight
 
 
 Names = Callable[[int, int], str]  # (key, value) -> how reports write a value
@@ -168,6 +182,7 @@ class Refinement:
         value_name: Names,
     ) -> None:
         self.system = System(_scenario(pattern, keys), absent=absent)
+        self.system.defer_return = True
         self.pattern = pattern
         self.state: State = self.system.initial()
         self.ops: list[_Op] = []  # by slot: the op in it now
@@ -240,7 +255,8 @@ class Refinement:
     def finish(self, i: int, result: int) -> Rejection | None:
         """Op ``i`` returned ``result`` (a value id; NONE for None; ABSENT for a value nothing names)."""
         op = self.ops[i]
-        self._note_nil(i)
+        if self.state[OPS][i][PC] in self._nilable[op.kind]:
+            self._note_nil(i)
         while True:
             instr = self._current(i)
             if instr is None:
@@ -253,7 +269,7 @@ class Refinement:
             return self._missing(i, op, instr)
         s = self.state
         expected = s[OPS][i][LOADED]
-        self.state = self.system.finish(s, i, s[OPS][i], result)
+        self.state = self.system.complete(s, i, s[OPS][i], result)
         self._returned(i)
         if op.kind == "w":
             return None
@@ -286,7 +302,7 @@ class Refinement:
     # -- lookups ----------------------------------------------------------------------------------
 
     def _lookup(self, i: int, op: _Op, obs: Obs) -> Rejection | None:
-        found, granted, waited = obs.result  # type: ignore[misc]
+        found, granted, _ = obs.result  # type: ignore[misc]
         if op.kind != "r" or obs.key != op.key:
             return None  # a lookup inside a write, or of another key: changes nothing
         pc = self.state[OPS][i][PC]
@@ -313,7 +329,7 @@ class Refinement:
         program = self.system.programs["r"]
         j = o[PC] - 1
         if found != s[CACHE_F][op.key]:
-            s = self._resync(op.key, found)
+            s = self._follow_store(op.key, found)
         label, nxt, event = self.system.lookup(s, i, o, program, j, leased=obs.leased)[0]
         model_granted = obs.leased and found == NONE and label[6][1] is not None
         if obs.leased and found == NONE and model_granted != granted:
@@ -326,7 +342,7 @@ class Refinement:
         if obs.leased and granted:
             op.effective = True
         self.state = self._returning(nxt, i, o, label)
-        self._events(event if not (waited and event == 0) else 0)
+        self._events(event)
         return None
 
     # -- effects ----------------------------------------------------------------------------------
@@ -523,7 +539,7 @@ class Refinement:
         """A read that touched neither store: served by a layer the kit does not see (a local memo).
         Only what it returned can be judged."""
         s = self.state
-        self.state = self.system.finish(s, i, s[OPS][i], result)
+        self.state = self.system.complete(s, i, s[OPS][i], result)
         self._returned(i)
         return self._check_result(i, op, result, NONE)
 
@@ -633,21 +649,10 @@ class Refinement:
         self._events(event)
 
     def _returning(self, nxt: State, i: int, before: OpState, label: tuple) -> State:
-        """Judge mode: an op whose program finished (or hit) waits for its return row instead."""
-        o = nxt[OPS][i]
-        if o != DONE_OP:
-            return nxt
-        _, _, target, action, _, _, outcome = label
-        lookup = target == "cache" and action in ("get", "lease_get")
-        if self.ops[i].kind == "w" or (target == "cache" and not lookup):
-            result = before[LOADED]  # a write's value; a read's value, once filled
-        else:
-            result = outcome[0] if action == "lease_get" else outcome  # a hit's value, or a served load's
-        self.ops[i].hit = lookup
-        # Undo the model's finish (retire, stale) until the op really returns.
-        returning = _new(OpState, (RETURNING, before[KEY], nxt[OPS][i][TOKEN], result, before[MASK], before[FLAGS]))
-        kept = _new(State, (nxt[DB_F], nxt[CACHE_F], nxt[PUT], self.state[RETIRED], nxt[OPS], self.state[5]))
-        return _with_op(kept, i, returning)
+        """Note whether an op the transition left RETURNING got its value from a lookup (a hit)."""
+        if nxt[OPS][i][PC] == RETURNING and before[PC] != RETURNING:
+            self.ops[i].hit = label[2] == "cache" and label[3] in ("get", "lease_get")
+        return nxt
 
     def _waited(self, i: int) -> bool:
         return bool(self.state[OPS][i][FLAGS] & WAITED)
@@ -671,8 +676,9 @@ class Refinement:
         self.state = self.system.remove(self.state, k)
         self.filled_at.pop(k, None)
 
-    def _resync(self, k: int, found: int) -> State:
-        """The cache holds something else than the model thought (it dropped an entry): follow it."""
+    def _follow_store(self, k: int, found: int) -> State:
+        """A lookup found something else than the model thought (the cache dropped the entry, a TTL
+        under a second ran out on its own): follow the store."""
         if found == NONE:
             self.evict(k)
         else:

@@ -23,6 +23,7 @@ from ._patterns import Instr, Kind, Pattern
 from ._steps import CACHE, DB, Step
 
 IDLE, DONE = 0, 99  # an op's pc is IDLE, 1 + the index of its next instruction, or DONE
+RETURNING = 98  # with ``defer_return``: every instruction done (or a hit), the op not yet returned
 NONE = -1  # "no value": a cache miss, nothing loaded yet
 ABSENT = -2  # a negative entry for a key the DB does hold: never equal to any version
 NOBODY = -1  # the op index of a step no operation made (an eviction)
@@ -154,6 +155,9 @@ class System:
         # A reader that retries a lease while another still holds it changes no state; reachability
         # does not need those self-loops, and the explorer asks for them to be left out.
         self.skip_stutter = False
+        # The conformance judge sees an operation return after its last step: ``finish`` then only
+        # marks it RETURNING, with its result, and ``complete`` finishes it at the return.
+        self.defer_return = False
         self.op_names = [f"r{i + 1}" for i in range(scenario.readers)] + [f"w{j + 1}" for j in range(scenario.writers)]
 
     def initial(self) -> State:
@@ -389,6 +393,13 @@ class System:
         return self.finish(s, i, s[OPS][i], op[LOADED])
 
     def finish(self, s: State, i: int, op: OpState, result: int) -> State:
+        """Op ``i``'s program is done (or it hit), ``result`` its return value."""
+        if self.defer_return:
+            token = s[OPS][i][TOKEN]
+            return _with_op(s, i, _new(OpState, (RETURNING, op[KEY], token, result, op[MASK], op[FLAGS])))
+        return self.complete(s, i, op, result)
+
+    def complete(self, s: State, i: int, op: OpState, result: int) -> State:
         """A read returns ``result`` (stale when the read was told, at its start, that it is too
         old); a write completes, and every value put before it is retired for later reads."""
         ops = _put(s[OPS], i, DONE_OP)
