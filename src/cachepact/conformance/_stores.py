@@ -116,9 +116,6 @@ class MemoryCache:
         gone = [key for key in list(self._deadlines) if not self._live(key)]
         return gone
 
-    def next_deadline(self) -> float | None:
-        return min(self._deadlines.values(), default=None)
-
     def live_tokens(self) -> set:
         return set(self._leases.values())
 

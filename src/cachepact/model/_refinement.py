@@ -86,8 +86,6 @@ EXERCISED_BY = {
     "hit-after-fill": ("hit",),
     "single-load": ("miss", "hit"),
 }
-# Situations only a recorded run reaches (the explorer's are EVENTS).
-RUN_EVENTS = ("expiry", "read-after-write", "fill-after-write")
 
 # The invariant a wrong participant, or a wrong value, breaks at each kind of step.
 _WHO = {Kind.LOAD: "who-loads", Kind.FILL: "who-populates", Kind.PUT: "write-order"}
@@ -381,10 +379,8 @@ class Refinement:
             if obs.kind is Kind.PUT:
                 mine = self._v(op.key, self.state[OPS][i][LOADED])
                 what = f"put {name[k]}={self._v(k, obs.value)}, not {name[op.key]}={mine}"
-                return self._reject(i, "write-order", f"the write {op.name} {what}", instr)
-            return self._reject(
-                i, "single-load", f"the read {op.name} of {name[op.key]} read {name[k]} from the DB", instr
-            )
+                return self._reject(i, "write-order", f"the write {op.name} {what}")
+            return self._reject(i, "single-load", f"the read {op.name} of {name[op.key]} read {name[k]} from the DB")
         return self._tolerated(i, op, instr, obs)
 
     def _take(self, i: int, op: _Op, instr: Instr, obs: Obs) -> Rejection | None:
@@ -394,7 +390,7 @@ class Refinement:
         j = o[PC] - 1
         k = op.key
         if instr.strict and obs.actor is not instr.by:
-            return self._reject(i, _WHO[instr.kind], self._who(instr, obs), instr)
+            return self._reject(i, _WHO[instr.kind], self._who(instr, obs))
         if instr.kind is Kind.LOAD:
             if obs.result != s[DB_F][k]:
                 s = _with(s, DB_F, _put(s[DB_F], k, obs.result))  # keep in step with the DB
@@ -410,7 +406,6 @@ class Refinement:
                     i,
                     "who-populates",
                     f"the read {op.name} loaded {self._v(k, value)} but filled {self._v(k, obs.value, entry=True)}",
-                    instr,
                 )
             options = self.system.fill(s, i, o, program, j, leased=obs.leased)
             entry = obs.after[0]
@@ -428,7 +423,6 @@ class Refinement:
                     "write-order",
                     f"the write {op.name} put {self.key_names[obs.key]}={self._v(obs.key, obs.value)}, "
                     f"not {self.key_names[k]}={self._v(k, o[LOADED])}",
-                    instr,
                 )
             label, nxt, event = self.system.put(s, i, o, program, j)
             nxt = self._returning(nxt, i, o, label)
@@ -461,17 +455,13 @@ class Refinement:
                 return None
             if op.kind == "w":
                 return self._reject(
-                    i,
-                    "write-order",
-                    f"the write {op.name} invalidated {self.key_names[k]} before writing the DB",
-                    instr,
+                    i, "write-order", f"the write {op.name} invalidated {self.key_names[k]} before writing the DB"
                 )
             return self._reject(
                 i,
                 "who-populates",
                 f"the read {op.name} removed the entry for {self.key_names[k]}; only a write invalidates, "
                 "and only the Cache evicts (name the code that evicts in cache_code)",
-                instr,
             )
         if obs.kind is Kind.LOAD:
             if op.kind == "w":
@@ -482,7 +472,6 @@ class Refinement:
                     "who-loads",
                     f"on a miss the DB is read by {self.system.pattern.load_by} in "
                     f"{self.system.pattern.name}; here {obs.actor} read it",
-                    instr,
                 )
             if op.hit and not op.effective:
                 filled = self.filled_at.get(op.key)
@@ -497,19 +486,15 @@ class Refinement:
                         "hit-after-fill",
                         f"{self.key_names[op.key]} was filled and not invalidated since, "
                         f"yet the read {op.name} went to the DB",
-                        instr,
                     )
-                return self._reject(i, "single-load", f"the read {op.name} read the DB on a hit", instr)
-            return self._reject(i, "single-load", f"the read {op.name} read the DB twice", instr)
+                return self._reject(i, "single-load", f"the read {op.name} read the DB on a hit")
+            return self._reject(i, "single-load", f"the read {op.name} read the DB twice")
         if obs.kind is Kind.PUT:
             if op.kind == "r":
-                return self._reject(i, "write-order", f"the read {op.name} wrote the DB; only a write may", instr)
+                return self._reject(i, "write-order", f"the read {op.name} wrote the DB; only a write may")
             what = "after invalidating" if o[PC] == RETURNING else "a second time"
             return self._reject(
-                i,
-                "write-order",
-                f"the write {op.name} put {self.key_names[k]}={self._v(k, obs.value)} {what}",
-                instr,
+                i, "write-order", f"the write {op.name} put {self.key_names[k]}={self._v(k, obs.value)} {what}"
             )
         # FILL
         if op.kind == "w":
@@ -518,20 +503,16 @@ class Refinement:
                 "invalidate-not-update",
                 f"the write {op.name} stored {self._v(k, obs.value, entry=True)} into the cache "
                 "instead of deleting the entry",
-                instr,
             )
         if not own:
             return self._reject(
                 i,
                 "who-populates",
                 f"the read {op.name} of {self.key_names[op.key]} filled the entry for {self.key_names[k]}",
-                instr,
             )
         if instr is not None and instr.kind in (Kind.LOOKUP, Kind.LOAD):
-            return self._reject(
-                i, "who-populates", f"the read {op.name} filled the entry before loading from the DB", instr
-            )
-        return self._reject(i, "who-populates", f"the read {op.name} filled the entry a second time", instr)
+            return self._reject(i, "who-populates", f"the read {op.name} filled the entry before loading from the DB")
+        return self._reject(i, "who-populates", f"the read {op.name} filled the entry a second time")
 
     # -- returns ----------------------------------------------------------------------------------
 
@@ -579,7 +560,7 @@ class Refinement:
         name = self.key_names[k]
         if instr.kind is Kind.LOAD or instr.kind is Kind.LOOKUP:
             return self._reject(
-                i, "who-loads", f"the read {op.name} missed but never loaded from the DB (by {instr.by})", instr
+                i, "who-loads", f"the read {op.name} missed but never loaded from the DB (by {instr.by})"
             )
         if instr.kind is Kind.FILL:
             extra = (
@@ -589,15 +570,12 @@ class Refinement:
                 i,
                 "who-populates",
                 f"the read {op.name} loaded {self._v(k, o[LOADED])} but never filled the entry{extra}",
-                instr,
             )
         if instr.kind is Kind.PUT:
-            return self._reject(i, "write-order", f"the write {op.name} never wrote the DB", instr)
+            return self._reject(i, "write-order", f"the write {op.name} never wrote the DB")
         entry = self.state[CACHE_F][k]
         held = f"the entry still holds {self._v(k, entry, entry=True)}" if entry != NONE else "a lease is out on it"
-        return self._reject(
-            i, "write-order", f"the write {op.name} wrote the DB but never invalidated {name}: {held}", instr
-        )
+        return self._reject(i, "write-order", f"the write {op.name} wrote the DB but never invalidated {name}: {held}")
 
     # -- helpers ----------------------------------------------------------------------------------
 
@@ -714,7 +692,7 @@ class Refinement:
         verb = {Kind.LOAD: "read it", Kind.FILL: "filled it", Kind.PUT: "wrote it"}
         return f"in {p.name} {what[instr.kind]} {instr.by}; here {obs.actor} {verb[instr.kind]}"
 
-    def _reject(self, i: int, invariant: str, reason: str, instr: Instr | None) -> Rejection:
+    def _reject(self, i: int, invariant: str, reason: str) -> Rejection:
         return Rejection(invariant, reason, self._allowed(i))
 
     def _allowed(self, i: int) -> tuple[tuple, ...]:
