@@ -58,3 +58,9 @@ def test_a_bad_plugin_option_is_a_usage_error_naming_its_range(pytester):
     result = pytester.runpytest_subprocess("--cachepact-max-examples", "-3")
     assert result.ret == 4  # pytest's usage error
     result.stderr.fnmatch_lines(["*--cachepact-max-examples: must be at least 1, not -3*"])
+
+
+def test_the_short_summary_names_the_invariant_and_what_broke_it(pytester):
+    pytester.makepyfile(test_user=BAD)
+    result = pytester.runpytest_subprocess("--cachepact-seed", "1", "-rf")
+    result.stdout.fnmatch_lines(["FAILED test_user.py::test_my_cache - invalidate-not-update: the write w1*"])

@@ -35,9 +35,32 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+class _Crash:
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+class KitReport:
+    """A failing check as pytest shows it: the kit's report in full, and in the short summary the
+    invariant and what broke it (pytest reads ``reprcrash.message``), not the report's first line."""
+
+    def __init__(self, text: str, message: str) -> None:
+        self.text = text
+        self.reprcrash = _Crash(message)
+
+    def toterminal(self, tw: Any) -> None:
+        for line in self.text.splitlines():
+            tw.line(line)
+
+    def __str__(self) -> str:
+        return self.text
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
     outcome = yield
     report = outcome.get_result()
     if call.excinfo is not None and isinstance(call.excinfo.value, ConformanceFailure):
-        report.longrepr = str(call.excinfo.value)
+        failure = call.excinfo.value
+        finding = failure.result.finding
+        report.longrepr = KitReport(str(failure), f"{finding.invariant}: {finding.message}")
