@@ -13,7 +13,7 @@ from cachepact.conformance._env import build, run_operation
 
 def actors(make, key="k1"):
     h = build(make, initial={"k1": "v0"})
-    run_operation(h.adapter.read, key)
+    run_operation(h.adapters[0].read, key)
     return [(str(s.actor), s.call) for s in h.recorder.steps]
 
 

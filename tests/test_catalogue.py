@@ -6,7 +6,7 @@ import pytest
 
 from cachepact import INVARIANTS, check
 from cachepact.adapters.broken import CATALOGUE
-from cachepact.adapters.reference import RACE_FREE, REFERENCE
+from cachepact.adapters.reference import ONE_PROCESS, RACE_FREE, REFERENCE
 
 REFERENCES = [(pattern, name, make) for pattern, d in REFERENCE.items() for name, make in d.items()]
 
@@ -52,10 +52,25 @@ RACE_FREE_REFS = [r for r in REFERENCES if r[1] in RACE_FREE]
 
 @pytest.mark.parametrize(("pattern", "name", "make"), RACE_FREE_REFS, ids=[n for _, n, _ in RACE_FREE_REFS])
 @pytest.mark.parametrize("seed", range(2))
-def test_lease_and_lock_based_adapters_pass_every_concurrent_check(pattern, name, make, seed):
+def test_lease_based_adapters_pass_every_concurrent_check(pattern, name, make, seed):
     result = check(make, pattern, seed=seed, target=name)
     assert result.passed, result.report()
     assert "fill-during-write" in result.reached
+
+
+ONE_PROCESS_REFS = [r for r in REFERENCES if r[1] in ONE_PROCESS]
+
+
+@pytest.mark.parametrize(("pattern", "name", "make"), ONE_PROCESS_REFS, ids=[n for _, n, _ in ONE_PROCESS_REFS])
+@pytest.mark.parametrize("seed", range(2))
+def test_a_process_local_lock_holds_in_one_instance_and_not_across_two(pattern, name, make, seed):
+    alone = check(make, pattern, seed=seed, target=name, instances=1)
+    assert alone.passed, alone.report()
+    assert "fill-during-write" in alone.reached
+    shared = check(make, pattern, seed=seed, target=name)  # the default: two app instances
+    assert shared.finding is not None and shared.finding.invariant == "coherent-at-rest", shared.report()
+    # The race needs the reader and the writer on different instances: one of them holds the lock.
+    assert len({i for _, i in shared.placement}) == 2, shared.report()
 
 
 @pytest.mark.parametrize(("pattern", "name", "make"), REFERENCES, ids=[n for _, n, _ in REFERENCES])

@@ -13,9 +13,14 @@ from cachepact.adapters.reference import cache_aside, cache_aside_leased, cache_
 from cachepact.conformance._exhaustive import explore_schedules
 from cachepact.conformance._interleaved import replaying, run_interleaved
 from cachepact.conformance._replay import ConcurrentScenario as Scenario
+from cachepact.conformance._world import Setup
 from cachepact.model import CACHE_ASIDE, READ_THROUGH
 
-R, W = ("r", "k1"), ("w", "k1")
+R, W = ("r", "k1", 0), ("w", "k1", 0)
+
+
+def setup(make, **kw):
+    return Setup(make=make, pattern=CACHE_ASIDE, **kw)
 
 
 @pytest.mark.parametrize(("make", "pattern"), [(cache_aside, "cache-aside"), (read_through, "read-through")])
@@ -32,7 +37,7 @@ def test_the_seed_patterns_fail_coherent_at_rest_with_the_five_step_stale_set(ma
         ("w1", who if pattern == "read-through" else "App", "cache.delete(k1)"),
         ("r1", who, "cache.set(k1, k1.v0)"),
     ]
-    assert result.replay == "con/|r:k1,w:k1/00110"
+    assert result.replay == "con/|r:k1,w:k1/0011"  # the last step is forced: no choice left to record
 
 
 def test_the_race_report_has_one_column_per_operation_with_the_switches_marked():
@@ -40,11 +45,12 @@ def test_the_race_report_has_one_column_per_operation_with_the_switches_marked()
     assert (
         result.report()
         == """\
-cachepact check t:make --pattern cache-aside
+cachepact check t:make --pattern cache-aside --seed 0
+App instances: 2, sharing the DB and cache as processes do; --instances 1 checks one process.
 FAIL coherent-at-rest: after r1, with nothing in flight, the cache holds k1 = k1.v0 but the DB holds k1.v1
 
-Minimal failing sequence: 2 operations, 5 steps, 2 in flight, 2 context switches
-#          r1                          w1
+Minimal failing sequence: 2 operations, 5 DB or cache calls, 2 in flight, 2 context switches
+#  switch  r1                          w1                         note
 -  ------  --------------------------  -------------------------  -----------
 1          App: cache.get(k1) -> None
 2          App: db.get(k1) -> k1.v0
@@ -66,7 +72,7 @@ k3   None   None
 
 Invariants: 7 pass, 1 fail (coherent-at-rest)
 Reached: miss, hit, load, fill, write, invalidate, absent-read, read-after-write, fill-during-write
-Replay: cachepact check t:make --pattern cache-aside --replay 'con/|r:k1,w:k1/00110'"""
+Replay: cachepact check t:make --pattern cache-aside --replay 'con/|r:k1,w:k1/0011'"""
     )
 
 
@@ -86,16 +92,10 @@ def test_hypothesis_alone_finds_and_shrinks_the_race():
     found = []
     with VirtualClock() as clock:
         for seed in range(4):
-            run = search_schedules(
-                cache_aside,
-                CACHE_ASIDE,
-                max_examples=200,
-                max_ops=3,
-                seed=seed,
-                progress=Progress(),
-                label="t",
-                clock=clock,
-            )
+            setup = Setup(
+                make=cache_aside, pattern=CACHE_ASIDE, label="t", clock=clock
+            )  # one instance: the draw as before
+            run = search_schedules(setup, max_examples=200, max_ops=3, seed=seed, progress=Progress())
             if run is not None:
                 found.append(run)
     assert len(found) >= 2  # the driver alone; a check runs the exhaustive phase before it
@@ -106,23 +106,21 @@ def test_hypothesis_alone_finds_and_shrinks_the_race():
 
 
 def test_a_lease_based_adapter_is_proven_for_two_readers_and_two_writers_of_one_key():
-    ex = explore_schedules(cache_aside_leased, CACHE_ASIDE, Scenario(ops=(R, R, W, W)))
+    ex = explore_schedules(setup(cache_aside_leased), Scenario(ops=(R, R, W, W)))
     assert ex.complete and ex.failing is None
     assert ex.runs > 100 and ex.pruned > 100  # it really branched, and the state cache really cut
 
 
 def test_exhaustive_exploration_is_not_vacuous_it_reaches_the_overlap():
     overlaps = []
-    explore_schedules(
-        cache_aside_leased, CACHE_ASIDE, Scenario(ops=(R, W)), on_run=lambda r: overlaps.append(r.overlapped)
-    )
+    explore_schedules(setup(cache_aside_leased), Scenario(ops=(R, W)), on_run=lambda r: overlaps.append(r.overlapped))
     assert any(overlaps) and not all(overlaps)
 
 
 def test_a_mutex_inside_an_adapter_is_a_scheduling_point_not_a_timeout():
-    ex = explore_schedules(cache_aside_locked, CACHE_ASIDE, Scenario(ops=(R, W, W)))
+    ex = explore_schedules(setup(cache_aside_locked), Scenario(ops=(R, W, W)))
     assert ex.complete and ex.failing is None
-    run = run_interleaved(cache_aside_locked, CACHE_ASIDE, Scenario(ops=(R, W)), replaying([0, 1, 1, 0]))
+    run = run_interleaved(setup(cache_aside_locked), Scenario(ops=(R, W)), replaying([0, 1, 1, 0]))
     assert run.uncontrolled == 0 and run.finding is None
 
 
@@ -130,7 +128,10 @@ def test_a_genuine_deadlock_is_a_finding_with_its_steps():
     entry = CATALOGUE["aside_lock_order_deadlock"]
     result = check(entry.make, entry.pattern, seed=0)
     assert result.finding.invariant == "deadlock"
-    assert "r1 and w1 wait on each other's locks" in result.finding.message
+    assert result.finding.message == (
+        "r1 and w1 cannot take a next step: r1 waits for the Lock made at broken.py:422:39, held by w1; "
+        "w1 waits for the Lock made at broken.py:422:21, held by r1"
+    )
     assert [s.describe() for s in result.steps] == ["cache.get(k1)", "db.put(k1, k1.v1)"]
 
 
@@ -155,7 +156,7 @@ def _real_lock_adapter(env):
 
 def test_blocking_the_kit_cannot_see_falls_back_to_a_timeout_and_still_completes():
     run = run_interleaved(
-        _real_lock_adapter, CACHE_ASIDE, Scenario(ops=(R, W)), replaying([0, 1, 0, 0, 1]), step_timeout=0.05
+        setup(_real_lock_adapter, step_timeout=0.05), Scenario(ops=(R, W)), replaying([0, 1, 0, 0, 1])
     )
     assert run.uncontrolled >= 1 and run.finding is None
 
@@ -174,12 +175,43 @@ def _spawning_adapter(env):
     return cachepact.Adapter(read=inner.read, write=write)
 
 
-def test_an_adapter_thread_touching_env_outside_an_operation_is_a_finding_not_a_hang():
-    run = run_interleaved(
-        _spawning_adapter, CACHE_ASIDE, Scenario(ops=(W, R)), replaying([0, 0, 1, 1, 1]), step_timeout=0.05
-    )
+def test_a_thread_an_operation_starts_works_for_that_operation():
+    run = run_interleaved(setup(_spawning_adapter), Scenario(ops=(W, R)), replaying([0, 0, 1, 1, 1]))
+    assert run.finding is None
+    calls = [(s.op, s.describe()) for s in run.world.steps if s.target != "app"]
+    assert ("w1", "cache.delete(k1)") in calls  # made on the helper thread, credited to the write
+
+
+def _background_adapter(env):
+    """A library's worker thread, started in make(env), that deletes whatever a write hands it."""
+    import queue
+
+    from cachepact.adapters.reference import cache_aside as inner_factory
+
+    inner = inner_factory(env)
+    todo: queue.Queue = queue.Queue()
+
+    def worker():
+        while True:
+            key, done = todo.get()
+            env.cache.delete(key)
+            done.set()
+
+    threading.Thread(target=worker, daemon=True).start()
+
+    def write(key, value):
+        env.db.put(key, value)
+        done = threading.Event()
+        todo.put((key, done))
+        done.wait()
+
+    return cachepact.Adapter(read=inner.read, write=write)
+
+
+def test_a_thread_started_in_make_touching_env_during_an_operation_is_a_finding_not_a_hang():
+    run = run_interleaved(setup(_background_adapter, step_timeout=0.5), Scenario(ops=(W, R)), replaying([0, 0, 1, 1]))
     assert run.finding.invariant == "adapter-error"
-    assert "a thread the kit did not start called env" in run.finding.message
+    assert "a thread the kit does not run called env (one started in make(env)" in run.finding.message
 
 
 def test_read_through_leases_pass_the_default_check():

@@ -193,12 +193,12 @@ def test_ttl_is_seconds_on_the_virtual_clock_and_must_be_a_number():
 
 def test_an_expired_entry_is_reloaded_and_the_replay_moves_the_clock():
     from cachepact.conformance._clock import VirtualClock
-    from cachepact.conformance._world import World
+    from cachepact.conformance._world import Setup, World
     from cachepact.model import CACHE_ASIDE
 
     make = IDIOMS["aside_ttl_entries"].make
     with VirtualClock() as clock:
-        world = World(make, CACHE_ASIDE, clock=clock)
+        world = World(Setup(make=make, pattern=CACHE_ASIDE, clock=clock))
         for op in (("r", "k1"), ("r", "k1"), ("t", 301), ("r", "k1")):
             assert world.run(*op) is None
     calls = [s.describe() for s in world.steps if s.target != "app"]

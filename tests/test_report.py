@@ -13,11 +13,11 @@ def test_a_stale_memo_report_shows_the_minimal_sequence_the_culprit_and_the_repl
     assert (
         result.report()
         == """\
-cachepact check m:f --pattern cache-aside
+cachepact check m:f --pattern cache-aside --no-concurrency --seed 0
 FAIL fresh-read: the read r2 of k1 returned k1.v0, older than k1.v1 written before the read began
 
-Minimal failing sequence: 3 operations, 5 steps
-#  op  actor  call                       result
+Minimal failing sequence: 3 operations, 5 DB or cache calls
+#  op  actor  call                       result  note
 -  --  -----  -------------------------  ------  -----------
 1  r1  App    cache.get(k1)              None
 2  r1  App    db.get(k1)                 k1.v0
@@ -39,7 +39,7 @@ k3   None   None
 Invariants: 6 pass, 1 fail (fresh-read), 1 not run (hit-after-fill: nothing reached could break them)
 Reached: miss, load, fill, write, invalidate, absent-read, read-after-write
 Never reached: hit (the run says nothing about those paths)
-Replay: cachepact check m:f --pattern cache-aside --replay 'seq/r:k1,w:k1,r:k1'"""
+Replay: cachepact check m:f --pattern cache-aside --instances 1 --replay 'seq/r:k1,w:k1,r:k1'"""
     )
 
 
@@ -56,8 +56,10 @@ def test_replaying_the_printed_string_reproduces_the_failure_exactly():
     first = check(make, "cache-aside", seed=3, target="m:f")
     again = check(make, "cache-aside", replay=first.replay, target="m:f")
     assert again.finding == first.finding and again.steps == first.steps
-    upto_coverage = lambda text: text[: text.index("Invariants:")]  # noqa: E731 (coverage differs: one run vs many)
+    # From the verdict to the coverage: the first line is each run's own command, coverage differs (one run vs many).
+    upto_coverage = lambda text: text[text.index("FAIL") : text.index("Invariants:")]  # noqa: E731
     assert upto_coverage(again.report()) == upto_coverage(first.report())
+    assert again.report().splitlines()[0] == f"cachepact check m:f --pattern cache-aside --replay '{first.replay}'"
 
 
 def test_json_lists_every_invariant_with_its_status_and_the_counterexample():

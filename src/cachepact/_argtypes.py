@@ -21,3 +21,18 @@ def whole_number(minimum: int = 1, maximum: int | None = None) -> Callable[[str]
         return value
 
     return parse
+
+
+def seconds(maximum: float) -> Callable[[str], float]:
+    """An argparse ``type=``: a number of seconds above 0 and at most ``maximum``."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number of seconds, not {text!r}") from None
+        if not 0 < value <= maximum:  # also refuses nan
+            raise argparse.ArgumentTypeError(f"must be above 0 and at most {maximum:g} seconds, not {text}")
+        return value
+
+    return parse

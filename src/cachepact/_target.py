@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import os
 import sys
 from collections.abc import Callable
@@ -41,20 +40,36 @@ def load_target(spec: str) -> Callable[..., Any]:
 
 
 def _load_file(path: Path, spec: str) -> Any:
+    """Import a file under its own module name, as pytest's rootdir logic does: a file inside
+    packages (folders with ``__init__.py``) is ``pkg.sub.mod`` with the folder above the top package
+    on ``sys.path``; a loose file is ``mod`` with its folder on the path. So ``cache_code`` names
+    and ``__name__`` checks see the same module as when the code is imported normally."""
     if not path.is_file():
         raise DefinitionError(f"no file {str(path)!r}; {FORM}", target=spec)
-    name = f"cachepact_target_{abs(hash(str(path.resolve())))}"
-    loader_spec = importlib.util.spec_from_file_location(name, path)
-    if loader_spec is None or loader_spec.loader is None:
+    if path.suffix != ".py":
         raise DefinitionError(f"{str(path)!r} cannot be imported as Python; {FORM}", target=spec)
-    module = importlib.util.module_from_spec(loader_spec)
-    sys.path.insert(0, str(path.resolve().parent))  # so the file can import its neighbours
-    sys.modules[name] = module
+    path = path.resolve()
+    root, parts = path.parent, [path.stem]
+    while (root / "__init__.py").is_file():
+        parts.insert(0, root.name)
+        root = root.parent
+    name = ".".join(parts)
+    loaded = sys.modules.get(name)
+    if loaded is not None:
+        where = getattr(loaded, "__file__", None)
+        if where is not None and Path(where).resolve() == path:
+            return loaded
+        raise DefinitionError(
+            f"{str(path)!r} would be imported as module {name!r}, but {name!r} is already {where or 'built in'}; "
+            "rename the file or name the target as module:attr",
+            target=spec,
+        )
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))  # so the file imports its neighbours and its package
     try:
-        loader_spec.loader.exec_module(module)
+        return importlib.import_module(name)
     except Exception as e:
         raise DefinitionError(f"importing {str(path)!r} raised {one_line(e)}", target=spec) from None
-    return module
 
 
 def _load_module(name: str, spec: str) -> Any:

@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import NoReturn
 
 from . import __version__
-from ._argtypes import whole_number
-from .conformance._replay import MAX_OPS
+from ._argtypes import seconds, whole_number
+from .conformance._replay import MAX_INSTANCES, MAX_OPS
+from .conformance._scheduler import DEFAULT_STEP_TIMEOUT
 from .diagrams import EXTENSIONS, FORMATS, format_for, render, sequence_graph
-from .errors import CachepactError, InvalidArgument, MissingDependency, StateSpaceTooLarge, UsageError
+from .errors import CachepactError, Interrupted, InvalidArgument, MissingDependency, StateSpaceTooLarge, UsageError
 from .model import (
     DEFAULT_MAX_STATES,
     FLOWS,
@@ -29,10 +30,18 @@ from .model import (
     responsibility_table,
 )
 
-EXIT_OK, EXIT_VIOLATED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_VIOLATED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+# explore's bounds: past these the model's state space outgrows any machine (4 readers and 4
+# writers over 2 keys is already 6.3M states unreduced), so a typo fails at once, not after GBs.
+MAX_EXPLORE_OPS, MAX_EXPLORE_KEYS, MAX_EXPLORE_STATES = 8, 4, 50_000_000
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)  # --help shows defaults
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message}; see '{self.prog} --help'")
 
@@ -70,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain = commands.add_parser("explain", help="print who does what in each pattern, read off the model")
     explain.add_argument("--pattern", type=_pattern, help=f"one of: {', '.join(PATTERNS)} (default: all)")
     explain.add_argument("--leases", action="store_true", help="the lease-guarded variant")
-    explain.add_argument("--format", choices=("text", "markdown"), default="text")
+    explain.add_argument("--format", choices=("text", "markdown"), default="text", help="how to print the table")
     explain.add_argument(
         "--programs", action="store_true", help="the read and write programs themselves, as the model defines them"
     )
@@ -78,13 +87,18 @@ def build_parser() -> argparse.ArgumentParser:
     ex = commands.add_parser("explore", help="exhaustively explore the model of a pattern for small bounds")
     ex.add_argument("--pattern", type=_pattern, required=True, help=f"one of: {', '.join(PATTERNS)}")
     ex.add_argument("--leases", action="store_true", help="fill through memcache-style leases")
-    ex.add_argument("--readers", type=whole_number(1), default=1)
-    ex.add_argument("--writers", type=whole_number(1), default=1)
-    ex.add_argument("--keys", type=whole_number(1), default=1)
+    ex.add_argument("--readers", type=whole_number(1, MAX_EXPLORE_OPS), default=1, help="reads in flight")
+    ex.add_argument("--writers", type=whole_number(1, MAX_EXPLORE_OPS), default=1, help="writes in flight")
+    ex.add_argument("--keys", type=whole_number(1, MAX_EXPLORE_KEYS), default=1, help="keys they spread over")
     ex.add_argument("--sequential", action="store_true", help="one operation at a time (default: interleaved)")
     ex.add_argument("--absent", action="store_true", help="every key starts with no value in the DB")
     ex.add_argument("--evictions", action="store_true", help="the cache may drop any entry at any moment")
-    ex.add_argument("--max-states", type=whole_number(1), default=DEFAULT_MAX_STATES)
+    ex.add_argument(
+        "--max-states",
+        type=whole_number(1, MAX_EXPLORE_STATES),
+        default=DEFAULT_MAX_STATES,
+        help="stop with exit 2 past this many states",
+    )
     ex.add_argument("--no-reduce", action="store_true", help="explore without key/symmetry reduction")
     ex.add_argument(
         "--format", choices=("text", "markdown"), default="text", help="markdown: tables for documents, no timings"
@@ -108,8 +122,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ck.add_argument("--pattern", type=_pattern, required=True, help=f"one of: {', '.join(PATTERNS)}")
     ck.add_argument("--no-concurrency", action="store_true", help="run only the sequential checks")
-    ck.add_argument("--max-examples", type=whole_number(1), default=None, help="sequences to try (default 100)")
-    ck.add_argument("--seed", type=int, default=None, help="seed for a reproducible run (default: derandomized)")
+    ck.add_argument(
+        "--instances",
+        type=whole_number(1, MAX_INSTANCES),
+        default=None,
+        help="app instances (processes) sharing the DB and cache, each from its own make(env); "
+        "None: 2, or 1 with --no-concurrency",
+    )
+    ck.add_argument(
+        "--step-timeout",
+        type=seconds(3600),
+        default=DEFAULT_STEP_TIMEOUT,
+        metavar="S",
+        help="seconds one DB or cache call, or an operation's own work, may block before it is the finding timeout",
+    )
+    ck.add_argument(
+        "--max-examples", type=whole_number(1), default=None, help="sequences to try; None: the Hypothesis profile's"
+    )
+    ck.add_argument("--seed", type=int, default=None, help="seed for a reproducible run; None: derandomized")
     ck.add_argument("--replay", metavar="STRING", help="rerun exactly the sequence a failing run printed")
     ck.add_argument(
         "--max-ops",
@@ -117,8 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=3,
         help=f"operations in flight per concurrent scenario (2-{MAX_OPS})",
     )
-    ck.add_argument("--report-json", metavar="FILE", help="write the verdict and every check as JSON")
-    ck.add_argument("--junit-xml", metavar="FILE", help="write one JUnit test case per invariant")
+    ck.add_argument("--report-json", metavar="FILE", help="write the verdict and every check as JSON (also on Ctrl-C)")
+    ck.add_argument("--junit-xml", metavar="FILE", help="write one JUnit test case per invariant (also on Ctrl-C)")
     ck.add_argument(
         "--diagram", metavar="FILE", help="write the counterexample's sequence diagram (.mmd .dot .svg .png)"
     )
@@ -129,14 +159,14 @@ def cmd_explain(args: argparse.Namespace) -> int:
     patterns = [args.pattern] if args.pattern else list(PATTERNS.values())
     markdown = args.format == "markdown"
     if args.programs:
-        print(program_table(patterns, markdown=markdown))
+        _print(program_table(patterns, markdown=markdown))
         return EXIT_OK
-    print(responsibility_table(patterns, leases=args.leases, markdown=markdown))
+    lines = [responsibility_table(patterns, leases=args.leases, markdown=markdown)]
     if not markdown:
-        print()
-        for p in patterns:
-            print(f"{p.name}: {p.summary}")
-        print("Both patterns write the same way: the App writes the DB, then invalidates the entry.")
+        lines.append("")
+        lines += [f"{p.name}: {p.summary}" for p in patterns]
+        lines.append("Both patterns write the same way: the App writes the DB, then invalidates the entry.")
+    _print("\n".join(lines))
     return EXIT_OK
 
 
@@ -154,14 +184,14 @@ def cmd_explore(args: argparse.Namespace) -> int:
         evictions=args.evictions,
     )
     result = explore(scenario, reduce=not args.no_reduce, max_states=args.max_states)
-    print(format_exploration(result, markdown=args.format == "markdown"))
+    _print(format_exploration(result, markdown=args.format == "markdown"))
     if args.diagram and not result.holds:
         prop = result.violations()[0]
         cex = prop.counterexample
         assert cex is not None
         title = f"{result.scenario.pattern.name}: {prop.name} violated"
         _write_diagram(cex, args.diagram, None, culprit=len(cex) - 1, title=title)
-        print(f"\nDiagram: {args.diagram}")
+        _print(f"\nDiagram: {args.diagram}")
     return EXIT_OK if result.holds else EXIT_VIOLATED
 
 
@@ -203,7 +233,7 @@ def _write_diagram(
             f"{flag} {path}: {fmt} needs {e.package}; pip install '{e.requirement}' or {instead}"
         ) from None
     if path is None:
-        sys.stdout.write(out)  # type: ignore[arg-type]
+        _print(out.rstrip("\n"))  # type: ignore[union-attr]
 
 
 def cmd_diagram(args: argparse.Namespace) -> int:
@@ -256,8 +286,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     from ._target import load_target
     from .conformance._check import check
 
-    _writable(args.report_json, "--report-json")
-    _writable(args.junit_xml, "--junit-xml")
+    outputs = {flag: path for flag, path in _outputs(args) if path}
+    _distinct(outputs)
+    for flag, path in outputs.items():
+        _writable(path, flag)
     if args.diagram:
         _diagram_format(args.diagram, None, "--diagram")
     tty = sys.stderr.isatty()
@@ -271,9 +303,21 @@ def cmd_check(args: argparse.Namespace) -> int:
             replay=args.replay,
             concurrency=not args.no_concurrency,
             max_ops=args.max_ops,
+            instances=args.instances,
+            step_timeout=args.step_timeout,
             target=args.target,
             on_progress=line,
         )
+    except Interrupted as e:
+        if line is not None:
+            line.clear()
+        written = _write_reports(e.result, args)
+        partial = f"; what ran is in {' and '.join(written)}" if written else ""
+        print(
+            f"cachepact: interrupted after {e.result.examples} examples, {e.result.operations} operations{partial}",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
     finally:
         if line is not None:
             line.clear()
@@ -296,12 +340,51 @@ def cmd_check(args: argparse.Namespace) -> int:
             title=f"{result.pattern}: {f.invariant} ({args.target})",
         )
         result = attrs.evolve(result, diagram=args.diagram)
-    print(result.report())
-    if args.report_json:
-        Path(args.report_json).write_text(result.to_json() + "\n")
-    if args.junit_xml:
-        Path(args.junit_xml).write_text(result.to_junit())
+    _write_reports(result, args)
+    _print(result.report())
     return EXIT_OK if result.passed else EXIT_VIOLATED
+
+
+def _outputs(args: argparse.Namespace) -> list[tuple[str, str | None]]:
+    return [("--report-json", args.report_json), ("--junit-xml", args.junit_xml), ("--diagram", args.diagram)]
+
+
+def _distinct(outputs: dict[str, str]) -> None:
+    """Two outputs to one file would silently keep only the last."""
+    seen: dict[str, str] = {}
+    for flag, path in outputs.items():
+        real = os.path.realpath(path)
+        if real in seen:
+            raise UsageError(f"{seen[real]} and {flag} both name {path}; give each its own file")
+        seen[real] = flag
+
+
+def _write_reports(result, args: argparse.Namespace) -> list[str]:
+    """Write the JSON and JUnit files asked for; the paths written. A failure is one usage line."""
+    written = []
+    for flag, path, text in (
+        ("--report-json", args.report_json, lambda: result.to_json() + "\n"),
+        ("--junit-xml", args.junit_xml, result.to_junit),
+    ):
+        if not path:
+            continue
+        try:
+            Path(path).write_text(text())
+        except OSError as e:
+            raise UsageError(f"{flag} {path}: cannot write there ({e.strerror}); name a writable file") from None
+        written.append(path)
+    return written
+
+
+def _print(text: str) -> None:
+    """Print to stdout; a reader that went away (``| head``) ends the output quietly."""
+    try:
+        print(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python would report the pipe again when it flushes stdout at exit: point it at nothing.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 class _ProgressLine:
@@ -339,6 +422,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         error = e if isinstance(e, UsageError) else _usage(e)
         print(f"cachepact: error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:  # Ctrl-C outside a check's run (loading the target, exploring)
+        print("cachepact: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":  # pragma: no cover

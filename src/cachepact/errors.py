@@ -3,7 +3,8 @@
 ``CachepactError`` is the base of everything the kit raises on purpose. Each error also subclasses
 the built-in a caller would expect (``TypeError`` for something unusable as written, ``ValueError``
 for a value out of range, ``ImportError`` for a missing package, ``AssertionError`` for a failed
-check), so ``except ValueError`` keeps working. Errors carry structured fields; messages speak of
+check), so ``except ValueError`` keeps working. ``Interrupted`` (Ctrl-C during a check) is a
+``KeyboardInterrupt`` instead, carrying the partial result. Errors carry structured fields; messages speak of
 the Python API's parameters, and the command line renders the same fields with its own flags.
 
 The kit's internal control-flow signals, which never reach a caller, are not errors and live with
@@ -18,6 +19,7 @@ __all__ = [
     "CachepactError",
     "ConformanceFailure",
     "DefinitionError",
+    "Interrupted",
     "InvalidArgument",
     "MissingDependency",
     "StateSpaceTooLarge",
@@ -107,4 +109,14 @@ class ConformanceFailure(CachepactError, AssertionError):
 
     def __init__(self, result: Any) -> None:
         super().__init__(result.report())
+        self.result = result
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a check: ``result`` is the ``Result`` of what ran before it (``interrupted``
+    set, no verdict on what did not run). A ``KeyboardInterrupt``, so an interrupt still ends the
+    program that does not look for it; not a ``CachepactError``, which ``except Exception`` catches."""
+
+    def __init__(self, result: Any) -> None:
+        super().__init__("interrupted")
         self.result = result

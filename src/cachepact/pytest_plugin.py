@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from ._argtypes import whole_number
+from ._argtypes import seconds, whole_number
 from .errors import ConformanceFailure
 
 
@@ -24,6 +24,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="examples per cachepact conformance test (default: the Hypothesis profile's)",
     )
+    group.addoption(
+        "--cachepact-instances",
+        type=whole_number(1, 8),
+        default=None,
+        help="app instances per check (default: 2, or 1 without concurrency)",
+    )
+    group.addoption(
+        "--cachepact-step-timeout",
+        type=seconds(3600),
+        default=None,
+        help="seconds a step may block before it is the finding timeout (default: 5)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -32,6 +44,8 @@ def pytest_configure(config: pytest.Config) -> None:
     _testcase.OPTIONS.update(
         seed=config.getoption("cachepact_seed", None),
         max_examples=config.getoption("cachepact_max_examples", None),
+        instances=config.getoption("cachepact_instances", None),
+        step_timeout=config.getoption("cachepact_step_timeout", None),
     )
 
 

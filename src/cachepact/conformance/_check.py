@@ -6,23 +6,28 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import InvalidArgument
+import attrs
+
+from ..errors import Interrupted, InvalidArgument
 from ..model import Pattern, pattern_named
 from ._clock import VirtualClock
+from ._env import unseen_cache_code, watch_cache_code
 from ._exhaustive import search_exhaustive
 from ._findings import CONCURRENT_SITUATIONS, EXTRA_SITUATIONS, SITUATIONS, statuses
 from ._hypothesis import profile_budget
 from ._interleaved import replaying, run_interleaved
 from ._progress import Progress
-from ._replay import MAX_OPS, parse_concurrent, parse_sequence, validate_replay
+from ._replay import MAX_INSTANCES, MAX_OPS, parse_concurrent, parse_sequence, validate_replay
 from ._result import Result
 from ._run import Run
+from ._scheduler import DEFAULT_STEP_TIMEOUT
 from ._schedules import search_schedules
 from ._sequences import search_sequences
-from ._world import World, rerun_sequence
+from ._world import Setup, World, rerun_sequence
 
 DEFAULT_STEPS = 25
 SMOKE_EXAMPLES = 10
+MAX_STEP_TIMEOUT = 3600.0
 
 CheckPhase = Callable[[], "Run | None"]
 
@@ -37,6 +42,8 @@ def check(
     replay: str | None = None,
     concurrency: bool = True,
     max_ops: int = 3,
+    instances: int | None = None,
+    step_timeout: float = DEFAULT_STEP_TIMEOUT,
     target: str | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> Result:
@@ -46,45 +53,93 @@ def check(
     ``steps`` operations each (defaults: the active Hypothesis profile's ``max_examples``, and its
     ``stateful_step_count`` up to 25). ``seed`` picks which examples are drawn (the same seed, the
     same run); ``replay`` reruns exactly the run a failing report printed. ``max_ops`` (2 to 6)
-    bounds the operations in flight together. ``target`` names the adapter in reports (default:
-    ``module:qualname`` of the factory). ``on_progress(examples, operations)`` is called as the check goes.
+    bounds the operations in flight together. ``instances`` app instances (1 to 8; default 2 with
+    ``concurrency``, else 1) share the DB and cache, each its own ``make(env)``, as the processes of
+    a deployment do. An operation that makes no progress for ``step_timeout`` seconds is the finding
+    ``timeout``. ``target`` names the adapter in reports (default: ``module:qualname`` of the
+    factory). ``on_progress(examples, operations)`` is called as the check goes.
 
     A definition mistake (a factory that raises or returns no ``Adapter``, a bad ``cache_code``)
     raises ``DefinitionError``, and a bad parameter ``InvalidArgument``, before any checking. A
     broken invariant is a failing ``Result`` whose ``report()`` shows the minimal counterexample; an
-    adapter raising mid-operation is the finding ``adapter-error``. See spec/contract.md.
+    adapter raising mid-operation is the finding ``adapter-error``. Ctrl-C raises ``Interrupted``
+    (a ``KeyboardInterrupt``) holding the ``Result`` of what ran. See spec/contract.md.
     """
-    _validate(max_examples=max_examples, steps=steps, max_ops=max_ops, replay=replay)
+    if instances is None:
+        instances = DEFAULT_INSTANCES if concurrency else 1
+    _validate(
+        max_examples=max_examples,
+        steps=steps,
+        max_ops=max_ops,
+        replay=replay,
+        instances=instances,
+        step_timeout=step_timeout,
+    )
     p, label = resolve(make, pattern, target)
     progress = Progress(on_progress)
     started = time.perf_counter()
-    with VirtualClock() as clock:
-        if replay is not None:
-            phases = [_replay_phase(make, p, replay, progress, label, clock)]
-        else:
-            profile_examples, profile_steps = profile_budget()
-            phases = _phases(
-                make,
-                p,
-                examples=max_examples or profile_examples,
-                steps=steps or min(profile_steps, DEFAULT_STEPS),
-                seed=seed,
-                concurrency=concurrency,
-                max_ops=max_ops,
-                progress=progress,
-                label=label,
-                clock=clock,
-            )
-        run = next((r for r in (phase() for phase in phases) if r is not None), None)
-    return result_of(
-        run,
-        pattern=p,
-        target=label,
-        progress=progress,
-        elapsed=time.perf_counter() - started,
+    watch_cache_code()
+    options = Options(
+        max_examples=max_examples,
         seed=seed,
         concurrent=concurrency,
+        max_ops=max_ops,
+        instances=instances,
+        step_timeout=step_timeout,
+        replay=replay,
     )
+    run = None
+    try:
+        with VirtualClock() as clock:
+            if replay is not None:
+                setup = Setup(
+                    make=make,
+                    pattern=p,
+                    label=label,
+                    clock=clock,
+                    step_timeout=step_timeout,
+                    instances=max(instances, _replay_instances(replay)),
+                )
+                phases = [_replay_phase(setup, replay, progress)]
+            else:
+                setup = Setup(
+                    make=make, pattern=p, label=label, clock=clock, instances=instances, step_timeout=step_timeout
+                )
+                profile_examples, profile_steps = profile_budget()
+                phases = _phases(
+                    setup,
+                    examples=max_examples or profile_examples,
+                    steps=steps or min(profile_steps, DEFAULT_STEPS),
+                    seed=seed,
+                    concurrency=concurrency,
+                    max_ops=max_ops,
+                    progress=progress,
+                )
+            run = next((r for r in (phase() for phase in phases) if r is not None), None)
+    except KeyboardInterrupt:
+        partial = result_of(
+            None, pattern=p, target=label, progress=progress, elapsed=time.perf_counter() - started, options=options
+        )
+        raise Interrupted(attrs.evolve(partial, interrupted=True)) from None
+    return result_of(
+        run, pattern=p, target=label, progress=progress, elapsed=time.perf_counter() - started, options=options
+    )
+
+
+DEFAULT_INSTANCES = 2  # most deployments run several processes
+
+
+@attrs.frozen(kw_only=True)
+class Options:
+    """How a check was asked to run, as its report repeats it."""
+
+    max_examples: int | None = None
+    seed: int | None = None
+    concurrent: bool = True
+    max_ops: int = 3
+    instances: int = 1
+    step_timeout: float = DEFAULT_STEP_TIMEOUT
+    replay: str | None = None
 
 
 def result_of(
@@ -94,13 +149,13 @@ def result_of(
     target: str,
     progress: Progress,
     elapsed: float,
-    seed: int | None = None,
-    concurrent: bool = True,
+    options: Options | None = None,
 ) -> Result:
     """The ``Result`` of a check whose failing run (or None) and counts are known."""
+    options = options or Options()
     if run is not None:
         progress.reached.update(run.reached)
-    names = (*SITUATIONS, *(CONCURRENT_SITUATIONS if concurrent else ()))
+    names = (*SITUATIONS, *(CONCURRENT_SITUATIONS if options.concurrent else ()))
     names += tuple(s for s in EXTRA_SITUATIONS if s not in names)
     return Result(
         pattern=pattern.name,
@@ -110,16 +165,33 @@ def result_of(
         replay=run.replay if run else "",
         final_state=run.final_state if run else (),
         columns=run.columns if run else (),
+        placement=run.instances if run else (),
         context_switches=run.switches if run else 0,
         failing_operations=run.operations if run else 0,
         reached=tuple(s for s in names if s in progress.reached),
         statuses=statuses(run.finding if run else None, progress.reached, also_failed=run.also_failed if run else ()),
         examples=progress.examples,
         operations=progress.operations,
+        uncontrolled=progress.uncontrolled,
+        warnings=tuple(_warnings()),
         elapsed=elapsed,
-        seed=seed,
-        concurrent=concurrent,
+        seed=options.seed,
+        concurrent=options.concurrent,
+        max_examples=options.max_examples,
+        max_ops=options.max_ops,
+        instances=options.instances,
+        step_timeout=options.step_timeout,
+        replayed=options.replay,
     )
+
+
+def _warnings() -> list[str]:
+    return [
+        f"cache_code entry {name} was never on the call stack of a DB or cache call, so it made no call the "
+        "Cache's; name the code that calls env (for a decorator, the decorated function or the decorator "
+        "itself), or remove it"
+        for name in unseen_cache_code()
+    ]
 
 
 def resolve(make: Callable, pattern: Pattern | str, target: str | None) -> tuple[Pattern, str]:
@@ -127,7 +199,7 @@ def resolve(make: Callable, pattern: Pattern | str, target: str | None) -> tuple
     p = _pattern(pattern)
     label = target or target_name(make)
     with VirtualClock():
-        World(make, p, label=label)  # a definition mistake fails here, before any checking
+        World(Setup(make=make, pattern=p, label=label)).close()  # a definition mistake fails here, before any checking
     return p, label
 
 
@@ -144,19 +216,45 @@ def _pattern(pattern: Pattern | str) -> Pattern:
     return pattern if isinstance(pattern, Pattern) else pattern_named(pattern)
 
 
-def _validate(*, max_examples: int | None, steps: int | None, max_ops: int, replay: str | None) -> None:
+def _validate(
+    *,
+    max_examples: int | None,
+    steps: int | None,
+    max_ops: int,
+    replay: str | None,
+    instances: int,
+    step_timeout: float,
+) -> None:
     for name, value in (("max_examples", max_examples), ("steps", steps)):
         if value is not None and (not isinstance(value, int) or value < 1):
             raise InvalidArgument(name, value, f"must be a whole number of at least 1, not {value!r}")
     if not isinstance(max_ops, int) or not 2 <= max_ops <= MAX_OPS:
         raise InvalidArgument("max_ops", max_ops, f"must be between 2 and {MAX_OPS}, not {max_ops!r}")
+    if isinstance(instances, bool) or not isinstance(instances, int) or not 1 <= instances <= MAX_INSTANCES:
+        raise InvalidArgument("instances", instances, f"must be between 1 and {MAX_INSTANCES}, not {instances!r}")
+    if (
+        isinstance(step_timeout, bool)
+        or not isinstance(step_timeout, (int, float))
+        or not 0 < step_timeout <= MAX_STEP_TIMEOUT
+    ):
+        raise InvalidArgument(
+            "step_timeout",
+            step_timeout,
+            f"must be a number of seconds above 0 and at most {MAX_STEP_TIMEOUT:g}, not {step_timeout!r}",
+        )
     if replay is not None:
         validate_replay(replay)
 
 
+def _replay_instances(replay: str) -> int:
+    """The app instances a replay string uses."""
+    if replay.startswith("con/"):
+        return parse_concurrent(replay)[0].instances
+    return max((instance for _, _, instance in parse_sequence(replay)), default=0) + 1
+
+
 def _phases(
-    make: Callable,
-    p: Pattern,
+    setup: Setup,
     *,
     examples: int,
     steps: int,
@@ -164,8 +262,6 @@ def _phases(
     concurrency: bool,
     max_ops: int,
     progress: Progress,
-    label: str,
-    clock: VirtualClock,
 ) -> list[CheckPhase]:
     """The phases of a check, cheapest evidence first.
 
@@ -176,37 +272,26 @@ def _phases(
     """
 
     def sequences(n: int) -> CheckPhase:
-        return lambda: search_sequences(
-            make, p, max_examples=n, steps=steps, seed=seed, progress=progress, label=label, clock=clock
-        )
+        return lambda: search_sequences(setup, max_examples=n, steps=steps, seed=seed, progress=progress)
 
     if not concurrency:
         return [sequences(examples)]
-    phases = [
-        sequences(min(SMOKE_EXAMPLES, examples)),
-        lambda: search_exhaustive(make, p, progress=progress, label=label, clock=clock),
-    ]
+    phases = [sequences(min(SMOKE_EXAMPLES, examples)), lambda: search_exhaustive(setup, progress=progress)]
     if examples > SMOKE_EXAMPLES:
         phases.append(sequences(examples))
-    phases.append(
-        lambda: search_schedules(
-            make, p, max_examples=examples, max_ops=max_ops, seed=seed, progress=progress, label=label, clock=clock
-        )
-    )
+    phases.append(lambda: search_schedules(setup, max_examples=examples, max_ops=max_ops, seed=seed, progress=progress))
     return phases
 
 
-def _replay_phase(
-    make: Callable, p: Pattern, replay: str, progress: Progress, label: str, clock: VirtualClock
-) -> CheckPhase:
+def _replay_phase(setup: Setup, replay: str, progress: Progress) -> CheckPhase:
     """Rerun exactly what a failing run printed: a sequence, or a scenario with its schedule."""
 
     def phase() -> Run | None:
         if replay.startswith("con/"):
             scenario, picks = parse_concurrent(replay)
-            run = run_interleaved(make, p, scenario, replaying(picks), label=label, clock=clock).as_run()
+            run = run_interleaved(setup, scenario, replaying(picks)).as_run()
         else:
-            run = rerun_sequence(make, p, parse_sequence(replay), label=label, clock=clock)
+            run = rerun_sequence(setup, parse_sequence(replay))
         progress.add_run(run)
         return run if run.finding else None
 

@@ -10,9 +10,11 @@ from typing import Any
 import attrs
 
 from ..errors import DefinitionError
+from ._attribution import code_of
 
-# What a ``cache_code`` entry may be: a class, a function or method, a module, or a module name.
-CACHE_CODE_KINDS = (type, types.FunctionType, types.MethodType, types.ModuleType, str)
+# What a ``cache_code`` entry may be: a class, a module, a module name, or a function, method,
+# decorator (factory) or other callable whose code the kit can find.
+CACHE_CODE_KINDS = (type, types.ModuleType, str)
 
 
 class _Absent:
@@ -46,7 +48,7 @@ def _optional_callable(instance: Any, attribute: Any, value: Any) -> None:
 
 def _check_cache_code(instance: Any, attribute: Any, value: tuple) -> None:
     for entry in value:
-        if not isinstance(entry, CACHE_CODE_KINDS):
+        if not isinstance(entry, CACHE_CODE_KINDS) and not (callable(entry) and code_of(entry) is not None):
             raise DefinitionError(
                 f"cache_code entry {entry!r} is {article(type(entry).__name__)}; name classes, functions, "
                 "modules or module-name strings such as 'dogpile.cache'",

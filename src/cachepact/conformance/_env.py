@@ -1,7 +1,7 @@
 """The instrumented environment handed to an adapter factory: ``env.db`` and ``env.cache``.
 
-Every call is one atomic step, recorded with its actor, and (in concurrent runs) a point where the
-scheduler may switch to another in-flight operation.
+Every call is one atomic step, recorded with its actor and operation, and a point where the
+scheduler may switch to another thread working for an operation.
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ from typing import Any, NamedTuple
 import attrs
 
 from ..errors import DefinitionError
-from ..model import Step
+from ..model import Actor, Step
 from ._attribution import Attribution
 from ._contract import Adapter, article
+from ._primitives import RealLock, scheduled
 from ._stores import MemoryCache, MemoryDB
 
 OUTSIDE = "-"  # the op name of a call made outside any operation the kit started
@@ -35,40 +36,49 @@ class Effect(NamedTuple):
         return self.before != self.after or self.lease_before != self.lease_after
 
 
+class OpContext(NamedTuple):
+    """How the recorder names the calls of a thread working for an operation."""
+
+    op: str
+    attribution: Attribution  # of the app instance the operation runs on
+    inherited: Actor = Actor.APP  # a helper thread's: the actor of the code that started it
+
+
 class Recorder:
-    """Collects the steps of a run, attributing each to its actor and to the running operation, and
-    hands each to ``on_step`` (the judge) the moment it happens."""
+    """Collects the steps of a run, attributing each to its actor and to the operation of the thread
+    making it, and hands each to ``on_step`` (the judge) the moment it happens."""
 
     def __init__(self, attribution: Attribution) -> None:
-        self.attribution = attribution
+        self.attribution = attribution  # for calls outside any operation (in make)
         self.steps: list[Step] = []
-        self.op: str = OUTSIDE  # the running operation in sequential runs
-        self.op_of_thread: dict[int, str] = {}  # concurrent runs: which operation each thread runs
+        self.threads: dict[int, OpContext] = {}  # thread ident -> what it works for
+        self.running = False  # operations are running: a call from any other thread is a stray
         self.park: Callable[[tuple], None] | None = None  # the scheduler's switch point
-        self.strays: list[Step] = []  # calls from threads the kit did not start
+        self.strays: list[Step] = []  # calls from threads the kit does not run
         self.on_step: Callable[[int, Step, Effect], None] | None = None
+        # A call and its record are one step, even when a thread runs out of the kit's control.
+        self.lock = RealLock()
 
     def before(self, target: str, action: str, key: Any) -> None:
-        if self.park is not None:
-            self.park((target, action, key))
+        handle = scheduled.get(threading.get_ident())
+        if handle is not None:
+            handle.park((target, action, key))
 
     def record(
         self, target: str, action: str, key: Any, value: Any, result: Any, effect: Effect, *, token: Any, ttl: Any
     ) -> Step:
-        op = self.op_of_thread.get(threading.get_ident(), self.op) if self.op_of_thread else self.op
+        context = self.threads.get(threading.get_ident())
+        if context is None:
+            op, actor = OUTSIDE, self.attribution.actor(4)
+        else:
+            op = context.op
+            # actor() <- record <- _call <- env method <- caller
+            actor = context.attribution.actor(4) if context.inherited is Actor.APP else Actor.CACHE
         step = Step(
-            op=op,
-            actor=self.attribution.actor(4),  # actor() <- record <- _call <- env method <- caller
-            target=target,
-            action=action,
-            key=key,
-            value=value,
-            result=result,
-            token=token,
-            ttl=ttl,
+            op=op, actor=actor, target=target, action=action, key=key, value=value, result=result, token=token, ttl=ttl
         )
         self.steps.append(step)
-        if self.op_of_thread and op == OUTSIDE:
+        if op == OUTSIDE and self.running:
             self.strays.append(step)
         elif self.on_step is not None:
             self.on_step(len(self.steps) - 1, step, effect)
@@ -89,14 +99,16 @@ class _Recording:
         raise NotImplementedError
 
     def _call(self, action: str, key: Any, *args: Any, value: Any = None, token: Any = None, ttl: Any = None) -> Any:
-        self._recorder.before(self._target, action, key)
-        before, lease_before = self._look(key)
-        method = getattr(self._backend, action)
-        result = method(key, *args) if ttl is None else method(key, *args, ttl=ttl)
-        after, lease_after = self._look(key)
-        shown = tuple(result) if action == "lease_get" else result
-        effect = Effect(before, after, lease_before, lease_after)
-        self._recorder.record(self._target, action, key, value, shown, effect, token=token, ttl=ttl)
+        recorder = self._recorder
+        recorder.before(self._target, action, key)
+        with recorder.lock:
+            before, lease_before = self._look(key)
+            method = getattr(self._backend, action)
+            result = method(key, *args) if ttl is None else method(key, *args, ttl=ttl)
+            after, lease_after = self._look(key)
+            shown = tuple(result) if action == "lease_get" else result
+            effect = Effect(before, after, lease_before, lease_after)
+            recorder.record(self._target, action, key, value, shown, effect, token=token, ttl=ttl)
         return result
 
 
@@ -174,6 +186,7 @@ BOUNDARY = run_operation.__code__
 
 
 _attributions: dict[tuple, Attribution] = {}
+_in_use: dict[int, Attribution] = {}  # the attributions worlds used since ``watch_cache_code``
 
 
 def attribution_for(cache_code: tuple) -> Attribution:
@@ -182,30 +195,63 @@ def attribution_for(cache_code: tuple) -> Attribution:
     try:
         attribution = _attributions.get(cache_code)
     except TypeError:  # an unhashable entry: no sharing, same answers
-        return Attribution(cache_code, BOUNDARY)
-    if attribution is None:
-        attribution = _attributions[cache_code] = Attribution(cache_code, BOUNDARY)
+        attribution = Attribution(cache_code, BOUNDARY)
+    else:
+        if attribution is None:
+            attribution = _attributions[cache_code] = Attribution(cache_code, BOUNDARY)
+    if attribution.labels:
+        _in_use[id(attribution)] = attribution
     return attribution
+
+
+def watch_cache_code() -> None:
+    """A check starts: which ``cache_code`` entries reach the stack of a call is counted afresh."""
+    for attribution in _in_use.values():
+        attribution.seen.clear()
+    _in_use.clear()
+
+
+def unseen_cache_code() -> list[str]:
+    """``cache_code`` entries no DB or cache call had on its stack since ``watch_cache_code``."""
+    seen: dict[str, bool] = {}
+    for attribution in _in_use.values():
+        for n, name in enumerate(attribution.labels):
+            seen[name] = seen.get(name, False) or n in attribution.seen
+    return [name for name, was in seen.items() if not was]
 
 
 @attrs.define
 class Harness:
-    """One fresh world: backends, the recording env, the recorder and the adapter built on them."""
+    """One fresh world: backends, the recorder, and each app instance's env and adapter on them."""
 
     db: Any
     cache: Any
     recorder: Recorder
-    env: Env
-    adapter: Adapter
+    envs: list[Env]
+    adapters: list[Adapter]
+    attributions: list[Attribution]
 
 
-def build(make: Callable[[Env], Adapter], *, initial: dict[Any, Any], label: str = "the factory") -> Harness:
-    """Build a world and call the user's factory in it; a factory that fails or returns something
-    other than an ``Adapter`` is a ``DefinitionError`` naming the fix."""
+def build(
+    make: Callable[[Env], Adapter], *, initial: dict[Any, Any], label: str = "the factory", instances: int = 1
+) -> Harness:
+    """Build a world: one DB and one cache, shared by ``instances`` app instances, each the user's
+    factory called with an env of its own (as each process of a deployment would build its own).
+    A factory that fails or returns something other than an ``Adapter`` is a ``DefinitionError``."""
     db = MemoryDB(initial)
     cache = MemoryCache()
     recorder = Recorder(attribution_for(()))
-    env = Env(db=RecordingDB(db, recorder), cache=RecordingCache(cache, recorder))
+    envs, adapters = [], []
+    for _ in range(instances):
+        env = Env(db=RecordingDB(db, recorder), cache=RecordingCache(cache, recorder))
+        envs.append(env)
+        adapters.append(_made(make, env, label))
+    attributions = [attribution_for(a.cache_code) for a in adapters]
+    recorder.attribution = attributions[0]
+    return Harness(db=db, cache=cache, recorder=recorder, envs=envs, adapters=adapters, attributions=attributions)
+
+
+def _made(make: Callable[[Env], Adapter], env: Env, label: str) -> Adapter:
     try:
         adapter = make(env)
     except DefinitionError:
@@ -218,8 +264,7 @@ def build(make: Callable[[Env], Adapter], *, initial: dict[Any, Any], label: str
             "return cachepact.Adapter(read=..., write=..., cache_code=...)",
             target=label,
         )
-    recorder.attribution = attribution_for(adapter.cache_code)
-    return Harness(db=db, cache=cache, recorder=recorder, env=env, adapter=adapter)
+    return adapter
 
 
-__all__ = ["Env", "Harness", "Recorder", "RecordingCache", "RecordingDB", "build", "run_operation"]
+__all__ = ["Env", "Harness", "OpContext", "Recorder", "RecordingCache", "RecordingDB", "build", "run_operation"]

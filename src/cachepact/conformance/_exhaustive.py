@@ -9,15 +9,14 @@ from typing import Any
 
 import attrs
 
-from ..model import Pattern
-from ._clock import VirtualClock
-from ._interleaved import InFlight, InterleavedRun, continue_current, run_interleaved
+from ._interleaved import InFlight, InterleavedRun, run_interleaved
 from ._progress import Progress
-from ._replay import ConcurrentScenario
+from ._replay import ConcurrentScenario, Op
 from ._run import Run
 from ._scheduler import ABORT
+from ._world import Setup
 
-R1, W1 = ("r", "k1"), ("w", "k1")
+R1, W1 = ("r", "k1", 0), ("w", "k1", 0)
 # The scenarios a check proves first: small, fast (milliseconds), and where the races live.
 EXHAUSTIVE_SCENARIOS = (
     ConcurrentScenario(ops=(R1, W1)),
@@ -25,6 +24,23 @@ EXHAUSTIVE_SCENARIOS = (
     ConcurrentScenario(ops=(R1, W1, W1)),
     ConcurrentScenario(prefix=(R1,), ops=(R1, W1)),
 )
+
+
+def spread(ops: tuple[Op, ...], instances: int) -> tuple[Op, ...]:
+    """The operations placed on the app instances in turn: the first on 1, the next on 2, ..."""
+    return tuple((kind, arg, i % instances) for i, (kind, arg, _) in enumerate(ops))
+
+
+def scenarios_for(instances: int) -> tuple[ConcurrentScenario, ...]:
+    """With several app instances, the operations in flight are spread over them (what a lock or a
+    memo of one process cannot cover); the race between two on one instance is tried first."""
+    if instances == 1:
+        return EXHAUSTIVE_SCENARIOS
+    return (EXHAUSTIVE_SCENARIOS[0],) + tuple(
+        attrs.evolve(s, ops=spread(s.ops, instances)) for s in EXHAUSTIVE_SCENARIOS
+    )
+
+
 LIMIT = 5_000  # schedules per scenario within a check; a proof of 2r+2w takes about 2,400
 
 
@@ -39,6 +55,7 @@ def _state_key(live: InFlight) -> Any:
     """
     world, scenario, names, started, ended = live.world, live.scenario, live.names, live.started, live.ended
     h = world.harness
+    parts = live.scheduler.parts
     # A lease token matters only by whether it can still fill: live or voided. Naming tokens by
     # issue order would split states that cannot behave differently.
     tokens = h.cache.live_tokens()
@@ -58,19 +75,11 @@ def _state_key(live: InFlight) -> Any:
         else None
         for r in range(len(names))
     ]
-    per_op = [
-        repr(
-            (
-                scenario.ops[i],
-                live.scheduler.state[i],
-                live.scheduler.parks[i],
-                seen[n],
-                before[i],
-                values[i],
-            )
-        )
-        for i, n in enumerate(names)
-    ]
+    # Each operation with the threads working for it (its own, and helpers it started).
+    threads: list[list[tuple[str, int]]] = [[] for _ in names]
+    for p in parts:
+        threads[p.op].append((p.state, p.parks))
+    per_op = [repr((scenario.ops[i], threads[i], seen[n], before[i], values[i])) for i, n in enumerate(names)]
     # Reads of one key run the same code with no input of their own, so states that differ only by
     # which of them is which are one state. Writes of one key run the same code too, each with a
     # value of its own that the adapter treats as opaque: states that differ only by a renaming of
@@ -84,9 +93,7 @@ def _depth_first(prefix: list[int], stack: list[list], visited: set) -> tuple[Ca
     depth = [0]
     probe: list = [None]  # run_interleaved puts its live view here
 
-    def choose(d: int, runnable: tuple[int, ...], pending: dict, current: int | None) -> int:
-        if len(runnable) == 1:
-            return runnable[0]
+    def choose(d: int, options: tuple[int, ...], default: int) -> int:
         k = depth[0]
         depth[0] += 1
         if k < len(prefix):
@@ -96,9 +103,8 @@ def _depth_first(prefix: list[int], stack: list[list], visited: set) -> tuple[Ca
         if key in visited and live.world.finding is None:
             return ABORT  # its future was explored already (a finding in its past is kept, not cut)
         visited.add(key)
-        chosen = continue_current(current, runnable)
-        stack.append([runnable, chosen, [p for p in runnable if p != chosen]])
-        return chosen
+        stack.append([options, default, [p for p in options if p != default]])
+        return default
 
     return choose, probe
 
@@ -107,7 +113,7 @@ def _renamings(scenario: ConcurrentScenario, values: list[Any]) -> list[Callable
     """Each way of swapping the values of writes of the same key, as a text substitution (a value
     appears in a state's text as the token itself, plain, in JSON or pickled)."""
     groups: dict[Any, list[str]] = {}
-    for (kind, key), value in zip(scenario.ops, values):
+    for (kind, key, _), value in zip(scenario.ops, values):
         if kind == "w":
             groups.setdefault(key, []).append(value)
     if all(len(g) < 2 for g in groups.values()) or any(len(g) > 3 for g in groups.values()):
@@ -150,13 +156,10 @@ class Exhaustive:
 
 
 def explore_schedules(
-    make: Callable,
-    pattern: Pattern,
+    setup: Setup,
     scenario: ConcurrentScenario,
     *,
     limit: int = 20_000,
-    label: str = "the factory",
-    clock: VirtualClock | None = None,
     on_run: Callable[[InterleavedRun], None] | None = None,
 ) -> Exhaustive:
     """Every schedule of ``scenario``, depth first, stateless: each schedule is a fresh run that
@@ -169,7 +172,7 @@ def explore_schedules(
     prefix: list[int] = []
     while True:
         choose, probe = _depth_first(prefix, stack, visited)
-        run = run_interleaved(make, pattern, scenario, choose, label=label, clock=clock, probe=probe)
+        run = run_interleaved(setup, scenario, choose, probe=probe)
         if run.pruned:
             result.pruned += 1
         else:
@@ -193,12 +196,10 @@ def explore_schedules(
             return result
 
 
-def search_exhaustive(
-    make: Callable, pattern: Pattern, *, progress: Progress, label: str, clock: VirtualClock
-) -> Run | None:
+def search_exhaustive(setup: Setup, *, progress: Progress) -> Run | None:
     """The check's exhaustive phase: every schedule of each small scenario; the first failure, or None."""
-    for scenario in EXHAUSTIVE_SCENARIOS:
-        ex = explore_schedules(make, pattern, scenario, limit=LIMIT, label=label, clock=clock, on_run=progress.add_run)
+    for scenario in scenarios_for(setup.instances):
+        ex = explore_schedules(setup, scenario, limit=LIMIT, on_run=progress.add_run)
         if ex.failing is not None:
             return ex.failing.as_run()
     return None

@@ -1,47 +1,80 @@
-"""Kit-controlled stand-ins for the standard library's synchronisation primitives.
+"""Kit-controlled stand-ins for the standard library's synchronisation primitives, and ``sleep``.
 
-While a concurrent run builds and drives an adapter, ``threading.Lock``, ``RLock``,
-``Condition``, ``Event``, ``Semaphore`` and ``BoundedSemaphore`` are these classes. An operation
-that would block on one tells the scheduler what it waits for instead of blocking a real thread,
-so a mutex around load-and-fill (as dogpile-style caches use) neither hangs the kit nor costs a
-timeout at each switch. Outside an operation's thread they behave as ordinary primitives.
+While the kit builds and drives an adapter, ``threading.Lock``, ``RLock``, ``Condition``, ``Event``,
+``Semaphore`` and ``BoundedSemaphore`` are these classes and ``time.sleep`` is ``kit_sleep``. A thread
+working for an operation that would block on one tells the scheduler what it waits for instead of
+blocking a real thread, so a mutex around load-and-fill (as dogpile-style caches use) neither hangs
+the kit nor costs a timeout at each switch, and a deadlock can name the locks. Outside such threads
+they behave as ordinary primitives.
+
+``controlled()`` also makes threads an operation starts its helpers (``_helpers``).
 """
 
 from __future__ import annotations
 
-import contextlib
+import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
-# The real classes, kept before anything is patched: the kit's own machinery always uses these.
+# The real ones, kept before anything is patched: the kit's own machinery always uses these.
 RealLock = threading.Lock
+RealRLock = threading.RLock
 RealCondition = threading.Condition
+RealEvent = threading.Event
+real_sleep = time.sleep
+real_start = threading.Thread.start
 
 _state = RealLock()  # guards every kit primitive's fields
 _changed = RealCondition(_state)  # wakes non-operation threads waiting on a kit primitive
 
-# Set by the scheduler: thread ident -> blocker function ``block(predicate, timeout) -> bool``.
-blockers: dict[int, Callable[[Callable[[], bool], float | None], bool]] = {}
-# And thread ident -> park function: acquiring a lock is itself a scheduling point.
-parks: dict[int, Callable[[tuple], None]] = {}
+
+class Scheduled(Protocol):
+    """What the scheduler gives each thread it controls."""
+
+    def park(self, call: tuple) -> None: ...
+
+    def block(self, predicate: Callable[[], bool], timeout: float | None, what: Any) -> bool: ...
+
+
+# Thread ident -> its scheduler handle, for every thread working for an operation.
+scheduled: dict[int, Scheduled] = {}
+
+# Set when a thread the kit does not control used a kit primitive during a run: an operation blocked
+# on it may be woken from outside, so the scheduler waits a moment before calling it a deadlock.
+foreign = [False]
+
+
+def _site() -> str:
+    """Where the code that made a primitive is: the first frame outside this module and threading, as
+    file:line:column, since one line often makes two locks (``a, b = Lock(), Lock()``)."""
+    frame = sys._getframe(2)
+    while frame is not None and frame.f_code.co_filename in (__file__, threading.__file__):
+        frame = frame.f_back
+    if frame is None:
+        return "?"
+    where = f"{frame.f_code.co_filename.rpartition('/')[2]}:{frame.f_lineno}"
+    for index, (_, _, column, _) in enumerate(frame.f_code.co_positions()):
+        if index == frame.f_lasti // 2:
+            return where if column is None else f"{where}:{column + 1}"
+    return where
 
 
 def _park(what: str) -> None:
-    park = parks.get(threading.get_ident())
-    if park is not None:
-        park(("lock", what, None))
+    handle = scheduled.get(threading.get_ident())
+    if handle is not None:
+        handle.park(("lock", what, None))
 
 
-def _wait_until(predicate: Callable[[], bool], timeout: float | None) -> bool:
+def _wait_until(predicate: Callable[[], bool], timeout: float | None, what: Any) -> bool:
     """Block the calling thread until ``predicate()`` (evaluated under ``_state``) holds."""
-    block = blockers.get(threading.get_ident())
-    if block is not None:
+    handle = scheduled.get(threading.get_ident())
+    if handle is not None:
         with _state:
             if predicate():
                 return True
-        return block(lambda: _locked(predicate), timeout)
+        return handle.block(lambda: _locked(predicate), timeout, what)
     deadline = None if timeout is None or timeout < 0 else time.monotonic() + timeout
     with _state:
         while not predicate():
@@ -52,13 +85,8 @@ def _wait_until(predicate: Callable[[], bool], timeout: float | None) -> bool:
         return True
 
 
-# Set when a thread the kit did not start used a kit primitive during a run: an operation blocked
-# on it may be woken from outside, so the scheduler waits a moment before calling it a deadlock.
-foreign = [False]
-
-
 def _touch() -> None:
-    if blockers and threading.get_ident() not in blockers:
+    if scheduled and threading.get_ident() not in scheduled:
         foreign[0] = True
 
 
@@ -71,12 +99,28 @@ def _notify() -> None:
     _changed.notify_all()
 
 
+def kit_sleep(seconds: float) -> None:
+    """``time.sleep`` during a run: for a thread working for an operation, a wait that only time ends,
+    so the scheduler may run others meanwhile and end it when it chooses (no real time passes)."""
+    handle = scheduled.get(threading.get_ident())
+    if handle is None:
+        real_sleep(seconds)
+        return
+    handle.block(_never, seconds if seconds > 0 else 0, "a sleep")
+
+
+def _never() -> bool:
+    return False
+
+
 class KitLock:
     _reentrant = False
+    kind = "Lock"
 
     def __init__(self) -> None:
         self._owner: int | None = None
         self._count = 0
+        self.site = _site()
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         _touch()
@@ -92,7 +136,7 @@ class KitLock:
                     return True
             if not blocking:
                 return False
-            if not _wait_until(lambda: self._owner is None, None if timeout < 0 else timeout):
+            if not _wait_until(lambda: self._owner is None, None if timeout < 0 else timeout, self):
                 return False
 
     def release(self) -> None:
@@ -107,6 +151,11 @@ class KitLock:
 
     def locked(self) -> bool:
         return self._owner is not None
+
+    @property
+    def owner(self) -> int | None:
+        """The thread holding it, if any."""
+        return self._owner
 
     __enter__ = acquire
 
@@ -132,14 +181,18 @@ class KitLock:
 
 class KitRLock(KitLock):
     _reentrant = True
+    kind = "RLock"
 
 
 class KitCondition:
+    kind = "Condition"
+
     def __init__(self, lock: Any = None) -> None:
         self._lock = lock if lock is not None else KitRLock()
         self._waiters: list[list[bool]] = []
         self.acquire = self._lock.acquire
         self.release = self._lock.release
+        self.site = _site()
 
     def __enter__(self) -> bool:
         return self._lock.acquire()
@@ -154,7 +207,7 @@ class KitCondition:
             self._waiters.append(token)
         saved = self._lock._release_save() if hasattr(self._lock, "_release_save") else self._lock.release()
         try:
-            return _wait_until(lambda: token[0], timeout)
+            return _wait_until(lambda: token[0], timeout, self)
         finally:
             with _state:
                 if token in self._waiters:
@@ -185,8 +238,11 @@ class KitCondition:
 
 
 class KitEvent:
+    kind = "Event"
+
     def __init__(self) -> None:
         self._flag = False
+        self.site = _site()
 
     def is_set(self) -> bool:
         return self._flag
@@ -204,14 +260,17 @@ class KitEvent:
 
     def wait(self, timeout: float | None = None) -> bool:
         _touch()
-        return _wait_until(lambda: self._flag, timeout)
+        return _wait_until(lambda: self._flag, timeout, self)
 
 
 class KitSemaphore:
+    kind = "Semaphore"
+
     def __init__(self, value: int = 1) -> None:
         if value < 0:
             raise ValueError("semaphore initial value must be >= 0")
         self._value = value
+        self.site = _site()
 
     def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
         _touch()
@@ -221,7 +280,7 @@ class KitSemaphore:
                 if self._value > 0:
                     self._value -= 1
                     return True
-            if not blocking or not _wait_until(lambda: self._value > 0, timeout):
+            if not blocking or not _wait_until(lambda: self._value > 0, timeout, self):
                 return False
 
     __enter__ = acquire
@@ -248,6 +307,27 @@ class KitBoundedSemaphore(KitSemaphore):
         super().release(n)
 
 
+def start_plainly(thread: threading.Thread) -> None:
+    """Start a thread without touching a kit primitive: ``Thread.start`` waits on an Event made with
+    the thread, a kit Event when made during a run, and that handshake is the OS's, not a step."""
+    if isinstance(getattr(thread, "_started", None), KitEvent):
+        thread._started = RealEvent()  # type: ignore[attr-defined]
+    real_start(thread)
+
+
+def describe(what: Any, op_of_thread: Callable[[int], str | None]) -> str:
+    """What a blocked thread waits for, in a deadlock or timeout message."""
+    if isinstance(what, str):
+        return what
+    made = f"the {what.kind} made at {what.site}"
+    if isinstance(what, KitLock) and what.owner is not None:
+        holder = op_of_thread(what.owner)
+        return f"{made}, held by {holder}" if holder else f"{made}, held by a thread the kit does not run"
+    if isinstance(what, KitEvent):
+        return f"{made}, never set"
+    return made
+
+
 _PATCH = {
     "Lock": KitLock,
     "RLock": KitRLock,
@@ -256,26 +336,34 @@ _PATCH = {
     "Semaphore": KitSemaphore,
     "BoundedSemaphore": KitBoundedSemaphore,
 }
+_REAL = {name: getattr(threading, name) for name in _PATCH}
 
 
-@contextlib.contextmanager
-def controlled() -> Iterator[None]:
-    """Make ``threading``'s primitives the kit's for the duration (the adapter's and its libraries')."""
-    saved = {name: getattr(threading, name) for name in _PATCH}
-    for name, cls in _PATCH.items():
-        setattr(threading, name, cls)
-    real_start = threading.Thread.start
+class _Controlled:
+    """Entered around every operation, so it costs a few attribute stores; nests."""
 
-    def start(thread: threading.Thread) -> None:
-        # The adapter starts a thread of its own: what an operation waits for may now be set from
-        # outside the kit's view, so an apparent deadlock deserves a moment's patience.
-        foreign[0] = True
-        real_start(thread)
+    depth = 0
+    adopt_threads: Callable[[bool], None] | None = None  # set by ``_helpers`` (it imports this module)
 
-    threading.Thread.start = start  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        threading.Thread.start = real_start  # type: ignore[method-assign]
-        for name, cls in saved.items():
-            setattr(threading, name, cls)
+    def __enter__(self) -> None:
+        if self.depth == 0:
+            threading.__dict__.update(_PATCH)
+            time.sleep = kit_sleep
+            self.adopt_threads(True)  # type: ignore[misc]
+        self.depth += 1
+
+    def __exit__(self, *exc: object) -> None:
+        self.depth -= 1
+        if self.depth == 0:
+            self.adopt_threads(False)  # type: ignore[misc]
+            time.sleep = real_sleep
+            threading.__dict__.update(_REAL)
+
+
+_controlled = _Controlled()
+
+
+def controlled() -> _Controlled:
+    """Make ``threading``'s primitives and ``time.sleep`` the kit's, and threads an operation starts
+    its helpers, for the duration (the adapter's code and its libraries')."""
+    return _controlled

@@ -15,6 +15,9 @@ class Counted(Protocol):
     @property
     def reached(self) -> Iterable[str]: ...
 
+    @property
+    def uncontrolled(self) -> int: ...
+
 
 class Progress:
     """Examples and operations run so far, and the situations reached; every driver reports here."""
@@ -23,6 +26,7 @@ class Progress:
         self.examples = 0
         self.operations = 0
         self.reached: set[str] = set()
+        self.uncontrolled = 0  # times a thread blocked where the kit could not see, over every run
         self._on_progress = on_progress
 
     def add_run(self, run: Counted) -> None:
@@ -30,5 +34,6 @@ class Progress:
         self.examples += 1
         self.operations += run.operations
         self.reached.update(run.reached)
+        self.uncontrolled += run.uncontrolled
         if self._on_progress is not None:
             self._on_progress(self.examples, self.operations)

@@ -10,11 +10,13 @@ import attrs
 
 from ..errors import InvalidArgument
 from ..model import Pattern
-from ._check import MAX_OPS, resolve, result_of
-from ._exhaustive import explore_schedules
+from ._check import MAX_OPS, Options, resolve, result_of
+from ._clock import VirtualClock
+from ._exhaustive import explore_schedules, spread
 from ._progress import Progress
-from ._replay import ConcurrentScenario
+from ._replay import MAX_INSTANCES, ConcurrentScenario
 from ._result import Result
+from ._world import Setup
 
 
 @attrs.frozen(kw_only=True)
@@ -56,12 +58,14 @@ def prove(
     readers: int = 2,
     writers: int = 2,
     limit: int = 20_000,
+    instances: int = 1,
     target: str | None = None,
 ) -> Proof:
     """Run ``readers`` reads and ``writers`` writes of one key in flight together under every
     schedule the controlled scheduler can make, and judge each. Keys are independent in every
     pattern, so one key is where races live. Orders that reach a state already explored are cut
-    there, which keeps 2 readers + 2 writers to a few thousand runs."""
+    there, which keeps 2 readers + 2 writers to a few thousand runs. With ``instances`` above 1 the
+    operations are spread over that many app instances (as processes of a deployment)."""
     for name, value in (("readers", readers), ("writers", writers)):
         if not isinstance(value, int) or value < 0:
             raise InvalidArgument(name, value, f"must be a whole number of at least 0, not {value!r}")
@@ -69,12 +73,16 @@ def prove(
         raise InvalidArgument("readers", readers, f"plus writers must be between 2 and {MAX_OPS} operations")
     if not isinstance(limit, int) or limit < 1:
         raise InvalidArgument("limit", limit, f"must be a whole number of at least 1, not {limit!r}")
+    if isinstance(instances, bool) or not isinstance(instances, int) or not 1 <= instances <= MAX_INSTANCES:
+        raise InvalidArgument("instances", instances, f"must be between 1 and {MAX_INSTANCES}, not {instances!r}")
     p, label = resolve(make, pattern, target)
-    scenario = ConcurrentScenario(ops=(("r", "k1"),) * readers + (("w", "k1"),) * writers)
+    scenario = ConcurrentScenario(ops=spread((("r", "k1", 0),) * readers + (("w", "k1", 0),) * writers, instances))
     progress = Progress()
     started = time.perf_counter()
 
-    ex = explore_schedules(make, p, scenario, limit=limit, label=label, on_run=progress.add_run)
+    with VirtualClock() as clock:
+        setup = Setup(make=make, pattern=p, label=label, clock=clock, instances=instances)
+        ex = explore_schedules(setup, scenario, limit=limit, on_run=progress.add_run)
     elapsed = time.perf_counter() - started
     failing = ex.failing.as_run() if ex.failing is not None else None
     return Proof(
@@ -90,5 +98,7 @@ def prove(
         elapsed=elapsed,
         counterexample=None
         if failing is None
-        else result_of(failing, pattern=p, target=label, progress=progress, elapsed=elapsed),
+        else result_of(
+            failing, pattern=p, target=label, progress=progress, elapsed=elapsed, options=Options(instances=instances)
+        ),
     )

@@ -21,10 +21,17 @@ def _plural(n: int, word: str, suffix: str = "s") -> str:
     return f"{n} {word}{suffix * (n != 1)}"
 
 
+def _on(r: Result) -> dict[str, int] | None:
+    """Each operation's app instance, when the counterexample used more than one (else None)."""
+    placement = dict(r.placement)
+    return placement if len(set(placement.values())) > 1 else None
+
+
 def race_table(r: Result) -> str:
     """One column per operation in flight, rows in time order, context switches marked."""
     culprit = r.finding.culprit if r.finding else None
     cols = list(r.columns)
+    on = _on(r)
     rows, previous = [], None
     for i, s in enumerate(r.steps):
         cells = [""] * len(cols)
@@ -35,35 +42,51 @@ def race_table(r: Result) -> str:
             switch = "switch" if previous is not None and s.op != previous else ""
             previous = s.op
         else:  # the sequential prefix, before anything was in flight
-            cells = [f"{s.op} {s.actor}: {text}"] + [""] * (len(cols) - 1)
+            where = f" (app {on[s.op] + 1})" if on and s.op in on else ""
+            cells = [f"{s.op}{where} {s.actor}: {text}"] + [""] * (len(cols) - 1)
             switch = ""
         rows.append((str(i + 1), switch, *cells, "<-- culprit" if i == culprit else ""))
-    return render_table(("#", "", *cols, ""), rows)
+    heads = [f"{c} (app {on[c] + 1})" if on else c for c in cols]
+    return render_table(("#", "switch", *heads, "note"), rows)
 
 
 def steps_table(r: Result) -> str:
     if r.columns:
         return race_table(r)
     culprit = r.finding.culprit if r.finding else None
+    on = _on(r)
     rows = []
     for i, s in enumerate(r.steps):
         mark = "<-- culprit" if i == culprit else ""
-        rows.append((str(i + 1), s.op, str(s.actor), s.describe(), s.shown_result, mark))
-    return render_table(("#", "op", "actor", "call", "result", ""), rows)
+        app = (str(on[s.op] + 1) if s.op in on else "",) if on else ()
+        rows.append((str(i + 1), s.op, *app, str(s.actor), s.describe(), s.shown_result, mark))
+    return render_table(("#", "op", *(("app",) if on else ()), "actor", "call", "result", "note"), rows)
 
 
 def text(r: Result) -> str:
-    lines = [f"cachepact check {r.target} --pattern {r.pattern}"]
+    lines = [r.command]
+    if r.instances > 1:
+        lines.append(
+            f"App instances: {r.instances}, sharing the DB and cache as processes do; --instances 1 checks one process."
+        )
     counts = {s: [name for name, status in r.statuses if status == s] for s in ("pass", "fail", "not-run")}
-    if r.finding is None:
+    if r.interrupted:
+        lines.append(
+            f"INTERRUPTED after {r.examples} examples, {r.operations} operations ({r.elapsed:.1f} s): "
+            "no verdict; what ran broke nothing."
+        )
+    elif r.finding is None:
         held = "every invariant held" if not counts["not-run"] else f"{len(counts['pass'])} invariants held"
         lines.append(f"PASS: {held} over {r.examples} examples, {r.operations} operations ({r.elapsed:.1f} s).")
     else:
         f = r.finding
         lines.append(f"FAIL {f.invariant}: {f.message}")
         lines.append("")
-        calls = sum(s.target != "app" for s in r.steps)
-        summary = f"Minimal failing sequence: {_plural(r.failing_operations, 'operation')}, {_plural(calls, 'step')}"
+        calls = sum(s.target in ("db", "cache") for s in r.steps)
+        summary = (
+            f"Minimal failing sequence: {_plural(r.failing_operations, 'operation')}, "
+            f"{_plural(calls, 'DB or cache call')}"
+        )
         if r.columns:
             summary += f", {len(r.columns)} in flight, {_plural(r.context_switches, 'context switch', 'es')}"
         lines.append(summary)
@@ -80,11 +103,22 @@ def text(r: Result) -> str:
     lines.append(f"Reached: {', '.join(r.reached) or 'nothing'}")
     if r.not_reached:
         lines.append(f"Never reached: {', '.join(r.not_reached)} (the run says nothing about those paths)")
+    if r.uncontrolled:
+        lines.append(f"Out of the kit's control: {UNCONTROLLED.format(n=_plural(r.uncontrolled, 'time'))}")
+    lines.extend(f"Warning: {w}" for w in r.warnings)
     if r.finding is not None:
         lines.append(f"Replay: {r.replay_command}")
         if r.diagram:
             lines.append(f"Diagram: {r.diagram}")
     return "\n".join(lines)
+
+
+UNCONTROLLED = (
+    "{n} a thread blocked where the kit cannot see (a lock made before the check, such as at import, "
+    "or I/O), so the scheduler had to wait for it: make locks inside make(env) to have every "
+    "interleaving explored. A lock made at import is shared by the app instances here, as it is not "
+    "by your processes."
+)
 
 
 def _invariants_line(counts: dict[str, list[str]]) -> str:
@@ -109,6 +143,7 @@ def counterexample(r: Result) -> dict[str, Any] | None:
     if r.finding is None:
         return None
     f = r.finding
+    placement = dict(r.placement)
     return {
         "message": f.message,
         "operation": f.op,
@@ -116,7 +151,14 @@ def counterexample(r: Result) -> dict[str, Any] | None:
         "allowed": list(f.allowed),
         "hint": f.hint,
         "steps": [
-            {"n": i + 1, "op": s.op, "actor": str(s.actor), "call": s.describe(), "result": s.shown_result}
+            {
+                "n": i + 1,
+                "op": s.op,
+                "app": placement[s.op] + 1 if s.op in placement else None,
+                "actor": str(s.actor),
+                "call": s.describe(),
+                "result": s.shown_result,
+            }
             for i, s in enumerate(r.steps)
         ],
         "final_state": [{"key": k, "db": d, "cache": c, "raw": raw} for k, d, c, raw in r.final_state],
@@ -142,7 +184,12 @@ def to_json(r: Result) -> str:
             "not_reached": list(r.not_reached),
             "examples": r.examples,
             "operations": r.operations,
+            "uncontrolled": r.uncontrolled,
+            "warnings": list(r.warnings),
             "seed": r.seed,
+            "instances": r.instances,
+            "step_timeout": r.step_timeout,
+            "interrupted": r.interrupted,
         },
         indent=2,
     )
@@ -164,10 +211,17 @@ def to_junit(r: Result) -> str:
             cases.append(f"{head}><skipped message={why}/></testcase>")
         else:
             cases.append(f"{head}/>")
+    errors = 0
+    if r.interrupted:  # CI must not read a check cut short as a pass
+        errors = 1
+        why = quoteattr(f"interrupted after {r.examples} examples: no verdict")
+        cases.append(
+            f'    <testcase classname="cachepact.{r.pattern}" name="interrupted"><error message={why}/></testcase>'
+        )
     return (
         '<?xml version="1.0" encoding="utf-8"?>\n<testsuites>\n'
-        f'  <testsuite name="cachepact {escape(r.target)}" tests="{len(cs)}" failures="{failures}" '
-        f'errors="0" skipped="{skipped}" time="{r.elapsed:.3f}">\n'
+        f'  <testsuite name="cachepact {escape(r.target)}" tests="{len(cases)}" failures="{failures}" '
+        f'errors="{errors}" skipped="{skipped}" time="{r.elapsed:.3f}">\n'
         + "\n".join(cases)
         + "\n  </testsuite>\n</testsuites>\n"
     )

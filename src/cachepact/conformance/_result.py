@@ -9,6 +9,7 @@ import attrs
 from ..model import Step
 from . import _report
 from ._findings import CONCURRENT_SITUATIONS, SITUATIONS, Finding
+from ._scheduler import DEFAULT_STEP_TIMEOUT
 
 
 @attrs.frozen(kw_only=True)
@@ -18,10 +19,13 @@ class Result:
     For a failure: the ``finding``, the counterexample's ``steps``, the ``replay`` string that reruns
     it, the operations that were in flight together (``columns``, one table column each; empty for
     a sequential counterexample), its ``context_switches`` and ``failing_operations``, and the
-    ``final_state`` it left (key, DB, the cache entry decoded, and raw when that differs). For every
-    check: each invariant's status (``statuses``: ``pass``, ``fail`` or ``not-run``, the last when
-    nothing the run did could have broken it), the situations ``reached``, and the ``examples`` and
-    ``operations`` run.
+    ``final_state`` it left (key, DB, the cache entry decoded, and raw when that differs), and the
+    app instance each of its operations ran on (``placement``). For every check: each invariant's
+    status (``statuses``: ``pass``, ``fail`` or ``not-run``, the last when nothing the run did could
+    have broken it), the situations ``reached``, the ``examples`` and ``operations`` run, how often a
+    thread blocked where the kit could not see (``uncontrolled``), ``warnings`` about the adapter's
+    definition, the options it ran with (``replayed``: the replay string it reran), and whether
+    Ctrl-C cut it short (``interrupted``).
     """
 
     pattern: str
@@ -31,24 +35,57 @@ class Result:
     replay: str = ""
     final_state: tuple[tuple[str, ...], ...] = ()
     columns: tuple[str, ...] = ()
+    placement: tuple[tuple[str, int], ...] = ()
     context_switches: int = 0
     failing_operations: int = 0
     reached: tuple[str, ...] = ()
     statuses: tuple[tuple[str, str], ...] = ()
     examples: int = 0
     operations: int = 0
+    uncontrolled: int = 0
+    warnings: tuple[str, ...] = ()
     elapsed: float = 0.0
     seed: int | None = None
     diagram: str | None = None
     concurrent: bool = False
+    max_examples: int | None = None
+    max_ops: int = 3
+    instances: int = 1
+    step_timeout: float = DEFAULT_STEP_TIMEOUT
+    interrupted: bool = False
+    replayed: str | None = None  # the replay string this check reran, if it was one
 
     @property
     def passed(self) -> bool:
-        return self.finding is None
+        return self.finding is None and not self.interrupted
 
     @property
     def verdict(self) -> str:
-        return "pass" if self.passed else "fail"
+        if self.finding is not None:
+            return "fail"
+        return "interrupted" if self.interrupted else "pass"
+
+    @property
+    def command(self) -> str:
+        """The command line that runs this check again (the report's first line)."""
+        flags = [f"--pattern {self.pattern}"]
+        if not self.concurrent:
+            flags.append("--no-concurrency")
+        if self.instances != (2 if self.concurrent else 1):
+            flags.append(f"--instances {self.instances}")
+        if self.max_examples is not None:
+            flags.append(f"--max-examples {self.max_examples}")
+        if self.max_ops != 3:
+            flags.append(f"--max-ops {self.max_ops}")
+        if self.seed is not None:
+            flags.append(f"--seed {self.seed}")
+        flags += self._timeout_flag()
+        if self.replayed is not None:
+            flags.append(f"--replay '{self.replayed}'")
+        return f"cachepact check {self.target} {' '.join(flags)}"
+
+    def _timeout_flag(self) -> list[str]:
+        return [] if self.step_timeout == DEFAULT_STEP_TIMEOUT else [f"--step-timeout {self.step_timeout:g}"]
 
     def status(self, invariant: str) -> str:
         return dict(self.statuses).get(invariant, "not-run")
@@ -60,7 +97,9 @@ class Result:
 
     @property
     def replay_command(self) -> str:
-        return f"cachepact check {self.target} --pattern {self.pattern} --replay '{self.replay}'"
+        instances = [f"--instances {self.instances}"] if self.instances != 2 else []  # 2: a replay's default
+        flags = " ".join([f"--pattern {self.pattern}", *instances, *self._timeout_flag(), f"--replay '{self.replay}'"])
+        return f"cachepact check {self.target} {flags}"
 
     def report(self) -> str:
         """The text report: a contract the tests pin (spec/contract.md, "Reports")."""

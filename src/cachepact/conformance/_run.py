@@ -24,6 +24,12 @@ class Run:
     columns: tuple[str, ...] = ()
     final_state: tuple[tuple[str, ...], ...] = ()
     also_failed: tuple[str, ...] = ()  # invariants the run broke besides its finding's
+    instances: tuple[tuple[str, int], ...] = ()  # each operation and the app instance it ran on
+    uncontrolled: int = 0  # times a thread blocked where the kit could not see (a lock made before the run)
+
+    @property
+    def instances_used(self) -> int:
+        return len({instance for _, instance in self.instances}) or 1
 
     @property
     def switches(self) -> int:

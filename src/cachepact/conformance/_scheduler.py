@@ -1,329 +1,555 @@
-"""The controlled scheduler: one thread per operation, exactly one running at a time.
+"""The controlled scheduler: the threads working for operations, exactly one running at a time.
 
-An operation parks before each call on ``env.db`` / ``env.cache`` and before it blocks on a kit
-primitive; the scheduler then picks which parked operation takes its next step. The choices are
-data (a list of operation indices), so the same choices replay the same run.
+A participant is a thread working for an operation: the operation's own (on an app instance's
+thread) or a helper it started (``_helpers``). A participant parks before each call on ``env.db`` /
+``env.cache`` and before it blocks on a kit primitive; the scheduler then picks which participant
+takes its next step. The choices are data (indices into the participants, in the order they
+joined), so the same choices replay the same run. Only real choices are recorded: a moment with one
+participant able to step is no choice.
 
-The decision is made by the thread that holds control (the baton): the operation that just parked,
-blocked or finished, or the main thread at the start and when something is stuck. Going on with
-the same operation then costs no thread switch, and switching costs one, where a scheduler thread
-of its own would cost two at every call. The main thread watches: for the end, for an operation
-that stopped making progress, and for a run where nothing can step.
+The decision is made by the thread that holds control (the baton): the participant that just
+parked, blocked or finished, or the main thread at the start and when something is stuck. Going
+on with the same participant then costs no thread switch, and switching costs one. The main thread
+watches: for the end, for a participant blocked where the kit cannot see, and for a run that stops
+making progress.
 
-Blocking the kit cannot see (a lock created before the run, I/O, a sleep) is the last resort:
-an operation that neither parks nor returns within ``step_timeout`` is left running uncontrolled
-and another is scheduled; if nothing can make progress for ``stall_timeout`` the run ends with
-the finding ``timeout``.
+A wait with a timeout (``Event.wait(5)``, ``sleep``) may end at any moment: the scheduler may let it
+time out early, as a slow peer would make it, but goes on with others while any can step. Blocking
+the kit cannot see (a lock made before the run, I/O) is found by the thread's CPU clock standing
+still: the participant is left running uncontrolled and another is scheduled. A run that makes no
+progress for ``step_timeout`` seconds ends with the finding ``timeout``.
 """
 
 from __future__ import annotations
 
 import queue
+import sys
 import threading
+import time
 from collections.abc import Callable
+from typing import Any
 
 from . import _primitives as primitives
-from ._primitives import RealLock
+from ._primitives import RealRLock
 from ._signals import Pruned, Stalled
+from ._sites import innermost, of_frame
 
-ABORT = -3  # a chooser's answer: this run is redundant, unwind every operation now
+ABORT = -3  # a chooser's answer: this run is redundant, unwind every participant now
+DEFAULT_STEP_TIMEOUT = 5.0
+POLL = 0.002  # how often the main thread looks at a run with more than one participant
+IDLE_POLLS = 2  # a running thread that used no CPU over this many polls is blocked out of sight
+IDLE_WALL = 0.05  # the same, where threads have no CPU clock: this long without progress
+MAX_FORCED_TIMEOUTS = 1000  # timed waits ended with nothing else to run, before it counts as a hang
 
-
-class _Worker:
-    """Operations run on long-lived workers created outside any patched window: the kit itself never
-    constructs a ``threading.Thread`` while ``threading``'s primitives are the kit's."""
-
-    def __init__(self) -> None:
-        self.jobs: queue.SimpleQueue = queue.SimpleQueue()
-        self.thread = threading.Thread(target=self._loop, name="cachepact-op", daemon=True)
-        self.thread.start()
-
-    def _loop(self) -> None:
-        while True:
-            job = self.jobs.get()
-            try:
-                job()
-            except Pruned:
-                continue  # an aborted run's operation unwound; the worker takes the next job
+# A chooser: (decision number, the participants that may step, the default) -> participant.
+Chooser = Callable[[int, tuple[int, ...], int], int]
 
 
-_pool: list[_Worker] = []
-_pool_lock = RealLock()
+def _cpu_clock(ident: int) -> int | None:
+    try:
+        return time.pthread_getcpuclockid(ident)
+    except (AttributeError, OSError):
+        return None  # a platform without per-thread CPU clocks: wall time decides
 
 
-def _workers(n: int) -> list[_Worker]:
-    with _pool_lock:
-        while len(_pool) < n:
-            _pool.append(_Worker())
-        return _pool[:n]
+def _cpu_time(clock: int | None) -> float | None:
+    if clock is None:
+        return None
+    try:
+        return time.clock_gettime(clock)
+    except OSError:
+        return None
 
 
-def _retire(worker: _Worker) -> None:
-    """A worker stuck in blocking the kit cannot see is abandoned; ``prepare`` makes a fresh one
-    before the next run (never here: this runs while ``threading`` is patched)."""
-    with _pool_lock:
-        if worker in _pool:
-            _pool.remove(worker)
+class Participant:
+    """One thread working for an operation, as the scheduler sees it."""
 
+    __slots__ = (
+        "body",
+        "clock",
+        "context",
+        "cpu",
+        "first",
+        "go",
+        "helper",
+        "ident",
+        "idle",
+        "index",
+        "op",
+        "parks",
+        "pending",
+        "predicate",
+        "scheduler",
+        "state",
+        "thread",
+        "timed",
+        "timed_out",
+        "waiting",
+    )
 
-def prepare(n: int) -> None:
-    """Make sure ``n`` workers exist; call before patching ``threading``."""
-    _workers(n)
+    def __init__(self, scheduler: Scheduler, index: int, op: int, context: Any, *, helper: bool) -> None:
+        self.scheduler = scheduler
+        self.index = index
+        self.op = op  # which operation it works for
+        self.context = context  # the recorder's view of it: the operation's name, attribution
+        self.helper = helper
+        self.state = "new"  # new | parked | blocked | running | uncontrolled | done
+        self.pending: tuple = ("start",)
+        self.first = True
+        self.parks = 0  # scheduling points passed: where it is, between env calls too
+        self.predicate: Callable[[], bool] | None = None
+        self.timed = False
+        self.timed_out = False
+        self.waiting: Any = None  # what it is blocked on, for messages
+        self.go: queue.SimpleQueue = queue.SimpleQueue()
+        self.ident: int | None = None
+        self.clock: int | None = None
+        self.cpu = -1.0
+        self.idle = 0
+        self.body: Callable[[], None] | None = None
+        self.thread: Any = None
+
+    # What primitives and the recorder call on the participant's own thread.
+    def park(self, call: tuple) -> None:
+        self.scheduler.park(self, call)
+
+    def block(self, predicate: Callable[[], bool], timeout: float | None, what: Any) -> bool:
+        return self.scheduler.block(self, predicate, timeout, what)
 
 
 class Scheduler:
-    MAIN = -1  # the baton's holder when no operation holds it
-
     def __init__(
         self,
-        bodies: list[Callable[[], None]],
-        choose: Callable[[int, tuple[int, ...], dict[int, tuple], int | None], int],
+        choose: Chooser,
         *,
-        on_finish: Callable[[int], None] | None = None,
-        step_timeout: float = 0.5,
-        stall_timeout: float = 5.0,
+        step_timeout: float = DEFAULT_STEP_TIMEOUT,
+        contexts: dict[int, Any],
+        helper_context: Callable[[Any], Any],
+        on_finish: Callable[[Participant], None] | None = None,
     ) -> None:
-        self.bodies = bodies
         self.choose = choose
-        self.on_finish = on_finish
         self.step_timeout = step_timeout
-        self.stall_timeout = stall_timeout
-        n = len(bodies)
-        self.state = ["new"] * n  # new | parked | blocked | running | uncontrolled | done
-        self.pending: dict[int, tuple] = dict.fromkeys(range(n), ("start",))
-        self.first = [True] * n
-        self.parks = [0] * n  # scheduling points passed: where an op is, between env calls too
-        self.predicate: list[Callable[[], bool] | None] = [None] * n
-        self.has_timeout = [False] * n
-        self.timed_out = [False] * n
-        # Handoffs are queues, one per operation plus one to the main thread: waking exactly the
-        # party whose turn it is (a shared Condition would wake every thread at every step).
-        self.go: list[queue.SimpleQueue] = [queue.SimpleQueue() for _ in range(n)]
-        self.back: queue.SimpleQueue = queue.SimpleQueue()
+        self.contexts = contexts  # thread ident -> context: how the recorder names a thread's calls
+        self.helper_context = helper_context  # a helper's context, from its starter's
+        self.on_finish = on_finish
+        self.parts: list[Participant] = []
+        self.live = 0  # participants not done
+        self.back: queue.SimpleQueue = queue.SimpleQueue()  # to the main thread
         self.choices: list[int] = []
-        self.threads: dict[int, int] = {}  # thread ident -> op index
         self.aborting = False
-        self.uncontrolled = 0  # how often an operation neither parked nor returned in time
-        self.baton = self.MAIN  # who may decide the next step
-        self.current: int | None = None  # the op chosen last
-        self.progress = 0  # decisions and scheduling points so far: the main thread's heartbeat
-        self._lock = RealLock()  # decisions against an uncontrolled op resurfacing at the same time
+        self.uncontrolled = 0  # how often a participant blocked out of sight and was taken over
+        self.forced = 0  # timed waits ended because nothing else could step
+        self.baton: Participant | None = None  # who may decide the next step; None: the main thread
+        self.current: Participant | None = None  # the participant chosen last
+        self.progress = 0  # steps taken: the main thread's heartbeat
+        self.hung: str | None = None  # set when timed waits keep ending with nothing else to run
+        # A sequence (``run_sequence``): what starts its next operation, and the thread to run it.
+        self.next_op: Callable[[], Participant | None] | None = None
+        self.idle_on: int | None = None
+        self._lock = RealRLock()  # reentrant: starting a sequence's next operation adds a participant
         self._waited_for_foreign = False
 
-    # -- called on operation threads ------------------------------------------------------------
+    # -- joining ----------------------------------------------------------------------------------
 
-    def park(self, call: tuple) -> None:
-        """Before an env call: a scheduling point."""
-        i = self.threads.get(threading.get_ident())
-        if i is None:
-            return
+    def add(self, op: int, body: Callable[[], None], thread: Any, context: Any) -> Participant:
+        """An operation to start at ``run``, on ``thread`` (anything with ``submit(job)``)."""
+        p = self._join(op, context, helper=False)
+        p.body, p.thread = body, thread
+        return p
+
+    def _join(self, op: int, context: Any, *, helper: bool) -> Participant:
+        with self._lock:
+            p = Participant(self, len(self.parts), op, context, helper=helper)
+            self.parts.append(p)
+            self.live += 1
+        return p
+
+    def adopt(self, thread: threading.Thread) -> None:
+        """A participant starts ``thread``: it becomes a helper of the same operation (``_helpers``)."""
+        parent = primitives.scheduled[threading.get_ident()]
+        assert isinstance(parent, Participant)
+        p = self._join(parent.op, self.helper_context(parent.context), helper=True)
+        run = thread.run
+
+        def helper_run() -> None:
+            try:
+                self._enter(p, announce=True)
+                self._wait(p)
+                run()
+            except Pruned:
+                pass  # an aborted run unwinds its helpers too
+            finally:
+                self._leave(p)
+
+        thread.run = helper_run  # type: ignore[method-assign]
+
+    def _enter(self, p: Participant, *, announce: bool) -> None:
+        p.ident = threading.get_ident()
+        primitives.scheduled[p.ident] = p
+        self.contexts[p.ident] = p.context
+        if announce:
+            with self._lock:
+                if self.aborting:
+                    raise Pruned()
+                p.state = "parked"
+            self.back.put(("ready", p.index))
+
+    def _leave(self, p: Participant) -> None:
+        if p.ident is not None:
+            primitives.scheduled.pop(p.ident, None)
+            self.contexts.pop(p.ident, None)
+        self._finish(p)
+
+    def _job(self, p: Participant, *, announce: bool) -> Callable[[], None]:
+        def job() -> None:
+            self._enter(p, announce=announce)
+            try:
+                if announce:
+                    self._wait(p)
+                assert p.body is not None
+                p.body()
+            except Pruned:
+                pass
+            finally:
+                self._leave(p)
+
+        return job
+
+    def _sequence_job(self, first: Participant) -> Callable[[], None]:
+        """Operations one at a time, from ``first``: each runs at once with the baton, and when it
+        and its helpers are done the thread that finished it starts the next (``next_op``), on the
+        spot when it belongs to this same thread, else by handing it to its own thread. A sequence
+        thus costs a thread switch only where the app instance changes."""
+
+        def job() -> None:
+            p: Participant | None = first
+            while p is not None:
+                self._enter(p, announce=False)
+                try:
+                    assert p.body is not None
+                    p.body()
+                except Pruned:
+                    pass
+                finally:
+                    self._leave(p)
+                p = self._go_on_from(p.thread)
+
+        return job
+
+    def _go_on_from(self, thread: Any) -> Participant | None:
+        """After an operation of a sequence: the next one, if it runs on ``thread`` (else it is
+        handed to its thread, or the sequence is over and the main thread is told)."""
+        if self.idle_on != threading.get_ident():
+            return None
+        self.idle_on = None
+        try:
+            nxt = self.next_op() if self.next_op is not None else None
+        except BaseException as e:  # the kit's own failure: the main thread raises it
+            self.back.put(("error", e))
+            return None
+        if nxt is None:
+            self.back.put(("done",))
+            return None
+        with self._lock:
+            nxt.state = "running"
+            self.current = self.baton = nxt
+        if nxt.thread is thread:
+            return nxt
+        nxt.thread.submit(self._sequence_job(nxt))
+        return None
+
+    # -- on participants' threads -------------------------------------------------------------------
+
+    def park(self, p: Participant, call: tuple) -> None:
+        """Before an env call or a lock: a scheduling point."""
         if self.aborting:
             raise Pruned()
-        self.pending[i] = (*call, self.first[i])
-        self.parks[i] += 1
+        p.pending = (*call, p.first)
+        p.parks += 1
         self.progress += 1
-        if self.first[i]:
-            # An operation's start and its first call are one step: the code before its first call
+        if p.first:
+            # A participant's start and its first call are one step: the code before its first call
             # touches nothing shared, so a decision there would only double the schedules.
-            self.first[i] = False
+            p.first = False
             return
-        self._stop(i, "parked")
+        if self.live == 1 and p.state == "running":
+            return  # nobody else can step: no decision to make
+        self._stop(p, "parked")
 
-    def block(self, predicate: Callable[[], bool], timeout: float | None) -> bool:
-        """A kit primitive would block: wait until the scheduler resumes this op with it satisfied."""
-        i = self.threads[threading.get_ident()]
-        self.predicate[i] = predicate
-        self.has_timeout[i] = timeout is not None and timeout >= 0
-        self.timed_out[i] = False
-        self.progress += 1
-        self._stop(i, "blocked")
-        self.predicate[i] = None
-        return not self.timed_out[i]
+    def block(self, p: Participant, predicate: Callable[[], bool], timeout: float | None, what: Any) -> bool:
+        """A kit primitive would block: wait until the scheduler resumes it, satisfied or timed out."""
+        if self.aborting:
+            raise Pruned()
+        p.predicate = predicate
+        p.timed = timeout is not None
+        p.timed_out = False
+        p.waiting = what
+        self._stop(p, "blocked")
+        p.predicate, p.waiting = None, None
+        return not p.timed_out
 
-    def _stop(self, i: int, state: str) -> None:
-        """Op ``i`` stops at a scheduling point: decide who steps next, and wait unless it is ``i``."""
+    def _stop(self, p: Participant, state: str) -> None:
+        """``p`` stops at a scheduling point: decide who steps next, and wait unless it is ``p``."""
         with self._lock:
-            self.state[i] = state
-            holder = self.baton == i
+            p.state = state
+            holder = self.baton is p
             chosen = self._decide() if holder else None
-        if chosen == i:
-            self.state[i] = "running"
+            if holder and chosen is None and not self.aborting:
+                self._to_main()
+        if chosen is p:
             return
         if self.aborting:
             raise Pruned()  # it decided the run is redundant: it unwinds too
         if not holder:
-            self.back.put(("resurfaced", i))  # it had been left uncontrolled: the main thread may act
-        self._wait(i)
+            self.back.put(("resurfaced", p.index))  # it had run uncontrolled: the main thread may act
+        self._wait(p)
 
-    def _wait(self, i: int) -> None:
-        self.go[i].get()
-        self.state[i] = "running"
+    def _wait(self, p: Participant) -> None:
+        p.go.get()
         if self.aborting:
             raise Pruned()
 
-    # -- deciding (whoever holds the baton) -------------------------------------------------------
+    def _finish(self, p: Participant) -> None:
+        with self._lock:
+            p.state = "done"
+            self.live -= 1
+            self.progress += 1
+            if self.on_finish is not None and not self.aborting:
+                self.on_finish(p)
+            if self.aborting:
+                if self.live == 0:
+                    self.back.put(("done",))
+                return
+            if self.baton is p:
+                if self._decide() is not None:
+                    return
+                if self.live == 0 and self.next_op is not None:
+                    self.baton = None
+                    self.idle_on = threading.get_ident()  # this thread starts the sequence's next operation
+                else:
+                    self._to_main()
+            else:
+                self.back.put(("resurfaced", p.index))
 
-    def _decide(self) -> int | None:
-        """Choose and wake the next op, passing it the baton; None when nothing can step (the main
-        thread takes the baton to sort it out)."""
-        runnable = self._runnable()
-        if not runnable:
-            self.baton = self.MAIN
-            self.back.put(("done",) if all(s == "done" for s in self.state) else ("stuck",))
+    def _to_main(self) -> None:
+        self.baton = None
+        self.back.put(("done",) if self.live == 0 else ("stuck",))
+
+    # -- deciding (whoever holds the baton, under the lock) ----------------------------------------
+
+    def _decide(self) -> Participant | None:
+        """Choose and wake the next participant, passing it the baton; None when nothing can step."""
+        ready: list[int] = []
+        timed: list[int] = []
+        for q in self.parts:
+            if q.state == "parked" or (q.state == "blocked" and (self.aborting or q.predicate())):  # type: ignore[misc]
+                ready.append(q.index)
+            elif q.state == "blocked" and q.timed:
+                timed.append(q.index)
+        options = tuple(sorted(ready + timed)) if ready else tuple(timed)
+        if not options:
             return None
-        pending = {i: self.pending[i] for i in runnable}
-        chosen = ABORT if self.aborting else self.choose(len(self.choices), runnable, pending, self.current)
-        if chosen == ABORT:
-            self._abort()
+        if not ready and self.forced >= MAX_FORCED_TIMEOUTS:
+            self.hung = self._describe_stuck()  # a wait with a timeout, in a loop nothing ends
             return None
-        if chosen not in runnable:
-            chosen = runnable[0]
-        self.choices.append(chosen)
-        self.current = chosen
-        self.baton = chosen
-        self.progress += 1
-        if self.state[chosen] != "running":
-            self.state[chosen] = "running"
-            if chosen != self.threads.get(threading.get_ident()):
-                self.go[chosen].put(None)
-        return chosen
+        # By default the current participant goes on (fewest switches), and a wait with a timeout
+        # ends only when nothing else can step; choosers may pick any option.
+        preferred = ready or timed
+        cur = self.current.index if self.current is not None else None
+        default = cur if cur in preferred else preferred[0]
+        if len(options) == 1:
+            chosen = options[0]
+        else:
+            chosen = self.choose(len(self.choices), options, default)
+            if chosen == ABORT:
+                self._abort()
+                return None
+            if chosen not in options:
+                chosen = default
+            self.choices.append(chosen)
+        p = self.parts[chosen]
+        if p.state == "blocked" and not (self.aborting or p.predicate()):  # type: ignore[misc]
+            p.timed_out = True
+            self.forced += not ready
+        else:
+            self.progress += 1
+        self.current = self.baton = p
+        if p.state != "running":
+            p.state = "running"
+            if p.ident != threading.get_ident():
+                p.go.put(None)
+        return p
 
     def _abort(self) -> None:
-        """The run is redundant: every op unwinds (each raises ``Pruned`` where it waits)."""
+        """The run is redundant, or over: every waiting participant unwinds (raising ``Pruned``)."""
         self.aborting = True
-        self.baton = self.MAIN
-        me = self.threads.get(threading.get_ident())
-        for i, s in enumerate(self.state):
-            if s in ("parked", "blocked", "new") and i != me:
-                self.go[i].put(None)
-        if all(s == "done" for s in self.state):
+        self.baton = None
+        me = threading.get_ident()
+        for p in self.parts:
+            if p.state in ("parked", "blocked") and p.ident != me:
+                p.go.put(None)
+        if self.live == 0:
             self.back.put(("done",))
-
-    def _runnable(self) -> tuple[int, ...]:
-        return tuple(i for i, s in enumerate(self.state) if s == "parked" or (s == "blocked" and self._may_wake(i)))
-
-    def _may_wake(self, i: int) -> bool:
-        predicate = self.predicate[i]
-        return self.aborting or (predicate is not None and predicate())
 
     # -- the main thread ---------------------------------------------------------------------------
 
     def run(self) -> None:
-        workers = _workers(len(self.bodies))
-        for i, (worker, body) in enumerate(zip(workers, self.bodies)):
-            worker.jobs.put(self._wrap(i, body))
-        for _ in self.bodies:  # every operation parks at its start
-            self.back.get()
-        with self._lock:
-            self._decide()
-        seen = self.progress
+        """Start the operations added, and step until every participant is done.
+
+        Raises ``Stalled`` ("timeout" or "deadlock") after unwinding what it can; the participants
+        still running out of sight are left (``stranded``)."""
+        new = [p for p in self.parts if p.state == "new" and not p.helper]
+        try:
+            if len(new) == 1 and self.live == 1:
+                # One operation alone: it runs at once, with the baton (no start handshake).
+                p = new[0]
+                p.state = "running"
+                self.current = self.baton = p
+                p.thread.submit(self._job(p, announce=False))
+            else:
+                for p in new:
+                    p.thread.submit(self._job(p, announce=True))
+                self._await_ready(new)
+                with self._lock:
+                    if self._decide() is None:
+                        self._to_main()
+            self._watch()
+        except Stalled:
+            with self._lock:
+                self._abort()
+            raise
+
+    def run_sequence(self, first: Participant, next_op: Callable[[], Participant | None]) -> None:
+        """Run operations one at a time, ``first`` (added) and then each ``next_op()`` returns (added,
+        or None at the end), watching them all. Raises ``Stalled`` as ``run`` does."""
+        self.next_op = next_op
+        try:
+            with self._lock:
+                first.state = "running"
+                self.current = self.baton = first
+            first.thread.submit(self._sequence_job(first))
+            self._watch()
+        except Stalled:
+            with self._lock:
+                self._abort()
+            raise
+
+    def _await_ready(self, new: list[Participant]) -> None:
+        deadline = time.monotonic() + self.step_timeout
+        while any(p.state == "new" for p in new):
+            try:
+                self.back.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise Stalled("timeout", "an app thread did not start", self._stuck_ops()) from None
+
+    def _watch(self) -> None:
+        seen, since = self.progress, time.monotonic()
         while True:
+            many = self.live > 1
             try:
-                message = self.back.get(timeout=self.step_timeout)
+                message = self.back.get(timeout=POLL if many else self.step_timeout)
             except queue.Empty:
+                now = time.monotonic()
                 if self.progress != seen:
-                    seen = self.progress  # still stepping: keep watching
+                    seen, since = self.progress, now
                     continue
-                self._take_over(workers)
-                seen = self.progress
+                if now - since >= self.step_timeout:
+                    raise Stalled("timeout", self._describe_stuck(), self._stuck_ops()) from None
+                if many:
+                    self._take_over(now - since)
                 continue
-            if message[0] == "done" and all(s == "done" for s in self.state):
+            if message[0] == "error":
+                raise message[1]
+            if message[0] == "done" and self.live == 0 and self.idle_on is None:
                 return
-            if message[0] in ("stuck", "resurfaced") and self.baton == self.MAIN:
-                self._unstick(workers)
-                seen = self.progress
+            if self.baton is None:
+                self._unstick()
 
-    def _take_over(self, workers: list[_Worker]) -> None:
-        """Nothing happened for a step timeout: the running op blocked where the kit cannot see.
-        It is left to run uncontrolled, and another op is scheduled."""
+    def _take_over(self, quiet_for: float) -> None:
+        """A running participant whose thread used no CPU lately is blocked where the kit cannot see
+        (a lock made before the run, I/O): it runs on uncontrolled, and another is scheduled."""
         with self._lock:
-            running = [i for i, s in enumerate(self.state) if s == "running"]
-            if not running and self.baton != self.MAIN:
+            taken = False
+            for p in self.parts:
+                if p.state != "running":
+                    continue
+                if p.clock is None and p.ident is not None:
+                    p.clock = _cpu_clock(p.ident)
+                cpu = _cpu_time(p.clock)
+                if cpu is None:
+                    blocked = quiet_for >= IDLE_WALL
+                else:
+                    p.idle = p.idle + 1 if cpu == p.cpu else 0
+                    p.cpu = cpu
+                    blocked = p.idle >= IDLE_POLLS
+                if blocked:
+                    p.state = "uncontrolled"
+                    p.idle = 0
+                    self.uncontrolled += 1
+                    taken = True
+                    if self.baton is p:
+                        self.baton = None
+            if not taken or self.baton is not None:
                 return
-            for i in running:
-                self.state[i] = "uncontrolled"
-                self.uncontrolled += 1
-            self.baton = self.MAIN
-        self._unstick(workers)
+        self._unstick()
 
-    def _unstick(self, workers: list[_Worker]) -> None:
-        """The main thread holds the baton: step on if anything can, else wake a timed waiter, wait for
-        an uncontrolled op, or give up."""
+    def _unstick(self) -> None:
+        """The main thread holds the baton: step on if anything can, else wait for what may still
+        come (a helper starting, an uncontrolled participant, a thread of the adapter's own), or
+        call it a deadlock."""
         with self._lock:
-            if self.aborting:
+            if self.aborting or self.baton is not None or self.idle_on is not None:
                 return
-            if self._runnable():
-                self._decide()
+            if self.hung is not None:
+                raise Stalled("timeout", self.hung, self._stuck_ops())
+            if self.live == 0:
+                nxt = self.next_op() if self.next_op is not None else None
+                if nxt is None:
+                    self.back.put(("done",))
+                else:  # the last thread out was one the kit had lost sight of: the sequence goes on from here
+                    nxt.state = "running"
+                    self.current = self.baton = nxt
+                    nxt.thread.submit(self._sequence_job(nxt))
                 return
-            if all(s == "done" for s in self.state):
-                self.back.put(("done",))
+            if self._decide() is not None:
                 return
-            for i, s in enumerate(self.state):
-                if s == "blocked" and self.has_timeout[i]:
-                    self.timed_out[i] = True
-                    self.baton = i
-                    self.state[i] = "running"
-                    self.go[i].put(None)
-                    return
-        if "uncontrolled" in self.state:
-            try:
-                message = self.back.get(timeout=self.stall_timeout)  # it parked, blocked or finished
-            except queue.Empty:
-                stuck = [i for i, s in enumerate(self.state) if s == "uncontrolled"]
-                for i in stuck:
-                    _retire(workers[i])
-                raise Stalled(
-                    "timeout", f"operation(s) {stuck} blocked outside the kit's control for {self.stall_timeout:g} s"
-                ) from None
-            self.back.put(message)  # let the main loop see it, then decide
-            return
+            if any(p.state in ("new", "uncontrolled", "running") for p in self.parts):
+                return  # it will park, block, finish or start: a message comes then
         if primitives.foreign[0] and not self._waited_for_foreign:
-            # A thread of the adapter's own may still set what an operation waits for.
+            # A thread of the adapter's own may still set what a participant waits for.
             self._waited_for_foreign = True
             with primitives._state:
-                primitives._changed.wait(self.step_timeout)
+                primitives._changed.wait(min(self.step_timeout, 0.5))
             self.back.put(("stuck",))
             return
-        blocked = [i for i, s in enumerate(self.state) if s == "blocked"]
-        raise Stalled("deadlock", f"every unfinished operation waits on another: {blocked}")
+        raise Stalled("deadlock", self._describe_stuck(), self._stuck_ops())
 
-    def _wrap(self, i: int, body: Callable[[], None]) -> Callable[[], None]:
-        def job() -> None:
-            me = threading.get_ident()
-            primitives.blockers[me] = self.block
-            primitives.parks[me] = self.park
-            self.threads[me] = i
-            self.state[i] = "parked"
-            try:
-                self.back.put(("ready", i))
-                self._wait(i)
-                body()
-            finally:
-                primitives.blockers.pop(me, None)
-                primitives.parks.pop(me, None)
-                self.threads.pop(me, None)
-                self._finish(i)
+    # -- messages ------------------------------------------------------------------------------------
 
-        return job
+    def name_of_thread(self, ident: int) -> str | None:
+        context = self.contexts.get(ident)
+        return None if context is None else context.op
 
-    def _finish(self, i: int) -> None:
-        with self._lock:
-            self.state[i] = "done"
-            self.progress += 1
-            if self.aborting:
-                if all(s == "done" for s in self.state):
-                    self.back.put(("done",))
-                return
-            if self.on_finish:
-                self.on_finish(i)
-            if self.baton == i:
-                self._decide()
+    def _describe_stuck(self) -> str:
+        """Each unfinished participant, and what it waits for or where it is."""
+        frames = sys._current_frames()
+        parts = []
+        for p in self.parts:
+            if p.state == "done":
+                continue
+            who = p.context.op + (" (in a thread it started)" if p.helper else "")
+            if p.state == "blocked" and p.waiting is not None:
+                parts.append(f"{who} waits for {primitives.describe(p.waiting, self.name_of_thread)}")
+            elif p.ident is None:
+                parts.append(f"{who} never started")
             else:
-                self.back.put(("resurfaced", i))
+                where = innermost(of_frame(frames.get(p.ident))) or "a place outside its code"
+                parts.append(f"{who} is stuck at {where}")
+        return "; ".join(parts)
 
-    def retire_unfinished(self) -> None:
-        """After a stall the unfinished operations stay parked forever; their workers are replaced."""
-        workers = _workers(len(self.bodies))
-        for i, st in enumerate(self.state):
-            if st != "done":
-                _retire(workers[i])
+    def _stuck_ops(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(p.context.op for p in self.parts if p.state != "done"))
+
+    def stranded(self) -> list[Participant]:
+        """Participants whose threads are still running out of the kit's control."""
+        return [p for p in self.parts if p.state in ("running", "uncontrolled")]

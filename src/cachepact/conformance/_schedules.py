@@ -5,36 +5,29 @@ A failure shrinks toward fewer operations and fewer context switches (see ``swit
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import hypothesis.strategies as st
 from hypothesis import given
 
-from ..model import Pattern
-from ._clock import VirtualClock
 from ._hypothesis import kit_settings, run_seeded
 from ._interleaved import InterleavedRun, run_interleaved, switching
 from ._progress import Progress
 from ._replay import KEYS, TICKS, ConcurrentScenario
 from ._run import Run
-from ._signals import Violation
+from ._signals import Abandoned, Violation
+from ._world import Setup
 
 
 def search_schedules(
-    make: Callable,
-    pattern: Pattern,
-    *,
-    max_examples: int,
-    max_ops: int,
-    seed: int | None,
-    progress: Progress,
-    label: str,
-    clock: VirtualClock,
+    setup: Setup, *, max_examples: int, max_ops: int, seed: int | None, progress: Progress
 ) -> Run | None:
     """Draw scenarios and schedules until one fails or the budget is spent; the shrunk failure, or None."""
     failing: list[InterleavedRun] = []
-    op = st.tuples(st.sampled_from(("r", "w")), st.sampled_from(KEYS[:2]))
-    prefix_op = st.sampled_from([(kind, key) for kind in ("r", "w") for key in KEYS[:2]] + [("t", s) for s in TICKS])
+    instance = st.integers(0, setup.instances - 1)
+    op = st.tuples(st.sampled_from(("r", "w")), st.sampled_from(KEYS[:2]), instance)
+    prefix_op = st.one_of(
+        st.tuples(st.sampled_from(("r", "w")), st.sampled_from(KEYS[:2]), instance),
+        st.tuples(st.just("t"), st.sampled_from(TICKS), st.just(0)),
+    )
 
     @kit_settings(max_examples, seed)
     @given(
@@ -44,11 +37,17 @@ def search_schedules(
     )
     def test(prefix: list, ops: list, schedule: list) -> None:
         scenario = ConcurrentScenario(prefix=tuple(prefix), ops=tuple(ops))
-        run = run_interleaved(make, pattern, scenario, switching(schedule), label=label, clock=clock)
+        run = run_interleaved(setup, scenario, switching(schedule))
         progress.add_run(run)
-        if run.finding is not None:
-            failing.append(run)
-            raise Violation(run.finding)
+        if run.finding is None:
+            return
+        if run.finding.invariant == "timeout":
+            raise Abandoned(run.as_run())  # no shrinking: every try would wait out a timeout
+        failing.append(run)
+        raise Violation(run.finding)
 
-    run_seeded(test, seed)
+    try:
+        run_seeded(test, seed)
+    except Abandoned as e:
+        return e.run
     return failing[-1].as_run() if failing else None

@@ -7,41 +7,33 @@ for the report.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
 
 import hypothesis.strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, get_state_machine_test, rule
 
-from ..model import Pattern
-from ._clock import VirtualClock
 from ._hypothesis import kit_settings, run_seeded
 from ._progress import Progress
 from ._replay import KEYS, TICKS, parse_sequence, replay_of_sequence
 from ._run import Run
-from ._signals import Violation
-from ._world import World, rerun_sequence
+from ._signals import Abandoned, Violation
+from ._world import Setup, World, rerun_sequence
 
-# What a step of a sequence is: a read or a write of a key, the clock moved on first in about one step
-# in eleven (every step is an operation; a clock move alone would cost a step and run nothing). One
-# draw a step, from one list, keeps the driver as cheap as a hand-written machine (a draw costs more
-# than a cached read). Hypothesis shrinks toward the front of the list, reads of k1 with no clock
-# move; it cannot lower a key everywhere at once (r:k3 and w:k3 are different choices), so the kit
-# renames keys after shrinking (first_keys).
-SEQUENCE_OPS: list[tuple[str, str, int]] = [(kind, key, 0) for kind in ("r", "w") for key in KEYS] * 25 + [
-    (kind, key, seconds) for seconds in TICKS for kind in ("r", "w") for key in KEYS
-]
+
+# What a step of a sequence is: a read or a write of a key on an app instance, the clock moved on
+# first in about one step in eleven (every step is an operation; a clock move alone would cost a step
+# and run nothing). One draw a step, from one list, keeps the driver as cheap as a hand-written
+# machine (a draw costs more than a cached read). Hypothesis shrinks toward the front of the list:
+# reads of k1 on the first instance with no clock move. It cannot lower a key or an instance
+# everywhere at once (r:k3 and w:k3 are different choices), so the kit renames them after shrinking
+# (first_names).
+def step_choices(instances: int) -> list[tuple[str, str, int, int]]:
+    """(kind, key, seconds the clock moves first, app instance), as often as Hypothesis should draw them."""
+    plain = [(kind, key, 0, i) for i in range(instances) for kind in ("r", "w") for key in KEYS]
+    return plain * 25 + [(kind, key, seconds, 0) for seconds in TICKS for kind in ("r", "w") for key in KEYS]
 
 
 def search_sequences(
-    make: Callable,
-    pattern: Pattern,
-    *,
-    max_examples: int,
-    steps: int,
-    seed: int | None,
-    progress: Progress,
-    label: str,
-    clock: VirtualClock,
+    setup: Setup, *, max_examples: int, steps: int, seed: int | None, progress: Progress
 ) -> Run | None:
     """Draw sequences until one fails or the budget is spent; the failing run, minimal, or None."""
     failing: list[World] = []
@@ -49,46 +41,65 @@ def search_sequences(
     class CachepactMachine(RuleBasedStateMachine):
         def __init__(self) -> None:
             super().__init__()
-            self.world = World(make, pattern, label=label, clock=clock)
+            self.world = World(setup)
 
-        @rule(op=st.sampled_from(SEQUENCE_OPS))
-        def step(self, op: tuple[str, str, int]) -> None:
-            kind, key, seconds = op
+        @rule(op=st.sampled_from(step_choices(setup.instances)))
+        def step(self, op: tuple[str, str, int, int]) -> None:
+            kind, key, seconds, instance = op
             if seconds:
                 self.world.run("t", seconds)
-            finding = self.world.run(kind, key)
-            if finding is not None:
-                failing.append(self.world)
-                raise Violation(finding)
+            finding = self.world.run(kind, key, instance)
+            if finding is None:
+                return
+            if finding.invariant == "timeout":
+                raise Abandoned(self.world.as_run())  # no shrinking: every try would wait out a timeout
+            failing.append(self.world)
+            raise Violation(finding)
 
         def teardown(self) -> None:
             progress.add_run(self.world)
+            self.world.close()
 
     test = get_state_machine_test(
         CachepactMachine, settings=kit_settings(max_examples, seed, stateful_step_count=steps)
     )
-    run_seeded(test, seed)
+    try:
+        run_seeded(test, seed)
+    except Abandoned as e:
+        return e.run
     if not failing:
         return None
     # Hypothesis runs the minimal example last, so the last failing World is the shrunk one.
-    return first_keys(failing[-1].as_run(), make, pattern, label=label, clock=clock)
+    return first_names(failing[-1].as_run(), setup)
 
 
-def first_keys(run: Run, make: Callable, pattern: Pattern, *, label: str, clock: VirtualClock) -> Run:
-    """The same failure on the first keys, when it holds there: the shrinker's last pass.
+def first_names(run: Run, setup: Setup) -> Run:
+    """The same failure on the first keys and the fewest, first app instances, when it holds there:
+    the shrinker's last pass.
 
-    Tries each renaming of the keys whose sequence reads earlier than the run's, in order, and keeps
-    the first that fails the same invariant in as many operations. So which key a report shows does
-    not hang on the draw, and a bug on k3 (the key the DB lacks) stays on k3 unless k1 shows it too.
+    Tries each renaming of the keys (with the instances all made the first, or numbered in order of
+    use) whose sequence reads earlier than the run's, in order, and keeps the first that fails the
+    same invariant in as many operations. So which key or instance a report shows does not hang on
+    the draw, and a bug on k3 (the key the DB lacks) stays on k3 unless k1 shows it too.
     """
     ops = parse_sequence(run.replay)
+    used = list(dict.fromkeys(instance for kind, _, instance in ops if kind != "t"))
+    placings = [dict.fromkeys(used, 0), {i: n for n, i in enumerate(used)}, {i: i for i in used}]
     renamings = set()
     for order in itertools.permutations(KEYS):
         rename = dict(zip(KEYS, order, strict=True))
-        renamings.add(replay_of_sequence([(kind, arg if kind == "t" else rename[arg]) for kind, arg in ops]))
+        for place in placings:
+            renamings.add(
+                replay_of_sequence(
+                    [
+                        (kind, arg, 0) if kind == "t" else (kind, rename[arg], place[instance])
+                        for kind, arg, instance in ops
+                    ]
+                )
+            )
     invariant = run.finding.invariant if run.finding else None
     for replay in sorted(r for r in renamings if r < run.replay):
-        candidate = rerun_sequence(make, pattern, parse_sequence(replay), label=label, clock=clock)
+        candidate = rerun_sequence(setup, parse_sequence(replay))
         if candidate.finding and candidate.finding.invariant == invariant and candidate.operations == run.operations:
             return candidate
     return run

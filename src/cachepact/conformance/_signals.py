@@ -17,11 +17,22 @@ class Violation(AssertionError):
 
 
 class Stalled(Exception):
-    """No operation of a concurrent run can take a step: ``kind`` is "deadlock" or "timeout"."""
+    """A run can go no further: ``kind`` is "deadlock" (every unfinished thread waits on another) or
+    "timeout" (nothing happened for the step timeout); ``ops`` are the operations left unfinished."""
 
-    def __init__(self, kind: str, message: str) -> None:
+    def __init__(self, kind: str, message: str, ops: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.kind = kind
+        self.ops = ops
+
+
+class Abandoned(BaseException):
+    """Ends a Hypothesis search at once, without shrinking: a run timed out (each try would cost
+    another timeout, and its threads cannot be stopped). ``run`` is the run that timed out."""
+
+    def __init__(self, run: Any) -> None:
+        super().__init__("a run timed out")
+        self.run = run
 
 
 class Pruned(BaseException):

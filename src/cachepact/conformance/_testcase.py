@@ -7,6 +7,7 @@ arguments, so it also runs when called directly.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -19,17 +20,41 @@ OPTIONS: dict[str, Any] = {}
 def conformance_test(make: Callable, pattern: str = "cache-aside", **options: Any) -> Callable[[], None]:
     """A pytest test function that checks ``make`` against ``pattern`` and fails with the report.
 
-    ``options`` are ``check``'s keyword arguments (``target=`` included); ``--cachepact-seed`` and
-    ``--cachepact-max-examples`` on the pytest command line fill in those not given here.
+    ``options`` are ``check``'s keyword arguments (``target=`` included); the ``--cachepact-*``
+    options on the pytest command line fill in those not given here. Without ``target=``, reports
+    name a module-level factory by its file (``tests/test_cache.py:make``), which is how
+    ``cachepact check`` reruns it from the project's folder.
     """
 
     def test() -> None:
         from ._check import check
 
         kwargs = {**{k: v for k, v in OPTIONS.items() if v is not None}, **options}
+        kwargs.setdefault("target", _file_target(make))
         result = check(make, pattern, **kwargs)
         if not result.passed:
             raise ConformanceFailure(result)
 
     test.__name__ = f"test_{getattr(make, '__name__', 'adapter')}_conforms_to_{pattern.replace('-', '_')}"
     return test
+
+
+def _file_target(make: Callable) -> str | None:
+    """The TARGET that reruns a factory from the project's folder, or None (reports use its name).
+
+    pytest imports a test file in a folder without ``__init__.py`` under its bare name, with that
+    folder put on ``sys.path``; the command line does not see that folder, so such a factory is
+    named by its file (``tests/test_cache.py:make``). Anything else is ``module:name``.
+    """
+    import os
+
+    name = getattr(make, "__qualname__", "")
+    module = sys.modules.get(getattr(make, "__module__", "") or "")
+    path = getattr(module, "__file__", None)
+    if not name.isidentifier() or module is None or path is None:
+        return None  # nested (a.b) or local (<locals>): no TARGET reaches it
+    folder = os.path.dirname(os.path.abspath(path))
+    if module.__name__ != "__main__" and ("." in module.__name__ or folder == os.getcwd()):
+        return f"{module.__name__}:{name}"
+    relative = os.path.relpath(path)
+    return f"{path if relative.startswith('..') else relative}:{name}"

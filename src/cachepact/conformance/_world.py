@@ -1,7 +1,9 @@
-"""One world against a user's adapter: fresh stores, the recording env, the judge, the ops so far.
+"""One world against a user's adapter: fresh stores, its app instances, the judge, the ops so far.
 
-The judge sees every call the moment it happens (the recorder hands it over), each operation's
-return, and every moment nothing is in flight.
+Every operation runs on a thread of its app instance under the scheduler (``_scheduler``), alone or
+with others in flight (``_interleaved``); threads it starts are its helpers. The judge sees every
+call the moment it happens (the recorder hands it over), each operation's return, and every moment
+nothing is in flight.
 """
 
 from __future__ import annotations
@@ -9,30 +11,54 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import attrs
+
 from ..model import APP, Actor, Pattern, Step
 from ..model._steps import CLOCK
 from ._clock import VirtualClock
-from ._env import OUTSIDE, Effect, Env, Harness, build, run_operation
+from ._env import OUTSIDE, Effect, Env, Harness, OpContext, build, run_operation
 from ._findings import Finding
+from ._helpers import adopt_threads  # noqa: F401  (importing it lets controlled() adopt helper threads)
 from ._judge import Judge
+from ._primitives import controlled
 from ._replay import INITIAL, Op, replay_of_sequence
 from ._run import Run
+from ._scheduler import DEFAULT_STEP_TIMEOUT, Chooser, Scheduler
+from ._signals import Pruned, Stalled
+from ._sites import innermost, of_traceback
+from ._threads import AppThread, Deployment
+
+
+@attrs.frozen(kw_only=True)
+class Setup:
+    """What every world of one check is built from: the factory, the pattern, how reports name the
+    factory, the virtual clock, the app instances each world runs, and the step timeout."""
+
+    make: Callable[[Env], Any]
+    pattern: Pattern
+    label: str = "the factory"
+    clock: VirtualClock | None = None
+    instances: int = 1
+    step_timeout: float = DEFAULT_STEP_TIMEOUT
+
+
+def go_on(d: int, options: tuple[int, ...], default: int) -> int:
+    """The chooser of an operation alone: the scheduler's default (the current thread goes on)."""
+    return default
 
 
 class World:
-    def __init__(
-        self,
-        make: Callable[[Env], Any],
-        pattern: Pattern,
-        *,
-        label: str = "the factory",
-        clock: VirtualClock | None = None,
-    ) -> None:
-        self.harness: Harness = build(make, initial=INITIAL, label=label)
-        self.judge = Judge(pattern, self.harness.adapter, peek=self.harness.cache.peek)
+    def __init__(self, setup: Setup) -> None:
+        self.setup = setup
+        with controlled():  # locks the factory makes are the kit's
+            self.harness: Harness = build(setup.make, initial=INITIAL, label=setup.label, instances=setup.instances)
+        self.judge = Judge(setup.pattern, self.harness.adapters[0], peek=self.harness.cache.peek)
         self.harness.recorder.on_step = self._observe
-        self.clock = clock
+        self.clock = setup.clock
+        self.deployment = Deployment(setup.instances)
         self.ops: list[Op] = []  # in order: the replay
+        self.instance_of: dict[str, int] = {}  # operation -> the app instance it ran on
+        self.uncontrolled = 0  # steps a thread blocked out of the kit's sight (taken over)
         self._counts = {"r": 0, "w": 0}
         self._values = 0
 
@@ -46,7 +72,7 @@ class World:
 
     @property
     def operations(self) -> int:
-        return sum(kind != "t" for kind, _ in self.ops)
+        return sum(kind != "t" for kind, _, _ in self.ops)
 
     @property
     def reached(self) -> set[str]:
@@ -55,39 +81,125 @@ class World:
     def _observe(self, index: int, step: Step, effect: Effect) -> None:
         self.judge.observe(index, step, effect)
 
-    def name_op(self, kind: str, key: Any) -> tuple[str, Any]:
+    def name_op(self, kind: str, key: Any, instance: int = 0) -> tuple[str, Any]:
         """Name a new operation (r1, w1, ...) and, for a write, give it a value never written before."""
         self._counts[kind] += 1
-        self.ops.append((kind, key))
+        self.ops.append((kind, key, instance))
         value = None
         if kind == "w":
             self._values += 1
             value = f"{key}.v{self._values}"
-        return f"{kind}{self._counts[kind]}", value
+        name = f"{kind}{self._counts[kind]}"
+        self.instance_of[name] = instance
+        return name, value
 
     def start(self, op: str, kind: str, key: Any, value: Any) -> None:
         """The operation begins now (a read learns which values are already too old to return)."""
         self.judge.begin(op, kind, key, value)
 
-    def run(self, kind: str, arg: Any) -> Finding | None:
-        """Run one operation alone, or move the clock on; judged as it goes and at rest after."""
-        if kind == "t":
-            self.advance(arg)
-            return self.finding
-        op, value = self.name_op(kind, arg)
-        self.start(op, kind, arg, value)
-        h = self.harness
-        h.recorder.op = op
+    def context(self, op: str) -> OpContext:
+        return OpContext(op, self.harness.attributions[self.instance_of[op]])
+
+    def body(self, op: str, kind: str, key: Any, value: Any) -> Callable[[], None]:
+        """What runs on the operation's thread: the adapter call, then its return, judged."""
+        adapter = self.harness.adapters[self.instance_of[op]]
+        recorder = self.harness.recorder
+
+        def run() -> None:
+            try:
+                result = run_operation(*invocation(adapter, kind, key, value))
+            except Pruned:
+                raise
+            except BaseException as e:  # the adapter's own failure is a finding, never the kit's crash
+                with recorder.lock:
+                    self.judge.keep(adapter_error(e, op, self.last_step_of(op)))
+                return
+            with recorder.lock:
+                self.end(op, kind, key, value, result)
+
+        return run
+
+    def scheduler(self, choose: Chooser, on_finish: Callable | None = None) -> Scheduler:
+        return Scheduler(
+            choose,
+            step_timeout=self.setup.step_timeout,
+            contexts=self.harness.recorder.threads,
+            helper_context=_helper_context,
+            on_finish=on_finish,
+        )
+
+    def perform(self, scheduler: Scheduler, first: Any = None, next_op: Callable | None = None) -> bool:
+        """Run what ``scheduler`` was given (or the sequence from ``first``), controlled; False when it
+        stalled (its finding is kept)."""
+        recorder = self.harness.recorder
+        recorder.running = True
         try:
-            result = run_operation(*invocation(h.adapter, kind, arg, value))
-        except Exception as e:  # the adapter's own failure is a finding, never the kit's crash
-            return self.judge.keep(adapter_error(e, op, self.last_step_of(op)))
+            with controlled():
+                if first is not None and next_op is not None:
+                    scheduler.run_sequence(first, next_op)
+                else:
+                    scheduler.run()
+        except Stalled as e:
+            self._strand(scheduler)
+            self.judge.keep(stalled(e, self.setup.step_timeout, len(self.steps) - 1))
+            return False
         finally:
-            h.recorder.op = OUTSIDE
-        self.end(op, kind, arg, value, result)
-        if not self.judge.in_flight():
-            self.judge.at_rest(h.cache.peek, op, len(self.steps) - 1)
+            recorder.running = False
+            self.uncontrolled += scheduler.uncontrolled
+        if recorder.strays and self.finding is None:
+            self.judge.keep(
+                Finding(
+                    invariant="adapter-error",
+                    op=recorder.strays[0].op,
+                    culprit=self.steps.index(recorder.strays[0]),
+                    message="a thread the kit does not run called env (one started in make(env), or before the "
+                    "check); every call must come from read or write, or a thread they start",
+                )
+            )
+        return True
+
+    def _strand(self, scheduler: Scheduler) -> None:
+        """Threads left blocked out of sight are never given work again."""
+        for p in scheduler.stranded():
+            if isinstance(p.thread, AppThread):
+                p.thread.stranded = True
+
+    def run(self, kind: str, arg: Any, instance: int = 0) -> Finding | None:
+        """Run one operation alone on ``instance``, or move the clock on; judged as it goes and at rest after."""
+        return self.run_sequence([(kind, arg, instance)])
+
+    def run_sequence(self, ops: list[Op] | tuple[Op, ...]) -> Finding | None:
+        """Run ``ops`` one at a time, each on its app instance's thread, judging each as it goes and at
+        rest after it (and its helpers) end; stop at the first finding."""
+        pending = iter(ops)
+        last: list[str] = []
+        scheduler = self.scheduler(go_on)
+
+        def next_op() -> Any:
+            if last and not self.judge.in_flight() and self.finding is None:
+                self.judge.at_rest(self.harness.cache.peek, last[-1], len(self.steps) - 1)
+            for kind, arg, instance in pending:
+                if self.finding is not None:
+                    return None
+                if kind == "t":
+                    self.advance(arg)
+                    continue
+                op, value = self.name_op(kind, arg, instance)
+                self.start(op, kind, arg, value)
+                last.append(op)
+                return scheduler.add(
+                    len(last) - 1, self.body(op, kind, arg, value), self.deployment.thread(instance), self.context(op)
+                )
+            return None
+
+        first = next_op()
+        if first is not None:
+            self.perform(scheduler, first, next_op)
         return self.finding
+
+    def close(self) -> None:
+        """The world is done with: its app threads end."""
+        self.deployment.close()
 
     def end(self, op: str, kind: str, key: Any, value: Any, result: Any) -> None:
         """The operation returned: its row in the table, and the judge's verdict on how it ended."""
@@ -98,7 +210,7 @@ class World:
         """The kit moves the adapter's clock on; entries whose TTL ran out are gone."""
         if self.clock is None:
             raise RuntimeError("moving the clock needs a check's VirtualClock")
-        self.ops.append(("t", seconds))
+        self.ops.append(("t", seconds, 0))
         self.clock.advance(seconds)
         self.judge.clock_moved()
         self.steps.append(Step(op=OUTSIDE, actor=Actor.CACHE, target=CLOCK, action="advance", key=None, value=seconds))
@@ -125,16 +237,38 @@ class World:
             reached=frozenset(self.reached),
             columns=columns,
             final_state=self.final_state(),
+            instances=tuple(self.instance_of.items()),
+            uncontrolled=self.uncontrolled,
         )
 
 
-def rerun_sequence(make: Callable, pattern: Pattern, ops: list[Op], *, label: str, clock: VirtualClock) -> Run:
+def _helper_context(starter: OpContext) -> OpContext:
+    """A thread an operation starts works for the same operation; its calls are the Cache's when the
+    code that started it was (a library handing its loader to a thread pool)."""
+    inherited = starter.inherited if starter.inherited is Actor.CACHE else starter.attribution.actor(1)
+    return OpContext(starter.op, starter.attribution, inherited)
+
+
+def stalled(e: Stalled, step_timeout: float, last: int) -> Finding:
+    ops = " and ".join(e.ops) or "an operation"
+    if e.kind == "deadlock":
+        message = f"{ops} cannot take a next step: {e}"
+    else:
+        message = f"{ops} made no progress for {step_timeout:g} s (--step-timeout): {e}"
+    op = e.ops[0] if e.ops else OUTSIDE
+    return Finding(invariant=e.kind, message=message, op=op, culprit=last if last >= 0 else None)
+
+
+def rerun_sequence(setup: Setup, ops: list[Op]) -> Run:
     """Rerun a printed sequence exactly, stopping at its first finding."""
-    world = World(make, pattern, label=label, clock=clock)
-    for kind, arg in ops:
-        if world.run(kind, arg):
-            break
-    return world.as_run()
+    world = World(setup)
+    try:
+        for kind, arg, instance in ops:
+            if world.run(kind, arg, instance):
+                break
+        return world.as_run()
+    finally:
+        world.close()
 
 
 def invocation(adapter: Any, kind: str, key: Any, value: Any) -> tuple:
@@ -158,5 +292,11 @@ def return_step(op: str, kind: str, key: Any, value: Any, result: Any) -> Step:
 
 def adapter_error(e: BaseException, op: str, culprit: int | None = None) -> Finding:
     text = str(e)
-    message = f"{op} raised {type(e).__name__}" + (f": {text}" if text else "")
+    message = f"{op} raised {type(e).__name__}" + (f": {text}" if text else "") + _raised_at(e)
     return Finding(invariant="adapter-error", message=message, op=op, culprit=culprit)
+
+
+def _raised_at(e: BaseException) -> str:
+    """Where the adapter's code raised: its innermost line in the traceback."""
+    where = innermost(of_traceback(e.__traceback__))
+    return f", at {where}" if where else ""
