@@ -59,7 +59,7 @@ Minimal failing sequence: 2 operations, 5 DB or cache calls, 2 in flight, 2 cont
 5                                      write(k1, k1.v1) returned
 6  switch  App: cache.set(k1, k1.v0)                              <-- culprit
 7          read(k1) returned -> k1.v0
-Model allowed at that point: this very fill: the pattern as the seed states it has this race
+Model allowed at that point: this very fill: the pattern as textbooks state it has this race
 How to close it: fill through a lease (lease_get before reading the DB, then lease_set(k1, k1.v0, \
 token)): the write's delete voids the lease, and the cache refuses the stale fill
 

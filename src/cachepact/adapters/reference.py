@@ -70,7 +70,7 @@ def read_through_leased(env) -> Adapter:
 def cache_aside_locked(env) -> Adapter:
     """Cache-aside made coherent the blunt way, in one process only: a per-key mutex around every read
     and write. The lock lives in this process; a second app instance (another process, another
-    host) does not take it, so across instances the seed's race is back. ``--instances 1`` checks
+    host) does not take it, so across instances the stale-set race is back. ``--instances 1`` checks
     the one-process claim; the default (2 instances) catches the race."""
     import collections
     import threading
@@ -93,7 +93,7 @@ def cache_aside_locked(env) -> Adapter:
 RACE_FREE = {"cache_aside_leased", "read_through_leased"}
 # Correct under concurrency within one app instance only: a process-local lock.
 ONE_PROCESS = {"cache_aside_locked"}
-# The plain ones are correct only sequentially (the seed's race).
+# The plain ones are correct only sequentially (the stale-set race).
 
 REFERENCE = {
     "cache-aside": {

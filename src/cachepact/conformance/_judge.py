@@ -252,7 +252,7 @@ class Judge:
                 ]
                 culprit = fills[-1] if fills else index
                 if fills:
-                    allowed = ("this very fill: the pattern as the seed states it has this race",)
+                    allowed = ("this very fill: the pattern as textbooks state it has this race",)
                 hint = self._race_hint(steps, culprit, ck, self.name(k, v, entry=True))
             return self.keep(
                 Finding(

@@ -242,6 +242,11 @@ class Scheduler:
         if self.idle_on != threading.get_ident():
             return None
         self.idle_on = None
+        return self._hand_on(thread)
+
+    def _hand_on(self, thread: Any) -> Participant | None:
+        """The sequence's next operation, given the baton: returned when it runs on ``thread``, else
+        submitted to its own thread (None then, and when the sequence is over: the main thread is told)."""
         try:
             nxt = self.next_op() if self.next_op is not None else None
         except BaseException as e:  # the kit's own failure: the main thread raises it
@@ -320,16 +325,21 @@ class Scheduler:
                 if self.live == 0:
                     self.back.put(("done",))
                 return
-            if self.baton is p:
-                if self._decide() is not None:
-                    return
-                if self.live == 0 and self.next_op is not None:
-                    self.baton = None
-                    self.idle_on = threading.get_ident()  # this thread starts the sequence's next operation
-                else:
-                    self._to_main()
-            else:
+            if self.baton is not p:
                 self.back.put(("resurfaced", p.index))
+                return
+            if self._decide() is not None:
+                return
+            if self.live != 0 or self.next_op is None:
+                self._to_main()
+                return
+            self.baton = None
+            if not p.helper:
+                self.idle_on = threading.get_ident()  # its sequence job starts the next operation
+                return
+        # The last to finish was a helper (a Timer that fired after its write returned): the next
+        # operation goes to its own thread from here.
+        self._hand_on(p.thread)
 
     def _to_main(self) -> None:
         self.baton = None
@@ -396,7 +406,7 @@ class Scheduler:
     def run(self) -> None:
         """Start the operations added, and step until every participant is done.
 
-        Raises ``Stalled`` ("timeout" or "deadlock") after unwinding what it can; the participants
+        Raises ``Stalled`` ("timeout", "stuck" or "deadlock") after unwinding what it can; the participants
         still running out of sight are left (``stranded``)."""
         new = [p for p in self.parts if p.state == "new" and not p.helper]
         try:
@@ -522,7 +532,18 @@ class Scheduler:
                 primitives._changed.wait(min(self.step_timeout, 0.5))
             self.back.put(("stuck",))
             return
-        raise Stalled("deadlock", self._describe_stuck(), self._stuck_ops())
+        raise Stalled(self._kind_of_stall(), self._describe_stuck(), self._stuck_ops())
+
+    def _kind_of_stall(self) -> str:
+        """ "deadlock" when the stuck hold each other's locks (a cycle); "stuck" when one waits for
+        what nothing left running can give (an Event never set): a hang, known now, not timed out."""
+        stuck = {p.ident for p in self.parts if p.state != "done"}
+        for p in self.parts:
+            if p.state == "blocked":
+                owner = getattr(p.waiting, "owner", None)
+                if owner is None or owner not in stuck:
+                    return "stuck"
+        return "deadlock"
 
     # -- messages ------------------------------------------------------------------------------------
 

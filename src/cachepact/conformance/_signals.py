@@ -17,8 +17,9 @@ class Violation(AssertionError):
 
 
 class Stalled(Exception):
-    """A run can go no further: ``kind`` is "deadlock" (every unfinished thread waits on another) or
-    "timeout" (nothing happened for the step timeout); ``ops`` are the operations left unfinished."""
+    """A run can go no further: ``kind`` is "deadlock" (the unfinished threads wait on each other's
+    locks), "stuck" (one waits for what nothing left running can give, such as an Event never set)
+    or "timeout" (nothing happened for the step timeout); ``ops`` are the operations left unfinished."""
 
     def __init__(self, kind: str, message: str, ops: tuple[str, ...] = ()) -> None:
         super().__init__(message)

@@ -253,10 +253,13 @@ def stalled(e: Stalled, step_timeout: float, last: int) -> Finding:
     ops = " and ".join(e.ops) or "an operation"
     if e.kind == "deadlock":
         message = f"{ops} cannot take a next step: {e}"
+    elif e.kind == "stuck":  # blocked for good, and the kit can tell without waiting the timeout out
+        message = f"{ops} would wait forever: {e}"
     else:
         message = f"{ops} made no progress for {step_timeout:g} s (--step-timeout): {e}"
     op = e.ops[0] if e.ops else OUTSIDE
-    return Finding(invariant=e.kind, message=message, op=op, culprit=last if last >= 0 else None)
+    invariant = "deadlock" if e.kind == "deadlock" else "timeout"
+    return Finding(invariant=invariant, message=message, op=op, culprit=last if last >= 0 else None)
 
 
 def rerun_sequence(setup: Setup, ops: list[Op]) -> Run:

@@ -1,0 +1,387 @@
+"""Code shaped the way teams write it: decorators, helper threads, hangs, several app instances.
+
+Each adapter here is written the way an application would be, against the public contract only,
+and each test states the verdict a user should expect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+import cachepact
+from cachepact.adapters.reference import cache_aside_leased
+
+# -- attribution: decorators --------------------------------------------------------------------
+
+
+def cached(env):
+    """A caching decorator factory, as a small in-house library would write one (read-through)."""
+
+    def decorator(load):
+        @functools.wraps(load)
+        def wrapper(key):
+            value = env.cache.get(key)
+            if value is None:
+                value = load(key)
+                if value is not None:
+                    env.cache.set(key, value)
+            return value
+
+        wrapper.invalidate = lambda key: env.cache.delete(key)
+        return wrapper
+
+    return decorator
+
+
+def _decorated(env, cache_code):
+    @cached(env)
+    def load_user(key):
+        return env.db.get(key)
+
+    def write(key, value):
+        env.db.put(key, value)
+        load_user.invalidate(key)
+
+    return cachepact.Adapter(read=load_user, write=write, cache_code=cache_code(load_user))
+
+
+def naming_the_wrapper(env):
+    return _decorated(env, lambda wrapped: (wrapped,))
+
+
+def naming_the_factory(env):
+    return _decorated(env, lambda wrapped: (cached,))
+
+
+@pytest.mark.parametrize("make", [naming_the_wrapper, naming_the_factory])
+def test_a_decorated_loader_named_in_cache_code_is_read_through(make):
+    # The wrapper's own cache calls and the load it makes are the Cache's, whether cache_code names
+    # the decorated function (the wrapper, not the function functools.wraps points at) or the
+    # decorator factory (every wrapper it makes).
+    result = cachepact.check(make, "read-through", seed=0, concurrency=False)
+    assert result.passed, result.report()
+    assert result.warnings == ()
+
+
+def unrelated_helper(key):
+    return key
+
+
+def naming_what_never_runs(env):
+    adapter = cache_aside_leased(env)
+    return cachepact.Adapter(read=adapter.read, write=adapter.write, cache_code=(unrelated_helper,))
+
+
+def test_a_cache_code_entry_that_attributes_nothing_is_a_warning_naming_it():
+    result = cachepact.check(naming_what_never_runs, "cache-aside", seed=0, concurrency=False)
+    assert result.passed
+    [warning] = result.warnings
+    assert warning.startswith(f"cache_code entry {__name__}.unrelated_helper was never on the call stack")
+    assert f"Warning: {warning}" in result.report()
+
+
+# The cache layer of a small service: this module is the cache code; writes live elsewhere.
+CACHE_LAYER = """
+import cachepact
+from {writes} import save
+
+
+def make(env):
+    return cachepact.Adapter(read=lambda key: through(env, key), write=save(env), cache_code=("{name}",))
+
+
+def through(env, key):
+    value = env.cache.get(key)
+    if value is None:
+        value = env.db.get(key)
+        if value is not None:
+            env.cache.set(key, value)
+    return value
+"""
+WRITES = """
+def save(env):
+    def write(key, value):
+        env.db.put(key, value)
+        env.cache.delete(key)
+
+    return write
+"""
+
+
+def test_a_file_target_is_imported_under_its_own_name_so_module_names_in_cache_code_match(tmp_path, capsys):
+    from cachepact.cli import main
+
+    (tmp_path / "loose_cache.py").write_text(CACHE_LAYER.format(name="loose_cache", writes="loose_writes"))
+    (tmp_path / "loose_writes.py").write_text(WRITES)
+    package = tmp_path / "shop"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "cache_layer.py").write_text(CACHE_LAYER.format(name="shop.cache_layer", writes="shop.writes"))
+    (package / "writes.py").write_text(WRITES)
+    for target in (f"{tmp_path}/loose_cache.py:make", f"{package}/cache_layer.py:make"):
+        code = main(["check", target, "--pattern", "read-through", "--no-concurrency", "--max-examples", "20"])
+        out = capsys.readouterr().out
+        # Before: imported as cachepact_target_<hash>, the name matched nothing: who-loads.
+        assert code == 0, out
+        assert "Warning" not in out
+
+
+def test_a_file_that_would_shadow_a_loaded_module_is_a_definition_error(tmp_path, capsys):
+    from cachepact.cli import main
+
+    (tmp_path / "json.py").write_text("def make(env):\n    pass\n")
+    assert main(["check", f"{tmp_path}/json.py:make", "--pattern", "cache-aside"]) == 2
+    err = capsys.readouterr().err
+    assert "would be imported as module 'json', but 'json' is already" in err and err.count("\n") == 1
+
+
+# -- helper threads -----------------------------------------------------------------------------
+
+
+def pooled_loader(env):
+    """Read-through whose library loads on a worker pool (a timeout around the DB, say)."""
+    pool = ThreadPoolExecutor(max_workers=2)
+
+    class Loader:
+        def get(self, key):
+            value = env.cache.get(key)
+            if value is None:
+                value = pool.submit(env.db.get, key).result(timeout=30)
+                if value is not None:
+                    env.cache.set(key, value)
+            return value
+
+    loader = Loader()
+
+    def write(key, value):
+        env.db.put(key, value)
+        env.cache.delete(key)
+
+    return cachepact.Adapter(read=loader.get, write=write, cache_code=Loader)
+
+
+def test_a_load_run_on_an_executor_belongs_to_the_read_that_submitted_it():
+    result = cachepact.check(pooled_loader, "read-through", seed=0, concurrency=False)
+    assert result.passed, result.report()  # before: adapter-error, a thread the kit did not start
+
+
+def async_loader(env):
+    """An async service called from sync code: asyncio.run around run_in_executor (Django's async
+    cache API and asgiref's sync_to_async come down to the same). Cache-aside as textbooks write it."""
+
+    async def aget(key):
+        loop = asyncio.get_running_loop()
+        value = await loop.run_in_executor(None, env.cache.get, key)
+        if value is None:
+            value = await loop.run_in_executor(None, env.db.get, key)
+            if value is not None:
+                await loop.run_in_executor(None, env.cache.set, key, value)
+        return value
+
+    def write(key, value):
+        env.db.put(key, value)
+        env.cache.delete(key)
+
+    return cachepact.Adapter(read=lambda key: asyncio.run(aget(key)), write=write)
+
+
+def test_work_handed_to_run_in_executor_is_the_operations():
+    # Before: adapter-error (a thread the kit did not start called env), or a hang.
+    alone = cachepact.check(async_loader, "cache-aside", seed=0, concurrency=False)
+    assert alone.passed, alone.report()
+    assert {"miss", "hit", "load", "fill"} <= set(alone.reached)
+    # Under interleaving: the textbook stale-set race, found through the event loop like any other.
+    result = cachepact.check(async_loader, "cache-aside", seed=0, max_examples=30)
+    assert result.finding is not None and result.finding.invariant == "coherent-at-rest", result.report()
+    assert result.uncontrolled == 0  # the loop never blocked where the kit cannot see
+
+
+def delayed_double_delete(env):
+    """The "delayed double delete" idiom: delete, then delete again a moment later from a Timer."""
+    adapter = cache_aside_leased(env)
+
+    def write(key, value):
+        env.db.put(key, value)
+        env.cache.delete(key)
+        threading.Timer(0.5, env.cache.delete, args=(key,)).start()
+
+    return cachepact.Adapter(read=adapter.read, write=write)
+
+
+def test_a_timers_second_delete_is_credited_to_the_write_that_started_it():
+    result = cachepact.check(delayed_double_delete, "cache-aside", seed=0, replay="seq/w:k1,r:k1,w:k2")
+    assert result.passed, result.report()
+    from cachepact.conformance._world import Setup, rerun_sequence
+    from cachepact.model import CACHE_ASIDE
+
+    run = rerun_sequence(Setup(make=delayed_double_delete, pattern=CACHE_ASIDE), [("w", "k1", 0), ("r", "k1", 0)])
+    deletes = [s.op for s in run.steps if s.describe() == "cache.delete(k1)"]
+    assert deletes == ["w1", "w1"]  # before: the second was credited to whatever ran when it fired
+
+
+# -- hangs end ----------------------------------------------------------------------------------
+
+_NEVER = threading.Event()  # made at import: the kit cannot see it
+
+
+def waits_on_an_event_of_its_own(env):
+    never = threading.Event()  # made in make: the kit's own, so it knows nothing can set it
+
+    def read(key):
+        never.wait()
+        return env.db.get(key)
+
+    return cachepact.Adapter(read=read, write=env.db.put)
+
+
+def waits_where_the_kit_cannot_see(env):
+    def read(key):
+        _NEVER.wait()
+        return env.db.get(key)
+
+    def write(key, value):
+        env.db.put(key, value)
+        env.cache.delete(key)
+
+    return cachepact.Adapter(read=read, write=write)
+
+
+@pytest.mark.parametrize("concurrency", [True, False])
+def test_an_operation_blocked_on_the_kits_own_event_is_a_timeout_at_once(concurrency):
+    started = time.monotonic()
+    result = cachepact.check(waits_on_an_event_of_its_own, "cache-aside", seed=0, concurrency=concurrency)
+    assert result.finding.invariant == "timeout"
+    assert result.finding.message.startswith("r1 would wait forever: r1 waits for the Event made at test_real_code.py:")
+    assert result.finding.message.endswith(", never set")
+    assert time.monotonic() - started < 5  # it knows; it does not wait a timeout out
+
+
+@pytest.mark.parametrize("concurrency", [True, False])
+def test_an_operation_blocked_out_of_sight_is_a_timeout_within_the_step_timeout(concurrency):
+    started = time.monotonic()
+    result = cachepact.check(
+        waits_where_the_kit_cannot_see, "cache-aside", seed=0, concurrency=concurrency, step_timeout=0.5
+    )
+    assert time.monotonic() - started < 0.5 + 5
+    assert result.finding.invariant == "timeout"
+    assert result.finding.message.startswith("r1 made no progress for 0.5 s (--step-timeout): r1 is stuck at ")
+    assert "test_real_code.py:" in result.finding.message and "(in read)" in result.finding.message
+
+
+_IMPORT_LOCK = threading.Lock()  # module level: one lock for every instance, as a process's would be
+
+
+def locked_at_import(env):
+    adapter = cache_aside_leased(env)
+
+    def read(key):
+        with _IMPORT_LOCK:
+            return adapter.read(key)
+
+    def write(key, value):
+        with _IMPORT_LOCK:
+            adapter.write(key, value)
+
+    return cachepact.Adapter(read=read, write=write)
+
+
+def test_a_lock_made_at_import_is_counted_out_of_control_with_a_hint():
+    result = cachepact.check(locked_at_import, "cache-aside", seed=0, max_examples=30)
+    assert result.passed, result.report()
+    assert result.uncontrolled > 0
+    assert "Out of the kit's control: " in result.report()
+    assert "make locks inside make(env)" in result.report()
+
+
+# -- app instances ------------------------------------------------------------------------------
+
+
+def process_l1(env):
+    """A per-process L1 dict over a correct shared cache, invalidated only in its own process."""
+    shared = cache_aside_leased(env)
+    l1 = {}
+
+    def read(key):
+        if key not in l1:
+            l1[key] = shared.read(key)
+        return l1[key]
+
+    def write(key, value):
+        shared.write(key, value)
+        l1.pop(key, None)
+
+    return cachepact.Adapter(read=read, write=write)
+
+
+def thread_local_memo(env):
+    """A per-thread memo (request-scoped caches often are), cleared only on the writing thread."""
+    shared = cache_aside_leased(env)
+    memo = threading.local()
+
+    def table():
+        if not hasattr(memo, "values"):
+            memo.values = {}
+        return memo.values
+
+    def read(key):
+        if key not in table():
+            table()[key] = shared.read(key)
+        return table()[key]
+
+    def write(key, value):
+        shared.write(key, value)
+        table().pop(key, None)
+
+    return cachepact.Adapter(read=read, write=write)
+
+
+@pytest.mark.parametrize("make", [process_l1, thread_local_memo])
+def test_state_local_to_a_process_or_thread_is_caught_by_default(make):
+    # One process, one operation at a time: right (in flight together, the local state has its own
+    # stale-set race, found with one instance too).
+    alone = cachepact.check(make, "cache-aside", seed=0, instances=1, concurrency=False)
+    assert alone.passed, alone.report()
+    result = cachepact.check(make, "cache-aside", seed=0)
+    assert result.finding is not None and result.finding.invariant == "fresh-read", result.report()
+    assert sorted({app for _, app in result.placement}) == [0, 1]  # the writer runs on the other instance
+    assert "@2" in result.replay
+    text = result.report()
+    assert "App instances: 2, sharing the DB and cache as processes do; --instances 1 checks one process." in text
+    again = cachepact.check(make, "cache-aside", replay=result.replay)
+    assert again.finding == result.finding and again.steps == result.steps
+
+
+def test_make_is_called_once_per_instance_over_one_db_and_cache():
+    made = []
+
+    def counting(env):
+        made.append(env)
+        return cache_aside_leased(env)
+
+    cachepact.check(counting, "cache-aside", replay="seq/w:k1,r:k1@3", instances=3)
+    assert len(made) >= 3
+    last_run = made[-3:]
+    assert len({id(e.db._backend) for e in last_run}) == 1 and len({id(e.cache._backend) for e in last_run}) == 1
+
+
+# -- adapter errors point at the user's line ------------------------------------------------------
+
+
+def raises_in_read(env):
+    def read(key):
+        raise ConnectionError("redis is down")
+
+    return cachepact.Adapter(read=read, write=env.db.put)
+
+
+def test_an_adapter_error_names_the_file_and_line_that_raised():
+    result = cachepact.check(raises_in_read, "cache-aside", seed=0, concurrency=False)
+    assert result.finding.invariant == "adapter-error"
+    line = raises_in_read.__code__.co_firstlineno + 2
+    assert result.finding.message.endswith(f"at test_real_code.py:{line} (in read)"), result.finding.message
