@@ -146,6 +146,39 @@ def test_an_unusable_target_exits_2_with_one_line_naming_the_fix(capsys, tmp_pat
             ["check", f"{REF}:cache_aside", "--pattern", "cache-aside", "--replay", "con/r:k1"],
             "not a concurrent replay string",
         ),
+        (
+            ["check", f"{REF}:cache_aside", "--pattern", "cache-aside", "--instances", "0"],
+            "--instances: must be at least 1",
+        ),
+        (
+            ["check", f"{REF}:cache_aside", "--pattern", "cache-aside", "--instances", "9"],
+            "--instances: must be at most 8",
+        ),
+        (["check", f"{REF}:cache_aside", "--pattern", "cache-aside", "--step-timeout", "0"], "must be above 0"),
+        (["check", f"{REF}:cache_aside", "--pattern", "cache-aside", "--step-timeout", "nan"], "must be above 0"),
+        (["check", f"{REF}:cache_aside", "--pattern", "cache-aside", "--step-timeout", "1e9"], "at most 3600"),
+        (["check", f"{REF}:cache_aside", "--pattern", "cache-aside", "--step-timeout", "soon"], "number of seconds"),
+        (
+            ["check", f"{REF}:cache_aside", "--pattern", "cache-aside", "--diagram", "d.jpg"],
+            "--diagram d.jpg: name a file ending in .mmd",
+        ),
+        (
+            [
+                "check",
+                f"{REF}:cache_aside",
+                "--pattern",
+                "cache-aside",
+                "--report-json",
+                "r.out",
+                "--junit-xml",
+                "r.out",
+            ],
+            "--report-json and --junit-xml both name r.out; give each its own file",
+        ),
+        (
+            ["check", f"{REF}:cache_aside", "--pattern", "cache-aside", "--junit-xml", "/proc/version"],
+            "--junit-xml /proc/version: cannot write there",
+        ),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(capsys, argv, fix):
@@ -253,3 +286,68 @@ def test_on_a_terminal_a_long_run_shows_its_progress(tmp_path):
     assert proc.returncode == 0
     assert b"examples, " in shown and b"operations ..." in shown
     assert b"cachepact: pass" not in shown  # the one-line summary is for logs, not terminals
+
+
+def test_bad_arguments_are_refused_before_the_target_is_even_loaded(capsys):
+    code, _, err = run(capsys, "check", "no.such.module:make", "--pattern", "cache-aside", "--instances", "9")
+    assert code == 2 and "--instances" in err  # not "no module named": arguments first
+
+
+def test_help_shows_every_default(capsys):
+    with pytest.raises(SystemExit):
+        main(["check", "--help"])
+    out = " ".join(capsys.readouterr().out.split())  # as one line: argparse wraps at the terminal's width
+    assert "(default: 5.0)" in out and "(default: 3)" in out  # --step-timeout, --max-ops
+    assert "(default: None)" not in out and "(default: False)" not in out  # nothing to give: not shown
+    with pytest.raises(SystemExit):
+        main(["explore", "--help"])
+    assert "(default: 2000000)" in " ".join(capsys.readouterr().out.split())  # --max-states
+
+
+SLOW = """
+import pathlib, cachepact
+from cachepact.adapters.reference import cache_aside_leased
+
+def make(env):
+    pathlib.Path(__file__).with_name("started").touch()  # the test presses Ctrl-C once this exists
+    return cache_aside_leased(env)
+"""
+
+
+def test_ctrl_c_ends_with_one_line_exit_130_and_the_reports_of_what_ran(tmp_path):
+    import signal
+    import time
+
+    (tmp_path / "slow.py").write_text(SLOW)
+    js, xml = tmp_path / "r.json", tmp_path / "r.xml"
+    args = ["check", "slow.py:make", "--pattern", "cache-aside", "--max-examples", "100000"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cachepact", *args, "--report-json", str(js), "--junit-xml", str(xml)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "started").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)  # polling another process's progress: no event to wait on
+    time.sleep(0.5)  # into the run proper, past loading the target
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert out == "" and err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("cachepact: interrupted after ") and f"what ran is in {js} and {xml}" in err
+    data = json.loads(js.read_text())
+    assert data["verdict"] == "interrupted" and data["interrupted"] is True and data["operations"] > 0
+    assert '<testcase classname="cachepact.cache-aside" name="interrupted"><error ' in xml.read_text()
+
+
+@pytest.mark.parametrize("argv", [["explain"], ["check", f"{REF}:cache_aside", "--pattern", "cache-aside"]])
+def test_a_reader_that_goes_away_ends_the_output_quietly(argv):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cachepact", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    proc.stdout.close()  # as `| head -1` does once it has its line, here before the first one
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) in (0, 1)
+    assert "Traceback" not in err and "BrokenPipe" not in err and "Exception ignored" not in err, err

@@ -75,6 +75,12 @@ def test_explain_one_pattern(capsys):
             ],
             "raise --max-states or lower --readers/--writers/--keys",
         ),
+        (
+            ["explore", "--pattern", "cache-aside", "--readers", "99999999999999999999"],
+            "--readers: must be at most 8, not 99999999999999999999",
+        ),
+        (["explore", "--pattern", "cache-aside", "--keys", "5"], "--keys: must be at most 4"),
+        (["explore", "--pattern", "cache-aside", "--max-states", "10000000000"], "--max-states: must be at most"),
         (["explore"], "required: --pattern"),
         (["frobnicate"], "invalid choice"),
         ([], "required: COMMAND"),

@@ -64,3 +64,46 @@ def test_the_short_summary_names_the_invariant_and_what_broke_it(pytester):
     pytester.makepyfile(test_user=BAD)
     result = pytester.runpytest_subprocess("--cachepact-seed", "1", "-rf")
     result.stdout.fnmatch_lines(["FAILED test_user.py::test_my_cache - invalidate-not-update: the write w1*"])
+
+
+LOCAL = """
+from cachepact import conformance_test
+from cachepact.adapters.reference import cache_aside_locked
+
+
+def make(env):
+    return cache_aside_locked(env)
+
+
+test_in_one_process = conformance_test(make, pattern="cache-aside")
+"""
+
+
+def test_instances_and_step_timeout_options_reach_the_check_and_the_replay_line_runs(pytester):
+    pytester.makepyfile(test_local=LOCAL)
+    passed = pytester.runpytest_subprocess("--cachepact-instances", "1", "--cachepact-step-timeout", "2")
+    passed.assert_outcomes(passed=1)  # its process-local lock holds in one process
+    failed = pytester.runpytest_subprocess("--cachepact-seed", "0")
+    failed.assert_outcomes(failed=1)  # and not across two (the default)
+    text = failed.stdout.str()
+    # Before: "cachepact check make ...". The factory's test file sits in the folder pytest runs
+    # from, so module:name reruns it (a test file in a subfolder is named by its path instead).
+    replay = next(line for line in text.splitlines() if line.startswith("Replay: ")).removeprefix("Replay: ")
+    assert replay.startswith("cachepact check test_local:make --pattern cache-aside --replay 'con/")
+    import shlex
+
+    from cachepact.cli import main
+
+    assert main(shlex.split(replay)[1:]) == 1  # from the project's folder, it reruns the failure
+
+
+def test_bad_instances_or_step_timeout_options_are_usage_errors(pytester):
+    pytester.makepyfile(test_local=LOCAL)
+    for option, value, fix in (
+        ("--cachepact-instances", "0", "must be at least 1"),
+        ("--cachepact-step-timeout", "-1", "must be above 0"),
+        ("--cachepact-max-examples", "0", "must be at least 1"),
+    ):
+        result = pytester.runpytest_subprocess(option, value)
+        assert result.ret == 4 and fix in result.stderr.str()
+        assert "Traceback" not in result.stderr.str()

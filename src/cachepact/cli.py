@@ -37,9 +37,18 @@ EXIT_OK, EXIT_VIOLATED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 MAX_EXPLORE_OPS, MAX_EXPLORE_KEYS, MAX_EXPLORE_STATES = 8, 4, 50_000_000
 
 
+class _ShowDefaults(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` gives each option's default, except where there is none to give (None, a flag)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, False) or action.default is argparse.SUPPRESS:
+            return action.help
+        return super()._get_help_string(action)
+
+
 class _Parser(argparse.ArgumentParser):
     def __init__(self, *args, **kwargs) -> None:
-        kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)  # --help shows defaults
+        kwargs.setdefault("formatter_class", _ShowDefaults)
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
@@ -280,6 +289,14 @@ def _writable(path: str | None, flag: str) -> None:
         raise UsageError(f"{flag} {path}: folder {folder} does not exist; create it or name another file")
     if os.path.isdir(path) or not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
         raise UsageError(f"{flag} {path}: cannot write there; name a writable file")
+    existed = os.path.exists(path)
+    try:  # the only sure test (root may write anywhere, yet not into /proc): open it, write nothing
+        with open(path, "a"):
+            pass
+    except OSError as e:
+        raise UsageError(f"{flag} {path}: cannot write there ({e.strerror}); name a writable file") from None
+    if not existed:
+        os.remove(path)  # nothing of the user's is left behind if the run then stops early
 
 
 def cmd_check(args: argparse.Namespace) -> int:
