@@ -22,38 +22,11 @@ import time
 from collections.abc import Callable
 
 import cachepact
-from cachepact.adapters.reference import cache_aside_leased, read_through_leased
+from cachepact.adapters.reference import cache_aside_leased, read_through_leased, under_one_lock
 
-_IMPORT_LOCK = threading.Lock()
-
-
-def locked_at_import(env):
-    inner = cache_aside_leased(env)
-
-    def read(key):
-        with _IMPORT_LOCK:
-            return inner.read(key)
-
-    def write(key, value):
-        with _IMPORT_LOCK:
-            inner.write(key, value)
-
-    return cachepact.Adapter(read=read, write=write)
-
-
-def locked_in_make(env):
-    inner = cache_aside_leased(env)
-    lock = threading.Lock()
-
-    def read(key):
-        with lock:
-            return inner.read(key)
-
-    def write(key, value):
-        with lock:
-            inner.write(key, value)
-
-    return cachepact.Adapter(read=read, write=write)
+# The same adapter twice: its lock made at import (before the check), and made in make(env).
+locked_at_import = under_one_lock(cache_aside_leased, threading.Lock())
+locked_in_make = under_one_lock(cache_aside_leased)
 
 
 def timed(make: Callable, pattern: str, **options) -> tuple[float, cachepact.Result]:

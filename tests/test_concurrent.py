@@ -9,7 +9,13 @@ import pytest
 import cachepact
 from cachepact import check
 from cachepact.adapters.broken import CATALOGUE
-from cachepact.adapters.reference import cache_aside, cache_aside_leased, cache_aside_locked, read_through
+from cachepact.adapters.reference import (
+    cache_aside,
+    cache_aside_leased,
+    cache_aside_locked,
+    read_through,
+    under_one_lock,
+)
 from cachepact.conformance._exhaustive import explore_schedules
 from cachepact.conformance._interleaved import replaying, run_interleaved
 from cachepact.conformance._replay import ConcurrentScenario as Scenario
@@ -135,23 +141,8 @@ def test_a_genuine_deadlock_is_a_finding_with_its_steps():
     assert [s.describe() for s in result.steps] == ["cache.get(k1)", "db.put(k1, k1.v1)"]
 
 
-_REAL_LOCK = threading.Lock()  # made at import, before any run: the kit cannot see it
-
-
-def _real_lock_adapter(env):
-    from cachepact.adapters.reference import cache_aside as inner_factory
-
-    inner = inner_factory(env)
-
-    def read(key):
-        with _REAL_LOCK:
-            return inner.read(key)
-
-    def write(key, value):
-        with _REAL_LOCK:
-            inner.write(key, value)
-
-    return cachepact.Adapter(read=read, write=write)
+# Made at import, before any run: the kit cannot see it.
+_real_lock_adapter = under_one_lock(cache_aside, threading.Lock())
 
 
 def test_blocking_the_kit_cannot_see_falls_back_to_a_timeout_and_still_completes():

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 import cachepact
-from cachepact.adapters.reference import cache_aside_leased
+from cachepact.adapters.reference import cache_aside_leased, under_one_lock
 
 # -- attribution: decorators --------------------------------------------------------------------
 
@@ -274,21 +274,8 @@ def test_an_operation_blocked_out_of_sight_is_a_timeout_within_the_step_timeout(
     assert "test_real_code.py:" in result.finding.message and "(in read)" in result.finding.message
 
 
-_IMPORT_LOCK = threading.Lock()  # module level: one lock for every instance, as a process's would be
-
-
-def locked_at_import(env):
-    adapter = cache_aside_leased(env)
-
-    def read(key):
-        with _IMPORT_LOCK:
-            return adapter.read(key)
-
-    def write(key, value):
-        with _IMPORT_LOCK:
-            adapter.write(key, value)
-
-    return cachepact.Adapter(read=read, write=write)
+# Module level: one lock for every instance, made before the check, where the kit cannot see it.
+locked_at_import = under_one_lock(cache_aside_leased, threading.Lock())
 
 
 def test_a_lock_made_at_import_is_counted_out_of_control_with_a_hint():

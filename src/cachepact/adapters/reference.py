@@ -89,6 +89,29 @@ def cache_aside_locked(env) -> Adapter:
     return Adapter(read=read, write=write)
 
 
+def under_one_lock(make, lock=None):
+    """``make``'s adapter with every read and write under one lock: ``lock`` when given (one made at
+    import is shared by every app instance in a check, though not by real processes), else a lock
+    each ``make(env)`` makes for itself (one per process)."""
+    import threading
+
+    def guarded(env) -> Adapter:
+        inner = make(env)
+        guard = lock if lock is not None else threading.Lock()
+
+        def read(key):
+            with guard:
+                return inner.read(key)
+
+        def write(key, value):
+            with guard:
+                inner.write(key, value)
+
+        return Adapter(read=read, write=write, cache_code=inner.cache_code)
+
+    return guarded
+
+
 # Correct under concurrency, with any number of app instances: leases live in the shared cache.
 RACE_FREE = {"cache_aside_leased", "read_through_leased"}
 # Correct under concurrency within one app instance only: a process-local lock.

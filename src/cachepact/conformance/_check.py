@@ -91,20 +91,17 @@ def check(
     run = None
     try:
         with VirtualClock() as clock:
+            setup = Setup(
+                make=make,
+                pattern=p,
+                label=label,
+                clock=clock,
+                step_timeout=step_timeout,
+                instances=instances if replay is None else max(instances, _replay_instances(replay)),
+            )
             if replay is not None:
-                setup = Setup(
-                    make=make,
-                    pattern=p,
-                    label=label,
-                    clock=clock,
-                    step_timeout=step_timeout,
-                    instances=max(instances, _replay_instances(replay)),
-                )
                 phases = [_replay_phase(setup, replay, progress)]
             else:
-                setup = Setup(
-                    make=make, pattern=p, label=label, clock=clock, instances=instances, step_timeout=step_timeout
-                )
                 profile_examples, profile_steps = profile_budget()
                 phases = _phases(
                     setup,

@@ -203,17 +203,21 @@ class Scheduler:
     def _job(self, p: Participant, *, announce: bool) -> Callable[[], None]:
         def job() -> None:
             self._enter(p, announce=announce)
-            try:
-                if announce:
-                    self._wait(p)
-                assert p.body is not None
-                p.body()
-            except Pruned:
-                pass
-            finally:
-                self._leave(p)
+            self._body(p, wait=announce)
 
         return job
+
+    def _body(self, p: Participant, *, wait: bool) -> None:
+        """Run ``p``'s operation on this thread (after its first turn, if it must wait for one)."""
+        try:
+            if wait:
+                self._wait(p)
+            assert p.body is not None
+            p.body()
+        except Pruned:
+            pass  # an aborted run unwinds
+        finally:
+            self._leave(p)
 
     def _sequence_job(self, first: Participant) -> Callable[[], None]:
         """Operations one at a time, from ``first``: each runs at once with the baton, and when it
@@ -225,13 +229,7 @@ class Scheduler:
             p: Participant | None = first
             while p is not None:
                 self._enter(p, announce=False)
-                try:
-                    assert p.body is not None
-                    p.body()
-                except Pruned:
-                    pass
-                finally:
-                    self._leave(p)
+                self._body(p, wait=False)
                 p = self._go_on_from(p.thread)
 
         return job
