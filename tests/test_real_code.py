@@ -266,11 +266,12 @@ def test_an_operation_blocked_on_the_kits_own_event_is_a_timeout_at_once(concurr
 def test_an_operation_blocked_out_of_sight_is_a_timeout_within_the_step_timeout(concurrency):
     started = time.monotonic()
     result = cachepact.check(
-        waits_where_the_kit_cannot_see, "cache-aside", seed=0, concurrency=concurrency, step_timeout=0.5
+        waits_where_the_kit_cannot_see, "cache-aside", seed=0, concurrency=concurrency, step_timeout=1
     )
-    assert time.monotonic() - started < 0.5 + 5
+    # Called once, promptly: not waited out twice (Hypothesis' confirming rerun, a late first look).
+    assert time.monotonic() - started < 1.9
     assert result.finding.invariant == "timeout"
-    assert result.finding.message.startswith("r1 made no progress for 0.5 s (--step-timeout): r1 is stuck at ")
+    assert result.finding.message.startswith("r1 made no progress for 1 s (--step-timeout): r1 is stuck at ")
     assert "test_real_code.py:" in result.finding.message and "(in read)" in result.finding.message
 
 

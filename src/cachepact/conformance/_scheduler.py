@@ -452,10 +452,13 @@ class Scheduler:
 
     def _watch(self) -> None:
         seen, since = self.progress, time.monotonic()
+        # Progress is noticed when the main thread looks: alone, a participant is looked at every
+        # twentieth of the timeout, so a hang is called within 5% of it (not up to twice it).
+        lone = max(POLL, self.step_timeout / 20)
         while True:
             many = self.live > 1
             try:
-                message = self.back.get(timeout=POLL if many else self.step_timeout)
+                message = self.back.get(timeout=POLL if many else lone)
             except queue.Empty:
                 now = time.monotonic()
                 if self.progress != seen:

@@ -22,6 +22,7 @@ def search_schedules(
 ) -> Run | None:
     """Draw scenarios and schedules until one fails or the budget is spent; the shrunk failure, or None."""
     failing: list[InterleavedRun] = []
+    abandoned: list[Run] = []
     instance = st.integers(0, setup.instances - 1)
     op = st.tuples(st.sampled_from(("r", "w")), st.sampled_from(KEYS[:2]), instance)
     prefix_op = st.one_of(
@@ -36,13 +37,16 @@ def search_schedules(
         schedule=st.lists(st.integers(0, max_ops), max_size=6 * max_ops),
     )
     def test(prefix: list, ops: list, schedule: list) -> None:
+        if abandoned:  # Hypothesis reruns a failure to confirm it: a timeout is not waited out twice
+            raise Abandoned(abandoned[0])
         scenario = ConcurrentScenario(prefix=tuple(prefix), ops=tuple(ops))
         run = run_interleaved(setup, scenario, switching(schedule))
         progress.add_run(run)
         if run.finding is None:
             return
         if run.finding.invariant == "timeout":
-            raise Abandoned(run.as_run())  # no shrinking: every try would wait out a timeout
+            abandoned.append(run.as_run())
+            raise Abandoned(abandoned[0])  # no shrinking: every try would wait out a timeout
         failing.append(run)
         raise Violation(run.finding)
 
