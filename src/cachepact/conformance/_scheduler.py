@@ -266,7 +266,7 @@ class Scheduler:
     def park(self, p: Participant, call: tuple) -> None:
         """Before an env call or a lock: a scheduling point."""
         if self.aborting:
-            raise Pruned()
+            raise self._unwind(p)
         p.pending = (*call, p.first)
         p.parks += 1
         self.progress += 1
@@ -282,7 +282,7 @@ class Scheduler:
     def block(self, p: Participant, predicate: Callable[[], bool], timeout: float | None, what: Any) -> bool:
         """A kit primitive would block: wait until the scheduler resumes it, satisfied or timed out."""
         if self.aborting:
-            raise Pruned()
+            raise self._unwind(p)
         p.predicate = predicate
         p.timed = timeout is not None
         p.timed_out = False
@@ -302,15 +302,23 @@ class Scheduler:
         if chosen is p:
             return
         if self.aborting:
-            raise Pruned()  # it decided the run is redundant: it unwinds too
+            raise self._unwind(p)  # it decided the run is redundant: it unwinds too
         if not holder:
             self.back.put(("resurfaced", p.index))  # it had run uncontrolled: the main thread may act
         self._wait(p)
 
+    def _unwind(self, p: Participant) -> Pruned:
+        """``p``'s run was cut short: it unwinds from here unscheduled, so the cleanup code it runs
+        on the way out (an event loop cancelling its tasks, ``finally`` blocks taking locks) ends
+        on its own instead of meeting ``Pruned`` again at every scheduling point."""
+        if p.ident is not None:
+            primitives.scheduled.pop(p.ident, None)
+        return Pruned()
+
     def _wait(self, p: Participant) -> None:
         p.go.get()
         if self.aborting:
-            raise Pruned()
+            raise self._unwind(p)
 
     def _finish(self, p: Participant) -> None:
         with self._lock:

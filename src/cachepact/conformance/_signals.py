@@ -36,6 +36,8 @@ class Abandoned(BaseException):
         self.run = run
 
 
-class Pruned(BaseException):
-    """Unwinds the operations of a redundant schedule. A BaseException so that an adapter's
-    ``except Exception`` cannot swallow it and carry on."""
+class Pruned(SystemExit):
+    """Unwinds the operations of a redundant schedule. Not an ``Exception``, so that an adapter's
+    ``except Exception`` cannot swallow it and carry on; a ``SystemExit``, so that an event loop
+    (asyncio re-raises SystemExit and KeyboardInterrupt from callbacks, and logs anything else)
+    passes it on instead of printing it, and a thread it escapes from ends silently."""
