@@ -105,7 +105,8 @@ def _interleave(world: World, scenario: ConcurrentScenario, choose: Chooser, pro
                 run()
             finally:
                 with rec.lock:
-                    if names[i] in judge.op_index:  # it raised: a row for it still, so the table has it end
+                    if names[i] in judge.op_index and names[i] not in world.returned:
+                        # It raised: a row for it still, so the table has it end.
                         rec.steps.append(return_step(names[i], kind, key, values[i], None))
                     ended[i] = len(rec.steps) - 1
 

@@ -23,7 +23,7 @@ from ._judge import Judge
 from ._primitives import controlled
 from ._replay import INITIAL, Op, replay_of_sequence
 from ._run import Run
-from ._scheduler import DEFAULT_STEP_TIMEOUT, Chooser, Scheduler
+from ._scheduler import DEFAULT_STEP_TIMEOUT, Chooser, Participant, Scheduler
 from ._signals import Pruned, Stalled
 from ._sites import innermost, of_traceback
 from ._threads import AppThread, Deployment
@@ -61,6 +61,9 @@ class World:
         self.uncontrolled = 0  # steps a thread blocked out of the kit's sight (taken over)
         self._counts = {"r": 0, "w": 0}
         self._values = 0
+        # Operations that returned while work they handed to other threads still runs: judged as
+        # ended only when the last of it is done (op -> its result and its return row).
+        self.returned: dict[str, tuple[Any, int]] = {}
 
     @property
     def steps(self) -> list[Step]:
@@ -115,18 +118,34 @@ class World:
                     self.judge.keep(adapter_error(e, op, self.last_step_of(op)))
                 return
             with recorder.lock:
-                self.end(op, kind, key, value, result)
+                self.steps.append(return_step(op, kind, key, value, result))
+                self.returned[op] = (result, len(self.steps) - 1)
 
         return run
 
     def scheduler(self, choose: Chooser, on_finish: Callable | None = None) -> Scheduler:
-        return Scheduler(
+        def finished(p: Participant) -> None:
+            self._settle(scheduler, p.context.op)
+            if on_finish is not None:
+                on_finish(p)
+
+        scheduler = Scheduler(
             choose,
             step_timeout=self.setup.step_timeout,
             contexts=self.harness.recorder.threads,
             helper_context=_helper_context,
-            on_finish=on_finish,
+            on_finish=finished,
         )
+        return scheduler
+
+    def _settle(self, scheduler: Scheduler, op: str) -> None:
+        """A thread of ``op`` is done: when it was the last (its helpers included) and the operation
+        has returned, the operation ends, so a fill its background thread makes is still its own."""
+        if op not in self.returned or any(q.state != "done" and q.context.op == op for q in scheduler.parts):
+            return
+        result, index = self.returned.pop(op)
+        with self.harness.recorder.lock:
+            self.judge.finish(op, result, index)
 
     def perform(self, scheduler: Scheduler, first: Any = None, next_op: Callable | None = None) -> bool:
         """Run what ``scheduler`` was given (or the sequence from ``first``), controlled; False when it
@@ -200,11 +219,6 @@ class World:
     def close(self) -> None:
         """The world is done with: its app threads end."""
         self.deployment.close()
-
-    def end(self, op: str, kind: str, key: Any, value: Any, result: Any) -> None:
-        """The operation returned: its row in the table, and the judge's verdict on how it ended."""
-        self.steps.append(return_step(op, kind, key, value, result))
-        self.judge.finish(op, result, len(self.steps) - 1)
 
     def advance(self, seconds: int) -> None:
         """The kit moves the adapter's clock on; entries whose TTL ran out are gone."""
