@@ -138,7 +138,14 @@ def test_a_genuine_deadlock_is_a_finding_with_its_steps():
         "r1 and w1 cannot take a next step: r1 waits for the Lock made at broken.py:422:39, held by w1; "
         "w1 waits for the Lock made at broken.py:422:21, held by r1"
     )
-    assert [s.describe() for s in result.steps] == ["cache.get(k1)", "db.put(k1, k1.v1)"]
+    assert [s.describe() for s in result.steps] == [
+        "cache.get(k1)",
+        "db.put(k1, k1.v1)",
+        "read(k1) did not return",  # a row for each operation caught in it
+        "write(k1, k1.v1) did not return",
+    ]
+    assert result.steps[result.finding.culprit].describe() == "read(k1) did not return"
+    assert "Invariants: " in result.report() and "(deadlock)" not in result.report()  # not an invariant
 
 
 # Made at import, before any run: the kit cannot see it.

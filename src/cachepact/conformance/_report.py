@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape, quoteattr
 
 from ..model import render_table
+from ..model._refinement import INVARIANTS
 
 if TYPE_CHECKING:
     from ._result import Result
@@ -69,7 +70,11 @@ def text(r: Result) -> str:
         lines.append(
             f"App instances: {r.instances}, sharing the DB and cache as processes do; --instances 1 checks one process."
         )
-    counts = {s: [name for name, status in r.statuses if status == s] for s in ("pass", "fail", "not-run")}
+    # Invariants only: a finding that is none (timeout, deadlock, adapter-error) is the FAIL line's.
+    counts = {
+        s: [name for name, status in r.statuses if status == s and name in INVARIANTS]
+        for s in ("pass", "fail", "not-run", "interrupted")
+    }
     if r.interrupted:
         lines.append(
             f"INTERRUPTED after {r.examples} examples, {r.operations} operations ({r.elapsed:.1f} s): "
@@ -122,6 +127,8 @@ UNCONTROLLED = (
 
 
 def _invariants_line(counts: dict[str, list[str]]) -> str:
+    if counts["interrupted"]:
+        return f"Invariants: {len(counts['interrupted'])} held so far, no verdict (interrupted)"
     parts = [f"{len(counts['pass'])} pass"]
     if counts["fail"]:
         parts.append(f"{len(counts['fail'])} fail ({', '.join(counts['fail'])})")
@@ -198,7 +205,7 @@ def to_json(r: Result) -> str:
 def to_junit(r: Result) -> str:
     cs = checks(r)
     failures = sum(c["status"] == "fail" for c in cs)
-    skipped = sum(c["status"] == "not-run" for c in cs)
+    skipped = sum(c["status"] in ("not-run", "interrupted") for c in cs)
     cases = []
     for c in cs:
         name = quoteattr(c["invariant"])
@@ -208,6 +215,9 @@ def to_junit(r: Result) -> str:
             cases.append(f"{head}><failure message={message}>{escape(text(r))}</failure></testcase>")
         elif c["status"] == "not-run":
             why = quoteattr("not run: the check never reached a situation that could break it")
+            cases.append(f"{head}><skipped message={why}/></testcase>")
+        elif c["status"] == "interrupted":
+            why = quoteattr("interrupted: held so far, no verdict")
             cases.append(f"{head}><skipped message={why}/></testcase>")
         else:
             cases.append(f"{head}/>")

@@ -64,6 +64,7 @@ class World:
         # Operations that returned while work they handed to other threads still runs: judged as
         # ended only when the last of it is done (op -> its result and its return row).
         self.returned: dict[str, tuple[Any, int]] = {}
+        self.calls: dict[str, str] = {}  # op -> the adapter call it is, as tables show it
 
     @property
     def steps(self) -> list[Step]:
@@ -94,6 +95,7 @@ class World:
             value = f"{key}.v{self._values}"
         name = f"{kind}{self._counts[kind]}"
         self.instance_of[name] = instance
+        self.calls[name] = f"read({key})" if kind == "r" else f"write({key}, {value})"
         return name, value
 
     def start(self, op: str, kind: str, key: Any, value: Any) -> None:
@@ -160,7 +162,11 @@ class World:
                     scheduler.run()
         except Stalled as e:
             self._strand(scheduler)
-            self.judge.keep(stalled(e, self.setup.step_timeout, len(self.steps) - 1))
+            first = len(self.steps)
+            for op in e.ops:  # a row for each operation that never returned, so the table shows it
+                if op in self.judge.op_index and op not in self.returned:
+                    self.steps.append(blocked_step(op, self.calls[op]))
+            self.judge.keep(stalled(e, self.setup.step_timeout, first if first < len(self.steps) else first - 1))
             return False
         finally:
             recorder.running = False
@@ -273,7 +279,15 @@ def stalled(e: Stalled, step_timeout: float, last: int) -> Finding:
         message = f"{ops} made no progress for {step_timeout:g} s (--step-timeout): {e}"
     op = e.ops[0] if e.ops else OUTSIDE
     invariant = "deadlock" if e.kind == "deadlock" else "timeout"
-    return Finding(invariant=invariant, message=message, op=op, culprit=last if last >= 0 else None)
+    hint = OUT_OF_SIGHT if e.kind == "timeout" else ""
+    return Finding(invariant=invariant, message=message, op=op, culprit=last if last >= 0 else None, hint=hint)
+
+
+OUT_OF_SIGHT = (
+    "it waits where the kit cannot see (a lock or event made before the check, such as at import, "
+    "I/O, a C call): if it would finish, raise --step-timeout; if it is a lock or event, make it in "
+    "make(env) so the kit schedules around it"
+)
 
 
 def rerun_sequence(setup: Setup, ops: list[Op]) -> Run:
@@ -305,6 +319,11 @@ def return_step(op: str, kind: str, key: Any, value: Any, result: Any) -> Step:
         value=value,
         result=None if kind == "w" else result,
     )
+
+
+def blocked_step(op: str, call: str) -> Step:
+    """The row of an operation that never returned: a hang or a deadlock."""
+    return Step(op=op, actor=Actor.APP, target=APP, action="blocked", key=None, value=call)
 
 
 def adapter_error(e: BaseException, op: str, culprit: int | None = None) -> Finding:

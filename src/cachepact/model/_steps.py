@@ -47,6 +47,8 @@ class Step:
 
     def describe(self) -> str:
         if self.target == APP:  # an operation's return, recorded so tables show every operation
+            if self.action == "blocked":  # ... or that it never returned (a hang, a deadlock)
+                return f"{self.value} did not return"
             args = [show(self.key)] + ([show(self.value)] if self.action == "write" else [])
             return f"{self.action}({', '.join(args)}) returned"
         if self.target == CLOCK:  # the kit moved the virtual clock on
@@ -64,7 +66,7 @@ class Step:
 
     @property
     def shown_result(self) -> str:
-        if self.action in ("put", "delete", "set", "write", "evict", "expire", "advance"):
+        if self.action in ("put", "delete", "set", "write", "evict", "expire", "advance", "blocked"):
             return ""
         return show(self.result)
 
