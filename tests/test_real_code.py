@@ -283,6 +283,18 @@ def waits_where_the_kit_cannot_see(env):
     return cachepact.Adapter(read=read, write=write)
 
 
+def connects_forever(env):
+    _NEVER.wait()  # a client connecting to a server that never answers, with no timeout of its own
+
+
+def test_a_factory_that_never_returns_is_a_definition_error_within_the_step_timeout():
+    started = time.monotonic()
+    with pytest.raises(cachepact.DefinitionError) as e:
+        cachepact.check(connects_forever, "cache-aside", step_timeout=0.5)
+    assert time.monotonic() - started < 1.5
+    assert "connects_forever(env) did not return within 0.5 s (--step-timeout)" in str(e.value)
+
+
 @pytest.mark.parametrize("concurrency", [True, False])
 def test_an_operation_blocked_on_the_kits_own_event_is_a_timeout_at_once(concurrency):
     started = time.monotonic()

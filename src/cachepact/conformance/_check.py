@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import _thread
 import time
 from collections.abc import Callable
 from typing import Any
 
 import attrs
 
-from ..errors import Interrupted, InvalidArgument
+from ..errors import DefinitionError, Interrupted, InvalidArgument
 from ..model import Pattern, pattern_named
 from ._clock import VirtualClock
 from ._env import unseen_cache_code, watch_cache_code
@@ -16,6 +17,7 @@ from ._exhaustive import search_exhaustive
 from ._findings import CONCURRENT_SITUATIONS, EXTRA_SITUATIONS, SITUATIONS, statuses
 from ._hypothesis import profile_budget
 from ._interleaved import replaying, run_interleaved
+from ._primitives import RealLock
 from ._progress import Progress
 from ._replay import MAX_INSTANCES, MAX_OPS, parse_concurrent, parse_sequence, validate_replay
 from ._result import Result
@@ -75,7 +77,7 @@ def check(
         instances=instances,
         step_timeout=step_timeout,
     )
-    p, label = resolve(make, pattern, target)
+    p, label = resolve(make, pattern, target, step_timeout=step_timeout)
     progress = Progress(on_progress)
     started = time.perf_counter()
     watch_cache_code()
@@ -193,13 +195,48 @@ def _warnings() -> list[str]:
     ]
 
 
-def resolve(make: Callable, pattern: Pattern | str, target: str | None) -> tuple[Pattern, str]:
-    """The pattern and the adapter's name in reports, once the factory is known to build an Adapter."""
+def resolve(
+    make: Callable, pattern: Pattern | str, target: str | None, *, step_timeout: float = DEFAULT_STEP_TIMEOUT
+) -> tuple[Pattern, str]:
+    """The pattern and the adapter's name in reports, once the factory is known to build an Adapter
+    (a definition mistake fails here, before any checking) within ``step_timeout`` seconds."""
     p = _pattern(pattern)
     label = target or target_name(make)
+
+    # The clock is set and put back here, on this thread: a factory left blocked on its own thread
+    # must not leave the process on the virtual clock.
     with VirtualClock():
-        World(Setup(make=make, pattern=p, label=label)).close()  # a definition mistake fails here, before any checking
+        built = within(step_timeout, lambda: World(Setup(make=make, pattern=p, label=label)).close())
+    if not built:
+        raise DefinitionError(
+            f"{label}(env) did not return within {step_timeout:g} s (--step-timeout): it waits on something "
+            "(a server it connects to, a lock made at import); make it return, or raise --step-timeout",
+            target=label,
+        )
     return p, label
+
+
+def within(seconds: float, fn: Callable[[], None]) -> bool:
+    """Run ``fn`` on a thread of its own; False if it has not returned after ``seconds`` (it is left
+    running, blocked: a plain OS thread, so it does not hold the process open). What it raises is
+    raised here."""
+    done, raised = RealLock(), []
+    done.acquire()
+
+    def run() -> None:
+        try:
+            fn()
+        except BaseException as e:
+            raised.append(e)
+        finally:
+            done.release()
+
+    _thread.start_new_thread(run, ())
+    if not done.acquire(timeout=seconds):
+        return False
+    if raised:
+        raise raised[0]
+    return True
 
 
 def target_name(make: Callable) -> str:
