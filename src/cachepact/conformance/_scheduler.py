@@ -134,6 +134,7 @@ class Scheduler:
         self.on_finish = on_finish
         self.parts: list[Participant] = []
         self.live = 0  # participants not done
+        self.live_of: dict[str, int] = {}  # operation -> its participants not done (helpers included)
         self.back: queue.SimpleQueue = queue.SimpleQueue()  # to the main thread
         self.choices: list[int] = []
         self.aborting = False
@@ -162,6 +163,7 @@ class Scheduler:
             p = Participant(self, len(self.parts), op, context, helper=helper)
             self.parts.append(p)
             self.live += 1
+            self.live_of[context.op] = self.live_of.get(context.op, 0) + 1
         return p
 
     def adopt(self, thread: threading.Thread) -> None:
@@ -324,6 +326,7 @@ class Scheduler:
         with self._lock:
             p.state = "done"
             self.live -= 1
+            self.live_of[p.context.op] -= 1
             self.progress += 1
             if self.on_finish is not None and not self.aborting:
                 self.on_finish(p)

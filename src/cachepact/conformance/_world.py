@@ -143,7 +143,7 @@ class World:
     def _settle(self, scheduler: Scheduler, op: str) -> None:
         """A thread of ``op`` is done: when it was the last (its helpers included) and the operation
         has returned, the operation ends, so a fill its background thread makes is still its own."""
-        if op not in self.returned or any(q.state != "done" and q.context.op == op for q in scheduler.parts):
+        if op not in self.returned or scheduler.live_of[op]:
             return
         result, index = self.returned.pop(op)
         with self.harness.recorder.lock:
