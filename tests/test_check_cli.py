@@ -352,3 +352,13 @@ def test_a_reader_that_goes_away_ends_the_output_quietly(argv):
     err = proc.stderr.read()
     assert proc.wait(timeout=60) in (0, 1)
     assert "Traceback" not in err and "BrokenPipe" not in err and "Exception ignored" not in err, err
+
+
+def test_the_output_pre_check_creates_and_removes_nothing(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "report.json").symlink_to("out/report.json")  # the user's link, to a file not made yet
+    code, _, err = run(capsys, "check", f"{REF}:nope", "--pattern", "cache-aside", "--report-json", "report.json")
+    assert code == 2 and "has no attribute 'nope'" in err
+    assert (tmp_path / "report.json").is_symlink() and not (tmp_path / "out" / "report.json").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "report.json"]

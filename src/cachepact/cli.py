@@ -282,21 +282,25 @@ def format_exploration(result: Exploration, *, markdown: bool = False) -> str:
 
 
 def _writable(path: str | None, flag: str) -> None:
+    """Refuse, before the run, an output that cannot be written; creates and removes nothing."""
     if path is None:
         return
-    folder = os.path.dirname(os.path.abspath(path))
+    target = os.path.realpath(path)  # through a symlink, to where the file will be
+    folder = os.path.dirname(target)
     if not os.path.isdir(folder):
         raise UsageError(f"{flag} {path}: folder {folder} does not exist; create it or name another file")
-    if os.path.isdir(path) or not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+    if (
+        os.path.isdir(target)
+        or not os.access(folder, os.W_OK)
+        or (os.path.exists(target) and not os.access(target, os.W_OK))
+    ):
         raise UsageError(f"{flag} {path}: cannot write there; name a writable file")
-    existed = os.path.exists(path)
-    try:  # the only sure test (root may write anywhere, yet not into /proc): open it, write nothing
-        with open(path, "a"):
-            pass
-    except OSError as e:
-        raise UsageError(f"{flag} {path}: cannot write there ({e.strerror}); name a writable file") from None
-    if not existed:
-        os.remove(path)  # nothing of the user's is left behind if the run then stops early
+    if os.path.isfile(target):
+        try:  # the only sure test for an existing file (root may write anywhere, yet not into /proc)
+            with open(target, "a"):
+                pass
+        except OSError as e:
+            raise UsageError(f"{flag} {path}: cannot write there ({e.strerror}); name a writable file") from None
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -328,8 +332,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     except Interrupted as e:
         if line is not None:
             line.clear()
-        written = _write_reports(e.result, args)
-        partial = f"; what ran is in {' and '.join(written)}" if written else ""
+        try:
+            written = _write_reports(e.result, args)
+            partial = f"; what ran is in {' and '.join(written)}" if written else ""
+        except UsageError as problem:
+            partial = f"; {problem}"
         print(
             f"cachepact: interrupted after {e.result.examples} examples, {e.result.operations} operations{partial}",
             file=sys.stderr,

@@ -24,6 +24,7 @@ from . import _primitives
 from ._signals import Pruned
 
 real_submit = ThreadPoolExecutor.submit
+real_join = threading.Thread.join
 
 
 class Adopter(Protocol):
@@ -45,6 +46,16 @@ def _start(thread: threading.Thread) -> None:
         return
     adopter.adopt(thread)  # registers the helper and wraps its run()
     _primitives.start_plainly(thread)
+
+
+def _join(self: threading.Thread, timeout: float | None = None) -> None:
+    """Joining a helper is waiting for its participant to end, a scheduling point like any lock:
+    the helper runs meanwhile, and a join with a timeout may also time out first."""
+    helper = getattr(self, "_cachepact_helper", None)
+    scheduled = helper is not None and threading.get_ident() in _primitives.scheduled
+    if scheduled and not _primitives._wait_until(lambda: helper.state == "done", timeout, f"the thread {self.name}"):
+        return  # timed out, as the scheduler chose
+    real_join(self, timeout)  # what is left of the thread is its exit: a moment, out of sight
 
 
 def _submit(self: ThreadPoolExecutor, fn: Any, /, *args: Any, **kwargs: Any) -> Future:
@@ -83,6 +94,7 @@ async def _shutdown_default_executor(self: Any, *args: Any, **kwargs: Any) -> No
 def adopt_threads(on: bool) -> None:
     """While on, threads and executor work started for an operation become its helpers."""
     threading.Thread.start = _start if on else _primitives.real_start  # type: ignore[method-assign]
+    threading.Thread.join = _join if on else real_join  # type: ignore[method-assign]
     ThreadPoolExecutor.submit = _submit if on else real_submit  # type: ignore[method-assign]
     base_events = sys.modules.get("asyncio.base_events")  # only if the code under test uses asyncio
     if base_events is not None:

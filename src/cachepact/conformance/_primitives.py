@@ -68,17 +68,18 @@ def _park(what: str) -> None:
 
 
 def _wait_until(predicate: Callable[[], bool], timeout: float | None, what: Any) -> bool:
-    """Block the calling thread until ``predicate()`` (evaluated under ``_state``) holds."""
+    """Block the calling thread until ``predicate()`` (evaluated under ``_state``) holds. Deadlines
+    are on ``perf_counter``: the virtual clock moves ``time.monotonic`` by whole minutes."""
     handle = scheduled.get(threading.get_ident())
     if handle is not None:
         with _state:
             if predicate():
                 return True
         return handle.block(lambda: _locked(predicate), timeout, what)
-    deadline = None if timeout is None or timeout < 0 else time.monotonic() + timeout
+    deadline = None if timeout is None or timeout < 0 else time.perf_counter() + timeout
     with _state:
         while not predicate():
-            remaining = None if deadline is None else deadline - time.monotonic()
+            remaining = None if deadline is None else deadline - time.perf_counter()
             if remaining is not None and remaining <= 0:
                 return False
             _changed.wait(remaining)
@@ -212,10 +213,19 @@ class KitCondition:
             with _state:
                 if token in self._waiters:
                     self._waiters.remove(token)
-            if hasattr(self._lock, "_acquire_restore"):
-                self._lock._acquire_restore(saved)
-            else:
-                self._lock.acquire()
+            try:
+                self._restore(saved)
+            except BaseException:
+                # The run was cut short as it took the lock back (Pruned): unscheduled now, it takes it
+                # like any thread and unwinds holding it, so the caller's `with cond:` releases it.
+                self._restore(saved)
+                raise
+
+    def _restore(self, saved: Any) -> None:
+        if hasattr(self._lock, "_acquire_restore"):
+            self._lock._acquire_restore(saved)
+        else:
+            self._lock.acquire()
 
     def wait_for(self, predicate: Callable[[], Any], timeout: float | None = None) -> Any:
         result = predicate()
@@ -311,8 +321,17 @@ def start_plainly(thread: threading.Thread) -> None:
     """Start a thread without touching a kit primitive: ``Thread.start`` waits on an Event made with
     the thread, a kit Event when made during a run, and that handshake is the OS's, not a step."""
     if isinstance(getattr(thread, "_started", None), KitEvent):
-        thread._started = RealEvent()  # type: ignore[attr-defined]
+        thread._started = real_event()  # type: ignore[attr-defined]
     real_start(thread)
+
+
+def real_event() -> threading.Event:
+    """A standard-library Event even while the kit's are in place: ``Event()`` would build its
+    Condition and Lock from the patched module."""
+    event = RealEvent.__new__(RealEvent)
+    event._cond = _REAL["Condition"](_REAL["Lock"]())  # type: ignore[attr-defined]
+    event._flag = False  # type: ignore[attr-defined]
+    return event
 
 
 def describe(what: Any, op_of_thread: Callable[[int], str | None]) -> str:

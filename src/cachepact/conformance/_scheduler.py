@@ -171,6 +171,7 @@ class Scheduler:
         parent = primitives.scheduled[threading.get_ident()]
         assert isinstance(parent, Participant)
         p = self._join(parent.op, self.helper_context(parent.context), helper=True)
+        thread._cachepact_helper = p  # type: ignore[attr-defined]  (a join of it waits for p: _helpers)
         run = thread.run
 
         def helper_run() -> None:
@@ -454,15 +455,15 @@ class Scheduler:
             raise
 
     def _await_ready(self, new: list[Participant]) -> None:
-        deadline = time.monotonic() + self.step_timeout
+        deadline = time.perf_counter() + self.step_timeout
         while any(p.state == "new" for p in new):
             try:
-                self.back.get(timeout=max(0.0, deadline - time.monotonic()))
+                self.back.get(timeout=max(0.0, deadline - time.perf_counter()))
             except queue.Empty:
                 raise Stalled("timeout", "an app thread did not start", self._stuck_ops()) from None
 
     def _watch(self) -> None:
-        seen, since = self.progress, time.monotonic()
+        seen, since = self.progress, time.perf_counter()
         # Progress is noticed when the main thread looks: alone, a participant is looked at every
         # twentieth of the timeout, so a hang is called within 5% of it (not up to twice it).
         lone = max(POLL, self.step_timeout / 20)
@@ -471,7 +472,7 @@ class Scheduler:
             try:
                 message = self.back.get(timeout=POLL if many else lone)
             except queue.Empty:
-                now = time.monotonic()
+                now = time.perf_counter()
                 if self.progress != seen:
                     seen, since = self.progress, now
                     continue

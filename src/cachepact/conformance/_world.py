@@ -15,6 +15,7 @@ import attrs
 
 from ..model import APP, Actor, Pattern, Step
 from ..model._steps import CLOCK
+from . import _primitives as primitives
 from ._clock import VirtualClock
 from ._env import OUTSIDE, Effect, Env, Harness, OpContext, build, run_operation
 from ._findings import Finding
@@ -184,8 +185,11 @@ class World:
         return True
 
     def _strand(self, scheduler: Scheduler) -> None:
-        """Threads left blocked out of sight are never given work again."""
+        """Threads left blocked out of sight are never given work again, nor scheduled: if they wake,
+        they run on as any thread the kit does not run."""
         for p in scheduler.stranded():
+            if p.ident is not None:
+                primitives.scheduled.pop(p.ident, None)
             if isinstance(p.thread, AppThread):
                 p.thread.stranded = True
 
