@@ -159,22 +159,10 @@ def test_blocking_the_kit_cannot_see_falls_back_to_a_timeout_and_still_completes
     assert run.uncontrolled >= 1 and run.finding is None
 
 
-def _spawning_adapter(env):
-    from cachepact.adapters.reference import cache_aside as inner_factory
-
-    inner = inner_factory(env)
-
-    def write(key, value):
-        env.db.put(key, value)
-        helper = threading.Thread(target=env.cache.delete, args=(key,))
-        helper.start()
-        helper.join()
-
-    return cachepact.Adapter(read=inner.read, write=write)
-
-
 def test_a_thread_an_operation_starts_works_for_that_operation():
-    run = run_interleaved(setup(_spawning_adapter), Scenario(ops=(W, R)), replaying([0, 0, 1, 1, 1]))
+    from test_real_code import joined_helper  # the write's delete on a thread it starts and joins
+
+    run = run_interleaved(setup(joined_helper), Scenario(ops=(W, R)), replaying([0, 0, 1, 1, 1]))
     assert run.finding is None
     calls = [(s.op, s.describe()) for s in run.world.steps if s.target != "app"]
     assert ("w1", "cache.delete(k1)") in calls  # made on the helper thread, credited to the write
