@@ -451,5 +451,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
 
 
+def console() -> None:
+    """The ``cachepact`` program: ``main``, then exit. After Ctrl-C it exits at once: threads the
+    adapter left blocked (a non-daemon helper, a factory still connecting) must not hold the
+    process open, and nothing waits on them."""
+    code = main()
+    if code == EXIT_INTERRUPTED:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    console()
