@@ -135,8 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--instances",
         type=whole_number(1, MAX_INSTANCES),
         default=None,
-        help="app instances (processes) sharing the DB and cache, each from its own make(env); "
-        "None: 2, or 1 with --no-concurrency",
+        metavar="N",
+        help="app instances (processes) sharing the DB and cache, each from its own make(env) "
+        "(default: 2, or 1 with --no-concurrency)",
     )
     ck.add_argument(
         "--step-timeout",
@@ -146,14 +147,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds one DB or cache call, or an operation's own work, may block before it is the finding timeout",
     )
     ck.add_argument(
-        "--max-examples", type=whole_number(1), default=None, help="sequences to try; None: the Hypothesis profile's"
+        "--max-examples",
+        type=whole_number(1),
+        default=None,
+        metavar="N",
+        help="sequences to try (default: the active Hypothesis profile's max_examples, 100 unless set)",
     )
-    ck.add_argument("--seed", type=int, default=None, help="seed for a reproducible run; None: derandomized")
+    ck.add_argument(
+        "--seed", type=int, default=None, metavar="N", help="seed for a reproducible run (default: derandomized)"
+    )
     ck.add_argument("--replay", metavar="STRING", help="rerun exactly the sequence a failing run printed")
     ck.add_argument(
         "--max-ops",
         type=whole_number(2, MAX_OPS),
         default=3,
+        metavar="N",
         help=f"operations in flight per concurrent scenario (2-{MAX_OPS})",
     )
     ck.add_argument("--report-json", metavar="FILE", help="write the verdict and every check as JSON (also on Ctrl-C)")
