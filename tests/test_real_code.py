@@ -204,6 +204,36 @@ def test_work_handed_to_run_in_executor_is_the_operations(caplog):
     assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []
 
 
+def sync_to_async_loader(env):
+    """Django's async cache API (``cache.aget``) is asgiref's ``sync_to_async`` over the sync one."""
+    from asgiref.sync import sync_to_async
+
+    cache_get, cache_set, db_get = (sync_to_async(f) for f in (env.cache.get, env.cache.set, env.db.get))
+
+    async def aget(key):
+        value = await cache_get(key)
+        if value is None:
+            value = await db_get(key)
+            if value is not None:
+                await cache_set(key, value)
+        return value
+
+    def write(key, value):
+        env.db.put(key, value)
+        env.cache.delete(key)
+
+    return cachepact.Adapter(read=lambda key: asyncio.run(aget(key)), write=write)
+
+
+def test_work_handed_to_asgiref_sync_to_async_is_the_operations(caplog):
+    alone = cachepact.check(sync_to_async_loader, "cache-aside", seed=0, concurrency=False)
+    assert alone.passed, alone.report()
+    result = cachepact.check(sync_to_async_loader, "cache-aside", seed=0, max_examples=30)
+    assert result.finding is not None and result.finding.invariant == "coherent-at-rest", result.report()
+    assert result.uncontrolled == 0
+    assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []
+
+
 def delayed_double_delete(env):
     """The "delayed double delete" idiom: delete, then delete again a moment later from a Timer."""
     adapter = cache_aside_leased(env)
