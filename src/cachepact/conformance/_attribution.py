@@ -122,7 +122,3 @@ class Attribution:
                 complete = len(self.seen) == len(self.labels)
             frame = frame.f_back
         return Actor.CACHE if found else Actor.APP
-
-    def unseen(self) -> list[str]:
-        """Entries never on the stack of a DB or cache call since the last reset."""
-        return [name for n, name in enumerate(self.labels) if n not in self.seen]

@@ -28,10 +28,6 @@ class Run:
     uncontrolled: int = 0  # times a thread blocked where the kit could not see (a lock made before the run)
 
     @property
-    def instances_used(self) -> int:
-        return len({instance for _, instance in self.instances}) or 1
-
-    @property
     def switches(self) -> int:
         """Context switches: consecutive steps of two different operations in flight."""
         ops = [s.op for s in self.steps if s.op in self.columns]
