@@ -5,6 +5,12 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
+# Bounds and defaults the command line, the pytest plugin and the kit share; here because the
+# plugin may import nothing heavier than the standard library.
+MAX_INSTANCES = 8  # app instances: past a few, more finds nothing fewer would not
+DEFAULT_STEP_TIMEOUT = 5.0  # seconds a step may block before it is the finding timeout
+MAX_STEP_TIMEOUT = 3600.0
+
 
 def whole_number(minimum: int = 1, maximum: int | None = None) -> Callable[[str], int]:
     """An argparse ``type=``: a whole number within [minimum, maximum], else a message naming the range."""

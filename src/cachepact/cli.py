@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import NoReturn
 
 from . import __version__
-from ._argtypes import seconds, whole_number
-from .conformance._replay import MAX_INSTANCES, MAX_OPS
-from .conformance._scheduler import DEFAULT_STEP_TIMEOUT
+from ._argtypes import DEFAULT_STEP_TIMEOUT, MAX_INSTANCES, MAX_STEP_TIMEOUT, seconds, whole_number
+from .conformance._replay import MAX_OPS
 from .diagrams import EXTENSIONS, FORMATS, format_for, render, sequence_graph
 from .errors import CachepactError, Interrupted, InvalidArgument, MissingDependency, StateSpaceTooLarge, UsageError
 from .model import (
@@ -141,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ck.add_argument(
         "--step-timeout",
-        type=seconds(3600),
+        type=seconds(MAX_STEP_TIMEOUT),
         default=DEFAULT_STEP_TIMEOUT,
         metavar="S",
         help="seconds one DB or cache call, or an operation's own work, may block before it is the finding timeout",

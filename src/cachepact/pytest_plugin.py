@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from ._argtypes import seconds, whole_number
+from ._argtypes import DEFAULT_STEP_TIMEOUT, MAX_INSTANCES, MAX_STEP_TIMEOUT, seconds, whole_number
 from .errors import ConformanceFailure
 
 
@@ -26,15 +26,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--cachepact-instances",
-        type=whole_number(1, 8),
+        type=whole_number(1, MAX_INSTANCES),
         default=None,
         help="app instances per check (default: 2, or 1 without concurrency)",
     )
     group.addoption(
         "--cachepact-step-timeout",
-        type=seconds(3600),
+        type=seconds(MAX_STEP_TIMEOUT),
         default=None,
-        help="seconds a step may block before it is the finding timeout (default: 5)",
+        help=f"seconds a step may block before it is the finding timeout (default: {DEFAULT_STEP_TIMEOUT:g})",
     )
 
 

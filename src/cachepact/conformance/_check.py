@@ -9,6 +9,7 @@ from typing import Any
 
 import attrs
 
+from .._argtypes import DEFAULT_STEP_TIMEOUT, MAX_STEP_TIMEOUT
 from ..errors import DefinitionError, Interrupted, InvalidArgument
 from ..model import Pattern, pattern_named
 from ._clock import VirtualClock
@@ -22,14 +23,12 @@ from ._progress import Progress
 from ._replay import MAX_INSTANCES, MAX_OPS, parse_concurrent, parse_sequence, validate_replay
 from ._result import Result
 from ._run import Run
-from ._scheduler import DEFAULT_STEP_TIMEOUT
 from ._schedules import search_schedules
 from ._sequences import search_sequences
 from ._world import Setup, World, rerun_sequence
 
 DEFAULT_STEPS = 25
 SMOKE_EXAMPLES = 10
-MAX_STEP_TIMEOUT = 3600.0
 
 CheckPhase = Callable[[], "Run | None"]
 

@@ -17,11 +17,11 @@ from typing import Any
 
 import attrs
 
+from .._argtypes import MAX_INSTANCES
 from ..errors import InvalidArgument
 
 KEYS = ("k1", "k2", "k3")
 MAX_OPS = 6  # operations in flight together: past this, schedules outgrow any useful budget
-MAX_INSTANCES = 8  # app instances: past a few, more finds nothing fewer would not
 # k3 starts absent from the DB: reads of a key never written are part of every run.
 INITIAL = {"k1": "k1.v0", "k2": "k2.v0"}
 

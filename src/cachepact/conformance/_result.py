@@ -6,10 +6,10 @@ from typing import Any
 
 import attrs
 
+from .._argtypes import DEFAULT_STEP_TIMEOUT
 from ..model import Step
 from . import _report
 from ._findings import CONCURRENT_SITUATIONS, SITUATIONS, Finding
-from ._scheduler import DEFAULT_STEP_TIMEOUT
 
 
 @attrs.frozen(kw_only=True)

@@ -29,13 +29,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from .._argtypes import DEFAULT_STEP_TIMEOUT
 from . import _primitives as primitives
 from ._primitives import RealRLock
 from ._signals import Pruned, Stalled
 from ._sites import innermost, of_frame
 
 ABORT = -3  # a chooser's answer: this run is redundant, unwind every participant now
-DEFAULT_STEP_TIMEOUT = 5.0
 POLL = 0.002  # how often the main thread looks at a run with more than one participant
 IDLE_POLLS = 2  # a running thread that used no CPU over this many polls is blocked out of sight
 IDLE_WALL = 0.05  # the same, where threads have no CPU clock: this long without progress

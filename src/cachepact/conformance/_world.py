@@ -13,6 +13,7 @@ from typing import Any
 
 import attrs
 
+from .._argtypes import DEFAULT_STEP_TIMEOUT
 from ..model import APP, Actor, Pattern, Step
 from ..model._steps import CLOCK
 from . import _primitives as primitives
@@ -24,7 +25,7 @@ from ._judge import Judge
 from ._primitives import controlled
 from ._replay import INITIAL, Op, replay_of_sequence
 from ._run import Run
-from ._scheduler import DEFAULT_STEP_TIMEOUT, Chooser, Participant, Scheduler
+from ._scheduler import Chooser, Participant, Scheduler
 from ._signals import Pruned, Stalled
 from ._sites import innermost, of_traceback
 from ._threads import AppThread, Deployment
