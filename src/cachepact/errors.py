@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "BackendError",
     "CachepactError",
     "ConformanceFailure",
     "DefinitionError",
@@ -56,6 +57,21 @@ class InvalidArgument(CachepactError, ValueError):
         super().__init__(f"{parameter} {problem}")
         self.parameter = parameter
         self.value = value
+        self.problem = problem
+
+
+class BackendError(CachepactError, ConnectionError):
+    """A server or database behind ``env`` that the kit cannot use: unreachable, refusing the
+    credentials, not empty, an unknown URL scheme, or lost during a run.
+
+    ``parameter`` is the API's (``redis`` or ``db``; the command line shows ``--redis``/``--db``),
+    ``url`` the URL with any password masked, ``problem`` what is wrong and the fix.
+    """
+
+    def __init__(self, parameter: str, url: str, problem: str) -> None:
+        super().__init__(f"{parameter} {url}: {problem}")
+        self.parameter = parameter
+        self.url = url
         self.problem = problem
 
 
