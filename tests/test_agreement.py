@@ -14,9 +14,9 @@ import itertools
 import pytest
 
 import cachepact
+from cachepact.backends._memory import MemoryCache, MemoryDB
 from cachepact.conformance._env import Effect
 from cachepact.conformance._judge import Judge
-from cachepact.conformance._stores import MemoryCache, MemoryDB
 from cachepact.model import PATTERNS, Scenario, Step, System, explore
 from cachepact.model._system import NOBODY, NONE
 

@@ -23,6 +23,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from .errors import (
+    BackendError,
     CachepactError,
     ConformanceFailure,
     DefinitionError,
@@ -60,6 +61,7 @@ __all__ = [
     "ABSENT",
     "INVARIANTS",
     "Adapter",
+    "BackendError",
     "CachepactError",
     "ConformanceFailure",
     "DefinitionError",

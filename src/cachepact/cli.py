@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,7 +16,15 @@ from . import __version__
 from ._argtypes import DEFAULT_STEP_TIMEOUT, MAX_INSTANCES, MAX_STEP_TIMEOUT, seconds, whole_number
 from .conformance._replay import MAX_OPS
 from .diagrams import EXTENSIONS, FORMATS, format_for, render, sequence_graph
-from .errors import CachepactError, Interrupted, InvalidArgument, MissingDependency, StateSpaceTooLarge, UsageError
+from .errors import (
+    BackendError,
+    CachepactError,
+    Interrupted,
+    InvalidArgument,
+    MissingDependency,
+    StateSpaceTooLarge,
+    UsageError,
+)
 from .model import (
     DEFAULT_MAX_STATES,
     FLOWS,
@@ -70,6 +80,8 @@ def _usage(e: CachepactError) -> UsageError:
     """A library error as the one line the command line prints, in its own flags."""
     if isinstance(e, InvalidArgument):
         return UsageError(f"{_flag(e.parameter)} {e.problem}")
+    if isinstance(e, BackendError):
+        return UsageError(f"{_flag(e.parameter)} {e.url}: {e.problem}")
     if isinstance(e, StateSpaceTooLarge):
         return UsageError(
             f"the state space of '{e.scenario.name}' passes --max-states {e.max_states}; "
@@ -144,6 +156,21 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_STEP_TIMEOUT,
         metavar="S",
         help="seconds one DB or cache call, or an operation's own work, may block before it is the finding timeout",
+    )
+    ck.add_argument(
+        "--redis",
+        metavar="URL",
+        default=None,
+        help="put env.redis and env.cache on this Redis server, redis://[user:password@]host:port/N, whose logical "
+        "database N must be empty; the kit removes exactly the keys it creates (default: env.redis on an "
+        "in-process fakeredis server, env.cache in memory)",
+    )
+    ck.add_argument(
+        "--db",
+        metavar="URL",
+        default=None,
+        help="put env.db in SQLite (sqlite:///file.db) or PostgreSQL (postgresql://user@host:port/dbname), in a table "
+        "of the kit's own that it drops (default: in memory)",
     )
     ck.add_argument(
         "--max-examples",
@@ -335,6 +362,8 @@ def cmd_check(args: argparse.Namespace) -> int:
             step_timeout=args.step_timeout,
             target=args.target,
             on_progress=line,
+            redis=args.redis,
+            db=args.db,
         )
     except Interrupted as e:
         if line is not None:
@@ -445,9 +474,15 @@ class _ProgressLine:
 COMMANDS = {"explain": cmd_explain, "explore": cmd_explore, "check": cmd_check, "diagram": cmd_diagram}
 
 
+def _terminated(signum: int, frame: object) -> NoReturn:
+    raise KeyboardInterrupt  # SIGTERM ends a check as Ctrl-C does: what it made on servers is removed
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, _terminated)
         return COMMANDS[args.command](args)
     except CachepactError as e:
         error = e if isinstance(e, UsageError) else _usage(e)

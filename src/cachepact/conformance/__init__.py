@@ -4,8 +4,10 @@ Internal: the public API is ``cachepact`` itself (``check``, ``Adapter``, ``conf
 ``Result``, ``Finding``). Modules, by job:
 
 * the contract and what the kit hands an adapter: ``_contract`` (``Adapter``), ``_env`` (the
-  recording ``env``), ``_stores`` (the in-memory DB and cache behind it), ``_attribution``
-  (App or Cache, by dynamic extent);
+  recording ``env``), ``_servers`` (where its DB, cache and Redis live, world after world; the
+  stores themselves are ``cachepact.backends``), ``_redis_hook`` and ``_redis_commands`` (every
+  redis-py command recorded and judged by its effect), ``_attribution`` (App or Cache, by dynamic
+  extent);
 * judging: ``_findings`` (invariant names, ``Finding``), ``_judge`` (refinement and invariants);
 * one run: ``_world`` (a run of operations one at a time), ``_interleaved`` (several in flight),
   ``_scheduler`` and ``_primitives`` (the controlled scheduler), ``_replay`` (keys, replay strings),

@@ -25,6 +25,7 @@ from ._result import Result
 from ._run import Run
 from ._schedules import search_schedules
 from ._sequences import search_sequences
+from ._servers import Servers
 from ._world import Setup, World, rerun_sequence
 
 DEFAULT_STEPS = 25
@@ -47,6 +48,8 @@ def check(
     step_timeout: float = DEFAULT_STEP_TIMEOUT,
     target: str | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    redis: str | None = None,
+    db: str | None = None,
 ) -> Result:
     """Check the adapter built by ``make(env)`` against ``pattern`` ("cache-aside" or "read-through").
 
@@ -58,7 +61,12 @@ def check(
     ``concurrency``, else 1) share the DB and cache, each its own ``make(env)``, as the processes of
     a deployment do. An operation that makes no progress for ``step_timeout`` seconds is the finding
     ``timeout``. ``target`` names the adapter in reports (default: ``module:qualname`` of the
-    factory). ``on_progress(examples, operations)`` is called as the check goes.
+    factory). ``on_progress(examples, operations)`` is called as the check goes. ``redis`` (a URL,
+    ``redis://host:port/N``) puts ``env.redis`` and ``env.cache`` on that server, whose logical
+    database must be empty (default: ``env.redis`` on an in-process fakeredis server, ``env.cache``
+    in memory); ``db`` (``sqlite:///file.db``, ``postgresql://...``) puts ``env.db`` there. The kit
+    removes exactly what it created on them, whatever the outcome; one it cannot use raises
+    ``BackendError`` before any checking.
 
     A definition mistake (a factory that raises or returns no ``Adapter``, a bad ``cache_code``)
     raises ``DefinitionError``, and a bad parameter ``InvalidArgument``, before any checking. A
@@ -76,54 +84,81 @@ def check(
         instances=instances,
         step_timeout=step_timeout,
     )
-    p, label = resolve(make, pattern, target, step_timeout=step_timeout)
-    progress = Progress(on_progress)
-    started = time.perf_counter()
-    watch_cache_code()
-    options = Options(
-        max_examples=max_examples,
-        seed=seed,
-        concurrent=concurrency,
-        max_ops=max_ops,
-        instances=instances,
-        step_timeout=step_timeout,
-        replay=replay,
-    )
-    run = None
+    # A server or database the kit cannot use fails here, before any checking; whatever happens
+    # after, close() leaves them as they were found (Ctrl-C and SIGTERM, which the CLI turns into
+    # KeyboardInterrupt, included).
+    servers = Servers(redis=redis, db=db)
+    closed: list[str] = []
     try:
-        with VirtualClock() as clock:
-            setup = Setup(
-                make=make,
-                pattern=p,
-                label=label,
-                clock=clock,
-                step_timeout=step_timeout,
-                instances=instances if replay is None else max(instances, _replay_instances(replay)),
-            )
-            if replay is not None:
-                phases = [_replay_phase(setup, replay, progress)]
-            else:
-                profile_examples, profile_steps = profile_budget()
-                phases = _phases(
-                    setup,
-                    examples=max_examples or profile_examples,
-                    steps=steps or min(profile_steps, DEFAULT_STEPS),
-                    seed=seed,
-                    concurrency=concurrency,
-                    max_ops=max_ops,
-                    progress=progress,
-                )
-            run = next((r for r in (phase() for phase in phases) if r is not None), None)
-    except KeyboardInterrupt:
-        partial = result_of(
-            None, pattern=p, target=label, progress=progress, elapsed=time.perf_counter() - started, options=options
+        p, label = resolve(make, pattern, target, step_timeout=step_timeout, servers=servers)
+        options = Options(
+            max_examples=max_examples,
+            seed=seed,
+            concurrent=concurrency,
+            max_ops=max_ops,
+            instances=instances,
+            step_timeout=step_timeout,
+            replay=replay,
+            redis=servers.redis_shown,
+            db=servers.db_shown,
         )
-        # What ran broke nothing, but nothing has a verdict: no check reads as a pass.
-        cut = tuple((name, "interrupted" if status == "pass" else status) for name, status in partial.statuses)
-        raise Interrupted(attrs.evolve(partial, interrupted=True, statuses=cut)) from None
-    return result_of(
-        run, pattern=p, target=label, progress=progress, elapsed=time.perf_counter() - started, options=options
-    )
+        progress = Progress(on_progress)
+        started = time.perf_counter()
+        watch_cache_code()
+        run = None
+        try:
+            with VirtualClock() as clock:
+                setup = Setup(
+                    make=make,
+                    pattern=p,
+                    label=label,
+                    clock=clock,
+                    step_timeout=step_timeout,
+                    instances=instances if replay is None else max(instances, _replay_instances(replay)),
+                    servers=servers,
+                )
+                if replay is not None:
+                    phases = [_replay_phase(setup, replay, progress)]
+                else:
+                    profile_examples, profile_steps = profile_budget()
+                    phases = _phases(
+                        setup,
+                        examples=max_examples or profile_examples,
+                        steps=steps or min(profile_steps, DEFAULT_STEPS),
+                        seed=seed,
+                        concurrency=concurrency,
+                        max_ops=max_ops,
+                        progress=progress,
+                    )
+                run = next((r for r in (phase() for phase in phases) if r is not None), None)
+        except KeyboardInterrupt:
+            closed = servers.close()
+            partial = result_of(
+                None,
+                pattern=p,
+                target=label,
+                progress=progress,
+                elapsed=time.perf_counter() - started,
+                options=options,
+                servers=servers,
+                closed=closed,
+            )
+            # What ran broke nothing, but nothing has a verdict: no check reads as a pass.
+            cut = tuple((name, "interrupted" if status == "pass" else status) for name, status in partial.statuses)
+            raise Interrupted(attrs.evolve(partial, interrupted=True, statuses=cut)) from None
+        closed = servers.close()
+        return result_of(
+            run,
+            pattern=p,
+            target=label,
+            progress=progress,
+            elapsed=time.perf_counter() - started,
+            options=options,
+            servers=servers,
+            closed=closed,
+        )
+    finally:
+        servers.close()
 
 
 DEFAULT_INSTANCES = 2  # most deployments run several processes
@@ -140,6 +175,8 @@ class Options:
     instances: int = 1
     step_timeout: float = DEFAULT_STEP_TIMEOUT
     replay: str | None = None
+    redis: str | None = None
+    db: str | None = None
 
 
 def result_of(
@@ -150,6 +187,8 @@ def result_of(
     progress: Progress,
     elapsed: float,
     options: Options | None = None,
+    servers: Servers | None = None,
+    closed: list[str] | None = None,
 ) -> Result:
     """The ``Result`` of a check whose failing run (or None) and counts are known."""
     options = options or Options()
@@ -173,7 +212,10 @@ def result_of(
         examples=progress.examples,
         operations=progress.operations,
         uncontrolled=progress.uncontrolled,
-        warnings=tuple(_warnings()),
+        warnings=(*_warnings(), *(servers.warnings if servers else ()), *(closed or ())),
+        notes=tuple(servers.notes) if servers else (),
+        redis=options.redis,
+        db=options.db,
         elapsed=elapsed,
         seed=options.seed,
         concurrent=options.concurrent,
@@ -195,7 +237,12 @@ def _warnings() -> list[str]:
 
 
 def resolve(
-    make: Callable, pattern: Pattern | str, target: str | None, *, step_timeout: float = DEFAULT_STEP_TIMEOUT
+    make: Callable,
+    pattern: Pattern | str,
+    target: str | None,
+    *,
+    step_timeout: float = DEFAULT_STEP_TIMEOUT,
+    servers: Servers | None = None,
 ) -> tuple[Pattern, str]:
     """The pattern and the adapter's name in reports, once the factory is known to build an Adapter
     (a definition mistake fails here, before any checking) within ``step_timeout`` seconds."""
@@ -205,7 +252,8 @@ def resolve(
     # The clock is set and put back here, on this thread: a factory left blocked on its own thread
     # must not leave the process on the virtual clock.
     with VirtualClock():
-        built = within(step_timeout, lambda: World(Setup(make=make, pattern=p, label=label)).close())
+        setup = Setup(make=make, pattern=p, label=label, **({"servers": servers} if servers is not None else {}))
+        built = within(step_timeout, lambda: World(setup).close())
     if not built:
         raise DefinitionError(
             f"{label}(env) did not return within {step_timeout:g} s (--step-timeout): it waits on something "

@@ -16,24 +16,12 @@ from ..errors import DefinitionError
 from ..model import Actor, Step
 from ._attribution import Attribution
 from ._contract import Adapter, article
-from ._primitives import RealLock, scheduled
-from ._stores import MemoryCache, MemoryDB
+from ._effect import Effect
+from ._primitives import RealLock, real_primitives, scheduled
+from ._redis_hook import RedisRecording, activate
+from ._servers import Servers
 
 OUTSIDE = "-"  # the op name of a call made outside any operation the kit started
-
-
-class Effect(NamedTuple):
-    """What a call did to its key, read from the store around it: the entry (cache) or value (DB)
-    before and after, and whether a lease was out on it before and after."""
-
-    before: Any
-    after: Any
-    lease_before: bool = False
-    lease_after: bool = False
-
-    @property
-    def changed(self) -> bool:
-        return self.before != self.after or self.lease_before != self.lease_after
 
 
 class OpContext(NamedTuple):
@@ -64,18 +52,42 @@ class Recorder:
         if handle is not None:
             handle.park((target, action, key))
 
+    def step(self) -> _Atomic:
+        """Entered around a call and its looks: one atomic step. The lock keeps other threads out, and
+        the calling thread does not stop at scheduling points inside it (a client library's own locks)."""
+        return _Atomic(self.lock)
+
     def record(
-        self, target: str, action: str, key: Any, value: Any, result: Any, effect: Effect, *, token: Any, ttl: Any
+        self,
+        target: str,
+        action: str,
+        key: Any,
+        value: Any,
+        result: Any,
+        effect: Effect,
+        *,
+        token: Any,
+        ttl: Any,
+        command: str | None = None,
+        depth: int = 4,  # actor() <- record <- _call <- env method <- caller
     ) -> Step:
         context = self.threads.get(threading.get_ident())
         if context is None:
-            op, actor = OUTSIDE, self.attribution.actor(4)
+            op, actor = OUTSIDE, self.attribution.actor(depth)
         else:
             op = context.op
-            # actor() <- record <- _call <- env method <- caller
-            actor = context.attribution.actor(4) if context.inherited is Actor.APP else Actor.CACHE
+            actor = context.attribution.actor(depth) if context.inherited is Actor.APP else Actor.CACHE
         step = Step(
-            op=op, actor=actor, target=target, action=action, key=key, value=value, result=result, token=token, ttl=ttl
+            op=op,
+            actor=actor,
+            target=target,
+            action=action,
+            key=key,
+            value=value,
+            result=result,
+            token=token,
+            ttl=ttl,
+            command=command,
         )
         self.steps.append(step)
         if op == OUTSIDE and self.running:
@@ -83,6 +95,25 @@ class Recorder:
         elif self.on_step is not None:
             self.on_step(len(self.steps) - 1, step, effect)
         return step
+
+
+class _Atomic:
+    __slots__ = ("handle", "lock")
+
+    def __init__(self, lock: Any) -> None:
+        self.lock = lock
+        self.handle: Any = None
+
+    def __enter__(self) -> None:
+        self.lock.acquire()
+        self.handle = scheduled.get(threading.get_ident())
+        if self.handle is not None:
+            self.handle.atomic += 1
+
+    def __exit__(self, *exc: object) -> None:
+        if self.handle is not None:
+            self.handle.atomic -= 1
+        self.lock.release()
 
 
 class _Recording:
@@ -101,7 +132,7 @@ class _Recording:
     def _call(self, action: str, key: Any, *args: Any, value: Any = None, token: Any = None, ttl: Any = None) -> Any:
         recorder = self._recorder
         recorder.before(self._target, action, key)
-        with recorder.lock:
+        with recorder.step():
             before, lease_before = self._look(key)
             method = getattr(self._backend, action)
             result = method(key, *args) if ttl is None else method(key, *args, ttl=ttl)
@@ -165,10 +196,41 @@ class RecordingCache(_Recording):
 
 @attrs.define
 class Env:
-    """What the factory ``make(env)`` receives."""
+    """What the factory ``make(env)`` receives: ``db``, ``cache``, and, on demand, ``redis`` (a genuine
+    ``redis.Redis`` client on the run's Redis server) with ``redis_url`` and ``redis_options`` for the
+    clients a library makes itself: ``redis.Redis.from_url(env.redis_url, **env.redis_options)``."""
 
     db: RecordingDB
     cache: RecordingCache
+    _servers: Any = attrs.field(default=None, repr=False)
+    _redis: Any = attrs.field(default=None, repr=False)
+
+    @property
+    def redis(self) -> Any:
+        """This app instance's own redis-py client on the run's server (each instance, like each
+        process of a deployment, has its own connections)."""
+        if self._redis is None:
+            server = self._server()
+            with real_primitives():  # its pool's locks guard redis-py's internals: never scheduling points
+                self._redis = server.client()
+        return self._redis
+
+    @property
+    def redis_url(self) -> str:
+        """The run's Redis server as a URL, for a library that makes its own client (Django's
+        ``LOCATION``, dogpile's ``url``, Flask-Caching's ``CACHE_REDIS_URL``); pass ``redis_options`` too."""
+        return self._server().url
+
+    @property
+    def redis_options(self) -> dict[str, Any]:
+        """Keyword arguments a redis-py client or pool needs, besides ``redis_url``, to reach the run's
+        server: the connection class of the in-process server (empty for a real one)."""
+        return dict(self._server().options)
+
+    def _server(self) -> Any:
+        if self._servers is None:
+            raise RuntimeError("env.redis needs a check's servers")
+        return self._servers.redis()
 
 
 def one_line(e: BaseException) -> str:
@@ -225,30 +287,47 @@ class Harness:
     """One fresh world: backends, the recorder, and each app instance's env and adapter on them."""
 
     db: Any
-    cache: Any
+    cache: Any  # what the judge reads: env.cache's store, and the Redis server if env.redis was used
     recorder: Recorder
     envs: list[Env]
     adapters: list[Adapter]
     attributions: list[Attribution]
+    redis: RedisRecording
 
 
 def build(
-    make: Callable[[Env], Adapter], *, initial: dict[Any, Any], label: str = "the factory", instances: int = 1
+    make: Callable[[Env], Adapter],
+    *,
+    initial: dict[Any, Any],
+    label: str = "the factory",
+    instances: int = 1,
+    servers: Servers | None = None,
 ) -> Harness:
     """Build a world: one DB and one cache, shared by ``instances`` app instances, each the user's
     factory called with an env of its own (as each process of a deployment would build its own).
-    A factory that fails or returns something other than an ``Adapter`` is a ``DefinitionError``."""
-    db = MemoryDB(initial)
-    cache = MemoryCache()
+    A factory that fails or returns something other than an ``Adapter`` is a ``DefinitionError``.
+    The world's redis-py commands are recorded from here on (``make`` may send some)."""
+    servers = servers if servers is not None else Servers()
+    db, cache = servers.fresh(initial)
     recorder = Recorder(attribution_for(()))
+    redis = RedisRecording(recorder, servers, cache)
+    activate(redis)
     envs, adapters = [], []
     for _ in range(instances):
-        env = Env(db=RecordingDB(db, recorder), cache=RecordingCache(cache, recorder))
+        env = Env(db=RecordingDB(db, recorder), cache=RecordingCache(cache, recorder), servers=servers)
         envs.append(env)
         adapters.append(_made(make, env, label))
     attributions = [attribution_for(a.cache_code) for a in adapters]
     recorder.attribution = attributions[0]
-    return Harness(db=db, cache=cache, recorder=recorder, envs=envs, adapters=adapters, attributions=attributions)
+    return Harness(
+        db=db,
+        cache=servers.view(cache),
+        recorder=recorder,
+        envs=envs,
+        adapters=adapters,
+        attributions=attributions,
+        redis=redis,
+    )
 
 
 def _made(make: Callable[[Env], Adapter], env: Env, label: str) -> Adapter:

@@ -33,6 +33,8 @@ _changed = RealCondition(_state)  # wakes non-operation threads waiting on a kit
 class Scheduled(Protocol):
     """What the scheduler gives each thread it controls."""
 
+    atomic: int  # inside an atomic step (an env call): its own scheduling points are not ones
+
     def park(self, call: tuple) -> None: ...
 
     def block(self, predicate: Callable[[], bool], timeout: float | None, what: Any) -> bool: ...
@@ -63,7 +65,7 @@ def _site() -> str:
 
 def _park(what: str) -> None:
     handle = scheduled.get(threading.get_ident())
-    if handle is not None:
+    if handle is not None and not handle.atomic:
         handle.park(("lock", what, None))
 
 
@@ -71,7 +73,7 @@ def _wait_until(predicate: Callable[[], bool], timeout: float | None, what: Any)
     """Block the calling thread until ``predicate()`` (evaluated under ``_state``) holds. Deadlines
     are on ``perf_counter``: the virtual clock moves ``time.monotonic`` by whole minutes."""
     handle = scheduled.get(threading.get_ident())
-    if handle is not None:
+    if handle is not None and not handle.atomic:
         with _state:
             if predicate():
                 return True
@@ -104,7 +106,7 @@ def kit_sleep(seconds: float) -> None:
     """``time.sleep`` during a run: for a thread working for an operation, a wait that only time ends,
     so the scheduler may run others meanwhile and end it when it chooses (no real time passes)."""
     handle = scheduled.get(threading.get_ident())
-    if handle is None:
+    if handle is None or handle.atomic:
         real_sleep(seconds)
         return
     handle.block(_never, seconds if seconds > 0 else 0, "a sleep")
@@ -347,10 +349,36 @@ def describe(what: Any, op_of_thread: Callable[[int], str | None]) -> str:
     return made
 
 
+# Client libraries' own locks guard their internals (a connection pool, an in-process server), are
+# never held while the application waits on something, and are taken in places the kit cannot
+# schedule (a client's ``__del__`` run by the garbage collector): they stay real, so an ordinary Redis
+# or SQL call is not a handful of scheduling points, and a collection never is one.
+INFRASTRUCTURE = ("redis", "fakeredis", "lupa", "psycopg", "psycopg_pool")
+
+
+def _by_infrastructure() -> bool:
+    module = sys._getframe(2).f_globals.get("__name__", "")
+    return module.partition(".")[0] in INFRASTRUCTURE
+
+
+def _lock() -> Any:
+    return RealLock() if _by_infrastructure() else KitLock()
+
+
+def _rlock() -> Any:
+    return RealRLock() if _by_infrastructure() else KitRLock()
+
+
+def _condition(lock: Any = None) -> Any:
+    if (lock is None and _by_infrastructure()) or (lock is not None and not isinstance(lock, KitLock)):
+        return RealCondition(lock)  # a real lock's condition must be real
+    return KitCondition(lock)
+
+
 _PATCH = {
-    "Lock": KitLock,
-    "RLock": KitRLock,
-    "Condition": KitCondition,
+    "Lock": _lock,
+    "RLock": _rlock,
+    "Condition": _condition,
     "Event": KitEvent,
     "Semaphore": KitSemaphore,
     "BoundedSemaphore": KitBoundedSemaphore,
@@ -380,6 +408,20 @@ class _Controlled:
 
 
 _controlled = _Controlled()
+
+
+class real_primitives:
+    """The standard library's primitives for the duration, even inside ``controlled()``: for what the
+    kit itself makes mid-run (its in-process Redis server), whose locks must never be scheduling points."""
+
+    def __enter__(self) -> None:
+        self.swapped = _controlled.depth > 0
+        if self.swapped:
+            threading.__dict__.update(_REAL)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.swapped:
+            threading.__dict__.update(_PATCH)
 
 
 def controlled() -> _Controlled:

@@ -66,6 +66,7 @@ def steps_table(r: Result) -> str:
 
 def text(r: Result) -> str:
     lines = [r.command]
+    lines.extend(r.notes)
     if r.instances > 1:
         lines.append(
             f"App instances: {r.instances}, sharing the DB and cache as processes do; --instances 1 checks one process."
@@ -193,6 +194,8 @@ def to_json(r: Result) -> str:
             "operations": r.operations,
             "uncontrolled": r.uncontrolled,
             "warnings": list(r.warnings),
+            "redis": r.redis,
+            "db": r.db,
             "seed": r.seed,
             "instances": r.instances,
             "step_timeout": r.step_timeout,

@@ -54,6 +54,9 @@ class Result:
     step_timeout: float = DEFAULT_STEP_TIMEOUT
     interrupted: bool = False
     replayed: str | None = None  # the replay string this check reran, if it was one
+    redis: str | None = None  # the --redis URL it ran on (password masked), if one
+    db: str | None = None  # the --db URL it ran on (password masked), if one
+    notes: tuple[str, ...] = ()  # where it ran, and what the kit cleaned up there
 
     @property
     def passed(self) -> bool:
@@ -79,10 +82,13 @@ class Result:
             flags.append(f"--max-ops {self.max_ops}")
         if self.seed is not None:
             flags.append(f"--seed {self.seed}")
-        flags += self._timeout_flag()
+        flags += self._timeout_flag() + self._server_flags()
         if self.replayed is not None:
             flags.append(f"--replay '{self.replayed}'")
         return f"cachepact check {self.target} {' '.join(flags)}"
+
+    def _server_flags(self) -> list[str]:
+        return [f"--{flag} {url}" for flag, url in (("redis", self.redis), ("db", self.db)) if url is not None]
 
     def _timeout_flag(self) -> list[str]:
         return [] if self.step_timeout == DEFAULT_STEP_TIMEOUT else [f"--step-timeout {self.step_timeout:g}"]
@@ -98,7 +104,15 @@ class Result:
     @property
     def replay_command(self) -> str:
         instances = [f"--instances {self.instances}"] if self.instances != 2 else []  # 2: a replay's default
-        flags = " ".join([f"--pattern {self.pattern}", *instances, *self._timeout_flag(), f"--replay '{self.replay}'"])
+        flags = " ".join(
+            [
+                f"--pattern {self.pattern}",
+                *instances,
+                *self._timeout_flag(),
+                *self._server_flags(),
+                f"--replay '{self.replay}'",
+            ]
+        )
         return f"cachepact check {self.target} {flags}"
 
     def report(self) -> str:

@@ -65,6 +65,7 @@ class Participant:
     """One thread working for an operation, as the scheduler sees it."""
 
     __slots__ = (
+        "atomic",
         "body",
         "clock",
         "context",
@@ -97,6 +98,7 @@ class Participant:
         self.pending: tuple = ("start",)
         self.first = True
         self.parks = 0  # scheduling points passed: where it is, between env calls too
+        self.atomic = 0  # inside an env call: a client library's locks there are no scheduling points
         self.predicate: Callable[[], bool] | None = None
         self.timed = False
         self.timed_out = False
@@ -380,7 +382,16 @@ class Scheduler:
         if len(options) == 1:
             chosen = options[0]
         else:
-            chosen = self.choose(len(self.choices), options, default)
+            # A chooser that reads the stores (the explorer's state key) runs the kit's own code on
+            # this participant's thread: nothing in it is a scheduling point.
+            me = primitives.scheduled.get(threading.get_ident())
+            if me is not None:
+                me.atomic += 1
+            try:
+                chosen = self.choose(len(self.choices), options, default)
+            finally:
+                if me is not None:
+                    me.atomic -= 1
             if chosen == ABORT:
                 self._abort()
                 return None

@@ -23,9 +23,11 @@ from ._findings import Finding
 from ._helpers import adopt_threads  # noqa: F401  (importing it lets controlled() adopt helper threads)
 from ._judge import Judge
 from ._primitives import controlled
+from ._redis_hook import deactivate
 from ._replay import INITIAL, Op, replay_of_sequence
 from ._run import Run
 from ._scheduler import Chooser, Participant, Scheduler
+from ._servers import Servers
 from ._signals import Pruned, Stalled
 from ._sites import innermost, of_traceback
 from ._threads import AppThread, Deployment
@@ -42,6 +44,7 @@ class Setup:
     clock: VirtualClock | None = None
     instances: int = 1
     step_timeout: float = DEFAULT_STEP_TIMEOUT
+    servers: Servers = attrs.field(factory=Servers)  # where env's stores live (the caller closes them)
 
 
 def go_on(d: int, options: tuple[int, ...], default: int) -> int:
@@ -53,7 +56,9 @@ class World:
     def __init__(self, setup: Setup) -> None:
         self.setup = setup
         with controlled():  # locks the factory makes are the kit's
-            self.harness: Harness = build(setup.make, initial=INITIAL, label=setup.label, instances=setup.instances)
+            self.harness: Harness = build(
+                setup.make, initial=INITIAL, label=setup.label, instances=setup.instances, servers=setup.servers
+            )
         self.judge = Judge(setup.pattern, self.harness.adapters[0], peek=self.harness.cache.peek)
         self.harness.recorder.on_step = self._observe
         self.clock = setup.clock
@@ -173,6 +178,7 @@ class World:
         finally:
             recorder.running = False
             self.uncontrolled += scheduler.uncontrolled
+        self.setup.servers.check_alive()
         if recorder.strays and self.finding is None:
             self.judge.keep(
                 Finding(
@@ -228,8 +234,9 @@ class World:
         return self.finding
 
     def close(self) -> None:
-        """The world is done with: its app threads end."""
+        """The world is done with: its app threads end, and its redis-py commands are no longer its."""
         self.deployment.close()
+        deactivate(self.harness.redis)
 
     def advance(self, seconds: int) -> None:
         """The kit moves the adapter's clock on; entries whose TTL ran out are gone."""

@@ -40,12 +40,17 @@ class Step:
     result: Any = None
     token: Any = None  # the lease token a lease_set presents
     ttl: Any = None  # seconds, for a store made with a time to live
+    # The server command this step is (one of) the effects of, as sent (``SET k1 k1.v0 EX 300``):
+    # code talking to Redis is judged by what each command did, and shown as what it sent.
+    command: str | None = None
 
     @property
     def call(self) -> str:
         return f"{self.target}.{self.action}"
 
     def describe(self) -> str:
+        if self.command is not None:
+            return self.command
         if self.target == APP:  # an operation's return, recorded so tables show every operation
             if self.action == "blocked":  # ... or that it never returned (a hang, a deadlock)
                 return f"{self.value} did not return"

@@ -1,0 +1,259 @@
+"""The Redis server behind a run: fakeredis in process (the embedded default) or a real server.
+
+The kit reads the server directly, through a client of its own that is never recorded, to see
+what each command did to the keys it touched (``observe``). On a real server the run's logical
+database holds the run's keys and nothing else:
+
+* it must be empty at the start (a non-empty one is refused, naming an empty one);
+* every key a command touches is registered first, in a set under ``REGISTRY`` in that database,
+  so a run killed midway (SIGKILL, a lost server) leaves the list the next run uses to remove
+  exactly those keys before it starts;
+* between worlds and at the end the kit deletes exactly the registered keys; never FLUSHDB.
+
+The in-process fakeredis server is the kit's own: it is emptied between worlds, and its expiry runs
+on the kit's virtual clock (it reads ``time.time``, which the clock moves).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+
+from ..errors import BackendError
+
+REGISTRY = b"cachepact:created-keys"
+SCHEMES = ("redis", "rediss", "unix")
+FAKE_URL = "redis://fakeredis.cachepact:6379/0"  # where library clients made with env.redis_options go
+
+# A value of a type other than a string, read whole, as the kit compares entries.
+_READ_WHOLE = {
+    b"hash": lambda p, k: p.hgetall(k),
+    b"list": lambda p, k: p.lrange(k, 0, -1),
+    b"set": lambda p, k: p.smembers(k),
+    b"zset": lambda p, k: p.zrange(k, 0, -1, withscores=True),
+}
+
+
+def masked(url: str) -> str:
+    """``url`` with its password (if any) shown as ``***``: URLs reach messages and reports."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<an unparsable URL>"
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
+
+
+class RedisServer:
+    """One check's Redis: ``client()`` makes genuine redis-py clients on it, ``url``/``options``
+    let a library make its own; ``observe``, ``register``, ``reset`` and ``close`` are the kit's."""
+
+    def __init__(self, url: str | None = None, *, connect_timeout: float = 5.0) -> None:
+        self.fake = url is None
+        self.shown = "fakeredis (in process)" if url is None else masked(url)
+        self.cleaned = 0  # keys a previous, interrupted run left, removed at the start
+        self._registered: set[bytes] = set()
+        self._expiring: set[bytes] = set()
+        self.lease_keys: set[bytes] = set()  # keys cachepact.leases keeps tokens under (state_key)
+        self.lost: BaseException | None = None  # the server went away during the run
+        self._lock = threading.Lock()
+        if url is None:
+            self._open_fake()
+        else:
+            self._open_real(url, connect_timeout)
+        # The hook never records the kit's own looks: its clients, pipelines included, share this pool.
+        self.raw.connection_pool._cachepact_internal = True
+
+    # -- opening --------------------------------------------------------------------------------
+
+    def _open_fake(self) -> None:
+        import fakeredis
+
+        # Made outside any run (the kit sees to it), so the server's lock and its database's condition
+        # are real ones: the kit's stand-ins would make every command a scheduling point.
+        self._fake_server = fakeredis.FakeServer()
+        self._fake_server.dbs[0]
+        self.db = 0
+        self.url = FAKE_URL
+        self.options: dict[str, Any] = {"connection_class": fakeredis.FakeConnection, "server": self._fake_server}
+        self.raw = redis.Redis.from_url(self.url, **self.options)
+        self.raw.ping()
+
+    def _open_real(self, url: str, timeout: float) -> None:
+        try:
+            parts = urlsplit(url)
+        except ValueError as e:
+            raise BackendError("redis", masked(url), f"not a URL ({e}); use redis://host:port/N") from None
+        if parts.scheme not in SCHEMES:
+            raise BackendError(
+                "redis", masked(url), f"unknown scheme {parts.scheme or '(none)'!r}; use redis://host:port/N"
+            )
+        self.url = url
+        self.options = {}
+        try:
+            self.raw = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=max(timeout, 30.0))
+            self.db = int(self.raw.connection_pool.connection_kwargs.get("db", 0) or 0)
+            self.raw.ping()
+            self._claim()
+        except BackendError:
+            raise
+        except (ValueError, TypeError) as e:
+            raise BackendError(
+                "redis", self.shown, f"{_one_line(e)}; use redis://[user:password@]host:port/N"
+            ) from None
+        except redis.AuthenticationError as e:
+            raise BackendError(
+                "redis", self.shown, f"authentication failed ({_one_line(e)}); check the user and password"
+            ) from None
+        except redis.ConnectionError as e:
+            text = _one_line(e)
+            if "auth" in text.lower() or "password" in text.lower():
+                raise BackendError(
+                    "redis", self.shown, f"authentication failed ({text}); check the user and password"
+                ) from None
+            raise BackendError("redis", self.shown, f"cannot connect ({text}); is Redis running there?") from None
+        except redis.ResponseError as e:
+            text = _one_line(e)
+            if "NOAUTH" in text or "WRONGPASS" in text:
+                raise BackendError(
+                    "redis", self.shown, f"authentication failed ({text}); check the user and password"
+                ) from None
+            if "DB index" in text:
+                raise BackendError(
+                    "redis", self.shown, f"no logical database {self.db} there ({text}); pick one the server has"
+                ) from None
+            raise BackendError("redis", self.shown, f"the server refused ({text})") from None
+        except redis.RedisError as e:
+            raise BackendError("redis", self.shown, f"cannot use it ({_one_line(e)})") from None
+
+    def _claim(self) -> None:
+        """The run's logical database must hold nothing but what an earlier, interrupted run of the
+        kit left (and registered): that is removed; anything else is the user's, and refused."""
+        size = self.raw.dbsize()
+        if not size:
+            return
+        left = set(self.raw.smembers(REGISTRY)) if self.raw.type(REGISTRY) == b"set" else set()
+        present = set(self.raw.scan_iter(count=1000)) - {REGISTRY}
+        if left and present <= left:
+            if present:
+                self.raw.delete(*present)
+            self.raw.delete(REGISTRY)
+            self.cleaned = len(present)
+            return
+        raise BackendError(
+            "redis",
+            self.shown,
+            f"logical database {self.db} holds {size} keys, and the kit needs an empty one so it can remove "
+            f"exactly what it creates; {self._free()}",
+        )
+
+    def _free(self) -> str:
+        """Name an empty logical database on the server, for the message refusing a non-empty one."""
+        try:
+            used = {int(name[2:]) for name in self.raw.info("keyspace")}
+            count = int(self.raw.config_get("databases").get("databases", 16))
+        except (redis.RedisError, ValueError):
+            return "name an empty one in the URL (redis://host:port/N)"
+        free = [n for n in range(count) if n not in used]
+        if not free:
+            return "every logical database on this server holds keys; use another server"
+        parts = urlsplit(masked(self.url))
+        return f"use {urlunsplit(parts._replace(path=f'/{free[0]}'))}, which is empty"
+
+    # -- what adapters get ----------------------------------------------------------------------
+
+    def client(self, **kwargs: Any) -> redis.Redis:
+        """A new genuine ``redis.Redis`` on the run's server (what ``env.redis`` is)."""
+        return redis.Redis.from_url(self.url, **self.options, **kwargs)
+
+    # -- the kit's own view ---------------------------------------------------------------------
+
+    def register(self, keys: Iterable[bytes]) -> None:
+        """Keys a command is about to touch: on a real server, listed before they may be created."""
+        new = [k for k in keys if k not in self._registered]
+        if not new:
+            return
+        self._registered.update(new)
+        if not self.fake:
+            self.raw.sadd(REGISTRY, *new)
+
+    def observe(self, keys: list[bytes]) -> list[Any]:
+        """What each key holds: its bytes, a type's whole contents, or None."""
+        if not keys:
+            return []
+        pipe = self.raw.pipeline(transaction=False)
+        for k in keys:
+            pipe.get(k)
+        found = pipe.execute(raise_on_error=False)
+        for n, value in enumerate(found):
+            if isinstance(value, redis.ResponseError):  # WRONGTYPE: a hash, a list, ...
+                kind = self.raw.type(keys[n])
+                read = _READ_WHOLE.get(kind)
+                found[n] = (kind.decode(), read(self.raw, keys[n])) if read else (kind.decode(), None)
+        return found
+
+    def pttl(self, key: bytes) -> float | None:
+        """Seconds the key has left, or None when it does not expire (or is gone)."""
+        ms = self.raw.pttl(key)
+        if ms is None or ms < 0:
+            return None
+        self._expiring.add(key)
+        return ms / 1000
+
+    def expired(self) -> list[bytes]:
+        """Keys stored with a time to live that are gone now (the clock moved past it)."""
+        if not self._expiring:
+            return []
+        keys = sorted(self._expiring)
+        pipe = self.raw.pipeline(transaction=False)
+        for k in keys:
+            pipe.exists(k)
+        gone = [k for k, there in zip(keys, pipe.execute()) if not there]
+        self._expiring.difference_update(gone)
+        return gone
+
+    def contents(self) -> list[tuple[bytes, Any]]:
+        """Every key the run touched and what it holds, leases reduced to 'one is out'."""
+        keys = sorted(self._registered)
+        return [
+            (k, v is not None if k in self.lease_keys else v) for k, v in zip(keys, self.observe(keys)) if v is not None
+        ]
+
+    def reset(self) -> None:
+        """A fresh world: the previous world's keys are gone."""
+        self._expiring.clear()
+        if self.fake:
+            self.raw.flushdb()  # the kit's own in-process server: nothing else lives there
+            return
+        keys = list(self._registered)
+        if keys:
+            self.raw.delete(*keys)
+
+    def close(self) -> list[bytes]:
+        """Remove exactly the keys the run created, and the registry; the keys still there that the
+        kit never saw a command touch (a script writing keys it did not declare), left alone."""
+        with self._lock:
+            if self.fake:
+                self.raw.close()
+                return []
+            try:
+                self.reset()
+                self.raw.delete(REGISTRY)
+                stray = list(self.raw.scan_iter(count=1000))
+            except redis.RedisError:
+                return []  # the server is gone: its keys were registered, the next run removes them
+            finally:
+                self.raw.close()
+            return stray
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__

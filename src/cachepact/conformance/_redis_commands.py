@@ -1,0 +1,84 @@
+"""Which keys a Redis command touches, and whether it only reads them.
+
+The kit judges a command by what it did to its keys, read from the server around it; this table
+only says which keys to read. A command that touches keys the table cannot name (``FLUSHDB``,
+``RENAME`` of a key to one it derives, an unknown command with arguments) is *unobserved*: the
+report names it rather than guess.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+
+
+def _names(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+# Commands that read their keys and change nothing.
+READS = _names(
+    """
+    GET MGET EXISTS TTL PTTL TYPE STRLEN GETRANGE SUBSTR HGET HMGET HGETALL HEXISTS HLEN HKEYS HVALS
+    HSTRLEN LRANGE LLEN LINDEX SMEMBERS SISMEMBER SMISMEMBER SCARD ZRANGE ZSCORE ZMSCORE ZCARD ZRANK
+    ZREVRANGE EXPIRETIME PEXPIRETIME OBJECT DUMP GETBIT BITCOUNT EVAL_RO EVALSHA_RO FCALL_RO
+    """
+)
+# Commands whose every argument is a key.
+ALL_KEYS = frozenset(["DEL", "UNLINK", "EXISTS", "MGET", "TOUCH", "WATCH"])
+# Commands whose arguments alternate key, value.
+PAIRS = frozenset(["MSET", "MSETNX"])
+# Scripts and functions: ``name script-or-sha numkeys key... arg...``.
+SCRIPTS = frozenset(["EVAL", "EVALSHA", "EVAL_RO", "EVALSHA_RO", "FCALL", "FCALL_RO"])
+# Commands that remove their keys.
+REMOVALS = frozenset(["DEL", "UNLINK", "GETDEL"])
+# Commands with no key that change no key: connection, server and script-cache housekeeping.
+KEYLESS = _names(
+    """
+    PING ECHO SELECT AUTH HELLO QUIT RESET CLIENT INFO TIME DBSIZE CONFIG COMMAND MULTI EXEC DISCARD
+    UNWATCH SCRIPT FUNCTION READONLY READWRITE LASTSAVE MEMORY SLOWLOG LATENCY ROLE LOLWUT SCAN KEYS
+    RANDOMKEY WAIT WAITAOF ACL MODULE
+    """
+)
+# Commands whose first argument is their one key (the rest are options or values).
+FIRST_KEY = _names(
+    """
+    GET SET SETNX SETEX PSETEX GETSET GETDEL GETEX EXPIRE PEXPIRE EXPIREAT PEXPIREAT PERSIST TTL PTTL
+    TYPE INCR DECR INCRBY DECRBY INCRBYFLOAT APPEND STRLEN GETRANGE SETRANGE SUBSTR HGET HSET HSETNX
+    HMSET HMGET HDEL HGETALL HEXISTS HINCRBY HINCRBYFLOAT HLEN HKEYS HVALS HSTRLEN LPUSH RPUSH LPUSHX
+    RPUSHX LPOP RPOP LRANGE LLEN LINDEX LSET LREM LTRIM SADD SREM SMEMBERS SISMEMBER SMISMEMBER SCARD
+    SPOP ZADD ZREM ZRANGE ZSCORE ZMSCORE ZCARD ZRANK ZREVRANGE ZINCRBY EXPIRETIME PEXPIRETIME DUMP
+    RESTORE GETBIT SETBIT BITCOUNT PFADD JSON.GET JSON.SET JSON.DEL
+    """
+)
+
+
+def command_name(args: Sequence[Any]) -> str:
+    """``SET``, ``SCRIPT LOAD`` -> ``SCRIPT``: the word the tables above use."""
+    name = args[0]
+    if isinstance(name, bytes):
+        name = name.decode(errors="replace")
+    return str(name).split(" ", 1)[0].upper()
+
+
+def keys_of(name: str, args: Sequence[Any]) -> list[Any] | None:
+    """The keys of command ``args`` (``args[0]`` is its name), or None when the kit cannot say."""
+    if name in FIRST_KEY:
+        return list(args[1:2])
+    if name in ALL_KEYS:
+        return list(args[1:])
+    if name in PAIRS:
+        return list(args[1::2])
+    if name in SCRIPTS:
+        try:
+            count = int(args[2])
+        except (IndexError, TypeError, ValueError):
+            return None
+        return list(args[3 : 3 + count])
+    if name in KEYLESS:
+        return []
+    return None
+
+
+__all__ = ["READS", "REMOVALS", "SCRIPTS", "command_name", "keys_of"]

@@ -1,0 +1,313 @@
+"""Every command a redis-py client sends during a run, recorded as a step: hooked at one place.
+
+redis-py sends a command through ``Redis.execute_command``, and a pipeline (``MULTI``/``EXEC`` or
+not) through ``Pipeline.execute``; commands a pipeline runs at once while it ``WATCH``es go through
+``Pipeline.immediate_execute_command``. Wrapping those three catches ``env.redis`` and every client
+a library makes itself (Django's ``RedisCache``, ``dogpile.cache.redis``, Flask-Caching), scripts
+included (``EVAL``/``EVALSHA``, ``register_script``), while leaving connections, parsing and retries
+to redis-py.
+
+Each command, or a whole pipeline, is one atomic step: a scheduling point first, then, under the
+recorder's lock, the keys it touches read from the server, the command, the keys read again. What
+changed is what it did: a key that now holds something else was stored (its payload and TTL), a
+key that is gone was removed, a key left as it was was read. So ``SET`` with any options, ``GETSET``,
+``GETDEL``, ``MSET``, ``EXPIRE 0``, a Lua script, all mean what they did, never what their name
+suggests. The kit's own ``cachepact.leases`` scripts are known by their source, and are recorded as
+the leases they are (``lease_get``, ``lease_set``), as ``env.cache``'s are.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from ._effect import Effect
+from ._redis_commands import READS, REMOVALS, SCRIPTS, command_name, keys_of
+
+_active: list[RedisRecording] = []  # the world whose run is recording now (at most one)
+_busy = threading.local()  # inside a recorded command: what it sends meanwhile is its own
+_originals: dict[str, Callable] = {}
+
+
+class RedisRecording:
+    """One world's recording of redis-py commands into its ``Recorder``, against the check's server."""
+
+    def __init__(self, recorder: Any, servers: Any, cache: Any) -> None:
+        self.recorder = recorder
+        self._servers = servers
+        self._cache = cache
+        self.server: Any = None
+        self.view: Any = None  # the kit's view of the server: decodes env.cache's own payloads
+        self.unobserved: set[str] = servers.unobserved  # commands whose keys the kit could not name
+
+    def _attach(self) -> None:
+        self.server = self._servers.redis()
+        self.view = self._servers.redis_view(self._cache)
+
+    def command(self, client: Any, commands: list[tuple[tuple, dict]], call: Callable[[], Any]) -> Any:
+        encode = client.get_encoder().encode
+        parsed = []  # (name, args, keys as bytes)
+        touched: list[bytes] = []
+        for args, _ in commands:
+            name = command_name(args)
+            keys = keys_of(name, args)
+            if keys is None:
+                self.unobserved.add(name)
+                keys = []
+            encoded = [encode(k) for k in keys]
+            parsed.append((name, args, encoded))
+            touched += [k for k in encoded if k not in touched]
+        if not touched:
+            return call()  # PING, SCRIPT LOAD, CLIENT SETNAME: nothing to judge, nothing to switch at
+        if self.server is None:
+            self._attach()
+        recorder = self.recorder
+        first = parsed[0][0]
+        recorder.before("cache", first, shown_key(touched[0]))
+        with recorder.step():
+            _busy.on = True
+            try:
+                self.server.register(touched)
+                before = self.view.observe(touched)
+                try:
+                    result, error = call(), None
+                except Exception as e:  # the command's own error is the adapter's to see
+                    result, error = None, e
+                after = self.view.observe(touched)
+            except Exception as e:
+                self.server.lost = e
+                raise
+            finally:
+                _busy.on = False
+            self._record(parsed, touched, before, after, result, len(commands) > 1)
+        if error is not None:
+            raise error
+        return result
+
+    def _record(
+        self,
+        parsed: list[tuple[str, tuple, list[bytes]]],
+        touched: list[bytes],
+        before: list[Any],
+        after: list[Any],
+        result: Any,
+        pipeline: bool,
+    ) -> None:
+        lease = self._lease_script(parsed) if not pipeline else None
+        if lease is not None:
+            self._record_lease(lease, parsed[0], before, after, result)
+            return
+        for n, key in enumerate(touched):
+            was, now = before[n], after[n]
+            sent = [(name, args) for name, args, keys in parsed if key in keys]
+            text = "; ".join(render(args) for _, args in sent)
+            if pipeline:
+                text = f"pipeline: {text}"
+            names = {name for name, _ in sent}
+            removal = bool(names & REMOVALS)
+            if was is not None and now is None:
+                action, value, ttl = "delete", None, None
+            elif now is not None and now != was:
+                action, value, ttl = "set", now, self.server.pttl(key)
+            elif removal:
+                action, value, ttl = "delete", None, None  # the removal of nothing there
+            else:
+                action, value, ttl = "get", None, None  # left as it was: read (or a stutter)
+            if names & SCRIPTS and not names & READS:
+                text += f"  [{shown_key(key)}: {_did(action, was, now)}]"
+            step_key = shown_key(key)
+            self.recorder.record(
+                "cache",
+                action,
+                step_key,
+                value,
+                was if action == "get" else (result if not pipeline and len(touched) == 1 else None),
+                Effect(was, now),
+                token=None,
+                ttl=ttl,
+                command=text,
+                depth=_DEPTH,
+            )
+
+    # -- cachepact.leases ---------------------------------------------------------------------------
+
+    def _lease_script(self, parsed: list[tuple[str, tuple, list[bytes]]]) -> str | None:
+        name, args, keys = parsed[0]
+        if name not in ("EVAL", "EVALSHA") or len(keys) != 2:
+            return None
+        script = args[1]
+        if isinstance(script, str):
+            script = script.encode()
+        return _lease_scripts().get(script)
+
+    def _record_lease(self, action: str, command: tuple, before: list, after: list, result: Any) -> None:
+        """A ``cachepact.leases`` script: the key's lease as ``env.cache``'s are recorded."""
+        _, args, (key, lease_key) = command
+        self.server.lease_keys.add(lease_key)
+        argv = args[5:]
+        was, now = before[0], after[0]
+        effect = Effect(was, now, before[1] is not None, after[1] is not None)
+        token = value = ttl = None
+        if action == "lease_get":
+            shown = (was, _text(result) if was is None and result is not None else None)
+            if was is not None:
+                shown = (was, None)
+        elif action == "lease_set":
+            token = _text(argv[0]) if argv else None
+            value = now if now != was else (argv[1] if len(argv) > 1 else None)
+            shown = bool(result)
+            if shown and now is not None:
+                ttl = self.server.pttl(key)
+        else:
+            shown = None
+        self.recorder.record(
+            "cache",
+            action,
+            shown_key(key),
+            value,
+            shown,
+            effect,
+            token=token,
+            ttl=ttl,
+            command=f"Leases.{_LEASE_CALLS[action]}({shown_key(key)})",
+            depth=_DEPTH,
+        )
+
+
+def _lease_scripts() -> dict[bytes, str]:
+    """``cachepact.leases``'s scripts, by source and by SHA1 (what ``EVALSHA`` sends)."""
+    if not _known:
+        import hashlib
+
+        from ..leases import SCRIPTS
+
+        for action, source in SCRIPTS.items():
+            _known[source.encode()] = action
+            _known[hashlib.sha1(source.encode()).hexdigest().encode()] = action
+    return _known
+
+
+_known: dict[bytes, str] = {}
+_LEASE_CALLS = {"lease_get": "get", "lease_set": "set", "delete": "delete"}
+_DEPTH = 5  # attribution starts at the caller of the hooked redis-py method: record <- _record <- command <- hook
+
+
+def _did(action: str, was: Any, now: Any) -> str:
+    return {"delete": "removed" if was is not None else "nothing to remove", "set": f"stored {_arg(now)}"}.get(
+        action, "read"
+    )
+
+
+def shown_key(key: bytes) -> Any:
+    """A key as steps and the judge name it: text when it is text (``k1``, ``user:1``)."""
+    try:
+        return key.decode()
+    except UnicodeDecodeError:
+        return key
+
+
+def _text(x: Any) -> Any:
+    return x.decode(errors="replace") if isinstance(x, bytes) else x
+
+
+def _arg(x: Any, limit: int = 40) -> str:
+    if isinstance(x, bytes):
+        try:
+            x = x.decode()
+        except UnicodeDecodeError:
+            text = repr(x)
+            return text if len(text) <= limit else text[: limit - 1] + "…"
+    text = str(x)
+    if not text.isprintable() or " " in text:
+        text = repr(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def render(args: tuple) -> str:
+    """A command as sent: ``SET k1 k1.v0 EX 300``; a script's source or SHA shortened."""
+    name = command_name(args)
+    shown = [str(args[0])]
+    for n, a in enumerate(args[1:], 1):
+        if n == 1 and name in SCRIPTS:
+            shown.append(_arg(a, 12))
+        else:
+            shown.append(_arg(a))
+    return " ".join(shown)
+
+
+# -- the hook ---------------------------------------------------------------------------------------
+
+
+def _recording(client: Any) -> RedisRecording | None:
+    if (
+        not _active
+        or getattr(_busy, "on", False)
+        or getattr(client.connection_pool, "_cachepact_internal", False)  # the kit's own looks
+    ):
+        return None
+    return _active[-1]
+
+
+def _execute_command(self: Any, *args: Any, **options: Any) -> Any:
+    rec = _recording(self)
+    original = _originals["execute_command"]
+    if rec is None:
+        return original(self, *args, **options)
+    return rec.command(self, [(args, options)], lambda: original(self, *args, **options))
+
+
+def _immediate_execute_command(self: Any, *args: Any, **options: Any) -> Any:
+    rec = _recording(self)
+    original = _originals["immediate_execute_command"]
+    if rec is None:
+        return original(self, *args, **options)
+    return rec.command(self, [(args, options)], lambda: original(self, *args, **options))
+
+
+def _pipeline_execute(self: Any, raise_on_error: bool = True) -> Any:
+    rec = _recording(self)
+    original = _originals["execute"]
+    if rec is None or not self.command_stack:
+        return original(self, raise_on_error)
+    return rec.command(self, list(self.command_stack), lambda: original(self, raise_on_error))
+
+
+class hooked:
+    """While entered, redis-py's clients record into the active world's recording (``recording``)."""
+
+    depth = 0
+
+    def __enter__(self) -> None:
+        if hooked.depth == 0:
+            import redis.client
+
+            _originals["execute_command"] = redis.client.Redis.execute_command
+            _originals["immediate_execute_command"] = redis.client.Pipeline.immediate_execute_command
+            _originals["execute"] = redis.client.Pipeline.execute
+            redis.client.Redis.execute_command = _execute_command
+            redis.client.Pipeline.immediate_execute_command = _immediate_execute_command
+            redis.client.Pipeline.execute = _pipeline_execute
+        hooked.depth += 1
+
+    def __exit__(self, *exc: object) -> None:
+        hooked.depth -= 1
+        if hooked.depth == 0:
+            import redis.client
+
+            redis.client.Redis.execute_command = _originals["execute_command"]
+            redis.client.Pipeline.immediate_execute_command = _originals["immediate_execute_command"]
+            redis.client.Pipeline.execute = _originals["execute"]
+
+
+def activate(rec: RedisRecording) -> None:
+    """From now on (while the hook is in), redis-py commands are recorded into ``rec``'s world."""
+    _active[:] = [rec]
+
+
+def deactivate(rec: RedisRecording) -> None:
+    if _active and _active[0] is rec:
+        _active.clear()
+
+
+__all__ = ["RedisRecording", "activate", "deactivate", "hooked", "render", "shown_key"]
