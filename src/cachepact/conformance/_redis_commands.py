@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from typing import Any
 
 
-
 def _names(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
