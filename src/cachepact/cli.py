@@ -80,8 +80,9 @@ def _usage(e: CachepactError) -> UsageError:
     """A library error as the one line the command line prints, in its own flags."""
     if isinstance(e, InvalidArgument):
         return UsageError(f"{_flag(e.parameter)} {e.problem}")
-    if isinstance(e, BackendError):
-        return UsageError(f"{_flag(e.parameter)} {e.url}: {e.problem}")
+    if isinstance(e, BackendError):  # the in-process server was no flag's: it has no URL
+        where = f"{_flag(e.parameter)} {e.url}" if "://" in e.url else e.url
+        return UsageError(f"{where}: {e.problem}")
     if isinstance(e, StateSpaceTooLarge):
         return UsageError(
             f"the state space of '{e.scenario.name}' passes --max-states {e.max_states}; "

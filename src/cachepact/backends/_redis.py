@@ -27,6 +27,7 @@ from ..errors import BackendError
 
 REGISTRY = b"cachepact:created-keys"
 SCHEMES = ("redis", "rediss", "unix")
+FAKE_SCHEME = "fakeredis://"  # --redis fakeredis://: the in-process server, env.cache on it too
 FAKE_URL = "redis://fakeredis.cachepact:6379/0"  # where library clients made with env.redis_options go
 
 # A value of a type other than a string, read whole, as the kit compares entries.
@@ -58,12 +59,13 @@ class RedisServer:
 
     def __init__(self, url: str | None = None, *, connect_timeout: float = 5.0) -> None:
         self.fake = url is None
-        self.shown = "fakeredis (in process)" if url is None else masked(url)
+        self.shown = "the in-process fakeredis server" if url is None else masked(url)
         self.cleaned = 0  # keys a previous, interrupted run left, removed at the start
         self._registered: set[bytes] = set()
         self._expiring: set[bytes] = set()
         self.lease_keys: set[bytes] = set()  # keys cachepact.leases keeps tokens under (state_key)
         self.lost: BaseException | None = None  # the server went away during the run
+        self.problem: str | None = None  # the server cannot run what the adapter sends (Lua, without lupa)
         self._lock = threading.Lock()
         if url is None:
             self._open_fake()
@@ -83,7 +85,7 @@ class RedisServer:
         self._fake_server.dbs[0]
         self.db = 0
         self.url = FAKE_URL
-        self.options: dict[str, Any] = {"connection_class": fakeredis.FakeConnection, "server": self._fake_server}
+        self.options: dict[str, Any] = {"connection_class": fakeredis.FakeRedisConnection, "server": self._fake_server}
         self.raw = redis.Redis.from_url(self.url, **self.options)
         self.raw.ping()
 
@@ -94,7 +96,8 @@ class RedisServer:
             raise BackendError("redis", masked(url), f"not a URL ({e}); use redis://host:port/N") from None
         if parts.scheme not in SCHEMES:
             raise BackendError(
-                "redis", masked(url), f"unknown scheme {parts.scheme or '(none)'!r}; use redis://host:port/N"
+                "redis", masked(url), f"unknown scheme {parts.scheme or '(none)'!r}; use redis://host:port/N (or fakeredis:// for the "
+                "in-process server)"
             )
         self.url = url
         self.options = {}

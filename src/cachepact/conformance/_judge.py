@@ -294,6 +294,11 @@ class Judge:
                 f"the fill used {fill.action} after taking a lease: fill with lease_set({show(ck)}, {shown}, "
                 "token), which the cache refuses once the write's delete has voided the lease"
             )
+        if fill is not None and fill.command is not None:  # code talking to Redis
+            return (
+                "fill through a lease, cachepact.leases.Leases(client): get(key) before reading the DB, then "
+                "set(key, value, token); the write's delete(key) voids the lease, and Redis refuses the stale fill"
+            )
         if fill is not None and fill.action == "lease_set":
             return (
                 "a lease taken after the load, or after the write's delete, guards nothing: take it with "

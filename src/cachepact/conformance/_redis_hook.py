@@ -80,7 +80,13 @@ class RedisRecording:
                 raise
             finally:
                 _busy.on = False
-            self._record(parsed, touched, before, after, result, len(commands) > 1)
+            if error is not None and self.server.fake and "unknown command" in str(error) and parsed[0][0] in SCRIPTS:
+                self.server.problem = (
+                    f"{parsed[0][0]} needs Lua, and the in-process server has none (the lupa package is missing): "
+                    "pip install 'fakeredis[lua]', or check on a real server with --redis redis://host:port/N"
+                )
+            if error is None or before != after:  # a command refused (NOSCRIPT, WRONGTYPE) did nothing
+                self._record(parsed, touched, before, after, result, len(commands) > 1)
         if error is not None:
             raise error
         return result

@@ -29,9 +29,12 @@ class Servers:
         self.closed = False
         try:
             if redis is not None:
-                from ..backends._redis import RedisServer
+                from ..backends._redis import FAKE_SCHEME, RedisServer
 
-                self._redis = RedisServer(redis)  # connects now: a bad URL fails before any checking
+                # fakeredis:// is the in-process server with env.cache on it too (as on a real one).
+                fake = redis.rstrip("/").rstrip(":") == FAKE_SCHEME.rstrip(":/")
+                with real_primitives():
+                    self._redis = RedisServer(None if fake else redis)  # connects now: a bad URL fails first
                 self._install_hook()
             if db is not None:
                 from ..backends._sql import open_sql_db
@@ -44,7 +47,9 @@ class Servers:
     @property
     def redis_shown(self) -> str | None:
         """The ``redis=`` URL as reports show it (password masked), or None."""
-        return self._redis.shown if self.redis_url is not None and self._redis is not None else None
+        if self.redis_url is None or self._redis is None:
+            return None
+        return "fakeredis://" if self._redis.fake else self._redis.shown
 
     @property
     def db_shown(self) -> str | None:
@@ -78,7 +83,11 @@ class Servers:
 
     def check_alive(self) -> None:
         """A server that went away mid-run ends the check: its verdicts would be the outage's."""
-        lost = self._redis.lost if self._redis is not None else None
+        if self._redis is None:
+            return
+        if self._redis.problem is not None:
+            raise BackendError("redis", self._redis.shown, self._redis.problem)
+        lost = self._redis.lost
         if lost is not None:
             raise BackendError(
                 "redis",
@@ -122,7 +131,7 @@ class Servers:
     def notes(self) -> list[str]:
         """What a report says about where the check ran."""
         out = []
-        if self.redis_url is not None:
+        if self.redis_url is not None and not self._redis.fake:
             out.append(
                 f"Redis: {self._redis.shown} (its expiry runs on real time, not the kit's clock: entries "
                 "outlive the clock's jumps)"

@@ -1,0 +1,334 @@
+"""Code written against redis-py, checked unchanged: every command recorded and judged by its effect.
+
+The embedded default is an in-process fakeredis server; the machine's Redis is used where a test
+takes ``redis_server_url`` (skipped outside CI when unreachable, a failure under CI=true).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import redis
+
+import cachepact
+from cachepact import Adapter, check
+from cachepact.adapters import redis_py
+from cachepact.conformance._world import Setup, World
+from cachepact.leases import Leases
+
+
+def _text(raw):
+    return None if raw is None else raw.decode() if isinstance(raw, bytes) else raw
+
+
+def empty_db(url: str) -> str:
+    """A logical database of the machine's Redis that holds nothing, as a URL (skip if none)."""
+    for n in range(1, 16):
+        if redis.Redis.from_url(f"{url}/{n}").dbsize() == 0:
+            return f"{url}/{n}"
+    pytest.skip("no empty logical database on the machine's Redis")
+
+
+def steps_of(make, ops, **servers):
+    """The steps one world records for ``ops`` (``("r", "k1")``, ``("w", "k1")``)."""
+    from cachepact.conformance._servers import Servers
+    from cachepact.model import PATTERNS
+
+    s = Servers(**servers)
+    try:
+        world = World(Setup(make=make, pattern=PATTERNS["cache-aside"], servers=s))
+        try:
+            world.run_sequence([(kind, key, 0) for kind, key in ops])
+            return world.steps, world.finding
+        finally:
+            world.close()
+    finally:
+        s.close()
+
+
+def aside(fill, invalidate, *, lookup=None):
+    """A cache-aside adapter over env.redis whose fill and invalidation are the commands given."""
+
+    def make(env):
+        r = env.redis
+
+        def read(key):
+            value = _text(lookup(r, key) if lookup else r.get(key))
+            if value is None:
+                value = env.db.get(key)
+                if value is not None:
+                    fill(r, key, value)
+            return value
+
+        def write(key, value):
+            env.db.put(key, value)
+            invalidate(r, key)
+
+        return Adapter(read=read, write=write)
+
+    return make
+
+
+# -- effects by observation ---------------------------------------------------------------------------
+
+
+def _pipeline_fill(r, k, v):
+    with r.pipeline() as p:  # MULTI/EXEC
+        p.set(k, v)
+        p.expire(k, 300)
+        p.execute()
+
+
+def _script_fill(r, k, v):
+    r.eval("return redis.call('SET', KEYS[1], ARGV[1])", 1, k, v)
+
+
+FILLS = {
+    "set-ex": lambda r, k, v: r.set(k, v, ex=300),
+    "set-nx-px": lambda r, k, v: r.set(k, v, nx=True, px=300_000),
+    "setex": lambda r, k, v: r.setex(k, 300, v),
+    "setnx": lambda r, k, v: r.setnx(k, v),
+    "getset": lambda r, k, v: r.getset(k, v),
+    "set-get": lambda r, k, v: r.set(k, v, get=True),
+    "mset": lambda r, k, v: r.mset({k: v}),
+    "pipeline": _pipeline_fill,
+    "eval": _script_fill,
+}
+INVALIDATIONS = {
+    "del": lambda r, k: r.delete(k),
+    "unlink": lambda r, k: r.unlink(k),
+    "getdel": lambda r, k: r.getdel(k),
+    "expire-0": lambda r, k: r.expire(k, 0),
+    "eval": lambda r, k: r.eval("return redis.call('DEL', KEYS[1])", 1, k),
+    "transaction": lambda r, k: r.transaction(lambda p: p.multi() or p.delete(k)),
+}
+
+
+@pytest.mark.parametrize("fill", FILLS, ids=list(FILLS))
+def test_a_fill_is_a_store_whatever_command_made_it(fill):
+    steps, finding = steps_of(aside(FILLS[fill], INVALIDATIONS["del"]), [("r", "k1"), ("r", "k1")])
+    assert finding is None, finding
+    cache = [s for s in steps if s.target == "cache" and s.key == "k1"]
+    assert [s.action for s in cache] == ["get", "set", "get"], [s.describe() for s in cache]
+    assert cache[1].value == b"k1.v0"
+    assert cache[2].result == b"k1.v0"  # the second read hit
+
+
+@pytest.mark.parametrize("invalidation", INVALIDATIONS, ids=list(INVALIDATIONS))
+def test_an_invalidation_is_a_removal_whatever_command_made_it(invalidation):
+    make = aside(FILLS["set-ex"], INVALIDATIONS[invalidation])
+    steps, finding = steps_of(make, [("r", "k1"), ("w", "k1"), ("r", "k1")])
+    assert finding is None, finding
+    removal = [s for s in steps if s.op == "w1" and s.target == "cache"]
+    assert [s.action for s in removal] == ["delete"], [s.describe() for s in removal]
+    assert check(make, "cache-aside", concurrency=False, max_examples=20).passed
+
+
+def test_a_write_that_updates_with_mset_is_caught_whatever_the_command_is_called():
+    make = aside(FILLS["set-ex"], lambda r, k: r.mset({k: "k1.v1"}))  # the write stores instead of deleting
+    result = check(make, "cache-aside", concurrency=False, max_examples=30, seed=0)
+    assert result.finding is not None and result.finding.invariant == "invalidate-not-update", result.report()
+
+
+def test_a_store_is_read_with_its_ttl_and_shown_as_the_command_sent():
+    steps, _ = steps_of(aside(FILLS["set-ex"], INVALIDATIONS["del"]), [("r", "k1")])
+    fill = next(s for s in steps if s.action == "set")
+    assert fill.describe() == "SET k1 k1.v0 EX 300"
+    assert 299 < fill.ttl <= 300
+
+
+def test_a_multi_exec_is_one_atomic_step_per_key_it_touched():
+    steps, _ = steps_of(aside(_pipeline_fill, INVALIDATIONS["del"]), [("r", "k1")])
+    fill = [s for s in steps if s.op == "r1" and s.action == "set"]
+    assert len(fill) == 1 and fill[0].describe() == "pipeline: SET k1 k1.v0; EXPIRE k1 300"
+
+
+def test_expiry_runs_on_the_kits_clock_with_fakeredis():
+    with_ttl = check(redis_py.cache_aside, "cache-aside", concurrency=False, seed=0)
+    without = check(aside(lambda r, k, v: r.set(k, v), INVALIDATIONS["del"]), "cache-aside", concurrency=False, seed=0)
+    assert "expiry" in with_ttl.reached  # SET ... EX 300, then the clock moved 301 s: the entry went
+    assert "expiry" not in without.reached
+
+
+def test_a_command_whose_keys_cannot_be_named_is_reported_not_guessed():
+    make = aside(FILLS["set-ex"], lambda r, k: r.flushdb())
+    result = check(make, "cache-aside", concurrency=False, max_examples=10, seed=0)
+    assert any("FLUSHDB" in w and "not judged" in w for w in result.warnings), result.warnings
+    assert "Warning: Redis command FLUSHDB" in result.report()
+
+
+def test_the_kits_own_looks_are_never_recorded():
+    steps, _ = steps_of(redis_py.cache_aside, [("r", "k1"), ("r", "k1"), ("w", "k1")])
+    assert all(s.op != "-" for s in steps), [s.describe() for s in steps]
+
+
+def test_a_librarys_own_client_reaches_the_run_through_redis_url_and_options():
+    def make(env):
+        # As Django's RedisCache or dogpile.cache.redis would: a client of its own, from a URL.
+        r = redis.Redis.from_url(env.redis_url, **env.redis_options)
+        inner = aside(FILLS["set-ex"], INVALIDATIONS["del"])
+        return inner(type("E", (), {"redis": r, "db": env.db})())
+
+    steps, _ = steps_of(make, [("r", "k1")])
+    assert [s.describe() for s in steps if s.target == "cache"] == ["GET k1", "SET k1 k1.v0 EX 300"]
+    assert not check(make, "cache-aside", seed=0).passed  # the stale-set race, found through that client
+
+
+def test_cachepact_leases_are_recorded_as_the_leases_they_are():
+    steps, _ = steps_of(redis_py.cache_aside_leased, [("r", "k1"), ("w", "k1")])
+    assert [(s.action, s.describe()) for s in steps if s.target == "cache"] == [
+        ("lease_get", "Leases.get(k1)"),
+        ("lease_set", "Leases.set(k1)"),
+        ("delete", "Leases.delete(k1)"),
+    ]
+
+
+# -- verdicts agree -----------------------------------------------------------------------------------
+
+REDIS_PY = [(p, n, m) for p, d in redis_py.REFERENCE.items() for n, m in d.items()]
+
+
+def _verdict(result):
+    return result.finding.invariant if result.finding else "pass"
+
+
+@pytest.mark.parametrize(("pattern", "name", "make"), REDIS_PY, ids=[n for _, n, _ in REDIS_PY])
+def test_redis_py_references_get_the_same_verdicts_on_fakeredis_and_the_machines_redis(
+    pattern, name, make, redis_server_url
+):
+    expected = "pass" if name in redis_py.RACE_FREE else "coherent-at-rest"
+    fake = check(make, pattern, seed=0, max_examples=30)
+    real = check(make, pattern, seed=0, max_examples=30, redis=empty_db(redis_server_url))
+    assert (_verdict(fake), _verdict(real)) == (expected, expected), fake.report() + real.report()
+    sequential = check(make, pattern, seed=0, concurrency=False, redis=empty_db(redis_server_url))
+    assert sequential.passed, sequential.report()
+
+
+def test_every_catalogue_entry_gets_its_verdict_on_fakeredis_and_on_the_machines_redis(redis_server_url):
+    from cachepact.adapters.broken import CATALOGUE
+
+    url = empty_db(redis_server_url)
+    wrong = []
+    for entry in CATALOGUE.values():
+        for where in ("fakeredis://", url):
+            result = check(
+                entry.make, entry.pattern, seed=0, concurrency=entry.concurrent, max_examples=20, redis=where
+            )
+            if _verdict(result) != entry.invariant:
+                wrong.append((entry.name, where, _verdict(result)))
+    assert wrong == []
+    assert redis.Redis.from_url(url).dbsize() == 0
+
+
+def test_reference_verdicts_agree_in_memory_on_redis_and_over_sql(redis_server_url, postgres_server_url, tmp_path):
+    from cachepact.adapters.reference import RACE_FREE, REFERENCE
+
+    url = empty_db(redis_server_url)
+    places = [
+        {},
+        {"redis": "fakeredis://"},
+        {"redis": url},
+        {"redis": url, "db": f"sqlite:///{tmp_path / 'cache.db'}"},
+        {"redis": url, "db": postgres_server_url},
+    ]
+    for pattern, adapters in REFERENCE.items():
+        for name, make in adapters.items():
+            expected = "pass" if name in RACE_FREE else "coherent-at-rest"
+            got = [_verdict(check(make, pattern, seed=0, max_examples=15, **where)) for where in places]
+            assert got == [expected] * len(places), (name, got)
+    assert list(tmp_path.iterdir()) == []  # the SQLite file the kit made is gone
+
+
+# -- bad input ----------------------------------------------------------------------------------------
+
+
+def cli(*args):
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cachepact",
+            "check",
+            "cachepact.adapters.redis_py:cache_aside",
+            "--pattern",
+            "cache-aside",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize(
+    ("flags", "words"),
+    [
+        (["--redis", "redis://127.0.0.1:1/0"], ["cannot connect", "is Redis running"]),
+        (["--redis", "memcached://127.0.0.1:11211"], ["unknown scheme 'memcached'", "redis://host:port/N"]),
+        (["--redis", "redis://127.0.0.1:6379/99"], ["no logical database 99"]),
+        (["--db", "mysql://root@127.0.0.1/test"], ["sqlite:///", "postgresql://"]),
+        (["--db", "postgresql://postgres@127.0.0.1:1/test"], ["unreachable"]),
+    ],
+    ids=["unreachable", "scheme", "no-such-db", "db-scheme", "db-unreachable"],
+)
+def test_a_server_the_kit_cannot_use_is_one_line_and_exit_2(flags, words, redis_server_url):
+    done = cli(*flags)
+    assert done.returncode == 2, done.stderr
+    line = done.stderr.strip()
+    assert "\n" not in line and "Traceback" not in line, line
+    for word in words:
+        assert word in line, line
+
+
+def test_a_password_never_reaches_the_output(redis_server_url):
+    done = cli("--redis", "redis://someone:s3cret@127.0.0.1:6379/5")
+    assert done.returncode == 2, done.stderr
+    assert "s3cret" not in done.stderr + done.stdout and "***" in done.stderr, done.stderr
+    assert "authentication failed" in done.stderr
+
+
+def test_a_non_empty_logical_database_is_refused_naming_an_empty_one(redis_server_url):
+    url = empty_db(redis_server_url)
+    users = redis.Redis.from_url(url)
+    users.set("someone's:key", "precious")
+    try:
+        done = cli("--redis", url)
+        assert done.returncode == 2, done.stderr
+        assert "holds 1 keys" in done.stderr and "which is empty" in done.stderr, done.stderr
+        assert users.get("someone's:key") == b"precious"
+    finally:
+        users.delete("someone's:key")
+
+
+def test_a_script_without_lua_is_one_line_naming_the_fix():
+    code = "import sys; sys.modules['lupa'] = None; from cachepact.cli import console; console()"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code,
+            "check",
+            "cachepact.adapters.redis_py:cache_aside_leased",
+            "--pattern",
+            "cache-aside",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "needs Lua" in done.stderr and "pip install 'fakeredis[lua]'" in done.stderr, done.stderr
+    assert "\n" not in done.stderr.strip()
+
+
+def test_the_public_api_names_the_backend_error():
+    assert issubclass(cachepact.BackendError, ConnectionError)
+    with pytest.raises(cachepact.BackendError) as e:
+        check(redis_py.cache_aside, "cache-aside", redis="redis://127.0.0.1:1/0")
+    assert e.value.parameter == "redis" and e.value.url == "redis://127.0.0.1:1/0"
+
+
+def test_leases_are_the_public_module():
+    assert Leases.__module__ == "cachepact.leases"
