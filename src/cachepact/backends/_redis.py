@@ -66,7 +66,10 @@ class RedisServer:
         self.lease_keys: set[bytes] = set()  # keys cachepact.leases keeps tokens under (state_key)
         self.lost: BaseException | None = None  # the server went away during the run
         self.problem: str | None = None  # the server cannot run what the adapter sends (Lua, without lupa)
-        self._lock = threading.Lock()
+        # Every command of the run, and the cleanup, hold it: once the check is over (a Ctrl-C arrives
+        # while an adapter thread is mid-command) no command can recreate a key after the cleanup.
+        self.gate = threading.Lock()
+        self.closed = False
         if url is None:
             self._open_fake()
         else:
@@ -96,8 +99,10 @@ class RedisServer:
             raise BackendError("redis", masked(url), f"not a URL ({e}); use redis://host:port/N") from None
         if parts.scheme not in SCHEMES:
             raise BackendError(
-                "redis", masked(url), f"unknown scheme {parts.scheme or '(none)'!r}; use redis://host:port/N (or fakeredis:// for the "
-                "in-process server)"
+                "redis",
+                masked(url),
+                f"unknown scheme {parts.scheme or '(none)'!r}; use redis://host:port/N "
+                "(or fakeredis:// for the in-process server)",
             )
         self.url = url
         self.options = {}
@@ -179,6 +184,10 @@ class RedisServer:
 
     # -- the kit's own view ---------------------------------------------------------------------
 
+    def refuse_if_closed(self) -> None:
+        if self.closed:
+            raise redis.ConnectionError("cachepact: the check is over; this command was not sent")
+
     def register(self, keys: Iterable[bytes]) -> None:
         """Keys a command is about to touch: on a real server, listed before they may be created."""
         new = [k for k in keys if k not in self._registered]
@@ -243,7 +252,10 @@ class RedisServer:
     def close(self) -> list[bytes]:
         """Remove exactly the keys the run created, and the registry; the keys still there that the
         kit never saw a command touch (a script writing keys it did not declare), left alone."""
-        with self._lock:
+        with self.gate:
+            if self.closed:
+                return []
+            self.closed = True
             if self.fake:
                 self.raw.close()
                 return []

@@ -42,6 +42,10 @@ class RedisView:
         self.server = server
         self._names: dict[bytes, Hashable] = {}  # Redis key -> the key the adapter used
 
+    @property
+    def gate(self) -> Any:
+        return self.server.gate
+
     def observe(self, keys: list[bytes]) -> list[Any]:
         return [unwrap(v) for v in self.server.observe(keys)]
 
@@ -79,6 +83,7 @@ class RedisCache(RedisView):
         self._leases = Leases(server.raw, prefix=LEASE_PREFIX, tokens=lambda: f"t{next(counter)}")
 
     def _key(self, key: Hashable) -> bytes:
+        self.server.refuse_if_closed()
         rk = redis_key(key)
         if rk not in self._names:
             self._names[rk] = key

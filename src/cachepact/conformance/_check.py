@@ -26,6 +26,7 @@ from ._run import Run
 from ._schedules import search_schedules
 from ._sequences import search_sequences
 from ._servers import Servers
+from ._signals import ServerLost
 from ._world import Setup, World, rerun_sequence
 
 DEFAULT_STEPS = 25
@@ -157,6 +158,8 @@ def check(
             servers=servers,
             closed=closed,
         )
+    except ServerLost as e:
+        raise e.error from None
     finally:
         servers.close()
 

@@ -6,13 +6,14 @@ scheduler may switch to another thread working for an operation.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import attrs
 
-from ..errors import DefinitionError
+from ..errors import BackendError, DefinitionError
 from ..model import Actor, Step
 from ._attribution import Attribution
 from ._contract import Adapter, article
@@ -44,6 +45,7 @@ class Recorder:
         self.park: Callable[[tuple], None] | None = None  # the scheduler's switch point
         self.strays: list[Step] = []  # calls from threads the kit does not run
         self.on_step: Callable[[int, Step, Effect], None] | None = None
+        self.lost: BackendError | None = None  # a server behind env went away during a call
         # A call and its record are one step, even when a thread runs out of the kit's control.
         self.lock = RealLock()
 
@@ -116,6 +118,9 @@ class _Atomic:
         self.lock.release()
 
 
+_NO_GATE = contextlib.nullcontext()
+
+
 class _Recording:
     """Every call: a scheduling point first, then the backend call between two looks at its key,
     then the recorded step."""
@@ -132,10 +137,15 @@ class _Recording:
     def _call(self, action: str, key: Any, *args: Any, value: Any = None, token: Any = None, ttl: Any = None) -> Any:
         recorder = self._recorder
         recorder.before(self._target, action, key)
-        with recorder.step():
+        # A store on a server has a gate its cleanup takes: no call recreates a key after it.
+        with recorder.step(), getattr(self._backend, "gate", _NO_GATE):
             before, lease_before = self._look(key)
             method = getattr(self._backend, action)
-            result = method(key, *args) if ttl is None else method(key, *args, ttl=ttl)
+            try:
+                result = method(key, *args) if ttl is None else method(key, *args, ttl=ttl)
+            except BackendError as e:  # the database went away: the check ends (World.perform)
+                recorder.lost = e
+                raise
             after, lease_after = self._look(key)
             shown = tuple(result) if action == "lease_get" else result
             effect = Effect(before, after, lease_before, lease_after)

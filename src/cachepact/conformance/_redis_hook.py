@@ -65,7 +65,8 @@ class RedisRecording:
         recorder = self.recorder
         first = parsed[0][0]
         recorder.before("cache", first, shown_key(touched[0]))
-        with recorder.step():
+        with recorder.step(), self.server.gate:
+            self.server.refuse_if_closed()
             _busy.on = True
             try:
                 self.server.register(touched)
@@ -304,6 +305,7 @@ class hooked:
             redis.client.Redis.execute_command = _originals["execute_command"]
             redis.client.Pipeline.immediate_execute_command = _originals["immediate_execute_command"]
             redis.client.Pipeline.execute = _originals["execute"]
+            deactivate()
 
 
 def activate(rec: RedisRecording) -> None:
@@ -311,9 +313,11 @@ def activate(rec: RedisRecording) -> None:
     _active[:] = [rec]
 
 
-def deactivate(rec: RedisRecording) -> None:
-    if _active and _active[0] is rec:
-        _active.clear()
+def deactivate() -> None:
+    """The check is over: commands are no longer recorded (nor refused). Worlds do not call it when
+    they close: a thread a closed world left running (Ctrl-C came mid-operation) must still meet the
+    server's gate, which refuses it once the kit has removed the run's keys."""
+    _active.clear()
 
 
 __all__ = ["RedisRecording", "activate", "deactivate", "hooked", "render", "shown_key"]

@@ -16,6 +16,7 @@ from ..backends._memory import MemoryCache, MemoryDB
 from ..errors import BackendError
 from ._primitives import real_primitives
 from ._redis_hook import hooked
+from ._signals import ServerLost
 
 
 class Servers:
@@ -27,6 +28,7 @@ class Servers:
         self._hook: Any = None
         self.unobserved: set[str] = set()  # Redis commands whose keys the kit could not name
         self.closed = False
+        self.lost: BackendError | None = None  # the SQL database went away mid-run
         try:
             if redis is not None:
                 from ..backends._redis import FAKE_SCHEME, RedisServer
@@ -83,28 +85,38 @@ class Servers:
 
     def check_alive(self) -> None:
         """A server that went away mid-run ends the check: its verdicts would be the outage's."""
+        if self.lost is not None:
+            raise ServerLost(self.lost)
         if self._redis is None:
             return
         if self._redis.problem is not None:
-            raise BackendError("redis", self._redis.shown, self._redis.problem)
-        lost = self._redis.lost
-        if lost is not None:
-            raise BackendError(
-                "redis",
-                self._redis.shown,
-                f"the server went away during the run ({' '.join(str(lost).split())}); start it again and rerun: "
-                "the next run removes the keys this one left",
-            )
+            raise ServerLost(BackendError("redis", self._redis.shown, self._redis.problem))
+        if self._redis.lost is not None:
+            raise ServerLost(self._gone(self._redis.lost))
+
+    def _gone(self, e: BaseException) -> BackendError:
+        return BackendError(
+            "redis",
+            self._redis.shown,
+            f"the server went away during the run ({' '.join(str(e).split())}); start it again and rerun: "
+            "the next run removes the keys this one left",
+        )
 
     def fresh(self, initial: dict[Any, Any]) -> tuple[Any, Any]:
         """A world's DB and cache, holding ``initial`` and nothing, whatever the last world left."""
         if self.sql is not None:
-            self.sql.reset(initial)
+            try:
+                self.sql.reset(initial)
+            except BackendError as e:
+                raise ServerLost(e) from None
             db = self.sql
         else:
             db = MemoryDB(initial)
         if self._redis is not None:
-            self._redis.reset()
+            try:
+                self._redis.reset()
+            except Exception as e:  # redis-py's ConnectionError, TimeoutError
+                raise ServerLost(self._gone(e)) from None
         if self.redis_url is not None:
             from ..backends._redis_cache import RedisCache
 
@@ -148,17 +160,16 @@ class Servers:
         if self.closed:
             return warnings
         self.closed = True
+        stray = self._redis.close() if self._redis is not None else []  # first: it refuses commands from now on
         if self._hook is not None:
             self._hook.__exit__(None, None, None)
             self._hook = None
-        if self._redis is not None:
-            stray = self._redis.close()
-            if stray:
-                shown = ", ".join(repr(k) for k in stray[:5]) + (", ..." if len(stray) > 5 else "")
-                warnings.append(
-                    f"the run left {len(stray)} keys on {self._redis.shown} that no command it saw named "
-                    f"({shown}); a script touching keys it does not declare? They were left alone"
-                )
+        if self._redis is not None and stray:
+            shown = ", ".join(repr(k) for k in stray[:5]) + (", ..." if len(stray) > 5 else "")
+            warnings.append(
+                f"the run left {len(stray)} keys on {self._redis.shown} that no command it saw named "
+                f"({shown}); a script touching keys it does not declare? They were left alone"
+            )
         if self.sql is not None:
             self.sql.close()
         return warnings

@@ -36,6 +36,17 @@ class Abandoned(BaseException):
         self.run = run
 
 
+class ServerLost(BaseException):
+    """Ends the whole check at once: a server or database behind ``env`` went away (or cannot run
+    what the adapter sends). Not an ``Exception``, so Hypothesis does not shrink on it (every try
+    would fail differently, and the check would read as flaky); ``error`` is the ``BackendError``
+    the caller gets."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class Pruned(SystemExit):
     """Unwinds the operations of a redundant schedule. Not an ``Exception``, so that an adapter's
     ``except Exception`` cannot swallow it and carry on; a ``SystemExit``, so that an event loop

@@ -23,12 +23,11 @@ from ._findings import Finding
 from ._helpers import adopt_threads  # noqa: F401  (importing it lets controlled() adopt helper threads)
 from ._judge import Judge
 from ._primitives import controlled
-from ._redis_hook import deactivate
 from ._replay import INITIAL, Op, replay_of_sequence
 from ._run import Run
 from ._scheduler import Chooser, Participant, Scheduler
 from ._servers import Servers
-from ._signals import Pruned, Stalled
+from ._signals import Pruned, ServerLost, Stalled
 from ._sites import innermost, of_traceback
 from ._threads import AppThread, Deployment
 
@@ -178,6 +177,8 @@ class World:
         finally:
             recorder.running = False
             self.uncontrolled += scheduler.uncontrolled
+        if self.harness.recorder.lost is not None:
+            raise ServerLost(self.harness.recorder.lost)
         self.setup.servers.check_alive()
         if recorder.strays and self.finding is None:
             self.judge.keep(
@@ -234,9 +235,8 @@ class World:
         return self.finding
 
     def close(self) -> None:
-        """The world is done with: its app threads end, and its redis-py commands are no longer its."""
+        """The world is done with: its app threads end."""
         self.deployment.close()
-        deactivate(self.harness.redis)
 
     def advance(self, seconds: int) -> None:
         """The kit moves the adapter's clock on; entries whose TTL ran out are gone."""

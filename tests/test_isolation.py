@@ -1,0 +1,199 @@
+"""Nothing of the user's is touched: other Redis databases and other tables, values included, survive
+runs that pass, fail, are interrupted (Ctrl-C, SIGTERM) or killed; the run's own keys and table go."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+
+HERE = Path(__file__).parent
+
+SLOW = """
+import cachepact
+from cachepact.adapters import redis_py
+
+
+def make(env):
+    inner = redis_py.cache_aside_leased(env)
+
+    def read(key):
+        value = inner.read(key)
+        print("running", flush=True)  # the test interrupts once the check is under way
+        return value
+
+    return cachepact.Adapter(read=read, write=inner.write)
+"""
+
+
+def free_db(r_url: str) -> tuple[str, list[int]]:
+    """An empty logical database for the run, and the other databases the test fills."""
+    empty = [n for n in range(1, 16) if redis.Redis.from_url(f"{r_url}/{n}").dbsize() == 0]
+    if len(empty) < 3:
+        pytest.skip("needs three empty logical databases on the machine's Redis")
+    return f"{r_url}/{empty[0]}", empty[1:3]
+
+
+@pytest.fixture
+def users_data(redis_server_url, postgres_server_url):
+    """Keys in two other Redis databases (and one in the run's database's neighbour), a table in
+    PostgreSQL: what a user has, to be found intact after every run."""
+    run_url, others = free_db(redis_server_url)
+    tag = uuid.uuid4().hex[:8]
+    keys = {}
+    for n in others:
+        r = redis.Redis.from_url(f"{redis_server_url}/{n}")
+        for k, v in {f"user:{tag}:1": "alice", "k1": f"someone else's k1 {tag}", "lease:k1": "not ours"}.items():
+            r.set(k, v)
+            keys[(n, k)] = v.encode()
+        r.hset(f"profile:{tag}", mapping={"name": "bob"})
+    table = f"users_{tag}"
+    with psycopg.connect(postgres_server_url, autocommit=True) as pg:
+        pg.execute(f"CREATE TABLE {table} (id int primary key, name text)")
+        pg.execute(f"INSERT INTO {table} VALUES (1, 'alice'), (2, 'k1.v0')")
+    yield run_url, keys, table, tag
+    for n in others:
+        r = redis.Redis.from_url(f"{redis_server_url}/{n}")
+        r.delete(*[k for (m, k) in keys if m == n], f"profile:{tag}")
+    with psycopg.connect(postgres_server_url, autocommit=True) as pg:
+        pg.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+def intact(redis_server_url, postgres_server_url, run_url, keys, table, tag):
+    for (n, k), v in keys.items():
+        assert redis.Redis.from_url(f"{redis_server_url}/{n}").get(k) == v, (n, k)
+    n = int(run_url.rsplit("/", 1)[1])
+    others = {m for m, _ in keys}
+    for m in others:
+        assert redis.Redis.from_url(f"{redis_server_url}/{m}").hgetall(f"profile:{tag}") == {b"name": b"bob"}
+    assert redis.Redis.from_url(f"{redis_server_url}/{n}").dbsize() == 0, "the run left keys behind"
+    with psycopg.connect(postgres_server_url) as pg:
+        assert pg.execute(f"SELECT id, name FROM {table} ORDER BY id").fetchall() == [(1, "alice"), (2, "k1.v0")]
+        left = pg.execute("SELECT count(*) FROM pg_class WHERE relname LIKE 'cachepact_run_%'").fetchone()[0]
+        assert left == 0, "the run left its table"
+
+
+def cachepact(*args: str, cwd: Path | None = None, **kw) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "cachepact", "check", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=cwd,
+        **kw,
+    )
+
+
+@pytest.mark.parametrize(
+    ("target", "pattern", "code"),
+    [
+        ("cachepact.adapters.redis_py:cache_aside_leased", "cache-aside", 0),
+        ("cachepact.adapters.redis_py:cache_aside", "cache-aside", 1),
+        ("cachepact.adapters.reference:read_through_leased", "read-through", 0),
+        ("cachepact.adapters.broken:aside_update_on_write", "cache-aside", 1),
+    ],
+    ids=["redis-py-pass", "redis-py-fail", "env-cache-pass", "env-cache-fail"],
+)
+def test_runs_that_pass_or_fail_leave_everything_else_intact(
+    users_data, redis_server_url, postgres_server_url, target, pattern, code
+):
+    run_url, keys, table, tag = users_data
+    p = cachepact(target, "--pattern", pattern, "--redis", run_url, "--db", postgres_server_url, "--max-examples", "20")
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == code, out + err
+    intact(redis_server_url, postgres_server_url, run_url, keys, table, tag)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_an_interrupted_run_removes_what_it_made(users_data, redis_server_url, postgres_server_url, tmp_path, sig):
+    run_url, keys, table, tag = users_data
+    (tmp_path / "slow.py").write_text(SLOW)
+    p = cachepact(
+        "slow.py:make", "--pattern", "cache-aside", "--redis", run_url, "--db", postgres_server_url, cwd=tmp_path
+    )
+    assert p.stdout.readline() == "running\n"  # the check is under way: keys and the table exist
+    assert redis.Redis.from_url(run_url).dbsize() > 0
+    p.send_signal(sig)
+    _out, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err, err
+    intact(redis_server_url, postgres_server_url, run_url, keys, table, tag)
+
+
+def test_a_killed_runs_keys_are_removed_by_the_next_run(users_data, redis_server_url, postgres_server_url, tmp_path):
+    run_url, keys, table, tag = users_data
+    (tmp_path / "slow.py").write_text(SLOW)
+    p = cachepact("slow.py:make", "--pattern", "cache-aside", "--redis", run_url, cwd=tmp_path)
+    assert p.stdout.readline() == "running\n"
+    p.kill()  # no cleanup at all: the registry of created keys stays in the database
+    p.communicate(timeout=30)
+    assert redis.Redis.from_url(run_url).dbsize() > 0
+    again = cachepact(
+        "cachepact.adapters.redis_py:cache_aside_leased",
+        "--pattern",
+        "cache-aside",
+        "--redis",
+        run_url,
+        "--max-examples",
+        "5",
+    )
+    out, err = again.communicate(timeout=300)
+    assert again.returncode == 0, out + err
+    assert "keys an interrupted earlier run left there" in out, out
+    intact(redis_server_url, postgres_server_url, run_url, keys, table, tag)
+
+
+def test_a_server_that_dies_mid_run_is_a_clear_error_not_a_hang(tmp_path):
+    server = "/usr/bin/redis-server"
+    if not os.path.exists(server):
+        pytest.skip("redis-server is not installed here")
+    port = 6390 + os.getpid() % 500
+    proc = subprocess.Popen(
+        [server, "--port", str(port), "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL
+    )
+    try:
+        client = redis.Redis(port=port)
+        for _ in range(100):
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.05)  # the server starting up, not the code under test
+        (tmp_path / "dies.py").write_text(
+            "import cachepact, redis\n"
+            "from cachepact.adapters import redis_py\n"
+            "calls = []  # across worlds: the server dies some way into the check\n"
+            "def make(env):\n"
+            "    inner = redis_py.cache_aside(env)\n"
+            "    def read(key):\n"
+            "        calls.append(key)\n"
+            "        if len(calls) == 30:\n"
+            f"            redis.Redis(port={port}).shutdown(nosave=True)\n"
+            "        return inner.read(key)\n"
+            "    return cachepact.Adapter(read=read, write=inner.write)\n"
+        )
+        started = time.monotonic()
+        p = cachepact(
+            "dies.py:make",
+            "--pattern",
+            "cache-aside",
+            "--no-concurrency",
+            "--redis",
+            f"redis://127.0.0.1:{port}/0",
+            cwd=tmp_path,
+        )
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 2, out + err
+        assert "went away during the run" in err and "\n" not in err.strip(), err
+        assert time.monotonic() - started < 60
+    finally:
+        proc.kill()
+        proc.wait()
