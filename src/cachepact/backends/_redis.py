@@ -214,8 +214,11 @@ class RedisServer:
 
     def pttl(self, key: bytes) -> float | None:
         """Seconds the key has left, or None when it does not expire (or is gone)."""
-        ms = self.raw.pttl(key)
-        if ms is None or ms < 0:
+        return self.note_ttl(key, self.raw.pttl(key))
+
+    def note_ttl(self, key: bytes, ms: Any) -> float | None:
+        """A key's ``PTTL`` reply, read by the kit: seconds left, or None; an expiring key is watched."""
+        if not isinstance(ms, int) or ms < 0:
             return None
         self._expiring.add(key)
         return ms / 1000

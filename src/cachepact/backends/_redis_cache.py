@@ -49,6 +49,10 @@ class RedisView:
     def observe(self, keys: list[bytes]) -> list[Any]:
         return [unwrap(v) for v in self.server.observe(keys)]
 
+    @staticmethod
+    def unwrap(payload: Any) -> Any:
+        return unwrap(payload)
+
     def peek(self, key: Hashable) -> Any:
         return self.observe([redis_key(key)])[0]
 
