@@ -332,3 +332,51 @@ def test_the_public_api_names_the_backend_error():
 
 def test_leases_are_the_public_module():
     assert Leases.__module__ == "cachepact.leases"
+
+
+@pytest.mark.parametrize("where", ["fakeredis", "real"])
+def test_commands_return_to_the_adapter_what_redis_py_returns_without_the_kit(where, request):
+    """On a real server a command goes out inside the kit's look script or transaction: what the
+    adapter gets back must be what redis-py alone returns."""
+    url = "fakeredis://" if where == "fakeredis" else empty_db(request.getfixturevalue("redis_server_url"))
+    seen = []
+
+    def make(env):
+        r = env.redis
+
+        def read(key):
+            raw = r.get(key)
+            if raw is None:
+                value = env.db.get(key)
+                if value is not None:
+                    seen.append(("set", r.set(key, value, ex=300)))
+                    seen.append(("ttl", 0 < r.ttl(key) <= 300))
+                    seen.append(("set-get", r.set(key, value, get=True)))
+                    seen.append(("mget", r.mget([key, "nothing-here"])))
+                    seen.append(("exists", r.exists(key)))
+                    seen.append(("hset", r.hset(f"h:{key}", "f", "x")))
+                    seen.append(("hgetall", r.hgetall(f"h:{key}")))
+                    r.delete(f"h:{key}")
+                return value
+            return raw.decode()
+
+        def write(key, value):
+            env.db.put(key, value)
+            seen.append(("del", r.delete(key)))
+
+        return Adapter(read=read, write=write)
+
+    steps_of(make, [("r", "k1"), ("w", "k1")], redis=url)
+    assert seen == [
+        ("set", True),
+        ("ttl", True),
+        ("set-get", b"k1.v0"),
+        ("mget", [b"k1.v0", None]),
+        ("exists", 1),
+        ("hset", 1),
+        ("hgetall", {b"f": b"x"}),
+        ("del", 1),
+    ]
+    # An error the server answers is raised to the adapter as redis-py raises it.
+    _, finding = steps_of(aside(lambda r, k, v: r.incr(k), INVALIDATIONS["del"]), [("r", "k1")], redis=url)
+    assert finding.invariant == "adapter-error" and "ResponseError" in finding.message, finding

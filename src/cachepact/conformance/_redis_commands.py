@@ -12,12 +12,12 @@ from collections.abc import Sequence
 from typing import Any
 
 
-def _names(text: str) -> frozenset[str]:
+def names(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
 # Commands that read their keys and change nothing.
-READS = _names(
+READS = names(
     """
     GET MGET EXISTS TTL PTTL TYPE STRLEN GETRANGE SUBSTR HGET HMGET HGETALL HEXISTS HLEN HKEYS HVALS
     HSTRLEN LRANGE LLEN LINDEX SMEMBERS SISMEMBER SMISMEMBER SCARD ZRANGE ZSCORE ZMSCORE ZCARD ZRANK
@@ -33,7 +33,7 @@ SCRIPTS = frozenset(["EVAL", "EVALSHA", "EVAL_RO", "EVALSHA_RO", "FCALL", "FCALL
 # Commands that remove their keys.
 REMOVALS = frozenset(["DEL", "UNLINK", "GETDEL"])
 # Commands with no key that change no key: connection, server and script-cache housekeeping.
-KEYLESS = _names(
+KEYLESS = names(
     """
     PING ECHO SELECT AUTH HELLO QUIT RESET CLIENT INFO TIME DBSIZE CONFIG COMMAND MULTI EXEC DISCARD
     UNWATCH SCRIPT FUNCTION READONLY READWRITE LASTSAVE MEMORY SLOWLOG LATENCY ROLE LOLWUT SCAN KEYS
@@ -41,7 +41,7 @@ KEYLESS = _names(
     """
 )
 # Commands whose first argument is their one key (the rest are options or values).
-FIRST_KEY = _names(
+FIRST_KEY = names(
     """
     GET SET SETNX SETEX PSETEX GETSET GETDEL GETEX EXPIRE PEXPIRE EXPIREAT PEXPIREAT PERSIST TTL PTTL
     TYPE INCR DECR INCRBY DECRBY INCRBYFLOAT APPEND STRLEN GETRANGE SETRANGE SUBSTR HGET HSET HSETNX
@@ -80,4 +80,4 @@ def keys_of(name: str, args: Sequence[Any]) -> list[Any] | None:
     return None
 
 
-__all__ = ["READS", "REMOVALS", "SCRIPTS", "command_name", "keys_of"]
+__all__ = ["READS", "REMOVALS", "SCRIPTS", "command_name", "keys_of", "names"]

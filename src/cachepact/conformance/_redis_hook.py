@@ -22,8 +22,9 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from ..model import show
 from ._effect import Effect
-from ._redis_commands import READS, REMOVALS, SCRIPTS, command_name, keys_of
+from ._redis_commands import READS, REMOVALS, SCRIPTS, command_name, keys_of, names
 
 _active: list[RedisRecording] = []  # the world whose run is recording now (at most one)
 _busy = threading.local()  # inside a recorded command: what it sends meanwhile is its own
@@ -78,7 +79,11 @@ class RedisRecording:
                 # Over a network, one round trip instead of three; in process, the looks cost less alone
                 # (and fakeredis expires a key EXPIREd to 0 only once its clock moves, after the EXEC).
                 wrap = alone and not self.server.fake and _wrappable(client, first)
-                wrapped = self._wrapped(client, commands[0], touched) if wrap else None
+                wrapped = None
+                if wrap and first in _SCRIPTABLE:
+                    wrapped = self._scripted(client, commands[0], touched)
+                elif wrap:
+                    wrapped = self._wrapped(client, commands[0], touched)
                 if wrapped is not None:
                     before, (result, error), after, ttls = wrapped
                 else:
@@ -131,6 +136,29 @@ class RedisRecording:
         outcome = (None, reply) if isinstance(reply, Exception) else (reply, None)
         return before, outcome, after, ttls
 
+    def _scripted(self, client: Any, command: tuple[tuple, dict], touched: list[bytes]) -> tuple | None:
+        """The looks and a string command in one ``EVALSHA`` of the kit's own script, which reads each
+        key, runs the command, and reads each key again with its time to live: one command to pack and
+        one reply to parse instead of a transaction's six. The reply is parsed as redis-py would have."""
+        args, options = command
+        n = len(touched)
+        errors = redis_errors()
+        try:
+            replies = client.execute_command("EVALSHA", _LOOK_SHA, n, *touched, *args)
+        except errors.NoScriptError:
+            client.execute_command("SCRIPT LOAD", _LOOK)
+            replies = client.execute_command("EVALSHA", _LOOK_SHA, n, *touched, *args)
+        before, reply, rest = replies[:n], replies[n], replies[n + 1 :]
+        after, ttl_ms = rest[:n], rest[n:]
+        if isinstance(reply, Exception):
+            outcome: tuple = (None, reply)
+        else:
+            callback = client.response_callbacks.get(args[0])
+            options = {k: v for k, v in options.items() if k != "keys"}
+            outcome = (callback(reply, **options) if callback else reply, None)
+        ttls = {k: self.server.note_ttl(k, ms) for k, ms in zip(touched, ttl_ms)}
+        return self._whole(touched, before), outcome, self._whole(touched, after), ttls
+
     def _whole(self, keys: list[bytes], replies: list[Any]) -> list[Any]:
         """GET replies as the kit's looks: a key of another type (WRONGTYPE) read whole by the kit."""
         out = []
@@ -155,9 +183,6 @@ class RedisRecording:
         for n, key in enumerate(touched):
             was, now = before[n], after[n]
             sent = [(name, args) for name, args, keys in parsed if key in keys]
-            text = "; ".join(render(args) for _, args in sent)
-            if pipeline:
-                text = f"pipeline: {text}"
             names = {name for name, _ in sent}
             removal = bool(names & REMOVALS)
             if was is not None and now is None:
@@ -169,8 +194,7 @@ class RedisRecording:
                 action, value, ttl = "delete", None, None  # the removal of nothing there
             else:
                 action, value, ttl = "get", None, None  # left as it was: read (or a stutter)
-            if names & SCRIPTS and not names & READS:
-                text += f"  [{shown_key(key)}: {_did(action, was, now)}]"
+            effect = _did(action, was, now) if names & SCRIPTS and not names & READS else None
             step_key = shown_key(key)
             self.recorder.record(
                 "cache",
@@ -181,7 +205,7 @@ class RedisRecording:
                 Effect(was, now),
                 token=None,
                 ttl=ttl,
-                command=text,
+                command=Sent(tuple(args for _, args in sent), pipeline, step_key, effect),
                 depth=_DEPTH,
             )
 
@@ -246,6 +270,35 @@ def _lease_scripts() -> dict[bytes, str]:
 _known: dict[bytes, str] = {}
 _LEASE_CALLS = {"lease_get": "get", "lease_set": "set", "delete": "delete"}
 _DEPTH = 5  # attribution starts at the caller of the hooked redis-py method: record <- _record <- command <- hook
+
+
+class Sent:
+    """The command(s) a step is the effect of, rendered only when a report shows it: most steps of a
+    check are never shown, and rendering every argument costs more than judging the step."""
+
+    __slots__ = ("_text", "commands", "effect", "key", "pipeline")
+
+    def __init__(self, commands: tuple[tuple, ...], pipeline: bool, key: Any, effect: str | None) -> None:
+        self.commands, self.pipeline, self.key, self.effect = commands, pipeline, key, effect
+        self._text: str | None = None
+
+    def __str__(self) -> str:
+        if self._text is None:
+            text = "; ".join(render(args) for args in self.commands)
+            if self.pipeline:
+                text = f"pipeline: {text}"
+            if self.effect is not None:
+                text += f"  [{show(self.key)}: {self.effect}]"
+            self._text = text
+        return self._text
+
+    __repr__ = __str__
+
+    def __eq__(self, other: object) -> bool:
+        return str(self) == str(other)
+
+    def __hash__(self) -> int:
+        return hash(str(self))
 
 
 def _did(action: str, was: Any, now: Any) -> str:
@@ -317,6 +370,27 @@ _ALONE = frozenset(
         "MONITOR",
     ]
 )
+
+
+# String commands whose replies a Lua script hands back unchanged (bulk, integer, status, nil, a flat
+# array): these go out inside the kit's look script.
+_SCRIPTABLE = names(
+    """GET SET SETEX PSETEX SETNX GETSET GETDEL MGET MSET MSETNX DEL UNLINK EXISTS EXPIRE PEXPIRE EXPIREAT
+    PEXPIREAT PERSIST TTL PTTL INCR DECR INCRBY DECRBY APPEND STRLEN TOUCH"""
+)
+# KEYS: the keys the command touches; ARGV: the command. Errors come back in place (pcall), so a
+# WRONGTYPE look or a refused command is a reply element, never an aborted script.
+_LOOK = """
+local out, n = {}, #KEYS
+for i = 1, n do out[i] = redis.pcall('GET', KEYS[i]) end
+out[n + 1] = redis.pcall(unpack(ARGV))
+for i = 1, n do
+  out[n + 1 + i] = redis.pcall('GET', KEYS[i])
+  out[2 * n + 1 + i] = redis.call('PTTL', KEYS[i])
+end
+return out
+"""
+_LOOK_SHA = __import__("hashlib").sha1(_LOOK.encode()).hexdigest()
 
 
 def _wrappable(client: Any, name: str) -> bool:

@@ -42,7 +42,7 @@ class Step:
     ttl: Any = None  # seconds, for a store made with a time to live
     # The server command this step is (one of) the effects of, as sent (``SET k1 k1.v0 EX 300``):
     # code talking to Redis is judged by what each command did, and shown as what it sent.
-    command: str | None = None
+    command: Any = None  # text, or an object that renders as it when shown
 
     @property
     def call(self) -> str:
@@ -50,7 +50,7 @@ class Step:
 
     def describe(self) -> str:
         if self.command is not None:
-            return self.command
+            return str(self.command)
         if self.target == APP:  # an operation's return, recorded so tables show every operation
             if self.action == "blocked":  # ... or that it never returned (a hang, a deadlock)
                 return f"{self.value} did not return"
