@@ -378,5 +378,6 @@ def test_commands_return_to_the_adapter_what_redis_py_returns_without_the_kit(wh
         ("del", 1),
     ]
     # An error the server answers is raised to the adapter as redis-py raises it.
-    _, finding = steps_of(aside(lambda r, k, v: r.incr(k), INVALIDATIONS["del"]), [("r", "k1")], redis=url)
+    fill = aside(lambda r, k, v: (r.set(k, v), r.incr(k)), INVALIDATIONS["del"])  # k1.v0 is no integer
+    _, finding = steps_of(fill, [("r", "k1")], redis=url)
     assert finding.invariant == "adapter-error" and "ResponseError" in finding.message, finding
