@@ -9,7 +9,7 @@ import hypothesis.strategies as st
 from hypothesis import given
 
 from ._hypothesis import kit_settings, run_seeded
-from ._interleaved import InterleavedRun, run_interleaved, switching
+from ._interleaved import run_interleaved, switching
 from ._progress import Progress
 from ._replay import KEYS, TICKS, ConcurrentScenario
 from ._run import Run
@@ -21,7 +21,7 @@ def search_schedules(
     setup: Setup, *, max_examples: int, max_ops: int, seed: int | None, progress: Progress
 ) -> Run | None:
     """Draw scenarios and schedules until one fails or the budget is spent; the shrunk failure, or None."""
-    failing: list[InterleavedRun] = []
+    failing: list[Run] = []
     abandoned: list[Run] = []
     instance = st.integers(0, setup.instances - 1)
     op = st.tuples(st.sampled_from(("r", "w")), st.sampled_from(KEYS[:2]), instance)
@@ -47,11 +47,11 @@ def search_schedules(
         if run.finding.invariant == "timeout":
             abandoned.append(run.as_run())
             raise Abandoned(abandoned[0])  # no shrinking: every try would wait out a timeout
-        failing.append(run)
+        failing.append(run.as_run())  # now: the stores (a shared Redis) hold this run's final state
         raise Violation(run.finding)
 
     try:
         run_seeded(test, seed)
     except Abandoned as e:
         return e.run
-    return failing[-1].as_run() if failing else None
+    return failing[-1] if failing else None

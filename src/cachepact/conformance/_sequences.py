@@ -36,7 +36,7 @@ def search_sequences(
     setup: Setup, *, max_examples: int, steps: int, seed: int | None, progress: Progress
 ) -> Run | None:
     """Draw sequences until one fails or the budget is spent; the failing run, minimal, or None."""
-    failing: list[World] = []
+    failing: list[Run] = []
     abandoned: list[Run] = []
 
     class CachepactMachine(RuleBasedStateMachine):
@@ -68,7 +68,7 @@ def search_sequences(
             if finding.invariant == "timeout":
                 abandoned.append(world.as_run())
                 raise Abandoned(abandoned[0])  # no shrinking: every try would wait out a timeout
-            failing.append(world)
+            failing.append(world.as_run())  # now: the stores (a shared Redis) hold this world's final state
             raise Violation(finding)
 
     test = get_state_machine_test(
@@ -81,7 +81,7 @@ def search_sequences(
     if not failing:
         return None
     # Hypothesis runs the minimal example last, so the last failing World is the shrunk one.
-    return first_names(failing[-1].as_run(), setup)
+    return first_names(failing[-1], setup)
 
 
 def first_names(run: Run, setup: Setup) -> Run:
