@@ -107,3 +107,19 @@ def test_bad_instances_or_step_timeout_options_are_usage_errors(pytester):
         result = pytester.runpytest_subprocess(option, value)
         assert result.ret == 4 and fix in result.stderr.str()
         assert "Traceback" not in result.stderr.str()
+
+
+def test_the_redis_and_db_options_reach_every_conformance_test(pytester, tmp_path):
+    pytester.makepyfile(test_user=BAD)
+    db = tmp_path / "plugin.db"
+    result = pytester.runpytest_subprocess(
+        "--cachepact-seed", "1", "--cachepact-redis", "fakeredis://", "--cachepact-db", f"sqlite:///{db}"
+    )
+    result.assert_outcomes(failed=1)
+    text = result.stdout.str()
+    assert f"--redis fakeredis:// --db sqlite:///{db}" in text  # the replay line reruns it where it ran
+    assert not db.exists()  # the kit's file, removed
+    pytester.makepyfile(test_user=GOOD)
+    unreachable = pytester.runpytest_subprocess("--cachepact-redis", "redis://127.0.0.1:1/0")
+    unreachable.assert_outcomes(failed=1)
+    assert "BackendError: redis redis://127.0.0.1:1/0: cannot connect" in unreachable.stdout.str()

@@ -36,6 +36,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help=f"seconds a step may block before it is the finding timeout (default: {DEFAULT_STEP_TIMEOUT:g})",
     )
+    group.addoption(
+        "--cachepact-redis",
+        default=None,
+        metavar="URL",
+        help="run env.redis and env.cache on this Redis (redis://host:port/N, an empty database; default: fakeredis)",
+    )
+    group.addoption(
+        "--cachepact-db",
+        default=None,
+        metavar="URL",
+        help="run env.db on this database (sqlite:///file.db or postgresql://...; default: in memory)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -46,6 +58,8 @@ def pytest_configure(config: pytest.Config) -> None:
         max_examples=config.getoption("cachepact_max_examples", None),
         instances=config.getoption("cachepact_instances", None),
         step_timeout=config.getoption("cachepact_step_timeout", None),
+        redis=config.getoption("cachepact_redis", None),
+        db=config.getoption("cachepact_db", None),
     )
 
 
