@@ -106,6 +106,7 @@ INVALIDATIONS = {
 }
 
 
+@pytest.mark.filterwarnings("ignore:Call to deprecated setex:DeprecationWarning")  # SETEX is in real code
 @pytest.mark.parametrize("fill", FILLS, ids=list(FILLS))
 def test_a_fill_is_a_store_whatever_command_made_it(fill):
     steps, finding = steps_of(aside(FILLS[fill], INVALIDATIONS["del"]), [("r", "k1"), ("r", "k1")])
