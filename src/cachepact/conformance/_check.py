@@ -89,7 +89,6 @@ def check(
     # after, close() leaves them as they were found (Ctrl-C and SIGTERM, which the CLI turns into
     # KeyboardInterrupt, included).
     servers = Servers(redis=redis, db=db)
-    closed: list[str] = []
     try:
         p, label = resolve(make, pattern, target, step_timeout=step_timeout, servers=servers)
         options = Options(
@@ -107,6 +106,21 @@ def check(
         started = time.perf_counter()
         watch_cache_code()
         run = None
+
+        def finished(run: Run | None) -> Result:
+            """The result, once the servers are left as they were found (what could not be, warned)."""
+            closed = servers.close()
+            return result_of(
+                run,
+                pattern=p,
+                target=label,
+                progress=progress,
+                elapsed=time.perf_counter() - started,
+                options=options,
+                servers=servers,
+                closed=closed,
+            )
+
         try:
             with VirtualClock() as clock:
                 setup = Setup(
@@ -133,31 +147,11 @@ def check(
                     )
                 run = next((r for r in (phase() for phase in phases) if r is not None), None)
         except KeyboardInterrupt:
-            closed = servers.close()
-            partial = result_of(
-                None,
-                pattern=p,
-                target=label,
-                progress=progress,
-                elapsed=time.perf_counter() - started,
-                options=options,
-                servers=servers,
-                closed=closed,
-            )
+            partial = finished(None)
             # What ran broke nothing, but nothing has a verdict: no check reads as a pass.
             cut = tuple((name, "interrupted" if status == "pass" else status) for name, status in partial.statuses)
             raise Interrupted(attrs.evolve(partial, interrupted=True, statuses=cut)) from None
-        closed = servers.close()
-        return result_of(
-            run,
-            pattern=p,
-            target=label,
-            progress=progress,
-            elapsed=time.perf_counter() - started,
-            options=options,
-            servers=servers,
-            closed=closed,
-        )
+        return finished(run)
     except ServerLost as e:
         raise e.error from None
     finally:
