@@ -382,3 +382,11 @@ def test_commands_return_to_the_adapter_what_redis_py_returns_without_the_kit(wh
     fill = aside(lambda r, k, v: (r.set(k, v), r.incr(k)), INVALIDATIONS["del"])  # k1.v0 is no integer
     _, finding = steps_of(fill, [("r", "k1")], redis=url)
     assert finding.invariant == "adapter-error" and "ResponseError" in finding.message, finding
+
+
+def test_the_lease_proof_holds_for_cachepact_leases_over_redis_py():
+    """Every schedule of 2 reads and 2 writes of one key, as for the in-memory leases."""
+    proof = cachepact.prove(redis_py.cache_aside_leased, "cache-aside")
+    assert proof.holds and proof.complete, proof.report()
+    assert proof.schedules > 500  # the schedules really ran (the plain adapter fails within a handful)
+    assert not cachepact.prove(redis_py.cache_aside, "cache-aside").holds

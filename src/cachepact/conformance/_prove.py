@@ -16,6 +16,8 @@ from ._exhaustive import explore_schedules, spread
 from ._progress import Progress
 from ._replay import MAX_INSTANCES, ConcurrentScenario
 from ._result import Result
+from ._servers import Servers
+from ._signals import ServerLost
 from ._world import Setup
 
 
@@ -60,12 +62,15 @@ def prove(
     limit: int = 20_000,
     instances: int = 1,
     target: str | None = None,
+    redis: str | None = None,
+    db: str | None = None,
 ) -> Proof:
     """Run ``readers`` reads and ``writers`` writes of one key in flight together under every
     schedule the controlled scheduler can make, and judge each. Keys are independent in every
     pattern, so one key is where races live. Orders that reach a state already explored are cut
     there, which keeps 2 readers + 2 writers to a few thousand runs. With ``instances`` above 1 the
-    operations are spread over that many app instances (as processes of a deployment)."""
+    operations are spread over that many app instances (as processes of a deployment). ``redis``
+    and ``db`` put the stores on servers, as for ``check``."""
     for name, value in (("readers", readers), ("writers", writers)):
         if not isinstance(value, int) or value < 0:
             raise InvalidArgument(name, value, f"must be a whole number of at least 0, not {value!r}")
@@ -75,16 +80,21 @@ def prove(
         raise InvalidArgument("limit", limit, f"must be a whole number of at least 1, not {limit!r}")
     if isinstance(instances, bool) or not isinstance(instances, int) or not 1 <= instances <= MAX_INSTANCES:
         raise InvalidArgument("instances", instances, f"must be between 1 and {MAX_INSTANCES}, not {instances!r}")
-    p, label = resolve(make, pattern, target)
-    scenario = ConcurrentScenario(ops=spread((("r", "k1", 0),) * readers + (("w", "k1", 0),) * writers, instances))
-    progress = Progress()
-    started = time.perf_counter()
-
-    with VirtualClock() as clock:
-        setup = Setup(make=make, pattern=p, label=label, clock=clock, instances=instances)
-        ex = explore_schedules(setup, scenario, limit=limit, on_run=progress.add_run)
-    elapsed = time.perf_counter() - started
-    failing = ex.failing.as_run() if ex.failing is not None else None
+    servers = Servers(redis=redis, db=db)
+    try:
+        p, label = resolve(make, pattern, target, servers=servers)
+        scenario = ConcurrentScenario(ops=spread((("r", "k1", 0),) * readers + (("w", "k1", 0),) * writers, instances))
+        progress = Progress()
+        started = time.perf_counter()
+        with VirtualClock() as clock:
+            setup = Setup(make=make, pattern=p, label=label, clock=clock, instances=instances, servers=servers)
+            ex = explore_schedules(setup, scenario, limit=limit, on_run=progress.add_run)
+        elapsed = time.perf_counter() - started
+        failing = ex.failing.as_run() if ex.failing is not None else None
+    except ServerLost as e:
+        raise e.error from None
+    finally:
+        servers.close()
     return Proof(
         pattern=p.name,
         target=label,
