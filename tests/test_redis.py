@@ -390,3 +390,46 @@ def test_the_lease_proof_holds_for_cachepact_leases_over_redis_py():
     assert proof.holds and proof.complete, proof.report()
     assert proof.schedules > 500  # the schedules really ran (the plain adapter fails within a handful)
     assert not cachepact.prove(redis_py.cache_aside, "cache-aside").holds
+
+
+def prefixed_leases(*, lease_first: bool = True, delete=lambda leases, r, k: leases.delete(k)):
+    """The production shape: cachepact.leases under a key prefix the kit has to learn."""
+
+    def make(env):
+        r, leases = env.redis, Leases(env.redis)
+
+        def read(sku):
+            key = f"inventory:v1:{sku}"
+            if lease_first:
+                raw, token = leases.get(key)
+                if raw is not None:
+                    return raw.decode()
+                item = env.db.get(sku)
+            else:  # loads first, leases after: the lease guards nothing
+                raw = r.get(key)
+                if raw is not None:
+                    return raw.decode()
+                item = env.db.get(sku)
+                _, token = leases.get(key)
+            if token is not None:
+                leases.set(key, item, token, ttl=300)  # None releases the lease
+            return item
+
+        def write(sku, item):
+            env.db.put(sku, item)
+            delete(leases, r, f"inventory:v1:{sku}")
+
+        return Adapter(read=read, write=write)
+
+    return make
+
+
+def test_leases_under_a_key_prefix_are_learned_from_the_lease_itself():
+    """A refused fill stores nothing, so only the read's lease can teach the kit the prefixed key:
+    without it a correct leased adapter was a false who-populates."""
+    assert check(prefixed_leases(), "cache-aside", seed=0).passed
+    late = check(prefixed_leases(lease_first=False), "cache-aside", seed=0)
+    assert _verdict(late) == "coherent-at-rest" and "Leases.get before reading the DB" in late.finding.hint
+    plain_del = check(prefixed_leases(delete=lambda leases, r, k: r.delete(k)), "cache-aside", seed=0)
+    assert _verdict(plain_del) == "write-order", plain_del.report()
+    assert "invalidate with Leases.delete(key)" in plain_del.finding.message

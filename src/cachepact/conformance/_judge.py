@@ -76,6 +76,7 @@ class Judge:
         self._decoded: dict[str, Any] = {}
         self.finding: Finding | None = None
         self.findings: list[Finding] = []
+        self.redis_leases = False  # the run used cachepact.leases (for the write-order message)
 
     @property
     def reached(self) -> set[str]:
@@ -135,13 +136,23 @@ class Judge:
         except Exception:
             return UNDECODABLE
 
-    def key_of(self, ck: Any, decoded: Any, *, storing_absent_for: int | None = None, learn: bool = True) -> int | None:
+    def key_of(
+        self,
+        ck: Any,
+        decoded: Any,
+        *,
+        storing_absent_for: int | None = None,
+        leasing_for: int | None = None,
+        learn: bool = True,
+    ) -> int | None:
         """The run's key whose entry ``ck`` is, learning it when the call shows it; None: bookkeeping.
 
         Only a store teaches a cache key (the entry is made then): a read's fill, a negative entry a
-        read stores, a write storing its own new value. ``learn=False`` for the rest: a lookup or a
-        delete changes no entry a store did not already show, and a write keeping an older value
-        under a key of its own is a history, not the entry. A cache key that is the key itself is
+        read stores, a write storing its own new value; and a read's first lease (``leasing_for``),
+        taken to fill that very entry: a refused fill teaches nothing, so the lease must (a correct
+        leased adapter with prefixed keys). ``learn=False`` for the rest: a lookup or a delete changes
+        no entry a store did not already show, and a write keeping an older value under a key of its
+        own is a history, not the entry. A cache key that is the key itself is
         always that key's."""
         try:
             known = self.cache_keys.get(ck)
@@ -157,6 +168,8 @@ class Judge:
             n = KEY_INDEX[decoded.partition(".")[0]]
         elif decoded is ABSENT and storing_absent_for is not None:
             n = storing_absent_for
+        elif leasing_for is not None:
+            n = leasing_for
         else:
             return None
         self.cache_keys[ck] = n
@@ -290,19 +303,25 @@ class Judge:
             and fill.action in ("set", "add")
             and any(s.op == fill.op and s.action == "lease_get" for s in steps[:culprit])
         ):
+            through = (
+                "Leases.set(key, value, token)"
+                if fill.command is not None
+                else f"lease_set({show(ck)}, {shown}, token)"
+            )
             return (
-                f"the fill used {fill.action} after taking a lease: fill with lease_set({show(ck)}, {shown}, "
-                "token), which the cache refuses once the write's delete has voided the lease"
+                f"the fill used {fill.action} after taking a lease: fill with {through}, which the cache "
+                "refuses once the write's delete has voided the lease"
+            )
+        if fill is not None and fill.action == "lease_set":
+            return (
+                "a lease taken after the load, or after the write's delete, guards nothing: take it with "
+                f"{'Leases.get' if fill.command is not None else 'lease_get'} before reading the DB, so a delete "
+                "in between voids it"
             )
         if fill is not None and fill.command is not None:  # code talking to Redis
             return (
                 "fill through a lease, cachepact.leases.Leases(client): get(key) before reading the DB, then "
                 "set(key, value, token); the write's delete(key) voids the lease, and Redis refuses the stale fill"
-            )
-        if fill is not None and fill.action == "lease_set":
-            return (
-                "a lease taken after the load, or after the write's delete, guards nothing: take it with "
-                "lease_get before reading the DB, so a delete in between voids it"
             )
         return (
             f"fill through a lease (lease_get before reading the DB, then lease_set({show(ck)}, {shown}, "
@@ -329,10 +348,16 @@ class Judge:
             )
         op = self.refinement.ops[i]
         ck = step.key
+        if step.action in ("lease_get", "lease_set") and step.command is not None:
+            self.redis_leases = True
         if step.action in ("get", "lease_get"):
             payload, token = (step.result, None) if step.action == "get" else step.result
             decoded = self.decoded(payload)
-            k = self.key_of(ck, decoded, learn=False)  # a store made the entry: it taught the key then
+            # A store made the entry, and taught the key then; a read's lease is taken to fill its own key.
+            leasing = op.key if step.action == "lease_get" and op.kind == "r" and not op.leased_once else None
+            k = self.key_of(ck, decoded, leasing_for=leasing, learn=leasing is not None)
+            if leasing is not None:
+                op.leased_once = True
             if k is None:
                 return None
             found = NONE if payload is None else self.value_id(k, decoded)
@@ -403,6 +428,8 @@ class Judge:
     def _with_keys(self, rejection: Rejection) -> str:
         """A write that left an entry behind names the cache key the entry is under."""
         reason = rejection.reason
+        if rejection.invariant == "write-order" and reason.endswith("a lease is out on it") and self.redis_leases:
+            reason += " (a plain DEL leaves cachepact.leases' lease in place: invalidate with Leases.delete(key))"
         if rejection.invariant == "write-order" and "never invalidated" in reason:
             k = next((item[2] for item in rejection.allowed), None)
             keys = self._holding(k) if k is not None else []

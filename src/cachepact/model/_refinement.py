@@ -128,6 +128,7 @@ class _Op:
         "hit",
         "key",
         "kind",
+        "leased_once",
         "looked",
         "name",
         "nil_ok",
@@ -147,6 +148,7 @@ class _Op:
         self.nil_ok = False  # its current instruction's effect was nil at some moment of its own steps
         self.stored_undecodable = ""  # what it stored that the caller could not decode (for the report)
         self.overlapped = False  # a read: a write of its key began while it was in flight
+        self.leased_once = False  # a read: its first lease_get (which may teach the judge its cache key)
 
 
 Names = Callable[[int, int], str]  # (key, value) -> how reports write a value
