@@ -15,6 +15,8 @@ import psycopg
 import pytest
 import redis
 
+from cachepact.backends._redis import OWNER
+
 HERE = Path(__file__).parent
 
 SLOW = """
@@ -135,7 +137,13 @@ def test_a_killed_runs_keys_are_removed_by_the_next_run(users_data, redis_server
     assert p.stdout.readline() == "running\n"
     p.kill()  # no cleanup at all: the registry of created keys stays in the database
     p.communicate(timeout=30)
-    assert redis.Redis.from_url(run_url).dbsize() > 0
+    r = redis.Redis.from_url(run_url)
+    assert r.dbsize() > 0
+    refused = cachepact(
+        "cachepact.adapters.redis_py:cache_aside_leased", "--pattern", "cache-aside", "--redis", run_url
+    )
+    assert refused.wait(timeout=60) == 2 and "another cachepact run is using" in refused.stderr.read()
+    r.delete(OWNER)  # what 10 s without renewal does to a killed run's mark (no sleeping in tests)
     again = cachepact(
         "cachepact.adapters.redis_py:cache_aside_leased",
         "--pattern",

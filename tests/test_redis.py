@@ -269,10 +269,11 @@ def cli(*args):
         (["--redis", "redis://127.0.0.1:1/0"], ["cannot connect", "is Redis running"]),
         (["--redis", "memcached://127.0.0.1:11211"], ["unknown scheme 'memcached'", "redis://host:port/N"]),
         (["--redis", "redis://127.0.0.1:6379/99"], ["no logical database 99"]),
+        (["--redis", "redis://127.0.0.1:6379/abc"], ["'abc' is no logical database number"]),
         (["--db", "mysql://root@127.0.0.1/test"], ["sqlite:///", "postgresql://"]),
         (["--db", "postgresql://postgres@127.0.0.1:1/test"], ["unreachable"]),
     ],
-    ids=["unreachable", "scheme", "no-such-db", "db-scheme", "db-unreachable"],
+    ids=["unreachable", "scheme", "no-such-db", "db-not-a-number", "db-scheme", "db-unreachable"],
 )
 def test_a_server_the_kit_cannot_use_is_one_line_and_exit_2(flags, words, redis_server_url):
     done = cli(*flags)
@@ -297,7 +298,8 @@ def test_a_non_empty_logical_database_is_refused_naming_an_empty_one(redis_serve
     try:
         done = cli("--redis", url)
         assert done.returncode == 2, done.stderr
-        assert "holds 1 keys" in done.stderr and "which is empty" in done.stderr, done.stderr
+        assert "holds 1 key," in done.stderr and "which is empty" in done.stderr, done.stderr
+        assert f"{url.rsplit('/', 1)[0]}/0," not in done.stderr  # database 0 is the applications' own
         assert users.get("someone's:key") == b"precious"
     finally:
         users.delete("someone's:key")

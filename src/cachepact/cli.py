@@ -14,6 +14,7 @@ from typing import NoReturn
 
 from . import __version__
 from ._argtypes import DEFAULT_STEP_TIMEOUT, MAX_INSTANCES, MAX_STEP_TIMEOUT, seconds, whole_number
+from .backends import IN_PROCESS
 from .conformance._replay import MAX_OPS
 from .diagrams import EXTENSIONS, FORMATS, format_for, render, sequence_graph
 from .errors import (
@@ -81,7 +82,7 @@ def _usage(e: CachepactError) -> UsageError:
     if isinstance(e, InvalidArgument):
         return UsageError(f"{_flag(e.parameter)} {e.problem}")
     if isinstance(e, BackendError):  # the in-process server was no flag's: it has no URL
-        where = f"{_flag(e.parameter)} {e.url}" if "://" in e.url else e.url
+        where = e.url if e.url == IN_PROCESS else f"{_flag(e.parameter)} {e.url}"
         return UsageError(f"{where}: {e.problem}")
     if isinstance(e, StateSpaceTooLarge):
         return UsageError(

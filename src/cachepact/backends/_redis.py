@@ -17,6 +17,7 @@ on the kit's virtual clock (it reads ``time.time``, which the clock moves).
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -24,8 +25,15 @@ from urllib.parse import urlsplit, urlunsplit
 import redis
 
 from ..errors import BackendError
+from . import IN_PROCESS
 
 REGISTRY = b"cachepact:created-keys"
+# A live run's mark, kept alive while it runs (renewed every few seconds): a second run on the same
+# database must not take the first one's keys for an interrupted run's leftovers. A killed run's
+# mark is gone OWNER_TTL_MS later, and its leftovers can be removed.
+OWNER = b"cachepact:running"
+OWNER_TTL_MS = 10_000
+OWNER_RENEW_S = 2.0
 SCHEMES = ("redis", "rediss", "unix")
 FAKE_SCHEME = "fakeredis://"  # --redis fakeredis://: the in-process server, env.cache on it too
 FAKE_URL = "redis://fakeredis.cachepact:6379/0"  # where library clients made with env.redis_options go
@@ -59,8 +67,9 @@ class RedisServer:
 
     def __init__(self, url: str | None = None, *, connect_timeout: float = 5.0) -> None:
         self.fake = url is None
-        self.shown = "the in-process fakeredis server" if url is None else masked(url)
+        self.shown = IN_PROCESS if url is None else masked(url)
         self.cleaned = 0  # keys a previous, interrupted run left, removed at the start
+        self._owned_at = 0.0
         self._registered: set[bytes] = set()
         self._expiring: set[bytes] = set()
         self.lease_keys: set[bytes] = set()  # keys cachepact.leases keeps tokens under (state_key)
@@ -104,6 +113,10 @@ class RedisServer:
                 f"unknown scheme {parts.scheme or '(none)'!r}; use redis://host:port/N "
                 "(or fakeredis:// for the in-process server)",
             )
+        if parts.scheme != "unix" and parts.path not in ("", "/") and not parts.path[1:].isdigit():
+            raise BackendError(
+                "redis", masked(url), f"{parts.path[1:]!r} is no logical database number; use redis://host:port/N"
+            )
         self.url = url
         self.options = {}
         try:
@@ -146,22 +159,38 @@ class RedisServer:
         """The run's logical database must hold nothing but what an earlier, interrupted run of the
         kit left (and registered): that is removed; anything else is the user's, and refused."""
         size = self.raw.dbsize()
-        if not size:
-            return
-        left = set(self.raw.smembers(REGISTRY)) if self.raw.type(REGISTRY) == b"set" else set()
-        present = set(self.raw.scan_iter(count=1000)) - {REGISTRY}
-        if left and present <= left:
+        if self.raw.exists(OWNER):
+            raise BackendError(
+                "redis",
+                self.shown,
+                f"another cachepact run is using logical database {self.db} right now (or one was killed in "
+                f"the last {OWNER_TTL_MS // 1000} s); give each run its own database: {self._free()}",
+            )
+        if size:
+            left = set(self.raw.smembers(REGISTRY)) if self.raw.type(REGISTRY) == b"set" else set()
+            present = set(self.raw.scan_iter(count=1000)) - {REGISTRY}
+            if not (left and present <= left):
+                raise BackendError(
+                    "redis",
+                    self.shown,
+                    f"logical database {self.db} holds {_keys(size)}, and the kit needs an empty one so it can "
+                    f"remove exactly what it creates; {self._free()}",
+                )
             if present:
                 self.raw.delete(*present)
             self.raw.delete(REGISTRY)
             self.cleaned = len(present)
-            return
-        raise BackendError(
-            "redis",
-            self.shown,
-            f"logical database {self.db} holds {size} keys, and the kit needs an empty one so it can remove "
-            f"exactly what it creates; {self._free()}",
-        )
+        self._own()
+
+    def _own(self) -> None:
+        """Mark the database as this run's for the next OWNER_TTL_MS (``renew`` keeps it so)."""
+        self.raw.set(OWNER, "1", px=OWNER_TTL_MS)
+        self._owned_at = time.perf_counter()
+
+    def renew(self) -> None:
+        """The run goes on: keep its mark alive (a write every OWNER_RENEW_S at most)."""
+        if not self.fake and not self.closed and time.perf_counter() - self._owned_at > OWNER_RENEW_S:
+            self._own()
 
     def _free(self) -> str:
         """Name an empty logical database on the server, for the message refusing a non-empty one."""
@@ -170,7 +199,8 @@ class RedisServer:
             count = int(self.raw.config_get("databases").get("databases", 16))
         except (redis.RedisError, ValueError):
             return "name an empty one in the URL (redis://host:port/N)"
-        free = [n for n in range(count) if n not in used]
+        # The highest first: applications use database 0 by default.
+        free = [n for n in reversed(range(count)) if n not in used and n != self.db]
         if not free:
             return "every logical database on this server holds keys; use another server"
         parts = urlsplit(masked(self.url))
@@ -251,6 +281,7 @@ class RedisServer:
         keys = list(self._registered)
         if keys:
             self.raw.delete(*keys)
+        self.renew()
 
     def close(self) -> list[bytes]:
         """Remove exactly the keys the run created, and the registry; the keys still there that the
@@ -264,13 +295,17 @@ class RedisServer:
                 return []
             try:
                 self.reset()
-                self.raw.delete(REGISTRY)
+                self.raw.delete(REGISTRY, OWNER)
                 stray = list(self.raw.scan_iter(count=1000))
             except redis.RedisError:
                 return []  # the server is gone: its keys were registered, the next run removes them
             finally:
                 self.raw.close()
             return stray
+
+
+def _keys(n: int) -> str:
+    return f"{n} key" if n == 1 else f"{n} keys"
 
 
 def _one_line(e: BaseException) -> str:

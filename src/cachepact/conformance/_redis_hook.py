@@ -72,6 +72,7 @@ class RedisRecording:
         recorder.before("cache", first, shown_key(touched[0]))
         with recorder.step(), self.server.gate:
             self.server.refuse_if_closed()
+            self.server.renew()
             _busy.on = True
             ttls = None
             try:
