@@ -435,3 +435,63 @@ def test_leases_under_a_key_prefix_are_learned_from_the_lease_itself():
     plain_del = check(prefixed_leases(delete=lambda leases, r, k: r.delete(k)), "cache-aside", seed=0)
     assert _verdict(plain_del) == "write-order", plain_del.report()
     assert "invalidate with Leases.delete(key)" in plain_del.finding.message
+
+
+def shared_hash(*, invalidate: bool = True):
+    """Every key's entry as a field of one hash, as some teams cache a table."""
+
+    def make(env):
+        r = env.redis
+
+        def read(pid):
+            raw = r.hget("products", pid)
+            if raw is not None:
+                return raw.decode()
+            value = env.db.get(pid)
+            if value is not None:
+                r.hset("products", pid, value)
+            return value
+
+        def write(pid, value):
+            env.db.put(pid, value)
+            if invalidate:
+                r.hdel("products", pid)
+
+        return Adapter(read=read, write=write)
+
+    return make
+
+
+def hash_per_key(env):
+    """Each entry a hash of its own (value and metadata), dropped whole on a write."""
+    r = env.redis
+
+    def read(pid):
+        fields = r.hgetall(f"prod:{pid}")
+        if fields:
+            return fields[b"value"].decode()
+        value = env.db.get(pid)
+        if value is not None:
+            with r.pipeline() as p:
+                p.hset(f"prod:{pid}", mapping={"value": value, "cached_at": "1700000000"})
+                p.expire(f"prod:{pid}", 300)
+                p.execute()
+        return value
+
+    def write(pid, value):
+        env.db.put(pid, value)
+        r.delete(f"prod:{pid}")
+
+    return Adapter(read=read, write=write)
+
+
+@pytest.mark.parametrize("where", ["fakeredis", "real"])
+def test_each_field_of_a_hash_is_an_entry_of_its_own(where, request):
+    """A shared hash holds several keys' entries: judged field by field, it is no false alarm, and a
+    write that forgets HDEL is caught; a hash per key dropped whole by DEL is invalidated."""
+    url = {} if where == "fakeredis" else {"redis": empty_db(request.getfixturevalue("redis_server_url"))}
+    for make in (shared_hash(), hash_per_key):
+        assert check(make, "cache-aside", seed=0, concurrency=False, **url).passed
+        assert _verdict(check(make, "cache-aside", seed=0, max_examples=20, **url)) == "coherent-at-rest"
+    forgot = check(shared_hash(invalidate=False), "cache-aside", seed=0, concurrency=False, **url)
+    assert _verdict(forgot) == "write-order" and "products[k1]" in forgot.finding.message, forgot.report()

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 import redis
 
 from ..errors import BackendError
-from . import IN_PROCESS
+from . import IN_PROCESS, HashField
 
 REGISTRY = b"cachepact:created-keys"
 # A live run's mark, kept alive while it runs (renewed every few seconds): a second run on the same
@@ -73,6 +73,7 @@ class RedisServer:
         self._registered: set[bytes] = set()
         self._expiring: set[bytes] = set()
         self.lease_keys: set[bytes] = set()  # keys cachepact.leases keeps tokens under (state_key)
+        self.fields: dict[bytes, set[HashField]] = {}  # a hash's fields the run's commands named
         self.lost: BaseException | None = None  # the server went away during the run
         self.problem: str | None = None  # the server cannot run what the adapter sends (Lua, without lupa)
         # Every command of the run, and the cleanup, hold it: once the check is over (a Ctrl-C arrives
@@ -218,9 +219,9 @@ class RedisServer:
         if self.closed:
             raise redis.ConnectionError("cachepact: the check is over; this command was not sent")
 
-    def register(self, keys: Iterable[bytes]) -> None:
+    def register(self, keys: Iterable[Any]) -> None:
         """Keys a command is about to touch: on a real server, listed before they may be created."""
-        new = [k for k in keys if k not in self._registered]
+        new = [k for k in dict.fromkeys(_whole_key(k) for k in keys) if k not in self._registered]
         if not new:
             return
         self._registered.update(new)
@@ -233,24 +234,29 @@ class RedisServer:
             return []
         pipe = self.raw.pipeline(transaction=False)
         for k in keys:
-            pipe.get(k)
+            if isinstance(k, HashField):
+                pipe.hget(k.key, k.field)
+            else:
+                pipe.get(k)
         found = pipe.execute(raise_on_error=False)
         for n, value in enumerate(found):
-            if isinstance(value, redis.ResponseError):  # WRONGTYPE: a hash, a list, ...
+            if isinstance(value, redis.ResponseError) and isinstance(keys[n], HashField):
+                found[n] = None  # a field of a key that holds no hash: no such entry
+            elif isinstance(value, redis.ResponseError):  # WRONGTYPE: a hash, a list, ...
                 kind = self.raw.type(keys[n])
                 read = _READ_WHOLE.get(kind)
                 found[n] = (kind.decode(), read(self.raw, keys[n])) if read else (kind.decode(), None)
         return found
 
-    def pttl(self, key: bytes) -> float | None:
-        """Seconds the key has left, or None when it does not expire (or is gone)."""
-        return self.note_ttl(key, self.raw.pttl(key))
+    def pttl(self, key: Any) -> float | None:
+        """Seconds the key (a field: its hash) has left, or None when it does not expire (or is gone)."""
+        return self.note_ttl(key, self.raw.pttl(_whole_key(key)))
 
     def note_ttl(self, key: bytes, ms: Any) -> float | None:
         """A key's ``PTTL`` reply, read by the kit: seconds left, or None; an expiring key is watched."""
         if not isinstance(ms, int) or ms < 0:
             return None
-        self._expiring.add(key)
+        self._expiring.add(_whole_key(key))
         return ms / 1000
 
     def expired(self) -> list[bytes]:
@@ -302,6 +308,10 @@ class RedisServer:
             finally:
                 self.raw.close()
             return stray
+
+
+def _whole_key(k: Any) -> bytes:
+    return k.key if isinstance(k, HashField) else k
 
 
 def _keys(n: int) -> str:

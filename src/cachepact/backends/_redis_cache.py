@@ -14,17 +14,18 @@ from collections.abc import Hashable
 from typing import Any
 
 from ..leases import Leases
+from . import HashField
 from ._redis import RedisServer
 
 MAGIC = b"cachepact:pickle:"  # env.cache's own payloads start with it
 LEASE_PREFIX = "cachepact:lease:"
 
 
-def redis_key(key: Any) -> bytes:
+def redis_key(key: Any) -> Any:
+    if isinstance(key, (bytes, HashField)):
+        return key
     if isinstance(key, str):
         return key.encode()
-    if isinstance(key, bytes):
-        return key
     return b"cachepact:key:" + repr(key).encode()
 
 
@@ -66,7 +67,11 @@ class RedisView:
 
     def expire(self) -> list[Hashable]:
         """Keys whose time to live ran out (the kit's clock moved past it; fakeredis only)."""
-        return [self._names.get(k) or _text(k) for k in self.server.expired()]
+        gone = []
+        for k in self.server.expired():
+            gone.append(self._names.get(k) or _text(k))
+            gone += sorted(self.server.fields.get(k, ()))  # a hash's fields went with it
+        return gone
 
     def live_tokens(self) -> set:
         return {_text(v) for k, v in self.server.contents() if k in self.server.lease_keys and isinstance(v, bytes)}

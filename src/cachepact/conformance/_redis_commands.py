@@ -30,8 +30,12 @@ ALL_KEYS = frozenset(["DEL", "UNLINK", "EXISTS", "MGET", "TOUCH", "WATCH"])
 PAIRS = frozenset(["MSET", "MSETNX"])
 # Scripts and functions: ``name script-or-sha numkeys key... arg...``.
 SCRIPTS = frozenset(["EVAL", "EVALSHA", "EVAL_RO", "EVALSHA_RO", "FCALL", "FCALL_RO"])
-# Commands that remove their keys.
-REMOVALS = frozenset(["DEL", "UNLINK", "GETDEL"])
+# Commands that remove their keys (or, for HDEL, the fields they name).
+REMOVALS = frozenset(["DEL", "UNLINK", "GETDEL", "HDEL"])
+# Commands on fields of one hash: ``name key field ...``; a field is an entry of its own.
+FIELDS_ONLY = frozenset(["HGET", "HEXISTS", "HSTRLEN", "HINCRBY", "HINCRBYFLOAT"])  # name key field ...
+FIELD_LISTS = frozenset(["HMGET", "HDEL"])  # name key field field ...
+FIELD_PAIRS = frozenset(["HSET", "HMSET", "HSETNX"])  # name key field value field value ...
 # Commands with no key that change no key: connection, server and script-cache housekeeping.
 KEYLESS = names(
     """
@@ -61,6 +65,17 @@ def command_name(args: Sequence[Any]) -> str:
     return str(name).split(" ", 1)[0].upper()
 
 
+def fields_of(name: str, args: Sequence[Any]) -> tuple[Any, list[Any]] | None:
+    """(the hash, the fields) a field command names, or None for any other command."""
+    if name in FIELDS_ONLY:
+        return args[1], list(args[2:3])
+    if name in FIELD_LISTS:
+        return args[1], list(args[2:])
+    if name in FIELD_PAIRS:
+        return args[1], list(args[2::2])
+    return None
+
+
 def keys_of(name: str, args: Sequence[Any]) -> list[Any] | None:
     """The keys of command ``args`` (``args[0]`` is its name), or None when the kit cannot say."""
     if name in FIRST_KEY:
@@ -80,4 +95,4 @@ def keys_of(name: str, args: Sequence[Any]) -> list[Any] | None:
     return None
 
 
-__all__ = ["READS", "REMOVALS", "SCRIPTS", "command_name", "keys_of", "names"]
+__all__ = ["READS", "REMOVALS", "SCRIPTS", "command_name", "fields_of", "keys_of", "names"]

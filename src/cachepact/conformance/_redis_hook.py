@@ -22,9 +22,10 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from ..backends import HashField
 from ..model import show
 from ._effect import Effect
-from ._redis_commands import READS, REMOVALS, SCRIPTS, command_name, keys_of, names
+from ._redis_commands import READS, REMOVALS, SCRIPTS, command_name, fields_of, keys_of, names
 
 _active: list[RedisRecording] = []  # the world whose run is recording now (at most one)
 _busy = threading.local()  # inside a recorded command: what it sends meanwhile is its own
@@ -54,19 +55,28 @@ class RedisRecording:
         encode = client.get_encoder().encode
         parsed = []  # (name, args, keys as bytes)
         touched: list[bytes] = []
+        if self.server is None:
+            self._attach()
+        known_fields = self.server.fields
         for args, _ in commands:
             name = command_name(args)
-            keys = keys_of(name, args)
-            if keys is None:
-                self.unobserved.add(name)
-                keys = []
-            encoded = [encode(k) for k in keys]
+            hashed = fields_of(name, args)
+            if hashed is not None:  # each field of a hash is an entry of its own
+                key = encode(hashed[0])
+                encoded = [HashField(key, encode(f)) for f in hashed[1]]
+                known_fields.setdefault(key, set()).update(encoded)
+            else:
+                keys = keys_of(name, args)
+                if keys is None:
+                    self.unobserved.add(name)
+                    keys = []
+                encoded = [encode(k) for k in keys]
+                # A command on a whole hash (DEL, EXPIRE) acts on every field of it the run has named.
+                encoded += sorted(f for k in encoded for f in known_fields.get(k, ()))
             parsed.append((name, args, encoded))
             touched += [k for k in encoded if k not in touched]
         if not touched:
             return call()  # PING, SCRIPT LOAD, CLIENT SETNAME: nothing to judge, nothing to switch at
-        if self.server is None:
-            self._attach()
         recorder = self.recorder
         first = parsed[0][0]
         recorder.before("cache", first, shown_key(touched[0]))
@@ -81,7 +91,7 @@ class RedisRecording:
                 # (and fakeredis expires a key EXPIREd to 0 only once its clock moves, after the EXEC).
                 wrap = alone and not self.server.fake and _wrappable(client, first)
                 wrapped = None
-                if wrap and first in _SCRIPTABLE:
+                if wrap and first in _SCRIPTABLE and not any(isinstance(k, HashField) for k in touched):
                     wrapped = self._scripted(client, commands[0], touched)
                 elif wrap:
                     wrapped = self._wrapped(client, commands[0], touched)
@@ -94,8 +104,8 @@ class RedisRecording:
                     except Exception as e:  # the command's own error is the adapter's to see
                         result, error = None, e
                     after = self.view.observe(touched)
-            except Exception as e:
-                self.server.lost = e
+            except (redis_errors().ConnectionError, redis_errors().TimeoutError) as e:
+                self.server.lost = e  # the check ends with it, once this operation has unwound
                 raise
             finally:
                 _busy.on = False
@@ -117,11 +127,11 @@ class RedisRecording:
         args, options = command
         pipe = client.pipeline(transaction=True)
         for k in touched:
-            pipe.execute_command("GET", k)
+            pipe.execute_command(*_look(k))
         pipe.execute_command(*args, **options)
         for k in touched:
-            pipe.execute_command("GET", k)
-            pipe.execute_command("PTTL", k)
+            pipe.execute_command(*_look(k))
+            pipe.execute_command("PTTL", k.key if isinstance(k, HashField) else k)
         try:
             replies = pipe.execute(raise_on_error=False)
         except redis_errors().ExecAbortError:
@@ -164,7 +174,10 @@ class RedisRecording:
         """GET replies as the kit's looks: a key of another type (WRONGTYPE) read whole by the kit."""
         out = []
         for k, reply in zip(keys, replies):
-            out.append(self.view.observe([k])[0] if isinstance(reply, Exception) else self.view.unwrap(reply))
+            if isinstance(reply, Exception):
+                out.append(None if isinstance(k, HashField) else self.view.observe([k])[0])
+            else:
+                out.append(self.view.unwrap(reply))
         return out
 
     def _record(
@@ -308,8 +321,15 @@ def _did(action: str, was: Any, now: Any) -> str:
     )
 
 
-def shown_key(key: bytes) -> Any:
-    """A key as steps and the judge name it: text when it is text (``k1``, ``user:1``)."""
+def _look(k: Any) -> tuple:
+    return ("HGET", k.key, k.field) if isinstance(k, HashField) else ("GET", k)
+
+
+def shown_key(key: Any) -> Any:
+    """A key as steps and the judge name it: text when it is text (``k1``, ``user:1``); a hash's
+    field as itself (``products[k1]``)."""
+    if isinstance(key, HashField):
+        return key
     try:
         return key.decode()
     except UnicodeDecodeError:

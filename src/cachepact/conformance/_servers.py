@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from ..backends import HashField
 from ..backends._memory import MemoryCache, MemoryDB
 from ..errors import BackendError
 from ._primitives import real_primitives
@@ -184,7 +185,7 @@ class Both:
 
     def peek(self, key: Any) -> Any:
         found = self.memory.peek(key)
-        if found is None and isinstance(key, (str, bytes)):
+        if found is None and isinstance(key, (str, bytes, HashField)):
             return self.redis.peek(key)
         return found
 
