@@ -155,7 +155,7 @@ def test_a_killed_runs_keys_are_removed_by_the_next_run(users_data, redis_server
     )
     out, err = again.communicate(timeout=300)
     assert again.returncode == 0, out + err
-    assert "keys an interrupted earlier run left there" in out, out
+    assert "an interrupted earlier run left there" in out, out
     intact(redis_server_url, postgres_server_url, run_url, keys, table, tag)
 
 

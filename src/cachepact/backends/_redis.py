@@ -17,7 +17,7 @@ on the kit's virtual clock (it reads ``time.time``, which the clock moves).
 from __future__ import annotations
 
 import threading
-import time
+import uuid
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -28,12 +28,16 @@ from ..errors import BackendError
 from . import IN_PROCESS, HashField
 
 REGISTRY = b"cachepact:created-keys"
-# A live run's mark, kept alive while it runs (renewed every few seconds): a second run on the same
-# database must not take the first one's keys for an interrupted run's leftovers. A killed run's
-# mark is gone OWNER_TTL_MS later, and its leftovers can be removed.
+# A live run's mark: claimed atomically (SET NX) with a token of its own, renewed by a timer thread
+# every OWNER_RENEW_S while the run lives (whatever the adapter is doing), removed only by its
+# owner. A second run on the same database is refused rather than taking the first one's keys for
+# an interrupted run's leftovers; a killed run's mark is gone OWNER_TTL_MS later.
 OWNER = b"cachepact:running"
 OWNER_TTL_MS = 10_000
 OWNER_RENEW_S = 2.0
+# Renew or remove the mark only while it is still this run's token.
+_RENEW = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0"
+_RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 SCHEMES = ("redis", "rediss", "unix")
 FAKE_SCHEME = "fakeredis://"  # --redis fakeredis://: the in-process server, env.cache on it too
 FAKE_URL = "redis://fakeredis.cachepact:6379/0"  # where library clients made with env.redis_options go
@@ -69,11 +73,15 @@ class RedisServer:
         self.fake = url is None
         self.shown = IN_PROCESS if url is None else masked(url)
         self.cleaned = 0  # keys a previous, interrupted run left, removed at the start
-        self._owned_at = 0.0
+        self._token = uuid.uuid4().hex
+        self._stop = threading.Event()
         self._registered: set[bytes] = set()
         self._expiring: set[bytes] = set()
         self.lease_keys: set[bytes] = set()  # keys cachepact.leases keeps tokens under (state_key)
         self.fields: dict[bytes, set[HashField]] = {}  # a hash's fields the run's commands named
+        # Whether the kit may wrap a command in its look script, or in MULTI (an ACL may forbid either).
+        self.can_script = True
+        self.can_multi = True
         self.lost: BaseException | None = None  # the server went away during the run
         self.problem: str | None = None  # the server cannot run what the adapter sends (Lua, without lupa)
         # Every command of the run, and the cleanup, hold it: once the check is over (a Ctrl-C arrives
@@ -159,18 +167,19 @@ class RedisServer:
     def _claim(self) -> None:
         """The run's logical database must hold nothing but what an earlier, interrupted run of the
         kit left (and registered): that is removed; anything else is the user's, and refused."""
-        size = self.raw.dbsize()
-        if self.raw.exists(OWNER):
+        if not self.raw.set(OWNER, self._token, nx=True, px=OWNER_TTL_MS):
             raise BackendError(
                 "redis",
                 self.shown,
                 f"another cachepact run is using logical database {self.db} right now (or one was killed in "
                 f"the last {OWNER_TTL_MS // 1000} s); give each run its own database: {self._free()}",
             )
+        size = self.raw.dbsize() - 1  # the mark just claimed is the run's
         if size:
             left = set(self.raw.smembers(REGISTRY)) if self.raw.type(REGISTRY) == b"set" else set()
-            present = set(self.raw.scan_iter(count=1000)) - {REGISTRY}
+            present = set(self.raw.scan_iter(count=1000)) - {REGISTRY, OWNER}
             if not (left and present <= left):
+                self.raw.eval(_RELEASE, 1, OWNER, self._token)
                 raise BackendError(
                     "redis",
                     self.shown,
@@ -181,17 +190,21 @@ class RedisServer:
                 self.raw.delete(*present)
             self.raw.delete(REGISTRY)
             self.cleaned = len(present)
-        self._own()
+        self._renewer = threading.Thread(target=self._renew, name="cachepact-redis-mark", daemon=True)
+        self._renewer.start()
 
-    def _own(self) -> None:
-        """Mark the database as this run's for the next OWNER_TTL_MS (``renew`` keeps it so)."""
-        self.raw.set(OWNER, "1", px=OWNER_TTL_MS)
-        self._owned_at = time.perf_counter()
-
-    def renew(self) -> None:
-        """The run goes on: keep its mark alive (a write every OWNER_RENEW_S at most)."""
-        if not self.fake and not self.closed and time.perf_counter() - self._owned_at > OWNER_RENEW_S:
-            self._own()
+    def _renew(self) -> None:
+        """The timer thread: keep the mark alive until ``close``; a mark lost (taken over, or the
+        server restarted) ends the run as a lost server."""
+        while not self._stop.wait(OWNER_RENEW_S):
+            try:
+                if not self.raw.eval(_RENEW, 1, OWNER, self._token, OWNER_TTL_MS) and not self.closed:
+                    self.lost = redis.ConnectionError("the run's mark on the database was lost")
+                    return
+            except redis.RedisError as e:
+                if not self.closed:
+                    self.lost = e
+                return
 
     def _free(self) -> str:
         """Name an empty logical database on the server, for the message refusing a non-empty one."""
@@ -287,7 +300,6 @@ class RedisServer:
         keys = list(self._registered)
         if keys:
             self.raw.delete(*keys)
-        self.renew()
 
     def close(self) -> list[bytes]:
         """Remove exactly the keys the run created, and the registry; the keys still there that the
@@ -300,8 +312,10 @@ class RedisServer:
                 self.raw.close()
                 return []
             try:
+                self._stop.set()
                 self.reset()
-                self.raw.delete(REGISTRY, OWNER)
+                self.raw.delete(REGISTRY)
+                self.raw.eval(_RELEASE, 1, OWNER, self._token)
                 stray = list(self.raw.scan_iter(count=1000))
             except redis.RedisError:
                 return []  # the server is gone: its keys were registered, the next run removes them

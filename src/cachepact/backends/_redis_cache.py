@@ -93,7 +93,6 @@ class RedisCache(RedisView):
 
     def _key(self, key: Hashable) -> bytes:
         self.server.refuse_if_closed()
-        self.server.renew()
         rk = redis_key(key)
         if rk not in self._names:
             self._names[rk] = key

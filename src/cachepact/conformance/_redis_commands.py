@@ -24,6 +24,8 @@ READS = names(
     ZREVRANGE EXPIRETIME PEXPIRETIME OBJECT DUMP GETBIT BITCOUNT EVAL_RO EVALSHA_RO FCALL_RO
     """
 )
+# Commands whose first two arguments are keys (a source and a destination).
+TWO_KEYS = frozenset(["RENAME", "RENAMENX", "COPY", "LMOVE", "BLMOVE", "RPOPLPUSH", "BRPOPLPUSH", "SMOVE"])
 # Commands whose every argument is a key.
 ALL_KEYS = frozenset(["DEL", "UNLINK", "EXISTS", "MGET", "TOUCH", "WATCH"])
 # Commands whose arguments alternate key, value.
@@ -80,6 +82,8 @@ def keys_of(name: str, args: Sequence[Any]) -> list[Any] | None:
     """The keys of command ``args`` (``args[0]`` is its name), or None when the kit cannot say."""
     if name in FIRST_KEY:
         return list(args[1:2])
+    if name in TWO_KEYS:
+        return list(args[1:3])
     if name in ALL_KEYS:
         return list(args[1:])
     if name in PAIRS:

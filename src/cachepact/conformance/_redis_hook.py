@@ -26,6 +26,7 @@ from ..backends import HashField
 from ..model import show
 from ._effect import Effect
 from ._redis_commands import READS, REMOVALS, SCRIPTS, command_name, fields_of, keys_of, names
+from ._threads import BUSY
 
 _active: list[RedisRecording] = []  # the world whose run is recording now (at most one)
 _busy = threading.local()  # inside a recorded command: what it sends meanwhile is its own
@@ -76,13 +77,18 @@ class RedisRecording:
             parsed.append((name, args, encoded))
             touched += [k for k in encoded if k not in touched]
         if not touched:
+            if not self.unobserved.isdisjoint(p[0] for p in parsed):
+                # Keys the kit cannot name: not judged (the report says so), but never sent after the
+                # cleanup either.
+                with self.server.gate:
+                    self.server.refuse_if_closed()
+                    return call()
             return call()  # PING, SCRIPT LOAD, CLIENT SETNAME: nothing to judge, nothing to switch at
         recorder = self.recorder
         first = parsed[0][0]
         recorder.before("cache", first, shown_key(touched[0]))
         with recorder.step(), self.server.gate:
             self.server.refuse_if_closed()
-            self.server.renew()
             _busy.on = True
             ttls = None
             try:
@@ -91,9 +97,15 @@ class RedisRecording:
                 # (and fakeredis expires a key EXPIREd to 0 only once its clock moves, after the EXEC).
                 wrap = alone and not self.server.fake and _wrappable(client, first)
                 wrapped = None
-                if wrap and first in _SCRIPTABLE and not any(isinstance(k, HashField) for k in touched):
+                scriptable = first in _SCRIPTABLE and len(commands[0][0]) < _MAX_SCRIPT_ARGS
+                if (
+                    wrap
+                    and scriptable
+                    and self.server.can_script
+                    and not any(isinstance(k, HashField) for k in touched)
+                ):
                     wrapped = self._scripted(client, commands[0], touched)
-                elif wrap:
+                if wrap and wrapped is None and self.server.can_multi:
                     wrapped = self._wrapped(client, commands[0], touched)
                 if wrapped is not None:
                     before, (result, error), after, ttls = wrapped
@@ -136,6 +148,11 @@ class RedisRecording:
             replies = pipe.execute(raise_on_error=False)
         except redis_errors().ExecAbortError:
             return None
+        except redis_errors().ResponseError as e:
+            if not _refused_kit_command(e):
+                raise
+            self.server.can_multi = False  # MULTI refused to this user: separate looks from now on
+            return None
         finally:
             pipe.reset()
         n = len(touched)
@@ -155,10 +172,18 @@ class RedisRecording:
         n = len(touched)
         errors = redis_errors()
         try:
-            replies = client.execute_command("EVALSHA", _LOOK_SHA, n, *touched, *args)
-        except errors.NoScriptError:
-            client.execute_command("SCRIPT LOAD", _LOOK)
-            replies = client.execute_command("EVALSHA", _LOOK_SHA, n, *touched, *args)
+            try:
+                replies = client.execute_command("EVALSHA", _LOOK_SHA, n, *touched, *args)
+            except errors.NoScriptError:
+                client.execute_command("SCRIPT LOAD", _LOOK)
+                replies = client.execute_command("EVALSHA", _LOOK_SHA, n, *touched, *args)
+        except errors.ResponseError as e:
+            # The user may not run scripts (an ACL without @scripting, a managed Redis): the script never
+            # ran, so the command goes out another way, and so do all the later ones.
+            if not _refused_kit_command(e):
+                raise
+            self.server.can_script = False
+            return None
         before, reply, rest = replies[:n], replies[n], replies[n + 1 :]
         after, ttl_ms = rest[:n], rest[n:]
         if isinstance(reply, Exception):
@@ -414,6 +439,15 @@ return out
 _LOOK_SHA = __import__("hashlib").sha1(_LOOK.encode()).hexdigest()
 
 
+_MAX_SCRIPT_ARGS = 4000  # Lua's unpack() takes about 8000 values: a bigger command goes out in a MULTI
+
+
+def _refused_kit_command(e: Exception) -> bool:
+    """The server refused the kit's own wrapping (no permission, scripting or MULTI disabled)."""
+    text = str(e)
+    return isinstance(e, redis_errors().NoPermissionError) or "NOPERM" in text or "unknown command" in text
+
+
 def _wrappable(client: Any, name: str) -> bool:
     """Whether a command may go out inside the kit's ``MULTI``: from a plain client that returns bytes
     (the looks compare bytes; a decoding client could fail on a binary value after the fact)."""
@@ -431,12 +465,15 @@ def redis_errors() -> Any:
 
 
 def _recording(client: Any) -> RedisRecording | None:
-    if (
-        not _active
-        or getattr(_busy, "on", False)
-        or getattr(client.connection_pool, "_cachepact_internal", False)  # the kit's own looks
-    ):
+    if not _active:
+        if _refused and threading.get_ident() in _refused:
+            raise redis_errors().ConnectionError(
+                "cachepact: the check this thread worked for is over (it was left behind by a timeout or "
+                "Ctrl-C); the command was not sent"
+            )
         return None
+    if getattr(_busy, "on", False) or getattr(client.connection_pool, "_cachepact_internal", False):
+        return None  # a command the kit's own code sends (its looks, a recorded command's parts)
     return _active[-1]
 
 
@@ -464,14 +501,23 @@ def _pipeline_execute(self: Any, raise_on_error: bool = True) -> Any:
     return rec.command(self, list(self.command_stack), lambda: original(self, raise_on_error))
 
 
+_refused: set[int] = set()  # threads a check left behind: their commands are never sent
+
+
 class hooked:
-    """While entered, redis-py's clients record into the active world's recording (``recording``)."""
+    """While entered, redis-py's clients record into the active world's recording (``activate``).
+    On leaving, a thread the check left running (a timeout, Ctrl-C) could still send commands after
+    the kit removed the run's keys: while any such thread lives the methods stay wrapped, refusing
+    exactly those threads' commands, and nobody else's."""
 
     depth = 0
+    installed = False
 
     def __enter__(self) -> None:
-        if hooked.depth == 0:
+        if hooked.depth == 0 and not hooked.installed:
             import redis.client
+
+            hooked.installed = True
 
             _originals["execute_command"] = redis.client.Redis.execute_command
             _originals["immediate_execute_command"] = redis.client.Pipeline.immediate_execute_command
@@ -483,13 +529,18 @@ class hooked:
 
     def __exit__(self, *exc: object) -> None:
         hooked.depth -= 1
-        if hooked.depth == 0:
+        if hooked.depth > 0:
+            return
+        deactivate()
+        _refused.intersection_update(BUSY)  # those that since ended need no refusing
+        _refused.update(BUSY)
+        if not _refused:
             import redis.client
 
+            hooked.installed = False
             redis.client.Redis.execute_command = _originals["execute_command"]
             redis.client.Pipeline.immediate_execute_command = _originals["immediate_execute_command"]
             redis.client.Pipeline.execute = _originals["execute"]
-            deactivate()
 
 
 def activate(rec: RedisRecording) -> None:

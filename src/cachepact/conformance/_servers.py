@@ -9,7 +9,6 @@ and ``close`` leaves the servers as the check found them.
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from ..backends import HashField
@@ -150,7 +149,8 @@ class Servers:
                 "outlive the clock's jumps)"
             )
             if self._redis.cleaned:
-                out.append(f"Removed {self._redis.cleaned} keys an interrupted earlier run left there")
+                n = self._redis.cleaned
+                out.append(f"Removed {n} key{'' if n == 1 else 's'} an interrupted earlier run left there")
         if self.sql is not None:
             out.append(f"DB: {self.sql.url}")
         return out
@@ -205,8 +205,4 @@ class Both:
         return {**self.redis.snapshot(), **self.memory.snapshot()}
 
 
-def redis_imported() -> bool:
-    return "redis.client" in sys.modules
-
-
-__all__ = ["Both", "Servers", "redis_imported"]
+__all__ = ["Both", "Servers"]

@@ -17,6 +17,10 @@ import _thread
 import queue
 from collections.abc import Callable
 
+# Threads of app instances running a job right now (ident -> thread): one still busy when its
+# check is over was left behind (a timeout, Ctrl-C), and may yet send commands (``_redis_hook``).
+BUSY: dict[int, AppThread] = {}
+
 
 class AppThread:
     """A thread of one app instance, running the jobs it is given, one at a time."""
@@ -33,8 +37,13 @@ class AppThread:
         self.jobs.put(None)
 
     def _loop(self) -> None:
+        me = _thread.get_ident()
         while (job := self.jobs.get()) is not None:
-            job()  # a job handles what its body raises (the scheduler's wrapper)
+            BUSY[me] = self
+            try:
+                job()  # a job handles what its body raises (the scheduler's wrapper)
+            finally:
+                BUSY.pop(me, None)
 
 
 class Deployment:
