@@ -205,3 +205,64 @@ def test_a_server_that_dies_mid_run_is_a_clear_error_not_a_hang(tmp_path):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_one_database_is_claimed_by_exactly_one_run_at_a_time(redis_server_url):
+    import threading
+
+    from cachepact.backends._redis import RedisServer
+    from cachepact.errors import BackendError
+
+    url, _ = free_db(redis_server_url)
+
+    def claim(won, start):
+        start.wait()
+        try:
+            won.append(RedisServer(url))
+        except BackendError as e:
+            assert "another cachepact run is using" in str(e)
+
+    for _ in range(10):
+        won, start = [], threading.Barrier(2)
+        threads = [threading.Thread(target=claim, args=(won, start)) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(won) == 1
+        won[0].close()
+    assert redis.Redis.from_url(url).dbsize() == 0
+
+
+def test_a_thread_the_check_left_behind_cannot_write_after_the_cleanup(redis_server_url):
+    import threading
+
+    import cachepact
+    from cachepact.conformance._primitives import real_event
+
+    url, _ = free_db(redis_server_url)
+    go_on, stuck = real_event(), []
+
+    def make(env):
+        r = env.redis
+
+        def read(key):
+            stuck.append(key)
+            go_on.wait()  # blocked where the kit cannot see: the check times it out and moves on
+            try:
+                r.set(key, "written after the check")
+            except redis.ConnectionError as e:
+                stuck.append(str(e))
+            return None
+
+        return cachepact.Adapter(read=read, write=lambda k, v: None)
+
+    result = cachepact.check(make, "cache-aside", concurrency=False, step_timeout=0.5, redis=url)
+    assert result.finding.invariant == "timeout"
+    go_on.set()
+    for _ in range(200):
+        if len(stuck) > 1:
+            break
+        threading.Event().wait(0.01)  # the released thread finishing its command, not the code under test
+    assert "the check this thread worked for is over" in stuck[-1], stuck
+    assert redis.Redis.from_url(url).dbsize() == 0

@@ -495,3 +495,63 @@ def test_each_field_of_a_hash_is_an_entry_of_its_own(where, request):
         assert _verdict(check(make, "cache-aside", seed=0, max_examples=20, **url)) == "coherent-at-rest"
     forgot = check(shared_hash(invalidate=False), "cache-aside", seed=0, concurrency=False, **url)
     assert _verdict(forgot) == "write-order" and "products[k1]" in forgot.finding.message, forgot.report()
+
+
+def watch_guarded(*, bump: bool = True):
+    """Optimistic concurrency: the fill is a MULTI/EXEC under WATCH of a version the write bumps."""
+
+    def make(env):
+        r = env.redis
+
+        def read(key):
+            raw = r.get(key)
+            if raw is not None:
+                return raw.decode()
+            with r.pipeline() as p:
+                p.watch(f"ver:{key}")
+                value = env.db.get(key)
+                if value is not None:
+                    try:
+                        p.multi()
+                        p.set(key, value, ex=300)
+                        p.execute()
+                    except redis.WatchError:
+                        pass  # a write came in between: what was loaded is not cached
+            return value
+
+        def write(key, value):
+            env.db.put(key, value)
+            if bump:
+                r.incr(f"ver:{key}")
+            r.delete(key)
+
+        return Adapter(read=read, write=write)
+
+    return make
+
+
+def test_a_fill_a_watch_refused_is_a_refused_fill_not_a_missing_one():
+    """EXEC aborted by WATCH stores nothing, and the read may return without filling (it was a false
+    who-populates); without the version bump the race is there and is found."""
+    assert check(watch_guarded(), "cache-aside", seed=0).passed
+    assert _verdict(check(watch_guarded(bump=False), "cache-aside", seed=0)) == "coherent-at-rest"
+
+
+def test_a_command_too_big_for_the_look_script_goes_out_in_a_transaction(redis_server_url):
+    url = empty_db(redis_server_url)
+    many = {f"bulk:{n}": "x" for n in range(4500)}  # 9001 arguments: past Lua's unpack() limit
+    steps, finding = steps_of(
+        aside(lambda r, k, v: r.mset({k: v, **many}), INVALIDATIONS["del"]), [("r", "k1")], redis=url
+    )
+    assert finding is None, finding
+    assert any(s.action == "set" and s.key == "k1" for s in steps)
+    assert redis.Redis.from_url(url).dbsize() == 0
+
+
+@pytest.mark.parametrize("fill", ["set-ex", "set-nx-px", "getset", "mset", "pipeline", "eval"])
+def test_fills_are_stores_on_a_real_server_too(fill, redis_server_url):
+    """On a real server commands go out inside the kit's look script or a MULTI: same effects."""
+    url = empty_db(redis_server_url)
+    steps, finding = steps_of(aside(FILLS[fill], INVALIDATIONS["getdel"]), [("r", "k1"), ("w", "k1")], redis=url)
+    assert finding is None, finding
+    assert [s.action for s in steps if s.target == "cache" and s.key == "k1"] == ["get", "set", "delete"]

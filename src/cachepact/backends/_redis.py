@@ -88,12 +88,12 @@ class RedisServer:
         # while an adapter thread is mid-command) no command can recreate a key after the cleanup.
         self.gate = threading.Lock()
         self.closed = False
+        # ``raw`` is the kit's own client: the hook never records it (its pipelines share its pool,
+        # which is marked before its first command).
         if url is None:
             self._open_fake()
         else:
             self._open_real(url, connect_timeout)
-        # The hook never records the kit's own looks: its clients, pipelines included, share this pool.
-        self.raw.connection_pool._cachepact_internal = True
 
     # -- opening --------------------------------------------------------------------------------
 
@@ -108,6 +108,7 @@ class RedisServer:
         self.url = FAKE_URL
         self.options: dict[str, Any] = {"connection_class": fakeredis.FakeRedisConnection, "server": self._fake_server}
         self.raw = redis.Redis.from_url(self.url, **self.options)
+        self.raw.connection_pool._cachepact_internal = True
         self.raw.ping()
 
     def _open_real(self, url: str, timeout: float) -> None:
@@ -130,6 +131,7 @@ class RedisServer:
         self.options = {}
         try:
             self.raw = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=max(timeout, 30.0))
+            self.raw.connection_pool._cachepact_internal = True
             self.db = int(self.raw.connection_pool.connection_kwargs.get("db", 0) or 0)
             self.raw.ping()
             self._claim()

@@ -126,7 +126,9 @@ class RedisRecording:
                     f"{parsed[0][0]} needs Lua, and the in-process server has none (the lupa package is missing): "
                     "pip install 'fakeredis[lua]', or check on a real server with --redis redis://host:port/N"
                 )
-            if error is None or before != after:  # a command refused (NOSCRIPT, WRONGTYPE) did nothing
+            if isinstance(error, redis_errors().WatchError):
+                self._record_refused(parsed, touched, before)
+            elif error is None or before != after:  # a command refused (NOSCRIPT, WRONGTYPE) did nothing
                 self._record(parsed, touched, before, after, result, len(commands) > 1, ttls)
         if error is not None:
             raise error
@@ -245,6 +247,26 @@ class RedisRecording:
                 token=None,
                 ttl=ttl,
                 command=Sent(tuple(args for _, args in sent), pipeline, step_key, effect),
+                depth=_DEPTH,
+            )
+
+    def _record_refused(self, parsed: list[tuple[str, tuple, list[Any]]], touched: list[Any], before: list) -> None:
+        """A transaction whose WATCH saw a change: EXEC ran nothing. Each key it would have stored is a
+        fill the cache refused (as an ``add`` that found an entry), so a read may return without one."""
+        for n, key in enumerate(touched):
+            stores = [args for name, args, keys in parsed if key in keys and name not in READS and name not in REMOVALS]
+            if not stores:
+                continue
+            self.recorder.record(
+                "cache",
+                "add",
+                shown_key(key),
+                stores[-1][2] if len(stores[-1]) > 2 else None,
+                False,
+                Effect(before[n], before[n]),
+                token=None,
+                ttl=None,
+                command=Sent(tuple(stores), True, shown_key(key), "refused: a WATCHed key changed"),
                 depth=_DEPTH,
             )
 

@@ -241,8 +241,14 @@ class Refinement:
         elif kind is Kind.FILL and obs.value == self.state[CACHE_F][obs.key] and obs.value != NONE:
             rejection = None  # the key's entry already stands for this value (under another cache key)
         elif not obs.changed and kind is not Kind.LOAD:
-            if kind is Kind.FILL and obs.leased and obs.result is False:
-                self.reached.add("fill-refused")  # its lease was voided: the model's refused fill
+            if kind is Kind.FILL and obs.result is False:
+                if obs.leased:
+                    self.reached.add("fill-refused")  # its lease was voided: the model's refused fill
+                instr = self._current(i)
+                if op.kind == "r" and instr is not None and instr.kind is Kind.FILL:
+                    # The cache refused a guarded fill (an add that found an entry, a transaction whose
+                    # WATCH saw a write): the read tried, and may return without filling.
+                    op.nil_ok = True
             rejection = None  # a stutter: it changed nothing
         else:
             rejection = self._effect(i, op, obs)
