@@ -266,3 +266,42 @@ def test_a_thread_the_check_left_behind_cannot_write_after_the_cleanup(redis_ser
         threading.Event().wait(0.01)  # the released thread finishing its command, not the code under test
     assert "the check this thread worked for is over" in stuck[-1], stuck
     assert redis.Redis.from_url(url).dbsize() == 0
+
+
+@pytest.fixture
+def private_redis(tmp_path):
+    """A redis-server of the test's own, on a port of its own (for what the machine's must not see)."""
+    server = "/usr/bin/redis-server"
+    if not os.path.exists(server):
+        pytest.skip("redis-server is not installed here")
+    port = 6900 + os.getpid() % 500
+    proc = subprocess.Popen(
+        [server, "--port", str(port), "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+    )
+    client = redis.Redis(port=port)
+    for _ in range(100):
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            time.sleep(0.05)  # the server starting up, not the code under test
+    yield port, client
+    proc.kill()
+    proc.wait()
+
+
+def test_a_user_without_scripts_or_multi_gets_the_same_verdicts(private_redis):
+    """Managed Redis often denies scripting (and sometimes MULTI) to application users: the kit then
+    sends commands with separate looks instead of wrapping them, and blames nothing on the adapter."""
+    import cachepact
+    from cachepact.adapters import redis_py
+
+    port, admin = private_redis
+    admin.acl_setuser("app", enabled=True, passwords=["+pw"], keys=["*"], commands=["+@all", "-@scripting", "-multi"])
+    url = f"redis://app:pw@127.0.0.1:{port}/3"
+    result = cachepact.check(redis_py.cache_aside, "cache-aside", seed=0, redis=url)
+    assert result.finding.invariant == "coherent-at-rest", result.report()
+    assert cachepact.check(redis_py.cache_aside, "cache-aside", seed=0, concurrency=False, redis=url).passed
+    assert "pw@" not in result.report()
+    assert admin.execute_command("SELECT", 3) and admin.dbsize() == 0

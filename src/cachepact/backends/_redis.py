@@ -134,6 +134,7 @@ class RedisServer:
             self.raw.connection_pool._cachepact_internal = True
             self.db = int(self.raw.connection_pool.connection_kwargs.get("db", 0) or 0)
             self.raw.ping()
+            self._probe()
             self._claim()
         except BackendError:
             raise
@@ -181,7 +182,7 @@ class RedisServer:
             left = set(self.raw.smembers(REGISTRY)) if self.raw.type(REGISTRY) == b"set" else set()
             present = set(self.raw.scan_iter(count=1000)) - {REGISTRY, OWNER}
             if not (left and present <= left):
-                self.raw.eval(_RELEASE, 1, OWNER, self._token)
+                self._mine(_RELEASE)
                 raise BackendError(
                     "redis",
                     self.shown,
@@ -195,12 +196,38 @@ class RedisServer:
         self._renewer = threading.Thread(target=self._renew, name="cachepact-redis-mark", daemon=True)
         self._renewer.start()
 
+    def _probe(self) -> None:
+        """What this user may run: the kit wraps a command and its looks in a script of its own, or in
+        a MULTI, only where the server allows it (an ACL on a managed Redis often denies either)."""
+        try:
+            self.raw.eval("return 1", 0)
+        except redis.ResponseError:
+            self.can_script = False
+        try:
+            with self.raw.pipeline(transaction=True) as pipe:
+                pipe.ping()
+                pipe.execute()
+        except redis.ResponseError:
+            self.can_multi = False
+
+    def _mine(self, script: str) -> bool:
+        """Renew (``_RENEW``) or remove (``_RELEASE``) the mark if it is still this run's: one script,
+        or, for a user who may not run scripts, a read and a write (the mark is only ever written by
+        its owner before it expires, so nothing comes between them that matters)."""
+        if self.can_script:
+            return bool(self.raw.eval(script, 1, OWNER, self._token, OWNER_TTL_MS))
+        if self.raw.get(OWNER) != self._token.encode():
+            return False
+        if script is _RENEW:
+            return bool(self.raw.pexpire(OWNER, OWNER_TTL_MS))
+        return bool(self.raw.delete(OWNER))
+
     def _renew(self) -> None:
         """The timer thread: keep the mark alive until ``close``; a mark lost (taken over, or the
         server restarted) ends the run as a lost server."""
         while not self._stop.wait(OWNER_RENEW_S):
             try:
-                if not self.raw.eval(_RENEW, 1, OWNER, self._token, OWNER_TTL_MS) and not self.closed:
+                if not self._mine(_RENEW) and not self.closed:
                     self.lost = redis.ConnectionError("the run's mark on the database was lost")
                     return
             except redis.RedisError as e:
@@ -220,7 +247,12 @@ class RedisServer:
         if not free:
             return "every logical database on this server holds keys; use another server"
         parts = urlsplit(masked(self.url))
-        return f"use {urlunsplit(parts._replace(path=f'/{free[0]}'))}, which is empty"
+        if parts.scheme == "unix":  # a socket path; the database is the query's db=
+            query = "&".join(q for q in parts.query.split("&") if q and not q.startswith("db="))
+            parts = parts._replace(query="&".join(filter(None, [query, f"db={free[0]}"])))
+        else:
+            parts = parts._replace(path=f"/{free[0]}")
+        return f"use {urlunsplit(parts)}, which is empty"
 
     # -- what adapters get ----------------------------------------------------------------------
 
@@ -317,7 +349,7 @@ class RedisServer:
                 self._stop.set()
                 self.reset()
                 self.raw.delete(REGISTRY)
-                self.raw.eval(_RELEASE, 1, OWNER, self._token)
+                self._mine(_RELEASE)
                 stray = list(self.raw.scan_iter(count=1000))
             except redis.RedisError:
                 return []  # the server is gone: its keys were registered, the next run removes them

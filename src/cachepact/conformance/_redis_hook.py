@@ -150,11 +150,6 @@ class RedisRecording:
             replies = pipe.execute(raise_on_error=False)
         except redis_errors().ExecAbortError:
             return None
-        except redis_errors().ResponseError as e:
-            if not _refused_kit_command(e):
-                raise
-            self.server.can_multi = False  # MULTI refused to this user: separate looks from now on
-            return None
         finally:
             pipe.reset()
         n = len(touched)
