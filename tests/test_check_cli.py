@@ -362,3 +362,20 @@ def test_the_output_pre_check_creates_and_removes_nothing(capsys, tmp_path, monk
     assert code == 2 and "has no attribute 'nope'" in err
     assert (tmp_path / "report.json").is_symlink() and not (tmp_path / "out" / "report.json").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "report.json"]
+
+
+def test_ctrl_c_inside_hypothesis_setup_is_still_ctrl_c():
+    """Hypothesis may turn a KeyboardInterrupt in its own setup into an internal AssertionError with the
+    interrupt in its chain (seen as a traceback and exit 1, 1 run in 10): the kit reads it as Ctrl-C."""
+    from cachepact.conformance._hypothesis import run_seeded
+
+    def test():
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise AssertionError  # what hypothesis/core.py does when state._runner is None  # noqa: B904
+
+    with pytest.raises(KeyboardInterrupt):
+        run_seeded(test, 0)
+    with pytest.raises(ValueError):
+        run_seeded(lambda: (_ for _ in ()).throw(ValueError("an adapter's own")), 0)

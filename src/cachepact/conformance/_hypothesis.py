@@ -40,6 +40,22 @@ def run_seeded(test: Callable[[], None], seed: int | None) -> None:
         test()
     except (Violation, Flaky):
         return
+    except Exception as e:
+        # Ctrl-C landing inside Hypothesis' own setup can come out as its internal AssertionError,
+        # with the KeyboardInterrupt only in the chain: it is still Ctrl-C (exit 130, one line).
+        if _interrupted(e):
+            raise KeyboardInterrupt from None
+        raise
+
+
+def _interrupted(e: BaseException | None) -> bool:
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, KeyboardInterrupt):
+            return True
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return False
 
 
 def profile_budget() -> tuple[int, int]:
