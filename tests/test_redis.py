@@ -555,3 +555,46 @@ def test_fills_are_stores_on_a_real_server_too(fill, redis_server_url):
     steps, finding = steps_of(aside(FILLS[fill], INVALIDATIONS["getdel"]), [("r", "k1"), ("w", "k1")], redis=url)
     assert finding is None, finding
     assert [s.action for s in steps if s.target == "cache" and s.key == "k1"] == ["get", "set", "delete"]
+
+
+VERSIONED_FILL = """
+if (redis.call('GET', KEYS[2]) or '0') == ARGV[2] then
+  return redis.call('SET', KEYS[1], ARGV[1], 'EX', 300)
+end
+return false
+"""
+
+
+def lua_guarded(*, bump: bool = True):
+    """A fill in Lua that stores only if the key's version is still the one read before the load."""
+
+    def make(env):
+        r = env.redis
+        fill = r.register_script(VERSIONED_FILL)
+
+        def read(key):
+            raw = r.get(key)
+            if raw is not None:
+                return raw.decode()
+            version = r.get(f"ver:{key}") or b"0"
+            value = env.db.get(key)
+            if value is not None:
+                fill(keys=[key, f"ver:{key}"], args=[value, version])
+            return value
+
+        def write(key, value):
+            env.db.put(key, value)
+            if bump:
+                r.incr(f"ver:{key}")
+            r.delete(key)
+
+        return Adapter(read=read, write=write)
+
+    return make
+
+
+def test_a_script_that_refuses_a_stale_fill_is_a_refused_fill():
+    """A script that may write and left the entry as it was, where the read was to fill, refused the
+    fill (it was a false who-populates); without the version bump the race is found."""
+    assert check(lua_guarded(), "cache-aside", seed=0).passed
+    assert _verdict(check(lua_guarded(bump=False), "cache-aside", seed=0)) == "coherent-at-rest"

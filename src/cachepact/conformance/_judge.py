@@ -361,6 +361,11 @@ class Judge:
             if k is None:
                 return None
             found = NONE if payload is None else self.value_id(k, decoded)
+            after_fill = op.kind == "r" and self.refinement.expects(i) is Kind.FILL
+            if after_fill and getattr(step.command, "effect", None) == "read":
+                # A script that may write (not *_RO) left the entry as it was when the read had loaded
+                # and was to fill: a conditional fill it refused (a version check), not a lookup.
+                return Obs(Kind.FILL, actor, k, NONE, False, False, False, self._after(k, effect))
             leased = step.action == "lease_get"
             outcome = (found, token is not None, leased and payload is None and token is None)
             same = effect.after is payload and payload is not None  # a hit leaves the entry as it was

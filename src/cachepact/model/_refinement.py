@@ -302,6 +302,11 @@ class Refinement:
         """The run moved the clock on: entries filled before may now count as expired."""
         self.clock_moves += 1
 
+    def expects(self, i: int) -> Kind | None:
+        """The kind of step op ``i``'s program is at (None once it is returning)."""
+        instr = self._current(i)
+        return None if instr is None else instr.kind
+
     def in_flight(self) -> bool:
         return self.running > 0
 
