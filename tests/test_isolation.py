@@ -159,52 +159,58 @@ def test_a_killed_runs_keys_are_removed_by_the_next_run(users_data, redis_server
     intact(redis_server_url, postgres_server_url, run_url, keys, table, tag)
 
 
-def test_a_server_that_dies_mid_run_is_a_clear_error_not_a_hang(tmp_path):
+@pytest.fixture
+def private_redis(tmp_path):
+    """A redis-server of the test's own, on a port of its own (for what the machine's must not see)."""
     server = "/usr/bin/redis-server"
     if not os.path.exists(server):
         pytest.skip("redis-server is not installed here")
-    port = 6390 + os.getpid() % 500
+    port = 6900 + os.getpid() % 500
     proc = subprocess.Popen(
-        [server, "--port", str(port), "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL
+        [server, "--port", str(port), "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
     )
-    try:
-        client = redis.Redis(port=port)
-        for _ in range(100):
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.05)  # the server starting up, not the code under test
-        (tmp_path / "dies.py").write_text(
-            "import cachepact, redis\n"
-            "from cachepact.adapters import redis_py\n"
-            "calls = []  # across worlds: the server dies some way into the check\n"
-            "def make(env):\n"
-            "    inner = redis_py.cache_aside(env)\n"
-            "    def read(key):\n"
-            "        calls.append(key)\n"
-            "        if len(calls) == 30:\n"
-            f"            redis.Redis(port={port}).shutdown(nosave=True)\n"
-            "        return inner.read(key)\n"
-            "    return cachepact.Adapter(read=read, write=inner.write)\n"
-        )
-        started = time.monotonic()
-        p = cachepact(
-            "dies.py:make",
-            "--pattern",
-            "cache-aside",
-            "--no-concurrency",
-            "--redis",
-            f"redis://127.0.0.1:{port}/0",
-            cwd=tmp_path,
-        )
-        out, err = p.communicate(timeout=120)
-        assert p.returncode == 2, out + err
-        assert "went away during the run" in err and "\n" not in err.strip(), err
-        assert time.monotonic() - started < 60
-    finally:
-        proc.kill()
-        proc.wait()
+    client = redis.Redis(port=port)
+    for _ in range(100):
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            time.sleep(0.05)  # the server starting up, not the code under test
+    yield port, client
+    proc.kill()
+    proc.wait()
+
+
+def test_a_server_that_dies_mid_run_is_a_clear_error_not_a_hang(private_redis, tmp_path):
+    port, _ = private_redis
+    (tmp_path / "dies.py").write_text(
+        "import cachepact, redis\n"
+        "from cachepact.adapters import redis_py\n"
+        "calls = []  # across worlds: the server dies some way into the check\n"
+        "def make(env):\n"
+        "    inner = redis_py.cache_aside(env)\n"
+        "    def read(key):\n"
+        "        calls.append(key)\n"
+        "        if len(calls) == 30:\n"
+        f"            redis.Redis(port={port}).shutdown(nosave=True)\n"
+        "        return inner.read(key)\n"
+        "    return cachepact.Adapter(read=read, write=inner.write)\n"
+    )
+    started = time.monotonic()
+    p = cachepact(
+        "dies.py:make",
+        "--pattern",
+        "cache-aside",
+        "--no-concurrency",
+        "--redis",
+        f"redis://127.0.0.1:{port}/0",
+        cwd=tmp_path,
+    )
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 2, out + err
+    assert "went away during the run" in err and "\n" not in err.strip(), err
+    assert time.monotonic() - started < 60
 
 
 def test_one_database_is_claimed_by_exactly_one_run_at_a_time(redis_server_url):
@@ -266,29 +272,6 @@ def test_a_thread_the_check_left_behind_cannot_write_after_the_cleanup(redis_ser
         threading.Event().wait(0.01)  # the released thread finishing its command, not the code under test
     assert "the check this thread worked for is over" in stuck[-1], stuck
     assert redis.Redis.from_url(url).dbsize() == 0
-
-
-@pytest.fixture
-def private_redis(tmp_path):
-    """A redis-server of the test's own, on a port of its own (for what the machine's must not see)."""
-    server = "/usr/bin/redis-server"
-    if not os.path.exists(server):
-        pytest.skip("redis-server is not installed here")
-    port = 6900 + os.getpid() % 500
-    proc = subprocess.Popen(
-        [server, "--port", str(port), "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
-        stdout=subprocess.DEVNULL,
-    )
-    client = redis.Redis(port=port)
-    for _ in range(100):
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            time.sleep(0.05)  # the server starting up, not the code under test
-    yield port, client
-    proc.kill()
-    proc.wait()
 
 
 def test_a_user_without_scripts_or_multi_gets_the_same_verdicts(private_redis):
