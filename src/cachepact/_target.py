@@ -11,7 +11,7 @@ from typing import Any
 
 from .conformance._contract import article
 from .conformance._env import one_line
-from .errors import DefinitionError
+from .errors import CachepactError, DefinitionError
 
 FORM = "write TARGET as module:attr or path/to/file.py:attr"
 
@@ -77,6 +77,8 @@ def _load_module(name: str, spec: str) -> Any:
         sys.path.insert(0, os.getcwd())  # as `python -m` would, so a local module is found
     try:
         return importlib.import_module(name)
+    except CachepactError:
+        raise  # a recipe without its library: MissingDependency names the extra to install
     except ModuleNotFoundError as e:
         if e.name and name.startswith(e.name):
             raise DefinitionError(

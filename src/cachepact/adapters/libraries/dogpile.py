@@ -1,0 +1,127 @@
+"""dogpile.cache, as its documentation shows it: a region, ``get_or_create`` and
+``cache_on_arguments`` (read-through: the region loads through the creator and fills), and
+``get``/``set`` by hand (cache-aside). Regions run on the run's Redis (``dogpile.cache.redis``) or on
+``env.cache`` (a small backend). Invalidation is ``region.delete`` / ``.invalidate()``.
+
+``cache_code="dogpile.cache"``: a call made while dogpile's code is on the stack is the Cache's, so
+the creator the application hands to ``get_or_create`` is run by the Cache.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cachepact import ABSENT, Adapter
+from cachepact.errors import MissingDependency
+
+try:
+    from dogpile.cache import make_region, register_backend
+    from dogpile.cache.api import NO_VALUE, CacheBackend, CachedValue
+except ImportError as e:  # pragma: no cover - exercised in a venv without the extra
+    raise MissingDependency(
+        "dogpile.cache", "cachepact[dogpile]", needed_for="cachepact.adapters.libraries.dogpile"
+    ) from e
+
+TTL = 300  # expiration_time: on the kit's virtual clock, so the kit's jumps past it expire entries
+
+
+class EnvCacheBackend(CacheBackend):
+    """A dogpile backend over ``env.cache``, as a team writes one for its own store."""
+
+    def __init__(self, arguments: dict[str, Any]) -> None:
+        self.cache = arguments["cache"]
+
+    def get(self, key: str) -> Any:
+        value = self.cache.get(key)
+        return NO_VALUE if value is None else value
+
+    def set(self, key: str, value: Any) -> None:
+        self.cache.set(key, value)
+
+    def delete(self, key: str) -> None:
+        self.cache.delete(key)
+
+
+register_backend("cachepact.env_cache", __name__, "EnvCacheBackend")
+
+
+def decoder(region: Any) -> Any:
+    """What a dogpile entry stands for: its payload, and a cached None (dogpile caches what the
+    creator returned, "not found" included) as a negative entry. On Redis an entry is serialised
+    (metadata, then the pickled payload): dogpile's own region parses it back."""
+
+    def decode(payload: Any) -> Any:
+        if isinstance(payload, bytes):
+            payload = region._parse_serialized_from_backend(payload)  # dogpile's parser, not a copy of it
+        if isinstance(payload, CachedValue):
+            return ABSENT if payload.payload is None else payload.payload
+        return payload
+
+    return decode
+
+
+def _region(env, *, on_redis: bool) -> Any:
+    if on_redis:
+        return make_region().configure(
+            "dogpile.cache.redis",
+            expiration_time=TTL,
+            arguments={"url": env.redis_url, "connection_kwargs": env.redis_options, "redis_expiration_time": 2 * TTL},
+        )
+    return make_region().configure("cachepact.env_cache", expiration_time=TTL, arguments={"cache": env.cache})
+
+
+def _get_or_create(env, *, on_redis: bool) -> Adapter:
+    region = _region(env, on_redis=on_redis)
+
+    def read(key):
+        return region.get_or_create(key, lambda: env.db.get(key))
+
+    def write(key, value):
+        env.db.put(key, value)
+        region.delete(key)
+
+    return Adapter(read=read, write=write, cache_code="dogpile.cache", decode=decoder(region))
+
+
+def get_or_create(env) -> Adapter:
+    """Read-through: ``region.get_or_create(key, creator)`` over ``env.cache``; ``region.delete`` on write."""
+    return _get_or_create(env, on_redis=False)
+
+
+def get_or_create_redis(env) -> Adapter:
+    """The same on ``dogpile.cache.redis``, the client dogpile makes itself on the run's Redis."""
+    return _get_or_create(env, on_redis=True)
+
+
+def cache_on_arguments(env) -> Adapter:
+    """Read-through: a loader decorated with ``region.cache_on_arguments()``; ``load.invalidate(key)``
+    on write."""
+    region = _region(env, on_redis=False)
+
+    @region.cache_on_arguments()
+    def load(key):
+        return env.db.get(key)
+
+    def write(key, value):
+        env.db.put(key, value)
+        load.invalidate(key)
+
+    return Adapter(read=load, write=write, cache_code="dogpile.cache", decode=decoder(region))
+
+
+def get_set(env) -> Adapter:
+    """Cache-aside by hand: ``region.get`` (``NO_VALUE`` on a miss), load, ``region.set``."""
+    region = _region(env, on_redis=False)
+
+    def read(key):
+        value = region.get(key)
+        if value is NO_VALUE:
+            value = env.db.get(key)
+            region.set(key, value)
+        return value
+
+    def write(key, value):
+        env.db.put(key, value)
+        region.delete(key)
+
+    return Adapter(read=read, write=write, decode=decoder(region))
