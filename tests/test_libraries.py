@@ -13,6 +13,7 @@ import pytest
 
 from cachepact import check
 from cachepact.adapters.libraries import cachetools as cachetools_recipes
+from cachepact.adapters.libraries import django as django_recipes
 from cachepact.adapters.libraries import dogpile as dogpile_recipes
 
 # dogpile.cache.redis stores with SETEX, which redis-py marks deprecated: the library's, not ours.
@@ -26,6 +27,10 @@ VERDICTS = [
     (dogpile_recipes.cache_on_arguments, "read-through", "pass", "coherent-at-rest", ()),
     (dogpile_recipes.get_set, "cache-aside", "pass", "coherent-at-rest", ()),
     (cachetools_recipes.cached, "read-through", "pass", "coherent-at-rest", ()),
+    (django_recipes.get_set, "cache-aside", "pass", "coherent-at-rest", ()),
+    (django_recipes.get_set_redis, "cache-aside", "pass", "coherent-at-rest", ()),
+    (django_recipes.get_or_set, "read-through", "pass", "coherent-at-rest", ()),
+    (django_recipes.get_or_set_redis, "read-through", "pass", "coherent-at-rest", ()),
     # One instance's L1 answers every repeat read, out of the kit's sight: the shared cache never hits.
     (cachetools_recipes.ttl_cache, "cache-aside", "pass", "fresh-read", ("hit",)),
 ]

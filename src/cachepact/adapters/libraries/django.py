@@ -1,0 +1,118 @@
+"""Django's cache framework, as its documentation shows it: the cache configured in-process, on the
+run's Redis (``django.core.cache.backends.redis.RedisCache``, the ``CACHES`` entry
+``{"BACKEND": ..., "LOCATION": env.redis_url, "OPTIONS": env.redis_options}``) or on ``env.cache``
+(a small ``BaseCache`` backend); ``cache.get``/``cache.set`` by hand (cache-aside),
+``cache.get_or_set`` (read-through: Django calls the loader and fills), ``cache.delete`` on write.
+
+``cache_code="django.core.cache"``: a call made while Django's cache code is on the stack is the
+Cache's, so the loader handed to ``get_or_set`` is run by the Cache.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cachepact import Adapter
+from cachepact.errors import MissingDependency
+
+try:
+    import django
+    from django.conf import settings
+    from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
+    from django.core.cache.backends.redis import RedisCache
+except ImportError as e:  # pragma: no cover - exercised in a venv without the extra
+    raise MissingDependency("Django", "cachepact[django]", needed_for="cachepact.adapters.libraries.django") from e
+
+TIMEOUT = 300
+
+if not settings.configured:  # a script or a check outside a Django project: the framework needs settings
+    settings.configure(USE_TZ=True)
+    django.setup()
+
+
+class EnvCache(BaseCache):
+    """A Django cache backend over ``env.cache``, as a team writes one for its own store."""
+
+    def __init__(self, cache: Any, params: dict[str, Any]) -> None:
+        super().__init__(params)
+        self._cache = cache
+
+    def add(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
+        return self._cache.add(self.make_and_validate_key(key, version=version), value, ttl=self._ttl(timeout))
+
+    def get(self, key, default=None, version=None):
+        value = self._cache.get(self.make_and_validate_key(key, version=version))
+        return default if value is None else value
+
+    def set(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
+        self._cache.set(self.make_and_validate_key(key, version=version), value, ttl=self._ttl(timeout))
+
+    def delete(self, key, version=None):
+        self._cache.delete(self.make_and_validate_key(key, version=version))
+        return True
+
+    def _ttl(self, timeout: Any) -> float | None:
+        """Django's timeout (seconds; None: forever; DEFAULT_TIMEOUT: the cache's) as env.cache's ttl."""
+        if timeout is DEFAULT_TIMEOUT:
+            timeout = self.default_timeout
+        return None if timeout is None else max(0.0, float(timeout))
+
+    def clear(self):
+        raise TypeError("env.cache is shared by the run's app instances and the kit: it is never cleared")
+
+
+def _cache(env, *, on_redis: bool) -> Any:
+    if on_redis:
+        return RedisCache(env.redis_url, {"TIMEOUT": TIMEOUT, "OPTIONS": env.redis_options})
+    return EnvCache(env.cache, {"TIMEOUT": TIMEOUT})
+
+
+def _get_set(env, *, on_redis: bool) -> Adapter:
+    cache = _cache(env, on_redis=on_redis)
+
+    def read(key):
+        value = cache.get(key)
+        if value is None:
+            value = env.db.get(key)
+            if value is not None:
+                cache.set(key, value, timeout=TIMEOUT)
+        return value
+
+    def write(key, value):
+        env.db.put(key, value)
+        cache.delete(key)
+
+    return Adapter(read=read, write=write)
+
+
+def get_set(env) -> Adapter:
+    """Cache-aside by hand over ``env.cache``: ``cache.get``, load, ``cache.set``; ``cache.delete``."""
+    return _get_set(env, on_redis=False)
+
+
+def get_set_redis(env) -> Adapter:
+    """The same on Django's ``RedisCache``, the client Django makes itself on the run's Redis."""
+    return _get_set(env, on_redis=True)
+
+
+def _get_or_set(env, *, on_redis: bool) -> Adapter:
+    cache = _cache(env, on_redis=on_redis)
+
+    def read(key):
+        return cache.get_or_set(key, lambda: env.db.get(key), timeout=TIMEOUT)
+
+    def write(key, value):
+        env.db.put(key, value)
+        cache.delete(key)
+
+    return Adapter(read=read, write=write, cache_code="django.core.cache")
+
+
+def get_or_set(env) -> Adapter:
+    """Read-through: ``cache.get_or_set(key, loader)`` over ``env.cache``; ``cache.delete`` on write."""
+    return _get_or_set(env, on_redis=False)
+
+
+def get_or_set_redis(env) -> Adapter:
+    """The same on Django's ``RedisCache``."""
+    return _get_or_set(env, on_redis=True)
