@@ -15,6 +15,7 @@ from cachepact import check
 from cachepact.adapters.libraries import cachetools as cachetools_recipes
 from cachepact.adapters.libraries import django as django_recipes
 from cachepact.adapters.libraries import dogpile as dogpile_recipes
+from cachepact.adapters.libraries import flask as flask_recipes
 
 # dogpile.cache.redis stores with SETEX, which redis-py marks deprecated: the library's, not ours.
 pytestmark = pytest.mark.filterwarnings("ignore:Call to deprecated setex:DeprecationWarning")
@@ -31,6 +32,8 @@ VERDICTS = [
     (django_recipes.get_set_redis, "cache-aside", "pass", "coherent-at-rest", ()),
     (django_recipes.get_or_set, "read-through", "pass", "coherent-at-rest", ()),
     (django_recipes.get_or_set_redis, "read-through", "pass", "coherent-at-rest", ()),
+    (flask_recipes.memoize, "read-through", "pass", "coherent-at-rest", ()),
+    (flask_recipes.cached, "read-through", "pass", "coherent-at-rest", ()),
     # One instance's L1 answers every repeat read, out of the kit's sight: the shared cache never hits.
     (cachetools_recipes.ttl_cache, "cache-aside", "pass", "fresh-read", ("hit",)),
 ]
