@@ -8,53 +8,45 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from cachepact import check
-from cachepact.adapters.libraries import cachetools as cachetools_recipes
-from cachepact.adapters.libraries import django as django_recipes
-from cachepact.adapters.libraries import dogpile as dogpile_recipes
-from cachepact.adapters.libraries import flask as flask_recipes
+from cachepact.adapters.libraries.findings import RECIPES, verdict
 
 # dogpile.cache.redis stores with SETEX, which redis-py marks deprecated: the library's, not ours.
 pytestmark = pytest.mark.filterwarnings("ignore:Call to deprecated setex:DeprecationWarning")
 
-# (recipe, pattern, verdict sequentially, verdict by default: concurrent, 2 app instances,
-#  situations the sequential check cannot see)
-VERDICTS = [
-    (dogpile_recipes.get_or_create, "read-through", "pass", "coherent-at-rest", ()),
-    (dogpile_recipes.get_or_create_redis, "read-through", "pass", "coherent-at-rest", ()),
-    (dogpile_recipes.cache_on_arguments, "read-through", "pass", "coherent-at-rest", ()),
-    (dogpile_recipes.get_set, "cache-aside", "pass", "coherent-at-rest", ()),
-    (cachetools_recipes.cached, "read-through", "pass", "coherent-at-rest", ()),
-    (django_recipes.get_set, "cache-aside", "pass", "coherent-at-rest", ()),
-    (django_recipes.get_set_redis, "cache-aside", "pass", "coherent-at-rest", ()),
-    (django_recipes.get_or_set, "read-through", "pass", "coherent-at-rest", ()),
-    (django_recipes.get_or_set_redis, "read-through", "pass", "coherent-at-rest", ()),
-    (flask_recipes.memoize, "read-through", "pass", "coherent-at-rest", ()),
-    (flask_recipes.cached, "read-through", "pass", "coherent-at-rest", ()),
-    # One instance's L1 answers every repeat read, out of the kit's sight: the shared cache never hits.
-    (cachetools_recipes.ttl_cache, "cache-aside", "pass", "fresh-read", ("hit",)),
-]
+PAGE = Path(__file__).resolve().parent.parent / "spec" / "libraries.md"
 
 
-def _verdict(result):
-    return result.finding.invariant if result.finding else "pass"
+@pytest.mark.parametrize("recipe", RECIPES, ids=[f"{r.module}:{r.name}" for r in RECIPES])
+def test_each_recipe_gets_its_published_verdict(recipe):
+    make = recipe.factory()
+    alone = check(make, recipe.pattern, seed=0, concurrency=False)
+    assert verdict(alone) == recipe.sequential, (
+        f"{recipe.target} sequentially: {verdict(alone)}, not {recipe.sequential} as published\n{alone.report()}"
+    )
+    assert alone.not_reached == recipe.unseen, f"{recipe.target}: a pass that never reached {alone.not_reached}"
+    raced = check(make, recipe.pattern, seed=0, max_examples=30)
+    assert verdict(raced) == recipe.default, (
+        f"{recipe.target} by default: {verdict(raced)}, not {recipe.default} as published\n{raced.report()}"
+    )
 
 
-@pytest.mark.parametrize(
-    ("make", "pattern", "sequential", "concurrent", "unseen"),
-    VERDICTS,
-    ids=[f"{m.__module__.rsplit('.', 1)[1]}:{m.__name__}" for m, *_ in VERDICTS],
-)
-def test_each_recipe_gets_its_published_verdict(make, pattern, sequential, concurrent, unseen):
-    name = f"{make.__module__}:{make.__name__}"
-    alone = check(make, pattern, seed=0, concurrency=False)
-    assert _verdict(alone) == sequential, f"{name} sequentially: {_verdict(alone)}, not {sequential}\n{alone.report()}"
-    assert alone.not_reached == unseen, f"{name}: a pass that never reached {alone.not_reached} says little"
-    raced = check(make, pattern, seed=0, max_examples=30)
-    assert _verdict(raced) == concurrent, f"{name} by default: {_verdict(raced)}, not {concurrent}\n{raced.report()}"
+def test_the_findings_page_states_the_verdicts_the_tests_assert():
+    """spec/libraries.md is the tool's output (python -m cachepact.adapters.libraries.findings); it must
+    state, for every recipe, the verdicts above, with a diagram for each failure."""
+    text = PAGE.read_text()
+    for recipe in RECIPES:
+        head = f": `{recipe.name}` ({recipe.pattern})"
+        parts = text.split("### ")[1:]
+        part = next((p for p in parts if p.startswith(recipe.library + " ") and head in p.splitlines()[0]), None)
+        assert part is not None, f"{recipe.target} is not on the page: regenerate it (see its first line)"
+        assert f"Verdict: **{recipe.sequential}** alone, **{recipe.default}** by default." in part, recipe.target
+        if recipe.default != "pass":
+            assert "```mermaid" in part and f"Why: {recipe.cause}." in part and "What to do:" in part
 
 
 def test_a_recipe_without_its_library_is_one_line_naming_the_extra():

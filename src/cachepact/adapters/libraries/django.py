@@ -18,6 +18,7 @@ from cachepact.errors import MissingDependency
 try:
     import django
     from django.conf import settings
+    from django.core.cache import CacheHandler
     from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
     from django.core.cache.backends.redis import RedisCache
 except ImportError as e:  # pragma: no cover - exercised in a venv without the extra
@@ -31,7 +32,8 @@ if not settings.configured:  # a script or a check outside a Django project: the
 
 
 class EnvCache(BaseCache):
-    """A Django cache backend over ``env.cache``, as a team writes one for its own store."""
+    """A Django cache backend over ``env.cache``, as a team writes one for its own store; its
+    ``LOCATION`` is the store itself."""
 
     def __init__(self, cache: Any, params: dict[str, Any]) -> None:
         super().__init__(params)
@@ -62,9 +64,17 @@ class EnvCache(BaseCache):
 
 
 def _cache(env, *, on_redis: bool) -> Any:
+    """The ``default`` cache of a ``CACHES`` setting, made by Django's own ``CacheHandler`` (what
+    ``django.core.cache.caches`` is), one per app instance, as each process configures its own."""
     if on_redis:
-        return RedisCache(env.redis_url, {"TIMEOUT": TIMEOUT, "OPTIONS": env.redis_options})
-    return EnvCache(env.cache, {"TIMEOUT": TIMEOUT})
+        entry = {
+            "BACKEND": f"{RedisCache.__module__}.RedisCache",
+            "LOCATION": env.redis_url,
+            "OPTIONS": env.redis_options,
+        }
+    else:
+        entry = {"BACKEND": f"{__name__}.EnvCache", "LOCATION": env.cache}
+    return CacheHandler({"default": {**entry, "TIMEOUT": TIMEOUT}})["default"]
 
 
 def _get_set(env, *, on_redis: bool) -> Adapter:

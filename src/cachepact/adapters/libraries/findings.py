@@ -1,0 +1,259 @@
+"""What the kit finds in the caching libraries teams use: the recipes, their verdicts, and the page.
+
+``RECIPES`` is the one table of what each recipe is and the verdicts it gets; the tests assert it
+(a library upgrade that changes behaviour fails them, naming the recipe), and this module's command
+writes the findings page from real checks, diagrams included:
+
+    python -m cachepact.adapters.libraries.findings -o spec/libraries.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.metadata
+import sys
+from collections.abc import Callable
+
+import attrs
+
+from cachepact import INVARIANTS, check
+from cachepact.diagrams import render, sequence_graph
+from cachepact.model import Trace
+
+LEASES = (
+    "fill through a lease (`cachepact.leases.Leases`, or `env.cache.lease_get`/`lease_set`): the write's "
+    "delete voids the reader's lease, and the stale fill is refused"
+)
+VERSIONED = "or make the fill conditional on a version the write bumps (a `WATCH`ed key, or a Lua check)"
+
+
+@attrs.frozen(kw_only=True)
+class Recipe:
+    library: str  # the distribution, as pip names it
+    module: str  # cachepact.adapters.libraries.<module>
+    name: str  # the factory in it
+    pattern: str
+    sequential: str  # the verdict with --no-concurrency: "pass" or an invariant
+    default: str  # the verdict of the default check (concurrent, 2 app instances)
+    unseen: tuple[str, ...] = ()  # situations its sequential check cannot see (out of the kit's sight)
+    cause: str  # why it fails: the library's documented behaviour, or the recipe's usage
+    advice: str  # what a user should do
+
+    @property
+    def target(self) -> str:
+        return f"cachepact.adapters.libraries.{self.module}:{self.name}"
+
+    def factory(self) -> Callable:
+        return getattr(importlib.import_module(f"cachepact.adapters.libraries.{self.module}"), self.name)
+
+
+_DOGPILE = (
+    "documented behaviour: `get_or_create` loads and fills with no guard against a `delete` that lands "
+    "between its load and its fill (its lock only stops concurrent creators of one key)"
+)
+_DJANGO = "documented behaviour: `cache.set` stores unconditionally, so a fill that raced a `delete` lands"
+_DJANGO_GOS = "documented behaviour: `get_or_set` is `get`, then `add` of the loader's value, unguarded"
+_FLASK = "documented behaviour: the decorators load and `set` unconditionally on a miss"
+
+RECIPES = (
+    Recipe(
+        library="dogpile.cache",
+        module="dogpile",
+        name="get_or_create",
+        pattern="read-through",
+        sequential="pass",
+        default="coherent-at-rest",
+        cause=_DOGPILE,
+        advice=f"{LEASES} (a dogpile backend whose `set` is a `lease_set`), {VERSIONED}",
+    ),
+    Recipe(
+        library="dogpile.cache",
+        module="dogpile",
+        name="get_or_create_redis",
+        pattern="read-through",
+        sequential="pass",
+        default="coherent-at-rest",
+        cause=_DOGPILE + "; `distributed_lock=True` changes nothing here",
+        advice=f"{LEASES}, {VERSIONED}",
+    ),
+    Recipe(
+        library="dogpile.cache",
+        module="dogpile",
+        name="cache_on_arguments",
+        pattern="read-through",
+        sequential="pass",
+        default="coherent-at-rest",
+        cause=_DOGPILE + " (`cache_on_arguments` is `get_or_create` on the arguments' key)",
+        advice=f"{LEASES}, {VERSIONED}",
+    ),
+    Recipe(
+        library="dogpile.cache",
+        module="dogpile",
+        name="get_set",
+        pattern="cache-aside",
+        sequential="pass",
+        default="coherent-at-rest",
+        cause="the recipe's usage: the textbook cache-aside (`region.get`, load, `region.set`) has the race",
+        advice=f"{LEASES}",
+    ),
+    Recipe(
+        library="cachetools",
+        module="cachetools",
+        name="cached",
+        pattern="read-through",
+        sequential="pass",
+        default="coherent-at-rest",
+        cause="documented behaviour: `@cached` stores the function's result unconditionally; its `lock=` guards "
+        "the mapping, not the load",
+        advice=f"{LEASES} (a mapping whose `__setitem__` is a `lease_set`), {VERSIONED}",
+    ),
+    Recipe(
+        library="cachetools",
+        module="cachetools",
+        name="ttl_cache",
+        pattern="cache-aside",
+        sequential="pass",
+        default="fresh-read",
+        unseen=("hit",),
+        cause="the recipe's usage: a `TTLCache` is per process, and a write clears only its own process's; "
+        "other processes serve the old value until their TTL runs out",
+        advice="keep the per-process tier only for data that may be that stale (the TTL is the bound), or "
+        "broadcast invalidations to every process (Redis pub/sub), or drop the L1",
+    ),
+    Recipe(
+        library="Django",
+        module="django",
+        name="get_set",
+        pattern="cache-aside",
+        sequential="pass",
+        default="coherent-at-rest",
+        cause=_DJANGO,
+        advice=LEASES,
+    ),
+    Recipe(
+        library="Django",
+        module="django",
+        name="get_set_redis",
+        pattern="cache-aside",
+        sequential="pass",
+        default="coherent-at-rest",
+        cause=_DJANGO + " (`RedisCache`)",
+        advice=f"{LEASES}, {VERSIONED}",
+    ),
+    Recipe(
+        library="Django",
+        module="django",
+        name="get_or_set",
+        pattern="read-through",
+        sequential="pass",
+        default="coherent-at-rest",
+        cause=_DJANGO_GOS,
+        advice=LEASES,
+    ),
+    Recipe(
+        library="Django",
+        module="django",
+        name="get_or_set_redis",
+        pattern="read-through",
+        sequential="pass",
+        default="coherent-at-rest",
+        cause=_DJANGO_GOS + " (`RedisCache`)",
+        advice=f"{LEASES}, {VERSIONED}",
+    ),
+    Recipe(
+        library="Flask-Caching",
+        module="flask",
+        name="memoize",
+        pattern="read-through",
+        sequential="pass",
+        default="coherent-at-rest",
+        cause=_FLASK + " (`memoize`; `delete_memoized` is the delete it races)",
+        advice=f"{LEASES}, {VERSIONED}",
+    ),
+    Recipe(
+        library="Flask-Caching",
+        module="flask",
+        name="cached",
+        pattern="read-through",
+        sequential="pass",
+        default="coherent-at-rest",
+        cause=_FLASK + " (`cached`)",
+        advice=f"{LEASES}, {VERSIONED}",
+    ),
+)
+
+
+def verdict(result) -> str:
+    return result.finding.invariant if result.finding else "pass"
+
+
+def section(recipe: Recipe) -> str:
+    """One recipe's findings, from a sequential and a default check run now."""
+    make = recipe.factory()
+    version = importlib.metadata.version(recipe.library)
+    alone = check(make, recipe.pattern, seed=0, concurrency=False, target=recipe.target)
+    raced = check(make, recipe.pattern, seed=0, target=recipe.target)
+    lines = [
+        f"### {recipe.library} {version}: `{recipe.name}` ({recipe.pattern})",
+        "",
+        f"`cachepact check {recipe.target} --pattern {recipe.pattern}`",
+        "",
+        "| invariant | `--no-concurrency` | default (concurrent, 2 app instances) |",
+        "| --- | --- | --- |",
+    ]
+    lines += [f"| `{name}` | {alone.status(name)} | {raced.status(name)} |" for name in INVARIANTS]
+    lines += ["", f"Verdict: **{verdict(alone)}** alone, **{verdict(raced)}** by default."]
+    if raced.finding is not None:
+        f = raced.finding
+        graph = sequence_graph(Trace(steps=raced.steps), culprit=f.culprit, title=f"{recipe.name}: {f.invariant}")
+        lines += [
+            "",
+            f"> {f.message}",
+            "",
+            "```mermaid",
+            str(render(graph, "mermaid")).rstrip("\n"),
+            "```",
+            "",
+            f"Why: {recipe.cause}.",
+            "",
+            f"What to do: {recipe.advice}.",
+            "",
+            f"Replay: `{raced.replay_command}`",
+        ]
+    return "\n".join(lines)
+
+
+def page() -> str:
+    out = [
+        "# What cachepact finds in the caching libraries teams use",
+        "",
+        "Generated by `python -m cachepact.adapters.libraries.findings -o spec/libraries.md` from real checks of",
+        "the recipes in `cachepact.adapters.libraries` (each uses its library as the library's documentation",
+        'shows); `tests/test_libraries.py` asserts every verdict below. "Why" says whether documented library',
+        "behaviour is the cause, or the recipe's usage.",
+        "",
+        "Every recipe is correct sequentially: the libraries load, fill and invalidate as their patterns say.",
+        "Each loses the stale-set race (a read loads, a write updates the DB and deletes, the read fills the",
+        "value it loaded before the write) or, for a per-process tier, serves another process's stale copy.",
+    ]
+    for recipe in RECIPES:
+        out += ["", section(recipe)]
+    return "\n".join(out) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cachepact.adapters.libraries.findings")
+    parser.add_argument("-o", "--output", metavar="FILE", help="write the page here (default: stdout)")
+    args = parser.parse_args(argv)
+    text = page()
+    if args.output:
+        with open(args.output, "w") as f:
+            f.write(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
