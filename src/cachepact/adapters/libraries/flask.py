@@ -39,13 +39,9 @@ def _app(env) -> tuple[Any, Any]:
     return app, cache
 
 
-def memoize(env) -> Adapter:
-    """``@cache.memoize()`` on the loader; ``cache.delete_memoized(load, key)`` on write."""
-    app, cache = _app(env)
-
-    @cache.memoize(timeout=TIMEOUT)
-    def load(key):
-        return env.db.get(key)
+def _adapter(env, app: Any, load: Any, invalidate: Any) -> Adapter:
+    """Reads through the decorated ``load``, writes the DB then ``invalidate(key)``, each inside the
+    app context Flask-Caching needs."""
 
     def read(key):
         with app.app_context():
@@ -54,9 +50,20 @@ def memoize(env) -> Adapter:
     def write(key, value):
         env.db.put(key, value)
         with app.app_context():
-            cache.delete_memoized(load, key)
+            invalidate(key)
 
     return Adapter(read=read, write=write, cache_code=CACHE_CODE)
+
+
+def memoize(env) -> Adapter:
+    """``@cache.memoize()`` on the loader; ``cache.delete_memoized(load, key)`` on write."""
+    app, cache = _app(env)
+
+    @cache.memoize(timeout=TIMEOUT)
+    def load(key):
+        return env.db.get(key)
+
+    return _adapter(env, app, load, lambda key: cache.delete_memoized(load, key))
 
 
 def cached(env) -> Adapter:
@@ -70,13 +77,4 @@ def cached(env) -> Adapter:
     def load(key):
         return env.db.get(key)
 
-    def read(key):
-        with app.app_context():
-            return load(key)
-
-    def write(key, value):
-        env.db.put(key, value)
-        with app.app_context():
-            cache.delete(item_key(key))
-
-    return Adapter(read=read, write=write, cache_code=CACHE_CODE)
+    return _adapter(env, app, load, lambda key: cache.delete(item_key(key)))
