@@ -327,3 +327,35 @@ def test_a_plain_set_after_a_lease_gets_a_hint_about_lease_set():
     result = cachepact.check(make, "cache-aside", replay="con/|r:k1,w:k1/00110")
     assert result.finding.invariant == "coherent-at-rest"
     assert result.finding.hint.startswith("the fill used set after taking a lease: fill with lease_set(k1")
+
+
+def _second_look(env):
+    """A library's double-checked lookup on leases: it looks, and looks again (under a lock of its
+    own) before loading; the second look may find what another reader filled."""
+
+    def read(key):
+        value, token = env.cache.lease_get(key)
+        if value is not None:
+            return value
+        again, token_again = env.cache.lease_get(key)
+        if again is not None:
+            return again
+        token = token_again or token  # a write voided the first lease: the second one guards the load
+        value = env.db.get(key)
+        if token is not None:
+            env.cache.lease_set(key, value, token)
+        return value
+
+    def write(key, value):
+        env.db.put(key, value)
+        env.cache.delete(key)
+
+    return cachepact.Adapter(read=read, write=write)
+
+
+def test_a_second_look_after_a_lease_grant_that_finds_the_entry_is_a_hit():
+    """dogpile's get_or_create looks twice before loading. A read granted a lease whose second look
+    hits (its lease was voided, and another reader filled) returns a fresh value: not who-loads."""
+    result = cachepact.check(_second_look, "cache-aside", seed=0, target="t:second_look")
+    assert result.passed, result.report()
+    assert "fill-refused" in result.reached and "lease-wait" in result.reached

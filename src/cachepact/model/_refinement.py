@@ -128,6 +128,7 @@ class _Op:
         "hit",
         "key",
         "kind",
+        "lease_only",
         "leased_once",
         "looked",
         "name",
@@ -149,6 +150,7 @@ class _Op:
         self.stored_undecodable = ""  # what it stored that the caller could not decode (for the report)
         self.overlapped = False  # a read: a write of its key began while it was in flight
         self.leased_once = False  # a read: its first lease_get (which may teach the judge its cache key)
+        self.lease_only = False  # a read: taking a lease is all it has done (it has not loaded yet)
 
 
 Names = Callable[[int, int], str]  # (key, value) -> how reports write a value
@@ -319,7 +321,13 @@ class Refinement:
         pc = self.state[OPS][i][PC]
         instr = self._current(i)
         first_or_again = instr is not None and instr.kind is Kind.LOOKUP
-        only_looked = not op.effective and (pc == RETURNING or (instr is not None and instr.kind is Kind.LOAD))
+        # A read granted a lease that looks again before loading and finds an entry (a library's
+        # second look under its own lock) is a hit: its lease was voided or ran out meanwhile, or
+        # nobody else could have filled. A second look that misses changes nothing.
+        looked_again = op.lease_only and found != NONE
+        only_looked = (not op.effective or looked_again) and (
+            pc == RETURNING or (instr is not None and instr.kind is Kind.LOAD)
+        )
         if not (first_or_again or only_looked):
             if found != NONE and instr is not None and instr.kind is Kind.FILL:
                 op.nil_ok = True  # an entry is there: the fill may keep it
@@ -351,7 +359,10 @@ class Refinement:
             event = 0
         op.looked = True
         if obs.leased and granted:
+            op.lease_only = not op.effective or op.lease_only
             op.effective = True
+        elif looked_again:
+            op.lease_only = False
         self.state = self._returning(nxt, i, o, label)
         self._events(event)
         return None
@@ -411,6 +422,7 @@ class Refinement:
             label, nxt, event = self.system.load(s, i, o, program, j, serve=serve)[0]
             nxt = self._returning(nxt, i, o, label)
             op.effective = True
+            op.lease_only = False
         elif instr.kind is Kind.FILL:
             value = o[LOADED]
             release_only = obs.leased and obs.value == NONE and value == 0 and self.system.absent[k]
@@ -446,6 +458,7 @@ class Refinement:
             nxt = self._returning(nxt, i, o, label)
             self.filled_at.pop(k, None)
         op.effective = True
+        op.lease_only = False
         op.nil_ok = False
         self.state = nxt
         self._events(event)
