@@ -84,7 +84,23 @@ def _state_key(live: InFlight) -> Any:
     # which of them is which are one state. Writes of one key run the same code too, each with a
     # value of its own that the adapter treats as opaque: states that differ only by a renaming of
     # those values (which write is which) are one state as well. The key is the least of them.
-    return min((rename(stores), tuple(sorted(rename(p) for p in per_op))) for rename in _renamings(scenario, values))
+    key = min((rename(stores), tuple(sorted(rename(p) for p in per_op))) for rename in _renamings(scenario, values))
+    return _rename_tokens(repr(key))
+
+
+# A random token (a lock's uuid, a lease's token_hex): 16 or more hex digits standing alone.
+_TOKEN = re.compile(r"(?<![0-9A-Za-z])[0-9a-f]{16,}(?![0-9A-Za-z])")
+
+
+def _rename_tokens(text: str) -> str:
+    """``text`` with each random token named by the order it first appears in.
+
+    Code compares such tokens only for equality (redis-py's ``Lock`` checks its own uuid before
+    releasing), so two states that differ by a renaming of tokens have the same futures. Without
+    this, the fresh uuid each run makes would keep every state apart and nothing would be pruned.
+    """
+    names: dict[str, str] = {}
+    return _TOKEN.sub(lambda m: names.setdefault(m.group(0), f"<token {len(names) + 1}>"), text)
 
 
 def _depth_first(prefix: list[int], stack: list[list], visited: set) -> tuple[Callable, list]:

@@ -86,6 +86,8 @@ class Participant:
         "timed",
         "timed_out",
         "waiting",
+        "woke_early",
+        "woken",
     )
 
     def __init__(self, scheduler: Scheduler, index: int, op: int, context: Any, *, helper: bool) -> None:
@@ -102,6 +104,8 @@ class Participant:
         self.predicate: Callable[[], bool] | None = None
         self.timed = False
         self.timed_out = False
+        self.woke_early = False  # its timed wait was ended early, and nobody else has stepped since
+        self.woken = False  # its timed wait was just ended: its next scheduling point is no decision
         self.waiting: Any = None  # what it is blocked on, for messages
         self.go: queue.SimpleQueue = queue.SimpleQueue()
         self.ident: int | None = None
@@ -275,10 +279,12 @@ class Scheduler:
         p.pending = (*call, p.first)
         p.parks += 1
         self.progress += 1
-        if p.first:
+        if p.first or p.woken:
             # A participant's start and its first call are one step: the code before its first call
-            # touches nothing shared, so a decision there would only double the schedules.
-            p.first = False
+            # touches nothing shared, so a decision there would only double the schedules. So are
+            # the end of a timed wait and the next call: letting others step in between is the
+            # same as ending the wait later, which the scheduler also tries.
+            p.first = p.woken = False
             return
         if self.live == 1 and p.state == "running":
             return  # nobody else can step: no decision to make
@@ -290,7 +296,7 @@ class Scheduler:
             raise self._unwind(p)
         p.predicate = predicate
         p.timed = timeout is not None
-        p.timed_out = False
+        p.timed_out = p.woken = False
         p.waiting = what
         self._stop(p, "blocked")
         p.predicate, p.waiting = None, None
@@ -363,12 +369,20 @@ class Scheduler:
         """Choose and wake the next participant, passing it the baton; None when nothing can step."""
         ready: list[int] = []
         timed: list[int] = []
+        spinning: list[int] = []
         for q in self.parts:
             if q.state == "parked" or (q.state == "blocked" and (self.aborting or q.predicate())):  # type: ignore[misc]
                 ready.append(q.index)
             elif q.state == "blocked" and q.timed:
-                timed.append(q.index)
-        options = tuple(sorted(ready + timed)) if ready else tuple(timed)
+                (spinning if q.woke_early else timed).append(q.index)
+        # Fairness, as in CHESS (Musuvathi & Qadeer, PLDI 2008): a participant whose timed wait was
+        # ended early and that waits again before anyone else stepped is in a retry loop (a Redis
+        # lock polled with sleep): another early end would only repeat the same failed try, with no
+        # end to the schedules. It is offered again once another participant steps, or when nothing
+        # else can.
+        if not ready:
+            timed += spinning
+        options = tuple(sorted(ready + timed)) if ready else tuple(sorted(timed))
         if not options:
             return None
         if not ready and self.forced >= MAX_FORCED_TIMEOUTS:
@@ -401,9 +415,14 @@ class Scheduler:
         p = self.parts[chosen]
         if p.state == "blocked" and not (self.aborting or p.predicate()):  # type: ignore[misc]
             p.timed_out = True
+            p.woke_early = bool(ready)
+            p.woken = True
             self.forced += not ready
         else:
             self.progress += 1
+            for q in self.parts:
+                if q is not p:
+                    q.woke_early = False
         self.current = self.baton = p
         if p.state != "running":
             p.state = "running"
