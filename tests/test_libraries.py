@@ -6,13 +6,18 @@ what it does under a race is a failing test here, naming the recipe and the verd
 
 from __future__ import annotations
 
+import pickle
 import subprocess
 import sys
+import threading
+from collections.abc import MutableMapping
 from pathlib import Path
 
+import cachetools
 import pytest
 
-from cachepact import check
+from cachepact import Adapter, check
+from cachepact.adapters.libraries.cachetools import LeasedRedisMapping
 from cachepact.adapters.libraries.findings import RECIPES, verdict
 
 # dogpile.cache.redis stores with SETEX, which redis-py marks deprecated: the library's, not ours.
@@ -47,6 +52,66 @@ def test_the_findings_page_states_the_verdicts_the_tests_assert():
         assert f"Verdict: **{recipe.sequential}** alone, **{recipe.default}** by default." in part, recipe.target
         if recipe.default != "pass":
             assert "```mermaid" in part and f"Why: {recipe.cause}." in part and "What to do:" in part
+        if recipe.fixed_by:
+            assert f"Checked fix: `cachepact.adapters.libraries.{recipe.module}:{recipe.fixed_by}` (" in part
+        if recipe.fixes:
+            assert f"{recipe.fixes}." in part, recipe.target
+
+
+def test_each_published_fix_fixes_recipes_of_its_own_library_and_passes():
+    fixes = {(r.module, r.name): r for r in RECIPES if r.fixes}
+    for recipe in RECIPES:
+        if recipe.fixed_by:
+            fix = fixes.get((recipe.module, recipe.fixed_by))
+            assert fix is not None, f"{recipe.target}: its fix {recipe.fixed_by} is not a published fix"
+            assert (fix.sequential, fix.default) == ("pass", "pass"), fix.target
+    assert {r.module for r in fixes.values()} >= {"dogpile", "cachetools", "django"}
+
+
+class _DocsPop(LeasedRedisMapping):
+    """The leased mapping with MutableMapping's own pop: it looks before it deletes."""
+
+    pop = MutableMapping.pop
+
+
+class _LooksAgain(LeasedRedisMapping):
+    """The leased mapping whose every look asks Redis, @cached's look after the load included."""
+
+    def __getitem__(self, key):
+        self._tokens().pop(key, None)
+        return super().__getitem__(key)
+
+
+def _cached_over(mapping: type) -> object:
+    def make(env):
+        @cachetools.cached(mapping(env.redis), key=lambda key: f"product:{key}", lock=threading.Lock())
+        def load(key):
+            return env.db.get(key)
+
+        def write(key, value):
+            env.db.put(key, value)
+            load.cache.pop(load.cache_key(key), None)
+
+        return Adapter(read=load, write=write, cache_code="cachetools", decode=pickle.loads)
+
+    return make
+
+
+@pytest.mark.parametrize(
+    ("mapping", "invariants"),
+    [
+        # The writer's look takes a lease and skips the delete (write-order); the marker it leaves
+        # makes that app's next read serve without filling (who-populates): the first found counts.
+        (_DocsPop, {"write-order", "who-populates"}),
+        # A lease granted after the write lets the stale value in: a second fill, or a stale entry.
+        (_LooksAgain, {"who-populates", "coherent-at-rest"}),
+    ],
+    ids=["pop", "look"],
+)
+def test_the_drafts_of_the_cachetools_fix_the_page_names_fail(mapping, invariants):
+    """The two mistakes the page says the kit caught in drafts of LeasedRedisMapping stay caught."""
+    result = check(_cached_over(mapping), "read-through", seed=0, target=f"t:{mapping.__name__}")
+    assert result.finding is not None and result.finding.invariant in invariants, result.report()
 
 
 def test_a_recipe_without_its_library_is_one_line_naming_the_extra():
@@ -67,3 +132,56 @@ def test_a_recipe_without_its_library_is_one_line_naming_the_extra():
     )
     assert done.returncode == 2, done.stderr
     assert "pip install 'cachepact[cachetools]'" in done.stderr and "\n" not in done.stderr.strip(), done.stderr
+
+
+def _leased_region(env):
+    from dogpile.cache import make_region
+
+    arguments = {"url": env.redis_url, "connection_kwargs": env.redis_options, "redis_expiration_time": 300}
+    return make_region().configure("cachepact.leased_redis", arguments=arguments)
+
+
+def _on_arguments(env):
+    from cachepact.adapters.libraries.dogpile import decoder
+
+    region = _leased_region(env)
+
+    @region.cache_on_arguments()
+    def product(key):
+        return env.db.get(key)
+
+    def write(key, value):
+        env.db.put(key, value)
+        product.invalidate(key)
+
+    return Adapter(read=product, write=write, cache_code="dogpile.cache", decode=decoder(region))
+
+
+def _by_hand(env):
+    from dogpile.cache.api import NO_VALUE
+
+    from cachepact.adapters.libraries.dogpile import decoder
+
+    region = _leased_region(env)
+
+    def read(key):
+        value = region.get(key)
+        if value is NO_VALUE:
+            value = env.db.get(key)
+            region.set(key, value)
+        return value
+
+    def write(key, value):
+        env.db.put(key, value)
+        region.delete(key)
+
+    return Adapter(read=read, write=write, decode=decoder(region))
+
+
+@pytest.mark.parametrize(("make", "pattern"), [(_on_arguments, "read-through"), (_by_hand, "cache-aside")])
+def test_any_region_on_the_leased_dogpile_backend_is_fixed(make, pattern):
+    """The page says the fix is the backend, not get_or_create: cache_on_arguments and get/set by
+    hand on it pass too, with the race's refused fill reached."""
+    result = check(make, pattern, seed=0, max_examples=30, target=f"t:{make.__name__}")
+    assert result.passed, result.report()
+    assert "fill-refused" in result.reached

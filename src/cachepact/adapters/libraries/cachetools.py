@@ -1,7 +1,8 @@
 """cachetools, as its documentation shows it: ``@cached(cache, key=, lock=)`` (read-through: the
 decorator loads through the function and fills) over a mapping backed by ``env.cache``, invalidated
 the way the docs show (``fn.cache.pop(fn.cache_key(...))``); and a ``TTLCache`` used by hand as a
-per-process L1 in front of the shared cache (cache-aside).
+per-process L1 in front of the shared cache (cache-aside). The fix, ``cached_leased``, is the same
+decorator over ``LeasedRedisMapping``: a mapping on Redis whose fills are lease-checked.
 
 ``cache_code`` names the ``cachetools`` module: a call made while its code is on the stack is the
 Cache's, so the decorated function's DB read is the Cache loading.
@@ -9,12 +10,14 @@ Cache's, so the decorated function's DB read is the Cache loading.
 
 from __future__ import annotations
 
+import pickle
 import threading
 from collections.abc import MutableMapping
 from typing import Any
 
 from cachepact import Adapter
 from cachepact.errors import MissingDependency
+from cachepact.leases import Leases
 
 try:
     import cachetools
@@ -52,6 +55,62 @@ class EnvCacheMapping(MutableMapping):
         raise TypeError("env.cache cannot be counted")
 
 
+_MISSING = object()
+
+
+class LeasedRedisMapping(MutableMapping):
+    """The fix: the mapping ``@cached`` stores into, on Redis through ``cachepact.leases.Leases``.
+    A miss takes the key's lease, the fill is a lease-checked set, and a delete voids outstanding
+    leases, so a load that raced a write is not cached. Values are pickled."""
+
+    def __init__(self, client: Any, *, ttl: float = TTL) -> None:
+        self.leases = Leases(client)
+        self.ttl = ttl
+        self._held = threading.local()  # key -> the lease token this thread holds
+
+    def _tokens(self) -> dict[Any, str | None]:
+        """The keys this thread missed and is loading, each with its lease token (None: another
+        reader held the lease, so this load is served without filling)."""
+        if not hasattr(self._held, "tokens"):
+            self._held.tokens = {}
+        return self._held.tokens
+
+    def __getitem__(self, key: Any) -> Any:
+        tokens = self._tokens()
+        if key in tokens:
+            # @cached looks again after loading (setdefault: "prefer the item already in the
+            # cache"). That look must not take a lease: one granted now, after a write voided the
+            # old one or its holder filled, would let the value loaded before the write in.
+            raise KeyError(key)
+        value, token = self.leases.get(key)
+        if value is None:
+            tokens[key] = token
+            raise KeyError(key)
+        return pickle.loads(value)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        token = self._tokens().pop(key, None)
+        if token is not None:  # without the lease (another reader holds it) the value is not cached
+            self.leases.set(key, pickle.dumps(value), token, ttl=self.ttl)
+
+    def __delitem__(self, key: Any) -> None:
+        self.leases.delete(key)
+
+    def pop(self, key: Any, default: Any = _MISSING) -> Any:
+        # MutableMapping.pop looks first and deletes only on a hit; a look that misses would take a
+        # lease and skip the delete, leaving a reader's lease valid. Invalidation always deletes.
+        self.leases.delete(key)
+        if default is _MISSING:
+            raise KeyError(key)
+        return default
+
+    def __iter__(self):  # cachetools never iterates a cache it was given
+        raise TypeError("a shared Redis cache is not listed")
+
+    def __len__(self) -> int:
+        raise TypeError("a shared Redis cache is not counted")
+
+
 def cached(env) -> Adapter:
     """Read-through: ``@cachetools.cached(EnvCacheMapping(env.cache), lock=Lock())``; a write pops the
     entry, ``load.cache.pop(load.cache_key(key), None)``, as the docs show."""
@@ -65,6 +124,21 @@ def cached(env) -> Adapter:
         load.cache.pop(load.cache_key(key), None)
 
     return Adapter(read=load, write=write, cache_code="cachetools")
+
+
+def cached_leased(env) -> Adapter:
+    """The fix: ``@cachetools.cached(LeasedRedisMapping(env.redis), key=..., lock=Lock())``, a key per
+    product; a write pops the entry as the docs show."""
+
+    @cachetools.cached(LeasedRedisMapping(env.redis), key=lambda key: f"product:{key}", lock=threading.Lock())
+    def load(key):
+        return env.db.get(key)
+
+    def write(key, value):
+        env.db.put(key, value)
+        load.cache.pop(load.cache_key(key), None)
+
+    return Adapter(read=load, write=write, cache_code="cachetools", decode=pickle.loads)
 
 
 def ttl_cache(env) -> Adapter:

@@ -3,6 +3,8 @@ run's Redis (``django.core.cache.backends.redis.RedisCache``, the ``CACHES`` ent
 ``{"BACKEND": ..., "LOCATION": env.redis_url, "OPTIONS": env.redis_options}``) or on ``env.cache``
 (a small ``BaseCache`` backend); ``cache.get``/``cache.set`` by hand (cache-aside),
 ``cache.get_or_set`` (read-through: Django calls the loader and fills), ``cache.delete`` on write.
+The fix, ``get_set_locked``, holds a redis-py ``Lock`` per key around a miss's load and fill and
+around the write.
 
 ``cache_code="django.core.cache"``: a call made while Django's cache code is on the stack is the
 Cache's, so the loader handed to ``get_or_set`` is run by the Cache.
@@ -126,3 +128,32 @@ def get_or_set(env) -> Adapter:
 def get_or_set_redis(env) -> Adapter:
     """The same on Django's ``RedisCache``."""
     return _get_or_set(env, on_redis=True)
+
+
+def get_set_locked(env) -> Adapter:
+    """The fix by locking: ``get_set_redis`` with a Redis lock (redis-py's ``Lock``) per key that
+    covers the reader's load and fill and the writer's write and delete, so neither lands inside
+    the other. Hits take no lock; a miss looks again once it holds the lock, since the reader it
+    waited for has usually filled the entry (the kit's ``hit-after-fill`` fails without that look)."""
+    cache = _cache(env, on_redis=True)
+
+    def lock(key):
+        return env.redis.lock(f"lock:{key}", timeout=10, blocking_timeout=10)
+
+    def read(key):
+        value = cache.get(key)
+        if value is None:
+            with lock(key):
+                value = cache.get(key)
+                if value is None:
+                    value = env.db.get(key)
+                    if value is not None:
+                        cache.set(key, value, timeout=TIMEOUT)
+        return value
+
+    def write(key, value):
+        with lock(key):
+            env.db.put(key, value)
+            cache.delete(key)
+
+    return Adapter(read=read, write=write)

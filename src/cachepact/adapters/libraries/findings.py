@@ -26,6 +26,10 @@ LEASES = (
     "delete voids the reader's lease, and the stale fill is refused"
 )
 VERSIONED = "or make the fill conditional on a version the write bumps (a `WATCH`ed key, or a Lua check)"
+LOCKED = (
+    "or hold one Redis lock per key around a miss's load and fill and around the write's update and "
+    "delete, looking in the cache again once the lock is held"
+)
 
 
 @attrs.frozen(kw_only=True)
@@ -37,8 +41,10 @@ class Recipe:
     sequential: str  # the verdict with --no-concurrency: "pass" or an invariant
     default: str  # the verdict of the default check (concurrent, 2 app instances)
     unseen: tuple[str, ...] = ()  # situations its sequential check cannot see (out of the kit's sight)
-    cause: str  # why it fails: the library's documented behaviour, or the recipe's usage
-    advice: str  # what a user should do
+    cause: str = ""  # why it fails: the library's documented behaviour, or the recipe's usage
+    advice: str = ""  # what a user should do
+    fixed_by: str = ""  # the recipe in the same module that applies the advice, and passes
+    fixes: str = ""  # a fix: how it closes the race of the recipes whose fixed_by names it
 
     @property
     def target(self) -> str:
@@ -66,6 +72,7 @@ RECIPES = (
         default="coherent-at-rest",
         cause=_DOGPILE,
         advice=f"{LEASES} (a dogpile backend whose `set` is a `lease_set`), {VERSIONED}",
+        fixed_by="get_or_create_leased",
     ),
     Recipe(
         library="dogpile.cache",
@@ -76,6 +83,21 @@ RECIPES = (
         default="coherent-at-rest",
         cause=_DOGPILE + "; `distributed_lock=True` changes nothing here",
         advice=f"{LEASES}, {VERSIONED}",
+        fixed_by="get_or_create_leased",
+    ),
+    Recipe(
+        library="dogpile.cache",
+        module="dogpile",
+        name="get_or_create_leased",
+        pattern="read-through",
+        sequential="pass",
+        default="pass",
+        fixes="`LeasedRedisBackend` subclasses `dogpile.cache.redis` and changes three methods: a miss "
+        "(`get_serialized`) takes the key's lease, the fill (`set_serialized`) is a lease-checked set, and "
+        "`delete` voids outstanding leases. Any region on it is fixed, `cache_on_arguments` and `get`/`set` "
+        "included. Entries expire in Redis (`redis_expiration_time`), not by dogpile's `expiration_time`: a "
+        "soft-expired entry is a hit, so its refresh holds no lease and is not cached (the kit's first run "
+        "of this recipe said so, as `who-populates`)",
     ),
     Recipe(
         library="dogpile.cache",
@@ -86,6 +108,7 @@ RECIPES = (
         default="coherent-at-rest",
         cause=_DOGPILE + " (`cache_on_arguments` is `get_or_create` on the arguments' key)",
         advice=f"{LEASES}, {VERSIONED}",
+        fixed_by="get_or_create_leased",
     ),
     Recipe(
         library="dogpile.cache",
@@ -96,6 +119,7 @@ RECIPES = (
         default="coherent-at-rest",
         cause="the recipe's usage: the textbook cache-aside (`region.get`, load, `region.set`) has the race",
         advice=f"{LEASES}",
+        fixed_by="get_or_create_leased",
     ),
     Recipe(
         library="cachetools",
@@ -107,6 +131,21 @@ RECIPES = (
         cause="documented behaviour: `@cached` stores the function's result unconditionally; its `lock=` guards "
         "the mapping, not the load",
         advice=f"{LEASES} (a mapping whose `__setitem__` is a `lease_set`), {VERSIONED}",
+        fixed_by="cached_leased",
+    ),
+    Recipe(
+        library="cachetools",
+        module="cachetools",
+        name="cached_leased",
+        pattern="read-through",
+        sequential="pass",
+        default="pass",
+        fixes="`LeasedRedisMapping` is the mapping `@cached` stores into, on Redis through `Leases`: a miss "
+        "takes the lease, `__setitem__` is a lease-checked set, `__delitem__` voids leases. Two details the "
+        "kit caught in drafts of it: `@cached` looks again after loading (`setdefault`), and that look must "
+        "not take a lease (one granted after a write would let the stale value in: `who-populates`); and "
+        "`MutableMapping.pop`, the docs' invalidation, looks before it deletes, so on a miss it took a lease "
+        "and deleted nothing (`write-order`, or `who-populates`): the mapping's own `pop` always deletes",
     ),
     Recipe(
         library="cachetools",
@@ -129,7 +168,8 @@ RECIPES = (
         sequential="pass",
         default="coherent-at-rest",
         cause=_DJANGO,
-        advice=LEASES,
+        advice=f"{LEASES}, {LOCKED}",
+        fixed_by="get_set_locked",
     ),
     Recipe(
         library="Django",
@@ -139,7 +179,20 @@ RECIPES = (
         sequential="pass",
         default="coherent-at-rest",
         cause=_DJANGO + " (`RedisCache`)",
-        advice=f"{LEASES}, {VERSIONED}",
+        advice=f"{LEASES}, {VERSIONED}, {LOCKED}",
+        fixed_by="get_set_locked",
+    ),
+    Recipe(
+        library="Django",
+        module="django",
+        name="get_set_locked",
+        pattern="cache-aside",
+        sequential="pass",
+        default="pass",
+        fixes="`cache.get`/`cache.set`/`cache.delete` on `RedisCache` as before, with one redis-py `Lock` per "
+        "key held around a miss's load and fill and around the write's update and delete, so neither lands "
+        "inside the other; hits take no lock. Once it holds the lock a miss looks again: the reader it "
+        "waited for has usually filled the entry (without that look the kit reports `hit-after-fill`)",
     ),
     Recipe(
         library="Django",
@@ -149,7 +202,7 @@ RECIPES = (
         sequential="pass",
         default="coherent-at-rest",
         cause=_DJANGO_GOS,
-        advice=LEASES,
+        advice=f"{LEASES}, {LOCKED}",
     ),
     Recipe(
         library="Django",
@@ -159,7 +212,7 @@ RECIPES = (
         sequential="pass",
         default="coherent-at-rest",
         cause=_DJANGO_GOS + " (`RedisCache`)",
-        advice=f"{LEASES}, {VERSIONED}",
+        advice=f"{LEASES}, {VERSIONED}, {LOCKED}",
     ),
     Recipe(
         library="Flask-Caching",
@@ -169,7 +222,7 @@ RECIPES = (
         sequential="pass",
         default="coherent-at-rest",
         cause=_FLASK + " (`memoize`; `delete_memoized` is the delete it races)",
-        advice=f"{LEASES}, {VERSIONED}",
+        advice=f"{LEASES}, {VERSIONED}, {LOCKED}",
     ),
     Recipe(
         library="Flask-Caching",
@@ -179,7 +232,7 @@ RECIPES = (
         sequential="pass",
         default="coherent-at-rest",
         cause=_FLASK + " (`cached`)",
-        advice=f"{LEASES}, {VERSIONED}",
+        advice=f"{LEASES}, {VERSIONED}, {LOCKED}",
     ),
 )
 
@@ -218,13 +271,21 @@ def section(recipe: Recipe) -> str:
             f"Why: {recipe.cause}.",
             "",
             f"What to do: {recipe.advice}.",
-            "",
-            f"Replay: `{raced.replay_command}`",
         ]
+        if recipe.fixed_by:
+            fix = f"cachepact.adapters.libraries.{recipe.module}:{recipe.fixed_by}"
+            names = [(r.module, r.name) for r in RECIPES]
+            where = "below" if names.index((recipe.module, recipe.fixed_by)) > RECIPES.index(recipe) else "above"
+            lines += ["", f"Checked fix: `{fix}` ({where}) applies this and passes."]
+        lines += ["", f"Replay: `{raced.replay_command}`"]
+    if recipe.fixes:
+        fixed = [r.name for r in RECIPES if r.module == recipe.module and r.fixed_by == recipe.name]
+        lines += ["", f"The fix for {', '.join(f'`{n}`' for n in fixed)}: {recipe.fixes}."]
     return "\n".join(lines)
 
 
 def page() -> str:
+    sections = [section(recipe) for recipe in RECIPES]
     out = [
         "# What cachepact finds in the caching libraries teams use",
         "",
@@ -234,11 +295,19 @@ def page() -> str:
         "behaviour is the cause, or the recipe's usage.",
         "",
         "Every recipe is correct sequentially: the libraries load, fill and invalidate as their patterns say.",
-        "Each loses the stale-set race (a read loads, a write updates the DB and deletes, the read fills the",
-        "value it loaded before the write) or, for a per-process tier, serves another process's stale copy.",
+        "Used as documented, each loses the stale-set race (a read loads, a write updates the DB and deletes,",
+        "the read fills the value it loaded before the write) or, for a per-process tier, serves another",
+        "process's stale copy. The fixes (leases, or a lock that covers the writer too) are recipes as well,",
+        "checked the same way.",
+        "",
+        "| library | recipe | pattern | `--no-concurrency` | default |",
+        "| --- | --- | --- | --- | --- |",
     ]
-    for recipe in RECIPES:
-        out += ["", section(recipe)]
+    for r in RECIPES:
+        fix = " (fix)" if r.fixes else ""
+        out.append(f"| {r.library} | `{r.module}:{r.name}`{fix} | {r.pattern} | {r.sequential} | {r.default} |")
+    for text in sections:
+        out += ["", text]
     return "\n".join(out) + "\n"
 
 
