@@ -53,6 +53,13 @@ def _postgres_server() -> str:
 def pytest_configure(config):
     config.addinivalue_line("markers", "redis_server: needs the machine's Redis")
     config.addinivalue_line("markers", "postgres_server: needs the machine's PostgreSQL")
+    # A shell without job control starts background commands with SIGINT ignored, and a child
+    # inherits that: the Ctrl-C tests' cachepact would then never see their SIGINT (as any program
+    # started so). A handler of our own here is reset to the default in each child at exec.
+    import signal
+
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 import pytest  # noqa: E402

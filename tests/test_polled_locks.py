@@ -14,6 +14,7 @@ import pytest
 from cachepact import Adapter, check
 from cachepact.conformance._exhaustive import _rename_tokens, explore_schedules
 from cachepact.conformance._replay import ConcurrentScenario as Scenario
+from cachepact.conformance._servers import Servers
 from cachepact.conformance._world import Setup
 from cachepact.model import CACHE_ASIDE
 
@@ -56,7 +57,12 @@ def _fill_outside(env):
 
 
 def test_a_polled_lock_is_explored_to_the_end_for_two_readers_and_a_writer():
-    ex = explore_schedules(Setup(make=_locked, pattern=CACHE_ASIDE, instances=2), Scenario(ops=(R1, R2, W1)))
+    servers = Servers()  # env.redis's fakeredis and the hook: closed here, as check() closes its own
+    try:
+        setup = Setup(make=_locked, pattern=CACHE_ASIDE, instances=2, servers=servers)
+        ex = explore_schedules(setup, Scenario(ops=(R1, R2, W1)))
+    finally:
+        servers.close()
     assert ex.complete and ex.failing is None
     assert 50 < ex.runs < 2_000 and ex.pruned > 50  # it branched on the waits, and the state cache cut
 
