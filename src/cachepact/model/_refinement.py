@@ -362,7 +362,7 @@ class Refinement:
             op.lease_only = not op.effective or op.lease_only
             op.effective = True
         elif looked_again:
-            op.lease_only = False
+            op.lease_only = op.effective = False  # a hit now: as if it had only looked
         self.state = self._returning(nxt, i, o, label)
         self._events(event)
         return None
