@@ -204,3 +204,10 @@ def test_read_through_leases_pass_the_default_check():
     from cachepact.adapters.reference import read_through_leased
 
     assert check(read_through_leased, READ_THROUGH, seed=0).passed
+
+
+def test_a_replay_naming_a_choice_the_run_does_not_offer_is_refused():
+    """A replay string printed for another version of the adapter or of the kit must not quietly
+    rerun some other schedule (and pass)."""
+    with pytest.raises(cachepact.errors.InvalidArgument, match="replay does not match this run"):
+        check(cache_aside, "cache-aside", replay="con/|r:k1,w:k1/07")

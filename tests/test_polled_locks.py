@@ -9,9 +9,11 @@ random tokens are renamed in state keys.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from cachepact import Adapter, check
+from cachepact import Adapter, check, prove
 from cachepact.conformance._exhaustive import _rename_tokens, explore_schedules
 from cachepact.conformance._replay import ConcurrentScenario as Scenario
 from cachepact.conformance._servers import Servers
@@ -78,6 +80,119 @@ def test_random_tokens_are_named_by_first_appearance_and_nothing_else_changes():
     assert _rename_tokens(a) == _rename_tokens(b) == "lock:k1=<token 1> r1 SET <token 1> -> k1.v0"
     # Two tokens that are one in one state and two in another are different states.
     assert _rename_tokens("0c145a30ac6bdc3b 0c145a30ac6bdc3b") != _rename_tokens("0c145a30ac6bdc3b 9cfb41d1ee34c1e3")
-    # Short hex, hex inside a word, and values are left alone.
-    for text in ("k1.v12 deadbeef", "x0c145a30ac6bdc3b", "0c145a30ac6bdc3bz", "\\x80\\x04\\x95"):
+    # A uuid with its dashes is one token.
+    assert _rename_tokens("lock=3b7ffb8e-d95e-439b-909d-260dacd56200") == "lock=<token 1>"
+    # Short hex, hex inside a word, values, and numbers (a timestamp in ns is compared by order:
+    # two states that differ by which of two stamps is older are different states) are left alone.
+    for text in (
+        "k1.v12 deadbeef",
+        "x0c145a30ac6bdc3b",
+        "0c145a30ac6bdc3bz",
+        "\\x80\\x04\\x95",
+        "inv=1764226811000000001 filled=1764226811000000002",
+    ):
         assert _rename_tokens(text) == text
+
+
+def _gives_up(env, tries=10):
+    """A hand-rolled SET NX lock tried ``tries`` times, after which the read or write goes ahead
+    without it ("better than failing the request"): a writer that gives up while a reader holds the
+    lock writes and deletes inside the reader's load and fill."""
+    r = env.redis
+
+    def acquire(key):
+        for _ in range(tries):
+            if r.set(f"lock:{key}", "held", nx=True, px=5000):
+                return True
+            time.sleep(0.02)  # the kit's sleep: a timed wait
+        return False
+
+    def read(key):
+        value = r.get(f"p:{key}")
+        if value is not None:
+            return value.decode()
+        locked = acquire(key)
+        value = env.db.get(key)
+        if value is not None:
+            r.set(f"p:{key}", value, ex=300)
+        if locked:
+            r.delete(f"lock:{key}")
+        return value
+
+    def write(key, value):
+        locked = acquire(key)
+        env.db.put(key, value)
+        r.delete(f"p:{key}")
+        if locked:
+            r.delete(f"lock:{key}")
+
+    return Adapter(read=read, write=write, decode=bytes.decode, cache_key=lambda key: f"p:{key}")
+
+
+def _spaced_deletes(env, deletes=5):
+    """The writer deletes, then deletes again ``deletes - 1`` times, spaced by sleeps."""
+
+    def read(key):
+        value = env.cache.get(key)
+        if value is None:
+            value = env.db.get(key)
+            if value is not None:
+                env.cache.set(key, value, ttl=300)
+        return value
+
+    def write(key, value):
+        env.db.put(key, value)
+        env.cache.delete(key)
+        for _ in range(deletes - 1):
+            time.sleep(0.5)
+            env.cache.delete(key)
+
+    return Adapter(read=read, write=write)
+
+
+@pytest.mark.parametrize("make", [_gives_up, _spaced_deletes])
+def test_a_loop_of_timed_waits_that_ends_while_others_are_paused_is_explored(make):
+    """Fairness alone offers a waiter one early wake per step of another: a loop that must run all
+    its rounds while the others are paused (a lock given up after 10 tries, five spaced deletes)
+    needs the branch where it retries alone. Both races are found."""
+    result = check(make, "cache-aside", seed=0, target=f"t:{make.__name__}")
+    assert result.finding is not None and result.finding.invariant == "coherent-at-rest", result.report()
+    again = check(make, "cache-aside", replay=result.replay, target=f"t:{make.__name__}")
+    assert again.finding is not None and again.finding.invariant == "coherent-at-rest"
+
+
+_FENCED_FILL = """
+local inv = redis.call('GET', KEYS[2])
+if inv and inv >= ARGV[2] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', 300)
+return 1
+"""
+
+
+def _fenced(env):
+    """Timestamp fencing with the stamp taken before the DB update (the bug): its fill stores only
+    if the key's last invalidation is older than the load. Stamps are 19-digit numbers."""
+    r = env.redis
+    fill = r.register_script(_FENCED_FILL)
+
+    def read(key):
+        value = r.get(f"p:{key}")
+        if value is not None:
+            return value.decode()
+        stamp = str(time.time_ns())
+        value = env.db.get(key)
+        if value is not None:
+            fill(keys=[f"p:{key}", f"inv:{key}"], args=[value, stamp])
+        return value
+
+    def write(key, value):
+        r.set(f"inv:{key}", str(time.time_ns()))
+        env.db.put(key, value)
+        r.delete(f"p:{key}")
+
+    return Adapter(read=read, write=write, decode=bytes.decode, cache_key=lambda key: f"p:{key}")
+
+
+def test_numbers_compared_by_order_are_not_renamed_so_no_false_proof():
+    proof = prove(_fenced, "cache-aside", readers=1, writers=1)
+    assert proof.complete and not proof.holds

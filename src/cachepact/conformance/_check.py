@@ -369,7 +369,15 @@ def _replay_phase(setup: Setup, replay: str, progress: Progress) -> CheckPhase:
     def phase() -> Run | None:
         if replay.startswith("con/"):
             scenario, picks = parse_concurrent(replay)
-            run = run_interleaved(setup, scenario, replaying(picks)).as_run()
+            chooser = replaying(picks)
+            run = run_interleaved(setup, scenario, chooser).as_run()
+            if not chooser.matched:
+                raise InvalidArgument(
+                    "replay",
+                    replay,
+                    "does not match this run: its choices are not the ones the run offers (it was printed "
+                    "for another version of the adapter, or of cachepact); run the check without it",
+                )
         else:
             run = rerun_sequence(setup, parse_sequence(replay))
         progress.add_run(run)

@@ -88,8 +88,14 @@ def _state_key(live: InFlight) -> Any:
     return _rename_tokens(repr(key))
 
 
-# A random token (a lock's uuid, a lease's token_hex): 16 or more hex digits standing alone.
-_TOKEN = re.compile(r"(?<![0-9A-Za-z])[0-9a-f]{16,}(?![0-9A-Za-z])")
+# A random token standing alone: a uuid with its dashes, or 16 or more lower-case hex digits with at
+# least one letter among them (a lock's uuid4().hex, a lease's token_hex). All digits is a number,
+# such as a timestamp in ns, which code compares by order: never renamed.
+_TOKEN = re.compile(
+    r"(?<![0-9A-Za-z-])"
+    r"(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|(?=[0-9]*[a-f])[0-9a-f]{16,})"
+    r"(?![0-9A-Za-z-])"
+)
 
 
 def _rename_tokens(text: str) -> str:

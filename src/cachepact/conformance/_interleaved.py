@@ -133,11 +133,22 @@ def _interleave(world: World, scenario: ConcurrentScenario, choose: Chooser, pro
 # -- choosing ----------------------------------------------------------------------------------
 
 
-def replaying(picks: list[int]) -> Chooser:
-    def choose(d: int, options: tuple[int, ...], default: int) -> int:
-        return picks[d] if d < len(picks) and picks[d] in options else default
+class replaying:
+    """The chooser that replays recorded choices. ``matched`` says afterwards whether the run offered
+    each of them: a replay string printed by another version of the adapter or of the kit may name
+    a choice the run does not offer, and then the run is not the one it names. (A choice past the
+    run's last decision, where one participant was left, is harmless.)"""
 
-    return choose
+    def __init__(self, picks: list[int]) -> None:
+        self.picks = picks
+        self.matched = True
+
+    def __call__(self, d: int, options: tuple[int, ...], default: int) -> int:
+        if d < len(self.picks):
+            if self.picks[d] in options:
+                return self.picks[d]
+            self.matched = False
+        return default
 
 
 def switching(schedule: list[int]) -> Chooser:

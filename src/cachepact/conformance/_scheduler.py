@@ -40,6 +40,8 @@ POLL = 0.002  # how often the main thread looks at a run with more than one part
 IDLE_POLLS = 2  # a running thread that used no CPU over this many polls is blocked out of sight
 IDLE_WALL = 0.05  # the same, where threads have no CPU clock: this long without progress
 MAX_FORCED_TIMEOUTS = 1000  # timed waits ended with nothing else to run, before it counts as a hang
+ALONE = 100  # a chooser's option ALONE + i: participant i ends its timed waits early, alone (see _decide)
+MAX_SPIN = 64  # timed waits ended early in a row alone, before that branch is dropped as endless
 
 # A chooser: (decision number, the participants that may step, the default) -> participant.
 Chooser = Callable[[int, tuple[int, ...], int], int]
@@ -65,6 +67,7 @@ class Participant:
     """One thread working for an operation, as the scheduler sees it."""
 
     __slots__ = (
+        "alone",
         "atomic",
         "body",
         "clock",
@@ -76,11 +79,13 @@ class Participant:
         "ident",
         "idle",
         "index",
+        "loop_len",
         "op",
         "parks",
         "pending",
         "predicate",
         "scheduler",
+        "since_wait",
         "state",
         "thread",
         "timed",
@@ -106,6 +111,9 @@ class Participant:
         self.timed_out = False
         self.woke_early = False  # its timed wait was ended early, and nobody else has stepped since
         self.woken = False  # its timed wait was just ended: its next scheduling point is no decision
+        self.since_wait = 0  # scheduling points passed since its last timed wait
+        self.loop_len = 0  # scheduling points between its last two timed waits: a retry loop's body
+        self.alone = 0  # > 0: it is retrying alone, its timed waits ended early this many times
         self.waiting: Any = None  # what it is blocked on, for messages
         self.go: queue.SimpleQueue = queue.SimpleQueue()
         self.ident: int | None = None
@@ -279,6 +287,12 @@ class Scheduler:
         p.pending = (*call, p.first)
         p.parks += 1
         self.progress += 1
+        p.since_wait += 1
+        if p.alone:
+            if p.since_wait <= p.loop_len:
+                return  # still inside its retry loop, alone: no decision
+            p.alone = 0  # more calls than the loop's body: it has left the loop; decisions resume
+            p.woken = False
         if p.first or p.woken:
             # A participant's start and its first call are one step: the code before its first call
             # touches nothing shared, so a decision there would only double the schedules. So are
@@ -297,6 +311,8 @@ class Scheduler:
         p.predicate = predicate
         p.timed = timeout is not None
         p.timed_out = p.woken = False
+        if p.timed:
+            p.loop_len, p.since_wait = p.since_wait, 0
         p.waiting = what
         self._stop(p, "blocked")
         p.predicate, p.waiting = None, None
@@ -377,14 +393,30 @@ class Scheduler:
                 (spinning if q.woke_early else timed).append(q.index)
         # Fairness, as in CHESS (Musuvathi & Qadeer, PLDI 2008): a participant whose timed wait was
         # ended early and that waits again before anyone else stepped is in a retry loop (a Redis
-        # lock polled with sleep): another early end would only repeat the same failed try, with no
-        # end to the schedules. It is offered again once another participant steps, or when nothing
-        # else can.
+        # lock polled with sleep): offered one early end after another, its schedules never end.
+        # So it is offered again once another participant steps, or when nothing else can; and
+        # once as ALONE + i: it retries alone, every wait ending early, no decisions, until it
+        # leaves the loop (a bounded loop giving up, which others' paused steps make happen) or
+        # MAX_SPIN tries go by (a loop only others can end: that branch is dropped).
+        alone = tuple(ALONE + i for i in spinning) if ready else ()
         if not ready:
             timed += spinning
-        options = tuple(sorted(ready + timed)) if ready else tuple(sorted(timed))
+        options = tuple(sorted(ready + timed)) + alone if ready else tuple(sorted(timed))
         if not options:
             return None
+        cur_p = self.current
+        forced: int | None = None
+        if cur_p is not None and cur_p.alone and cur_p.state == "blocked" and not self.aborting:
+            if cur_p.predicate():  # type: ignore[misc]
+                forced = cur_p.index  # its wait is over: it goes on, still alone
+            elif cur_p.timed:
+                cur_p.alone += 1
+                if cur_p.alone > MAX_SPIN:
+                    self._abort()
+                    return None
+                forced = cur_p.index
+            else:
+                cur_p.alone = 0  # it waits for others now: decisions resume
         if not ready and self.forced >= MAX_FORCED_TIMEOUTS:
             self.hung = self._describe_stuck()  # a wait with a timeout, in a loop nothing ends
             return None
@@ -393,7 +425,9 @@ class Scheduler:
         preferred = ready or timed
         cur = self.current.index if self.current is not None else None
         default = cur if cur in preferred else preferred[0]
-        if len(options) == 1:
+        if forced is not None:
+            chosen = forced
+        elif len(options) == 1:
             chosen = options[0]
         else:
             # A chooser that reads the stores (the explorer's state key) runs the kit's own code on
@@ -412,6 +446,9 @@ class Scheduler:
             if chosen not in options:
                 chosen = default
             self.choices.append(chosen)
+            if chosen >= ALONE:
+                chosen -= ALONE
+                self.parts[chosen].alone = 1
         p = self.parts[chosen]
         if p.state == "blocked" and not (self.aborting or p.predicate()):  # type: ignore[misc]
             p.timed_out = True
