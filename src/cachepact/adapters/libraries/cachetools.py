@@ -60,37 +60,41 @@ _MISSING = object()
 
 class LeasedRedisMapping(MutableMapping):
     """The fix: the mapping ``@cached`` stores into, on Redis through ``cachepact.leases.Leases``.
-    A miss takes the key's lease, the fill is a lease-checked set, and a delete voids outstanding
-    leases, so a load that raced a write is not cached. Values are pickled."""
+    A miss (``cache[k]``) takes the key's lease; ``@cached`` then stores through ``setdefault``, a
+    lease-checked set that never takes a lease itself; a delete voids outstanding leases, so a load
+    that raced a write is not cached. Values are pickled. A lease whose loader raised is given to
+    the next reader once ``Leases``' ``lease_ttl`` runs out."""
 
     def __init__(self, client: Any, *, ttl: float = TTL) -> None:
         self.leases = Leases(client)
+        self.client = client
         self.ttl = ttl
-        self._held = threading.local()  # key -> the lease token this thread holds
-
-    def _tokens(self) -> dict[Any, str | None]:
-        """The keys this thread missed and is loading, each with its lease token (None: another
-        reader held the lease, so this load is served without filling)."""
-        if not hasattr(self._held, "tokens"):
-            self._held.tokens = {}
-        return self._held.tokens
+        self._held = threading.local()  # this thread's last miss: (key, its lease token or None)
 
     def __getitem__(self, key: Any) -> Any:
-        tokens = self._tokens()
-        if key in tokens:
-            # @cached looks again after loading (setdefault: "prefer the item already in the
-            # cache"). That look must not take a lease: one granted now, after a write voided the
-            # old one or its holder filled, would let the value loaded before the write in.
-            raise KeyError(key)
         value, token = self.leases.get(key)
         if value is None:
-            tokens[key] = token
+            self._held.miss = (key, token)
             raise KeyError(key)
         return pickle.loads(value)
 
+    def setdefault(self, key: Any, default: Any = None) -> Any:
+        # What @cached calls after loading, to "prefer the item already in the cache". Neither half
+        # of that is safe here: a look with a lease, granted after a write voided ours, lets the
+        # value loaded before the write in; and the cached item may be older than what this read
+        # just loaded (the kit reports fresh-read). So: a lease-checked store, and the loaded value.
+        self._store(key, default)
+        return default
+
     def __setitem__(self, key: Any, value: Any) -> None:
-        token = self._tokens().pop(key, None)
-        if token is not None:  # without the lease (another reader holds it) the value is not cached
+        self._store(key, value)
+
+    def _store(self, key: Any, value: Any) -> None:
+        """Store only with the lease this thread's miss of ``key`` was granted (refused if a write
+        voided it); without one, another reader holds the lease and nothing is stored."""
+        held, token = getattr(self._held, "miss", (None, None))
+        self._held.miss = (None, None)
+        if held == key and token is not None:
             self.leases.set(key, pickle.dumps(value), token, ttl=self.ttl)
 
     def __delitem__(self, key: Any) -> None:
@@ -103,6 +107,13 @@ class LeasedRedisMapping(MutableMapping):
         if default is _MISSING:
             raise KeyError(key)
         return default
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        value = self.client.get(key)  # a plain look: inspecting the cache takes no lease
+        return default if value is None else pickle.loads(value)
+
+    def __contains__(self, key: object) -> bool:
+        return bool(self.client.exists(key))
 
     def __iter__(self):  # cachetools never iterates a cache it was given
         raise TypeError("a shared Redis cache is not listed")

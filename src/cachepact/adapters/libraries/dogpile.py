@@ -53,33 +53,50 @@ class LeasedRedisBackend(RedisBackend):
     """``dogpile.cache.redis`` with memcache-style leases (``cachepact.leases.Leases``): a miss takes
     the key's lease, the fill is a lease-checked set, and ``delete`` voids outstanding leases, so a
     creator that loaded before a write cannot cache what it loaded. Everything else (the client,
-    serialisation, ``redis_expiration_time``) is dogpile's own."""
+    serialisation, ``redis_expiration_time``) is dogpile's own.
+
+    Only a thread that missed a key and holds its lease stores it: a ``set`` with no such miss
+    before it (``fn.refresh``, ``fn.set``, a refresh after ``region.invalidate()`` or dogpile's soft
+    expiry) stores nothing. Invalidate with ``delete``/``fn.invalidate(key)``, and let Redis expire
+    entries (``redis_expiration_time``). A lease whose creator raised is given to the next reader
+    once ``Leases``' ``lease_ttl`` runs out."""
 
     def __init__(self, arguments: dict[str, Any]) -> None:
         super().__init__(arguments)
         self.leases = Leases(self.writer_client)
-        self._held = threading.local()  # key -> the lease token this thread holds
+        self._held = threading.local()  # the leases this thread's last miss was granted: key -> token
 
-    def _tokens(self) -> dict[str, str]:
-        if not hasattr(self._held, "tokens"):
-            self._held.tokens = {}
-        return self._held.tokens
+    def _granted(self) -> dict[str, str]:
+        return getattr(self._held, "tokens", {})
 
     def get_serialized(self, key: str) -> Any:
         # get_or_create looks twice (again under its mutex), both before the creator loads, so a
         # lease granted by the second look guards the load as well as the first would have.
         value, token = self.leases.get(key)
         if token is not None:
-            self._tokens()[key] = token
+            self._held.tokens = {key: token}  # one miss at a time: nothing accumulates
         return NO_VALUE if value is None else value
 
+    def get_serialized_multi(self, keys: list[str]) -> list[Any]:
+        looks = [self.leases.get(key) for key in keys]
+        self._held.tokens = {key: token for key, (_, token) in zip(keys, looks) if token is not None}
+        return [NO_VALUE if value is None else value for value, _ in looks]
+
     def set_serialized(self, key: str, value: bytes) -> None:
-        token = self._tokens().pop(key, None)
+        token = self._granted().pop(key, None)
         if token is not None:  # without the lease (another reader holds it) the value is not cached
             self.leases.set(key, value, token, ttl=self.redis_expiration_time or None)
 
+    def set_serialized_multi(self, mapping: dict[str, bytes]) -> None:
+        for key, value in mapping.items():
+            self.set_serialized(key, value)
+
     def delete(self, key: str) -> None:
         self.leases.delete(key)
+
+    def delete_multi(self, keys: list[str]) -> None:
+        for key in keys:
+            self.leases.delete(key)
 
 
 register_backend("cachepact.leased_redis", __name__, "LeasedRedisBackend")
@@ -111,7 +128,11 @@ def _region(env, *, on_redis: bool) -> Any:
 
 
 def _get_or_create(env, *, on_redis: bool) -> Adapter:
-    region = _region(env, on_redis=on_redis)
+    return _reading_through(env, _region(env, on_redis=on_redis))
+
+
+def _reading_through(env, region: Any) -> Adapter:
+    """``region.get_or_create(key, creator)`` to read; ``region.delete`` after the DB update."""
 
     def read(key):
         return region.get_or_create(key, lambda: env.db.get(key))
@@ -143,15 +164,7 @@ def get_or_create_leased(env) -> Adapter:
         "cachepact.leased_redis",
         arguments={"url": env.redis_url, "connection_kwargs": env.redis_options, "redis_expiration_time": TTL},
     )
-
-    def read(key):
-        return region.get_or_create(key, lambda: env.db.get(key))
-
-    def write(key, value):
-        env.db.put(key, value)
-        region.delete(key)
-
-    return Adapter(read=read, write=write, cache_code="dogpile.cache", decode=decoder(region))
+    return _reading_through(env, region)
 
 
 def cache_on_arguments(env) -> Adapter:

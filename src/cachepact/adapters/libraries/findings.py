@@ -92,12 +92,14 @@ RECIPES = (
         pattern="read-through",
         sequential="pass",
         default="pass",
-        fixes="`LeasedRedisBackend` subclasses `dogpile.cache.redis` and changes three methods: a miss "
-        "(`get_serialized`) takes the key's lease, the fill (`set_serialized`) is a lease-checked set, and "
-        "`delete` voids outstanding leases. Any region on it is fixed, `cache_on_arguments` and `get`/`set` "
-        "included. Entries expire in Redis (`redis_expiration_time`), not by dogpile's `expiration_time`: a "
-        "soft-expired entry is a hit, so its refresh holds no lease and is not cached (the kit's first run "
-        "of this recipe said so, as `who-populates`)",
+        fixes="`LeasedRedisBackend` subclasses `dogpile.cache.redis`: a miss (`get_serialized`, and its "
+        "`_multi`) takes the key's lease, the fill (`set_serialized`) is a lease-checked set, and `delete` "
+        "(and `delete_multi`) voids outstanding leases. `cache_on_arguments` and `get`/`set` by hand on it "
+        "pass too (tested). Only a thread that missed a key and holds its lease stores it, so a `set` with "
+        "no miss before it (`refresh`, `region.invalidate()`'s refresh) stores nothing. Entries expire in "
+        "Redis (`redis_expiration_time`), not by dogpile's `expiration_time`: a soft-expired entry is a hit, "
+        "so its refresh holds no lease and is not cached (the kit's first run of this recipe said so, as "
+        "`who-populates`)",
     ),
     Recipe(
         library="dogpile.cache",
@@ -141,11 +143,14 @@ RECIPES = (
         sequential="pass",
         default="pass",
         fixes="`LeasedRedisMapping` is the mapping `@cached` stores into, on Redis through `Leases`: a miss "
-        "takes the lease, `__setitem__` is a lease-checked set, `__delitem__` voids leases. Two details the "
-        "kit caught in drafts of it: `@cached` looks again after loading (`setdefault`), and that look must "
-        "not take a lease (one granted after a write would let the stale value in: `who-populates`); and "
-        "`MutableMapping.pop`, the docs' invalidation, looks before it deletes, so on a miss it took a lease "
-        "and deleted nothing (`write-order`, or `who-populates`): the mapping's own `pop` always deletes",
+        "takes the lease, the store after the load (`setdefault`) is lease-checked, and a delete voids "
+        "leases. Three details the kit caught in drafts of it: `MutableMapping.setdefault` looks again with "
+        "a lease, and one granted after a write lets the stale value in (`who-populates`); returning the "
+        "cached item instead of the loaded one, as `@cached` prefers, can return a value older than the one "
+        "the read loaded (`fresh-read`), so `setdefault` returns the loaded value; and `MutableMapping.pop`, "
+        "the docs' invalidation, looks before it deletes, so on a miss it took a lease and deleted nothing "
+        "(`write-order`, or `who-populates`): the mapping's own `pop` always deletes. `get` and `in` are "
+        "plain looks that take no lease",
     ),
     Recipe(
         library="cachetools",
@@ -192,7 +197,10 @@ RECIPES = (
         fixes="`cache.get`/`cache.set`/`cache.delete` on `RedisCache` as before, with one redis-py `Lock` per "
         "key held around a miss's load and fill and around the write's update and delete, so neither lands "
         "inside the other; hits take no lock. Once it holds the lock a miss looks again: the reader it "
-        "waited for has usually filled the entry (without that look the kit reports `hit-after-fill`)",
+        "waited for has usually filled the entry (without that look the kit reports `hit-after-fill`). It "
+        "holds only while a load and fill take less than the lock's 10 s `timeout`: a reader paused longer "
+        "loses the lock to the writer and still fills (the kit does not move the clock inside concurrent "
+        "runs, so it cannot show this; leases have no such limit)",
     ),
     Recipe(
         library="Django",
