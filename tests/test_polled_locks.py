@@ -196,3 +196,55 @@ def _fenced(env):
 def test_numbers_compared_by_order_are_not_renamed_so_no_false_proof():
     proof = prove(_fenced, "cache-aside", readers=1, writers=1)
     assert proof.complete and not proof.holds
+
+
+LOCK_ADAPTER = """
+import redis
+from cachepact import Adapter
+
+def make(env):
+    r = redis.Redis.from_url(env.redis_url, **env.redis_options)
+
+    def read(key):
+        value = r.get(f"p:{key}")
+        if value is not None:
+            return value.decode()
+        with r.lock(f"lock:{key}", timeout=10):
+            value = env.db.get(key)
+        if value is not None:
+            r.set(f"p:{key}", value, ex=300)  # after releasing: the race
+        return value
+
+    def write(key, value):
+        with r.lock(f"lock:{key}", timeout=10):
+            env.db.put(key, value)
+            r.delete(f"p:{key}")
+
+    return Adapter(read=read, write=write, decode=bytes.decode)
+"""
+
+
+def test_a_printed_replay_reruns_the_failure_in_a_new_process(tmp_path):
+    """redis-py's Lock makes its tokens with uuid1, whose first call in a process runs a subprocess
+    (and takes locks): under control, that added scheduling points to a process's first run only,
+    so a replay in a new process landed on other points and passed."""
+    import subprocess
+    import sys
+
+    (tmp_path / "locked.py").write_text(LOCK_ADAPTER)
+    cmd = [sys.executable, "-W", "ignore", "-m", "cachepact", "check", "locked.py:make", "--pattern", "cache-aside"]
+    first = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 1, first.stdout + first.stderr
+    replay = next(line for line in first.stdout.splitlines() if line.startswith("Replay: "))
+    string = replay.split("--replay ", 1)[1].strip("'")
+    again = subprocess.run([*cmd, "--replay", string], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 1 and "FAIL coherent-at-rest" in again.stdout, again.stdout + again.stderr
+
+
+def test_a_loop_longer_than_the_lone_rounds_is_a_pass_that_says_what_it_did_not_explore():
+    """The branch where a waiter retries alone is cut after 64 rounds: giving up after 100 tries is
+    not reached, and the report must say so rather than read as a plain pass."""
+    result = check(lambda env: _gives_up(env, tries=100), "cache-aside", seed=0, target="t:gives_up_100")
+    assert result.passed
+    assert any("polled alone for 64 rounds" in w for w in result.warnings), result.report()
+    assert "polled alone" in result.report()

@@ -23,6 +23,7 @@ from ._progress import Progress
 from ._replay import MAX_INSTANCES, MAX_OPS, parse_concurrent, parse_sequence, validate_replay
 from ._result import Result
 from ._run import Run
+from ._scheduler import MAX_SPIN, Scheduler
 from ._schedules import search_schedules
 from ._sequences import search_sequences
 from ._servers import Servers
@@ -105,6 +106,7 @@ def check(
         progress = Progress(on_progress)
         started = time.perf_counter()
         watch_cache_code()
+        Scheduler.spun_out = 0
         run = None
 
         def finished(run: Run | None) -> Result:
@@ -225,12 +227,20 @@ def result_of(
 
 
 def _warnings() -> list[str]:
-    return [
+    out = [
         f"cache_code entry {name} was never on the call stack of a DB or cache call, so it made no call the "
         "Cache's; name the code that calls env (for a decorator, the decorated function or the decorator "
         "itself), or remove it"
         for name in unseen_cache_code()
     ]
+    if Scheduler.spun_out:
+        n = Scheduler.spun_out
+        out.append(
+            f"{n} schedule{'s' if n != 1 else ''} cut where an operation polled alone for {MAX_SPIN} rounds (a "
+            "lock or a retry loop only another operation ends, or a loop longer than that): a loop that gives "
+            f"up after more than {MAX_SPIN} tries was not explored to its end"
+        )
+    return out
 
 
 def resolve(
@@ -369,6 +379,10 @@ def _replay_phase(setup: Setup, replay: str, progress: Progress) -> CheckPhase:
     def phase() -> Run | None:
         if replay.startswith("con/"):
             scenario, picks = parse_concurrent(replay)
+            # The run that printed the string was never its process's first: what libraries set up
+            # on first use (redis-py loading its scripts, fakeredis starting Lua, uuid1 finding the
+            # MAC address) takes extra scheduling points once. A throwaway run first does the same.
+            run_interleaved(setup, scenario, replaying([]))
             chooser = replaying(picks)
             run = run_interleaved(setup, scenario, chooser).as_run()
             if not chooser.matched:

@@ -41,7 +41,7 @@ IDLE_POLLS = 2  # a running thread that used no CPU over this many polls is bloc
 IDLE_WALL = 0.05  # the same, where threads have no CPU clock: this long without progress
 MAX_FORCED_TIMEOUTS = 1000  # timed waits ended with nothing else to run, before it counts as a hang
 ALONE = 100  # a chooser's option ALONE + i: participant i ends its timed waits early, alone (see _decide)
-MAX_SPIN = 64  # timed waits ended early in a row alone, before that branch is dropped as endless
+MAX_SPIN = 64  # timed waits ended early in a row alone, before that branch is cut (check() says so)
 
 # A chooser: (decision number, the participants that may step, the default) -> participant.
 Chooser = Callable[[int, tuple[int, ...], int], int]
@@ -132,6 +132,8 @@ class Participant:
 
 
 class Scheduler:
+    spun_out = 0  # runs cut after a participant retried alone MAX_SPIN times, since check() reset it
+
     def __init__(
         self,
         choose: Chooser,
@@ -288,12 +290,12 @@ class Scheduler:
         p.parks += 1
         self.progress += 1
         p.since_wait += 1
-        if p.alone:
+        if p.alone and self.baton is p:
             if p.since_wait <= p.loop_len:
                 return  # still inside its retry loop, alone: no decision
             p.alone = 0  # more calls than the loop's body: it has left the loop; decisions resume
             p.woken = False
-        if p.first or p.woken:
+        if p.first or (p.woken and self.baton is p):
             # A participant's start and its first call are one step: the code before its first call
             # touches nothing shared, so a decision there would only double the schedules. So are
             # the end of a timed wait and the next call: letting others step in between is the
@@ -397,7 +399,8 @@ class Scheduler:
         # So it is offered again once another participant steps, or when nothing else can; and
         # once as ALONE + i: it retries alone, every wait ending early, no decisions, until it
         # leaves the loop (a bounded loop giving up, which others' paused steps make happen) or
-        # MAX_SPIN tries go by (a loop only others can end: that branch is dropped).
+        # MAX_SPIN tries go by (a loop only others can end, or a longer one: the branch is cut,
+        # counted in Scheduler.spun_out, and the check's report says so).
         alone = tuple(ALONE + i for i in spinning) if ready else ()
         if not ready:
             timed += spinning
@@ -412,6 +415,7 @@ class Scheduler:
             elif cur_p.timed:
                 cur_p.alone += 1
                 if cur_p.alone > MAX_SPIN:
+                    Scheduler.spun_out += 1
                     self._abort()
                     return None
                 forced = cur_p.index
@@ -575,6 +579,7 @@ class Scheduler:
                 if blocked:
                     p.state = "uncontrolled"
                     p.idle = 0
+                    p.alone, p.woken = 0, False  # when it resurfaces, the scheduler decides again
                     self.uncontrolled += 1
                     taken = True
                     if self.baton is p:
