@@ -55,11 +55,12 @@ class LeasedRedisBackend(RedisBackend):
     creator that loaded before a write cannot cache what it loaded. Everything else (the client,
     serialisation, ``redis_expiration_time``) is dogpile's own.
 
-    Only a thread that missed a key and holds its lease stores it: a ``set`` with no such miss
-    before it (``fn.refresh``, ``fn.set``, a refresh after ``region.invalidate()`` or dogpile's soft
+    Only a thread that holds the key's lease stores it: a ``set`` after a hit or with no miss before
+    it (``fn.refresh``, ``fn.set``, a refresh after ``region.invalidate()`` or dogpile's soft
     expiry) stores nothing. Invalidate with ``delete``/``fn.invalidate(key)``, and let Redis expire
-    entries (``redis_expiration_time``). A lease whose creator raised is given to the next reader
-    once ``Leases``' ``lease_ttl`` runs out."""
+    entries (``redis_expiration_time``). A lease whose creator raised, or whose creator itself
+    missed another key (nested ``get_or_create``: one miss's leases are held at a time), stays out
+    until ``Leases``' ``lease_ttl`` (10 s) runs out; readers meanwhile load without filling."""
 
     def __init__(self, arguments: dict[str, Any]) -> None:
         super().__init__(arguments)
@@ -75,6 +76,8 @@ class LeasedRedisBackend(RedisBackend):
         value, token = self.leases.get(key)
         if token is not None:
             self._held.tokens = {key: token}  # one miss at a time: nothing accumulates
+        elif value is not None:
+            self._held.tokens = {}  # a hit: no fill follows (a soft-expired refresh stores nothing)
         return NO_VALUE if value is None else value
 
     def get_serialized_multi(self, keys: list[str]) -> list[Any]:

@@ -95,8 +95,10 @@ RECIPES = (
         fixes="`LeasedRedisBackend` subclasses `dogpile.cache.redis`: a miss (`get_serialized`, and its "
         "`_multi`) takes the key's lease, the fill (`set_serialized`) is a lease-checked set, and `delete` "
         "(and `delete_multi`) voids outstanding leases. `cache_on_arguments` and `get`/`set` by hand on it "
-        "pass too (tested). Only a thread that missed a key and holds its lease stores it, so a `set` with "
-        "no miss before it (`refresh`, `region.invalidate()`'s refresh) stores nothing. Entries expire in "
+        "pass too (tested). Only a thread that holds the key's lease stores it, so a `set` with no miss "
+        "before it (`refresh`, `region.invalidate()`'s refresh) stores nothing. A creator that raises, or "
+        "that itself misses another key (nested `get_or_create`), leaves the lease out for `lease_ttl` "
+        "(10 s), and readers meanwhile load from the DB without filling. Entries expire in "
         "Redis (`redis_expiration_time`), not by dogpile's `expiration_time`: a soft-expired entry is a hit, "
         "so its refresh holds no lease and is not cached (the kit's first run of this recipe said so, as "
         "`who-populates`)",
@@ -150,7 +152,8 @@ RECIPES = (
         "the read loaded (`fresh-read`), so `setdefault` returns the loaded value; and `MutableMapping.pop`, "
         "the docs' invalidation, looks before it deletes, so on a miss it took a lease and deleted nothing "
         "(`write-order`, or `who-populates`): the mapping's own `pop` always deletes. `get` and `in` are "
-        "plain looks that take no lease",
+        "plain looks that take no lease. A loader that raises leaves the lease out for `lease_ttl` (10 s), "
+        "and readers meanwhile load from the DB without filling",
     ),
     Recipe(
         library="cachetools",
