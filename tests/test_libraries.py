@@ -9,15 +9,14 @@ from __future__ import annotations
 import pickle
 import subprocess
 import sys
-import threading
 from collections.abc import MutableMapping
 from pathlib import Path
 
-import cachetools
 import pytest
 
 from cachepact import Adapter, check
-from cachepact.adapters.libraries.cachetools import LeasedRedisMapping
+from cachepact.adapters.libraries.cachetools import LeasedRedisMapping, cached_over
+from cachepact.adapters.libraries.dogpile import decoder, leased_region
 from cachepact.adapters.libraries.findings import RECIPES, verdict
 
 # dogpile.cache.redis stores with SETEX, which redis-py marks deprecated: the library's, not ours.
@@ -92,18 +91,7 @@ class _PrefersCached(LeasedRedisMapping):
 
 
 def _cached_over(mapping: type) -> object:
-    def make(env):
-        @cachetools.cached(mapping(env.redis), key=lambda key: f"product:{key}", lock=threading.Lock())
-        def load(key):
-            return env.db.get(key)
-
-        def write(key, value):
-            env.db.put(key, value)
-            load.cache.pop(load.cache_key(key), None)
-
-        return Adapter(read=load, write=write, cache_code="cachetools", decode=pickle.loads)
-
-    return make
+    return lambda env: cached_over(env, mapping(env.redis))
 
 
 @pytest.mark.parametrize(
@@ -145,17 +133,8 @@ def test_a_recipe_without_its_library_is_one_line_naming_the_extra():
     assert "pip install 'cachepact[cachetools]'" in done.stderr and "\n" not in done.stderr.strip(), done.stderr
 
 
-def _leased_region(env):
-    from dogpile.cache import make_region
-
-    arguments = {"url": env.redis_url, "connection_kwargs": env.redis_options, "redis_expiration_time": 300}
-    return make_region().configure("cachepact.leased_redis", arguments=arguments)
-
-
 def _on_arguments(env):
-    from cachepact.adapters.libraries.dogpile import decoder
-
-    region = _leased_region(env)
+    region = leased_region(env)
 
     @region.cache_on_arguments()
     def product(key):
@@ -171,9 +150,7 @@ def _on_arguments(env):
 def _by_hand(env):
     from dogpile.cache.api import NO_VALUE
 
-    from cachepact.adapters.libraries.dogpile import decoder
-
-    region = _leased_region(env)
+    region = leased_region(env)
 
     def read(key):
         value = region.get(key)

@@ -152,7 +152,7 @@ class SqlDB:
         return BackendError("db", self.url, f"the database failed during the run: {_one_line(e)}")
 
     def _closed_hook(self) -> None:
-        pass
+        """What else a database removes once closed: nothing here; SQLite removes the file the kit made."""
 
 
 class _SqliteDB(SqlDB):

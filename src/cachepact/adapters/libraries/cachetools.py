@@ -140,8 +140,14 @@ def cached(env) -> Adapter:
 def cached_leased(env) -> Adapter:
     """The fix: ``@cachetools.cached(LeasedRedisMapping(env.redis), key=..., lock=Lock())``, a key per
     product; a write pops the entry as the docs show."""
+    return cached_over(env, LeasedRedisMapping(env.redis))
 
-    @cachetools.cached(LeasedRedisMapping(env.redis), key=lambda key: f"product:{key}", lock=threading.Lock())
+
+def cached_over(env, mapping: MutableMapping) -> Adapter:
+    """``@cachetools.cached(mapping, key=..., lock=Lock())`` over a mapping on Redis that pickles its
+    values, a key per product; a write pops the entry as the docs show."""
+
+    @cachetools.cached(mapping, key=lambda key: f"product:{key}", lock=threading.Lock())
     def load(key):
         return env.db.get(key)
 

@@ -163,11 +163,15 @@ def get_or_create_leased(env) -> Adapter:
     Entries expire in Redis (``redis_expiration_time``), not by dogpile's ``expiration_time``: a
     soft-expired entry is a hit, so its refresh holds no lease and is not cached (the kit's first
     run of this recipe with ``expiration_time`` reported exactly that, as ``who-populates``)."""
-    region = make_region().configure(
+    return _reading_through(env, leased_region(env))
+
+
+def leased_region(env) -> Any:
+    """A region on ``LeasedRedisBackend`` at the run's Redis, expiring entries in Redis."""
+    return make_region().configure(
         "cachepact.leased_redis",
         arguments={"url": env.redis_url, "connection_kwargs": env.redis_options, "redis_expiration_time": TTL},
     )
-    return _reading_through(env, region)
 
 
 def cache_on_arguments(env) -> Adapter:
