@@ -8,7 +8,7 @@ import pytest
 
 import cachepact
 from cachepact.adapters.library import ReadThroughCache
-from cachepact.conformance._env import build, run_operation
+from cachepact.conformance.record.env import build, run_operation
 
 
 def actors(make, key="k1"):

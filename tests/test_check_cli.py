@@ -367,7 +367,7 @@ def test_the_output_pre_check_creates_and_removes_nothing(capsys, tmp_path, monk
 def test_ctrl_c_inside_hypothesis_setup_is_still_ctrl_c():
     """Hypothesis may turn a KeyboardInterrupt in its own setup into an internal AssertionError with the
     interrupt in its chain (seen as a traceback and exit 1, 1 run in 10): the kit reads it as Ctrl-C."""
-    from cachepact.conformance._hypothesis import run_seeded
+    from cachepact.conformance.drive.hypothesis import run_seeded
 
     def test():
         try:

@@ -16,10 +16,10 @@ from cachepact.adapters.reference import (
     read_through,
     under_one_lock,
 )
-from cachepact.conformance._exhaustive import explore_schedules
-from cachepact.conformance._interleaved import replaying, run_interleaved
-from cachepact.conformance._replay import ConcurrentScenario as Scenario
-from cachepact.conformance._world import Setup
+from cachepact.conformance.drive.exhaustive import explore_schedules
+from cachepact.conformance.drive.interleaved import replaying, run_interleaved
+from cachepact.conformance.drive.replay import ConcurrentScenario as Scenario
+from cachepact.conformance.drive.world import Setup
 from cachepact.model import CACHE_ASIDE, READ_THROUGH
 
 R, W = ("r", "k1", 0), ("w", "k1", 0)
@@ -91,9 +91,9 @@ def test_replaying_a_race_reproduces_it_exactly(name):
 
 
 def test_hypothesis_alone_finds_and_shrinks_the_race():
-    from cachepact.conformance._clock import VirtualClock
-    from cachepact.conformance._progress import Progress
-    from cachepact.conformance._schedules import search_schedules
+    from cachepact.conformance.drive.schedules import search_schedules
+    from cachepact.conformance.report.progress import Progress
+    from cachepact.conformance.runtime.clock import VirtualClock
 
     found = []
     with VirtualClock() as clock:

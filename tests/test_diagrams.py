@@ -10,7 +10,7 @@ import pytest
 
 from cachepact.cli import main
 from cachepact.diagrams import messages, render, sequence_graph, to_dot, to_mermaid
-from cachepact.model import CACHE_ASIDE, PATTERNS, Scenario, explore, flow
+from cachepact.model import CACHE_ASIDE, PATTERNS, Kind, Scenario, explore, flow
 
 GOLDEN = Path(__file__).parent / "golden"
 CASES = [(name, f) for name in PATTERNS for f in ("read-hit", "read-miss", "write")]
@@ -21,7 +21,10 @@ def test_each_flow_graph_has_exactly_the_seed_steps_in_order_with_the_right_acto
     trace = flow(PATTERNS[pattern], name)
     g = sequence_graph(trace)
     got = [(u[0], v[0], d["label"]) for u, v, d in messages(g)]
-    who = "App" if pattern == "cache-aside" else "Cache"
+    p = PATTERNS[pattern]
+    who = str(p.load_by)
+    writer = str(p.by(Kind.PUT))
+    store = ("App", "Cache", "2. delete(k1)") if p.has(Kind.INVALIDATE) else (writer, "Cache", "2. set(k1, v1)")
     expected = {
         "read-hit": [("App", "Cache", "1. get(k1) -> v0")],
         "read-miss": [
@@ -29,7 +32,7 @@ def test_each_flow_graph_has_exactly_the_seed_steps_in_order_with_the_right_acto
             (who, "DB", "2. get(k1) -> v0"),
             (who, "Cache", "3. set(k1, v0)"),
         ],
-        "write": [("App", "DB", "1. put(k1, v1)"), ("App", "Cache", "2. delete(k1)")],
+        "write": [(writer, "DB", "1. put(k1, v1)"), store],
     }[name]
     assert got == expected
     assert g.graph["lifelines"] == ["App", "Cache", "DB"]

@@ -192,8 +192,8 @@ def test_ttl_is_seconds_on_the_virtual_clock_and_must_be_a_number():
 
 
 def test_an_expired_entry_is_reloaded_and_the_replay_moves_the_clock():
-    from cachepact.conformance._clock import VirtualClock
-    from cachepact.conformance._world import Setup, World
+    from cachepact.conformance.drive.world import Setup, World
+    from cachepact.conformance.runtime.clock import VirtualClock
     from cachepact.model import CACHE_ASIDE
 
     make = IDIOMS["aside_ttl_entries"].make

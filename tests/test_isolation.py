@@ -244,7 +244,7 @@ def test_a_thread_the_check_left_behind_cannot_write_after_the_cleanup(redis_ser
     import threading
 
     import cachepact
-    from cachepact.conformance._primitives import real_event
+    from cachepact.conformance.runtime.primitives import real_event
 
     url, _ = free_db(redis_server_url)
     go_on, stuck = real_event(), []

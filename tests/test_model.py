@@ -134,10 +134,10 @@ def test_each_flow_follows_the_seed_table(pattern):
     ]
 
 
-def test_the_two_patterns_differ_only_in_who_loads_and_populates():
+def test_the_seeds_two_patterns_differ_only_in_who_loads_and_populates():
     assert CACHE_ASIDE.load_by is CACHE_ASIDE.fill_by is Actor.APP
     assert READ_THROUGH.load_by is READ_THROUGH.fill_by is Actor.CACHE
-    assert set(PATTERNS) == {"cache-aside", "read-through"}
+    assert {"cache-aside", "read-through"} <= set(PATTERNS)
     assert CACHE_ASIDE.write == READ_THROUGH.write  # the seed: writes are identical
     assert (CACHE_ASIDE.by(Kind.PUT), CACHE_ASIDE.by(Kind.INVALIDATE)) == (Actor.APP, Actor.APP)
     assert [i.kind for i in CACHE_ASIDE.read] == [i.kind for i in READ_THROUGH.read]

@@ -14,10 +14,10 @@ import time
 import pytest
 
 from cachepact import Adapter, check, prove
-from cachepact.conformance._exhaustive import _rename_tokens, explore_schedules
-from cachepact.conformance._replay import ConcurrentScenario as Scenario
-from cachepact.conformance._servers import Servers
-from cachepact.conformance._world import Setup
+from cachepact.conformance.drive.exhaustive import _rename_tokens, explore_schedules
+from cachepact.conformance.drive.replay import ConcurrentScenario as Scenario
+from cachepact.conformance.drive.world import Setup
+from cachepact.conformance.record.servers import Servers
 from cachepact.model import CACHE_ASIDE
 
 R1, W1, R2 = ("r", "k1", 0), ("w", "k1", 0), ("r", "k1", 1)

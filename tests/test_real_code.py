@@ -237,7 +237,7 @@ def delayed_double_delete(env):
 def test_a_timers_second_delete_is_credited_to_the_write_that_started_it():
     result = cachepact.check(delayed_double_delete, "cache-aside", seed=0, replay="seq/w:k1,r:k1,w:k2")
     assert result.passed, result.report()
-    from cachepact.conformance._world import Setup, rerun_sequence
+    from cachepact.conformance.drive.world import Setup, rerun_sequence
     from cachepact.model import CACHE_ASIDE
 
     run = rerun_sequence(Setup(make=delayed_double_delete, pattern=CACHE_ASIDE), [("w", "k1", 0), ("r", "k1", 0)])

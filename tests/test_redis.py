@@ -15,7 +15,7 @@ import redis
 import cachepact
 from cachepact import Adapter, check
 from cachepact.adapters import redis_py
-from cachepact.conformance._world import Setup, World
+from cachepact.conformance.drive.world import Setup, World
 from cachepact.leases import Leases
 
 
@@ -33,7 +33,7 @@ def empty_db(url: str) -> str:
 
 def steps_of(make, ops, **servers):
     """The steps one world records for ``ops`` (``("r", "k1")``, ``("w", "k1")``)."""
-    from cachepact.conformance._servers import Servers
+    from cachepact.conformance.record.servers import Servers
     from cachepact.model import PATTERNS
 
     s = Servers(**servers)

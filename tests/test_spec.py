@@ -11,7 +11,7 @@ import attrs
 
 import cachepact
 from cachepact.cli import build_parser
-from cachepact.conformance._env import RecordingCache, RecordingDB
+from cachepact.conformance.record.env import RecordingCache, RecordingDB
 from spec_sync import SPEC, drift
 
 CONTRACT = Path(__file__).resolve().parent.parent / "spec" / "contract.md"

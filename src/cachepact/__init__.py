@@ -40,10 +40,11 @@ __version__ = "0.2.0"
 _LAZY = {
     "ABSENT": "cachepact.conformance._contract",
     "Adapter": "cachepact.conformance._contract",
-    "Finding": "cachepact.conformance._findings",
-    "INVARIANTS": "cachepact.conformance._findings",
+    "Finding": "cachepact.conformance.judge.findings",
+    "INVARIANTS": "cachepact.conformance.judge.findings",
+    "Options": "cachepact.conformance.report.result",
     "Proof": "cachepact.conformance._prove",
-    "Result": "cachepact.conformance._result",
+    "Result": "cachepact.conformance.report.result",
     "check": "cachepact.conformance._check",
     "conformance_test": "cachepact.conformance._testcase",
     "prove": "cachepact.conformance._prove",
@@ -52,10 +53,10 @@ _LAZY = {
 if TYPE_CHECKING:
     from .conformance._check import check
     from .conformance._contract import ABSENT, Adapter
-    from .conformance._findings import INVARIANTS, Finding
     from .conformance._prove import Proof, prove
-    from .conformance._result import Result
     from .conformance._testcase import conformance_test
+    from .conformance.judge.findings import INVARIANTS, Finding
+    from .conformance.report.result import Options, Result
 
 __all__ = [
     "ABSENT",
@@ -69,6 +70,7 @@ __all__ = [
     "Interrupted",
     "InvalidArgument",
     "MissingDependency",
+    "Options",
     "Proof",
     "Result",
     "StateSpaceTooLarge",

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .conformance._contract import article
-from .conformance._env import one_line
+from .conformance.record.env import one_line
 from .errors import CachepactError, DefinitionError
 
 FORM = "write TARGET as module:attr or path/to/file.py:attr"

@@ -15,7 +15,7 @@ from typing import NoReturn
 from . import __version__
 from ._argtypes import DEFAULT_STEP_TIMEOUT, MAX_INSTANCES, MAX_STEP_TIMEOUT, seconds, whole_number
 from .backends import IN_PROCESS
-from .conformance._replay import MAX_OPS
+from .conformance.drive.replay import MAX_OPS
 from .diagrams import EXTENSIONS, FORMATS, format_for, render, sequence_graph
 from .errors import (
     BackendError,
@@ -36,6 +36,7 @@ from .model import (
     explore,
     flow,
     pattern_named,
+    pattern_names,
     program_table,
     responsibility_table,
 )
@@ -99,16 +100,20 @@ def build_parser() -> argparse.ArgumentParser:
     commands.required = True
 
     explain = commands.add_parser("explain", help="print who does what in each pattern, read off the model")
-    explain.add_argument("--pattern", type=_pattern, help=f"one of: {', '.join(PATTERNS)} (default: all)")
+    explain.add_argument("--pattern", type=_pattern, help=f"one of: {', '.join(pattern_names())} (default: all)")
     explain.add_argument("--leases", action="store_true", help="the lease-guarded variant")
+    explain.add_argument("--locks", action="store_true", help="the serialised variant: a per-key lock")
     explain.add_argument("--format", choices=("text", "markdown"), default="text", help="how to print the table")
     explain.add_argument(
         "--programs", action="store_true", help="the read and write programs themselves, as the model defines them"
     )
 
     ex = commands.add_parser("explore", help="exhaustively explore the model of a pattern for small bounds")
-    ex.add_argument("--pattern", type=_pattern, required=True, help=f"one of: {', '.join(PATTERNS)}")
+    ex.add_argument("--pattern", type=_pattern, required=True, help=f"one of: {', '.join(pattern_names())}")
     ex.add_argument("--leases", action="store_true", help="fill through memcache-style leases")
+    ex.add_argument(
+        "--locks", action="store_true", help="serialise each key: a lock from before the DB call to the op's end"
+    )
     ex.add_argument("--readers", type=whole_number(1, MAX_EXPLORE_OPS), default=1, help="reads in flight")
     ex.add_argument("--writers", type=whole_number(1, MAX_EXPLORE_OPS), default=1, help="writes in flight")
     ex.add_argument("--keys", type=whole_number(1, MAX_EXPLORE_KEYS), default=1, help="keys they spread over")
@@ -130,11 +135,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     dg = commands.add_parser("diagram", help="draw a pattern's flow as a sequence diagram")
-    dg.add_argument("--pattern", type=_pattern, required=True, help=f"one of: {', '.join(PATTERNS)}")
+    dg.add_argument("--pattern", type=_pattern, required=True, help=f"one of: {', '.join(pattern_names())}")
     dg.add_argument(
-        "--flow", choices=FLOWS, required=True, help="stale-set: the race (with --leases: its refused fill)"
+        "--flow",
+        choices=FLOWS,
+        required=True,
+        help="stale-set, crossed-writes: the races (with --leases or --locks: the fix)",
     )
     dg.add_argument("--leases", action="store_true", help="the lease-guarded variant")
+    dg.add_argument("--locks", action="store_true", help="the serialised variant: a per-key lock")
     dg.add_argument("--format", choices=FORMATS, default=None, help="default: from the file's extension, else mermaid")
     dg.add_argument("-o", "--output", metavar="FILE", help="write here (text formats go to stdout without it)")
 
@@ -142,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     ck.add_argument(
         "target", metavar="TARGET", help="module:attr or path/to/file.py:attr, a factory make(env) -> cachepact.Adapter"
     )
-    ck.add_argument("--pattern", type=_pattern, required=True, help=f"one of: {', '.join(PATTERNS)}")
+    ck.add_argument("--pattern", type=_pattern, required=True, help=f"one of: {', '.join(pattern_names())}")
     ck.add_argument("--no-concurrency", action="store_true", help="run only the sequential checks")
     ck.add_argument(
         "--instances",
@@ -206,11 +215,17 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if args.programs:
         _print(program_table(patterns, markdown=markdown))
         return EXIT_OK
-    lines = [responsibility_table(patterns, leases=args.leases, markdown=markdown)]
+    if args.leases and args.locks:
+        raise UsageError("--leases and --locks are two fixes; ask for one")
+    lines = [responsibility_table(patterns, leases=args.leases, locks=args.locks, markdown=markdown)]
     if not markdown:
         lines.append("")
         lines += [f"{p.name}: {p.summary}" for p in patterns]
-        lines.append("Both patterns write the same way: the App writes the DB, then invalidates the entry.")
+        writes = {p.writes.name: p.writes for p in patterns}
+        lines += [
+            f"A write ({name}): {half.summary}; the model's fix for its races: --{half.fix}."
+            for name, half in writes.items()
+        ]
     _print("\n".join(lines))
     return EXIT_OK
 
@@ -221,6 +236,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
     scenario = Scenario(
         pattern=args.pattern,
         leases=args.leases,
+        locks=args.locks,
         readers=args.readers,
         writers=args.writers,
         keys=args.keys,
@@ -282,9 +298,12 @@ def _write_diagram(
 
 
 def cmd_diagram(args: argparse.Namespace) -> int:
-    trace = flow(args.pattern, args.flow, leases=args.leases)
+    try:
+        trace = flow(args.pattern, args.flow, leases=args.leases, locks=args.locks)
+    except InvalidArgument as e:
+        raise UsageError(f"--flow {e.problem}") from None
     culprit = None
-    if args.flow == "stale-set" and not args.leases:
+    if args.flow in ("stale-set", "crossed-writes") and not (args.leases or args.locks):
         culprit = len(trace) - 1  # the stale fill
     _write_diagram(trace, args.output, args.format, culprit=culprit, flag="-o")
     return EXIT_OK

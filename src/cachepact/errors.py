@@ -117,7 +117,11 @@ class MissingDependency(CachepactError, ImportError):
 
 
 class UsageError(CachepactError, ValueError):
-    """A command line that cannot run: the message is the one line the CLI prints (exit code 2)."""
+    """A command line that cannot run: the message is the one line the CLI prints (exit code 2).
+
+    Also a call that cannot run now: ``check`` or ``prove`` while another runs in the same process
+    (the kit patches ``threading``, ``time`` and redis-py process-wide), refused at once, the fix named.
+    """
 
 
 class ConformanceFailure(CachepactError, AssertionError):

@@ -50,17 +50,32 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    from .conformance import _testcase  # light: it imports only the error tree
+# Where this pytest run keeps its --cachepact-* options: on its config, so each run (a pytester run in
+# the same process included) has its own, and nothing outlives the run.
+OPTIONS = pytest.StashKey[dict[str, Any]]()
 
-    _testcase.OPTIONS.update(
-        seed=config.getoption("cachepact_seed", None),
-        max_examples=config.getoption("cachepact_max_examples", None),
-        instances=config.getoption("cachepact_instances", None),
-        step_timeout=config.getoption("cachepact_step_timeout", None),
-        redis=config.getoption("cachepact_redis", None),
-        db=config.getoption("cachepact_db", None),
-    )
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[OPTIONS] = {
+        "seed": config.getoption("cachepact_seed", None),
+        "max_examples": config.getoption("cachepact_max_examples", None),
+        "instances": config.getoption("cachepact_instances", None),
+        "step_timeout": config.getoption("cachepact_step_timeout", None),
+        "redis": config.getoption("cachepact_redis", None),
+        "db": config.getoption("cachepact_db", None),
+    }
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """A ``conformance_test`` runs its check with this run's command-line options as defaults."""
+    from .conformance._testcase import RUN  # light: it imports only the error tree
+
+    run = getattr(pyfuncitem.obj, RUN, None)
+    if run is None:
+        return None  # any other test: pytest calls it
+    run(pyfuncitem.config.stash.get(OPTIONS, {}))
+    return True
 
 
 class _Crash:

@@ -14,8 +14,8 @@ import attrs
 
 from cachepact import Adapter
 
-from .library import ReadThroughCache
-from .reference import cache_aside, read_through
+from .library import ReadThroughCache, WriteThroughCache
+from .reference import cache_aside, cache_aside_write_through, read_through, write_through
 
 
 @attrs.frozen(kw_only=True)
@@ -337,6 +337,159 @@ def through_loader_raises(env) -> Adapter:
     return Adapter(read=cache.get, write=_write(env, cache), cache_code=ReadThroughCache)
 
 
+# -- write-through and cache-aside+write-through ---------------------------------------------------
+# A read-side bug is the same bug whatever the write does: these take an entry above and give it the
+# write-through write (DB put, then the new value into the cache); the write-side bugs are their own.
+
+
+def _through(make: Callable, write: Callable | None = None) -> Callable:
+    """``make``'s reads with a write-through write: the DB, then the value as the entry."""
+
+    def made(env) -> Adapter:
+        inner = make(env)
+
+        def write_through(key, value):
+            env.db.put(key, value)
+            env.cache.set(key, value)
+
+        return Adapter(read=inner.read, write=write or write_through, cache_code=inner.cache_code)
+
+    return made
+
+
+def _register_through(pattern: str, name: str, invariant: str, why: str, make: Callable) -> None:
+    made = _through(make)
+    made.__name__ = made.__qualname__ = name
+    globals()[name] = broken(pattern, invariant, why)(made)
+
+
+for _pattern, _prefix, _entries in (
+    (
+        "write-through",
+        "wt",
+        (
+            (
+                "app_loads",
+                "who-loads",
+                "claims write-through's library loading, but the app reads the DB itself",
+                through_app_loads,
+            ),
+            ("app_fills", "who-populates", "the library loads, but the app stores the entry", through_app_fills),
+            (
+                "local_memo",
+                "fresh-read",
+                "keeps a process-local copy in front of the library, never cleared",
+                through_local_memo,
+            ),
+            (
+                "alias_left_stale",
+                "coherent-at-rest",
+                "the library keeps an alias entry the write's store misses",
+                through_alias_left_stale,
+            ),
+            ("revalidates", "hit-after-fill", "the library revalidates every hit against the DB", through_revalidates),
+            ("double_load", "single-load", "the library loads twice on a miss", through_double_load),
+            (
+                "loader_raises",
+                "adapter-error",
+                "the loader raises on a key that was never written",
+                through_loader_raises,
+            ),
+        ),
+    ),
+    (
+        "cache-aside+write-through",
+        "aside_wt",
+        (
+            (
+                "library_loads",
+                "who-loads",
+                "claims cache-aside loading but hands it to a read-through library",
+                aside_library_loads,
+            ),
+            ("never_fills", "who-populates", "loads on a miss but never fills the cache", aside_never_fills),
+            (
+                "local_memo",
+                "fresh-read",
+                "memoises reads in a process-local dict that no write clears",
+                aside_local_memo,
+            ),
+            (
+                "second_key_left_stale",
+                "coherent-at-rest",
+                "caches under its id and a slug, the write stores only the id",
+                aside_second_key_left_stale,
+            ),
+            (
+                "validates_hits",
+                "hit-after-fill",
+                "re-reads the DB on every hit to 'validate' the entry",
+                aside_validates_hits,
+            ),
+            ("double_load", "single-load", "reads the DB twice on a miss", aside_double_load),
+            ("raises_on_absent", "adapter-error", "raises on a key that was never written", aside_raises_on_absent),
+        ),
+    ),
+):
+    for _suffix, _invariant, _why, _make in _entries:
+        _register_through(_pattern, f"{_prefix}_{_suffix}", _invariant, _why, _make)
+
+
+@broken("write-through", "write-order", "stores the new value in the cache before writing the DB")
+def wt_store_first(env) -> Adapter:
+    cache = WriteThroughCache(env.cache, env.db.get, env.db.put)
+
+    def write(key, value):
+        env.cache.set(key, value)
+        env.db.put(key, value)
+
+    return Adapter(read=cache.get, write=write, cache_code=WriteThroughCache)
+
+
+@broken(
+    "write-through", "write-updates", "writes the DB, then deletes the entry: invalidates instead of writing through"
+)
+def wt_invalidates(env) -> Adapter:
+    cache = WriteThroughCache(env.cache, env.db.get, env.db.put)
+
+    def write(key, value):
+        env.db.put(key, value)
+        cache.invalidate(key)
+
+    return Adapter(read=cache.get, write=write, cache_code=WriteThroughCache)
+
+
+@broken("write-through", "write-updates", "stores the value it replaced, read back before the put, not the new one")
+def wt_stores_previous(env) -> Adapter:
+    cache = WriteThroughCache(env.cache, env.db.get, env.db.put)
+
+    def write(key, value):
+        previous = env.db.get(key)
+        env.db.put(key, value)
+        if previous is not None:
+            env.cache.set(key, previous)
+        else:
+            env.cache.set(key, value)
+
+    return Adapter(read=cache.get, write=write, cache_code=WriteThroughCache)
+
+
+@broken("cache-aside+write-through", "write-order", "sets the new value in the cache before writing the DB")
+def aside_wt_store_first(env) -> Adapter:
+    def write(key, value):
+        env.cache.set(key, value)
+        env.db.put(key, value)
+
+    return Adapter(read=cache_aside(env).read, write=write)
+
+
+@broken(
+    "cache-aside+write-through", "write-updates", "deletes the entry on a write: cache-aside's write, not write-through"
+)
+def aside_wt_deletes(env) -> Adapter:
+    return cache_aside(env)
+
+
 # -- concurrency: each is sequentially correct and fails only under some interleaving -------------
 
 
@@ -438,3 +591,20 @@ def aside_lock_order_deadlock(env) -> Adapter:
                 env.cache.delete(key)
 
     return Adapter(read=read, write=write)
+
+
+@broken(
+    "write-through", "coherent-at-rest", "write-through as the docs draw it: stores and fills cross", concurrent=True
+)
+def seed_write_through(env) -> Adapter:
+    return write_through(env)
+
+
+@broken(
+    "cache-aside+write-through",
+    "coherent-at-rest",
+    "lazy loading plus write-through as AWS draws it: a stale fill lands after the write's store",
+    concurrent=True,
+)
+def seed_cache_aside_write_through(env) -> Adapter:
+    return cache_aside_write_through(env)

@@ -39,3 +39,65 @@ class ReadThroughCache:
 
     def invalidate(self, key: Any) -> None:
         self.store.delete(key)
+
+
+class WriteThroughCache(ReadThroughCache):
+    """The same tiny library with a writer, as JCache's ``CacheWriter`` is: ``put`` writes the DB
+    through the writer, then stores the value as the entry before it returns. With ``lock`` (a
+    ``CacheLock``), a key's miss-fill and its writes are serialised: the model's fix for write-through."""
+
+    def __init__(
+        self, store: Any, loader: Callable[[Any], Any], writer: Callable[[Any, Any], None], *, lock: Any = None
+    ) -> None:
+        super().__init__(store, loader)
+        self.writer = writer
+        self.lock = lock
+
+    def get(self, key: Any) -> Any:
+        value = self.store.get(key)
+        if value is not None or self.lock is None:
+            return value if value is not None else self._load(key)
+        with self.lock.held(key):
+            return self._load(key)
+
+    def _load(self, key: Any) -> Any:
+        value = self.loader(key)
+        if value is not None:
+            self.store.set(key, value)
+        return value
+
+    def put(self, key: Any, value: Any) -> None:
+        if self.lock is None:
+            self.writer(key, value)
+            self.store.set(key, value)
+            return
+        with self.lock.held(key):
+            self.writer(key, value)
+            self.store.set(key, value)
+
+
+class CacheLock:
+    """A per-key lock kept in the shared cache, so every app instance takes the same one:
+    ``add(lock key)`` with a time to live (a holder that dies frees it), polled until it stores,
+    and a delete to release. The TTL must outlast a load and a fill, or the lock stops serialising."""
+
+    def __init__(self, store: Any, *, ttl: float = 30, poll: float = 0.005) -> None:
+        self.store = store
+        self.ttl = ttl
+        self.poll = poll
+
+    def held(self, key: Any) -> Any:
+        import contextlib
+        import time
+
+        @contextlib.contextmanager
+        def holding() -> Any:
+            name = f"lock:{key}"
+            while not self.store.add(name, "held", ttl=self.ttl):
+                time.sleep(self.poll)  # the kit's clock: polling costs no real time in a check
+            try:
+                yield
+            finally:
+                self.store.delete(name)
+
+        return holding()

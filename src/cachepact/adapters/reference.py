@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from cachepact import Adapter
 
-from .library import LEASE_RETRIES, ReadThroughCache
+from .library import LEASE_RETRIES, CacheLock, ReadThroughCache, WriteThroughCache
 
 
 def cache_aside(env) -> Adapter:
@@ -112,8 +112,64 @@ def under_one_lock(make, lock=None):
     return guarded
 
 
-# Correct under concurrency, with any number of app instances: leases live in the shared cache.
-RACE_FREE = {"cache_aside_leased", "read_through_leased"}
+def write_through(env) -> Adapter:
+    """Write-through as the docs draw it: the library loads on a miss, and its ``put`` writes the DB
+    and then stores the value. Sequentially coherent; interleaved, two writers' puts and stores cross,
+    and a reader that loaded before a write fills the old value after the write's store."""
+    cache = WriteThroughCache(env.cache, env.db.get, env.db.put)
+    return Adapter(read=cache.get, write=cache.put, cache_code=WriteThroughCache)
+
+
+def write_through_locked(env) -> Adapter:
+    """Write-through with the model's fix: a per-key lock in the shared cache serialises a key's
+    miss-fills and writes, across app instances too."""
+    cache = WriteThroughCache(env.cache, env.db.get, env.db.put, lock=CacheLock(env.cache))
+    return Adapter(read=cache.get, write=cache.put, cache_code=(WriteThroughCache, CacheLock))
+
+
+def cache_aside_write_through(env) -> Adapter:
+    """Lazy loading plus write-through by the app (AWS's guidance): the App loads and fills on a
+    miss, and a write puts the DB, then sets the new value."""
+
+    def read(key):
+        value = env.cache.get(key)
+        if value is None:
+            value = env.db.get(key)
+            if value is not None:
+                env.cache.set(key, value)
+        return value
+
+    def write(key, value):
+        env.db.put(key, value)
+        env.cache.set(key, value)
+
+    return Adapter(read=read, write=write)
+
+
+def cache_aside_write_through_locked(env) -> Adapter:
+    """The same, serialised per key by a lock in the shared cache."""
+    lock = CacheLock(env.cache)
+
+    def read(key):
+        value = env.cache.get(key)
+        if value is None:
+            with lock.held(key):
+                value = env.db.get(key)
+                if value is not None:
+                    env.cache.set(key, value)
+        return value
+
+    def write(key, value):
+        with lock.held(key):
+            env.db.put(key, value)
+            env.cache.set(key, value)
+
+    return Adapter(read=read, write=write)
+
+
+# Correct under concurrency, with any number of app instances: leases (or the lock) live in the
+# shared cache.
+RACE_FREE = {"cache_aside_leased", "read_through_leased", "write_through_locked", "cache_aside_write_through_locked"}
 # Correct under concurrency within one app instance only: a process-local lock.
 ONE_PROCESS = {"cache_aside_locked"}
 # The plain ones are correct only sequentially (the stale-set race).
@@ -125,4 +181,9 @@ REFERENCE = {
         "cache_aside_locked": cache_aside_locked,
     },
     "read-through": {"read_through": read_through, "read_through_leased": read_through_leased},
+    "write-through": {"write_through": write_through, "write_through_locked": write_through_locked},
+    "cache-aside+write-through": {
+        "cache_aside_write_through": cache_aside_write_through,
+        "cache_aside_write_through_locked": cache_aside_write_through_locked,
+    },
 }

@@ -12,23 +12,25 @@ import attrs
 from .._argtypes import DEFAULT_STEP_TIMEOUT, MAX_STEP_TIMEOUT
 from ..errors import DefinitionError, Interrupted, InvalidArgument
 from ..model import Pattern, pattern_named
-from ._clock import VirtualClock
-from ._env import unseen_cache_code, watch_cache_code
-from ._exhaustive import search_exhaustive
-from ._findings import CONCURRENT_SITUATIONS, EXTRA_SITUATIONS, SITUATIONS, statuses
-from ._hypothesis import profile_budget
-from ._interleaved import replaying, run_interleaved
-from ._primitives import RealLock
-from ._progress import Progress
-from ._replay import MAX_INSTANCES, MAX_OPS, parse_concurrent, parse_sequence, validate_replay
-from ._result import Result
-from ._run import Run
-from ._scheduler import MAX_SPIN, Scheduler
-from ._schedules import search_schedules
-from ._sequences import search_sequences
-from ._servers import Servers
-from ._signals import ServerLost
-from ._world import Setup, World, rerun_sequence
+from .drive.exhaustive import search_exhaustive
+from .drive.hypothesis import profile_budget
+from .drive.interleaved import replaying, run_interleaved
+from .drive.replay import MAX_INSTANCES, MAX_OPS, parse_concurrent, parse_sequence, validate_replay
+from .drive.run import Run
+from .drive.schedules import search_schedules
+from .drive.sequences import search_sequences
+from .drive.world import Setup, World, rerun_sequence
+from ..model._properties import situations_of
+from .judge.findings import statuses
+from .record.env import unseen_cache_code
+from .record.servers import Servers
+from .report.progress import Progress
+from .report.result import Options, Result
+from .runtime.clock import VirtualClock
+from .runtime.primitives import RealLock
+from .runtime.scheduler import MAX_SPIN
+from .runtime.session import Session
+from .runtime.signals import ServerLost
 
 DEFAULT_STEPS = 25
 SMOKE_EXAMPLES = 10
@@ -75,6 +77,9 @@ def check(
     broken invariant is a failing ``Result`` whose ``report()`` shows the minimal counterexample; an
     adapter raising mid-operation is the finding ``adapter-error``. Ctrl-C raises ``Interrupted``
     (a ``KeyboardInterrupt``) holding the ``Result`` of what ran. See spec/contract.md.
+
+    One check at a time runs in a process (the kit patches ``threading``, ``time`` and redis-py for
+    the whole process): a call while another check or ``prove`` runs raises ``UsageError`` at once.
     """
     if instances is None:
         instances = DEFAULT_INSTANCES if concurrency else 1
@@ -86,12 +91,53 @@ def check(
         instances=instances,
         step_timeout=step_timeout,
     )
+    # Everything the check changes as it runs is this session's; another check running holds the
+    # process, and this one is refused here, before it touches anything.
+    with Session(kind="check").claim() as session:
+        return _check(
+            make,
+            pattern,
+            session,
+            max_examples=max_examples,
+            steps=steps,
+            seed=seed,
+            replay=replay,
+            concurrency=concurrency,
+            max_ops=max_ops,
+            instances=instances,
+            step_timeout=step_timeout,
+            target=target,
+            on_progress=on_progress,
+            redis=redis,
+            db=db,
+        )
+
+
+def _check(
+    make: Callable[..., Any],
+    pattern: Pattern | str,
+    session: Session,
+    *,
+    max_examples: int | None,
+    steps: int | None,
+    seed: int | None,
+    replay: str | None,
+    concurrency: bool,
+    max_ops: int,
+    instances: int,
+    step_timeout: float,
+    target: str | None,
+    on_progress: Callable[[int, int], None] | None,
+    redis: str | None,
+    db: str | None,
+) -> Result:
+    """``check``, its arguments valid, in its ``session``."""
     # A server or database the kit cannot use fails here, before any checking; whatever happens
     # after, close() leaves them as they were found (Ctrl-C and SIGTERM, which the CLI turns into
     # KeyboardInterrupt, included).
     servers = Servers(redis=redis, db=db)
     try:
-        p, label = resolve(make, pattern, target, step_timeout=step_timeout, servers=servers)
+        p, label = resolve(make, pattern, target, step_timeout=step_timeout, servers=servers, session=session)
         options = Options(
             max_examples=max_examples,
             seed=seed,
@@ -105,8 +151,6 @@ def check(
         )
         progress = Progress(on_progress)
         started = time.perf_counter()
-        watch_cache_code()
-        Scheduler.spun_out = 0
         run = None
 
         def finished(run: Run | None) -> Result:
@@ -121,6 +165,7 @@ def check(
                 options=options,
                 servers=servers,
                 closed=closed,
+                session=session,
             )
 
         try:
@@ -133,6 +178,7 @@ def check(
                     step_timeout=step_timeout,
                     instances=instances if replay is None else max(instances, _replay_instances(replay)),
                     servers=servers,
+                    session=session,
                 )
                 if replay is not None:
                     phases = [_replay_phase(setup, replay, progress)]
@@ -163,21 +209,6 @@ def check(
 DEFAULT_INSTANCES = 2  # most deployments run several processes
 
 
-@attrs.frozen(kw_only=True)
-class Options:
-    """How a check was asked to run, as its report repeats it."""
-
-    max_examples: int | None = None
-    seed: int | None = None
-    concurrent: bool = True
-    max_ops: int = 3
-    instances: int = 1
-    step_timeout: float = DEFAULT_STEP_TIMEOUT
-    replay: str | None = None
-    redis: str | None = None
-    db: str | None = None
-
-
 def result_of(
     run: Run | None,
     *,
@@ -188,13 +219,14 @@ def result_of(
     options: Options | None = None,
     servers: Servers | None = None,
     closed: list[str] | None = None,
+    session: Session | None = None,
 ) -> Result:
-    """The ``Result`` of a check whose failing run (or None) and counts are known."""
+    """The ``Result`` of a check whose failing run (or None) and counts are known; its warnings
+    include what its ``session`` saw (``cache_code`` entries never on the stack, cut schedules)."""
     options = options or Options()
     if run is not None:
         progress.reached.update(run.reached)
-    names = (*SITUATIONS, *(CONCURRENT_SITUATIONS if options.concurrent else ()))
-    names += tuple(s for s in EXTRA_SITUATIONS if s not in names)
+    names = situations_of(pattern, concurrent=options.concurrent)
     return Result(
         pattern=pattern.name,
         target=target,
@@ -207,34 +239,30 @@ def result_of(
         context_switches=run.switches if run else 0,
         failing_operations=run.operations if run else 0,
         reached=tuple(s for s in names if s in progress.reached),
-        statuses=statuses(run.finding if run else None, progress.reached, also_failed=run.also_failed if run else ()),
+        statuses=statuses(
+            pattern, run.finding if run else None, progress.reached, also_failed=run.also_failed if run else ()
+        ),
         examples=progress.examples,
         operations=progress.operations,
         uncontrolled=progress.uncontrolled,
-        warnings=(*_warnings(), *(servers.warnings if servers else ()), *(closed or ())),
+        warnings=(*_warnings(session), *(servers.warnings if servers else ()), *(closed or ())),
         notes=tuple(servers.notes) if servers else (),
-        redis=options.redis,
-        db=options.db,
         elapsed=elapsed,
-        seed=options.seed,
-        concurrent=options.concurrent,
-        max_examples=options.max_examples,
-        max_ops=options.max_ops,
-        instances=options.instances,
-        step_timeout=options.step_timeout,
-        replayed=options.replay,
+        options=options,
     )
 
 
-def _warnings() -> list[str]:
+def _warnings(session: Session | None) -> list[str]:
+    if session is None:
+        return []
     out = [
         f"cache_code entry {name} was never on the call stack of a DB or cache call, so it made no call the "
         "Cache's; name the code that calls env (for a decorator, the decorated function or the decorator "
         "itself), or remove it"
-        for name in unseen_cache_code()
+        for name in unseen_cache_code(session)
     ]
-    if Scheduler.spun_out:
-        n = Scheduler.spun_out
+    if session.spun_out:
+        n = session.spun_out
         out.append(
             f"{n} schedule{'s' if n != 1 else ''} cut where an operation polled alone for {MAX_SPIN} rounds (a "
             "lock or a retry loop only another operation ends, or a loop longer than that): a loop that gives "
@@ -250,16 +278,24 @@ def resolve(
     *,
     step_timeout: float = DEFAULT_STEP_TIMEOUT,
     servers: Servers | None = None,
+    session: Session | None = None,
 ) -> tuple[Pattern, str]:
     """The pattern and the adapter's name in reports, once the factory is known to build an Adapter
-    (a definition mistake fails here, before any checking) within ``step_timeout`` seconds."""
+    (a definition mistake fails here, before any checking) within ``step_timeout`` seconds. The
+    world it builds is the check's ``session``'s."""
     p = _pattern(pattern)
     label = target or target_name(make)
 
     # The clock is set and put back here, on this thread: a factory left blocked on its own thread
     # must not leave the process on the virtual clock.
     with VirtualClock():
-        setup = Setup(make=make, pattern=p, label=label, **({"servers": servers} if servers is not None else {}))
+        setup = Setup(
+            make=make,
+            pattern=p,
+            label=label,
+            **({"servers": servers} if servers is not None else {}),
+            **({"session": session} if session is not None else {}),
+        )
         built = within(step_timeout, lambda: World(setup).close())
     if not built:
         raise DefinitionError(

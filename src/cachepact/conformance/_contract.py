@@ -10,7 +10,7 @@ from typing import Any
 import attrs
 
 from ..errors import DefinitionError
-from ._attribution import code_of
+from .record.attribution import code_of
 
 # What a ``cache_code`` entry may be: a class, a module, a module name, or a function, method,
 # decorator (factory) or other callable whose code the kit can find.

@@ -10,15 +10,16 @@ import attrs
 
 from ..errors import InvalidArgument
 from ..model import Pattern
-from ._check import MAX_OPS, Options, resolve, result_of
-from ._clock import VirtualClock
-from ._exhaustive import explore_schedules, spread
-from ._progress import Progress
-from ._replay import MAX_INSTANCES, ConcurrentScenario
-from ._result import Result
-from ._servers import Servers
-from ._signals import ServerLost
-from ._world import Setup
+from ._check import MAX_OPS, resolve, result_of
+from .drive.exhaustive import explore_schedules, spread
+from .drive.replay import MAX_INSTANCES, ConcurrentScenario
+from .drive.world import Setup
+from .record.servers import Servers
+from .report.progress import Progress
+from .report.result import Options, Result
+from .runtime.clock import VirtualClock
+from .runtime.session import Session
+from .runtime.signals import ServerLost
 
 
 @attrs.frozen(kw_only=True)
@@ -70,7 +71,8 @@ def prove(
     pattern, so one key is where races live. Orders that reach a state already explored are cut
     there, which keeps 2 readers + 2 writers to a few thousand runs. With ``instances`` above 1 the
     operations are spread over that many app instances (as processes of a deployment). ``redis``
-    and ``db`` put the stores on servers, as for ``check``."""
+    and ``db`` put the stores on servers, as for ``check``. Like ``check``, one at a time in a
+    process: a call while a check or another proof runs raises ``UsageError`` at once."""
     for name, value in (("readers", readers), ("writers", writers)):
         if not isinstance(value, int) or value < 0:
             raise InvalidArgument(name, value, f"must be a whole number of at least 0, not {value!r}")
@@ -80,21 +82,45 @@ def prove(
         raise InvalidArgument("limit", limit, f"must be a whole number of at least 1, not {limit!r}")
     if isinstance(instances, bool) or not isinstance(instances, int) or not 1 <= instances <= MAX_INSTANCES:
         raise InvalidArgument("instances", instances, f"must be between 1 and {MAX_INSTANCES}, not {instances!r}")
-    servers = Servers(redis=redis, db=db)
-    try:
-        p, label = resolve(make, pattern, target, servers=servers)
-        scenario = ConcurrentScenario(ops=spread((("r", "k1", 0),) * readers + (("w", "k1", 0),) * writers, instances))
-        progress = Progress()
-        started = time.perf_counter()
-        with VirtualClock() as clock:
-            setup = Setup(make=make, pattern=p, label=label, clock=clock, instances=instances, servers=servers)
-            ex = explore_schedules(setup, scenario, limit=limit, on_run=progress.add_run)
-        elapsed = time.perf_counter() - started
-        failing = ex.failing.as_run() if ex.failing is not None else None
-    except ServerLost as e:
-        raise e.error from None
-    finally:
-        servers.close()
+    # What the proof changes as it runs is this session's (a check or proof running refuses it here).
+    with Session(kind="proof").claim() as session:
+        servers = Servers(redis=redis, db=db)
+        try:
+            p, label = resolve(make, pattern, target, servers=servers, session=session)
+            ops = (("r", "k1", 0),) * readers + (("w", "k1", 0),) * writers
+            scenario = ConcurrentScenario(ops=spread(ops, instances))
+            progress = Progress()
+            started = time.perf_counter()
+            with VirtualClock() as clock:
+                setup = Setup(
+                    make=make,
+                    pattern=p,
+                    label=label,
+                    clock=clock,
+                    instances=instances,
+                    servers=servers,
+                    session=session,
+                )
+                ex = explore_schedules(setup, scenario, limit=limit, on_run=progress.add_run)
+            elapsed = time.perf_counter() - started
+            failing = ex.failing.as_run() if ex.failing is not None else None
+        except ServerLost as e:
+            raise e.error from None
+        finally:
+            servers.close()
+        counterexample = (
+            None
+            if failing is None
+            else result_of(
+                failing,
+                pattern=p,
+                target=label,
+                progress=progress,
+                elapsed=elapsed,
+                options=Options(instances=instances),
+                session=session,
+            )
+        )
     return Proof(
         pattern=p.name,
         target=label,
@@ -106,9 +132,5 @@ def prove(
         cut=ex.pruned,
         states=ex.states,
         elapsed=elapsed,
-        counterexample=None
-        if failing is None
-        else result_of(
-            failing, pattern=p, target=label, progress=progress, elapsed=elapsed, options=Options(instances=instances)
-        ),
+        counterexample=counterexample,
     )

@@ -1,20 +1,20 @@
 """``conformance_test``: a pytest test function from one line, failing with the kit's report.
 
-It imports nothing from pytest. The plugin (``cachepact.pytest_plugin``) puts the ``--cachepact-*``
-options of the pytest command line in ``OPTIONS`` when pytest starts; the returned function takes no
-arguments, so it also runs when called directly.
+It imports nothing from pytest. The returned function takes no arguments, so it also runs when called
+directly; under pytest, the plugin (``cachepact.pytest_plugin``) runs it through its ``RUN``
+attribute instead, handing it the ``--cachepact-*`` options of that pytest run (which the plugin
+keeps on pytest's config, not here: two pytest runs in one process each have their own).
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..errors import ConformanceFailure
 
-# Set by the pytest plugin from the command line: the defaults for options a test does not give.
-OPTIONS: dict[str, Any] = {}
+RUN = "_cachepact_run"  # the attribute of a conformance test: its check, given the command line's options
 
 
 def conformance_test(make: Callable, pattern: str = "cache-aside", **options: Any) -> Callable[[], None]:
@@ -26,16 +26,21 @@ def conformance_test(make: Callable, pattern: str = "cache-aside", **options: An
     ``cachepact check`` reruns it from the project's folder.
     """
 
-    def test() -> None:
+    def run(defaults: Mapping[str, Any]) -> None:
+        """The check, with ``defaults`` (the pytest command line's) for the options not given."""
         from ._check import check
 
-        kwargs = {**{k: v for k, v in OPTIONS.items() if v is not None}, **options}
+        kwargs = {**{k: v for k, v in defaults.items() if v is not None}, **options}
         kwargs.setdefault("target", _file_target(make))
         result = check(make, pattern, **kwargs)
         if not result.passed:
             raise ConformanceFailure(result)
 
+    def test() -> None:
+        run({})
+
     test.__name__ = f"test_{getattr(make, '__name__', 'adapter')}_conforms_to_{pattern.replace('-', '_')}"
+    setattr(test, RUN, run)
     return test
 
 

@@ -69,7 +69,7 @@ def sequence_graph(trace: Trace, *, culprit: int | None = None, title: str | Non
     apps = (
         [f"App {op}" for op in trace.ops if f"App {op}" in lifelines]
         if many_ops
-        else [x for x in lifelines if x == "App"]
+        else ["App"]  # the caller, even where the Cache makes every call (a write-through write)
     )
     g.graph["lifelines"] = apps + ["Cache", "DB"]  # always drawn, so every diagram has the same frame
     return g

@@ -5,15 +5,45 @@ adapters). Modules are private; this ``__init__`` is the model's public API.
 """
 
 from ._explorer import DEFAULT_MAX_STATES, PROPERTIES, Exploration, PropertyResult, explore
-from ._flows import FLOWS, flow, program_table, responsibility_table
+from ._flows import FLOWS, flow, flows_of, program_table, responsibility_table
 from ._participants import Actor
-from ._patterns import CACHE_ASIDE, PATTERNS, READ_THROUGH, Instr, Kind, Pattern, pattern_named
+from ._patterns import (
+    CACHE_ASIDE,
+    CACHE_ASIDE_WRITE_THROUGH,
+    PATTERNS,
+    READ_THROUGH,
+    READS,
+    WRITE_THROUGH,
+    WRITES,
+    Half,
+    Instr,
+    Kind,
+    Pattern,
+    compose,
+    pattern_named,
+    pattern_names,
+)
+from ._properties import INVARIANTS, SITUATIONS, Invariant, Situation, invariant_names, invariants_of
 from ._steps import APP, Step, Trace, render_table, show
 from ._system import EVENTS, Scenario, State, System
 
 __all__ = [
     "APP",
     "CACHE_ASIDE",
+    "CACHE_ASIDE_WRITE_THROUGH",
+    "INVARIANTS",
+    "READS",
+    "SITUATIONS",
+    "WRITES",
+    "WRITE_THROUGH",
+    "Half",
+    "Invariant",
+    "Situation",
+    "compose",
+    "flows_of",
+    "invariant_names",
+    "invariants_of",
+    "pattern_names",
     "DEFAULT_MAX_STATES",
     "EVENTS",
     "FLOWS",

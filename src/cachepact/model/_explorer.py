@@ -28,12 +28,13 @@ from typing import TYPE_CHECKING
 import attrs
 
 from ..errors import StateSpaceTooLarge
+from ._properties import INVARIANTS
 from ._steps import Step, Trace
 from ._system import Label, Scenario, State, System, event_names
 
+# The invariants that are properties of model states, as declared (``_properties.py``).
 PROPERTIES: dict[str, Callable[[State], bool]] = {
-    "coherent-at-rest": System.coherent_at_rest,
-    "fresh-read": System.fresh_read,
+    inv.name: getattr(System, inv.state_check) for inv in INVARIANTS if inv.state_check
 }
 
 if TYPE_CHECKING:  # networkx is imported only when a graph is asked for

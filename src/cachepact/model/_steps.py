@@ -71,7 +71,7 @@ class Step:
 
     @property
     def shown_result(self) -> str:
-        if self.action in ("put", "delete", "set", "write", "evict", "expire", "advance", "blocked"):
+        if self.action in ("put", "delete", "set", "write", "evict", "expire", "advance", "blocked", "lock", "unlock"):
             return ""
         return show(self.result)
 

@@ -20,6 +20,7 @@ import attrs
 
 from ._participants import Actor
 from ._patterns import Instr, Kind, Pattern
+from ._properties import EVENTS, SITUATIONS
 from ._steps import CACHE, DB, Step
 
 IDLE, DONE = 0, 99  # an op's pc is IDLE, 1 + the index of its next instruction, or DONE
@@ -29,39 +30,20 @@ ABSENT = -2  # a negative entry for a key the DB does hold: never equal to any v
 NOBODY = -1  # the op index of a step no operation made (an eviction)
 
 # Situations a step can reach ("sometimes" properties: a pass that never reached them would be
-# vacuous). Bits, so the explorer ORs them together at no cost.
-EVENTS = (
-    "miss",
-    "hit",
-    "load",
-    "fill",
-    "fill-refused",
-    "fill-during-write",
-    "write",
-    "invalidate",
-    "lease-wait",
-    "absent-read",
-    "negative-fill",
-    "eviction",
+# vacuous), declared in ``_properties.py``. Bits, so the explorer ORs them together at no cost.
+_BIT = {name: 1 << i for i, name in enumerate(EVENTS)}
+MISS, HIT, LOAD_EV, FILL_EV, FILL_REFUSED = (_BIT[n] for n in ("miss", "hit", "load", "fill", "fill-refused"))
+FILL_DURING_WRITE, WRITE, INVALIDATE_EV, STORE_EV = (
+    _BIT[n] for n in ("fill-during-write", "write", "invalidate", "store")
 )
-(
-    MISS,
-    HIT,
-    LOAD_EV,
-    FILL_EV,
-    FILL_REFUSED,
-    FILL_DURING_WRITE,
-    WRITE,
-    INVALIDATE_EV,
-    LEASE_WAIT,
-    ABSENT_READ,
-    NEGATIVE_FILL,
-    EVICTION,
-) = (1 << i for i in range(len(EVENTS)))
+LEASE_WAIT, ABSENT_READ, NEGATIVE_FILL, EVICTION = (
+    _BIT[n] for n in ("lease-wait", "absent-read", "negative-fill", "eviction")
+)
 
 # OpState.flags
 LEASED = 1  # the read took a lease at its lookup: its fill is a lease_set
 WAITED = 2  # its last lookup was told to wait: it may load and return without filling
+HOLDS = 4  # it holds its key's lock (``Scenario.locks``)
 
 
 def event_names(mask: int) -> tuple[str, ...]:
@@ -109,11 +91,13 @@ class Scenario:
     every assignment of operations to keys. Each write puts a value never written before (``v1``,
     ``v2``, ... in the order they reach the DB). Every key starts with ``v0`` in the DB (with
     ``absent``, with nothing) and nothing in the cache. With ``evictions``, the cache may drop any
-    entry at any moment.
+    entry at any moment. With ``locks``, every operation takes its key's lock before its first DB
+    call and holds it to its end (a read only once it missed): the serialising fix.
     """
 
     pattern: Pattern
     leases: bool = False
+    locks: bool = False
     readers: int = 1
     writers: int = 1
     keys: int = 1
@@ -124,7 +108,7 @@ class Scenario:
     @property
     def name(self) -> str:
         mode = "sequential" if self.sequential else "interleaved"
-        extras = [x for x, on in (("leases", self.leases), ("evictions", self.evictions)) if on]
+        extras = [x for x, on in (("leases", self.leases), ("locks", self.locks), ("evictions", self.evictions)) if on]
         extra = f" with {' and '.join(extras)}" if extras else ""
         start = ", keys absent at the start" if self.absent else ""
         return (
@@ -148,6 +132,8 @@ class System:
         self.scenario = scenario
         self.pattern = scenario.pattern
         self.programs = {"r": scenario.pattern.read, "w": scenario.pattern.write}
+        if scenario.locks:
+            self.programs = {kind: with_locks(program) for kind, program in self.programs.items()}
         self.kinds: list[str] = ["r"] * scenario.readers + ["w"] * scenario.writers
         self.readers = scenario.readers
         self.keys = scenario.keys
@@ -175,13 +161,13 @@ class System:
     def applicable_events(self) -> tuple[str, ...]:
         """The situations this scenario can reach at all (no lease waits without leases, ...)."""
         sc = self.scenario
-        skip = set()
+        skip = {s.name for s in SITUATIONS if not s.applies(sc.pattern)}
         if not sc.leases:
             skip |= {"fill-refused", "lease-wait"}
         if sc.sequential:
             skip |= {"fill-during-write", "fill-refused", "lease-wait"}
         if not sc.writers:
-            skip |= {"write", "invalidate", "fill-during-write", "fill-refused"}
+            skip |= {"write", "invalidate", "store", "fill-during-write", "fill-refused"}
         if not sc.absent:
             skip |= {"absent-read", "negative-fill"}
         if not sc.evictions:
@@ -265,6 +251,12 @@ class System:
             return self.fill(s, i, op, program, j, leased=bool(op[FLAGS] & LEASED))
         if kind is Kind.PUT:
             return [self.put(s, i, op, program, j)]
+        if kind is Kind.STORE:
+            return [self.store(s, i, op, program, j)]
+        if kind is Kind.LOCK:
+            return self.lock(s, i, op, program, j)
+        if kind is Kind.UNLOCK:
+            return [self.unlock(s, i, op, program, j)]
         return [self.invalidate(s, i, op, program, j)]
 
     # -- the step primitives: one meaning per instruction kind ----------------------------------
@@ -369,6 +361,30 @@ class System:
         label = (i, program[j].by, CACHE, "delete", k, NONE, None)
         return label, self._after(self.remove(s, k), i, op, program, j), INVALIDATE_EV
 
+    def store(self, s: State, i: int, op: OpState, program: tuple[Instr, ...], j: int) -> Transition:
+        """Set the write's own value as the entry. Outstanding lease tokens stay valid, as a store's
+        ``set`` leaves them (only a delete voids them): leases alone do not close write-through's races."""
+        k, v = op[KEY], op[LOADED]
+        label = (i, program[j].by, CACHE, "set", k, v, None)
+        s2 = _with(s, CACHE_F, _put(s[CACHE_F], k, v))
+        return label, self._after(s2, i, op, program, j), STORE_EV
+
+    def lock(self, s: State, i: int, op: OpState, program: tuple[Instr, ...], j: int) -> list[Transition]:
+        """Take the key's lock; while another operation holds it, this one cannot step (it waits)."""
+        k = op[KEY]
+        for o in s[OPS]:
+            if o[FLAGS] & HOLDS and o[KEY] == k:
+                return []
+        label = (i, program[j].by, CACHE, "lock", k, NONE, None)
+        held = _new(OpState, (op[PC], k, op[TOKEN], op[LOADED], op[MASK], op[FLAGS] | HOLDS))
+        return [(label, self._after(_with_op(s, i, held), i, held, program, j), 0)]
+
+    def unlock(self, s: State, i: int, op: OpState, program: tuple[Instr, ...], j: int) -> Transition:
+        k = op[KEY]
+        label = (i, program[j].by, CACHE, "unlock", k, NONE, None)
+        free = _new(OpState, (op[PC], k, op[TOKEN], op[LOADED], op[MASK], op[FLAGS] & ~HOLDS))
+        return label, self._after(_with_op(s, i, free), i, free, program, j), 0
+
     def evict(self, s: State, k: int) -> Transition:
         """The cache drops an entry on its own (capacity, expiry); leases are untouched."""
         label = (NOBODY, Actor.CACHE, CACHE, "evict", k, NONE, None)
@@ -465,6 +481,20 @@ class System:
         readers, writers = ops[:r], ops[r:]
         sorted_ops = (*sorted(readers), *sorted(writers))
         return s if sorted_ops == ops else _new(State, (*s[:OPS], sorted_ops, s[STALE]))
+
+
+def with_locks(program: tuple[Instr, ...]) -> tuple[Instr, ...]:
+    """The serialising fix applied to a program: the key's lock taken before its first DB call (for
+    a read, so after its lookup missed) and released after its last step. A read that returns
+    without filling releases it as it completes."""
+    first = next(n for n, instr in enumerate(program) if instr.kind in (Kind.LOAD, Kind.PUT))
+    by = program[first].by
+    return (
+        *program[:first],
+        Instr(Kind.LOCK, by, strict=False),
+        *program[first:],
+        Instr(Kind.UNLOCK, by, strict=False),
+    )
 
 
 def _next_kind(program: tuple[Instr, ...], j: int, kind: Kind) -> int:

@@ -1,0 +1,227 @@
+"""Every schedule of a small concurrent scenario, with state caching: a proof within its bounds."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from ..report.progress import Progress
+from ..runtime.scheduler import ABORT
+from .interleaved import InFlight, InterleavedRun, run_interleaved
+from .replay import ConcurrentScenario, Op
+from .run import Run
+from .world import Setup
+
+R1, W1 = ("r", "k1", 0), ("w", "k1", 0)
+# The scenarios a check proves first: small, fast (milliseconds), and where the races live.
+EXHAUSTIVE_SCENARIOS = (
+    ConcurrentScenario(ops=(R1, W1)),
+    ConcurrentScenario(ops=(R1, R1, W1)),
+    ConcurrentScenario(ops=(R1, W1, W1)),
+    ConcurrentScenario(prefix=(R1,), ops=(R1, W1)),
+)
+
+
+def spread(ops: tuple[Op, ...], instances: int) -> tuple[Op, ...]:
+    """The operations placed on the app instances in turn: the first on 1, the next on 2, ..."""
+    return tuple((kind, arg, i % instances) for i, (kind, arg, _) in enumerate(ops))
+
+
+def scenarios_for(instances: int) -> tuple[ConcurrentScenario, ...]:
+    """With several app instances, the operations in flight are spread over them (what a lock or a
+    memo of one process cannot cover); the race between two on one instance is tried first."""
+    if instances == 1:
+        return EXHAUSTIVE_SCENARIOS
+    return (EXHAUSTIVE_SCENARIOS[0],) + tuple(
+        attrs.evolve(s, ops=spread(s.ops, instances)) for s in EXHAUSTIVE_SCENARIOS
+    )
+
+
+LIMIT = 5_000  # schedules per scenario within a check; a proof of 2r+2w takes about 2,400
+
+
+def _state_key(live: InFlight) -> Any:
+    """Everything the rest of a run can depend on, at a point where every operation is paused.
+
+    An adapter is deterministic code whose only inputs are env results, so an operation's future is
+    fixed by the results it has seen; add the stores, each operation's scheduling state, and (for
+    ``fresh-read``) which writes completed before each read started. Two schedules that reach the
+    same key (for instance, two orders of independent steps) have the same futures, and only the
+    first is continued.
+    """
+    world, scenario, names, started, ended = live.world, live.scenario, live.names, live.started, live.ended
+    h = world.harness
+    parts = live.scheduler.parts
+    # A lease token matters only by whether it can still fill: live or voided. Naming tokens by
+    # issue order would split states that cannot behave differently.
+    tokens = h.cache.live_tokens()
+    seen: dict[str, list] = {n: [] for n in names}
+    for s in world.steps:
+        if s.op in seen:
+            result = s.result
+            if s.action == "lease_get" and result[1] is not None:
+                result = (result[0], "live" if result[1] in tokens else "void")
+            seen[s.op].append((s.target, s.action, _hashable(s.key), _hashable(result)))
+    stores = repr((sorted(h.db.snapshot().items(), key=repr), h.cache.state_key()))
+    # A write is known by its value, so that renaming values renames writes.
+    values = live.values
+    before = [
+        sorted(values[w] for w in ended if scenario.ops[w][0] == "w" and ended[w] < started[r])
+        if r in started
+        else None
+        for r in range(len(names))
+    ]
+    # Each operation with the threads working for it (its own, and helpers it started).
+    threads: list[list[tuple[str, int]]] = [[] for _ in names]
+    for p in parts:
+        threads[p.op].append((p.state, p.parks))
+    per_op = [repr((scenario.ops[i], threads[i], seen[n], before[i], values[i])) for i, n in enumerate(names)]
+    # Reads of one key run the same code with no input of their own, so states that differ only by
+    # which of them is which are one state. Writes of one key run the same code too, each with a
+    # value of its own that the adapter treats as opaque: states that differ only by a renaming of
+    # those values (which write is which) are one state as well. The key is the least of them.
+    key = min((rename(stores), tuple(sorted(rename(p) for p in per_op))) for rename in _renamings(scenario, values))
+    return _rename_tokens(repr(key))
+
+
+# A random token standing alone: a uuid with its dashes, or 16 or more lower-case hex digits with at
+# least one letter among them (a lock's uuid4().hex, a lease's token_hex). All digits is a number,
+# such as a timestamp in ns, which code compares by order: never renamed.
+_TOKEN = re.compile(
+    r"(?<![0-9A-Za-z-])"
+    r"(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|(?=[0-9]*[a-f])[0-9a-f]{16,})"
+    r"(?![0-9A-Za-z-])"
+)
+
+
+def _rename_tokens(text: str) -> str:
+    """``text`` with each random token named by the order it first appears in.
+
+    Code compares such tokens only for equality (redis-py's ``Lock`` checks its own uuid before
+    releasing), so two states that differ by a renaming of tokens have the same futures. Without
+    this, the fresh uuid each run makes would keep every state apart and nothing would be pruned.
+    """
+    names: dict[str, str] = {}
+    return _TOKEN.sub(lambda m: names.setdefault(m.group(0), f"<token {len(names) + 1}>"), text)
+
+
+def _depth_first(prefix: list[int], stack: list[list], visited: set) -> tuple[Callable, list]:
+    """The chooser for one schedule: replay ``prefix``, then at each new decision point stop if the
+    state was seen before, else take the current operation and push the alternatives on ``stack``."""
+    depth = [0]
+    probe: list = [None]  # run_interleaved puts its live view here
+
+    def choose(d: int, options: tuple[int, ...], default: int) -> int:
+        k = depth[0]
+        depth[0] += 1
+        if k < len(prefix):
+            return prefix[k]
+        live = probe[0]
+        key = _state_key(live)
+        if key in visited and live.world.finding is None:
+            return ABORT  # its future was explored already (a finding in its past is kept, not cut)
+        visited.add(key)
+        stack.append([options, default, [p for p in options if p != default]])
+        return default
+
+    return choose, probe
+
+
+def _renamings(scenario: ConcurrentScenario, values: list[Any]) -> list[Callable[[str], str]]:
+    """Each way of swapping the values of writes of the same key, as a text substitution (a value
+    appears in a state's text as the token itself, plain, in JSON or pickled)."""
+    groups: dict[Any, list[str]] = {}
+    for (kind, key, _), value in zip(scenario.ops, values):
+        if kind == "w":
+            groups.setdefault(key, []).append(value)
+    if all(len(g) < 2 for g in groups.values()) or any(len(g) > 3 for g in groups.values()):
+        return [_same]  # nothing to swap (or too many orders to try: no reduction then)
+    out = []
+    for perms in itertools.product(*(itertools.permutations(g) for g in groups.values())):
+        mapping = {a: b for g, p in zip(groups.values(), perms) for a, b in zip(g, p) if a != b}
+        if not mapping:
+            out.append(_same)
+            continue
+        # (?!\d): k1.v1 must not match the start of k1.v12
+        pattern = re.compile("(?:" + "|".join(re.escape(v) for v in mapping) + r")(?!\d)")
+        out.append(lambda text, m=mapping, p=pattern: p.sub(lambda hit: m[hit.group(0)], text))
+    return out
+
+
+def _same(text: str) -> str:
+    return text
+
+
+def _hashable(x: Any) -> Any:
+    """``x`` itself when it can be part of a state key (keys and results almost always can)."""
+    try:
+        hash(x)
+    except TypeError:
+        return repr(x)
+    return x
+
+
+@attrs.define
+class Exhaustive:
+    """What an exhaustive exploration did: schedules run to the end, ones cut short, any failure."""
+
+    scenario: ConcurrentScenario
+    runs: int = 0
+    pruned: int = 0
+    states: int = 0
+    complete: bool = True
+    failing: InterleavedRun | None = None
+
+
+def explore_schedules(
+    setup: Setup,
+    scenario: ConcurrentScenario,
+    *,
+    limit: int = 20_000,
+    on_run: Callable[[InterleavedRun], None] | None = None,
+) -> Exhaustive:
+    """Every schedule of ``scenario``, depth first, stateless: each schedule is a fresh run that
+    replays a prefix of choices, so any adapter works. A run that reaches a state an earlier one
+    already explored (``_state_key``) is cut there: orders that differ only by swapping
+    independent steps end in the same state, so each is explored once."""
+    result = Exhaustive(scenario=scenario)
+    visited: set = set()
+    stack: list[list] = []  # per decision: [runnable, chosen, untried alternatives]
+    prefix: list[int] = []
+    while True:
+        choose, probe = _depth_first(prefix, stack, visited)
+        run = run_interleaved(setup, scenario, choose, probe=probe)
+        if run.pruned:
+            result.pruned += 1
+        else:
+            result.runs += 1
+            if on_run:
+                on_run(run)
+            if run.finding is not None:
+                result.failing = run
+                result.states = len(visited)
+                return result
+        while stack and not stack[-1][2]:
+            stack.pop()
+        if not stack:
+            result.states = len(visited)
+            return result
+        node = stack[-1]
+        node[1] = node[2].pop(0)
+        prefix = [n[1] for n in stack]
+        if result.runs + result.pruned >= limit:
+            result.complete, result.states = False, len(visited)
+            return result
+
+
+def search_exhaustive(setup: Setup, *, progress: Progress) -> Run | None:
+    """The check's exhaustive phase: every schedule of each small scenario; the first failure, or None."""
+    for scenario in scenarios_for(setup.instances):
+        ex = explore_schedules(setup, scenario, limit=LIMIT, on_run=progress.add_run)
+        if ex.failing is not None:
+            return ex.failing.as_run()
+    return None

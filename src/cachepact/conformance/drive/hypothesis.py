@@ -1,0 +1,64 @@
+"""How the kit runs Hypothesis, shared by the sequence and the schedule drivers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from hypothesis import HealthCheck, Phase, Verbosity, settings
+from hypothesis import seed as hypothesis_seed
+from hypothesis.errors import Flaky
+
+from ..runtime.signals import Violation
+
+
+def kit_settings(max_examples: int, seed: int | None, **extra: Any) -> settings:
+    """No example database in the user's folder, no deadline, quiet (the kit prints its own
+    report), one bug at a time. Examples come from ``run_seeded``'s seed."""
+    return settings(
+        max_examples=max_examples,
+        deadline=None,
+        database=None,
+        derandomize=False,
+        report_multiple_bugs=False,
+        verbosity=Verbosity.quiet,
+        suppress_health_check=list(HealthCheck),
+        phases=(Phase.generate, Phase.shrink),
+        **extra,
+    )
+
+
+# Without a seed a check still draws the same examples every time. (Hypothesis' own derandomize
+# would seed from a digest of the kit's source, so every kit release would change a user's run.)
+DEFAULT_SEED = 0
+
+
+def run_seeded(test: Callable[[], None], seed: int | None) -> None:
+    """Run a Hypothesis test under ``seed``; a violation ends it (the test kept the failing run)."""
+    test = hypothesis_seed(DEFAULT_SEED if seed is None else seed)(test)
+    try:
+        test()
+    except (Violation, Flaky):
+        return
+    except Exception as e:
+        # Ctrl-C landing inside Hypothesis' own setup can come out as its internal AssertionError,
+        # with the KeyboardInterrupt only in the chain: it is still Ctrl-C (exit 130, one line).
+        if _interrupted(e):
+            raise KeyboardInterrupt from None
+        raise
+
+
+def _interrupted(e: BaseException | None) -> bool:
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, KeyboardInterrupt):
+            return True
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def profile_budget() -> tuple[int, int]:
+    """(max_examples, stateful_step_count) of the active Hypothesis profile."""
+    profile = settings()
+    return profile.max_examples, profile.stateful_step_count

@@ -1,0 +1,118 @@
+"""What a run is made of, and the replay strings that name a run exactly.
+
+Every run works on the same small universe: three keys that collide, two of them in the DB at the
+start and one never written (``INITIAL``). A run is a list of operations, ``("r"|"w", key)``, and
+moves of the virtual clock, ``("t", seconds)``; a concurrent run adds the operations in flight and the
+scheduler's choices. Its replay string is all of that as text, so ``--replay`` reruns it exactly:
+
+* ``seq/r:k1,t:301,w:k1@2,r:k1`` — operations one at a time, the clock moved on 301 s after the
+  first, the write on app instance 2 (no ``@``: instance 1);
+* ``con/r:k1|r:k1,w:k1@2/0110`` — a sequential prefix, the operations in flight, and the scheduler's
+  choices (indices of the threads working for them, one digit each, or dot-separated past 9).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from ..._argtypes import MAX_INSTANCES
+from ...errors import InvalidArgument
+
+KEYS = ("k1", "k2", "k3")
+MAX_OPS = 6  # operations in flight together: past this, schedules outgrow any useful budget
+# k3 starts absent from the DB: reads of a key never written are part of every run.
+INITIAL = {"k1": "k1.v0", "k2": "k2.v0"}
+
+Op = tuple[str, Any, int]  # ("r" | "w", key, app instance) or ("t", seconds, 0)
+# How far the drivers move the clock: just past the TTLs code usually sets (30 s, 5 min, 1 day).
+TICKS = (31, 301, 86401)
+MAX_TICK = 10 * 365 * 86400
+
+
+def _ops(ops: tuple[Op, ...] | list[Op]) -> str:
+    return ",".join(f"{kind}:{arg}" + (f"@{instance + 1}" if instance else "") for kind, arg, instance in ops)
+
+
+def replay_of_sequence(ops: list[Op]) -> str:
+    return f"seq/{_ops(ops)}"
+
+
+@attrs.frozen(kw_only=True)
+class ConcurrentScenario:
+    """A sequential prefix (to set the stage: a filled entry, a written key), then operations in flight."""
+
+    prefix: tuple[Op, ...] = ()
+    ops: tuple[Op, ...] = ()
+
+    @property
+    def operations(self) -> int:
+        return sum(kind != "t" for kind, _, _ in self.prefix) + len(self.ops)
+
+    @property
+    def instances(self) -> int:
+        """App instances the scenario needs."""
+        return max((instance for _, _, instance in (*self.prefix, *self.ops)), default=0) + 1
+
+    def replay(self, choices: list[int]) -> str:
+        sep = "" if all(c < 10 for c in choices) else "."
+        return f"con/{_ops(self.prefix)}|{_ops(self.ops)}/{sep.join(str(c) for c in choices)}"
+
+
+SEQUENCE_FORM = "expected 'seq/r:k1,w:k1,...' as printed by a failing run"
+CONCURRENT_FORM = "expected 'con/PREFIX|OPS/CHOICES' as printed by a failing run"
+
+
+def _bad(text: str, problem: str) -> InvalidArgument:
+    return InvalidArgument("replay", text, problem)
+
+
+def _parse_ops(text: str, whole: str, form: str, *, ticks: bool = True) -> tuple[Op, ...]:
+    ops: list[Op] = []
+    for item in filter(None, text.split(",")):
+        kind, _, rest = item.partition(":")
+        arg, at, instance = rest.partition("@")
+        if kind == "t" and ticks and not at and arg.isdigit() and 0 < int(arg) <= MAX_TICK:
+            ops.append(("t", int(arg), 0))
+        elif (
+            kind in ("r", "w")
+            and arg in KEYS
+            and (not at or (instance.isdigit() and 2 <= int(instance) <= MAX_INSTANCES))
+        ):
+            ops.append((kind, arg, int(instance) - 1 if at else 0))
+        else:
+            raise _bad(whole, f"has a bad operation {item!r}; {form}")
+    return tuple(ops)
+
+
+def parse_sequence(text: str) -> list[Op]:
+    ops = _parse_ops(text[len("seq/") :], text, SEQUENCE_FORM)
+    if not ops:
+        raise _bad(text, f"{text!r} has no operations; {SEQUENCE_FORM}")
+    return list(ops)
+
+
+def parse_concurrent(text: str) -> tuple[ConcurrentScenario, list[int]]:
+    try:
+        _, body, choices = text.split("/")
+        prefix, ops = body.split("|")
+        picks = [int(c) for c in (choices.split(".") if "." in choices else choices)]
+    except ValueError:
+        raise _bad(text, f"{text!r} is not a concurrent replay string; {CONCURRENT_FORM}") from None
+    scenario = ConcurrentScenario(
+        prefix=_parse_ops(prefix, text, CONCURRENT_FORM), ops=_parse_ops(ops, text, CONCURRENT_FORM, ticks=False)
+    )
+    if not scenario.ops:
+        raise _bad(text, f"{text!r} has no operations in flight; {CONCURRENT_FORM}")
+    return scenario, picks
+
+
+def validate_replay(text: str) -> None:
+    """Fail before any run starts when ``text`` is not a replay string."""
+    if text.startswith("con/"):
+        parse_concurrent(text)
+    elif text.startswith("seq/"):
+        parse_sequence(text)
+    else:
+        raise _bad(text, f"{text!r} is not a replay string; {SEQUENCE_FORM}")

@@ -1,0 +1,57 @@
+"""The concurrent Hypothesis driver: it draws a prefix, the operations in flight and a schedule.
+
+A failure shrinks toward fewer operations and fewer context switches (see ``switching``).
+"""
+
+from __future__ import annotations
+
+import hypothesis.strategies as st
+from hypothesis import given
+
+from ..report.progress import Progress
+from ..runtime.signals import Abandoned, Violation
+from .hypothesis import kit_settings, run_seeded
+from .interleaved import run_interleaved, switching
+from .replay import KEYS, TICKS, ConcurrentScenario
+from .run import Run
+from .world import Setup
+
+
+def search_schedules(
+    setup: Setup, *, max_examples: int, max_ops: int, seed: int | None, progress: Progress
+) -> Run | None:
+    """Draw scenarios and schedules until one fails or the budget is spent; the shrunk failure, or None."""
+    failing: list[Run] = []
+    abandoned: list[Run] = []
+    instance = st.integers(0, setup.instances - 1)
+    op = st.tuples(st.sampled_from(("r", "w")), st.sampled_from(KEYS[:2]), instance)
+    prefix_op = st.one_of(
+        st.tuples(st.sampled_from(("r", "w")), st.sampled_from(KEYS[:2]), instance),
+        st.tuples(st.just("t"), st.sampled_from(TICKS), st.just(0)),
+    )
+
+    @kit_settings(max_examples, seed)
+    @given(
+        prefix=st.lists(prefix_op, max_size=2),
+        ops=st.lists(op, min_size=2, max_size=max_ops),
+        schedule=st.lists(st.integers(0, max_ops), max_size=6 * max_ops),
+    )
+    def test(prefix: list, ops: list, schedule: list) -> None:
+        if abandoned:  # Hypothesis reruns a failure to confirm it: a timeout is not waited out twice
+            raise Abandoned(abandoned[0])
+        scenario = ConcurrentScenario(prefix=tuple(prefix), ops=tuple(ops))
+        run = run_interleaved(setup, scenario, switching(schedule))
+        progress.add_run(run)
+        if run.finding is None:
+            return
+        if run.finding.invariant == "timeout":
+            abandoned.append(run.as_run())
+            raise Abandoned(abandoned[0])  # no shrinking: every try would wait out a timeout
+        failing.append(run.as_run())  # now: the stores (a shared Redis) hold this run's final state
+        raise Violation(run.finding)
+
+    try:
+        run_seeded(test, seed)
+    except Abandoned as e:
+        return e.run
+    return failing[-1] if failing else None

@@ -1,0 +1,541 @@
+"""Judging a run as it happens, by stepping the model (``cachepact.model``'s refinement checker).
+
+The judge is the refinement mapping between the adapter's world and the model's: cache keys to the
+run's keys, payloads to the values they stand for (``Adapter.decode``), each call to the model step
+it is (``Obs``). The model says whether the step is one the pattern allows at that moment; the
+judge turns its answer into a ``Finding`` in the adapter's own terms, and checks, at every moment
+nothing is in flight, that every cached entry (under whatever key the adapter stored it) stands for
+what the DB holds.
+
+Cache keys are mapped without configuration when they can be: a key named as the run names it, a
+payload that holds one of the run's values (the value says whose it is), a negative entry stored
+by a read (the read's key). ``Adapter.cache_key`` fixes the mapping instead, for keys nothing else
+names. Entries under keys mapped to nothing are the adapter's bookkeeping (locks, versions) and are
+not judged.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from ...errors import DefinitionError
+from ...model import Kind, Pattern, Step, show
+from ...model._properties import BY_NAME
+from ...model._system import ABSENT as ABSENT_ID
+from ...model._system import CACHE_F, DB_F, NONE
+from .._contract import ABSENT, Adapter
+from ..drive.replay import INITIAL, KEYS
+from ..record.decode import TOKEN, UNDECODABLE, default_decode
+from ..record.env import Effect, one_line
+from .findings import Finding
+from .refinement import Obs, Refinement, Rejection
+
+KEY_INDEX = {k: n for n, k in enumerate(KEYS)}
+ABSENT_AT_START = tuple(k not in INITIAL for k in KEYS)
+_VALUE = re.compile(r"(k\d+)\.v(\d+)")
+FILLS = ("set", "add", "lease_set")
+
+
+@attrs.define
+class _Phantoms:
+    """Values no write made (another key's, garbage): each gets an id below the model's, for messages."""
+
+    shown: dict[int, str] = attrs.Factory(dict)
+    ids: dict[str, int] = attrs.Factory(dict)
+
+    def id_of(self, text: str) -> int:
+        if text not in self.ids:
+            self.ids[text] = -10 - len(self.ids)
+            self.shown[self.ids[text]] = text
+        return self.ids[text]
+
+
+class Judge:
+    """One run's judge: ``begin``, ``observe`` each step, ``finish`` each operation, ``at_rest``."""
+
+    def __init__(self, pattern: Pattern, adapter: Adapter, *, peek: Callable[[Any], Any]) -> None:
+        self.pattern = pattern
+        self.refinement = Refinement(
+            pattern, keys=len(KEYS), absent=ABSENT_AT_START, key_names=KEYS, value_name=self.name
+        )
+        self.decode: Callable[[Any], Any] = adapter.decode or default_decode
+        self.cache_keys: dict[Any, int] = {}  # the adapter's cache key -> the run's key index
+        self.cache_key = adapter.cache_key
+        if self.cache_key is not None:
+            self.cache_keys = self._mapped()
+        self.peek = peek
+        self._by_key: list[list[Any]] = [[ck for ck, n in self.cache_keys.items() if n == k] for k in range(len(KEYS))]
+        self._unsettled: set[int] = set()  # keys changed since the last rest point
+        self._write_value: dict[str, Any] = {}  # a write's own value, by op
+        self._write_ops: set[str] = set()  # the names of the run's writes
+        self.op_index: dict[str, int] = {}
+        self.phantoms = _Phantoms()
+        self._ids: dict[tuple[int, str], int] = {}  # value_id of string values, which runs repeat
+        self._decoded: dict[str, Any] = {}
+        self.finding: Finding | None = None
+        self.findings: list[Finding] = []
+        self.redis_leases = False  # the run used cachepact.leases (for the write-order message)
+
+    @property
+    def reached(self) -> set[str]:
+        return self.refinement.reached
+
+    # -- values and keys ----------------------------------------------------------------------------
+
+    def value_id(self, k: int, value: Any) -> int:
+        """A value as the model numbers it: 0 is what the DB held at the start, n the n-th write's."""
+        if type(value) is str:
+            known = self._ids.get((k, value))
+            if known is None:
+                known = self._ids[k, value] = self._value_id(k, value)
+            return known
+        return self._value_id(k, value)
+
+    def _value_id(self, k: int, value: Any) -> int:
+        if value is UNDECODABLE:
+            return self.phantoms.id_of("an entry cachepact cannot decode (pass decode= to say what it stands for)")
+        if value is None:
+            return 0 if ABSENT_AT_START[k] else NONE
+        if value is ABSENT:
+            return 0 if ABSENT_AT_START[k] else ABSENT_ID
+        if isinstance(value, str):
+            m = _VALUE.fullmatch(value)
+            if m and m.group(1) == KEYS[k]:
+                return int(m.group(2))
+        return self.phantoms.id_of(show(value))
+
+    def name(self, k: int, v: int, *, entry: bool = False) -> str:
+        """How reports write value ``v`` of key ``k`` (``entry``: as a cached entry, where "no value"
+        is a negative entry, ABSENT)."""
+        if v == NONE:
+            return "None"
+        if v == ABSENT_ID or (entry and v == 0 and ABSENT_AT_START[k]):
+            return "ABSENT"
+        if v == 0:
+            return INITIAL.get(KEYS[k], "None")
+        if v < 0:
+            return self.phantoms.shown.get(v, "?")
+        return f"{KEYS[k]}.v{v}"
+
+    def decoded(self, payload: Any) -> Any:
+        """What a payload stands for; UNDECODABLE when ``decode`` cannot say (or fails)."""
+        if payload is None:
+            return None
+        if type(payload) is str:  # runs store the same few strings over and over
+            known = self._decoded.get(payload)
+            if known is None:
+                known = self._decoded[payload] = self._decode(payload)
+            return known
+        return self._decode(payload)
+
+    def _decode(self, payload: Any) -> Any:
+        try:
+            return self.decode(payload)
+        except Exception:
+            return UNDECODABLE
+
+    def key_of(
+        self,
+        ck: Any,
+        decoded: Any,
+        *,
+        storing_absent_for: int | None = None,
+        leasing_for: int | None = None,
+        learn: bool = True,
+    ) -> int | None:
+        """The run's key whose entry ``ck`` is, learning it when the call shows it; None: bookkeeping.
+
+        Only a store teaches a cache key (the entry is made then): a read's fill, a negative entry a
+        read stores, a write storing its own new value; and a read's first lease (``leasing_for``),
+        taken to fill that very entry: a refused fill teaches nothing, so the lease must (a correct
+        leased adapter with prefixed keys). ``learn=False`` for the rest: a lookup or a delete changes
+        no entry a store did not already show, and a write keeping an older value under a key of its
+        own is a history, not the entry. A cache key that is the key itself is
+        always that key's."""
+        try:
+            known = self.cache_keys.get(ck)
+        except TypeError:
+            return None
+        if known is not None or self.cache_key is not None:
+            return known
+        if ck in KEY_INDEX:
+            n = KEY_INDEX[ck]
+        elif not learn:
+            return None
+        elif isinstance(decoded, str) and TOKEN.fullmatch(decoded) and decoded.partition(".")[0] in KEY_INDEX:
+            n = KEY_INDEX[decoded.partition(".")[0]]
+        elif decoded is ABSENT and storing_absent_for is not None:
+            n = storing_absent_for
+        elif leasing_for is not None:
+            n = leasing_for
+        else:
+            return None
+        self.cache_keys[ck] = n
+        self._by_key[n].append(ck)
+        self._unsettled.add(n)
+        return n
+
+    def _mapped(self) -> dict[Any, int]:
+        """``cache_key``'s mapping now: it may change as the run goes (a versioned key)."""
+        assert self.cache_key is not None
+        return {_cache_key(self.cache_key, key): n for n, key in enumerate(KEYS)}
+
+    def _follow_cache_key(self) -> None:
+        """Read ``cache_key`` again; a key whose entry moved to another cache key now stands for what
+        that cache key holds (the old one is unreachable: not the entry any more)."""
+        mapped = self._mapped()
+        if mapped == self.cache_keys:
+            return
+        moved = {n for ck, n in mapped.items() if self.cache_keys.get(ck) != n}
+        self.cache_keys = mapped
+        self._by_key = [[ck for ck, n in mapped.items() if n == k] for k in range(len(KEYS))]
+        for k in moved:
+            payload = next((p for ck in self._by_key[k] if (p := self.peek(ck)) is not None), None)
+            self.refinement.resync(k, NONE if payload is None else self.value_id(k, self.decoded(payload)))
+            self._unsettled.add(k)
+
+    def cache_keys_of(self, k: int) -> list[Any]:
+        """The cache keys of key ``k``'s entry, in the order the run met them."""
+        return self._by_key[k]
+
+    # -- the run ------------------------------------------------------------------------------------
+
+    def begin(self, op: str, kind: str, key: Any, value: Any) -> None:
+        k = KEY_INDEX[key]
+        self.op_index[op] = self.refinement.begin(kind, op, k, self.value_id(k, value) if kind == "w" else NONE)
+        if kind == "w":
+            self._write_value[op] = value
+            self._write_ops.add(op)
+
+    def observe(self, index: int, step: Step, effect: Effect) -> Finding | None:
+        """Judge one call the moment it happens; the first finding of the run is kept."""
+        i = self.op_index.get(step.op)
+        if i is None:
+            return None
+        if self.cache_key is not None:
+            self._follow_cache_key()
+        obs = self._abstract(i, step, effect)
+        if obs is None:
+            return None
+        if obs.changed and obs.kind in (Kind.FILL, Kind.PUT):
+            self._unsettled.add(obs.key)  # an entry or a DB value changed: look at it at the next rest
+        return self._found(self.refinement.observe(i, obs), step.op, index)
+
+    def finish(self, op: str, result: Any, index: int) -> Finding | None:
+        if self.cache_key is not None:
+            self._follow_cache_key()  # a write may have moved the entry without a call (a version bump)
+        i = self.op_index.pop(op)  # its slot in the model goes to the next op
+        k = self.refinement.ops[i].key
+        # A read returns a value, not a payload: no decode (None is "no value").
+        value = NONE if self.refinement.ops[i].kind == "w" else self.value_id(k, result)
+        return self._found(self.refinement.finish(i, value), op, index)
+
+    def clock_moved(self) -> None:
+        self.refinement.clock_moved()
+
+    def evicted(self, ck: Any, *, expired: bool = False) -> None:
+        """The cache dropped an entry on its own (legal): its capacity, or the kit's clock passed the
+        entry's deadline (``expired``)."""
+        k = self.cache_keys.get(ck)
+        if k is not None:
+            self.refinement.evict(k, expired=expired)
+
+    def in_flight(self) -> bool:
+        return self.refinement.in_flight()
+
+    def at_rest(
+        self, peek: Callable[[Any], Any], op: str, index: int, *, steps: list[Step] | None = None
+    ) -> Finding | None:
+        """With nothing in flight, every cached entry stands for what the DB holds.
+
+        Given the run's ``steps`` (a concurrent run), the culprit is the step that stored the stale
+        entry, not the moment it was noticed: that is where the race was lost.
+        """
+        if self.cache_key is not None:
+            self._follow_cache_key()
+        unsettled, self._unsettled = self._unsettled, set()
+        for ck, k, v, truth in self.incoherent(peek, only=unsettled):
+            key = KEYS[k]
+            where = show(ck) if ck == key else f"{show(ck)} (for {key})"
+            culprit, allowed, hint = index, (), ""
+            if steps is not None:
+                fills = [
+                    n for n, st in enumerate(steps) if st.target == "cache" and st.key == ck and st.action in FILLS
+                ]
+                culprit = fills[-1] if fills else index
+                if fills:
+                    what = "store" if self._is_write(steps[culprit].op) else "fill"
+                    allowed = (f"this very {what}: the pattern as textbooks state it has this race",)
+                hint = self._race_hint(steps, culprit, ck, self.name(k, v, entry=True))
+            message = BY_NAME["coherent-at-rest"].message(
+                "stale-entry",
+                {"op": op, "where": where, "value": self.name(k, v, entry=True), "truth": self.name(k, truth)},
+            )
+            return self.keep(
+                Finding(
+                    invariant="coherent-at-rest",
+                    message=message,
+                    op=op,
+                    culprit=culprit,
+                    key=ck,
+                    allowed=allowed,
+                    hint=hint,
+                )
+            )
+        return None
+
+    def incoherent(self, peek: Callable[[Any], Any], *, only: set[int] | None = None) -> list[tuple]:
+        """(cache key, key, value it stands for, the DB's value) for every entry that differs from the DB."""
+        if self.cache_key is not None:
+            self._follow_cache_key()
+        db = self.refinement.state[DB_F]
+        out = []
+        for ck, k in self.cache_keys.items():  # in the order the run met them: deterministic
+            if only is not None and k not in only:
+                continue  # nothing stored and no DB write since the last rest point: still coherent
+            payload = peek(ck)
+            if payload is not None and (v := self.value_id(k, self.decoded(payload))) != db[k]:
+                out.append((ck, k, v, db[k]))
+        return out
+
+    def _is_write(self, op: str) -> bool:
+        return op in self._write_ops
+
+    def _race_hint(self, steps: list[Step], culprit: int, ck: Any, shown: str) -> str:
+        """What would have stopped this stale entry: the pattern's own fix, in the API the adapter used."""
+        if self.pattern.fix != "leases":
+            return self.pattern.writes.race_hint
+        fill = steps[culprit] if culprit < len(steps) else None
+        if (
+            fill is not None
+            and fill.action in ("set", "add")
+            and any(s.op == fill.op and s.action == "lease_get" for s in steps[:culprit])
+        ):
+            through = (
+                "Leases.set(key, value, token)"
+                if fill.command is not None
+                else f"lease_set({show(ck)}, {shown}, token)"
+            )
+            return (
+                f"the fill used {fill.action} after taking a lease: fill with {through}, which the cache "
+                "refuses once the write's delete has voided the lease"
+            )
+        if fill is not None and fill.action == "lease_set":
+            return (
+                "a lease taken after the load, or after the write's delete, guards nothing: take it with "
+                f"{'Leases.get' if fill.command is not None else 'lease_get'} before reading the DB, so a delete "
+                "in between voids it"
+            )
+        if fill is not None and fill.command is not None:  # code talking to Redis
+            return (
+                "fill through a lease, cachepact.leases.Leases(client): get(key) before reading the DB, then "
+                "set(key, value, token); the write's delete(key) voids the lease, and Redis refuses the stale fill"
+            )
+        return self.pattern.writes.race_hint.format(
+            lease_get="lease_get", lease_set=f"lease_set({show(ck)}, {shown}, token)"
+        )
+
+    # -- from a call to the model's terms ------------------------------------------------------------
+
+    def _abstract(self, i: int, step: Step, effect: Effect) -> Obs | None:
+        actor = step.actor
+        if step.target == "db":
+            k = KEY_INDEX.get(step.key)
+            if k is None:
+                return None  # a key the run does not have: its reads return None, judged at return
+            if step.action == "get":
+                return Obs(Kind.LOAD, actor, k, result=self.value_id(k, self._db_value(step.result)))
+            return Obs(
+                Kind.PUT,
+                actor,
+                k,
+                value=self.value_id(k, self._db_value(step.value)),
+                changed=effect.changed,
+                after=(self.refinement.state[CACHE_F][k], False),
+            )
+        op = self.refinement.ops[i]
+        ck = step.key
+        if step.action in ("lease_get", "lease_set") and step.command is not None:
+            self.redis_leases = True
+        if step.action in ("get", "lease_get"):
+            payload, token = (step.result, None) if step.action == "get" else step.result
+            decoded = self.decoded(payload)
+            # A store made the entry, and taught the key then; a read's lease is taken to fill its own key.
+            leasing = op.key if step.action == "lease_get" and op.kind == "r" and not op.leased_once else None
+            k = self.key_of(ck, decoded, leasing_for=leasing, learn=leasing is not None)
+            if leasing is not None:
+                op.leased_once = True
+            if k is None:
+                return None
+            found = NONE if payload is None else self.value_id(k, decoded)
+            after_fill = op.kind == "r" and self.refinement.expects(i) is Kind.FILL
+            if after_fill and getattr(step.command, "effect", None) == "read":
+                # A script that may write (not *_RO) left the entry as it was when the read had loaded
+                # and was to fill: a conditional fill it refused (a version check), not a lookup.
+                return Obs(Kind.FILL, actor, k, NONE, False, False, False, self._after(k, effect))
+            leased = step.action == "lease_get"
+            outcome = (found, token is not None, leased and payload is None and token is None)
+            same = effect.after is payload and payload is not None  # a hit leaves the entry as it was
+            after = (found, effect.lease_after) if same else self._after(k, effect)
+            return Obs(Kind.LOOKUP, actor, k, NONE, outcome, leased, effect.changed, after)
+        if step.action in FILLS:
+            decoded = self.decoded(step.value)
+            storing_absent_for = op.key if op.kind == "r" else None
+            # A write teaches the mapping only by storing its own value (the bug it then shows is
+            # updating instead of invalidating); an older value it keeps elsewhere is a history.
+            own = op.kind == "r" or decoded == self._write_value.get(step.op)
+            k = self.key_of(ck, decoded, storing_absent_for=storing_absent_for, learn=own)
+            if k is None:
+                if decoded is UNDECODABLE and op.kind == "r" and not op.stored_undecodable:
+                    op.stored_undecodable = f"{show(ck)} = {show(step.value)}"
+                return None
+            value = NONE if step.value is None else self.value_id(k, decoded)
+            same = effect.after is step.value and step.value is not None  # the entry is what it stored
+            after = (value, effect.lease_after) if same else self._after(k, effect)
+            return Obs(Kind.FILL, actor, k, value, step.result, step.action == "lease_set", effect.changed, after)
+        # delete
+        k = self.key_of(ck, None, learn=False)
+        if k is None:
+            return None
+        return Obs(Kind.INVALIDATE, actor, k, changed=effect.changed, after=self._after(k, effect))
+
+    def _after(self, k: int, effect: Effect) -> tuple[int, bool]:
+        """The key's entry after a call: this cache key's, or, when it holds nothing, another's the
+        key's entry is also under (an adapter may cache one value under two keys)."""
+        payload = effect.after
+        if payload is None and len(self._by_key[k]) > 1:
+            payload = next((p for ck in self._by_key[k] if (p := self.peek(ck)) is not None), None)
+        entry = NONE if payload is None else self.value_id(k, self.decoded(payload))
+        return entry, effect.lease_after
+
+    def _db_value(self, value: Any) -> Any:
+        """The DB holds what writes put; an adapter that serialises into the DB is read through it."""
+        if value is None or (isinstance(value, str) and _VALUE.fullmatch(value)):
+            return value
+        decoded = default_decode(value)
+        return value if decoded is UNDECODABLE else decoded
+
+    # -- findings -----------------------------------------------------------------------------------
+
+    def _found(self, rejection: Rejection | None, op: str, index: int) -> Finding | None:
+        if rejection is None:
+            return None
+        return self.keep(
+            Finding(
+                invariant=rejection.invariant,
+                message=self._with_keys(rejection),
+                op=op,
+                culprit=index,
+                allowed=self._allowed(rejection.allowed),
+            )
+        )
+
+    def keep(self, finding: Finding) -> Finding:
+        """The first finding of a run is the one it reports (``findings`` keeps them all)."""
+        if self.finding is None:
+            self.finding = finding
+        self.findings.append(finding)
+        return finding
+
+    def _with_keys(self, rejection: Rejection) -> str:
+        """A write that left an entry behind names the cache key the entry is under."""
+        reason = rejection.reason
+        leftover = rejection.code == "never-invalidated"
+        if leftover and rejection.fields.get("held") == "a lease is out on it" and self.redis_leases:
+            reason += " (a plain DEL leaves cachepact.leases' lease in place: invalidate with Leases.delete(key))"
+        if leftover:
+            k = next((item[2] for item in rejection.allowed), None)
+            keys = self._holding(k) if k is not None else []
+            if keys and keys != [KEYS[k]]:
+                reason += f" (under {', '.join(show(ck) for ck in keys)}"
+                if self.cache_key is None:
+                    reason += "; if reads no longer reach it, a versioned key, say so with cache_key="
+                reason += ")"
+        return reason
+
+    def _allowed(self, allowed: tuple[tuple, ...]) -> tuple[str, ...]:
+        out = []
+        for item in allowed:
+            kind, by, k, value = item[:4]
+            who = f"{by}: " if by is not None else ""
+            holding = self._holding(k)
+            ck = show(holding[0] if holding else next(iter(self.cache_keys_of(k)), KEYS[k]))
+            v = self.name(k, value)
+            if kind == "return":
+                nothing = value == 0 and ABSENT_AT_START[k]
+                out.append(
+                    "return without filling"
+                    if nothing
+                    else f"return {v}"
+                    if value != NONE
+                    else "return (the write had nothing left to do)"
+                )
+            elif kind is Kind.LOOKUP:
+                out.append(f"{who}cache.get({ck})")
+            elif kind is Kind.LOAD:
+                out.append(f"{who}db.get({KEYS[k]})")
+            elif kind is Kind.FILL:
+                if value == 0 and ABSENT_AT_START[k]:
+                    out.append(f"{who}a negative entry under {ck} (decode= maps it to cachepact.ABSENT)")
+                elif len(item) > 4:
+                    out.append(f"{who}cache.lease_set({ck}, {v}, token)")
+                else:
+                    out += [f"{who}cache.set({ck}, {v})", f"{who}cache.add({ck}, {v})"]
+            elif kind is Kind.PUT:
+                out.append(f"{who}db.put({KEYS[k]}, {v})")
+            elif kind is Kind.STORE:
+                out.append(f"{who}cache.set({ck}, {v})")
+            else:
+                out += [f"{who}cache.delete({show(c)})" for c in holding] or [f"{who}cache.delete({ck})"]
+        return tuple(out)
+
+    def _holding(self, k: int) -> list[Any]:
+        """The cache keys of key ``k``'s entry that hold something now."""
+        return [ck for ck in self.cache_keys_of(k) if self.peek(ck) is not None]
+
+    # -- what the run left ----------------------------------------------------------------------------
+
+    def final_state(self, db_get: Callable[[Any], Any], peek: Callable[[Any], Any]) -> tuple[tuple[str, ...], ...]:
+        """(key, DB, cache decoded, cache raw) for every key: the raw column names each entry's cache
+        key and payload when either differs from what it stands for."""
+        rows = []
+        for n, key in enumerate(KEYS):
+            decoded, raw = [], []
+            for ck in self.cache_keys_of(n):
+                payload = peek(ck)
+                if payload is None:
+                    continue
+                shown = self.name(n, self.value_id(n, self.decoded(payload)), entry=True)
+                decoded.append(shown if ck == key else f"{show(ck)}={shown}")
+                if ck != key or payload != shown:
+                    raw.append(f"{show(ck)}={_raw(payload)}")
+            rows.append((key, show(db_get(key)), ", ".join(decoded) or "None", ", ".join(raw)))
+        return tuple(rows)
+
+
+def _raw(payload: Any, limit: int = 80) -> str:
+    """A payload as reports show it: its repr, or, for an object without one of its own, its type
+    and fields (no memory addresses), cut to ``limit`` characters."""
+    text = repr(payload)
+    if " object at 0x" in text:
+        fields = getattr(payload, "__dict__", None) or {
+            slot: getattr(payload, slot) for slot in getattr(type(payload), "__slots__", ()) if hasattr(payload, slot)
+        }
+        text = f"{type(payload).__name__}({', '.join(f'{k}={v!r}' for k, v in fields.items())})"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _cache_key(fn: Callable[[Any], Any], key: str) -> Any:
+    try:
+        ck = fn(key)
+        hash(ck)  # a cache key must be usable as one
+    except Exception as e:
+        raise DefinitionError(
+            f"Adapter.cache_key({key!r}) raised {one_line(e)}; it must map a key to the cache key of its entry",
+            field="cache_key",
+        ) from e
+    return ck

@@ -1,0 +1,762 @@
+"""Refinement checking: a recorded run, one observed step at a time, against the pattern's programs.
+
+The judge of a conformance run steps the model: every observed call is matched to the step its
+operation's program allows at that moment, taken with the same primitives the explorer uses
+(``System.lookup``, ``load``, ``fill``, ``put``, ``invalidate``). Refinement is up to stuttering and
+judged by effect:
+
+* a call that changes nothing at that moment (a lookup, a store of what is already cached, an
+  ``add`` that did not store, a refused ``lease_set``, a delete of nothing, a re-put) is a stutter;
+* a program step whose effect would be nil at that moment may be left out of the run (a write's
+  invalidation while nothing is cached and no lease is out; a fill while an entry is already there
+  or there is nothing to cache; a lookup, whose outcome is then read off the state);
+* the cache may drop any entry at any moment: a removal by the Cache outside a write's own
+  invalidation is an eviction, and a read may treat an entry as expired once time has passed since
+  its fill (it then loads and refills);
+* lookups may be repeated; while an operation has done nothing but look up, its latest lookup
+  decides whether it hit.
+
+Any other step is the culprit, and the kind of step it is names the invariant it breaks.
+
+The judge keeps the state in step with what the stores hold: the caller reports, with each call,
+the key's entry and lease after it (``Obs.after``), so the model never drifts from the run.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import NamedTuple
+
+import attrs
+
+from ...model._participants import Actor
+from ...model._patterns import Instr, Kind
+from ...model._properties import BY_NAME
+from ...model._system import (
+    ABSENT,
+    CACHE_F,
+    DB_F,
+    DONE,
+    EVENTS,
+    FILL_DURING_WRITE,
+    FLAGS,
+    IDLE,
+    INVALIDATE_EV,
+    KEY,
+    LEASED,
+    LOADED,
+    MASK,
+    NONE,
+    OPS,
+    PC,
+    PUT,
+    RETIRED,
+    RETURNING,
+    TOKEN,
+    WAITED,
+    OpState,
+    Scenario,
+    State,
+    System,
+    _new,
+    _put,
+    _with,
+    _with_op,
+)
+
+# The invariant a wrong participant, or a wrong value, breaks at each kind of step.
+_WHO = {
+    Kind.LOAD: ("who-loads", "wrong-loader"),
+    Kind.FILL: ("who-populates", "wrong-filler"),
+    Kind.PUT: ("write-order", "wrong-writer"),
+}
+
+
+class Obs(NamedTuple):
+    """One recorded call, abstracted to the model's terms (a NamedTuple: one is made per call).
+
+    ``kind`` is the program step it would be (a delete is ``INVALIDATE``); ``value`` what a fill
+    stored or a put wrote; ``result`` a lookup's ``(found, granted, wait)`` or a load's value;
+    ``changed`` whether the call changed the entry, the DB or a lease; ``after`` the key's entry
+    and whether a lease is out on it, just after the call.
+    """
+
+    kind: Kind
+    actor: Actor
+    key: int
+    value: int = NONE
+    result: object = None
+    leased: bool = False
+    changed: bool = True
+    after: tuple[int, bool] = (NONE, False)
+
+
+@attrs.frozen
+class Rejection:
+    """A step the program does not allow: the invariant it breaks, why (``code``, one of the
+    invariant's declared messages, and its ``fields``), and what was allowed. A structured value:
+    the judge asks ``code``, never the English."""
+
+    invariant: str
+    code: str
+    fields: dict[str, str] = attrs.field(factory=dict, eq=False)
+    allowed: tuple[tuple, ...] = ()  # (kind or "return", actor or None, key, value)
+
+    @property
+    def reason(self) -> str:
+        return BY_NAME[self.invariant].message(self.code, self.fields)
+
+
+class _Op:
+    """What the judge remembers of an operation beside its model state (one made per operation, so
+    a plain slotted class: attrs' generated init costs more on this path)."""
+
+    __slots__ = (
+        "effective",
+        "hit",
+        "key",
+        "kind",
+        "lease_only",
+        "leased_once",
+        "looked",
+        "name",
+        "nil_ok",
+        "overlapped",
+        "start_mask",
+        "stored_undecodable",
+    )
+
+    def __init__(self, kind: str, name: str, key: int, start_mask: int) -> None:
+        self.kind = kind  # "r" | "w"
+        self.name = name
+        self.key = key
+        self.start_mask = start_mask  # a read: values already too old when it began
+        self.looked = False  # it has looked the key up at least once
+        self.effective = False  # it has made a step that changed something (or loaded)
+        self.hit = False  # it is returning a value its lookup found
+        self.nil_ok = False  # its current instruction's effect was nil at some moment of its own steps
+        self.stored_undecodable = ""  # what it stored that the caller could not decode (for the report)
+        self.overlapped = False  # a read: a write of its key began while it was in flight
+        self.leased_once = False  # a read: its first lease_get (which may teach the judge its cache key)
+        self.lease_only = False  # a read: taking a lease is all it has done (it has not loaded yet)
+
+
+Names = Callable[[int, int], str]  # (key, value) -> how reports write a value
+
+
+@functools.cache
+def _scenario(pattern: object, keys: int) -> Scenario:
+    return Scenario(pattern=pattern, readers=0, writers=0, keys=keys)  # type: ignore[arg-type]
+
+
+@functools.cache
+def _nilable(pattern: object) -> dict[str, frozenset[int]]:
+    """The pcs at which an op's current instruction may be left out when its effect is nil."""
+    programs = {"r": pattern.read, "w": pattern.write}  # type: ignore[attr-defined]
+    return {
+        kind: frozenset(j + 1 for j, instr in enumerate(program) if instr.kind in (Kind.FILL, Kind.INVALIDATE))
+        for kind, program in programs.items()
+    }
+
+
+class Refinement:
+    """The judge's model: a growing set of operations over one pattern, stepped observation by observation."""
+
+    def __init__(
+        self,
+        pattern: object,
+        *,
+        keys: int,
+        absent: tuple[bool, ...],
+        key_names: tuple[str, ...],
+        value_name: Names,
+    ) -> None:
+        self.system = System(_scenario(pattern, keys), absent=absent)
+        self.system.defer_return = True
+        self.pattern = pattern
+        self.state: State = self.system.initial()
+        self.ops: list[_Op] = []  # by slot: the op in it now
+        self.key_names = key_names
+        self.value_name = value_name
+        self.reached: set[str] = set()
+        self.running = 0  # operations begun and not yet returned
+        self._free: list[int] = []  # slots of ops that returned, for the next op to reuse
+        self.clock_moves = 0  # how often the run moved the clock on
+        self._nilable = _nilable(pattern)
+        self._invalidates = pattern.has(Kind.INVALIDATE)  # type: ignore[attr-defined]
+        # A write's cache store is the write program's STORE where it has one (write-through); in a
+        # pattern whose write invalidates, it is a store where a delete belongs.
+        self._stores = pattern.has(Kind.STORE)  # type: ignore[attr-defined]
+        self.filled_at: dict[int, int] = {}  # key -> clock_moves when its entry was filled (not dropped since)
+
+    # -- operations ------------------------------------------------------------------------------
+
+    def begin(self, kind: str, name: str, key: int, value: int = NONE) -> int:
+        """An operation starts now: a read learns which values are already too old to return.
+
+        The op's index is a slot in the model's state, reused once its op has returned: a long
+        sequential run keeps one op in the state, not every op it ever ran."""
+        sys_ = self.system
+        s = self.state
+        # A read starts knowing which values are already too old to return; a write, its value.
+        mask = s[RETIRED][key] if kind == "r" else 0
+        started = _new(OpState, (1, key, False, NONE if kind == "r" else value, mask, 0))
+        if self._free:
+            i = self._free.pop()
+            sys_.kinds[i], sys_.op_names[i] = kind, name
+            self.state = _with_op(s, i, started)
+        else:
+            i = len(self.ops)
+            sys_.kinds.append(kind)
+            sys_.op_names.append(name)
+            self.ops.append(None)  # type: ignore[arg-type]
+            self.state = _with(s, OPS, (*s[OPS], started))
+        op = _Op(kind, name, key, mask)
+        if mask:
+            self.reached.add("read-after-write")
+        if kind == "w":
+            ops_state = self.state[OPS]
+            for n, other in enumerate(self.ops):
+                if other is not None and other.kind == "r" and other.key == key and ops_state[n][PC] != DONE:
+                    other.overlapped = True
+        self.ops[i] = op
+        self.running += 1
+        return i
+
+    def observe(self, i: int, obs: Obs) -> Rejection | None:
+        """Op ``i`` made the call ``obs``: take the step it matches, or say which invariant it breaks."""
+        op = self.ops[i]
+        nilable = self._nilable[op.kind]
+        if self.state[OPS][i][PC] in nilable:
+            self._note_nil(i)
+        if obs.kind is Kind.FILL and op.kind == "w" and self._stores:
+            obs = obs._replace(kind=Kind.STORE)
+        kind = obs.kind
+        if kind is Kind.LOOKUP:
+            rejection = self._lookup(i, op, obs)
+        elif kind in (Kind.FILL, Kind.STORE) and obs.value == self.state[CACHE_F][obs.key] and obs.value != NONE:
+            rejection = None  # the key's entry already stands for this value (under another cache key)
+        elif not obs.changed and kind is not Kind.LOAD:
+            if kind is Kind.FILL and obs.result is False:
+                if obs.leased:
+                    self.reached.add("fill-refused")  # its lease was voided: the model's refused fill
+                instr = self._current(i)
+                if op.kind == "r" and instr is not None and instr.kind is Kind.FILL:
+                    # The cache refused a guarded fill (an add that found an entry, a transaction whose
+                    # WATCH saw a write): the read tried, and may return without filling.
+                    op.nil_ok = True
+            rejection = None  # a stutter: it changed nothing
+        else:
+            rejection = self._effect(i, op, obs)
+        if self.state[CACHE_F][obs.key] != obs.after[0]:
+            self._sync(obs)
+        if self.state[OPS][i][PC] in nilable:
+            self._note_nil(i)
+        return rejection
+
+    def finish(self, i: int, result: int) -> Rejection | None:
+        """Op ``i`` returned ``result`` (a value id; NONE for None; ABSENT for a value nothing names)."""
+        op = self.ops[i]
+        if self.state[OPS][i][PC] in self._nilable[op.kind]:
+            self._note_nil(i)
+        while True:
+            instr = self._current(i)
+            if instr is None:
+                break
+            if instr.kind is Kind.LOOKUP and not op.looked and not op.effective:
+                return self._unseen_read(i, op, result)
+            if instr.kind in (Kind.FILL, Kind.INVALIDATE) and (op.nil_ok or self._nil_now(i, instr)):
+                self._skip(i)
+                continue
+            if instr.kind in (Kind.STORE, Kind.LOCK, Kind.UNLOCK) and self._nil_now(i, instr):
+                self._skip(i)  # the entry holds the write's value already: storing it changes nothing
+                continue
+            return self._missing(i, op, instr)
+        s = self.state
+        expected = s[OPS][i][LOADED]
+        self.state = self.system.complete(s, i, s[OPS][i], result)
+        self._returned(i)
+        if op.kind == "w":
+            return None
+        return self._check_result(i, op, result, expected)
+
+    def _returned(self, i: int) -> None:
+        self.running -= 1
+        self._free.append(i)
+
+    def evict(self, key: int, *, expired: bool = False) -> None:
+        """The cache dropped ``key``'s entry on its own (capacity, expiry)."""
+        if self.state[CACHE_F][key] != NONE:
+            self.state = _with(self.state, CACHE_F, _put(self.state[CACHE_F], key, NONE))
+            self.reached.add("expiry" if expired else "eviction")
+        self.filled_at.pop(key, None)
+
+    def resync(self, key: int, entry: int) -> None:
+        """The key's entry is now under another cache key, holding ``entry``: follow it (no event)."""
+        self.state = _with(self.state, CACHE_F, _put(self.state[CACHE_F], key, entry))
+        if entry == NONE:
+            self.filled_at.pop(key, None)
+
+    def clock_moved(self) -> None:
+        """The run moved the clock on: entries filled before may now count as expired."""
+        self.clock_moves += 1
+
+    def expects(self, i: int) -> Kind | None:
+        """The kind of step op ``i``'s program is at (None once it is returning)."""
+        instr = self._current(i)
+        return None if instr is None else instr.kind
+
+    def in_flight(self) -> bool:
+        return self.running > 0
+
+    # -- lookups ----------------------------------------------------------------------------------
+
+    def _lookup(self, i: int, op: _Op, obs: Obs) -> Rejection | None:
+        found, granted, _ = obs.result  # type: ignore[misc]
+        if op.kind != "r" or obs.key != op.key:
+            return None  # a lookup inside a write, or of another key: changes nothing
+        pc = self.state[OPS][i][PC]
+        instr = self._current(i)
+        first_or_again = instr is not None and instr.kind is Kind.LOOKUP
+        # A read granted a lease that looks again before loading and finds an entry (a library's
+        # second look under its own lock) is a hit: its lease was voided or ran out meanwhile, or
+        # nobody else could have filled. A second look that misses changes nothing.
+        looked_again = op.lease_only and found != NONE
+        only_looked = (not op.effective or looked_again) and (
+            pc == RETURNING or (instr is not None and instr.kind is Kind.LOAD)
+        )
+        if not (first_or_again or only_looked):
+            if found != NONE and instr is not None and instr.kind is Kind.FILL:
+                op.nil_ok = True  # an entry is there: the fill may keep it
+            if obs.leased and granted:
+                # A lease taken late (after loading): its fill is now a lease-guarded one, which a
+                # delete in between voids.
+                o = self.state[OPS][i]
+                self.state = _with_op(
+                    self.state, i, _new(OpState, (o[PC], o[KEY], True, o[LOADED], o[MASK], o[FLAGS] | LEASED))
+                )
+                op.effective = True
+            return None
+        if only_looked and not first_or_again:
+            # The op has done nothing but look up: its latest lookup decides. Back to its lookup.
+            self._rewind(i, op)
+        s = self.state
+        o = s[OPS][i]
+        program = self.system.programs["r"]
+        j = o[PC] - 1
+        if found != s[CACHE_F][op.key]:
+            s = self._follow_store(op.key, found)
+        label, nxt, event = self.system.lookup(s, i, o, program, j, leased=obs.leased)[0]
+        model_granted = obs.leased and found == NONE and label[6][1] is not None
+        if obs.leased and found == NONE and model_granted != granted:
+            # The store's leases say otherwise (one is out that the run's operations do not hold, or
+            # none is): follow the store. A grant makes the op a lease holder; a wait, a waiter.
+            flags = LEASED | (0 if granted else WAITED)
+            nxt = _with_op(s, i, _new(OpState, (j + (2 if granted else 1), op.key, granted, NONE, o[MASK], flags)))
+            event = 0
+        op.looked = True
+        if obs.leased and granted:
+            op.lease_only = not op.effective or op.lease_only
+            op.effective = True
+        elif looked_again:
+            op.lease_only = op.effective = False  # a hit now: as if it had only looked
+        self.state = self._returning(nxt, i, o, label)
+        self._events(event)
+        return None
+
+    # -- effects ----------------------------------------------------------------------------------
+
+    def _effect(self, i: int, op: _Op, obs: Obs) -> Rejection | None:
+        instr = self._current(i)
+        if instr is not None and instr.kind is obs.kind and obs.key == op.key:
+            return self._take(i, op, instr, obs)  # the common case: the program's next step
+        # A lookup the run left out is read off the state at the moment of the next step.
+        if instr is not None and instr.kind is Kind.LOOKUP and obs.kind is Kind.LOAD and self._waited(i):
+            # Told to wait, it loads instead: memcache clients then serve from the DB without filling.
+            self._move_to(i, Kind.LOAD)
+            instr = self._current(i)
+        if (
+            instr is not None
+            and instr.kind is Kind.LOOKUP
+            and obs.kind is not Kind.LOOKUP
+            and not op.looked
+            and op.kind == "r"
+        ):
+            self._virtual_lookup(i, op)
+            instr = self._current(i)
+        # Program steps with no effect now, which the run left out, are taken first.
+        while (
+            instr is not None
+            and instr.kind is not obs.kind
+            and instr.kind in (Kind.FILL, Kind.INVALIDATE, Kind.STORE)
+            and self._nil_now(i, instr)
+        ):
+            self._skip(i)
+            instr = self._current(i)
+        if instr is not None and instr.kind is obs.kind and obs.key == op.key:
+            return self._take(i, op, instr, obs)
+        if instr is not None and instr.kind is obs.kind and obs.kind in (Kind.PUT, Kind.LOAD):
+            k, name = obs.key, self.key_names
+            if obs.kind is Kind.PUT:
+                mine = self._v(op.key, self.state[OPS][i][LOADED])
+                return self._reject(
+                    i,
+                    "write-order",
+                    "put-other",
+                    op=op.name,
+                    key=name[k],
+                    value=self._v(k, obs.value),
+                    own_key=name[op.key],
+                    own_value=mine,
+                )
+            return self._reject(i, "single-load", "read-other-key", op=op.name, key=name[op.key], other=name[k])
+        return self._tolerated(i, op, instr, obs)
+
+    def _take(self, i: int, op: _Op, instr: Instr, obs: Obs) -> Rejection | None:
+        s = self.state
+        o = s[OPS][i]
+        program = self.system.programs[op.kind]
+        j = o[PC] - 1
+        k = op.key
+        if instr.strict and obs.actor is not instr.by:
+            invariant, code = _WHO[instr.kind]
+            return self._reject(i, invariant, code, pattern=self.system.pattern.name, by=instr.by, actor=obs.actor)
+        if instr.kind is Kind.LOAD:
+            if obs.result != s[DB_F][k]:
+                s = _with(s, DB_F, _put(s[DB_F], k, obs.result))  # keep in step with the DB
+            serve = bool(o[FLAGS] & WAITED)
+            label, nxt, event = self.system.load(s, i, o, program, j, serve=serve)[0]
+            nxt = self._returning(nxt, i, o, label)
+            op.effective = True
+            op.lease_only = False
+        elif instr.kind is Kind.FILL:
+            value = o[LOADED]
+            release_only = obs.leased and obs.value == NONE and value == 0 and self.system.absent[k]
+            if obs.value != value and not release_only:
+                return self._reject(
+                    i,
+                    "who-populates",
+                    "filled-other-value",
+                    op=op.name,
+                    loaded=self._v(k, value),
+                    filled=self._v(k, obs.value, entry=True),
+                )
+            options = self.system.fill(s, i, o, program, j, leased=obs.leased)
+            entry = obs.after[0]
+            label, nxt, event = next((t for t in options if t[1][CACHE_F][k] == entry), options[0])
+            nxt = self._returning(nxt, i, o, label)
+            self.filled_at[k] = self.clock_moves
+            if s[RETIRED][k] or s[PUT][k] != 1:
+                self.reached.add("fill-after-write")
+            if op.overlapped:
+                event |= FILL_DURING_WRITE
+        elif instr.kind is Kind.PUT:
+            if obs.value != o[LOADED]:
+                return self._reject(
+                    i,
+                    "write-order",
+                    "put-other",
+                    op=op.name,
+                    key=self.key_names[obs.key],
+                    value=self._v(obs.key, obs.value),
+                    own_key=self.key_names[k],
+                    own_value=self._v(k, o[LOADED]),
+                )
+            label, nxt, event = self.system.put(s, i, o, program, j)
+            nxt = self._returning(nxt, i, o, label)
+        elif instr.kind is Kind.STORE:
+            if obs.value != o[LOADED]:
+                return self._reject(
+                    i,
+                    "write-updates",
+                    "stored-other-value",
+                    op=op.name,
+                    stored=self._v(k, obs.value, entry=True),
+                    value=self._v(k, o[LOADED]),
+                )
+            label, nxt, event = self.system.store(s, i, o, program, j)
+            nxt = self._returning(nxt, i, o, label)
+            self.filled_at[k] = self.clock_moves
+        else:  # INVALIDATE
+            label, nxt, event = self.system.invalidate(s, i, o, program, j)
+            if s[CACHE_F][k] == NONE:
+                event &= ~INVALIDATE_EV  # it voided a lease, but removed no entry
+            nxt = self._returning(nxt, i, o, label)
+            self.filled_at.pop(k, None)
+        op.effective = True
+        op.lease_only = False
+        op.nil_ok = False
+        self.state = nxt
+        self._events(event)
+        return None
+
+    def _tolerated(self, i: int, op: _Op, instr: Instr | None, obs: Obs) -> Rejection | None:
+        """A step that is not the program's next one: allowed by the rules above, or the culprit."""
+        s = self.state
+        o = s[OPS][i]
+        k = obs.key
+        own = k == op.key
+        if obs.kind is Kind.INVALIDATE:
+            past_put = op.kind == "w" and own and (instr is None or instr.kind is not Kind.PUT)
+            if past_put and self._stores:
+                # A write that stores its value leaves it in the cache; deleting it instead (or after)
+                # leaves the next read to load, and a read that loaded before the put to fill the old one.
+                return self._reject(
+                    i, "write-updates", "write-deleted", op=op.name, key=self.key_names[k], value=self._v(k, o[LOADED])
+                )
+            if past_put or (op.kind == "w" and not own):
+                self._remove(k)  # a write invalidating again, or invalidating a related entry
+                return None
+            if obs.actor is Actor.CACHE:
+                self._remove(k)
+                self.reached.add("eviction")
+                return None
+            if op.kind == "w":
+                return self._reject(i, "write-order", "invalidated-first", op=op.name, key=self.key_names[k])
+            return self._reject(i, "who-populates", "read-removed", op=op.name, key=self.key_names[k])
+        if obs.kind is Kind.LOAD:
+            if op.kind == "w":
+                return None  # reading the DB inside a write changes nothing
+            if obs.actor is not self.system.pattern.load_by:
+                return self._reject(
+                    i,
+                    "who-loads",
+                    "wrong-loader",
+                    pattern=self.system.pattern.name,
+                    by=self.system.pattern.load_by,
+                    actor=obs.actor,
+                )
+            if op.hit and not op.effective:
+                filled = self.filled_at.get(op.key)
+                if filled is not None and self.clock_moves > filled:
+                    # Time has passed since the fill: the cache may treat its entry as expired.
+                    self.reached.add("expiry")
+                    self._rewind(i, op, to=Kind.LOAD)
+                    return self._take(i, op, self._current(i), obs)  # type: ignore[arg-type]
+                if filled is not None:
+                    return self._reject(i, "hit-after-fill", "missed-filled", op=op.name, key=self.key_names[op.key])
+                return self._reject(i, "single-load", "loaded-on-hit", op=op.name)
+            return self._reject(i, "single-load", "loaded-twice", op=op.name)
+        if obs.kind is Kind.PUT:
+            if op.kind == "r":
+                return self._reject(i, "write-order", "read-wrote", op=op.name)
+            code = "put-after-invalidate" if o[PC] == RETURNING and self._invalidates else "put-twice"
+            return self._reject(i, "write-order", code, op=op.name, key=self.key_names[k], value=self._v(k, obs.value))
+        if obs.kind is Kind.STORE:
+            if own and instr is not None and instr.kind is Kind.PUT:
+                return self._reject(
+                    i, "write-order", "stored-first", op=op.name, value=self._v(k, obs.value, entry=True)
+                )
+            if own and obs.value != o[LOADED]:
+                return self._reject(
+                    i,
+                    "write-updates",
+                    "stored-other-value",
+                    op=op.name,
+                    stored=self._v(k, obs.value, entry=True),
+                    value=self._v(k, o[LOADED]),
+                )
+            return None  # its own value again, or another key's entry: the store's effect is synced
+        # FILL
+        if op.kind == "w":
+            return self._reject(
+                i, "invalidate-not-update", "write-stored", op=op.name, value=self._v(k, obs.value, entry=True)
+            )
+        if not own:
+            return self._reject(
+                i, "who-populates", "filled-other-key", op=op.name, key=self.key_names[op.key], other=self.key_names[k]
+            )
+        if instr is not None and instr.kind in (Kind.LOOKUP, Kind.LOAD):
+            return self._reject(i, "who-populates", "filled-before-load", op=op.name)
+        return self._reject(i, "who-populates", "filled-twice", op=op.name)
+
+    # -- returns ----------------------------------------------------------------------------------
+
+    def _unseen_read(self, i: int, op: _Op, result: int) -> Rejection | None:
+        """A read that touched neither store: served by a layer the kit does not see (a local memo).
+        Only what it returned can be judged."""
+        s = self.state
+        self.state = self.system.complete(s, i, s[OPS][i], result)
+        self._returned(i)
+        return self._check_result(i, op, result, NONE)
+
+    def _check_result(self, i: int, op: _Op, result: int, expected: int) -> Rejection | None:
+        k = op.key
+        held = self.state[PUT][k]
+        newest = self.state[DB_F][k]
+        fields = {"op": op.name, "key": self.key_names[k], "value": self._v(k, result)}
+        if result < 0 or not held >> result & 1:
+            return Rejection(
+                "fresh-read", "never-held", fields, (("return", None, k, newest if expected == NONE else expected),)
+            )
+        if op.start_mask >> result & 1:
+            # The values it may return: those not yet superseded, when it began, by a completed write.
+            newer = [v for v in range(held.bit_length()) if held >> v & 1 and not op.start_mask >> v & 1]
+            return Rejection(
+                "fresh-read",
+                "older",
+                {**fields, "newer": self._v(k, newer[0])},
+                tuple(("return", None, k, v) for v in newer),
+            )
+        if expected not in (NONE, result):
+            return Rejection(
+                "fresh-read",
+                "not-what-it-read",
+                {**fields, "loaded": self._v(k, expected)},
+                (("return", None, k, expected),),
+            )
+        return None
+
+    def _missing(self, i: int, op: _Op, instr: Instr) -> Rejection:
+        """Op ``i`` returned before a step of its program that had an effect to make."""
+        k = op.key
+        o = self.state[OPS][i]
+        name = self.key_names[k]
+        if instr.kind is Kind.LOAD or instr.kind is Kind.LOOKUP:
+            return self._reject(i, "who-loads", "never-loaded", op=op.name, by=instr.by)
+        if instr.kind is Kind.FILL:
+            extra = (
+                f"; it stored {op.stored_undecodable}, which cachepact cannot decode" if op.stored_undecodable else ""
+            )
+            return self._reject(
+                i, "who-populates", "never-filled", op=op.name, loaded=self._v(k, o[LOADED]), extra=extra
+            )
+        if instr.kind is Kind.PUT:
+            return self._reject(i, "write-order", "never-put", op=op.name)
+        entry = self.state[CACHE_F][k]
+        if instr.kind is Kind.STORE:
+            held = f": the entry holds {self._v(k, entry, entry=True)}" if entry != NONE else ""
+            return self._reject(
+                i, "write-updates", "never-stored", op=op.name, value=self._v(k, o[LOADED]), held=held, key=name
+            )
+        held = f"the entry still holds {self._v(k, entry, entry=True)}" if entry != NONE else "a lease is out on it"
+        return self._reject(i, "write-order", "never-invalidated", op=op.name, key=name, held=held)
+
+    # -- helpers ----------------------------------------------------------------------------------
+
+    def _current(self, i: int) -> Instr | None:
+        pc = self.state[OPS][i][PC]
+        if pc in (IDLE, DONE, RETURNING):
+            return None
+        return self.system.programs[self.ops[i].kind][pc - 1]
+
+    def _nil_now(self, i: int, instr: Instr) -> bool:
+        """Would ``instr`` change nothing if op ``i`` took it now?"""
+        s = self.state
+        o = s[OPS][i]
+        k = o[KEY]
+        if instr.kind is Kind.INVALIDATE:
+            return s[CACHE_F][k] == NONE and not self.system.lease_out(s, k)
+        if instr.kind is Kind.STORE:
+            return s[CACHE_F][k] == o[LOADED]
+        if instr.kind in (Kind.LOCK, Kind.UNLOCK):
+            return True  # the judge sees no lock: a lock the adapter takes is on a key of its own
+        if instr.kind is Kind.FILL:
+            if o[FLAGS] & LEASED and not o[TOKEN]:
+                return True  # its lease was voided: the fill would be refused
+            nothing = o[LOADED] == 0 and self.system.absent[k]
+            return s[CACHE_F][k] != NONE or nothing
+        return False
+
+    def _note_nil(self, i: int) -> None:
+        pc = self.state[OPS][i][PC]
+        if pc in self._nilable[self.ops[i].kind]:
+            instr = self.system.programs[self.ops[i].kind][pc - 1]
+            if self._nil_now(i, instr):
+                self.ops[i].nil_ok = True
+
+    def _skip(self, i: int) -> None:
+        """Take op ``i``'s current instruction as having happened with no effect."""
+        s = self.state
+        o = s[OPS][i]
+        program = self.system.programs[self.ops[i].kind]
+        j = o[PC] - 1
+        if j + 1 < len(program):
+            self.state = _with_op(s, i, _new(OpState, (j + 2, *o[1:])))
+        else:
+            self.state = _with_op(s, i, _new(OpState, (RETURNING, *o[1:])))
+        self.ops[i].nil_ok = False
+
+    def _virtual_lookup(self, i: int, op: _Op) -> None:
+        """The run did not look up: the lookup's outcome is what the cache held at this moment."""
+        s = self.state
+        o = s[OPS][i]
+        label, nxt, event = self.system.lookup(s, i, o, self.system.programs["r"], o[PC] - 1, leased=False)[0]
+        self.state = self._returning(nxt, i, o, label)
+        self._events(event)
+
+    def _returning(self, nxt: State, i: int, before: OpState, label: tuple) -> State:
+        """Note whether an op the transition left RETURNING got its value from a lookup (a hit)."""
+        if nxt[OPS][i][PC] == RETURNING and before[PC] != RETURNING:
+            self.ops[i].hit = label[2] == "cache" and label[3] in ("get", "lease_get")
+        return nxt
+
+    def _waited(self, i: int) -> bool:
+        return bool(self.state[OPS][i][FLAGS] & WAITED)
+
+    def _move_to(self, i: int, kind: Kind) -> None:
+        """Point op ``i`` at its program's next instruction of ``kind``, keeping its locals."""
+        program = self.system.programs[self.ops[i].kind]
+        o = self.state[OPS][i]
+        j = next(n for n in range(o[PC] - 1, len(program)) if program[n].kind is kind)
+        self.state = _with_op(self.state, i, _new(OpState, (j + 1, *o[1:])))
+
+    def _rewind(self, i: int, op: _Op, *, to: Kind = Kind.LOOKUP) -> None:
+        """Back to the op's lookup (a repeated lookup decides), or on to its load (an expired hit)."""
+        program = self.system.programs["r"]
+        j = next(n for n, instr in enumerate(program) if instr.kind is to)
+        o = self.state[OPS][i]
+        self.state = _with_op(self.state, i, _new(OpState, (j + 1, op.key, o[TOKEN], NONE, op.start_mask, 0)))
+        op.hit = False
+
+    def _remove(self, k: int) -> None:
+        self.state = self.system.remove(self.state, k)
+        self.filled_at.pop(k, None)
+
+    def _follow_store(self, k: int, found: int) -> State:
+        """A lookup found something else than the model thought (the cache dropped the entry, a TTL
+        under a second ran out on its own): follow the store."""
+        if found == NONE:
+            self.evict(k)
+        else:
+            self.state = _with(self.state, CACHE_F, _put(self.state[CACHE_F], k, found))
+        return self.state
+
+    def _sync(self, obs: Obs) -> None:
+        entry, _ = obs.after
+        if self.state[CACHE_F][obs.key] != entry:
+            if entry == NONE:
+                self.state = _with(self.state, CACHE_F, _put(self.state[CACHE_F], obs.key, NONE))
+            else:
+                self.state = _with(self.state, CACHE_F, _put(self.state[CACHE_F], obs.key, entry))
+
+    def _events(self, mask: int) -> None:
+        while mask:
+            low = mask & -mask
+            self.reached.add(EVENTS[low.bit_length() - 1])
+            mask ^= low
+
+    def _v(self, k: int, v: int, *, entry: bool = False) -> str:
+        if v == ABSENT or (entry and v == 0 and self.system.absent[k]):
+            return "ABSENT"
+        return self.value_name(k, v)
+
+    def _reject(self, i: int, invariant: str, code: str, **fields: object) -> Rejection:
+        return Rejection(invariant, code, {n: str(v) for n, v in fields.items()}, self._allowed(i))
+
+    def _allowed(self, i: int) -> tuple[tuple, ...]:
+        """What op ``i``'s program allowed at this moment: its next step, or its return."""
+        o = self.state[OPS][i]
+        k = o[KEY]
+        instr = self._current(i)
+        if instr is None:
+            return (("return", None, k, o[LOADED]),) if self.ops[i].kind == "r" else (("return", None, k, NONE),)
+        by = instr.by if instr.strict else None
+        value = o[LOADED] if instr.kind in (Kind.FILL, Kind.PUT, Kind.STORE) else NONE
+        out: list[tuple] = [(instr.kind, by, k, value)]
+        if instr.kind is Kind.FILL and o[FLAGS] & LEASED:
+            out = [(instr.kind, by, k, value, "lease")]
+        if instr.kind is Kind.FILL and o[LOADED] == 0 and self.system.absent[k]:
+            out.append(("return", None, k, 0))  # nothing to cache: returning without a fill is fine
+        return tuple(out)

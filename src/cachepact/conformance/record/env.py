@@ -1,0 +1,355 @@
+"""The instrumented environment handed to an adapter factory: ``env.db`` and ``env.cache``.
+
+Every call is one atomic step, recorded with its actor and operation, and a point where the
+scheduler may switch to another thread working for an operation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import attrs
+
+from ...errors import BackendError, DefinitionError
+from ...model import Actor, Step
+from .._contract import Adapter, article
+from ..runtime.primitives import RealLock, real_primitives
+from ..runtime.session import Session
+from .attribution import Attribution
+from .effect import Effect
+from .redis_hook import RedisRecording
+from .servers import Servers
+
+OUTSIDE = "-"  # the op name of a call made outside any operation the kit started
+
+
+class OpContext(NamedTuple):
+    """How the recorder names the calls of a thread working for an operation."""
+
+    op: str
+    attribution: Attribution  # of the app instance the operation runs on
+    inherited: Actor = Actor.APP  # a helper thread's: the actor of the code that started it
+
+
+class Recorder:
+    """Collects the steps of a run, attributing each to its actor and to the operation of the thread
+    making it, and hands each to ``on_step`` (the judge) the moment it happens."""
+
+    def __init__(self, attribution: Attribution, session: Session) -> None:
+        self.attribution = attribution  # for calls outside any operation (in make)
+        self.scheduled = session.scheduled  # thread ident -> its scheduler handle, the check's
+        self.steps: list[Step] = []
+        self.threads: dict[int, OpContext] = {}  # thread ident -> what it works for
+        self.running = False  # operations are running: a call from any other thread is a stray
+        self.park: Callable[[tuple], None] | None = None  # the scheduler's switch point
+        self.strays: list[Step] = []  # calls from threads the kit does not run
+        self.on_step: Callable[[int, Step, Effect], None] | None = None
+        self.lost: BackendError | None = None  # a server behind env went away during a call
+        # A call and its record are one step, even when a thread runs out of the kit's control.
+        self.lock = RealLock()
+
+    def before(self, target: str, action: str, key: Any) -> None:
+        handle = self.scheduled.get(threading.get_ident())
+        if handle is not None:
+            handle.park((target, action, key))
+
+    def step(self) -> _Atomic:
+        """Entered around a call and its looks: one atomic step. The lock keeps other threads out, and
+        the calling thread does not stop at scheduling points inside it (a client library's own locks)."""
+        return _Atomic(self.lock, self.scheduled)
+
+    def record(
+        self,
+        target: str,
+        action: str,
+        key: Any,
+        value: Any,
+        result: Any,
+        effect: Effect,
+        *,
+        token: Any,
+        ttl: Any,
+        command: str | None = None,
+        depth: int = 4,  # actor() <- record <- _call <- env method <- caller
+    ) -> Step:
+        context = self.threads.get(threading.get_ident())
+        if context is None:
+            op, actor = OUTSIDE, self.attribution.actor(depth)
+        else:
+            op = context.op
+            actor = context.attribution.actor(depth) if context.inherited is Actor.APP else Actor.CACHE
+        step = Step(
+            op=op,
+            actor=actor,
+            target=target,
+            action=action,
+            key=key,
+            value=value,
+            result=result,
+            token=token,
+            ttl=ttl,
+            command=command,
+        )
+        self.steps.append(step)
+        if op == OUTSIDE and self.running:
+            self.strays.append(step)
+        elif self.on_step is not None:
+            self.on_step(len(self.steps) - 1, step, effect)
+        return step
+
+
+class _Atomic:
+    __slots__ = ("handle", "lock", "scheduled")
+
+    def __init__(self, lock: Any, scheduled: dict[int, Any]) -> None:
+        self.lock = lock
+        self.scheduled = scheduled
+        self.handle: Any = None
+
+    def __enter__(self) -> None:
+        self.lock.acquire()
+        self.handle = self.scheduled.get(threading.get_ident())
+        if self.handle is not None:
+            self.handle.atomic += 1
+
+    def __exit__(self, *exc: object) -> None:
+        if self.handle is not None:
+            self.handle.atomic -= 1
+        self.lock.release()
+
+
+_NO_GATE = contextlib.nullcontext()
+
+
+class _Recording:
+    """Every call: a scheduling point first, then the backend call between two looks at its key,
+    then the recorded step."""
+
+    _target = ""
+
+    def __init__(self, backend: Any, recorder: Recorder) -> None:
+        self._backend = backend
+        self._recorder = recorder
+
+    def _look(self, key: Any) -> tuple[Any, bool]:
+        raise NotImplementedError
+
+    def _call(self, action: str, key: Any, *args: Any, value: Any = None, token: Any = None, ttl: Any = None) -> Any:
+        recorder = self._recorder
+        recorder.before(self._target, action, key)
+        # A store on a server has a gate its cleanup takes: no call recreates a key after it.
+        with recorder.step(), getattr(self._backend, "gate", _NO_GATE):
+            before, lease_before = self._look(key)
+            method = getattr(self._backend, action)
+            try:
+                result = method(key, *args) if ttl is None else method(key, *args, ttl=ttl)
+            except BackendError as e:  # the database went away: the check ends (World.perform)
+                recorder.lost = e
+                raise
+            after, lease_after = self._look(key)
+            shown = tuple(result) if action == "lease_get" else result
+            effect = Effect(before, after, lease_before, lease_after)
+            recorder.record(self._target, action, key, value, shown, effect, token=token, ttl=ttl)
+        return result
+
+
+class RecordingDB(_Recording):
+    """``env.db``: ``get(key) -> value | None`` and ``put(key, value)``."""
+
+    _target = "db"
+
+    def _look(self, key: Any) -> tuple[Any, bool]:
+        return self._backend.get(key), False
+
+    def get(self, key: Any) -> Any:
+        return self._call("get", key)
+
+    def put(self, key: Any, value: Any) -> None:
+        self._call("put", key, value, value=value)
+
+
+def _check_ttl(ttl: Any) -> None:
+    if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or ttl < 0):
+        raise TypeError(f"ttl must be a number of seconds (0 or more) or None, not {ttl!r}")
+
+
+class RecordingCache(_Recording):
+    """``env.cache``: get, set, add, delete, lease_get, lease_set (spec/contract.md); ``ttl=`` is seconds
+    on the kit's virtual clock."""
+
+    _target = "cache"
+
+    def _look(self, key: Any) -> tuple[Any, bool]:
+        return self._backend.look(key)
+
+    def get(self, key: Any) -> Any:
+        return self._call("get", key)
+
+    def set(self, key: Any, value: Any, ttl: float | None = None) -> None:
+        _check_ttl(ttl)
+        self._call("set", key, value, value=value, ttl=ttl)
+
+    def add(self, key: Any, value: Any, ttl: float | None = None) -> bool:
+        _check_ttl(ttl)
+        return self._call("add", key, value, value=value, ttl=ttl)
+
+    def delete(self, key: Any) -> None:
+        self._call("delete", key)
+
+    def lease_get(self, key: Any) -> tuple[Any, Any]:
+        return self._call("lease_get", key)
+
+    def lease_set(self, key: Any, value: Any, token: Any, ttl: float | None = None) -> bool:
+        _check_ttl(ttl)
+        return self._call("lease_set", key, value, token, value=value, token=token, ttl=ttl)
+
+
+@attrs.define
+class Env:
+    """What the factory ``make(env)`` receives: ``db``, ``cache``, and, on demand, ``redis`` (a genuine
+    ``redis.Redis`` client on the run's Redis server) with ``redis_url`` and ``redis_options`` for the
+    clients a library makes itself: ``redis.Redis.from_url(env.redis_url, **env.redis_options)``."""
+
+    db: RecordingDB
+    cache: RecordingCache
+    _servers: Any = attrs.field(default=None, repr=False)
+    _redis: Any = attrs.field(default=None, repr=False)
+
+    @property
+    def redis(self) -> Any:
+        """This app instance's own redis-py client on the run's server (each instance, like each
+        process of a deployment, has its own connections)."""
+        if self._redis is None:
+            server = self._server()
+            with real_primitives():  # its pool's locks guard redis-py's internals: never scheduling points
+                self._redis = server.client()
+        return self._redis
+
+    @property
+    def redis_url(self) -> str:
+        """The run's Redis server as a URL, for a library that makes its own client (Django's
+        ``LOCATION``, dogpile's ``url``, Flask-Caching's ``CACHE_REDIS_URL``); pass ``redis_options`` too."""
+        return self._server().url
+
+    @property
+    def redis_options(self) -> dict[str, Any]:
+        """Keyword arguments a redis-py client or pool needs, besides ``redis_url``, to reach the run's
+        server: the connection class of the in-process server (empty for a real one)."""
+        return dict(self._server().options)
+
+    def _server(self) -> Any:
+        if self._servers is None:
+            raise RuntimeError("env.redis needs a check's servers")
+        return self._servers.redis()
+
+
+def one_line(e: BaseException) -> str:
+    """An exception as one line, ``Type: message``, for the one-line errors the kit prints."""
+    text = " ".join(str(e).split())
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
+def run_operation(fn: Callable[..., Any], *args: Any) -> Any:
+    """Every adapter operation starts here: its frame is where attribution stops looking."""
+    return fn(*args)
+
+
+BOUNDARY = run_operation.__code__
+
+
+def attribution_for(session: Session, cache_code: tuple) -> Attribution:
+    """One Attribution per ``cache_code`` in a check (its ``session``): its per-code-object memo then
+    lasts across the many worlds the check builds, instead of being relearned for every example, and
+    which entries it saw is the check's alone."""
+    try:
+        attribution = session.attributions.get(cache_code)
+    except TypeError:  # an unhashable entry: no sharing, same answers
+        attribution = Attribution(cache_code, BOUNDARY)
+    else:
+        if attribution is None:
+            attribution = session.attributions[cache_code] = Attribution(cache_code, BOUNDARY)
+    if attribution.labels:
+        session.in_use[id(attribution)] = attribution
+    return attribution
+
+
+def unseen_cache_code(session: Session) -> list[str]:
+    """``cache_code`` entries no DB or cache call of the check (its ``session``) had on its stack."""
+    seen: dict[str, bool] = {}
+    for attribution in session.in_use.values():
+        for n, name in enumerate(attribution.labels):
+            seen[name] = seen.get(name, False) or n in attribution.seen
+    return [name for name, was in seen.items() if not was]
+
+
+@attrs.define
+class Harness:
+    """One fresh world: backends, the recorder, and each app instance's env and adapter on them."""
+
+    db: Any
+    cache: Any  # what the judge reads: env.cache's store, and the Redis server if env.redis was used
+    recorder: Recorder
+    envs: list[Env]
+    adapters: list[Adapter]
+    attributions: list[Attribution]
+    redis: RedisRecording
+
+
+def build(
+    make: Callable[[Env], Adapter],
+    *,
+    initial: dict[Any, Any],
+    label: str = "the factory",
+    instances: int = 1,
+    servers: Servers | None = None,
+    session: Session | None = None,
+) -> Harness:
+    """Build a world: one DB and one cache, shared by ``instances`` app instances, each the user's
+    factory called with an env of its own (as each process of a deployment would build its own).
+    A factory that fails or returns something other than an ``Adapter`` is a ``DefinitionError``.
+    The world's redis-py commands are recorded from here on, while its ``session`` runs (``make``
+    may send some)."""
+    servers = servers if servers is not None else Servers()
+    session = session if session is not None else Session()
+    db, cache = servers.fresh(initial)
+    recorder = Recorder(attribution_for(session, ()), session)
+    redis = RedisRecording(recorder, servers, cache, session)
+    session.recording = redis
+    envs, adapters = [], []
+    for _ in range(instances):
+        env = Env(db=RecordingDB(db, recorder), cache=RecordingCache(cache, recorder), servers=servers)
+        envs.append(env)
+        adapters.append(_made(make, env, label))
+    attributions = [attribution_for(session, a.cache_code) for a in adapters]
+    recorder.attribution = attributions[0]
+    return Harness(
+        db=db,
+        cache=servers.view(cache),
+        recorder=recorder,
+        envs=envs,
+        adapters=adapters,
+        attributions=attributions,
+        redis=redis,
+    )
+
+
+def _made(make: Callable[[Env], Adapter], env: Env, label: str) -> Adapter:
+    try:
+        adapter = make(env)
+    except DefinitionError:
+        raise
+    except Exception as e:
+        raise DefinitionError(f"{label} raised {one_line(e)}; fix the factory", target=label) from e
+    if not isinstance(adapter, Adapter):
+        raise DefinitionError(
+            f"{label} returned {article(type(adapter).__name__)}, not a cachepact.Adapter; "
+            "return cachepact.Adapter(read=..., write=..., cache_code=...)",
+            target=label,
+        )
+    return adapter
+
+
+__all__ = ["Env", "Harness", "OpContext", "Recorder", "RecordingCache", "RecordingDB", "build", "run_operation"]

@@ -1,0 +1,181 @@
+"""The outcome of a check: a frozen value, rendered by ``text`` as text, JSON and JUnit XML, and the
+``Options`` it ran with."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from ..._argtypes import DEFAULT_STEP_TIMEOUT
+from ...model import Step
+from ...model import pattern_named
+from ...model._properties import expected_situations
+from ..judge.findings import Finding
+from . import text as _report
+
+
+@attrs.frozen(kw_only=True)
+class Options:
+    """How a check was asked to run, as its report repeats it (and its first line reruns it)."""
+
+    max_examples: int | None = None
+    seed: int | None = None
+    concurrent: bool = True
+    max_ops: int = 3
+    instances: int = 1
+    step_timeout: float = DEFAULT_STEP_TIMEOUT
+    replay: str | None = None  # the replay string the check reran, if it was one
+    redis: str | None = None  # the redis= URL it ran on (password masked), if one
+    db: str | None = None  # the db= URL it ran on (password masked), if one
+
+
+@attrs.frozen(kw_only=True)
+class Result:
+    """What ``check`` found. ``passed`` is the verdict; ``report()`` the text the CLI prints.
+
+    For a failure: the ``finding``, the counterexample's ``steps``, the ``replay`` string that reruns
+    it, the operations that were in flight together (``columns``, one table column each; empty for
+    a sequential counterexample), its ``context_switches`` and ``failing_operations``, and the
+    ``final_state`` it left (key, DB, the cache entry decoded, and raw when that differs), and the
+    app instance each of its operations ran on (``placement``). For every check: each invariant's
+    status (``statuses``: ``pass``, ``fail`` or ``not-run``, the last when nothing the run did could
+    have broken it), the situations ``reached``, the ``examples`` and ``operations`` run, how often a
+    thread blocked where the kit could not see (``uncontrolled``), ``warnings`` about the adapter's
+    definition, the ``options`` it ran with (also read one by one: ``seed``, ``concurrent``,
+    ``max_examples``, ``max_ops``, ``instances``, ``step_timeout``, ``redis``, ``db``, and
+    ``replayed``, the replay string it reran), and whether Ctrl-C cut it short (``interrupted``).
+    """
+
+    pattern: str
+    target: str
+    finding: Finding | None
+    steps: tuple[Step, ...] = ()
+    replay: str = ""
+    final_state: tuple[tuple[str, ...], ...] = ()
+    columns: tuple[str, ...] = ()
+    placement: tuple[tuple[str, int], ...] = ()
+    context_switches: int = 0
+    failing_operations: int = 0
+    reached: tuple[str, ...] = ()
+    statuses: tuple[tuple[str, str], ...] = ()
+    examples: int = 0
+    operations: int = 0
+    uncontrolled: int = 0
+    warnings: tuple[str, ...] = ()
+    elapsed: float = 0.0
+    diagram: str | None = None
+    interrupted: bool = False
+    notes: tuple[str, ...] = ()  # where it ran, and what the kit cleaned up there
+    options: Options = attrs.field(factory=Options)
+
+    # The options, read one by one as the report, the command line and users do.
+    @property
+    def seed(self) -> int | None:
+        return self.options.seed
+
+    @property
+    def concurrent(self) -> bool:
+        return self.options.concurrent
+
+    @property
+    def max_examples(self) -> int | None:
+        return self.options.max_examples
+
+    @property
+    def max_ops(self) -> int:
+        return self.options.max_ops
+
+    @property
+    def instances(self) -> int:
+        return self.options.instances
+
+    @property
+    def step_timeout(self) -> float:
+        return self.options.step_timeout
+
+    @property
+    def replayed(self) -> str | None:
+        """The replay string this check reran, if it was one."""
+        return self.options.replay
+
+    @property
+    def redis(self) -> str | None:
+        """The ``redis=`` URL it ran on (password masked), if one."""
+        return self.options.redis
+
+    @property
+    def db(self) -> str | None:
+        """The ``db=`` URL it ran on (password masked), if one."""
+        return self.options.db
+
+    @property
+    def passed(self) -> bool:
+        return self.finding is None and not self.interrupted
+
+    @property
+    def verdict(self) -> str:
+        if self.finding is not None:
+            return "fail"
+        return "interrupted" if self.interrupted else "pass"
+
+    @property
+    def command(self) -> str:
+        """The command line that runs this check again (the report's first line)."""
+        flags = [f"--pattern {self.pattern}"]
+        if not self.concurrent:
+            flags.append("--no-concurrency")
+        if self.instances != (2 if self.concurrent else 1):
+            flags.append(f"--instances {self.instances}")
+        if self.max_examples is not None:
+            flags.append(f"--max-examples {self.max_examples}")
+        if self.max_ops != 3:
+            flags.append(f"--max-ops {self.max_ops}")
+        if self.seed is not None:
+            flags.append(f"--seed {self.seed}")
+        flags += self._timeout_flag() + self._server_flags()
+        if self.replayed is not None:
+            flags.append(f"--replay '{self.replayed}'")
+        return f"cachepact check {self.target} {' '.join(flags)}"
+
+    def _server_flags(self) -> list[str]:
+        return [f"--{flag} {url}" for flag, url in (("redis", self.redis), ("db", self.db)) if url is not None]
+
+    def _timeout_flag(self) -> list[str]:
+        return [] if self.step_timeout == DEFAULT_STEP_TIMEOUT else [f"--step-timeout {self.step_timeout:g}"]
+
+    def status(self, invariant: str) -> str:
+        return dict(self.statuses).get(invariant, "not-run")
+
+    @property
+    def not_reached(self) -> tuple[str, ...]:
+        names = expected_situations(pattern_named(self.pattern), concurrent=self.concurrent)
+        return tuple(s for s in names if s not in self.reached)
+
+    @property
+    def replay_command(self) -> str:
+        instances = [f"--instances {self.instances}"] if self.instances != 2 else []  # 2: a replay's default
+        flags = " ".join(
+            [
+                f"--pattern {self.pattern}",
+                *instances,
+                *self._timeout_flag(),
+                *self._server_flags(),
+                f"--replay '{self.replay}'",
+            ]
+        )
+        return f"cachepact check {self.target} {flags}"
+
+    def report(self) -> str:
+        """The text report: a contract the tests pin (spec/contract.md, "Reports")."""
+        return _report.text(self)
+
+    def checks(self) -> list[dict[str, Any]]:
+        """One entry per invariant: ``{"invariant", "status", "counterexample"}``."""
+        return _report.checks(self)
+
+    def to_json(self) -> str:
+        return _report.to_json(self)
+
+    def to_junit(self) -> str:
+        return _report.to_junit(self)

@@ -1,0 +1,240 @@
+"""A check's result as text, JSON and JUnit XML.
+
+The text report is a contract (the tests assert it): the invariant, the minimal steps as a
+numbered table with the culprit marked, what the model allowed there, the final DB and cache
+side by side, what the run reached, and the replay command.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+from xml.sax.saxutils import escape, quoteattr
+
+from ...model import render_table
+from ..judge.findings import INVARIANTS
+
+if TYPE_CHECKING:
+    from .result import Result
+
+
+def _plural(n: int, word: str, suffix: str = "s") -> str:
+    return f"{n} {word}{suffix * (n != 1)}"
+
+
+def _on(r: Result) -> dict[str, int] | None:
+    """Each operation's app instance, when the counterexample used more than one (else None)."""
+    placement = dict(r.placement)
+    return placement if len(set(placement.values())) > 1 else None
+
+
+def race_table(r: Result) -> str:
+    """One column per operation in flight, rows in time order, context switches marked."""
+    culprit = r.finding.culprit if r.finding else None
+    cols = list(r.columns)
+    on = _on(r)
+    rows, previous = [], None
+    for i, s in enumerate(r.steps):
+        cells = [""] * len(cols)
+        text = s.describe() + (f" -> {s.shown_result}" if s.shown_result else "")
+        if s.op in cols:
+            actor = "" if s.target == "app" else f"{s.actor}: "
+            cells[cols.index(s.op)] = actor + text
+            switch = "switch" if previous is not None and s.op != previous else ""
+            previous = s.op
+        else:  # the sequential prefix, before anything was in flight
+            where = f" (app {on[s.op] + 1})" if on and s.op in on else ""
+            cells = [f"{s.op}{where} {s.actor}: {text}"] + [""] * (len(cols) - 1)
+            switch = ""
+        rows.append((str(i + 1), switch, *cells, "<-- culprit" if i == culprit else ""))
+    heads = [f"{c} (app {on[c] + 1})" if on else c for c in cols]
+    return render_table(("#", "switch", *heads, "note"), rows)
+
+
+def steps_table(r: Result) -> str:
+    if r.columns:
+        return race_table(r)
+    culprit = r.finding.culprit if r.finding else None
+    on = _on(r)
+    rows = []
+    for i, s in enumerate(r.steps):
+        mark = "<-- culprit" if i == culprit else ""
+        app = (str(on[s.op] + 1) if s.op in on else "",) if on else ()
+        rows.append((str(i + 1), s.op, *app, str(s.actor), s.describe(), s.shown_result, mark))
+    return render_table(("#", "op", *(("app",) if on else ()), "actor", "call", "result", "note"), rows)
+
+
+def text(r: Result) -> str:
+    lines = [r.command]
+    lines.extend(r.notes)
+    if r.instances > 1:
+        lines.append(
+            f"App instances: {r.instances}, sharing the DB and cache as processes do; --instances 1 checks one process."
+        )
+    # Invariants only: a finding that is none (timeout, deadlock, adapter-error) is the FAIL line's.
+    counts = {
+        s: [name for name, status in r.statuses if status == s and name in INVARIANTS]
+        for s in ("pass", "fail", "not-run", "interrupted")
+    }
+    if r.interrupted:
+        lines.append(
+            f"INTERRUPTED after {r.examples} examples, {r.operations} operations ({r.elapsed:.1f} s): "
+            "no verdict; what ran broke nothing."
+        )
+    elif r.finding is None:
+        held = "every invariant held" if not counts["not-run"] else f"{len(counts['pass'])} invariants held"
+        lines.append(f"PASS: {held} over {r.examples} examples, {r.operations} operations ({r.elapsed:.1f} s).")
+    else:
+        f = r.finding
+        lines.append(f"FAIL {f.invariant}: {f.message}")
+        lines.append("")
+        calls = sum(s.target in ("db", "cache") for s in r.steps)
+        summary = (
+            f"Minimal failing sequence: {_plural(r.failing_operations, 'operation')}, "
+            f"{_plural(calls, 'DB or cache call')}"
+        )
+        if r.columns:
+            summary += f", {len(r.columns)} in flight, {_plural(r.context_switches, 'context switch', 'es')}"
+        lines.append(summary)
+        lines.append(steps_table(r))
+        if f.allowed:
+            lines.append(f"Model allowed at that point: {' | '.join(f.allowed)}")
+        if f.hint:
+            lines.append(f"How to close it: {f.hint}")
+        lines.append("")
+        lines.append("Final state:")
+        lines.append(final_state_table(r.final_state))
+    lines.append("")
+    lines.append(_invariants_line(counts))
+    lines.append(f"Reached: {', '.join(r.reached) or 'nothing'}")
+    if r.not_reached:
+        lines.append(f"Never reached: {', '.join(r.not_reached)} (the run says nothing about those paths)")
+    if r.uncontrolled:
+        lines.append(f"Out of the kit's control: {UNCONTROLLED.format(n=_plural(r.uncontrolled, 'time'))}")
+    lines.extend(f"Warning: {w}" for w in r.warnings)
+    if r.finding is not None:
+        lines.append(f"Replay: {r.replay_command}")
+        if r.diagram:
+            lines.append(f"Diagram: {r.diagram}")
+    return "\n".join(lines)
+
+
+UNCONTROLLED = (
+    "{n} a thread blocked where the kit cannot see (a lock made before the check, such as at import, "
+    "or I/O), so the scheduler had to wait for it: make locks inside make(env) to have every "
+    "interleaving explored. A lock made at import is shared by the app instances here, as it is not "
+    "by your processes."
+)
+
+
+def _invariants_line(counts: dict[str, list[str]]) -> str:
+    if counts["interrupted"]:
+        return f"Invariants: {len(counts['interrupted'])} held so far, no verdict (interrupted)"
+    parts = [f"{len(counts['pass'])} pass"]
+    if counts["fail"]:
+        parts.append(f"{len(counts['fail'])} fail ({', '.join(counts['fail'])})")
+    if counts["not-run"]:
+        parts.append(
+            f"{len(counts['not-run'])} not run ({', '.join(counts['not-run'])}: nothing reached could break them)"
+        )
+    return "Invariants: " + ", ".join(parts)
+
+
+def final_state_table(rows: tuple[tuple[str, ...], ...]) -> str:
+    """key, DB, the cache decoded; and the raw entries (cache key and payload) when any differ."""
+    if any(row[3] for row in rows):
+        return render_table(("key", "db", "cache", "raw entry"), [tuple(row) for row in rows])
+    return render_table(("key", "db", "cache"), [row[:3] for row in rows])
+
+
+def counterexample(r: Result) -> dict[str, Any] | None:
+    if r.finding is None:
+        return None
+    f = r.finding
+    placement = dict(r.placement)
+    return {
+        "message": f.message,
+        "operation": f.op,
+        "culprit": None if f.culprit is None else f.culprit + 1,
+        "allowed": list(f.allowed),
+        "hint": f.hint,
+        "steps": [
+            {
+                "n": i + 1,
+                "op": s.op,
+                "app": placement[s.op] + 1 if s.op in placement else None,
+                "actor": str(s.actor),
+                "call": s.describe(),
+                "result": s.shown_result,
+            }
+            for i, s in enumerate(r.steps)
+        ],
+        "final_state": [{"key": k, "db": d, "cache": c, "raw": raw} for k, d, c, raw in r.final_state],
+        "replay": r.replay,
+    }
+
+
+def checks(r: Result) -> list[dict[str, Any]]:
+    return [
+        {"invariant": name, "status": status, "counterexample": counterexample(r) if status == "fail" else None}
+        for name, status in r.statuses
+    ]
+
+
+def to_json(r: Result) -> str:
+    return json.dumps(
+        {
+            "verdict": r.verdict,
+            "pattern": r.pattern,
+            "target": r.target,
+            "checks": checks(r),
+            "reached": list(r.reached),
+            "not_reached": list(r.not_reached),
+            "examples": r.examples,
+            "operations": r.operations,
+            "uncontrolled": r.uncontrolled,
+            "warnings": list(r.warnings),
+            "redis": r.redis,
+            "db": r.db,
+            "seed": r.seed,
+            "instances": r.instances,
+            "step_timeout": r.step_timeout,
+            "interrupted": r.interrupted,
+        },
+        indent=2,
+    )
+
+
+def to_junit(r: Result) -> str:
+    cs = checks(r)
+    failures = sum(c["status"] == "fail" for c in cs)
+    skipped = sum(c["status"] in ("not-run", "interrupted") for c in cs)
+    cases = []
+    for c in cs:
+        name = quoteattr(c["invariant"])
+        head = f'    <testcase classname="cachepact.{r.pattern}" name={name}'
+        if c["status"] == "fail":
+            message = quoteattr(f"{c['invariant']}: {r.finding.message}")  # type: ignore[union-attr]
+            cases.append(f"{head}><failure message={message}>{escape(text(r))}</failure></testcase>")
+        elif c["status"] == "not-run":
+            why = quoteattr("not run: the check never reached a situation that could break it")
+            cases.append(f"{head}><skipped message={why}/></testcase>")
+        elif c["status"] == "interrupted":
+            why = quoteattr("interrupted: held so far, no verdict")
+            cases.append(f"{head}><skipped message={why}/></testcase>")
+        else:
+            cases.append(f"{head}/>")
+    errors = 0
+    if r.interrupted:  # CI must not read a check cut short as a pass
+        errors = 1
+        why = quoteattr(f"interrupted after {r.examples} examples: no verdict")
+        cases.append(
+            f'    <testcase classname="cachepact.{r.pattern}" name="interrupted"><error message={why}/></testcase>'
+        )
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>\n<testsuites>\n'
+        f'  <testsuite name="cachepact {escape(r.target)}" tests="{len(cases)}" failures="{failures}" '
+        f'errors="{errors}" skipped="{skipped}" time="{r.elapsed:.3f}">\n'
+        + "\n".join(cases)
+        + "\n  </testsuite>\n</testsuites>\n"
+    )

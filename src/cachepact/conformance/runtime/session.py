@@ -1,0 +1,147 @@
+"""One check, one session: the mutable state of a run lives in one object, not in module globals.
+
+``check()`` and ``prove()`` each make a ``Session`` and hold it for the whole call; a ``Setup``
+carries it, so every ``World``, ``Scheduler``, ``Recorder`` and app thread of the check reaches it
+through the objects a run already passes around. It holds what a run changes as it goes: the
+threads working for operations (``scheduled``), whether a thread the kit does not run touched a kit
+primitive (``foreign``), the schedules cut after a lone retry loop (``spun_out``), the app threads
+running a job (``busy``), the world whose redis-py commands are recorded (``recording``), and the
+``cache_code`` attributions the check's worlds share (``attributions``, ``in_use``). A second check
+starts from nothing the first left.
+
+What the kit patches is the process's, not a check's: ``threading``'s primitives, ``time.sleep``,
+``Thread.start``, redis-py's clients, and the virtual clock (time-machine moves every clock of the
+process). Patched code reached from an adapter has no run to ask but "the one running", so the
+process holds one slot for it (``running()``), and a second session while it is taken is refused at
+once (two checks at a time in one process would each read the other's steps and clock).
+"""
+
+from __future__ import annotations
+
+import _thread
+from typing import Any
+
+import attrs
+
+from ...errors import UsageError
+
+
+@attrs.define(eq=False, kw_only=True)
+class Session:
+    """The mutable state of one check (or proof, or a test's direct run of worlds)."""
+
+    kind: str = "check"  # what the refusal of another calls it: "check" or "proof"
+    thread: int | None = None  # the thread that took the process's slot for it
+    # -- runtime: the scheduler and the primitives ------------------------------------------------
+    scheduled: dict[int, Any] = attrs.Factory(dict)  # thread ident -> its scheduler handle (``Participant``)
+    # A thread the kit does not run used a kit primitive, or was started outside any operation: an
+    # operation blocked on one may be woken from outside, so the scheduler waits a moment before it
+    # calls a stall a deadlock.
+    foreign: bool = False
+    spun_out: int = 0  # runs cut after a participant retried alone MAX_SPIN times (the report warns)
+    busy: dict[int, Any] = attrs.Factory(dict)  # app thread ident -> its ``AppThread``, while it runs a job
+    # -- record: the redis-py hook and attribution ------------------------------------------------
+    recording: Any = None  # the ``RedisRecording`` of the world whose commands are recorded now
+    sending: set[int] = attrs.Factory(set)  # threads inside a recorded command: what they send is the kit's
+    attributions: dict[tuple, Any] = attrs.Factory(dict)  # cache_code -> its ``Attribution``, shared by worlds
+    in_use: dict[int, Any] = attrs.Factory(dict)  # the attributions with entries, for the unseen-entry warning
+
+    def claim(self) -> _Claim:
+        """Entered for the check's duration (and by each world, which nests): the process's slot is
+        this session's, or ``UsageError`` at once if another session holds it."""
+        return _Claim(self)
+
+
+class _Claim:
+    __slots__ = ("session", "took")
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.took = False
+
+    def __enter__(self) -> Session:
+        self.took = _PROCESS.take(self.session)
+        return self.session
+
+    def __exit__(self, *exc: object) -> None:
+        if self.took:
+            _PROCESS.give_back(self.session)
+
+
+class _Process:
+    """What belongs to the process rather than to any check, because the kit's patches do.
+
+    ``session``: the one running now, which the patched primitives and redis-py reach (at most one:
+    the patches, the virtual clock and the recorded commands are the whole process's). ``left_behind``:
+    app threads a session left running a job when it ended (a timeout, Ctrl-C); they outlive their
+    session, so only the process can hold them. Their redis-py commands are refused, in any later
+    session too, until their job ends, so none recreates a key after the kit removed its check's.
+    """
+
+    __slots__ = ("left_behind", "lock", "session")
+
+    def __init__(self) -> None:
+        self.lock = _thread.allocate_lock()  # a real lock, whatever ``threading`` is patched to
+        self.session: Session | None = None
+        self.left_behind: dict[int, Any] = {}  # thread ident -> its AppThread
+
+    def take(self, session: Session) -> bool:
+        with self.lock:
+            if self.session is session:
+                return False  # nested (a world inside the check), or a thread working for it
+            if self.session is not None:
+                raise UsageError(refusal(self.session))
+            self.session = session
+            session.thread = _thread.get_ident()
+            # Worlds run outside a check take the process one run at a time: their threads are
+            # their session's again, not left behind.
+            for ident in [i for i, t in self.left_behind.items() if t.session is session]:
+                del self.left_behind[ident]
+            return True
+
+    def give_back(self, session: Session) -> None:
+        with self.lock:
+            # Its commands are no longer recorded (it no longer runs); those of its threads still
+            # running a job are refused from now on.
+            self.left_behind.update(session.busy)
+            self.session = None
+
+
+# The process's slot and the threads checks left behind (see _Process): module-level because the
+# patched threading, time and redis-py code it serves is module-level, reached from any thread.
+_PROCESS = _Process()
+
+
+def refusal(holder: Session) -> str:
+    """The one line refusing a second session while ``holder`` runs."""
+    what = "proof" if holder.kind == "proof" else "check"
+    return (
+        f"another {what} is running in this process (started on thread {holder.thread}); run checks one "
+        "after another, or in separate processes"
+    )
+
+
+def running() -> Session | None:
+    """The session running in this process now, if any: for code the kit patched in (a lock's
+    acquire, a redis-py command), which has no run to ask but this one."""
+    return _PROCESS.session
+
+
+def left_behind(ident: int) -> bool:
+    """Whether thread ``ident`` is an app thread a finished session left running its job."""
+    thread = _PROCESS.left_behind.get(ident)
+    return thread is not None and thread.session.busy.get(ident) is thread
+
+
+def lingering() -> bool:
+    """Whether any app thread is still running a job for a session that is over (or, for the one
+    running, at all): while one is, redis-py stays hooked, refusing its commands."""
+    with _PROCESS.lock:
+        gone = [ident for ident in _PROCESS.left_behind if not left_behind(ident)]
+        for ident in gone:
+            del _PROCESS.left_behind[ident]
+        current = _PROCESS.session
+        return bool(_PROCESS.left_behind) or (current is not None and bool(current.busy))
+
+
+__all__ = ["Session", "left_behind", "lingering", "refusal", "running"]

@@ -1,0 +1,72 @@
+"""The app instances' threads: where operations run.
+
+Each app instance (one ``make(env)``, as one process of a deployment) has its threads, made fresh
+for each world and reused across that world's operations as a server's thread pool is: operations
+one at a time run on the instance's first thread, so a ``threading.local`` memo on one instance
+meets writes made on another; operations in flight together take a thread each. Fresh for each
+world, so nothing a thread holds (a thread-local, a per-thread client bound to an env) leaks from
+one run into the next.
+
+They are plain OS threads (``_thread``): a ``threading.Thread`` costs over twice as much to start,
+and a check starts thousands.
+"""
+
+from __future__ import annotations
+
+import _thread
+import queue
+from collections.abc import Callable
+
+from .session import Session
+
+
+class AppThread:
+    """A thread of one app instance, running the jobs it is given, one at a time.
+
+    While it runs one it is in its session's ``busy``: one still busy when its check is over was
+    left behind (a timeout, Ctrl-C), and may yet send commands (``record/redis_hook``)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self.stranded = False  # left blocked out of the kit's control: never given work again
+        _thread.start_new_thread(self._loop, ())
+
+    def submit(self, job: Callable[[], None]) -> None:
+        self.jobs.put(job)
+
+    def close(self) -> None:
+        self.jobs.put(None)
+
+    def _loop(self) -> None:
+        me = _thread.get_ident()
+        busy = self.session.busy
+        while (job := self.jobs.get()) is not None:
+            busy[me] = self
+            try:
+                job()  # a job handles what its body raises (the scheduler's wrapper)
+            finally:
+                busy.pop(me, None)
+
+
+class Deployment:
+    """The threads of every app instance of one world, made as operations need them."""
+
+    def __init__(self, instances: int, session: Session) -> None:
+        self.session = session
+        self.pools: list[list[AppThread]] = [[] for _ in range(instances)]
+
+    def thread(self, instance: int, slot: int = 0) -> AppThread:
+        """The ``slot``-th thread of ``instance`` (0: the one operations alone run on)."""
+        pool = self.pools[instance]
+        while len(pool) <= slot:
+            pool.append(AppThread(self.session))
+        if pool[slot].stranded:
+            pool[slot] = AppThread(self.session)
+        return pool[slot]
+
+    def close(self) -> None:
+        for pool in self.pools:
+            for t in pool:
+                if not t.stranded:
+                    t.close()

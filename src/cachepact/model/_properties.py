@@ -1,0 +1,249 @@
+"""Every situation and every invariant, each declared once: the one vocabulary of the whole kit.
+
+An ``Invariant`` is its name, what holding means, the situations that exercise it (a run that never
+reached one gives it ``not-run``, not ``pass``), the patterns it applies to (one that does not apply
+is absent from that pattern's report), the predicate over model states the explorer checks (where
+the property is one over states), the messages the judge's rejections render through, and the
+remedy a report suggests. A ``Situation`` is a path a run can take ("sometimes" properties, as
+stateright calls them: a pass that never reached it is vacuous).
+
+Reports, JSON, JUnit, ``explain``, the spec tables and ``Reached:`` / ``Never reached:`` all read
+these declarations; nothing else lists invariant or situation names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+import attrs
+
+from ._patterns import Kind
+
+if TYPE_CHECKING:
+    from ._patterns import Pattern
+
+
+def _always(pattern: Pattern) -> bool:
+    return True
+
+
+def _has(kind: Kind) -> Callable[[Pattern], bool]:
+    def applies(pattern: Pattern) -> bool:
+        return pattern.has(kind)
+
+    applies.__name__ = f"has_{kind.value}"
+    return applies
+
+
+@attrs.frozen(kw_only=True)
+class Situation:
+    """A path a run can take. ``shown``: ``always`` (a check lists it under "Never reached" when it
+    was not), ``concurrent`` (the same, in a check with concurrency on), ``extra`` (listed only once
+    reached: it depends on the adapter), ``internal`` (only exercises invariants). ``model``: the
+    model's steps reach it (the explorer reports it); otherwise only a recorded run can."""
+
+    name: str
+    meaning: str
+    shown: str = "always"
+    model: bool = True
+    applies: Callable[[Pattern], bool] = _always
+
+
+@attrs.frozen(kw_only=True)
+class Invariant:
+    """One invariant, declared once (see the module's docstring)."""
+
+    name: str
+    holds_when: str
+    exercised_by: tuple[str, ...]
+    applies: Callable[[Pattern], bool] = _always
+    state_check: str = ""  # the name of a ``System`` predicate over states, for the explorer
+    messages: Mapping[str, str] = attrs.field(factory=dict)
+    remedy: str = ""
+
+    def message(self, code: str, fields: Mapping[str, object]) -> str:
+        return self.messages[code].format_map(fields)
+
+
+SITUATIONS: tuple[Situation, ...] = (
+    Situation(name="miss", meaning="a read found no entry"),
+    Situation(name="hit", meaning="a read was served by the cache"),
+    Situation(name="load", meaning="a read loaded from the DB"),
+    Situation(name="fill", meaning="a read filled the entry"),
+    Situation(name="write", meaning="a write put a value into the DB"),
+    Situation(name="invalidate", meaning="a write removed an entry", applies=_has(Kind.INVALIDATE)),
+    Situation(name="store", meaning="a write stored its value as the entry", applies=_has(Kind.STORE)),
+    Situation(name="absent-read", meaning="a read of a key the DB does not hold"),
+    Situation(name="read-after-write", meaning="a read began after a write of its key completed", model=False),
+    Situation(name="fill-during-write", meaning="a fill overlapped a write of its key", shown="concurrent"),
+    Situation(name="negative-fill", meaning="a read cached 'not in the DB'", shown="extra"),
+    Situation(name="lease-wait", meaning="a read was told to wait: another holds the lease", shown="extra"),
+    Situation(name="fill-refused", meaning="the cache refused a guarded fill", shown="extra"),
+    Situation(name="eviction", meaning="the cache dropped an entry on its own", shown="extra"),
+    Situation(name="expiry", meaning="an entry's time to live ran out", shown="extra", model=False),
+    Situation(name="fill-after-write", meaning="a fill of a key some write had put", shown="internal", model=False),
+)
+
+INVARIANTS: tuple[Invariant, ...] = (
+    Invariant(
+        name="who-loads",
+        holds_when="on a miss, the DB is read by the party the pattern names, and the other reads none",
+        exercised_by=("miss",),
+        messages={
+            "wrong-loader": "in {pattern} on a miss the DB is read by {by}; here {actor} read it",
+            "never-loaded": "the read {op} missed but never loaded from the DB (by {by})",
+        },
+        remedy="load where the pattern says: the App reads the DB itself (cache-aside), or the cache "
+        "library's loader does (read-through); name the library's code in cache_code",
+    ),
+    Invariant(
+        name="who-populates",
+        holds_when="a miss that loaded a value fills the entry (a lease-guarded fill may be refused), "
+        "and the party the pattern names does it",
+        exercised_by=("load",),
+        messages={
+            "wrong-filler": "in {pattern} the entry is filled by {by}; here {actor} filled it",
+            "filled-other-value": "the read {op} loaded {loaded} but filled {filled}",
+            "read-removed": "the read {op} removed the entry for {key}; only a write invalidates, and only the "
+            "Cache evicts (name the code that evicts in cache_code)",
+            "filled-other-key": "the read {op} of {key} filled the entry for {other}",
+            "filled-before-load": "the read {op} filled the entry before loading from the DB",
+            "filled-twice": "the read {op} filled the entry a second time",
+            "never-filled": "the read {op} loaded {loaded} but never filled the entry{extra}",
+        },
+        remedy="after a miss's load, store what was loaded, by the party the pattern names",
+    ),
+    Invariant(
+        name="write-order",
+        holds_when="a write puts the DB first, and only then makes its cache step (invalidates the entry, "
+        "or stores its value); the DB is written only by writes",
+        exercised_by=("write",),
+        messages={
+            "wrong-writer": "in {pattern} the DB is written by {by}; here {actor} wrote it",
+            "put-other": "the write {op} put {key}={value}, not {own_key}={own_value}",
+            "invalidated-first": "the write {op} invalidated {key} before writing the DB",
+            "stored-first": "the write {op} stored {value} in the cache before writing the DB",
+            "read-wrote": "the read {op} wrote the DB; only a write may",
+            "put-after-invalidate": "the write {op} put {key}={value} after invalidating",
+            "put-twice": "the write {op} put {key}={value} a second time",
+            "never-put": "the write {op} never wrote the DB",
+            "never-invalidated": "the write {op} wrote the DB but never invalidated {key}: {held}",
+        },
+        remedy="write the DB first, then make the cache step the pattern names",
+    ),
+    Invariant(
+        name="invalidate-not-update",
+        holds_when="a write deletes the entry; it never sets the new value into the cache",
+        exercised_by=("write",),
+        applies=_has(Kind.INVALIDATE),
+        messages={
+            "write-stored": "the write {op} stored {value} into the cache instead of deleting the entry",
+        },
+        remedy="delete the entry on a write; a set races with reads that fill (or check write-through)",
+    ),
+    Invariant(
+        name="write-updates",
+        holds_when="a write leaves the value it wrote in the cache: it stores it after the DB put; "
+        "a delete instead fails",
+        exercised_by=("write",),
+        applies=_has(Kind.STORE),
+        messages={
+            "never-stored": "the write {op} wrote the DB but never stored {value} in the cache{held}",
+            "write-deleted": "the write {op} deleted the entry for {key} instead of storing {value}",
+            "stored-other-value": "the write {op} stored {stored}, not the value it wrote, {value}",
+        },
+        remedy="after the DB put, store the written value as the entry (check cache-aside, whose write invalidates)",
+    ),
+    Invariant(
+        name="fresh-read",
+        holds_when="a read that starts after a write completed returns that value or a later one",
+        exercised_by=("read-after-write",),
+        state_check="fresh_read",
+        messages={
+            "never-held": "the read {op} of {key} returned {value}, a value the DB never held for it",
+            "older": "the read {op} of {key} returned {value}, older than {newer} written before the read began",
+            "not-what-it-read": "the read {op} of {key} returned {value}, but what it read was {loaded}",
+        },
+        remedy="return what the cache or the DB holds now; a local copy a write elsewhere cannot clear is stale",
+    ),
+    Invariant(
+        name="coherent-at-rest",
+        holds_when="whenever no operation is in flight, every cached entry equals the DB value",
+        exercised_by=("invalidate", "store", "fill-during-write", "fill-after-write"),
+        state_check="coherent_at_rest",
+        messages={
+            "stale-entry": "after {op}, with nothing in flight, the cache holds {where} = {value} but the DB "
+            "holds {truth}",
+        },
+        remedy="the pattern as textbooks state it has this race: close it with the pattern's fix",
+    ),
+    Invariant(
+        name="hit-after-fill",
+        holds_when="a key filled and not invalidated since is served by the cache, without a DB read",
+        exercised_by=("hit",),
+        messages={
+            "missed-filled": "{key} was filled and not invalidated since, yet the read {op} went to the DB",
+        },
+        remedy="look the entry up under the key it was filled under",
+    ),
+    Invariant(
+        name="single-load",
+        holds_when="a read performs at most one DB read, and none on a hit",
+        exercised_by=("miss", "hit"),
+        messages={
+            "read-other-key": "the read {op} of {key} read {other} from the DB",
+            "loaded-on-hit": "the read {op} read the DB on a hit",
+            "loaded-twice": "the read {op} read the DB twice",
+        },
+        remedy="read the DB once, on a miss",
+    ),
+)
+
+BY_NAME: dict[str, Invariant] = {inv.name: inv for inv in INVARIANTS}
+SITUATION_NAMES: tuple[str, ...] = tuple(s.name for s in SITUATIONS)
+# The situations the model's own steps reach, in declaration order: bit n is the n-th.
+EVENTS: tuple[str, ...] = tuple(s.name for s in SITUATIONS if s.model)
+
+
+def invariants_of(pattern: Pattern) -> tuple[Invariant, ...]:
+    """The invariants that apply to ``pattern``, in declaration order."""
+    return tuple(inv for inv in INVARIANTS if inv.applies(pattern))
+
+
+def invariant_names(pattern: Pattern | None = None) -> tuple[str, ...]:
+    """Every invariant's name, or only those that apply to ``pattern``."""
+    return tuple(inv.name for inv in (INVARIANTS if pattern is None else invariants_of(pattern)))
+
+
+def situations_of(pattern: Pattern, *, concurrent: bool) -> tuple[str, ...]:
+    """What a check of ``pattern`` reports as reached or never reached, in order: those it should
+    always reach (a pass without them is vacuous), then those it lists only once reached."""
+    shown = {"always", "concurrent"} if concurrent else {"always"}
+    core = tuple(s.name for s in SITUATIONS if s.shown in shown and s.applies(pattern))
+    extra = tuple(s.name for s in SITUATIONS if s.shown == "extra" and s.applies(pattern))
+    return core + extra
+
+
+def expected_situations(pattern: Pattern, *, concurrent: bool) -> tuple[str, ...]:
+    """The situations a check of ``pattern`` must reach, or say plainly that it did not."""
+    shown = {"always", "concurrent"} if concurrent else {"always"}
+    return tuple(s.name for s in SITUATIONS if s.shown in shown and s.applies(pattern))
+
+
+def statuses(
+    pattern: Pattern, failed: tuple[str, ...], reached: set[str] | frozenset[str]
+) -> tuple[tuple[str, str], ...]:
+    """Each applicable invariant's verdict: ``fail`` (named in ``failed``), ``pass`` (a situation that
+    exercises it was reached and it held) or ``not-run``; a failed finding that is not an invariant
+    (``adapter-error``, ``timeout``, ``deadlock``) is added last."""
+    out = []
+    for inv in invariants_of(pattern):
+        if inv.name in failed:
+            out.append((inv.name, "fail"))
+        elif any(s in reached for s in inv.exercised_by):
+            out.append((inv.name, "pass"))
+        else:
+            out.append((inv.name, "not-run"))
+    out += [(name, "fail") for name in failed if name not in BY_NAME]
+    return tuple(out)
