@@ -20,8 +20,12 @@ from cachepact.adapters.reference import (
     cache_aside,
     cache_aside_leased,
     cache_aside_locked,
+    cache_aside_write_through,
+    cache_aside_write_through_locked,
     read_through,
     read_through_leased,
+    write_through,
+    write_through_locked,
 )
 
 
@@ -132,7 +136,12 @@ def main() -> None:
     args = parser.parse_args()
 
     print("== the stale-set race: cachepact check (default settings), 20 seeds each")
-    for make, pattern in ((cache_aside, "cache-aside"), (read_through, "read-through")):
+    for make, pattern in (
+        (cache_aside, "cache-aside"),
+        (read_through, "read-through"),
+        (write_through, "write-through"),
+        (cache_aside_write_through, "cache-aside+write-through"),
+    ):
         times, found, lengths = [], 0, set()
         for seed in range(20):
             start = time.perf_counter()
@@ -142,7 +151,7 @@ def main() -> None:
             lengths.add(sum(1 for s in result.steps if s.target != "app"))
         median = statistics.median(times)
         print(
-            f"  {make.__name__:<14} found {found}/20, median {median:.2f} s to the report, "
+            f"  {make.__name__:<26} found {found}/20, median {median:.2f} s to the report, "
             f"counterexample steps {sorted(lengths)}, {1 / median:.2f} detections/s"
         )
 
@@ -177,12 +186,14 @@ def main() -> None:
         (cache_aside_leased, "cache-aside"),
         (read_through_leased, "read-through"),
         (cache_aside_locked, "cache-aside"),
+        (write_through_locked, "write-through"),
+        (cache_aside_write_through_locked, "cache-aside+write-through"),
     ):
         for readers, writers in ((2, 1), (1, 2), (2, 2)):
             p = cachepact.prove(make, pattern, readers=readers, writers=writers)
             total = p.schedules + p.cut
             print(
-                f"  {make.__name__:<20} {readers}r+{writers}w: holds={p.holds}  {p.schedules} schedules run, "
+                f"  {make.__name__:<32} {readers}r+{writers}w: holds={p.holds}  {p.schedules} schedules run, "
                 f"{p.cut} cut, {p.states} states, {p.elapsed:.2f} s, {total / p.elapsed:,.0f} schedules/s, "
                 f"{p.cut / max(1, total):.0%} cut"
             )

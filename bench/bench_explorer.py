@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from cachepact.model import CACHE_ASIDE, Scenario, State, System, explore
+from cachepact.model import CACHE_ASIDE, WRITE_THROUGH, Scenario, State, System, explore
 
 
 def minicheck_run(scenario: Scenario) -> tuple[int, float, dict]:
@@ -54,8 +54,10 @@ def main() -> None:
         Scenario(pattern=CACHE_ASIDE, leases=True, readers=2, writers=2, keys=2),
         Scenario(pattern=CACHE_ASIDE, leases=True, readers=3, writers=2, keys=2),
     ]
+    same_model.append(Scenario(pattern=WRITE_THROUGH, locks=True, readers=2, writers=2, keys=2))
     if not args.quick:
         same_model.append(Scenario(pattern=CACHE_ASIDE, leases=True, readers=3, writers=3, keys=2))
+        same_model.append(Scenario(pattern=WRITE_THROUGH, locks=True, readers=3, writers=3, keys=2))
 
     print("== raw throughput, unreduced model, full sweep (both tools, same successor function)")
     for sc in same_model:
@@ -77,6 +79,7 @@ def main() -> None:
     for sc in (
         Scenario(pattern=CACHE_ASIDE, readers=1, writers=1),
         Scenario(pattern=CACHE_ASIDE, readers=4, writers=4, keys=2),
+        Scenario(pattern=WRITE_THROUGH, readers=1, writers=2),
     ):
         r = explore(sc)
         lengths = {p.name: len(p.counterexample) for p in r.violations()}

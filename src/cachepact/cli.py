@@ -29,6 +29,7 @@ from .errors import (
 from .model import (
     DEFAULT_MAX_STATES,
     FLOWS,
+    INVARIANTS,
     PATTERNS,
     Exploration,
     Scenario,
@@ -38,6 +39,7 @@ from .model import (
     pattern_named,
     pattern_names,
     program_table,
+    render_table,
     responsibility_table,
 )
 
@@ -106,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--format", choices=("text", "markdown"), default="text", help="how to print the table")
     explain.add_argument(
         "--programs", action="store_true", help="the read and write programs themselves, as the model defines them"
+    )
+    explain.add_argument(
+        "--invariants", action="store_true", help="each invariant as declared: when it holds, where it applies"
     )
 
     ex = commands.add_parser("explore", help="exhaustively explore the model of a pattern for small bounds")
@@ -215,6 +220,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if args.programs:
         _print(program_table(patterns, markdown=markdown))
         return EXIT_OK
+    if args.invariants:
+        _print(invariant_table(patterns, markdown=markdown))
+        return EXIT_OK
     if args.leases and args.locks:
         raise UsageError("--leases and --locks are two fixes; ask for one")
     lines = [responsibility_table(patterns, leases=args.leases, locks=args.locks, markdown=markdown)]
@@ -228,6 +236,19 @@ def cmd_explain(args: argparse.Namespace) -> int:
         ]
     _print("\n".join(lines))
     return EXIT_OK
+
+
+def invariant_table(patterns: list, *, markdown: bool = False) -> str:
+    """The invariants as declared, for ``patterns``: name, when it holds, the patterns it applies to."""
+    rows = []
+    for inv in INVARIANTS:
+        applies = [p.name for p in patterns if inv.applies(p)]
+        if not applies:
+            continue
+        where = "every pattern" if len(applies) == len(PATTERNS) else ", ".join(applies)
+        name = f"`{inv.name}`" if markdown else inv.name
+        rows.append((name, inv.holds_when, where))
+    return render_table(("invariant", "holds when", "applies to"), rows, markdown=markdown)
 
 
 def cmd_explore(args: argparse.Namespace) -> int:

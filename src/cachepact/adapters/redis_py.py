@@ -1,7 +1,8 @@
 """The reference adapters as teams write them over redis-py: ``env.redis`` is a genuine client.
 
 Each is the in-memory reference (``reference.py``) with Redis commands instead of ``env.cache``
-calls: ``GET``, ``SET ... EX``, ``DEL``, and ``cachepact.leases`` (Lua scripts) for the leased ones.
+calls: ``GET``, ``SET ... EX``, ``DEL``, ``cachepact.leases`` (Lua scripts) for the leased ones, and
+redis-py's own ``Lock`` for the locked write-through.
 Values go through Redis as bytes and come back decoded, as real code does. The kit judges each
 command by what it did, so these get the same verdicts as the in-memory ones: the plain ones pass
 sequentially and lose the stale-set race; the leased ones close it.
@@ -115,11 +116,64 @@ def read_through_leased(env) -> Adapter:
     return _read_through(env, leased=True)
 
 
-# As in reference.py: the leased ones are correct under concurrency with any number of app
-# instances; the plain ones only sequentially.
-RACE_FREE = {"cache_aside_leased", "read_through_leased"}
+class RedisWriteThrough(RedisReadThrough):
+    """Write-through over redis-py, as a team's caching module writes it: the cache loads on a miss,
+    and ``put`` writes the DB and then ``SET``s the value. With ``locked``, a redis-py ``Lock`` per key
+    (in the shared Redis, so every app instance takes it) serialises a key's miss-fill and writes:
+    the model's fix."""
+
+    def __init__(self, client: Any, loader: Callable[[Any], Any], writer: Callable[[Any, Any], None], *, locked: bool):
+        super().__init__(client, loader)
+        self.writer = writer
+        self.locked = locked
+
+    def _lock(self, key: Any) -> Any:
+        return self.client.lock(f"lock:{key}", timeout=30, sleep=0.01)
+
+    def get(self, key: Any) -> Any:
+        value = _text(self.client.get(key))
+        if value is not None:
+            return value
+        if not self.locked:
+            return self._load(key)
+        with self._lock(key):
+            return self._load(key)
+
+    def _load(self, key: Any) -> Any:
+        value = self.loader(key)
+        if value is not None:
+            self.client.set(key, value, ex=TTL)
+        return value
+
+    def put(self, key: Any, value: Any) -> None:
+        if not self.locked:
+            self.writer(key, value)
+            self.client.set(key, value, ex=TTL)
+            return
+        with self._lock(key):
+            self.writer(key, value)
+            self.client.set(key, value, ex=TTL)
+
+
+def _write_through(env, *, locked: bool) -> Adapter:
+    cache = RedisWriteThrough(env.redis, env.db.get, env.db.put, locked=locked)
+    return Adapter(read=cache.get, write=cache.put, cache_code=RedisWriteThrough)
+
+
+def write_through(env) -> Adapter:
+    return _write_through(env, locked=False)
+
+
+def write_through_locked(env) -> Adapter:
+    return _write_through(env, locked=True)
+
+
+# As in reference.py: the leased and locked ones are correct under concurrency with any number of
+# app instances; the plain ones only sequentially.
+RACE_FREE = {"cache_aside_leased", "read_through_leased", "write_through_locked"}
 
 REFERENCE = {
     "cache-aside": {"cache_aside": cache_aside, "cache_aside_leased": cache_aside_leased},
     "read-through": {"read_through": read_through, "read_through_leased": read_through_leased},
+    "write-through": {"write_through": write_through, "write_through_locked": write_through_locked},
 }
