@@ -39,13 +39,16 @@ def test_explain_prints_the_seed_table(capsys):
     code, out, _ = run(capsys, "explain")
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].split() == ["step", "cache-aside", "read-through"]
+    # The seed's two patterns first, then the write-through ones
+    assert lines[0].split() == ["step", "cache-aside", "read-through", "write-through", "cache-aside+write-through"]
     load = next(line for line in lines if line.startswith("read, miss: load"))
     assert "App: db.get(k1)" in load and "Cache: db.get(k1)" in load
     populate = next(line for line in lines if line.startswith("read, miss: populate"))
     assert "App: cache.set(k1, v0)" in populate and "Cache: cache.set(k1, v0)" in populate
     write = next(line for line in lines if line.startswith("write"))
     assert write.count("App: db.put(k1, v1); App: cache.delete(k1)") == 2
+    assert "Cache: db.put(k1, v1); Cache: cache.set(k1, v1)" in write  # write-through's library
+    assert "App: db.put(k1, v1); App: cache.set(k1, v1)" in write  # the app writing through
 
 
 def test_explain_one_pattern(capsys):

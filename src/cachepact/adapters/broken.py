@@ -337,6 +337,126 @@ def through_loader_raises(env) -> Adapter:
     return Adapter(read=cache.get, write=_write(env, cache), cache_code=ReadThroughCache)
 
 
+# -- concurrency: each is sequentially correct and fails only under some interleaving -------------
+
+
+@broken("cache-aside", "coherent-at-rest", "the seed's cache-aside as written: the stale-set race", concurrent=True)
+def seed_cache_aside(env) -> Adapter:
+    return cache_aside(env)
+
+
+@broken("read-through", "coherent-at-rest", "the seed's read-through as written: the stale-set race", concurrent=True)
+def seed_read_through(env) -> Adapter:
+    return read_through(env)
+
+
+@broken("cache-aside", "coherent-at-rest", "takes a lease but fills with a plain set", concurrent=True)
+def aside_lease_then_set(env) -> Adapter:
+    def read(key):
+        value, _token = env.cache.lease_get(key)
+        if value is None:
+            value = env.db.get(key)
+            if value is not None:
+                env.cache.set(key, value)  # the token is never presented: nothing voids this fill
+        return value
+
+    return Adapter(read=read, write=_write(env))
+
+
+@broken("cache-aside", "coherent-at-rest", "loads first and takes its lease afterwards", concurrent=True)
+def aside_lease_after_load(env) -> Adapter:
+    def read(key):
+        value = env.cache.get(key)
+        if value is None:
+            value = env.db.get(key)
+            _, token = env.cache.lease_get(key)  # too late: the delete it should guard against is past
+            if token is not None:
+                env.cache.lease_set(key, value, token)
+        return value
+
+    return Adapter(read=read, write=_write(env))
+
+
+@broken(
+    "cache-aside", "coherent-at-rest", "fills with add (set-if-absent) and believes that guards it", concurrent=True
+)
+def aside_fill_with_add(env) -> Adapter:
+    def read(key):
+        value = env.cache.get(key)
+        if value is None:
+            value = env.db.get(key)
+            if value is not None:
+                env.cache.add(key, value)  # the delete left the key absent, so add succeeds
+        return value
+
+    return Adapter(read=read, write=_write(env))
+
+
+@broken(
+    "cache-aside", "coherent-at-rest", "a dogpile-style mutex around load-and-fill, writes unlocked", concurrent=True
+)
+def aside_fill_mutex(env) -> Adapter:
+    import collections
+    import threading
+
+    locks = collections.defaultdict(threading.Lock)
+
+    def read(key):
+        value = env.cache.get(key)
+        if value is None:
+            with locks[key]:  # only one loader per key, but the writer does not take the lock
+                value = env.cache.get(key)
+                if value is None:
+                    value = env.db.get(key)
+                    if value is not None:
+                        env.cache.set(key, value)
+        return value
+
+    return Adapter(read=read, write=_write(env))
+
+
+@broken("cache-aside", "deadlock", "read and write take two locks in opposite orders", concurrent=True)
+def aside_lock_order_deadlock(env) -> Adapter:
+    import threading
+
+    first, second = threading.Lock(), threading.Lock()
+
+    def read(key):
+        with first:
+            value = env.cache.get(key)
+            with second:
+                if value is None:
+                    value = env.db.get(key)
+                    if value is not None:
+                        env.cache.set(key, value)
+        return value
+
+    def write(key, value):
+        with second:
+            env.db.put(key, value)
+            with first:
+                env.cache.delete(key)
+
+    return Adapter(read=read, write=write)
+
+
+@broken(
+    "write-through", "coherent-at-rest", "write-through as the docs draw it: stores and fills cross", concurrent=True
+)
+def seed_write_through(env) -> Adapter:
+    return write_through(env)
+
+
+@broken(
+    "cache-aside+write-through",
+    "coherent-at-rest",
+    "lazy loading plus write-through as AWS draws it: a stale fill lands after the write's store",
+    concurrent=True,
+)
+def seed_cache_aside_write_through(env) -> Adapter:
+    return cache_aside_write_through(env)
+
+
 # -- write-through and cache-aside+write-through ---------------------------------------------------
 # A read-side bug is the same bug whatever the write does: these take an entry above and give it the
 # write-through write (DB put, then the new value into the cache); the write-side bugs are their own.
@@ -488,123 +608,3 @@ def aside_wt_store_first(env) -> Adapter:
 )
 def aside_wt_deletes(env) -> Adapter:
     return cache_aside(env)
-
-
-# -- concurrency: each is sequentially correct and fails only under some interleaving -------------
-
-
-@broken("cache-aside", "coherent-at-rest", "the seed's cache-aside as written: the stale-set race", concurrent=True)
-def seed_cache_aside(env) -> Adapter:
-    return cache_aside(env)
-
-
-@broken("read-through", "coherent-at-rest", "the seed's read-through as written: the stale-set race", concurrent=True)
-def seed_read_through(env) -> Adapter:
-    return read_through(env)
-
-
-@broken("cache-aside", "coherent-at-rest", "takes a lease but fills with a plain set", concurrent=True)
-def aside_lease_then_set(env) -> Adapter:
-    def read(key):
-        value, _token = env.cache.lease_get(key)
-        if value is None:
-            value = env.db.get(key)
-            if value is not None:
-                env.cache.set(key, value)  # the token is never presented: nothing voids this fill
-        return value
-
-    return Adapter(read=read, write=_write(env))
-
-
-@broken("cache-aside", "coherent-at-rest", "loads first and takes its lease afterwards", concurrent=True)
-def aside_lease_after_load(env) -> Adapter:
-    def read(key):
-        value = env.cache.get(key)
-        if value is None:
-            value = env.db.get(key)
-            _, token = env.cache.lease_get(key)  # too late: the delete it should guard against is past
-            if token is not None:
-                env.cache.lease_set(key, value, token)
-        return value
-
-    return Adapter(read=read, write=_write(env))
-
-
-@broken(
-    "cache-aside", "coherent-at-rest", "fills with add (set-if-absent) and believes that guards it", concurrent=True
-)
-def aside_fill_with_add(env) -> Adapter:
-    def read(key):
-        value = env.cache.get(key)
-        if value is None:
-            value = env.db.get(key)
-            if value is not None:
-                env.cache.add(key, value)  # the delete left the key absent, so add succeeds
-        return value
-
-    return Adapter(read=read, write=_write(env))
-
-
-@broken(
-    "cache-aside", "coherent-at-rest", "a dogpile-style mutex around load-and-fill, writes unlocked", concurrent=True
-)
-def aside_fill_mutex(env) -> Adapter:
-    import collections
-    import threading
-
-    locks = collections.defaultdict(threading.Lock)
-
-    def read(key):
-        value = env.cache.get(key)
-        if value is None:
-            with locks[key]:  # only one loader per key, but the writer does not take the lock
-                value = env.cache.get(key)
-                if value is None:
-                    value = env.db.get(key)
-                    if value is not None:
-                        env.cache.set(key, value)
-        return value
-
-    return Adapter(read=read, write=_write(env))
-
-
-@broken("cache-aside", "deadlock", "read and write take two locks in opposite orders", concurrent=True)
-def aside_lock_order_deadlock(env) -> Adapter:
-    import threading
-
-    first, second = threading.Lock(), threading.Lock()
-
-    def read(key):
-        with first:
-            value = env.cache.get(key)
-            with second:
-                if value is None:
-                    value = env.db.get(key)
-                    if value is not None:
-                        env.cache.set(key, value)
-        return value
-
-    def write(key, value):
-        with second:
-            env.db.put(key, value)
-            with first:
-                env.cache.delete(key)
-
-    return Adapter(read=read, write=write)
-
-
-@broken(
-    "write-through", "coherent-at-rest", "write-through as the docs draw it: stores and fills cross", concurrent=True
-)
-def seed_write_through(env) -> Adapter:
-    return write_through(env)
-
-
-@broken(
-    "cache-aside+write-through",
-    "coherent-at-rest",
-    "lazy loading plus write-through as AWS draws it: a stale fill lands after the write's store",
-    concurrent=True,
-)
-def seed_cache_aside_write_through(env) -> Adapter:
-    return cache_aside_write_through(env)
