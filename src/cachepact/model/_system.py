@@ -224,8 +224,12 @@ class System:
                     out.append(self.evict(s, k))
         return out
 
-    def op_successors(self, s: State, i: int) -> list[Transition]:
-        """Every step op ``i`` can take next, as its program says."""
+    def op_successors(self, s: State, i: int, *, leased: bool | None = None) -> list[Transition]:
+        """Every step op ``i`` can take next, as its program says.
+
+        ``leased`` says whether its lookup or fill goes through a lease: the explorer leaves it to
+        the scenario (and, for a fill, to whether the lookup took one); the conformance judge, which
+        learns it only from the call a run makes, passes it in."""
         op = s[OPS][i]
         program = self.programs[self.kinds[i]]
         if op[PC] == IDLE:
@@ -233,22 +237,24 @@ class System:
             out = []
             for k in keys:
                 s2, started = self.start(s, i, k)
-                out += self._instr(s2, i, started, program, 0)
+                out += self._instr(s2, i, started, program, 0, leased)
             return out
         j = op[PC] - 1
-        out = self._instr(s, i, op, program, j)
+        out = self._instr(s, i, op, program, j, leased)
         if op[FLAGS] & WAITED:  # told to wait: it may also load and return without filling
             out += self.load(s, i, op, program, _next_kind(program, j, Kind.LOAD), serve=True)
         return out
 
-    def _instr(self, s: State, i: int, op: OpState, program: tuple[Instr, ...], j: int) -> list[Transition]:
+    def _instr(
+        self, s: State, i: int, op: OpState, program: tuple[Instr, ...], j: int, leased: bool | None = None
+    ) -> list[Transition]:
         kind = program[j].kind
         if kind is Kind.LOOKUP:
-            return self.lookup(s, i, op, program, j, leased=self.scenario.leases)
+            return self.lookup(s, i, op, program, j, leased=self.scenario.leases if leased is None else leased)
         if kind is Kind.LOAD:
             return self.load(s, i, op, program, j)
         if kind is Kind.FILL:
-            return self.fill(s, i, op, program, j, leased=bool(op[FLAGS] & LEASED))
+            return self.fill(s, i, op, program, j, leased=bool(op[FLAGS] & LEASED) if leased is None else leased)
         if kind is Kind.PUT:
             return [self.put(s, i, op, program, j)]
         if kind is Kind.STORE:

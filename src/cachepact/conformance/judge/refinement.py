@@ -33,6 +33,7 @@ import attrs
 from ...model._participants import Actor
 from ...model._patterns import Instr, Kind
 from ...model._properties import BY_NAME
+from ...model._steps import CACHE, DB
 from ...model._system import (
     ABSENT,
     CACHE_F,
@@ -64,8 +65,20 @@ from ...model._system import (
     _with,
     _with_op,
 )
+from . import rules
 
 # The invariant a wrong participant, or a wrong value, breaks at each kind of step.
+# The model's label for each kind of observed call: its target and the actions it may be.
+_LABELS = {
+    Kind.LOOKUP: (CACHE, ("get", "lease_get")),
+    Kind.LOAD: (DB, ("get",)),
+    Kind.FILL: (CACHE, ("set", "lease_set")),
+    Kind.PUT: (DB, ("put",)),
+    Kind.INVALIDATE: (CACHE, ("delete",)),
+    Kind.STORE: (CACHE, ("set",)),
+}
+_VALUED = (Kind.FILL, Kind.PUT, Kind.STORE)
+
 _WHO = {
     Kind.LOAD: ("who-loads", "wrong-loader"),
     Kind.FILL: ("who-populates", "wrong-filler"),
@@ -235,18 +248,8 @@ class Refinement:
         kind = obs.kind
         if kind is Kind.LOOKUP:
             rejection = self._lookup(i, op, obs)
-        elif kind in (Kind.FILL, Kind.STORE) and obs.value == self.state[CACHE_F][obs.key] and obs.value != NONE:
-            rejection = None  # the key's entry already stands for this value (under another cache key)
-        elif not obs.changed and kind is not Kind.LOAD:
-            if kind is Kind.FILL and obs.result is False:
-                if obs.leased:
-                    self.reached.add("fill-refused")  # its lease was voided: the model's refused fill
-                instr = self._current(i)
-                if op.kind == "r" and instr is not None and instr.kind is Kind.FILL:
-                    # The cache refused a guarded fill (an add that found an entry, a transaction whose
-                    # WATCH saw a write): the read tried, and may return without filling.
-                    op.nil_ok = True
-            rejection = None  # a stutter: it changed nothing
+        elif any(rule(self, i, op, obs) for rule in rules.STUTTERS):
+            rejection = None
         else:
             rejection = self._effect(i, op, obs)
         if self.state[CACHE_F][obs.key] != obs.after[0]:
@@ -330,30 +333,20 @@ class Refinement:
             if found != NONE and instr is not None and instr.kind is Kind.FILL:
                 op.nil_ok = True  # an entry is there: the fill may keep it
             if obs.leased and granted:
-                # A lease taken late (after loading): its fill is now a lease-guarded one, which a
-                # delete in between voids.
-                o = self.state[OPS][i]
-                self.state = _with_op(
-                    self.state, i, _new(OpState, (o[PC], o[KEY], True, o[LOADED], o[MASK], o[FLAGS] | LEASED))
-                )
-                op.effective = True
+                rules.late_lease(self, i, op, obs)
             return None
         if only_looked and not first_or_again:
             # The op has done nothing but look up: its latest lookup decides. Back to its lookup.
             self._rewind(i, op)
         s = self.state
         o = s[OPS][i]
-        program = self.system.programs["r"]
         j = o[PC] - 1
         if found != s[CACHE_F][op.key]:
             s = self._follow_store(op.key, found)
-        label, nxt, event = self.system.lookup(s, i, o, program, j, leased=obs.leased)[0]
+        label, nxt, event = self._successor(s, i, obs)  # type: ignore[misc]
         model_granted = obs.leased and found == NONE and label[6][1] is not None
         if obs.leased and found == NONE and model_granted != granted:
-            # The store's leases say otherwise (one is out that the run's operations do not hold, or
-            # none is): follow the store. A grant makes the op a lease holder; a wait, a waiter.
-            flags = LEASED | (0 if granted else WAITED)
-            nxt = _with_op(s, i, _new(OpState, (j + (2 if granted else 1), op.key, granted, NONE, o[MASK], flags)))
+            nxt = rules.store_leases(s, i, op, j, granted, o[MASK])
             event = 0
         op.looked = True
         if obs.leased and granted:
@@ -371,29 +364,9 @@ class Refinement:
         instr = self._current(i)
         if instr is not None and instr.kind is obs.kind and obs.key == op.key:
             return self._take(i, op, instr, obs)  # the common case: the program's next step
-        # A lookup the run left out is read off the state at the moment of the next step.
-        if instr is not None and instr.kind is Kind.LOOKUP and obs.kind is Kind.LOAD and self._waited(i):
-            # Told to wait, it loads instead: memcache clients then serve from the DB without filling.
-            self._move_to(i, Kind.LOAD)
-            instr = self._current(i)
-        if (
-            instr is not None
-            and instr.kind is Kind.LOOKUP
-            and obs.kind is not Kind.LOOKUP
-            and not op.looked
-            and op.kind == "r"
-        ):
-            self._virtual_lookup(i, op)
-            instr = self._current(i)
-        # Program steps with no effect now, which the run left out, are taken first.
-        while (
-            instr is not None
-            and instr.kind is not obs.kind
-            and instr.kind in (Kind.FILL, Kind.INVALIDATE, Kind.STORE)
-            and self._nil_now(i, instr)
-        ):
-            self._skip(i)
-            instr = self._current(i)
+        for rule in rules.BEFORE:  # steps the run left out, read off the state at this moment
+            rule(self, i, op, obs)
+        instr = self._current(i)
         if instr is not None and instr.kind is obs.kind and obs.key == op.key:
             return self._take(i, op, instr, obs)
         if instr is not None and instr.kind is obs.kind and obs.kind in (Kind.PUT, Kind.LOAD):
@@ -411,78 +384,42 @@ class Refinement:
                     own_value=mine,
                 )
             return self._reject(i, "single-load", "read-other-key", op=op.name, key=name[op.key], other=name[k])
-        return self._tolerated(i, op, instr, obs)
+        for rule in rules.TOLERATED:
+            if rule(self, i, op, obs):
+                if rule is rules.expired_hit:  # back at its load: the call is that load
+                    return self._take(i, op, self._current(i), obs)  # type: ignore[arg-type]
+                return None
+        return self._misplaced(i, op, instr, obs)
 
     def _take(self, i: int, op: _Op, instr: Instr, obs: Obs) -> Rejection | None:
+        """``obs`` is the kind of step op ``i``'s program is at: take it as the model's own successor
+        (``System.op_successors``, in the lease mode the call shows), or say what it got wrong."""
         s = self.state
         o = s[OPS][i]
-        program = self.system.programs[op.kind]
-        j = o[PC] - 1
         k = op.key
         if instr.strict and obs.actor is not instr.by:
             invariant, code = _WHO[instr.kind]
             return self._reject(i, invariant, code, pattern=self.system.pattern.name, by=instr.by, actor=obs.actor)
+        if instr.kind is Kind.LOAD and obs.result != s[DB_F][k]:
+            s = _with(s, DB_F, _put(s[DB_F], k, obs.result))  # keep in step with the DB
+        step = self._successor(s, i, obs)
+        if step is None:
+            return self._wrong_value(i, op, instr, obs)
+        label, nxt, event = step
+        nxt = self._returning(nxt, i, o, label)
         if instr.kind is Kind.LOAD:
-            if obs.result != s[DB_F][k]:
-                s = _with(s, DB_F, _put(s[DB_F], k, obs.result))  # keep in step with the DB
-            serve = bool(o[FLAGS] & WAITED)
-            label, nxt, event = self.system.load(s, i, o, program, j, serve=serve)[0]
-            nxt = self._returning(nxt, i, o, label)
-            op.effective = True
             op.lease_only = False
         elif instr.kind is Kind.FILL:
-            value = o[LOADED]
-            release_only = obs.leased and obs.value == NONE and value == 0 and self.system.absent[k]
-            if obs.value != value and not release_only:
-                return self._reject(
-                    i,
-                    "who-populates",
-                    "filled-other-value",
-                    op=op.name,
-                    loaded=self._v(k, value),
-                    filled=self._v(k, obs.value, entry=True),
-                )
-            options = self.system.fill(s, i, o, program, j, leased=obs.leased)
-            entry = obs.after[0]
-            label, nxt, event = next((t for t in options if t[1][CACHE_F][k] == entry), options[0])
-            nxt = self._returning(nxt, i, o, label)
             self.filled_at[k] = self.clock_moves
             if s[RETIRED][k] or s[PUT][k] != 1:
                 self.reached.add("fill-after-write")
             if op.overlapped:
                 event |= FILL_DURING_WRITE
-        elif instr.kind is Kind.PUT:
-            if obs.value != o[LOADED]:
-                return self._reject(
-                    i,
-                    "write-order",
-                    "put-other",
-                    op=op.name,
-                    key=self.key_names[obs.key],
-                    value=self._v(obs.key, obs.value),
-                    own_key=self.key_names[k],
-                    own_value=self._v(k, o[LOADED]),
-                )
-            label, nxt, event = self.system.put(s, i, o, program, j)
-            nxt = self._returning(nxt, i, o, label)
         elif instr.kind is Kind.STORE:
-            if obs.value != o[LOADED]:
-                return self._reject(
-                    i,
-                    "write-updates",
-                    "stored-other-value",
-                    op=op.name,
-                    stored=self._v(k, obs.value, entry=True),
-                    value=self._v(k, o[LOADED]),
-                )
-            label, nxt, event = self.system.store(s, i, o, program, j)
-            nxt = self._returning(nxt, i, o, label)
             self.filled_at[k] = self.clock_moves
-        else:  # INVALIDATE
-            label, nxt, event = self.system.invalidate(s, i, o, program, j)
+        elif instr.kind is Kind.INVALIDATE:
             if s[CACHE_F][k] == NONE:
                 event &= ~INVALIDATE_EV  # it voided a lease, but removed no entry
-            nxt = self._returning(nxt, i, o, label)
             self.filled_at.pop(k, None)
         op.effective = True
         op.lease_only = False
@@ -491,33 +428,82 @@ class Refinement:
         self._events(event)
         return None
 
-    def _tolerated(self, i: int, op: _Op, instr: Instr | None, obs: Obs) -> Rejection | None:
-        """A step that is not the program's next one: allowed by the rules above, or the culprit."""
-        s = self.state
-        o = s[OPS][i]
+    def _successor(self, s: State, i: int, obs: Obs) -> tuple | None:
+        """The model's next step of op ``i`` that ``obs`` is: among its successors, the one with the
+        call's target, action, key and (for a fill, put or store) value. Where several are, the run
+        decides: a read told to wait serves what it loaded; a fill leaves the entry the store holds."""
+        target, actions = _LABELS[obs.kind]
+        valued = obs.kind in _VALUED
+        options = [
+            t
+            for t in self.system.op_successors(s, i, leased=obs.leased)
+            if t[0][2] == target and t[0][3] in actions and t[0][4] == obs.key and (not valued or t[0][5] == obs.value)
+        ]
+        if len(options) <= 1:
+            return options[0] if options else None
+        if obs.kind is Kind.LOAD:
+            serving = bool(s[OPS][i][FLAGS] & WAITED)
+            # Serving ends the read with what it loaded (the last option); else it goes on to fill.
+            ordered = reversed(options) if serving else iter(options)
+            return next((t for t in ordered if (t[1][OPS][i][PC] == RETURNING) == serving), options[0])
+        entry = obs.after[0]
+        return next((t for t in options if t[1][CACHE_F][obs.key] == entry), options[0])
+
+    def _wrong_value(self, i: int, op: _Op, instr: Instr, obs: Obs) -> Rejection:
+        """The call is the step the program is at, with a value the model does not allow there."""
+        k = op.key
+        mine = self.state[OPS][i][LOADED]
+        if instr.kind is Kind.FILL:
+            return self._reject(
+                i,
+                "who-populates",
+                "filled-other-value",
+                op=op.name,
+                loaded=self._v(k, mine),
+                filled=self._v(k, obs.value, entry=True),
+            )
+        if instr.kind is Kind.STORE:
+            return self._reject(
+                i,
+                "write-updates",
+                "stored-other-value",
+                op=op.name,
+                stored=self._v(k, obs.value, entry=True),
+                value=self._v(k, mine),
+            )
+        return self._reject(
+            i,
+            "write-order",
+            "put-other",
+            op=op.name,
+            key=self.key_names[obs.key],
+            value=self._v(obs.key, obs.value),
+            own_key=self.key_names[k],
+            own_value=self._v(k, mine),
+        )
+
+    def _past_put(self, i: int) -> bool:
+        """Whether op ``i`` (a write) is past its DB put."""
+        instr = self._current(i)
+        return instr is None or instr.kind is not Kind.PUT
+
+    def _misplaced(self, i: int, op: _Op, instr: Instr | None, obs: Obs) -> Rejection:
+        """A call that is not the program's next step and that no rule allows: the culprit, and the
+        kind of step it is names the invariant it breaks."""
+        o = self.state[OPS][i]
         k = obs.key
         own = k == op.key
         if obs.kind is Kind.INVALIDATE:
-            past_put = op.kind == "w" and own and (instr is None or instr.kind is not Kind.PUT)
-            if past_put and self._stores:
+            if op.kind == "w" and own and self._past_put(i) and self._stores:
                 # A write that stores its value leaves it in the cache; deleting it instead (or after)
                 # leaves the next read to load, and a read that loaded before the put to fill the old one.
                 return self._reject(
                     i, "write-updates", "write-deleted", op=op.name, key=self.key_names[k], value=self._v(k, o[LOADED])
                 )
-            if past_put or (op.kind == "w" and not own):
-                self._remove(k)  # a write invalidating again, or invalidating a related entry
-                return None
-            if obs.actor is Actor.CACHE:
-                self._remove(k)
-                self.reached.add("eviction")
-                return None
             if op.kind == "w":
                 return self._reject(i, "write-order", "invalidated-first", op=op.name, key=self.key_names[k])
             return self._reject(i, "who-populates", "read-removed", op=op.name, key=self.key_names[k])
         if obs.kind is Kind.LOAD:
-            if op.kind == "w":
-                return None  # reading the DB inside a write changes nothing
             if obs.actor is not self.system.pattern.load_by:
                 return self._reject(
                     i,
@@ -528,13 +514,7 @@ class Refinement:
                     actor=obs.actor,
                 )
             if op.hit and not op.effective:
-                filled = self.filled_at.get(op.key)
-                if filled is not None and self.clock_moves > filled:
-                    # Time has passed since the fill: the cache may treat its entry as expired.
-                    self.reached.add("expiry")
-                    self._rewind(i, op, to=Kind.LOAD)
-                    return self._take(i, op, self._current(i), obs)  # type: ignore[arg-type]
-                if filled is not None:
+                if self.filled_at.get(op.key) is not None:
                     return self._reject(i, "hit-after-fill", "missed-filled", op=op.name, key=self.key_names[op.key])
                 return self._reject(i, "single-load", "loaded-on-hit", op=op.name)
             return self._reject(i, "single-load", "loaded-twice", op=op.name)
@@ -548,16 +528,14 @@ class Refinement:
                 return self._reject(
                     i, "write-order", "stored-first", op=op.name, value=self._v(k, obs.value, entry=True)
                 )
-            if own and obs.value != o[LOADED]:
-                return self._reject(
-                    i,
-                    "write-updates",
-                    "stored-other-value",
-                    op=op.name,
-                    stored=self._v(k, obs.value, entry=True),
-                    value=self._v(k, o[LOADED]),
-                )
-            return None  # its own value again, or another key's entry: the store's effect is synced
+            return self._reject(
+                i,
+                "write-updates",
+                "stored-other-value",
+                op=op.name,
+                stored=self._v(k, obs.value, entry=True),
+                value=self._v(k, o[LOADED]),
+            )
         # FILL
         if op.kind == "w":
             return self._reject(
@@ -682,7 +660,7 @@ class Refinement:
         """The run did not look up: the lookup's outcome is what the cache held at this moment."""
         s = self.state
         o = s[OPS][i]
-        label, nxt, event = self.system.lookup(s, i, o, self.system.programs["r"], o[PC] - 1, leased=False)[0]
+        label, nxt, event = next(t for t in self.system.op_successors(s, i, leased=False) if t[0][3] == "get")
         self.state = self._returning(nxt, i, o, label)
         self._events(event)
 

@@ -1,0 +1,184 @@
+"""Each legal difference between a run and the model is a named rule (conformance/judge/rules.py):
+here each is tested on its own, on the refinement checker, with the call it allows and, beside it,
+the nearest call it does not."""
+
+from __future__ import annotations
+
+from cachepact.conformance.judge import rules
+from cachepact.conformance.judge.refinement import Obs, Refinement
+from cachepact.model import CACHE_ASIDE, READ_THROUGH, WRITE_THROUGH, Actor, Kind
+from cachepact.model._system import NONE
+
+APP, CACHE = Actor.APP, Actor.CACHE
+K1 = 0  # k1: the DB holds v0 at the start
+
+
+def checker(pattern=CACHE_ASIDE) -> Refinement:
+    return Refinement(
+        pattern, keys=3, absent=(False, False, True), key_names=("k1", "k2", "k3"), value_name=lambda k, v: f"v{v}"
+    )
+
+
+def lookup(found=NONE, *, granted=False, wait=False, leased=False, actor=APP) -> Obs:
+    return Obs(Kind.LOOKUP, actor, K1, NONE, (found, granted, wait), leased, granted, (found, granted))
+
+
+def load(v=0, actor=APP) -> Obs:
+    return Obs(Kind.LOAD, actor, K1, result=v, changed=False)
+
+
+def fill(v=0, *, actor=APP, leased=False, stored=True) -> Obs:
+    return Obs(Kind.FILL, actor, K1, v, stored, leased, stored, (v if stored else NONE, False))
+
+
+def put(v, actor=APP, *, entry=NONE) -> Obs:
+    """A DB put, with the key's entry as the store holds it after (a put leaves the cache as it is)."""
+    return Obs(Kind.PUT, actor, K1, v, after=(entry, False))
+
+
+def delete(*, actor=APP, changed=True) -> Obs:
+    return Obs(Kind.INVALIDATE, actor, K1, changed=changed)
+
+
+def run(ref: Refinement, i: int, *calls: Obs):
+    """Hand op ``i`` each call; the first rejection (or None)."""
+    for obs in calls:
+        rejection = ref.observe(i, obs)
+        if rejection is not None:
+            return rejection
+    return None
+
+
+def filled(ref: Refinement) -> None:
+    """A first read of k1 that missed, loaded v0 and filled it."""
+    r = ref.begin("r", "r0", K1)
+    assert run(ref, r, lookup(), load(), fill()) is None and ref.finish(r, 0) is None
+
+
+def test_already_stands_a_second_fill_of_the_value_the_entry_holds_is_a_stutter():
+    ref = checker()
+    filled(ref)
+    r = ref.begin("r", "r1", K1)
+    assert rules.already_stands(ref, r, ref.ops[r], fill(0))
+    assert not rules.already_stands(ref, r, ref.ops[r], fill(3))
+
+
+def test_unchanged_a_delete_of_nothing_in_a_read_is_a_stutter_and_one_that_removes_is_not():
+    ref = checker()
+    r = ref.begin("r", "r1", K1)
+    assert run(ref, r, lookup(), delete(changed=False)) is None
+    ref2 = checker()
+    filled(ref2)
+    r2 = ref2.begin("r", "r1", K1)
+    rejection = run(ref2, r2, lookup(0), delete())
+    assert (rejection.invariant, rejection.code) == ("who-populates", "read-removed")
+
+
+def test_unchanged_a_refused_guarded_fill_lets_the_read_return_without_filling():
+    ref = checker()
+    r = ref.begin("r", "r1", K1)
+    assert run(ref, r, lookup(), load(), fill(0, stored=False)) is None  # an add that found an entry
+    assert ref.finish(r, 0) is None
+    ref2 = checker()
+    r2 = ref2.begin("r", "r1", K1)
+    assert run(ref2, r2, lookup(), load()) is None
+    assert ref2.finish(r2, 0).code == "never-filled"  # it never tried
+
+
+def test_waited_load_a_read_told_to_wait_serves_from_the_db_without_filling():
+    ref = checker()
+    holder = ref.begin("r", "r1", K1)
+    assert run(ref, holder, lookup(granted=True, leased=True)) is None
+    r = ref.begin("r", "r2", K1)
+    assert run(ref, r, lookup(wait=True, leased=True), load()) is None
+    assert ref.finish(r, 0) is None
+
+
+def test_unseen_lookup_a_read_whose_first_call_is_its_load_looked_up_out_of_sight():
+    ref = checker()
+    r = ref.begin("r", "r1", K1)
+    assert run(ref, r, load(), fill()) is None and ref.finish(r, 0) is None
+    assert "miss" in ref.reached
+
+
+def test_nil_steps_a_write_may_leave_out_an_invalidation_with_nothing_cached():
+    ref = checker()
+    w = ref.begin("w", "w1", K1, 1)
+    assert run(ref, w, put(1)) is None and ref.finish(w, NONE) is None
+    ref2 = checker()
+    filled(ref2)
+    w2 = ref2.begin("w", "w1", K1, 1)
+    assert run(ref2, w2, put(1, entry=0)) is None
+    assert ref2.finish(w2, NONE).code == "never-invalidated"
+
+
+def test_invalidate_again_a_second_delete_is_harmless_but_not_after_a_write_through_store():
+    ref = checker()
+    filled(ref)
+    w = ref.begin("w", "w1", K1, 1)
+    assert run(ref, w, put(1, entry=0), delete()) is None
+    assert rules.invalidate_again(ref, w, ref.ops[w], delete())  # again, past its put
+    related = Obs(Kind.INVALIDATE, APP, 1, changed=True)  # k2's entry, from a write of k1
+    assert rules.invalidate_again(ref, w, ref.ops[w], related)
+    before = checker()
+    w0 = before.begin("w", "w1", K1, 1)
+    assert not rules.invalidate_again(before, w0, before.ops[w0], delete())  # before its put: out of order
+    ref2 = checker(WRITE_THROUGH)
+    w2 = ref2.begin("w", "w1", K1, 1)
+    store = Obs(Kind.FILL, CACHE, K1, 1, None, False, True, (1, False))
+    rejection = run(ref2, w2, put(1, CACHE), store, delete(actor=CACHE))
+    assert (rejection.invariant, rejection.code) == ("write-updates", "write-deleted")
+
+
+def test_eviction_the_cache_may_drop_an_entry_and_the_app_may_not():
+    ref = checker(READ_THROUGH)
+    filled_by = ref.begin("r", "r0", K1)
+    assert run(ref, filled_by, lookup(actor=CACHE), load(actor=CACHE), fill(actor=CACHE)) is None
+    assert ref.finish(filled_by, 0) is None
+    r = ref.begin("r", "r1", K1)
+    assert run(ref, r, lookup(0, actor=CACHE), delete(actor=CACHE)) is None and "eviction" in ref.reached
+
+
+def test_db_read_in_write_a_read_modify_write_changes_nothing():
+    ref = checker()
+    w = ref.begin("w", "w1", K1, 1)
+    assert rules.db_read_in_write(ref, w, ref.ops[w], load())
+    assert run(ref, w, load(), put(1)) is None and ref.finish(w, NONE) is None
+
+
+def test_expired_hit_a_read_that_hit_may_load_once_time_has_passed_since_the_fill():
+    ref = checker()
+    filled(ref)
+    ref.clock_moved()
+    r = ref.begin("r", "r1", K1)
+    assert run(ref, r, lookup(0), load(), fill()) is None and "expiry" in ref.reached
+    ref2 = checker()
+    filled(ref2)
+    r2 = ref2.begin("r", "r1", K1)
+    rejection = run(ref2, r2, lookup(0), load())
+    assert (rejection.invariant, rejection.code) == ("hit-after-fill", "missed-filled")
+
+
+def test_store_again_a_write_through_write_may_store_its_value_twice_not_another():
+    ref = checker(WRITE_THROUGH)
+    w = ref.begin("w", "w1", K1, 1)
+    store = Obs(Kind.FILL, CACHE, K1, 1, None, False, True, (1, False))
+    assert run(ref, w, put(1, CACHE), store) is None
+    assert rules.store_again(ref, w, ref.ops[w], Obs(Kind.STORE, CACHE, K1, 1))
+    assert not rules.store_again(ref, w, ref.ops[w], Obs(Kind.STORE, CACHE, K1, 0))
+
+
+def test_late_lease_a_lease_taken_after_the_load_guards_the_fill_from_then_on():
+    ref = checker()
+    r = ref.begin("r", "r1", K1)
+    assert run(ref, r, lookup(), load(), lookup(granted=True, leased=True)) is None
+    assert ref.state.ops[r].token  # the fill is now a lease-guarded one
+    w = ref.begin("w", "w1", K1, 1)
+    assert run(ref, w, put(1), delete()) is None  # the delete voids it
+    assert not ref.state.ops[r].token
+
+
+def test_every_rule_is_documented_and_listed():
+    for rule in rules.ALL:
+        assert rule.__doc__ and len(rule.__doc__.split()) > 8, rule.__name__
+    assert set(rules.STUTTERS) | set(rules.BEFORE) | set(rules.TOLERATED) <= set(rules.ALL)
