@@ -12,6 +12,7 @@ import attrs
 from .._argtypes import DEFAULT_STEP_TIMEOUT, MAX_STEP_TIMEOUT
 from ..errors import DefinitionError, Interrupted, InvalidArgument
 from ..model import Pattern, pattern_named
+from ..model._properties import situations_of
 from .drive.exhaustive import search_exhaustive
 from .drive.hypothesis import profile_budget
 from .drive.interleaved import replaying, run_interleaved
@@ -20,7 +21,6 @@ from .drive.run import Run
 from .drive.schedules import search_schedules
 from .drive.sequences import search_sequences
 from .drive.world import Setup, World, rerun_sequence
-from ..model._properties import situations_of
 from .judge.findings import statuses
 from .record.env import unseen_cache_code
 from .record.servers import Servers

@@ -8,8 +8,7 @@ from typing import Any
 import attrs
 
 from ..._argtypes import DEFAULT_STEP_TIMEOUT
-from ...model import Step
-from ...model import pattern_named
+from ...model import Step, pattern_named
 from ...model._properties import expected_situations
 from ..judge.findings import Finding
 from . import text as _report
