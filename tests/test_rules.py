@@ -182,3 +182,51 @@ def test_every_rule_is_documented_and_listed():
     for rule in rules.ALL:
         assert rule.__doc__ and len(rule.__doc__.split()) > 8, rule.__name__
     assert set(rules.STUTTERS) | set(rules.BEFORE) | set(rules.TOLERATED) <= set(rules.ALL)
+
+
+def test_unseen_lookup_of_a_read_that_began_with_no_entry_is_a_miss_though_a_write_stored_since():
+    # A read whose lookup the kit could not map (a prefixed key not learned yet) began with k1 absent;
+    # a write-through write stored meanwhile; the read then loads: it looked when the key was absent.
+    ref = checker(WRITE_THROUGH)
+    r = ref.begin("r", "r1", K1)
+    w = ref.begin("w", "w1", K1, 1)
+    store = Obs(Kind.FILL, CACHE, K1, 1, None, False, True, (1, False))
+    assert run(ref, w, put(1, CACHE), store) is None and ref.finish(w, NONE) is None
+    assert run(ref, r, load(1, CACHE), fill(1, actor=CACHE)) is None and ref.finish(r, 1) is None
+    # ... while a read that began with the entry there and loads anyway is still caught
+    ref2 = checker(WRITE_THROUGH)
+    w2 = ref2.begin("w", "w1", K1, 1)
+    assert run(ref2, w2, put(1, CACHE), store) is None and ref2.finish(w2, NONE) is None
+    r2 = ref2.begin("r", "r1", K1)
+    rejection = run(ref2, r2, load(1, CACHE))
+    assert (rejection.invariant, rejection.code) == ("hit-after-fill", "missed-stored")
+
+
+def test_a_read_may_return_what_a_look_after_its_load_found():
+    # Django's get_or_set: get, load, add (refused: a write stored meanwhile), get again -> the newer value.
+    ref = checker(WRITE_THROUGH)
+    r = ref.begin("r", "r1", K1)
+    assert run(ref, r, lookup(actor=CACHE), load(0, CACHE)) is None
+    w = ref.begin("w", "w1", K1, 1)
+    store = Obs(Kind.FILL, CACHE, K1, 1, None, False, True, (1, False))
+    assert run(ref, w, put(1, CACHE), store) is None and ref.finish(w, NONE) is None
+    refused_add = Obs(Kind.FILL, CACHE, K1, 0, False, False, False, (1, False))
+    assert run(ref, r, refused_add, lookup(1, actor=CACHE)) is None
+    assert ref.finish(r, 1) is None
+    # ... but not a value it neither loaded nor found
+    ref2 = checker(WRITE_THROUGH)
+    r2 = ref2.begin("r", "r1", K1)
+    assert run(ref2, r2, lookup(actor=CACHE), load(0, CACHE), fill(0, actor=CACHE)) is None
+    assert ref2.finish(r2, 1).invariant == "fresh-read"
+
+
+def test_a_delete_between_a_write_through_put_and_its_store_is_harmless():
+    ref = checker(WRITE_THROUGH)
+    w = ref.begin("w", "w1", K1, 1)
+    store = Obs(Kind.FILL, CACHE, K1, 1, None, False, True, (1, False))
+    assert run(ref, w, put(1, CACHE), delete(actor=CACHE, changed=True), store) is None
+    assert ref.finish(w, NONE) is None
+    ref2 = checker(WRITE_THROUGH)
+    w2 = ref2.begin("w", "w1", K1, 1)
+    assert run(ref2, w2, put(1, CACHE), delete(actor=CACHE, changed=True)) is None
+    assert ref2.finish(w2, NONE).code == "never-stored"  # deleted, and never stored

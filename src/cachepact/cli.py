@@ -234,6 +234,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
             f"A write ({name}): {half.summary}; the model's fix for its races: --{half.fix}."
             for name, half in writes.items()
         ]
+        if args.locks:
+            lines.append(
+                "cache.lock(k1) / cache.unlock(k1): the key's lock, shared by every app instance (env.cache.add "
+                "of a lock key with a TTL, polled, then delete; or a redis-py Lock), not an env.cache method."
+            )
     _print("\n".join(lines))
     return EXIT_OK
 

@@ -184,6 +184,8 @@ INVARIANTS: tuple[Invariant, ...] = (
         exercised_by=("hit",),
         messages={
             "missed-filled": "{key} was filled and not invalidated since, yet the read {op} went to the DB",
+            "missed-stored": "{key}'s entry was filled or stored and not removed since, yet the read {op} went "
+            "to the DB",
         },
         remedy="look the entry up under the key it was filled under",
     ),

@@ -136,6 +136,8 @@ class _Op:
         "name",
         "nil_ok",
         "overlapped",
+        "seen",
+        "start_empty",
         "start_mask",
         "stored_undecodable",
     )
@@ -146,6 +148,8 @@ class _Op:
         self.key = key
         self.start_mask = start_mask  # a read: values already too old when it began
         self.looked = False  # it has looked the key up at least once
+        self.seen = 0  # a read: bit v = a lookup after its load found value v (it may return that)
+        self.start_empty = False  # a read: the key had no entry when it began
         self.effective = False  # it has made a step that changed something (or loaded)
         self.hit = False  # it is returning a value its lookup found
         self.nil_ok = False  # its current instruction's effect was nil at some moment of its own steps
@@ -226,6 +230,7 @@ class Refinement:
             self.ops.append(None)  # type: ignore[arg-type]
             self.state = _with(s, OPS, (*s[OPS], started))
         op = _Op(kind, name, key, mask)
+        op.start_empty = s[CACHE_F][key] == NONE
         if mask:
             self.reached.add("read-after-write")
         if kind == "w":
@@ -332,6 +337,8 @@ class Refinement:
         if not (first_or_again or only_looked):
             if found != NONE and instr is not None and instr.kind is Kind.FILL:
                 op.nil_ok = True  # an entry is there: the fill may keep it
+            if found >= 0:
+                op.seen |= 1 << found  # a look after its load: returning what it found is a hit on it
             if obs.leased and granted:
                 rules.late_lease(self, i, op, obs)
             return None
@@ -515,7 +522,8 @@ class Refinement:
                 )
             if op.hit and not op.effective:
                 if self.filled_at.get(op.key) is not None:
-                    return self._reject(i, "hit-after-fill", "missed-filled", op=op.name, key=self.key_names[op.key])
+                    code = "missed-stored" if self._stores else "missed-filled"
+                    return self._reject(i, "hit-after-fill", code, op=op.name, key=self.key_names[op.key])
                 return self._reject(i, "single-load", "loaded-on-hit", op=op.name)
             return self._reject(i, "single-load", "loaded-twice", op=op.name)
         if obs.kind is Kind.PUT:
@@ -577,7 +585,7 @@ class Refinement:
                 {**fields, "newer": self._v(k, newer[0])},
                 tuple(("return", None, k, v) for v in newer),
             )
-        if expected not in (NONE, result):
+        if expected not in (NONE, result) and not (result >= 0 and op.seen >> result & 1):
             return Rejection(
                 "fresh-read",
                 "not-what-it-read",
@@ -656,11 +664,15 @@ class Refinement:
             self.state = _with_op(s, i, _new(OpState, (RETURNING, *o[1:])))
         self.ops[i].nil_ok = False
 
-    def _virtual_lookup(self, i: int, op: _Op) -> None:
-        """The run did not look up: the lookup's outcome is what the cache held at this moment."""
+    def _virtual_lookup(self, i: int, op: _Op, *, miss: bool = False) -> None:
+        """The run did not look up: the lookup's outcome is what the cache held at this moment (with
+        ``miss``, at an earlier moment when the key had no entry)."""
         s = self.state
         o = s[OPS][i]
-        label, nxt, event = next(t for t in self.system.op_successors(s, i, leased=False) if t[0][3] == "get")
+        looked = _with(s, CACHE_F, _put(s[CACHE_F], op.key, NONE)) if miss else s
+        label, nxt, event = next(t for t in self.system.op_successors(looked, i, leased=False) if t[0][3] == "get")
+        if miss:
+            nxt = _with(nxt, CACHE_F, s[CACHE_F])  # the entry is what it is now
         self.state = self._returning(nxt, i, o, label)
         self._events(event)
 

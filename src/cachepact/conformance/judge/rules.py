@@ -80,11 +80,13 @@ def waited_load(ref: Refinement, i: int, op: _Op, obs: Obs) -> bool:
 
 def unseen_lookup(ref: Refinement, i: int, op: _Op, obs: Obs) -> bool:
     """A read whose first call is not a lookup (a library that keeps its own index, a lookup made
-    through a layer the kit does not see): the lookup's outcome is what the cache held at that moment."""
+    through a layer the kit does not see, a cache key not learned yet): the lookup happened at some
+    moment of the read's flight. Its outcome is what the cache held now, or a miss when the key had
+    no entry as the read began and the read now loads (it looked then, before a write stored)."""
     instr = ref._current(i)
     if instr is None or instr.kind is not Kind.LOOKUP or obs.kind is Kind.LOOKUP or op.looked or op.kind != "r":
         return False
-    ref._virtual_lookup(i, op)
+    ref._virtual_lookup(i, op, miss=op.start_empty and obs.kind is Kind.LOAD)
     return True
 
 
@@ -114,13 +116,18 @@ BEFORE = (waited_load, unseen_lookup, nil_steps)
 
 def invalidate_again(ref: Refinement, i: int, op: _Op, obs: Obs) -> bool:
     """A write that invalidates again after its put, or invalidates a related entry (another key's),
-    removes what it removes; the cache may drop any entry. Not in a pattern whose write leaves its
-    value in the cache (write-through): there a delete after the put undoes the write's store."""
+    removes what it removes; the cache may drop any entry. In a pattern whose write leaves its value
+    in the cache (write-through), a delete between the put and the store is harmless too (the store
+    still to come decides what is left); a delete after the store undoes it."""
     if obs.kind is not Kind.INVALIDATE or op.kind != "w":
         return False
     own = obs.key == op.key
-    if own and (not ref._past_put(i) or ref._stores):
+    if own and not ref._past_put(i):
         return False
+    if own and ref._stores:
+        instr = ref._current(i)
+        if instr is None or instr.kind is not Kind.STORE:
+            return False
     ref._remove(obs.key)
     return True
 
