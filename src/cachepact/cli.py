@@ -31,6 +31,7 @@ from .model import (
     FLOWS,
     INVARIANTS,
     PATTERNS,
+    SITUATIONS,
     Exploration,
     Scenario,
     Trace,
@@ -111,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     explain.add_argument(
         "--invariants", action="store_true", help="each invariant as declared: when it holds, where it applies"
+    )
+    explain.add_argument(
+        "--situations", action="store_true", help="each situation a run reports as reached, as declared"
     )
 
     ex = commands.add_parser("explore", help="exhaustively explore the model of a pattern for small bounds")
@@ -223,6 +227,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if args.invariants:
         _print(invariant_table(patterns, markdown=markdown))
         return EXIT_OK
+    if args.situations:
+        _print(situation_table(patterns, markdown=markdown))
+        return EXIT_OK
     if args.leases and args.locks:
         raise UsageError("--leases and --locks are two fixes; ask for one")
     lines = [responsibility_table(patterns, leases=args.leases, locks=args.locks, markdown=markdown)]
@@ -252,8 +259,30 @@ def invariant_table(patterns: list, *, markdown: bool = False) -> str:
             continue
         where = "every pattern" if len(applies) == len(PATTERNS) else ", ".join(applies)
         name = f"`{inv.name}`" if markdown else inv.name
-        rows.append((name, inv.holds_when, where))
-    return render_table(("invariant", "holds when", "applies to"), rows, markdown=markdown)
+        by = ", ".join(f"`{s}`" if markdown else s for s in inv.exercised_by)
+        rows.append((name, inv.holds_when, where, by))
+    header = ("invariant", "holds when", "applies to", "exercised by (else not-run)")
+    return render_table(header, rows, markdown=markdown)
+
+
+_SHOWN = {
+    "always": "always (else under Never reached)",
+    "concurrent": "with concurrency (else under Never reached)",
+    "extra": "once reached",
+    "internal": "never (it only exercises invariants)",
+}
+
+
+def situation_table(patterns: list, *, markdown: bool = False) -> str:
+    """The situations as declared: what each means, when a report lists it, the patterns it has."""
+    rows = []
+    for s in SITUATIONS:
+        applies = [p.name for p in patterns if s.applies(p)]
+        if not applies:
+            continue
+        where = "every pattern" if len(applies) == len(PATTERNS) else ", ".join(applies)
+        rows.append((f"`{s.name}`" if markdown else s.name, s.meaning, _SHOWN[s.shown], where))
+    return render_table(("situation", "means", "listed", "applies to"), rows, markdown=markdown)
 
 
 def cmd_explore(args: argparse.Namespace) -> int:
@@ -329,7 +358,10 @@ def cmd_diagram(args: argparse.Namespace) -> int:
     except InvalidArgument as e:
         raise UsageError(f"--flow {e.problem}") from None
     culprit = None
-    if args.flow in ("stale-set", "crossed-writes") and not (args.leases or args.locks):
+    # The race's last step is the culprit unless the variant drawn is a fix of this pattern's races
+    # (the lock fixes every pattern's; leases only those whose write deletes).
+    fixed = args.locks or (args.leases and args.pattern.fix == "leases")
+    if args.flow in ("stale-set", "crossed-writes") and not fixed:
         culprit = len(trace) - 1  # the stale fill
     _write_diagram(trace, args.output, args.format, culprit=culprit, flag="-o")
     return EXIT_OK

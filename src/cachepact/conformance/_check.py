@@ -55,7 +55,8 @@ def check(
     redis: str | None = None,
     db: str | None = None,
 ) -> Result:
-    """Check the adapter built by ``make(env)`` against ``pattern`` ("cache-aside" or "read-through").
+    """Check the adapter built by ``make(env)`` against ``pattern`` (a name such as "cache-aside",
+    "read-through", "write-through", or a composed "READ+WRITE"; see ``cachepact.model.pattern_names``).
 
     ``max_examples`` sequences (and, with ``concurrency``, as many concurrent scenarios) of up to
     ``steps`` operations each (defaults: the active Hypothesis profile's ``max_examples``, and its

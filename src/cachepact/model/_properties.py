@@ -48,6 +48,9 @@ class Situation:
     shown: str = "always"
     model: bool = True
     applies: Callable[[Pattern], bool] = _always
+    # What an explored scenario must have for the model to reach it: "writers", "concurrent",
+    # "leases", "absent" (keys absent at the start), "evictions".
+    needs: tuple[str, ...] = ()
 
 
 @attrs.frozen(kw_only=True)
@@ -71,16 +74,33 @@ SITUATIONS: tuple[Situation, ...] = (
     Situation(name="hit", meaning="a read was served by the cache"),
     Situation(name="load", meaning="a read loaded from the DB"),
     Situation(name="fill", meaning="a read filled the entry"),
-    Situation(name="write", meaning="a write put a value into the DB"),
-    Situation(name="invalidate", meaning="a write removed an entry", applies=_has(Kind.INVALIDATE)),
-    Situation(name="store", meaning="a write stored its value as the entry", applies=_has(Kind.STORE)),
-    Situation(name="absent-read", meaning="a read of a key the DB does not hold"),
+    Situation(name="write", meaning="a write put a value into the DB", needs=("writers",)),
+    Situation(name="invalidate", meaning="a write removed an entry", applies=_has(Kind.INVALIDATE), needs=("writers",)),
+    Situation(
+        name="store", meaning="a write stored its value as the entry", applies=_has(Kind.STORE), needs=("writers",)
+    ),
+    Situation(name="absent-read", meaning="a read of a key the DB does not hold", needs=("absent",)),
     Situation(name="read-after-write", meaning="a read began after a write of its key completed", model=False),
-    Situation(name="fill-during-write", meaning="a fill overlapped a write of its key", shown="concurrent"),
-    Situation(name="negative-fill", meaning="a read cached 'not in the DB'", shown="extra"),
-    Situation(name="lease-wait", meaning="a read was told to wait: another holds the lease", shown="extra"),
-    Situation(name="fill-refused", meaning="the cache refused a guarded fill", shown="extra"),
-    Situation(name="eviction", meaning="the cache dropped an entry on its own", shown="extra"),
+    Situation(
+        name="fill-during-write",
+        meaning="a fill overlapped a write of its key",
+        shown="concurrent",
+        needs=("writers", "concurrent"),
+    ),
+    Situation(name="negative-fill", meaning="a read cached 'not in the DB'", shown="extra", needs=("absent",)),
+    Situation(
+        name="lease-wait",
+        meaning="a read was told to wait: another holds the lease",
+        shown="extra",
+        needs=("leases", "concurrent"),
+    ),
+    Situation(
+        name="fill-refused",
+        meaning="the cache refused a guarded fill",
+        shown="extra",
+        needs=("leases", "concurrent", "writers"),
+    ),
+    Situation(name="eviction", meaning="the cache dropped an entry on its own", shown="extra", needs=("evictions",)),
     Situation(name="expiry", meaning="an entry's time to live ran out", shown="extra", model=False),
     Situation(name="fill-after-write", meaning="a fill of a key some write had put", shown="internal", model=False),
 )
@@ -180,7 +200,8 @@ INVARIANTS: tuple[Invariant, ...] = (
     ),
     Invariant(
         name="hit-after-fill",
-        holds_when="a key filled and not invalidated since is served by the cache, without a DB read",
+        holds_when="a key whose entry was filled (or stored by a write) and not removed since is served by the "
+        "cache, without a DB read",
         exercised_by=("hit",),
         messages={
             "missed-filled": "{key} was filled and not invalidated since, yet the read {op} went to the DB",

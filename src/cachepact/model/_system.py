@@ -159,20 +159,19 @@ class System:
         )
 
     def applicable_events(self) -> tuple[str, ...]:
-        """The situations this scenario can reach at all (no lease waits without leases, ...)."""
+        """The situations this scenario can reach at all: those the pattern has whose needs (as
+        declared) the scenario meets (no lease waits without leases, no stores without writers, ...)."""
         sc = self.scenario
-        skip = {s.name for s in SITUATIONS if not s.applies(sc.pattern)}
-        if not sc.leases:
-            skip |= {"fill-refused", "lease-wait"}
-        if sc.sequential:
-            skip |= {"fill-during-write", "fill-refused", "lease-wait"}
-        if not sc.writers:
-            skip |= {"write", "invalidate", "store", "fill-during-write", "fill-refused"}
-        if not sc.absent:
-            skip |= {"absent-read", "negative-fill"}
-        if not sc.evictions:
-            skip.add("eviction")
-        return tuple(e for e in EVENTS if e not in skip)
+        has = {
+            "writers": sc.writers > 0,
+            "concurrent": not sc.sequential,
+            "leases": sc.leases,
+            "absent": sc.absent,
+            "evictions": sc.evictions,
+        }
+        return tuple(
+            s.name for s in SITUATIONS if s.model and s.applies(sc.pattern) and all(has[need] for need in s.needs)
+        )
 
     # -- properties (named, over states) -------------------------------------------------------
 

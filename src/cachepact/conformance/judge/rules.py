@@ -154,7 +154,7 @@ def expired_hit(ref: Refinement, i: int, op: _Op, obs: Obs) -> bool:
     entry as expired (a TTL the cache checks on read): it loads and fills again."""
     if obs.kind is not Kind.LOAD or op.kind != "r" or obs.actor is not ref.system.pattern.load_by:
         return False
-    if not op.hit or op.effective:
+    if obs.key != op.key or not op.hit or op.effective:
         return False
     filled = ref.filled_at.get(op.key)
     if filled is None or ref.clock_moves <= filled:

@@ -144,6 +144,8 @@ class Result:
         return [] if self.step_timeout == DEFAULT_STEP_TIMEOUT else [f"--step-timeout {self.step_timeout:g}"]
 
     def status(self, invariant: str) -> str:
+        """The invariant's status; ``not-run`` for one this check did not judge (one that does not
+        apply to the pattern is absent from ``statuses``)."""
         return dict(self.statuses).get(invariant, "not-run")
 
     @property
