@@ -230,3 +230,14 @@ def test_a_delete_between_a_write_through_put_and_its_store_is_harmless():
     w2 = ref2.begin("w", "w1", K1, 1)
     assert run(ref2, w2, put(1, CACHE), delete(actor=CACHE, changed=True)) is None
     assert ref2.finish(w2, NONE).code == "never-stored"  # deleted, and never stored
+
+
+def test_expired_hit_applies_to_the_reads_own_key_only():
+    ref = checker()
+    filled(ref)
+    ref.clock_moved()
+    r = ref.begin("r", "r1", K1)
+    other = Obs(Kind.LOAD, APP, 1, result=0, changed=False)  # k2 from the DB, after k1 hit
+    assert not rules.expired_hit(ref, r, ref.ops[r], other)
+    rejection = run(ref, r, lookup(0), other)
+    assert (rejection.invariant, rejection.code) == ("single-load", "read-other-key")

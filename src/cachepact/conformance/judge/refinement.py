@@ -520,6 +520,9 @@ class Refinement:
                     by=self.system.pattern.load_by,
                     actor=obs.actor,
                 )
+            if obs.key != op.key:
+                name = self.key_names
+                return self._reject(i, "single-load", "read-other-key", op=op.name, key=name[op.key], other=name[k])
             if op.hit and not op.effective:
                 if self.filled_at.get(op.key) is not None:
                     code = "missed-stored" if self._stores else "missed-filled"
