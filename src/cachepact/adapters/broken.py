@@ -26,15 +26,22 @@ class Broken:
     why: str
     make: Callable
     concurrent: bool = False  # caught only by the concurrent checks
+    derived: bool = False  # another entry's read-side bug with another write half (the same code)
 
 
 CATALOGUE: dict[str, Broken] = {}
 
 
-def broken(pattern: str, invariant: str, why: str, *, concurrent: bool = False):
+def broken(pattern: str, invariant: str, why: str, *, concurrent: bool = False, derived: bool = False):
     def register(make: Callable) -> Callable:
         CATALOGUE[make.__name__] = Broken(
-            name=make.__name__, pattern=pattern, invariant=invariant, why=why, make=make, concurrent=concurrent
+            name=make.__name__,
+            pattern=pattern,
+            invariant=invariant,
+            why=why,
+            make=make,
+            concurrent=concurrent,
+            derived=derived,
         )
         return make
 
@@ -480,7 +487,7 @@ def _through(make: Callable, write: Callable | None = None) -> Callable:
 def _register_through(pattern: str, name: str, invariant: str, why: str, make: Callable) -> None:
     made = _through(make)
     made.__name__ = made.__qualname__ = name
-    globals()[name] = broken(pattern, invariant, why)(made)
+    globals()[name] = broken(pattern, invariant, why, derived=True)(made)
 
 
 for _pattern, _prefix, _entries in (

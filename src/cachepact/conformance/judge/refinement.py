@@ -233,11 +233,16 @@ class Refinement:
         op.start_empty = s[CACHE_F][key] == NONE
         if mask:
             self.reached.add("read-after-write")
-        if kind == "w":
-            ops_state = self.state[OPS]
-            for n, other in enumerate(self.ops):
-                if other is not None and other.kind == "r" and other.key == key and ops_state[n][PC] != DONE:
-                    other.overlapped = True
+        # A read and a write of one key overlap whichever began first (a read that begins while a
+        # write holds the key's lock, and fills once it is done, overlapped it too).
+        ops_state = self.state[OPS]
+        for n, other in enumerate(self.ops):
+            if n == i or other is None or other.key != key or other.kind == kind or ops_state[n][PC] == DONE:
+                continue
+            if kind == "w":
+                other.overlapped = True
+            else:
+                op.overlapped = True
         self.ops[i] = op
         self.running += 1
         return i
