@@ -168,6 +168,12 @@ def _scenario(pattern: object, keys: int) -> Scenario:
 
 
 @functools.cache
+def _writes(pattern: object) -> tuple[bool, bool]:
+    """Whether the pattern's write invalidates, and whether it stores (a judge is made per run)."""
+    return pattern.has(Kind.INVALIDATE), pattern.has(Kind.STORE)  # type: ignore[attr-defined]
+
+
+@functools.cache
 def _nilable(pattern: object) -> dict[str, frozenset[int]]:
     """The pcs at which an op's current instruction may be left out when its effect is nil."""
     programs = {"r": pattern.read, "w": pattern.write}  # type: ignore[attr-defined]
@@ -201,10 +207,9 @@ class Refinement:
         self._free: list[int] = []  # slots of ops that returned, for the next op to reuse
         self.clock_moves = 0  # how often the run moved the clock on
         self._nilable = _nilable(pattern)
-        self._invalidates = pattern.has(Kind.INVALIDATE)  # type: ignore[attr-defined]
         # A write's cache store is the write program's STORE where it has one (write-through); in a
         # pattern whose write invalidates, it is a store where a delete belongs.
-        self._stores = pattern.has(Kind.STORE)  # type: ignore[attr-defined]
+        self._invalidates, self._stores = _writes(pattern)
         self.filled_at: dict[int, int] = {}  # key -> clock_moves when its entry was filled (not dropped since)
 
     # -- operations ------------------------------------------------------------------------------
@@ -258,7 +263,7 @@ class Refinement:
         kind = obs.kind
         if kind is Kind.LOOKUP:
             rejection = self._lookup(i, op, obs)
-        elif any(rule(self, i, op, obs) for rule in rules.STUTTERS):
+        elif rules.already_stands(self, i, op, obs) or rules.unchanged(self, i, op, obs):  # rules.STUTTERS
             rejection = None
         else:
             rejection = self._effect(i, op, obs)
