@@ -129,21 +129,13 @@ def write_through_locked(env) -> Adapter:
 
 def cache_aside_write_through(env) -> Adapter:
     """Lazy loading plus write-through by the app (AWS's guidance): the App loads and fills on a
-    miss, and a write puts the DB, then sets the new value."""
-
-    def read(key):
-        value = env.cache.get(key)
-        if value is None:
-            value = env.db.get(key)
-            if value is not None:
-                env.cache.set(key, value)
-        return value
+    miss (cache-aside's read, unchanged), and a write puts the DB, then sets the new value."""
 
     def write(key, value):
         env.db.put(key, value)
         env.cache.set(key, value)
 
-    return Adapter(read=read, write=write)
+    return Adapter(read=cache_aside(env).read, write=write)
 
 
 def cache_aside_write_through_locked(env) -> Adapter:
