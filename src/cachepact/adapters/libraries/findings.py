@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import attrs
 
-from cachepact import check
+from cachepact import INVARIANTS, check
 from cachepact.diagrams import render, sequence_graph
 from cachepact.model import Trace
 
@@ -266,7 +266,11 @@ def section(recipe: Recipe) -> str:
         "| invariant | `--no-concurrency` | default (concurrent, 2 app instances) |",
         "| --- | --- | --- |",
     ]
-    lines += [f"| `{name}` | {alone.status(name)} | {raced.status(name)} |" for name, _ in alone.statuses]
+    lines += [
+        f"| `{name}` | {alone.status(name)} | {raced.status(name)} |"
+        for name, _ in alone.statuses
+        if name in INVARIANTS
+    ]
     lines += ["", f"Verdict: **{verdict(alone)}** alone, **{verdict(raced)}** by default."]
     if raced.finding is not None:
         f = raced.finding
