@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+import sys
 import threading
 
 import pytest
@@ -134,9 +136,11 @@ def test_a_genuine_deadlock_is_a_finding_with_its_steps():
     entry = CATALOGUE["aside_lock_order_deadlock"]
     result = check(entry.make, entry.pattern, seed=0)
     assert result.finding.invariant == "deadlock"
+    source = inspect.getsource(sys.modules[entry.make.__module__]).splitlines()
+    line = next(n for n, text in enumerate(source, 1) if "first, second = threading.Lock(), threading.Lock()" in text)
     assert result.finding.message == (
-        "r1 and w1 cannot take a next step: r1 waits for the Lock made at broken.py:422:39, held by w1; "
-        "w1 waits for the Lock made at broken.py:422:21, held by r1"
+        f"r1 and w1 cannot take a next step: r1 waits for the Lock made at broken.py:{line}:39, held by w1; "
+        f"w1 waits for the Lock made at broken.py:{line}:21, held by r1"
     )
     assert [s.describe() for s in result.steps] == [
         "cache.get(k1)",

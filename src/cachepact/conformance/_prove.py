@@ -10,6 +10,7 @@ import attrs
 
 from ..errors import InvalidArgument
 from ..model import Pattern
+from ..model._participants import READ, WRITE
 from ._check import MAX_OPS, resolve, result_of
 from .drive.exhaustive import explore_schedules, spread
 from .drive.replay import MAX_INSTANCES, ConcurrentScenario
@@ -87,7 +88,7 @@ def prove(
         servers = Servers(redis=redis, db=db)
         try:
             p, label = resolve(make, pattern, target, servers=servers, session=session)
-            ops = (("r", "k1", 0),) * readers + (("w", "k1", 0),) * writers
+            ops = ((READ, "k1", 0),) * readers + ((WRITE, "k1", 0),) * writers
             scenario = ConcurrentScenario(ops=spread(ops, instances))
             progress = Progress()
             started = time.perf_counter()

@@ -11,3 +11,14 @@ class Actor(enum.StrEnum):
     APP = "App"
     CACHE = "Cache"
     DB = "DB"
+
+
+class OpKind(enum.StrEnum):
+    """Which program an operation runs. Values are the letters replay strings and operation names
+    use (``r1``, ``w:k1``), so an ``OpKind`` compares equal to its letter."""
+
+    READ = "r"
+    WRITE = "w"
+
+
+READ, WRITE = OpKind.READ, OpKind.WRITE

@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 import attrs
 
-from ._participants import Actor
+from ._participants import READ, WRITE, Actor, OpKind
 from ._patterns import Instr, Kind, Pattern
 from ._properties import EVENTS, SITUATIONS
 from ._steps import CACHE, DB, Step
@@ -33,7 +33,7 @@ NOBODY = -1  # the op index of a step no operation made (an eviction)
 # vacuous), declared in ``_properties.py``. Bits, so the explorer ORs them together at no cost.
 _BIT = {name: 1 << i for i, name in enumerate(EVENTS)}
 MISS, HIT, LOAD_EV, FILL_EV, FILL_REFUSED = (_BIT[n] for n in ("miss", "hit", "load", "fill", "fill-refused"))
-FILL_DURING_WRITE, WRITE, INVALIDATE_EV, STORE_EV = (
+FILL_DURING_WRITE, WRITE_EV, INVALIDATE_EV, STORE_EV = (
     _BIT[n] for n in ("fill-during-write", "write", "invalidate", "store")
 )
 LEASE_WAIT, ABSENT_READ, NEGATIVE_FILL, EVICTION = (
@@ -124,17 +124,17 @@ def key_name(k: int) -> str:
 class System:
     """The transition system of one scenario: ``initial()`` and ``successors(state)``.
 
-    ``kinds`` says which program each op runs ("r" or "w"); the explorer's are readers then
+    ``kinds`` says which program each op runs (READ or WRITE); the explorer's are readers then
     writers, and the conformance judge appends one per operation as a run goes.
     """
 
     def __init__(self, scenario: Scenario, *, absent: tuple[bool, ...] | None = None) -> None:
         self.scenario = scenario
         self.pattern = scenario.pattern
-        self.programs = {"r": scenario.pattern.read, "w": scenario.pattern.write}
+        self.programs = {READ: scenario.pattern.read, WRITE: scenario.pattern.write}
         if scenario.locks:
             self.programs = {kind: with_locks(program) for kind, program in self.programs.items()}
-        self.kinds: list[str] = ["r"] * scenario.readers + ["w"] * scenario.writers
+        self.kinds: list[OpKind] = [READ] * scenario.readers + [WRITE] * scenario.writers
         self.readers = scenario.readers
         self.keys = scenario.keys
         self.absent = absent if absent is not None else (scenario.absent,) * scenario.keys
@@ -270,7 +270,7 @@ class System:
         """Op ``i`` begins on key ``k``: a read learns which values are already too old to return;
         a write gets its value (the next number, unless the judge gave it one)."""
         op = s[OPS][i]
-        if self.kinds[i] == "r":
+        if self.kinds[i] == READ:
             started = _new(OpState, (IDLE, k, False, NONE, s[RETIRED][k], 0))
         else:
             value = op[LOADED]
@@ -279,7 +279,7 @@ class System:
                 # interchangeable, which is what lets ``canonical`` merge them.
                 value = 1
                 for j, o in enumerate(s[OPS]):
-                    if self.kinds[j] == "w" and o[PC] != IDLE:
+                    if self.kinds[j] == WRITE and o[PC] != IDLE:
                         value += 1
             started = _new(OpState, (IDLE, k, False, value, 0, 0))
         return s, started
@@ -358,7 +358,7 @@ class System:
         nxt = _new(
             State, (_put(s[DB_F], k, value), s[CACHE_F], _put(s[PUT], k, put | 1 << value), s[RETIRED], ops, s[STALE])
         )
-        return label, self._after(nxt, i, ops[i], program, j, advanced=True), WRITE
+        return label, self._after(nxt, i, ops[i], program, j, advanced=True), WRITE_EV
 
     def invalidate(self, s: State, i: int, op: OpState, program: tuple[Instr, ...], j: int) -> Transition:
         """Delete the entry and void every outstanding lease token on the key."""
@@ -424,7 +424,7 @@ class System:
         """A read returns ``result`` (stale when the read was told, at its start, that it is too
         old); a write completes, and every value put before it is retired for later reads."""
         ops = _put(s[OPS], i, DONE_OP)
-        if self.kinds[i] == "r":
+        if self.kinds[i] == READ:
             stale = s[STALE] or (result >= 0 and bool(op[MASK] >> result & 1))
             return _new(State, (s[DB_F], s[CACHE_F], s[PUT], s[RETIRED], ops, stale))
         k = op[KEY]
@@ -441,7 +441,7 @@ class System:
     def _overlap(self, s: State, k: int) -> int:
         ops = s[OPS]
         for j, o in enumerate(ops):
-            if self.kinds[j] == "w" and IDLE < o[PC] < DONE and o[KEY] == k:
+            if self.kinds[j] == WRITE and IDLE < o[PC] < DONE and o[KEY] == k:
                 return FILL_DURING_WRITE
         return 0
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import attrs
 
+from ...model._participants import READ, WRITE
 from ..report.progress import Progress
 from ..runtime.scheduler import ABORT
 from .interleaved import InFlight, InterleavedRun, run_interleaved
@@ -16,7 +17,7 @@ from .replay import ConcurrentScenario, Op
 from .run import Run
 from .world import Setup
 
-R1, W1 = ("r", "k1", 0), ("w", "k1", 0)
+R1, W1 = Op(READ, "k1"), Op(WRITE, "k1")
 # The scenarios a check proves first: small, fast (milliseconds), and where the races live.
 EXHAUSTIVE_SCENARIOS = (
     ConcurrentScenario(ops=(R1, W1)),
@@ -28,7 +29,7 @@ EXHAUSTIVE_SCENARIOS = (
 
 def spread(ops: tuple[Op, ...], instances: int) -> tuple[Op, ...]:
     """The operations placed on the app instances in turn: the first on 1, the next on 2, ..."""
-    return tuple((kind, arg, i % instances) for i, (kind, arg, _) in enumerate(ops))
+    return tuple(Op(kind, arg, i % instances) for i, (kind, arg, _) in enumerate(ops))
 
 
 def scenarios_for(instances: int) -> tuple[ConcurrentScenario, ...]:
@@ -70,7 +71,7 @@ def _state_key(live: InFlight) -> Any:
     # A write is known by its value, so that renaming values renames writes.
     values = live.values
     before = [
-        sorted(values[w] for w in ended if scenario.ops[w][0] == "w" and ended[w] < started[r])
+        sorted(values[w] for w in ended if scenario.ops[w][0] == WRITE and ended[w] < started[r])
         if r in started
         else None
         for r in range(len(names))
@@ -136,7 +137,7 @@ def _renamings(scenario: ConcurrentScenario, values: list[Any]) -> list[Callable
     appears in a state's text as the token itself, plain, in JSON or pickled)."""
     groups: dict[Any, list[str]] = {}
     for (kind, key, _), value in zip(scenario.ops, values):
-        if kind == "w":
+        if kind == WRITE:
             groups.setdefault(key, []).append(value)
     if all(len(g) < 2 for g in groups.values()) or any(len(g) > 3 for g in groups.values()):
         return [_same]  # nothing to swap (or too many orders to try: no reduction then)

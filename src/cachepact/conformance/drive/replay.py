@@ -1,7 +1,7 @@
 """What a run is made of, and the replay strings that name a run exactly.
 
 Every run works on the same small universe: three keys that collide, two of them in the DB at the
-start and one never written (``INITIAL``). A run is a list of operations, ``("r"|"w", key)``, and
+start and one never written (``INITIAL``). A run is a list of operations, ``(READ|WRITE, key)``, and
 moves of the virtual clock, ``("t", seconds)``; a concurrent run adds the operations in flight and the
 scheduler's choices. Its replay string is all of that as text, so ``--replay`` reruns it exactly:
 
@@ -13,19 +13,31 @@ scheduler's choices. Its replay string is all of that as text, so ``--replay`` r
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 
 from ..._argtypes import MAX_INSTANCES
 from ...errors import InvalidArgument
+from ...model._participants import READ, WRITE
 
 KEYS = ("k1", "k2", "k3")
 MAX_OPS = 6  # operations in flight together: past this, schedules outgrow any useful budget
 # k3 starts absent from the DB: reads of a key never written are part of every run.
 INITIAL = {"k1": "k1.v0", "k2": "k2.v0"}
 
-Op = tuple[str, Any, int]  # ("r" | "w", key, app instance) or ("t", seconds, 0)
+
+class Op(NamedTuple):
+    """One operation of a run: a read or a write (``kind``) of a key (``arg``) on an app instance
+    (from 0), or the clock moving on (kind ``"t"``, ``arg`` seconds). A tuple, so a replay parsed
+    from text and one built in code compare equal."""
+
+    kind: str
+    arg: Any
+    instance: int = 0
+
+
+TICK = "t"  # the kind of an Op that moves the clock on
 # How far the drivers move the clock: just past the TTLs code usually sets (30 s, 5 min, 1 day).
 TICKS = (31, 301, 86401)
 MAX_TICK = 10 * 365 * 86400
@@ -48,7 +60,7 @@ class ConcurrentScenario:
 
     @property
     def operations(self) -> int:
-        return sum(kind != "t" for kind, _, _ in self.prefix) + len(self.ops)
+        return sum(kind != TICK for kind, _, _ in self.prefix) + len(self.ops)
 
     @property
     def instances(self) -> int:
@@ -73,14 +85,14 @@ def _parse_ops(text: str, whole: str, form: str, *, ticks: bool = True) -> tuple
     for item in filter(None, text.split(",")):
         kind, _, rest = item.partition(":")
         arg, at, instance = rest.partition("@")
-        if kind == "t" and ticks and not at and arg.isdigit() and 0 < int(arg) <= MAX_TICK:
-            ops.append(("t", int(arg), 0))
+        if kind == TICK and ticks and not at and arg.isdigit() and 0 < int(arg) <= MAX_TICK:
+            ops.append(Op(TICK, int(arg)))
         elif (
-            kind in ("r", "w")
+            kind in (READ, WRITE)
             and arg in KEYS
             and (not at or (instance.isdigit() and 2 <= int(instance) <= MAX_INSTANCES))
         ):
-            ops.append((kind, arg, int(instance) - 1 if at else 0))
+            ops.append(Op(kind, arg, int(instance) - 1 if at else 0))
         else:
             raise _bad(whole, f"has a bad operation {item!r}; {form}")
     return tuple(ops)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hypothesis.strategies as st
 from hypothesis import given
 
+from ...model._participants import READ, WRITE
 from ..report.progress import Progress
 from ..runtime.signals import Abandoned, Violation
 from .hypothesis import kit_settings, run_seeded
@@ -24,9 +25,9 @@ def search_schedules(
     failing: list[Run] = []
     abandoned: list[Run] = []
     instance = st.integers(0, setup.instances - 1)
-    op = st.tuples(st.sampled_from(("r", "w")), st.sampled_from(KEYS[:2]), instance)
+    op = st.tuples(st.sampled_from((READ, WRITE)), st.sampled_from(KEYS[:2]), instance)
     prefix_op = st.one_of(
-        st.tuples(st.sampled_from(("r", "w")), st.sampled_from(KEYS[:2]), instance),
+        st.tuples(st.sampled_from((READ, WRITE)), st.sampled_from(KEYS[:2]), instance),
         st.tuples(st.just("t"), st.sampled_from(TICKS), st.just(0)),
     )
 

@@ -11,10 +11,11 @@ import itertools
 import hypothesis.strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, get_state_machine_test, rule
 
+from ...model._participants import READ, WRITE
 from ..report.progress import Progress
 from ..runtime.signals import Abandoned, Violation
 from .hypothesis import kit_settings, run_seeded
-from .replay import KEYS, TICKS, parse_sequence, replay_of_sequence
+from .replay import KEYS, TICK, TICKS, Op, parse_sequence, replay_of_sequence
 from .run import Run
 from .world import Setup, World, rerun_sequence
 
@@ -28,8 +29,8 @@ from .world import Setup, World, rerun_sequence
 # (first_names).
 def step_choices(instances: int) -> list[tuple[str, str, int, int]]:
     """(kind, key, seconds the clock moves first, app instance), as often as Hypothesis should draw them."""
-    plain = [(kind, key, 0, i) for i in range(instances) for kind in ("r", "w") for key in KEYS]
-    return plain * 25 + [(kind, key, seconds, 0) for seconds in TICKS for kind in ("r", "w") for key in KEYS]
+    plain = [(kind, key, 0, i) for i in range(instances) for kind in (READ, WRITE) for key in KEYS]
+    return plain * 25 + [(kind, key, seconds, 0) for seconds in TICKS for kind in (READ, WRITE) for key in KEYS]
 
 
 def search_sequences(
@@ -51,7 +52,7 @@ def search_sequences(
         def step(self, op: tuple[str, str, int, int]) -> None:
             kind, key, seconds, instance = op
             if seconds:
-                self.ops.append(("t", seconds, 0))
+                self.ops.append(Op(TICK, seconds))
             self.ops.append((kind, key, instance))
 
         def teardown(self) -> None:
@@ -103,7 +104,7 @@ def first_names(run: Run, setup: Setup) -> Run:
             renamings.add(
                 replay_of_sequence(
                     [
-                        (kind, arg, 0) if kind == "t" else (kind, rename[arg], place[instance])
+                        (kind, arg, 0) if kind == TICK else (kind, rename[arg], place[instance])
                         for kind, arg, instance in ops
                     ]
                 )

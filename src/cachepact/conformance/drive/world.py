@@ -15,6 +15,7 @@ import attrs
 
 from ..._argtypes import DEFAULT_STEP_TIMEOUT
 from ...model import APP, Actor, Pattern, Step
+from ...model._participants import READ, WRITE
 from ...model._steps import CLOCK
 from ..judge.findings import Finding
 from ..judge.judge import Judge
@@ -27,7 +28,7 @@ from ..runtime.scheduler import Chooser, Participant, Scheduler
 from ..runtime.session import Session
 from ..runtime.signals import Pruned, ServerLost, Stalled
 from ..runtime.threads import AppThread, Deployment
-from .replay import INITIAL, Op, replay_of_sequence
+from .replay import INITIAL, TICK, Op, replay_of_sequence
 from .run import Run
 
 
@@ -73,7 +74,7 @@ class World:
         self.ops: list[Op] = []  # in order: the replay
         self.instance_of: dict[str, int] = {}  # operation -> the app instance it ran on
         self.uncontrolled = 0  # steps a thread blocked out of the kit's sight (taken over)
-        self._counts = {"r": 0, "w": 0}
+        self._counts = {READ: 0, WRITE: 0}
         self._values = 0
         # Operations that returned while work they handed to other threads still runs: judged as
         # ended only when the last of it is done (op -> its result and its return row).
@@ -90,7 +91,7 @@ class World:
 
     @property
     def operations(self) -> int:
-        return sum(kind != "t" for kind, _, _ in self.ops)
+        return sum(kind != TICK for kind, _, _ in self.ops)
 
     @property
     def reached(self) -> set[str]:
@@ -102,14 +103,14 @@ class World:
     def name_op(self, kind: str, key: Any, instance: int = 0) -> tuple[str, Any]:
         """Name a new operation (r1, w1, ...) and, for a write, give it a value never written before."""
         self._counts[kind] += 1
-        self.ops.append((kind, key, instance))
+        self.ops.append(Op(kind, key, instance))
         value = None
-        if kind == "w":
+        if kind == WRITE:
             self._values += 1
             value = f"{key}.v{self._values}"
         name = f"{kind}{self._counts[kind]}"
         self.instance_of[name] = instance
-        self.calls[name] = f"read({key})" if kind == "r" else f"write({key}, {value})"
+        self.calls[name] = f"read({key})" if kind == READ else f"write({key}, {value})"
         return name, value
 
     def start(self, op: str, kind: str, key: Any, value: Any) -> None:
@@ -227,7 +228,7 @@ class World:
             for kind, arg, instance in pending:
                 if self.finding is not None:
                     return None
-                if kind == "t":
+                if kind == TICK:
                     self.advance(arg)
                     continue
                 op, value = self.name_op(kind, arg, instance)
@@ -251,7 +252,7 @@ class World:
         """The kit moves the adapter's clock on; entries whose TTL ran out are gone."""
         if self.clock is None:
             raise RuntimeError("moving the clock needs a check's VirtualClock")
-        self.ops.append(("t", seconds, 0))
+        self.ops.append(Op(TICK, seconds))
         self.clock.advance(seconds)
         self.judge.clock_moved()
         self.steps.append(Step(op=OUTSIDE, actor=Actor.CACHE, target=CLOCK, action="advance", key=None, value=seconds))
@@ -325,12 +326,12 @@ def rerun_sequence(setup: Setup, ops: list[Op]) -> Run:
 
 def invocation(adapter: Any, kind: str, key: Any, value: Any) -> tuple:
     """The adapter call for an operation, as arguments for ``run_operation``."""
-    return (adapter.read, key) if kind == "r" else (adapter.write, key, value)
+    return (adapter.read, key) if kind == READ else (adapter.write, key, value)
 
 
 def return_step(op: str, kind: str, key: Any, value: Any, result: Any) -> Step:
     """The row that marks an operation returning, so tables show every operation and its result."""
-    action = "read" if kind == "r" else "write"
+    action = "read" if kind == READ else "write"
     return Step(
         op=op,
         actor=Actor.APP,
@@ -338,7 +339,7 @@ def return_step(op: str, kind: str, key: Any, value: Any, result: Any) -> Step:
         action=action,
         key=key,
         value=value,
-        result=None if kind == "w" else result,
+        result=None if kind == WRITE else result,
     )
 
 

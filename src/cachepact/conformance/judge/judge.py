@@ -24,6 +24,7 @@ import attrs
 
 from ...errors import DefinitionError
 from ...model import Kind, Pattern, Step, show
+from ...model._participants import READ, WRITE
 from ...model._properties import BY_NAME
 from ...model._system import ABSENT as ABSENT_ID
 from ...model._system import CACHE_F, DB_F, NONE
@@ -206,8 +207,8 @@ class Judge:
 
     def begin(self, op: str, kind: str, key: Any, value: Any) -> None:
         k = KEY_INDEX[key]
-        self.op_index[op] = self.refinement.begin(kind, op, k, self.value_id(k, value) if kind == "w" else NONE)
-        if kind == "w":
+        self.op_index[op] = self.refinement.begin(kind, op, k, self.value_id(k, value) if kind == WRITE else NONE)
+        if kind == WRITE:
             self._write_value[op] = value
             self._write_ops.add(op)
 
@@ -231,7 +232,7 @@ class Judge:
         i = self.op_index.pop(op)  # its slot in the model goes to the next op
         k = self.refinement.ops[i].key
         # A read returns a value, not a payload: no decode (None is "no value").
-        value = NONE if self.refinement.ops[i].kind == "w" else self.value_id(k, result)
+        value = NONE if self.refinement.ops[i].kind == WRITE else self.value_id(k, result)
         return self._found(self.refinement.finish(i, value), op, index)
 
     def clock_moved(self) -> None:
@@ -365,14 +366,14 @@ class Judge:
             payload, token = (step.result, None) if step.action == "get" else step.result
             decoded = self.decoded(payload)
             # A store made the entry, and taught the key then; a read's lease is taken to fill its own key.
-            leasing = op.key if step.action == "lease_get" and op.kind == "r" and not op.leased_once else None
+            leasing = op.key if step.action == "lease_get" and op.kind == READ and not op.leased_once else None
             k = self.key_of(ck, decoded, leasing_for=leasing, learn=leasing is not None)
             if leasing is not None:
                 op.leased_once = True
             if k is None:
                 return None
             found = NONE if payload is None else self.value_id(k, decoded)
-            after_fill = op.kind == "r" and self.refinement.expects(i) is Kind.FILL
+            after_fill = op.kind == READ and self.refinement.expects(i) is Kind.FILL
             if after_fill and getattr(step.command, "effect", None) == "read":
                 # A script that may write (not *_RO) left the entry as it was when the read had loaded
                 # and was to fill: a conditional fill it refused (a version check), not a lookup.
@@ -384,13 +385,13 @@ class Judge:
             return Obs(Kind.LOOKUP, actor, k, NONE, outcome, leased, effect.changed, after)
         if step.action in FILLS:
             decoded = self.decoded(step.value)
-            storing_absent_for = op.key if op.kind == "r" else None
+            storing_absent_for = op.key if op.kind == READ else None
             # A write teaches the mapping only by storing its own value (the bug it then shows is
             # updating instead of invalidating); an older value it keeps elsewhere is a history.
-            own = op.kind == "r" or decoded == self._write_value.get(step.op)
+            own = op.kind == READ or decoded == self._write_value.get(step.op)
             k = self.key_of(ck, decoded, storing_absent_for=storing_absent_for, learn=own)
             if k is None:
-                if decoded is UNDECODABLE and op.kind == "r" and not op.stored_undecodable:
+                if decoded is UNDECODABLE and op.kind == READ and not op.stored_undecodable:
                     op.stored_undecodable = f"{show(ck)} = {show(step.value)}"
                 return None
             value = NONE if step.value is None else self.value_id(k, decoded)

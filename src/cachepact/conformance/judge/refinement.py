@@ -30,7 +30,7 @@ from typing import NamedTuple
 
 import attrs
 
-from ...model._participants import Actor
+from ...model._participants import READ, WRITE, Actor
 from ...model._patterns import Instr, Kind
 from ...model._properties import BY_NAME
 from ...model._steps import CACHE, DB
@@ -143,7 +143,7 @@ class _Op:
     )
 
     def __init__(self, kind: str, name: str, key: int, start_mask: int) -> None:
-        self.kind = kind  # "r" | "w"
+        self.kind = kind  # READ | WRITE
         self.name = name
         self.key = key
         self.start_mask = start_mask  # a read: values already too old when it began
@@ -176,7 +176,7 @@ def _writes(pattern: object) -> tuple[bool, bool]:
 @functools.cache
 def _nilable(pattern: object) -> dict[str, frozenset[int]]:
     """The pcs at which an op's current instruction may be left out when its effect is nil."""
-    programs = {"r": pattern.read, "w": pattern.write}  # type: ignore[attr-defined]
+    programs = {READ: pattern.read, WRITE: pattern.write}  # type: ignore[attr-defined]
     return {
         kind: frozenset(j + 1 for j, instr in enumerate(program) if instr.kind in (Kind.FILL, Kind.INVALIDATE))
         for kind, program in programs.items()
@@ -222,8 +222,8 @@ class Refinement:
         sys_ = self.system
         s = self.state
         # A read starts knowing which values are already too old to return; a write, its value.
-        mask = s[RETIRED][key] if kind == "r" else 0
-        started = _new(OpState, (1, key, False, NONE if kind == "r" else value, mask, 0))
+        mask = s[RETIRED][key] if kind == READ else 0
+        started = _new(OpState, (1, key, False, NONE if kind == READ else value, mask, 0))
         if self._free:
             i = self._free.pop()
             sys_.kinds[i], sys_.op_names[i] = kind, name
@@ -244,7 +244,7 @@ class Refinement:
         for n, other in enumerate(self.ops):
             if n == i or other is None or other.key != key or other.kind == kind or ops_state[n][PC] == DONE:
                 continue
-            if kind == "w":
+            if kind == WRITE:
                 other.overlapped = True
             else:
                 op.overlapped = True
@@ -258,7 +258,7 @@ class Refinement:
         nilable = self._nilable[op.kind]
         if self.state[OPS][i][PC] in nilable:
             self._note_nil(i)
-        if obs.kind is Kind.FILL and op.kind == "w" and self._stores:
+        if obs.kind is Kind.FILL and op.kind == WRITE and self._stores:
             obs = obs._replace(kind=Kind.STORE)
         kind = obs.kind
         if kind is Kind.LOOKUP:
@@ -295,7 +295,7 @@ class Refinement:
         expected = s[OPS][i][LOADED]
         self.state = self.system.complete(s, i, s[OPS][i], result)
         self._returned(i)
-        if op.kind == "w":
+        if op.kind == WRITE:
             return None
         return self._check_result(i, op, result, expected)
 
@@ -332,7 +332,7 @@ class Refinement:
 
     def _lookup(self, i: int, op: _Op, obs: Obs) -> Rejection | None:
         found, granted, _ = obs.result  # type: ignore[misc]
-        if op.kind != "r" or obs.key != op.key:
+        if op.kind != READ or obs.key != op.key:
             return None  # a lookup inside a write, or of another key: changes nothing
         pc = self.state[OPS][i][PC]
         instr = self._current(i)
@@ -511,13 +511,13 @@ class Refinement:
         k = obs.key
         own = k == op.key
         if obs.kind is Kind.INVALIDATE:
-            if op.kind == "w" and own and self._past_put(i) and self._stores:
+            if op.kind == WRITE and own and self._past_put(i) and self._stores:
                 # A write that stores its value leaves it in the cache; deleting it instead (or after)
                 # leaves the next read to load, and a read that loaded before the put to fill the old one.
                 return self._reject(
                     i, "write-updates", "write-deleted", op=op.name, key=self.key_names[k], value=self._v(k, o[LOADED])
                 )
-            if op.kind == "w":
+            if op.kind == WRITE:
                 return self._reject(i, "write-order", "invalidated-first", op=op.name, key=self.key_names[k])
             return self._reject(i, "who-populates", "read-removed", op=op.name, key=self.key_names[k])
         if obs.kind is Kind.LOAD:
@@ -540,7 +540,7 @@ class Refinement:
                 return self._reject(i, "single-load", "loaded-on-hit", op=op.name)
             return self._reject(i, "single-load", "loaded-twice", op=op.name)
         if obs.kind is Kind.PUT:
-            if op.kind == "r":
+            if op.kind == READ:
                 return self._reject(i, "write-order", "read-wrote", op=op.name)
             code = "put-after-invalidate" if o[PC] == RETURNING and self._invalidates else "put-twice"
             return self._reject(i, "write-order", code, op=op.name, key=self.key_names[k], value=self._v(k, obs.value))
@@ -558,7 +558,7 @@ class Refinement:
                 value=self._v(k, o[LOADED]),
             )
         # FILL
-        if op.kind == "w":
+        if op.kind == WRITE:
             return self._reject(
                 i, "invalidate-not-update", "write-stored", op=op.name, value=self._v(k, obs.value, entry=True)
             )
@@ -707,7 +707,7 @@ class Refinement:
 
     def _rewind(self, i: int, op: _Op, *, to: Kind = Kind.LOOKUP) -> None:
         """Back to the op's lookup (a repeated lookup decides), or on to its load (an expired hit)."""
-        program = self.system.programs["r"]
+        program = self.system.programs[READ]
         j = next(n for n, instr in enumerate(program) if instr.kind is to)
         o = self.state[OPS][i]
         self.state = _with_op(self.state, i, _new(OpState, (j + 1, op.key, o[TOKEN], NONE, op.start_mask, 0)))
@@ -754,7 +754,7 @@ class Refinement:
         k = o[KEY]
         instr = self._current(i)
         if instr is None:
-            return (("return", None, k, o[LOADED]),) if self.ops[i].kind == "r" else (("return", None, k, NONE),)
+            return (("return", None, k, o[LOADED]),) if self.ops[i].kind == READ else (("return", None, k, NONE),)
         by = instr.by if instr.strict else None
         value = o[LOADED] if instr.kind in (Kind.FILL, Kind.PUT, Kind.STORE) else NONE
         out: list[tuple] = [(instr.kind, by, k, value)]

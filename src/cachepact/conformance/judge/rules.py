@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ...model._participants import Actor
+from ...model._participants import READ, WRITE, Actor
 from ...model._patterns import Kind
 from ...model._system import (
     CACHE_F,
@@ -57,7 +57,7 @@ def unchanged(ref: Refinement, i: int, op: _Op, obs: Obs) -> bool:
         if obs.leased:
             ref.reached.add("fill-refused")  # its lease was voided: the model's refused fill
         instr = ref._current(i)
-        if op.kind == "r" and instr is not None and instr.kind is Kind.FILL:
+        if op.kind == READ and instr is not None and instr.kind is Kind.FILL:
             op.nil_ok = True
     return True
 
@@ -84,7 +84,7 @@ def unseen_lookup(ref: Refinement, i: int, op: _Op, obs: Obs) -> bool:
     moment of the read's flight. Its outcome is what the cache held now, or a miss when the key had
     no entry as the read began and the read now loads (it looked then, before a write stored)."""
     instr = ref._current(i)
-    if instr is None or instr.kind is not Kind.LOOKUP or obs.kind is Kind.LOOKUP or op.looked or op.kind != "r":
+    if instr is None or instr.kind is not Kind.LOOKUP or obs.kind is Kind.LOOKUP or op.looked or op.kind != READ:
         return False
     ref._virtual_lookup(i, op, miss=op.start_empty and obs.kind is Kind.LOAD)
     return True
@@ -119,7 +119,7 @@ def invalidate_again(ref: Refinement, i: int, op: _Op, obs: Obs) -> bool:
     removes what it removes; the cache may drop any entry. In a pattern whose write leaves its value
     in the cache (write-through), a delete between the put and the store is harmless too (the store
     still to come decides what is left); a delete after the store undoes it."""
-    if obs.kind is not Kind.INVALIDATE or op.kind != "w":
+    if obs.kind is not Kind.INVALIDATE or op.kind != WRITE:
         return False
     own = obs.key == op.key
     if own and not ref._past_put(i):
@@ -137,7 +137,7 @@ def eviction(ref: Refinement, i: int, op: _Op, obs: Obs) -> bool:
     eviction: the cache may drop any entry at any moment."""
     if obs.kind is not Kind.INVALIDATE or obs.actor is not Actor.CACHE:
         return False
-    if op.kind == "w" and obs.key == op.key and ref._past_put(i) and ref._stores:
+    if op.kind == WRITE and obs.key == op.key and ref._past_put(i) and ref._stores:
         return False  # a write-through write deleting what it should have stored
     ref._remove(obs.key)
     ref.reached.add("eviction")
@@ -146,13 +146,13 @@ def eviction(ref: Refinement, i: int, op: _Op, obs: Obs) -> bool:
 
 def db_read_in_write(ref: Refinement, i: int, op: _Op, obs: Obs) -> bool:
     """A write that reads the DB (a read-modify-write, a version lookup) changes nothing."""
-    return obs.kind is Kind.LOAD and op.kind == "w"
+    return obs.kind is Kind.LOAD and op.kind == WRITE
 
 
 def expired_hit(ref: Refinement, i: int, op: _Op, obs: Obs) -> bool:
     """A read that hit and then loads, once the clock has moved since the entry was filled, treats the
     entry as expired (a TTL the cache checks on read): it loads and fills again."""
-    if obs.kind is not Kind.LOAD or op.kind != "r" or obs.actor is not ref.system.pattern.load_by:
+    if obs.kind is not Kind.LOAD or op.kind != READ or obs.actor is not ref.system.pattern.load_by:
         return False
     if obs.key != op.key or not op.hit or op.effective:
         return False
