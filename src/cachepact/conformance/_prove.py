@@ -9,12 +9,13 @@ from typing import Any
 import attrs
 
 from ..errors import InvalidArgument
-from ..model import Pattern
+from ..model import Pattern, Verdict
 from ..model._participants import READ, WRITE
 from ._check import MAX_OPS, resolve, result_of
 from .drive.exhaustive import explore_schedules, spread
 from .drive.replay import MAX_INSTANCES, ConcurrentScenario
 from .drive.world import Setup
+from .judge.findings import statuses
 from .record.servers import Servers
 from .report.progress import Progress
 from .report.result import Options, Result
@@ -43,6 +44,14 @@ class Proof:
     states: int
     elapsed: float
     counterexample: Result | None = None
+    statuses: tuple[tuple[str, str], ...] = ()  # each invariant's, over every schedule run
+
+    @property
+    def outcome(self) -> Verdict:
+        """The verdict in the shape ``explore`` and ``check`` give theirs (None: the limit cut it short)."""
+        if self.counterexample is not None:
+            return self.counterexample.outcome
+        return Verdict(holds=True if self.holds else None, checks=self.statuses)
 
     def report(self) -> str:
         if self.counterexample is not None:
@@ -134,4 +143,5 @@ def prove(
         states=ex.states,
         elapsed=elapsed,
         counterexample=counterexample,
+        statuses=counterexample.statuses if counterexample is not None else statuses(p, None, progress.reached),
     )

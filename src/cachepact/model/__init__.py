@@ -26,6 +26,7 @@ from ._patterns import (
 from ._properties import INVARIANTS, SITUATIONS, Invariant, Situation, invariant_names, invariants_of
 from ._steps import APP, Step, Trace, render_table, show
 from ._system import EVENTS, Scenario, State, System
+from ._verdict import Verdict
 
 __all__ = [
     "APP",
@@ -56,6 +57,7 @@ __all__ = [
     "Step",
     "System",
     "Trace",
+    "Verdict",
     "compose",
     "explore",
     "flow",

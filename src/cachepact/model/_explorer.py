@@ -31,6 +31,7 @@ from ..errors import StateSpaceTooLarge
 from ._properties import INVARIANTS
 from ._steps import Step, Trace
 from ._system import Label, Scenario, State, System, event_names
+from ._verdict import Verdict
 
 # The invariants that are properties of model states, as declared (``_properties.py``).
 PROPERTIES: dict[str, Callable[[State], bool]] = {
@@ -79,6 +80,16 @@ class Exploration:
 
     def violations(self) -> tuple[PropertyResult, ...]:
         return tuple(p for p in self.properties if not p.holds)
+
+    @property
+    def outcome(self) -> Verdict:
+        """The verdict in the shape ``check`` and ``prove`` give theirs."""
+        bad = self.violations()
+        return Verdict(
+            holds=self.holds,
+            checks=tuple((p.name, "pass" if p.holds else "fail") for p in self.properties),
+            counterexample=bad[0].counterexample if bad else None,
+        )
 
 
 def explore(

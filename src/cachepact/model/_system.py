@@ -78,9 +78,30 @@ class State(NamedTuple):
     stale: bool  # some read returned a value older than a write that completed before it began
 
 
-# A label is the cheap form of a Step (ints only); the explorer turns the few it reports into Steps.
-Label = tuple  # (op index, actor, target, action, key, value, result)
-Transition = tuple  # (label, next state, events)
+class Label(NamedTuple):
+    """The cheap form of a ``Step`` (ints only): which op (its index), who, on which store, what,
+    on which key, with which value, and what it returned. The explorer turns the few it reports into
+    ``Step``s; the judge matches calls against them.
+
+    The primitives below build labels and transitions as plain tuples of these fields: a
+    NamedTuple's construction costs the explorer a third of its throughput, and a tuple of the same
+    fields is one (``Label._make`` names them where a reader wants names)."""
+
+    op: int
+    actor: Actor
+    target: str
+    action: str
+    key: int
+    value: int
+    result: object
+
+
+class Transition(NamedTuple):
+    """One enabled step: its label, the state it leads to, and the situations it reaches (bits)."""
+
+    label: Label
+    state: State
+    events: int
 
 
 @attrs.frozen(kw_only=True)
@@ -347,7 +368,8 @@ class System:
         stored = _with(released, CACHE_F, _put(s[CACHE_F], k, v))
         out = [(label, self._after(stored, i, op, program, j), event | FILL_EV | (NEGATIVE_FILL if negative else 0))]
         if negative:  # lease_set(key, None, token): release the lease, store nothing
-            out.append(((i, by, CACHE, "lease_set", k, NONE, True), self._after(released, i, op, program, j), event))
+            release = (i, by, CACHE, "lease_set", k, NONE, True)
+            out.append((release, self._after(released, i, op, program, j), event))
         return out
 
     def put(self, s: State, i: int, op: OpState, program: tuple[Instr, ...], j: int) -> Transition:

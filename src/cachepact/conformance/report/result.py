@@ -8,7 +8,7 @@ from typing import Any
 import attrs
 
 from ..._argtypes import DEFAULT_STEP_TIMEOUT
-from ...model import Step, pattern_named
+from ...model import Step, Trace, Verdict, pattern_named
 from ...model._properties import expected_situations
 from ..judge.findings import Finding
 from . import text as _report
@@ -142,6 +142,13 @@ class Result:
 
     def _timeout_flag(self) -> list[str]:
         return [] if self.step_timeout == DEFAULT_STEP_TIMEOUT else [f"--step-timeout {self.step_timeout:g}"]
+
+    @property
+    def outcome(self) -> Verdict:
+        """The verdict in the shape ``explore`` and ``prove`` give theirs."""
+        holds = None if self.interrupted else self.finding is None
+        steps = Trace(steps=self.steps, title=f"{self.target}: {self.finding.invariant}") if self.finding else None
+        return Verdict(holds=holds, checks=self.statuses, counterexample=steps)
 
     def status(self, invariant: str) -> str:
         """The invariant's status; ``not-run`` for one this check did not judge (one that does not
