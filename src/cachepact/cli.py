@@ -260,8 +260,8 @@ def invariant_table(patterns: list, *, markdown: bool = False) -> str:
         where = "every pattern" if len(applies) == len(PATTERNS) else ", ".join(applies)
         name = f"`{inv.name}`" if markdown else inv.name
         by = ", ".join(f"`{s}`" if markdown else s for s in inv.exercised_by)
-        rows.append((name, inv.holds_when, where, by))
-    header = ("invariant", "holds when", "applies to", "exercised by (else not-run)")
+        rows.append((name, inv.holds_when, where, by, inv.remedy))
+    header = ("invariant", "holds when", "applies to", "exercised by (else not-run)", "when it fails")
     return render_table(header, rows, markdown=markdown)
 
 
