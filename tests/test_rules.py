@@ -241,3 +241,17 @@ def test_expired_hit_applies_to_the_reads_own_key_only():
     assert not rules.expired_hit(ref, r, ref.ops[r], other)
     rejection = run(ref, r, lookup(0), other)
     assert (rejection.invariant, rejection.code) == ("single-load", "read-other-key")
+
+
+def test_a_read_may_not_return_an_older_value_a_look_after_its_load_found():
+    # r1 loads v1; r0's stale fill of v0 lands; r1's add is refused and its second look finds v0:
+    # returning v0 is older than what it read (cachetools' "prefer the item already in the cache").
+    ref = checker()
+    r0, r1 = ref.begin("r", "r0", K1), ref.begin("r", "r1", K1)
+    assert run(ref, r0, lookup(), load(0)) is None and run(ref, r1, lookup()) is None
+    w = ref.begin("w", "w1", K1, 1)
+    assert run(ref, w, put(1), delete(changed=False)) is None and ref.finish(w, NONE) is None
+    assert run(ref, r1, load(1)) is None and run(ref, r0, fill(0)) is None
+    assert run(ref, r1, Obs(Kind.FILL, APP, K1, 1, False, False, False, (0, False)), lookup(0)) is None
+    rejection = ref.finish(r1, 0)
+    assert (rejection.invariant, rejection.code) == ("fresh-read", "not-what-it-read")

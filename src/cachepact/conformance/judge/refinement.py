@@ -136,6 +136,7 @@ class _Op:
         "name",
         "nil_ok",
         "overlapped",
+        "put_at_load",
         "seen",
         "start_empty",
         "start_mask",
@@ -148,7 +149,8 @@ class _Op:
         self.key = key
         self.start_mask = start_mask  # a read: values already too old when it began
         self.looked = False  # it has looked the key up at least once
-        self.seen = 0  # a read: bit v = a lookup after its load found value v (it may return that)
+        self.seen = 0  # a read: bit v = a look after its load found v, put after that load (it may return v)
+        self.put_at_load = -1  # a read: the values the DB had received when it loaded (all, before then)
         self.start_empty = False  # a read: the key had no entry when it began
         self.effective = False  # it has made a step that changed something (or loaded)
         self.hit = False  # it is returning a value its lookup found
@@ -347,8 +349,10 @@ class Refinement:
         if not (first_or_again or only_looked):
             if found != NONE and instr is not None and instr.kind is Kind.FILL:
                 op.nil_ok = True  # an entry is there: the fill may keep it
-            if found >= 0:
-                op.seen |= 1 << found  # a look after its load: returning what it found is a hit on it
+            if found >= 0 and not op.put_at_load >> found & 1:
+                # A look after its load found a value put after that load: newer than what it loaded,
+                # so returning it is a hit on it (get_or_set's second get). An older one it may not return.
+                op.seen |= 1 << found
             if obs.leased and granted:
                 rules.late_lease(self, i, op, obs)
             return None
@@ -417,8 +421,10 @@ class Refinement:
         if instr.strict and obs.actor is not instr.by:
             invariant, code = _WHO[instr.kind]
             return self._reject(i, invariant, code, pattern=self.system.pattern.name, by=instr.by, actor=obs.actor)
-        if instr.kind is Kind.LOAD and obs.result != s[DB_F][k]:
-            s = _with(s, DB_F, _put(s[DB_F], k, obs.result))  # keep in step with the DB
+        if instr.kind is Kind.LOAD:
+            if obs.result != s[DB_F][k]:
+                s = _with(s, DB_F, _put(s[DB_F], k, obs.result))  # keep in step with the DB
+            op.put_at_load = s[PUT][k]
         step = self._successor(s, i, obs)
         if step is None:
             return self._wrong_value(i, op, instr, obs)
