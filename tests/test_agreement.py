@@ -1,7 +1,7 @@
 """One model: the judge that checks recorded runs reaches the explorer's verdicts on the explorer's traces.
 
-Every path of the explorer's state graph, for small scenarios of every pattern (plain, with leases
-and with locks; with and without evictions and keys absent at the start), is played as a recorded
+Every path of the explorer's state graph, for small scenarios of every pattern (plain and with its
+own fix, leases or the lock; with and without evictions and keys absent at the start), is played as a recorded
 run: each step is made on the kit's real in-memory stores, with its effect observed as a run's is,
 and handed to the conformance judge. The judge must accept every step (they are the pattern's own),
 and find ``coherent-at-rest``, and ``fresh-read``, exactly when the explorer's properties say a
