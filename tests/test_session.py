@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ast
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from cachepact import Adapter, Result, UsageError, check, prove
 from cachepact.adapters.broken import aside_update_on_write
 from cachepact.adapters.reference import cache_aside, cache_aside_leased
 from cachepact.conformance.runtime.session import Session, running
+from test_polled_locks import _gives_up as gives_up
 
 QUICK = {"seed": 0, "max_examples": 5, "concurrency": False}
 REFUSAL = "is running in this process (started on thread "
@@ -158,38 +158,11 @@ def test_a_cache_code_warning_is_its_checks_alone():
     assert proof.counterexample is not None and proof.counterexample.warnings == ()
 
 
-def _gives_up(env, tries=100):
-    """A SET NX lock tried ``tries`` times (more than the lone rounds the scheduler explores), then
-    gone ahead without: the branch where a waiter retries alone is cut, and the report says so."""
-    r = env.redis
-
-    def acquire(key):
-        for _ in range(tries):
-            if r.set(f"lock:{key}", "held", nx=True, px=5000):
-                return True
-            time.sleep(0.02)
-        return False
-
-    def read(key):
-        value = r.get(f"p:{key}")
-        if value is not None:
-            return value.decode()
-        locked = acquire(key)
-        value = env.db.get(key)
-        if value is not None:
-            r.set(f"p:{key}", value, ex=300)
-        if locked:
-            r.delete(f"lock:{key}")
-        return value
-
-    def write(key, value):
-        locked = acquire(key)
-        env.db.put(key, value)
-        r.delete(f"p:{key}")
-        if locked:
-            r.delete(f"lock:{key}")
-
-    return Adapter(read=read, write=write, decode=bytes.decode, cache_key=lambda key: f"p:{key}")
+def _gives_up(env):
+    """test_polled_locks' SET NX lock tried 100 times (more than the lone rounds the scheduler
+    explores), then gone ahead without: the branch where a waiter retries alone is cut, and the
+    report says so."""
+    return gives_up(env, tries=100)
 
 
 # r1 takes the lock, w1 polls for it; choice 100 (the scheduler's ALONE + 0) lets w1 retry alone,
