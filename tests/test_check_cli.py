@@ -43,7 +43,7 @@ def test_a_broken_adapter_exits_1_and_writes_json_and_junit(capsys, tmp_path):
     code, out, _ = run(
         capsys,
         "check",
-        "cachepact.adapters.broken:aside_invalidate_first",
+        "cachepact.adapters.broken:aside_update_on_write",
         "--pattern",
         "cache-aside",
         "--report-json",
@@ -53,7 +53,7 @@ def test_a_broken_adapter_exits_1_and_writes_json_and_junit(capsys, tmp_path):
         "--no-concurrency",
     )
     assert code == 1
-    assert "FAIL write-order: the write w1 invalidated k1 before writing the DB" in out
+    assert "FAIL invalidate-not-update: the write w1 stored k1.v1 into the cache instead of deleting the entry" in out
     assert "--replay 'seq/w:k1'" in out or "--replay 'seq/" in out
     assert json.loads(js.read_text())["verdict"] == "fail"
     assert "<failure" in xml.read_text()

@@ -63,15 +63,10 @@ def test_already_stands_a_second_fill_of_the_value_the_entry_holds_is_a_stutter(
     assert not rules.already_stands(ref, r, ref.ops[r], fill(3))
 
 
-def test_unchanged_a_delete_of_nothing_in_a_read_is_a_stutter_and_one_that_removes_is_not():
+def test_unchanged_a_delete_of_nothing_in_a_read_is_a_stutter():
     ref = checker()
     r = ref.begin("r", "r1", K1)
     assert run(ref, r, lookup(), delete(changed=False)) is None
-    ref2 = checker()
-    filled(ref2)
-    r2 = ref2.begin("r", "r1", K1)
-    rejection = run(ref2, r2, lookup(0), delete())
-    assert (rejection.invariant, rejection.code) == ("who-populates", "read-removed")
 
 
 def test_unchanged_a_refused_guarded_fill_lets_the_read_return_without_filling():
@@ -112,25 +107,45 @@ def test_nil_steps_a_write_may_leave_out_an_invalidation_with_nothing_cached():
     assert ref2.finish(w2, NONE).code == "never-invalidated"
 
 
-def test_invalidate_again_a_second_delete_is_harmless_but_not_after_a_write_through_store():
+def test_extra_removal_a_delete_before_the_put_again_or_by_a_read_removes_what_it_removes():
     ref = checker()
     filled(ref)
     w = ref.begin("w", "w1", K1, 1)
-    assert run(ref, w, put(1, entry=0), delete()) is None
-    assert rules.invalidate_again(ref, w, ref.ops[w], delete())  # again, past its put
+    assert rules.extra_removal(ref, w, ref.ops[w], delete())  # before its put: the cache may drop any entry
+    assert ref.state[1][K1] == NONE
+    assert run(ref, w, put(1), delete(changed=False)) is None and ref.finish(w, NONE) is None  # double delete
     related = Obs(Kind.INVALIDATE, APP, 1, changed=True)  # k2's entry, from a write of k1
-    assert rules.invalidate_again(ref, w, ref.ops[w], related)
-    before = checker()
-    w0 = before.begin("w", "w1", K1, 1)
-    assert not rules.invalidate_again(before, w0, before.ops[w0], delete())  # before its put: out of order
+    assert rules.extra_removal(ref, w, ref.ops[w], related)
+    reader = checker()
+    filled(reader)
+    r = reader.begin("r", "r1", K1)
+    assert run(reader, r, lookup(0), delete()) is None  # a read dropping an entry: as an eviction
+    assert not rules.extra_removal(reader, r, reader.ops[r], load())  # only removals
+
+
+def test_extra_removal_a_write_through_delete_is_harmless_before_its_store_and_not_after():
+    ref = checker(WRITE_THROUGH)
+    w = ref.begin("w", "w1", K1, 1)
+    store = Obs(Kind.FILL, CACHE, K1, 1, None, False, True, (1, False))
+    assert run(ref, w, put(1, CACHE), delete(actor=CACHE), store) is None and ref.finish(w, NONE) is None
     ref2 = checker(WRITE_THROUGH)
     w2 = ref2.begin("w", "w1", K1, 1)
-    store = Obs(Kind.FILL, CACHE, K1, 1, None, False, True, (1, False))
     rejection = run(ref2, w2, put(1, CACHE), store, delete(actor=CACHE))
     assert (rejection.invariant, rejection.code) == ("write-updates", "write-deleted")
 
 
-def test_eviction_the_cache_may_drop_an_entry_and_the_app_may_not():
+def test_a_write_that_invalidates_only_before_its_put_leaves_what_a_read_filled_in_between():
+    ref = checker()
+    filled(ref)
+    w = ref.begin("w", "w1", K1, 1)
+    assert run(ref, w, delete()) is None
+    r = ref.begin("r", "r1", K1)
+    assert run(ref, r, lookup(), load(0), fill(0)) is None and ref.finish(r, 0) is None
+    assert run(ref, w, put(1, entry=0)) is None
+    assert ref.finish(w, NONE).code == "never-invalidated"
+
+
+def test_eviction_the_cache_may_drop_an_entry():
     ref = checker(READ_THROUGH)
     filled_by = ref.begin("r", "r0", K1)
     assert run(ref, filled_by, lookup(actor=CACHE), load(actor=CACHE), fill(actor=CACHE)) is None

@@ -76,7 +76,12 @@ def aside_never_fills(env) -> Adapter:
     return Adapter(read=read, write=_write(env))
 
 
-@broken("cache-aside", "write-order", "invalidates before writing the DB")
+@broken(
+    "cache-aside",
+    "coherent-at-rest",
+    "invalidates before writing the DB, not after: a read between refills",
+    concurrent=True,
+)
 def aside_invalidate_first(env) -> Adapter:
     read = cache_aside(env).read
 

@@ -10,9 +10,10 @@ judged by effect:
 * a program step whose effect would be nil at that moment may be left out of the run (a write's
   invalidation while nothing is cached and no lease is out; a fill while an entry is already there
   or there is nothing to cache; a lookup, whose outcome is then read off the state);
-* the cache may drop any entry at any moment: a removal by the Cache outside a write's own
-  invalidation is an eviction, and a read may treat an entry as expired once time has passed since
-  its fill (it then loads and refills);
+* the cache may drop any entry at any moment: a removal other than a write's own invalidation
+  after its put (an eviction, a delete before the put, a read's, a second one) removes what it
+  removes, and a read may treat an entry as expired once time has passed since its fill (it then
+  loads and refills);
 * lookups may be repeated; while an operation has done nothing but look up, its latest lookup
   decides whether it hit.
 
@@ -517,15 +518,12 @@ class Refinement:
         k = obs.key
         own = k == op.key
         if obs.kind is Kind.INVALIDATE:
-            if op.kind == WRITE and own and self._past_put(i) and self._stores:
-                # A write that stores its value leaves it in the cache; deleting it instead (or after)
-                # leaves the next read to load, and a read that loaded before the put to fill the old one.
-                return self._reject(
-                    i, "write-updates", "write-deleted", op=op.name, key=self.key_names[k], value=self._v(k, o[LOADED])
-                )
-            if op.kind == WRITE:
-                return self._reject(i, "write-order", "invalidated-first", op=op.name, key=self.key_names[k])
-            return self._reject(i, "who-populates", "read-removed", op=op.name, key=self.key_names[k])
+            # Every other removal is an extra one (rules.extra_removal): a write that stores its value
+            # deleting it after the store leaves the next read to load, and a read that loaded before
+            # the put to fill the old one.
+            return self._reject(
+                i, "write-updates", "write-deleted", op=op.name, key=self.key_names[k], value=self._v(k, o[LOADED])
+            )
         if obs.kind is Kind.LOAD:
             if obs.actor is not self.system.pattern.load_by:
                 return self._reject(

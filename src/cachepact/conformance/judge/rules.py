@@ -114,33 +114,22 @@ BEFORE = (waited_load, unseen_lookup, nil_steps)
 # -- a call the program did not expect there ------------------------------------------------------
 
 
-def invalidate_again(ref: Refinement, i: int, op: _Op, obs: Obs) -> bool:
-    """A write that invalidates again after its put, or invalidates a related entry (another key's),
-    removes what it removes; the cache may drop any entry. In a pattern whose write leaves its value
-    in the cache (write-through), a delete between the put and the store is harmless too (the store
-    still to come decides what is left); a delete after the store undoes it."""
-    if obs.kind is not Kind.INVALIDATE or op.kind != WRITE:
+def extra_removal(ref: Refinement, i: int, op: _Op, obs: Obs) -> bool:
+    """A removal that is not the write's own invalidation after its put (one before the put, one a
+    read makes, a second one, another key's entry, the Cache's own) removes what it removes: the
+    cache may drop any entry at any moment, so an extra removal is as harmless as an eviction, and
+    ``write-order`` asks only that an invalidation follow the put. In a pattern whose write leaves its
+    value in the cache (write-through), a write deleting its own entry after its put is harmless only
+    before its store (the store still to come decides what is left); after it, it undoes the store."""
+    if obs.kind is not Kind.INVALIDATE:
         return False
-    own = obs.key == op.key
-    if own and not ref._past_put(i):
-        return False
-    if own and ref._stores:
+    if op.kind == WRITE and obs.key == op.key and ref._stores and ref._past_put(i):
         instr = ref._current(i)
         if instr is None or instr.kind is not Kind.STORE:
             return False
     ref._remove(obs.key)
-    return True
-
-
-def eviction(ref: Refinement, i: int, op: _Op, obs: Obs) -> bool:
-    """A removal by the Cache (code named in ``cache_code``) outside a write's own invalidation is an
-    eviction: the cache may drop any entry at any moment."""
-    if obs.kind is not Kind.INVALIDATE or obs.actor is not Actor.CACHE:
-        return False
-    if op.kind == WRITE and obs.key == op.key and ref._past_put(i) and ref._stores:
-        return False  # a write-through write deleting what it should have stored
-    ref._remove(obs.key)
-    ref.reached.add("eviction")
+    if obs.actor is Actor.CACHE and not (op.kind == WRITE and obs.key == op.key):
+        ref.reached.add("eviction")  # the Cache dropped an entry of its own accord
     return True
 
 
@@ -176,7 +165,7 @@ def store_again(ref: Refinement, i: int, op: _Op, obs: Obs) -> bool:
     return not (own and obs.value != ref.state[OPS][i][LOADED])
 
 
-TOLERATED = (invalidate_again, eviction, db_read_in_write, expired_hit, store_again)
+TOLERATED = (extra_removal, db_read_in_write, expired_hit, store_again)
 
 
 # -- lookups ---------------------------------------------------------------------------------------
