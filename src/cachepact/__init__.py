@@ -41,6 +41,7 @@ _LAZY = {
     "ABSENT": "cachepact.conformance._contract",
     "Adapter": "cachepact.conformance._contract",
     "Finding": "cachepact.conformance.judge.findings",
+    "NO_ENTRY": "cachepact.conformance._contract",
     "INVARIANTS": "cachepact.conformance.judge.findings",
     "Options": "cachepact.conformance.report.result",
     "Proof": "cachepact.conformance._prove",
@@ -52,7 +53,7 @@ _LAZY = {
 
 if TYPE_CHECKING:
     from .conformance._check import check
-    from .conformance._contract import ABSENT, Adapter
+    from .conformance._contract import ABSENT, NO_ENTRY, Adapter
     from .conformance._prove import Proof, prove
     from .conformance._testcase import conformance_test
     from .conformance.judge.findings import INVARIANTS, Finding
@@ -61,6 +62,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ABSENT",
     "INVARIANTS",
+    "NO_ENTRY",
     "Adapter",
     "BackendError",
     "CachepactError",

@@ -37,6 +37,27 @@ class _Absent:
 ABSENT = _Absent()
 
 
+class _NoEntry:
+    """``cachepact.NO_ENTRY``: what ``decode`` returns for a tombstone, a payload that means "this key
+    has no entry" (``"__invalidated__"``); a write that stores one invalidates."""
+
+    _instance: _NoEntry | None = None
+
+    def __new__(cls) -> _NoEntry:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "cachepact.NO_ENTRY"
+
+    def __reduce__(self) -> str:
+        return "NO_ENTRY"
+
+
+NO_ENTRY = _NoEntry()
+
+
 def _optional_callable(instance: Any, attribute: Any, value: Any) -> None:
     if value is not None and not callable(value):
         raise DefinitionError(
@@ -77,10 +98,11 @@ class Adapter:
     stack is the Cache's, any other is the App's.
 
     The refinement mapping, for code that stores something other than the value under the key:
-    ``decode(payload)`` gives the value a cache entry stands for, or ``cachepact.ABSENT`` for a
-    negative-cache marker (default: the kit's own values found in plain, JSON or pickled payloads,
-    and a serialised None as ABSENT); ``cache_key(key)`` gives the cache key of a key's entry
-    (default: learned from the values stored). The full contract, ``env`` included, is
+    ``decode(payload)`` gives the value a cache entry stands for, ``cachepact.ABSENT`` for a
+    negative-cache marker, or ``cachepact.NO_ENTRY`` for a tombstone (default: the kit's own values
+    found in plain, JSON or pickled payloads, and a serialised None as ABSENT); ``cache_key(key)``
+    gives the cache key of a key's entry, and may read ``env.redis``/``env.cache`` (default: learned
+    from every look, store and removal). The full contract, ``env`` included, is
     spec/contract.md in the cachepact sources.
     """
 

@@ -22,13 +22,14 @@ from typing import Any
 
 import attrs
 
+from ...backends import HashField
 from ...errors import DefinitionError
 from ...model import Kind, Pattern, Step, show
 from ...model._participants import READ, WRITE
 from ...model._properties import BY_NAME
 from ...model._system import ABSENT as ABSENT_ID
 from ...model._system import CACHE_F, DB_F, NONE
-from .._contract import ABSENT, Adapter
+from .._contract import ABSENT, NO_ENTRY, Adapter
 from ..drive.replay import INITIAL, KEYS
 from ..record.decode import TOKEN, UNDECODABLE, default_decode
 from ..record.env import Effect, one_line
@@ -71,6 +72,8 @@ class Judge:
         self.peek = peek
         self._by_key: list[list[Any]] = [[ck for ck, n in self.cache_keys.items() if n == k] for k in range(len(KEYS))]
         self._unsettled: set[int] = set()  # keys changed since the last rest point
+        self._provisional: set[Any] = set()  # cache keys learned by the run key they name, no store yet
+        self._bookkeeping: set[Any] = set()  # cache keys that hold the adapter's bookkeeping: no entry
         self._write_value: dict[str, Any] = {}  # a write's own value, by op
         self._write_ops: set[str] = set()  # the names of the run's writes
         self.op_index: dict[str, int] = {}
@@ -97,6 +100,8 @@ class Judge:
         return self._value_id(k, value)
 
     def _value_id(self, k: int, value: Any) -> int:
+        if value is NO_ENTRY:
+            return NONE
         if value is UNDECODABLE:
             return self.phantoms.id_of("an entry cachepact cannot decode (pass decode= to say what it stands for)")
         if value is None:
@@ -134,51 +139,75 @@ class Judge:
         return self._decode(payload)
 
     def _decode(self, payload: Any) -> Any:
+        if _side_record(payload):
+            return UNDECODABLE  # a list, a set, a hash read whole: a side record, never one key's entry
         try:
             return self.decode(payload)
         except Exception:
             return UNDECODABLE
 
-    def key_of(
-        self,
-        ck: Any,
-        decoded: Any,
-        *,
-        storing_absent_for: int | None = None,
-        leasing_for: int | None = None,
-        learn: bool = True,
-    ) -> int | None:
-        """The run's key whose entry ``ck`` is, learning it when the call shows it; None: bookkeeping.
+    def key_of(self, ck: Any, decoded: Any, *, op: Any, call: str) -> int | None:
+        """The run's key whose entry ``ck`` is, learning it from every call (``call``: ``"look"``,
+        ``"store"``, ``"removal"``, ``"lease"``) of an operation ``op``; None: not an entry.
 
-        Only a store teaches a cache key (the entry is made then): a read's fill, a negative entry a
-        read stores, a write storing its own new value; and a read's first lease (``leasing_for``),
-        taken to fill that very entry: a refused fill teaches nothing, so the lease must (a correct
-        leased adapter with prefixed keys). ``learn=False`` for the rest: a lookup or a delete changes
-        no entry a store did not already show, and a write keeping an older value under a key of its
-        own is a history, not the entry. A cache key that is the key itself is
-        always that key's."""
+        What teaches, without ``cache_key``: a cache key that is the run's key itself; a payload that
+        holds a value of the key, stored by a read or found by the key's own read, or a write's own
+        new value it stored; a negative entry a read stored; a read's first lease (taken to fill
+        that very entry); and a cache key that names exactly one of the run's keys (``user:k1``,
+        ``products[k1]``) looked up, removed or stored by an operation of that key. A key learned by
+        its name alone is provisional until a store confirms it: one that turns out to hold the
+        adapter's bookkeeping (a lock's token, a version counter: anything that is no value) is no
+        entry from then on, nor is a side record (a list, a set, a stream, a hash read whole) or a
+        history (an older value a write keeps under a key of its own)."""
         try:
             known = self.cache_keys.get(ck)
         except TypeError:
             return None
-        if known is not None or self.cache_key is not None:
+        bookkeeping = decoded is UNDECODABLE
+        if known is not None:
+            if ck in self._provisional and (call == "store" or call == "look") and decoded is not None:
+                history = (
+                    call == "store" and op.kind == WRITE and decoded not in (NO_ENTRY, self._write_value.get(op.name))
+                )
+                if bookkeeping or history:
+                    # A name that looked like an entry's holds the adapter's bookkeeping, or a history.
+                    self._forget(ck)
+                    return None
+                self._provisional.discard(ck)
             return known
+        if self.cache_key is not None or ck in self._bookkeeping:
+            return None
         if ck in KEY_INDEX:
             n = KEY_INDEX[ck]
-        elif not learn:
+        elif bookkeeping and decoded is not None:
+            self._bookkeeping.add(ck)
             return None
-        elif isinstance(decoded, str) and TOKEN.fullmatch(decoded) and decoded.partition(".")[0] in KEY_INDEX:
-            n = KEY_INDEX[decoded.partition(".")[0]]
-        elif decoded is ABSENT and storing_absent_for is not None:
-            n = storing_absent_for
-        elif leasing_for is not None:
-            n = leasing_for
+        elif (owner := _token_key(decoded)) is not None and (
+            (call == "store" and (op.kind == READ or decoded == self._write_value.get(op.name)))
+            or (call == "look" and op.kind == READ and owner == op.key)
+        ):
+            n = owner
+        elif op.kind == READ and ((decoded is ABSENT and call == "store") or (call == "lease" and not op.leased_once)):
+            n = op.key  # a negative entry a read stored, or its first lease: its own entry
+        elif call == "store" and op.kind == WRITE and owner is not None:
+            self._bookkeeping.add(ck)  # an older value a write keeps under a key of its own: a history
+            return None
+        elif owner is None and _named_key(ck) == op.key:
+            n = op.key
+            self._provisional.add(ck)
         else:
             return None
         self.cache_keys[ck] = n
         self._by_key[n].append(ck)
         self._unsettled.add(n)
         return n
+
+    def _forget(self, ck: Any) -> None:
+        """A provisionally learned cache key is the adapter's bookkeeping: no entry, from now on."""
+        n = self.cache_keys.pop(ck)
+        self._by_key[n].remove(ck)
+        self._provisional.discard(ck)
+        self._bookkeeping.add(ck)
 
     def _mapped(self) -> dict[Any, int]:
         """``cache_key``'s mapping now: it may change as the run goes (a versioned key)."""
@@ -195,8 +224,8 @@ class Judge:
         self.cache_keys = mapped
         self._by_key = [[ck for ck, n in mapped.items() if n == k] for k in range(len(KEYS))]
         for k in moved:
-            payload = next((p for ck in self._by_key[k] if (p := self.peek(ck)) is not None), None)
-            self.refinement.resync(k, NONE if payload is None else self.value_id(k, self.decoded(payload)))
+            entry = next((e for ck in self._by_key[k] if (e := self.entry_id(k, self.peek(ck))) != NONE), NONE)
+            self.refinement.resync(k, entry)
             self._unsettled.add(k)
 
     def cache_keys_of(self, k: int) -> list[Any]:
@@ -299,7 +328,13 @@ class Judge:
             if only is not None and k not in only:
                 continue  # nothing stored and no DB write since the last rest point: still coherent
             payload = peek(ck)
-            if payload is not None and (v := self.value_id(k, self.decoded(payload))) != db[k]:
+            if payload is None:
+                continue
+            if ck in self._provisional and self.decoded(payload) is UNDECODABLE:
+                self._forget(ck)  # learned by its name, holding the adapter's bookkeeping: no entry
+                continue
+            v = self.entry_id(k, payload)
+            if v != NONE and v != db[k]:
                 out.append((ck, k, v, db[k]))
         return out
 
@@ -365,41 +400,39 @@ class Judge:
         if step.action in ("get", "lease_get"):
             payload, token = (step.result, None) if step.action == "get" else step.result
             decoded = self.decoded(payload)
-            # A store made the entry, and taught the key then; a read's lease is taken to fill its own key.
-            leasing = op.key if step.action == "lease_get" and op.kind == READ and not op.leased_once else None
-            k = self.key_of(ck, decoded, leasing_for=leasing, learn=leasing is not None)
-            if leasing is not None:
+            leasing = step.action == "lease_get" and op.kind == READ and not op.leased_once
+            k = self.key_of(ck, decoded, op=op, call="lease" if leasing else "look")
+            if leasing:
                 op.leased_once = True
             if k is None:
                 return None
-            found = NONE if payload is None else self.value_id(k, decoded)
+            found = self.entry_id(k, payload)
             after_fill = op.kind == READ and self.refinement.expects(i) is Kind.FILL
             if after_fill and getattr(step.command, "effect", None) == "read":
                 # A script that may write (not *_RO) left the entry as it was when the read had loaded
                 # and was to fill: a conditional fill it refused (a version check), not a lookup.
                 return Obs(Kind.FILL, actor, k, NONE, False, False, False, self._after(k, effect))
             leased = step.action == "lease_get"
-            outcome = (found, token is not None, leased and payload is None and token is None)
+            outcome = (found, token is not None, leased and found == NONE and token is None)
             same = effect.after is payload and payload is not None  # a hit leaves the entry as it was
             after = (found, effect.lease_after) if same else self._after(k, effect)
             return Obs(Kind.LOOKUP, actor, k, NONE, outcome, leased, effect.changed, after)
         if step.action in FILLS:
             decoded = self.decoded(step.value)
-            storing_absent_for = op.key if op.kind == READ else None
-            # A write teaches the mapping only by storing its own value (the bug it then shows is
-            # updating instead of invalidating); an older value it keeps elsewhere is a history.
-            own = op.kind == READ or decoded == self._write_value.get(step.op)
-            k = self.key_of(ck, decoded, storing_absent_for=storing_absent_for, learn=own)
+            k = self.key_of(ck, decoded, op=op, call="store")
             if k is None:
                 if decoded is UNDECODABLE and op.kind == READ and not op.stored_undecodable:
                     op.stored_undecodable = f"{show(ck)} = {show(step.value)}"
                 return None
+            if decoded is NO_ENTRY:
+                # A tombstone: the key has no entry now (a write storing one invalidates).
+                return Obs(Kind.INVALIDATE, actor, k, changed=effect.changed, after=self._after(k, effect))
             value = NONE if step.value is None else self.value_id(k, decoded)
             same = effect.after is step.value and step.value is not None  # the entry is what it stored
             after = (value, effect.lease_after) if same else self._after(k, effect)
             return Obs(Kind.FILL, actor, k, value, step.result, step.action == "lease_set", effect.changed, after)
         # delete
-        k = self.key_of(ck, None, learn=False)
+        k = self.key_of(ck, None, op=op, call="removal")
         if k is None:
             return None
         return Obs(Kind.INVALIDATE, actor, k, changed=effect.changed, after=self._after(k, effect))
@@ -407,11 +440,18 @@ class Judge:
     def _after(self, k: int, effect: Effect) -> tuple[int, bool]:
         """The key's entry after a call: this cache key's, or, when it holds nothing, another's the
         key's entry is also under (an adapter may cache one value under two keys)."""
-        payload = effect.after
-        if payload is None and len(self._by_key[k]) > 1:
-            payload = next((p for ck in self._by_key[k] if (p := self.peek(ck)) is not None), None)
-        entry = NONE if payload is None else self.value_id(k, self.decoded(payload))
+        entry = self.entry_id(k, effect.after)
+        if entry == NONE and len(self._by_key[k]) > 1:
+            entry = next((e for ck in self._by_key[k] if (e := self.entry_id(k, self.peek(ck))) != NONE), NONE)
         return entry, effect.lease_after
+
+    def entry_id(self, k: int, payload: Any) -> int:
+        """The value an entry of key ``k`` holding ``payload`` stands for; NONE for no entry (nothing
+        there, or a tombstone: ``decode`` gave ``NO_ENTRY``)."""
+        if payload is None:
+            return NONE
+        decoded = self.decoded(payload)
+        return NONE if decoded is NO_ENTRY else self.value_id(k, decoded)
 
     def _db_value(self, value: Any) -> Any:
         """The DB holds what writes put; an adapter that serialises into the DB is read through it."""
@@ -496,7 +536,7 @@ class Judge:
 
     def _holding(self, k: int) -> list[Any]:
         """The cache keys of key ``k``'s entry that hold something now."""
-        return [ck for ck in self.cache_keys_of(k) if self.peek(ck) is not None]
+        return [ck for ck in self.cache_keys_of(k) if self.entry_id(k, self.peek(ck)) != NONE]
 
     # -- what the run left ----------------------------------------------------------------------------
 
@@ -510,12 +550,46 @@ class Judge:
                 payload = peek(ck)
                 if payload is None:
                     continue
-                shown = self.name(n, self.value_id(n, self.decoded(payload)), entry=True)
+                v = self.entry_id(n, payload)
+                shown = "no entry (a tombstone)" if v == NONE else self.name(n, v, entry=True)
                 decoded.append(shown if ck == key else f"{show(ck)}={shown}")
                 if ck != key or payload != shown:
                     raw.append(f"{show(ck)}={_raw(payload)}")
             rows.append((key, show(db_get(key)), ", ".join(decoded) or "None", ", ".join(raw)))
         return tuple(rows)
+
+
+_RUN_KEY = re.compile(r"(?<![A-Za-z0-9])k\d+(?![A-Za-z0-9])")
+_SIDE_RECORDS = frozenset(["list", "set", "zset", "stream", "hash"])
+
+
+def _named_key(ck: Any) -> int | None:
+    """The run's key a cache key names as a word of its own (``user:k1``, ``products[k1]``,
+    ``app:1:k1``), when it names exactly one."""
+    text = f"{_text(ck.key)}[{_text(ck.field)}]" if isinstance(ck, HashField) else _text(ck)
+    if not isinstance(text, str):
+        return None
+    named = {KEY_INDEX[w] for w in _RUN_KEY.findall(text) if w in KEY_INDEX}
+    return named.pop() if len(named) == 1 else None
+
+
+def _text(x: Any) -> Any:
+    if isinstance(x, bytes):
+        return x.decode(errors="replace")
+    return x if isinstance(x, str) else None
+
+
+def _token_key(decoded: Any) -> int | None:
+    """The run's key whose value ``decoded`` is (``k1.v3`` is k1's), or None."""
+    if isinstance(decoded, str) and TOKEN.fullmatch(decoded):
+        return KEY_INDEX.get(decoded.partition(".")[0])
+    return None
+
+
+def _side_record(payload: Any) -> bool:
+    """A key of another type, read whole (``("list", [...])``): a side record (an outbox, a stream, a
+    set of ids, a hash whose fields are not named), never one key's entry."""
+    return type(payload) is tuple and len(payload) == 2 and payload[0] in _SIDE_RECORDS
 
 
 def _raw(payload: Any, limit: int = 80) -> str:
