@@ -77,6 +77,38 @@ def test_replay_of_a_sequence_that_holds_exits_0(capsys):
     assert code == 0 and "PASS" in out
 
 
+def test_strict_exits_1_on_a_pass_that_was_not_complete_and_says_why(capsys, tmp_path):
+    js, xml = tmp_path / "r.json", tmp_path / "r.xml"
+    argv = ["check", f"{REF}:cache_aside", "--pattern", "cache-aside", "--replay", "seq/r:k1,r:k1,r:k2"]
+    assert run(capsys, *argv)[0] == 0  # no write in it: four invariants not run, which only --strict fails
+    code, out, err = run(
+        capsys,
+        *argv,
+        "--strict",
+        "--report-json",
+        str(js),
+        "--junit-xml",
+        str(xml),
+        "--diagram",
+        str(tmp_path / "d.mmd"),
+    )
+    assert code == 1 and err.startswith("cachepact: fail: ")
+    assert out.splitlines()[0].endswith("--pattern cache-aside --strict --replay 'seq/r:k1,r:k1,r:k2'")
+    assert "FAIL strict: 4 invariants held over 1 example" in out
+    assert "Strict: fresh-read not run: nothing reached could break it (no run reached read-after-write)" in out
+    assert "Replay:" not in out and not (tmp_path / "d.mmd").exists()  # no counterexample to replay or draw
+    data = json.loads(js.read_text())
+    assert data["verdict"] == "fail" and data["strict"] and len(data["strict_failures"]) == 4
+    assert 'name="strict"><failure' in xml.read_text()
+
+
+def test_strict_passes_a_complete_check(capsys):
+    code, out, _ = run(
+        capsys, "check", f"{REF}:cache_aside_leased", "--pattern", "cache-aside", "--strict", "--max-examples", "20"
+    )
+    assert code == 0 and "PASS: every invariant held" in out and "Strict:" not in out
+
+
 BAD_TARGETS = {
     "missing_module.py": None,
     "raises.py": "def make(env):\n    raise RuntimeError('no connection string')\n",

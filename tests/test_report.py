@@ -12,7 +12,7 @@ def test_a_stale_memo_report_shows_the_minimal_sequence_the_culprit_and_the_repl
     result = check(CATALOGUE["aside_local_memo"].make, "cache-aside", seed=0, target="m:f", concurrency=False)
     assert (
         result.report()
-        == """\
+        == f"""\
 cachepact check m:f --pattern cache-aside --no-concurrency --seed 0
 FAIL fresh-read: the read r2 of k1 returned k1.v0, older than k1.v1 written before the read began
 
@@ -36,7 +36,9 @@ k1   k1.v1  None
 k2   k2.v0  None
 k3   None   None
 
-Invariants: 6 pass, 1 fail (fresh-read), 1 not run (hit-after-fill: nothing reached could break them)
+Invariants: 0 pass, 1 fail (fresh-read), 7 not run (who-loads, who-populates, write-order, \
+invalidate-not-update, coherent-at-rest, hit-after-fill, single-load: the check stopped at the first failure \
+after {result.examples} examples)
 Reached: miss, load, fill, write, invalidate, absent-read, read-after-write
 Never reached: hit (the run says nothing about those paths)
 Replay: cachepact check m:f --pattern cache-aside --instances 1 --replay 'seq/r:k1,w:k1,r:k1'"""
@@ -78,3 +80,114 @@ def test_junit_has_one_case_per_invariant_and_the_report_in_the_failure():
     xml = result.to_junit()
     assert xml.count("<testcase ") == 8 and xml.count("<failure ") == 1
     assert 'name="single-load"><failure message="single-load: ' in xml
+
+
+# -- honest statuses and strict mode --------------------------------------------------------------
+
+
+def test_a_check_stopped_at_its_first_failure_lists_no_other_invariant_as_pass():
+    # Before: the seven others were "pass" in text, JSON and JUnit after a dozen examples.
+    result = check(CATALOGUE["aside_double_load"].make, "cache-aside", seed=0)
+    statuses = dict(result.statuses)
+    assert statuses.pop("single-load") == "fail" and set(statuses.values()) == {"not-run"}
+    why = f"the check stopped at the first failure after {result.examples} examples"
+    assert result.why_not_run("who-loads") == why
+    assert "Invariants: 0 pass, 1 fail (single-load), 7 not run (who-loads, who-populates, write-order, " in (
+        result.report()
+    )
+    assert f", hit-after-fill: {why})\n" in result.report()
+    checks = {c["invariant"]: c for c in json.loads(result.to_json())["checks"]}
+    assert checks["who-loads"]["status"] == "not-run" and checks["who-loads"]["reason"] == f"not run: {why}"
+    assert checks["single-load"]["reason"] is None
+    xml = result.to_junit()
+    assert xml.count(f'<skipped message="not run: {why}"/>') == 7 and 'skipped="7"' in xml
+
+
+def test_a_pass_keeps_its_statuses_and_says_why_an_invariant_was_not_run():
+    from cachepact.adapters.reference import cache_aside
+
+    result = check(cache_aside, "cache-aside", replay="seq/r:k1,r:k1,r:k2")
+    assert result.passed and result.status("who-loads") == "pass" and result.status("fresh-read") == "not-run"
+    assert result.why_not_run("fresh-read") == "nothing reached could break it (no run reached read-after-write)"
+    assert '<skipped message="not run: nothing reached could break it (no run reached write)"/>' in result.to_junit()
+
+
+def test_strict_fails_a_pass_that_left_an_invariant_not_run_one_line_per_reason():
+    from cachepact import Options
+    from cachepact.adapters.reference import cache_aside
+
+    result = check(cache_aside, "cache-aside", replay="seq/r:k1,r:k1,r:k2", target="m:f", strict=True)
+    assert result.options == Options(replay="seq/r:k1,r:k1,r:k2", instances=2, strict=True)
+    assert result.strict and not result.passed and result.verdict == "fail" and result.finding is None
+    assert result.outcome.holds is False
+    text = result.report().splitlines()
+    assert text[0] == "cachepact check m:f --pattern cache-aside --strict --replay 'seq/r:k1,r:k1,r:k2'"
+    assert text[2].startswith("FAIL strict: 4 invariants held over 1 example, 3 operations (")
+    assert text[2].endswith("but the check was not complete (each Strict: line below says why).")
+    assert [line for line in text if line.startswith("Strict: ")] == [
+        "Strict: write-order not run: nothing reached could break it (no run reached write)",
+        "Strict: invalidate-not-update not run: nothing reached could break it (no run reached write)",
+        "Strict: fresh-read not run: nothing reached could break it (no run reached read-after-write)",
+        "Strict: coherent-at-rest not run: nothing reached could break it (no run reached invalidate or "
+        "fill-during-write)",
+    ]
+    data = json.loads(result.to_json())
+    assert data["verdict"] == "fail" and data["strict"] is True and len(data["strict_failures"]) == 4
+    xml = result.to_junit()
+    assert '<testcase classname="cachepact.cache-aside" name="strict"><failure message="strict: write-order' in xml
+    assert 'failures="1"' in xml and 'skipped="4"' in xml
+    lenient = check(cache_aside, "cache-aside", replay="seq/r:k1,r:k1,r:k2")
+    assert lenient.passed and "Strict:" not in lenient.report() and json.loads(lenient.to_json())["strict"] is False
+
+
+def test_strict_fails_a_pass_with_waits_out_of_the_kits_control():
+    import threading
+
+    from cachepact.adapters.reference import cache_aside_leased, under_one_lock
+
+    make = under_one_lock(cache_aside_leased, threading.Lock())  # made before the check: out of sight
+    lenient = check(make, "cache-aside", seed=0, max_examples=30)
+    assert lenient.passed and lenient.uncontrolled > 0, lenient.report()
+    strict = check(make, "cache-aside", seed=0, max_examples=30, strict=True)
+    assert not strict.passed and strict.uncontrolled > 0
+    assert strict.strict_failures == (
+        f"{strict.uncontrolled} times a thread blocked out of the kit's control, so the interleavings there were "
+        "not explored (make locks inside make(env))",
+    )
+    assert f"Strict: {strict.strict_failures[0]}" in strict.report()
+
+
+def unobserved_look(env):
+    """A correct redis-py cache-aside whose read also sends a command the kit cannot name the keys of."""
+    from cachepact import Adapter
+    from cachepact.adapters.redis_py import cache_aside_leased
+
+    inner = cache_aside_leased(env)
+
+    def read(key):
+        env.redis.zcount(f"stats:{key}", 0, 1)
+        return inner.read(key)
+
+    return Adapter(read=read, write=inner.write)
+
+
+def test_strict_fails_a_pass_with_a_command_whose_effect_was_not_observed():
+    lenient = check(unobserved_look, "cache-aside", seed=0, max_examples=10, concurrency=False)
+    assert lenient.passed and lenient.unobserved == ("ZCOUNT",)
+    assert json.loads(lenient.to_json())["unobserved"] == ["ZCOUNT"]
+    strict = check(unobserved_look, "cache-aside", seed=0, max_examples=10, concurrency=False, strict=True)
+    assert not strict.passed and strict.verdict == "fail"
+    assert (
+        "Strict: the effect of ZCOUNT was not observed: the kit could not name the keys it touched (use commands "
+        "that name their keys)" in strict.report()
+    )
+
+
+def test_strict_must_be_a_bool():
+    import pytest
+
+    from cachepact import InvalidArgument
+    from cachepact.adapters.reference import cache_aside
+
+    with pytest.raises(InvalidArgument, match="strict must be True or False, not 'yes'"):
+        check(cache_aside, "cache-aside", strict="yes")

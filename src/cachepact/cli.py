@@ -210,6 +210,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help=f"operations in flight per concurrent scenario (2-{MAX_OPS})",
     )
+    ck.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 1 also when the check was not complete: an invariant not run, a wait out of the kit's control, "
+        "or a Redis command whose effect the kit could not observe",
+    )
     ck.add_argument("--report-json", metavar="FILE", help="write the verdict and every check as JSON (also on Ctrl-C)")
     ck.add_argument("--junit-xml", metavar="FILE", help="write one JUnit test case per invariant (also on Ctrl-C)")
     ck.add_argument(
@@ -443,6 +449,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             on_progress=line,
             redis=args.redis,
             db=args.db,
+            strict=args.strict,
         )
     except Interrupted as e:
         if line is not None:
@@ -466,11 +473,10 @@ def cmd_check(args: argparse.Namespace) -> int:
             f"in {result.elapsed:.1f} s",
             file=sys.stderr,
         )
-    if args.diagram and not result.passed:
+    f = result.finding
+    if args.diagram and f is not None:  # a strict failure has no counterexample to draw
         import attrs
 
-        f = result.finding
-        assert f is not None
         _write_diagram(
             Trace(steps=result.steps),
             args.diagram,

@@ -13,6 +13,7 @@ from .._argtypes import DEFAULT_STEP_TIMEOUT, MAX_STEP_TIMEOUT
 from ..errors import DefinitionError, Interrupted, InvalidArgument
 from ..model import Pattern, pattern_named
 from ..model._properties import situations_of
+from ..model._properties import statuses as declared_statuses
 from .drive.exhaustive import search_exhaustive
 from .drive.hypothesis import profile_budget
 from .drive.interleaved import replaying, run_interleaved
@@ -54,6 +55,7 @@ def check(
     on_progress: Callable[[int, int], None] | None = None,
     redis: str | None = None,
     db: str | None = None,
+    strict: bool = False,
 ) -> Result:
     """Check the adapter built by ``make(env)`` against ``pattern`` (a name such as "cache-aside",
     "read-through", "write-through", or a composed "READ+WRITE"; see ``cachepact.model.pattern_names``).
@@ -71,7 +73,9 @@ def check(
     database must be empty (default: ``env.redis`` on an in-process fakeredis server, ``env.cache``
     in memory); ``db`` (``sqlite:///file.db``, ``postgresql://...``) puts ``env.db`` there. The kit
     removes exactly what it created on them, whatever the outcome; one it cannot use raises
-    ``BackendError`` before any checking.
+    ``BackendError`` before any checking. ``strict`` fails a check that found nothing but was not
+    complete: an invariant not run, a wait out of the kit's control, a Redis command whose effect it
+    could not observe (``Result.strict_failures`` says which).
 
     A definition mistake (a factory that raises or returns no ``Adapter``, a bad ``cache_code``)
     raises ``DefinitionError``, and a bad parameter ``InvalidArgument``, before any checking. A
@@ -91,6 +95,7 @@ def check(
         replay=replay,
         instances=instances,
         step_timeout=step_timeout,
+        strict=strict,
     )
     # Everything the check changes as it runs is this session's; another check running holds the
     # process, and this one is refused here, before it touches anything.
@@ -111,6 +116,7 @@ def check(
             on_progress=on_progress,
             redis=redis,
             db=db,
+            strict=strict,
         )
 
 
@@ -131,6 +137,7 @@ def _check(
     on_progress: Callable[[int, int], None] | None,
     redis: str | None,
     db: str | None,
+    strict: bool,
 ) -> Result:
     """``check``, its arguments valid, in its ``session``."""
     # A server or database the kit cannot use fails here, before any checking; whatever happens
@@ -149,6 +156,7 @@ def _check(
             replay=replay,
             redis=servers.redis_shown,
             db=servers.db_shown,
+            strict=strict,
         )
         progress = Progress(on_progress)
         started = time.perf_counter()
@@ -240,17 +248,25 @@ def result_of(
         context_switches=run.switches if run else 0,
         failing_operations=run.operations if run else 0,
         reached=tuple(s for s in names if s in progress.reached),
-        statuses=statuses(
-            pattern, run.finding if run else None, progress.reached, also_failed=run.also_failed if run else ()
-        ),
+        statuses=_statuses(pattern, run, progress.reached),
         examples=progress.examples,
         operations=progress.operations,
         uncontrolled=progress.uncontrolled,
+        unobserved=tuple(sorted(servers.unobserved)) if servers else (),
         warnings=(*_warnings(session), *(servers.warnings if servers else ()), *(closed or ())),
         notes=tuple(servers.notes) if servers else (),
         elapsed=elapsed,
         options=options,
     )
+
+
+def _statuses(pattern: Pattern, run: Run | None, reached: set[str]) -> tuple[tuple[str, str], ...]:
+    """Each invariant's status. A failing run ends the check before its budget is spent, so no
+    invariant it did not fail ran to the end: each of those is ``not-run``, never ``pass``."""
+    if run is None or run.finding is None:
+        return statuses(pattern, None, reached)
+    failed = (run.finding.invariant, *run.also_failed)
+    return declared_statuses(pattern, failed, reached, stopped=True)
 
 
 def _warnings(session: Session | None) -> list[str]:
@@ -351,7 +367,10 @@ def _validate(
     replay: str | None,
     instances: int,
     step_timeout: float,
+    strict: bool = False,
 ) -> None:
+    if not isinstance(strict, bool):
+        raise InvalidArgument("strict", strict, f"must be True or False, not {strict!r}")
     for name, value in (("max_examples", max_examples), ("steps", steps)):
         if value is not None and (not isinstance(value, int) or value < 1):
             raise InvalidArgument(name, value, f"must be a whole number of at least 1, not {value!r}")

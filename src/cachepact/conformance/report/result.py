@@ -9,9 +9,13 @@ import attrs
 
 from ..._argtypes import DEFAULT_STEP_TIMEOUT
 from ...model import Step, Trace, Verdict, pattern_named
-from ...model._properties import expected_situations
+from ...model._properties import BY_NAME, expected_situations, situations_of
 from ..judge.findings import Finding
 from . import text as _report
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'s' * (n != 1)}"
 
 
 @attrs.frozen(kw_only=True)
@@ -27,6 +31,7 @@ class Options:
     replay: str | None = None  # the replay string the check reran, if it was one
     redis: str | None = None  # the redis= URL it ran on (password masked), if one
     db: str | None = None  # the db= URL it ran on (password masked), if one
+    strict: bool = False  # a pass must also be complete: every invariant run, nothing out of sight
 
 
 @attrs.frozen(kw_only=True)
@@ -40,10 +45,15 @@ class Result:
     app instance each of its operations ran on (``placement``). For every check: each invariant's
     status (``statuses``: ``pass``, ``fail`` or ``not-run``, the last when nothing the run did could
     have broken it), the situations ``reached``, the ``examples`` and ``operations`` run, how often a
-    thread blocked where the kit could not see (``uncontrolled``), ``warnings`` about the adapter's
+    thread blocked where the kit could not see (``uncontrolled``), the Redis commands whose effect it
+    could not observe (``unobserved``, their keys unnamed), ``warnings`` about the adapter's
     definition, the ``options`` it ran with (also read one by one: ``seed``, ``concurrent``,
-    ``max_examples``, ``max_ops``, ``instances``, ``step_timeout``, ``redis``, ``db``, and
-    ``replayed``, the replay string it reran), and whether Ctrl-C cut it short (``interrupted``).
+    ``max_examples``, ``max_ops``, ``instances``, ``step_timeout``, ``redis``, ``db``, ``strict``,
+    and ``replayed``, the replay string it reran), and whether Ctrl-C cut it short (``interrupted``).
+
+    A check stops at its first failure, so then every other invariant is ``not-run``
+    (``why_not_run`` says so, with the examples it ran). Under ``strict``, a check that found
+    nothing still fails when it was not complete; ``strict_failures`` says why, one reason each.
     """
 
     pattern: str
@@ -61,6 +71,7 @@ class Result:
     examples: int = 0
     operations: int = 0
     uncontrolled: int = 0
+    unobserved: tuple[str, ...] = ()  # Redis commands whose keys the kit could not name: not judged
     warnings: tuple[str, ...] = ()
     elapsed: float = 0.0
     diagram: str | None = None
@@ -109,14 +120,55 @@ class Result:
         return self.options.db
 
     @property
+    def strict(self) -> bool:
+        return self.options.strict
+
+    @property
     def passed(self) -> bool:
-        return self.finding is None and not self.interrupted
+        if self.finding is not None or self.interrupted:
+            return False
+        return not (self.strict and self.strict_failures)
 
     @property
     def verdict(self) -> str:
-        if self.finding is not None:
-            return "fail"
-        return "interrupted" if self.interrupted else "pass"
+        if self.interrupted and self.finding is None:
+            return "interrupted"
+        return "pass" if self.passed else "fail"
+
+    @property
+    def stopped(self) -> bool:
+        """The check stopped at its first failure: no other invariant ran to the end of its budget."""
+        return self.finding is not None
+
+    def why_not_run(self, invariant: str) -> str:
+        """Why ``invariant`` is ``not-run``: the check stopped first, or nothing reached could break it."""
+        if self.stopped:
+            return f"the check stopped at the first failure after {_plural(self.examples, 'example')}"
+        shown = situations_of(pattern_named(self.pattern), concurrent=self.concurrent)
+        needs = [s for s in BY_NAME[invariant].exercised_by if s in shown] if invariant in BY_NAME else []
+        return "nothing reached could break it" + (f" (no run reached {' or '.join(needs)})" if needs else "")
+
+    @property
+    def strict_failures(self) -> tuple[str, ...]:
+        """Why ``strict`` fails this check, one reason each (empty when it is complete): an invariant
+        not run, waits out of the kit's control, Redis commands whose effect it could not observe."""
+        not_run = [name for name, status in self.statuses if status == "not-run"]
+        out = []
+        if self.stopped and not_run:
+            out.append(f"{', '.join(not_run)} not run: {self.why_not_run(not_run[0])}")
+        else:
+            out += [f"{name} not run: {self.why_not_run(name)}" for name in not_run]
+        if self.uncontrolled:
+            out.append(
+                f"{_plural(self.uncontrolled, 'time')} a thread blocked out of the kit's control, so the "
+                "interleavings there were not explored (make locks inside make(env))"
+            )
+        if self.unobserved:
+            out.append(
+                f"the effect of {', '.join(self.unobserved)} was not observed: the kit could not name the keys "
+                "it touched (use commands that name their keys)"
+            )
+        return tuple(out)
 
     @property
     def command(self) -> str:
@@ -133,6 +185,8 @@ class Result:
         if self.seed is not None:
             flags.append(f"--seed {self.seed}")
         flags += self._timeout_flag() + self._server_flags()
+        if self.strict:
+            flags.append("--strict")
         if self.replayed is not None:
             flags.append(f"--replay '{self.replayed}'")
         return f"cachepact check {self.target} {' '.join(flags)}"
@@ -146,7 +200,7 @@ class Result:
     @property
     def outcome(self) -> Verdict:
         """The verdict in the shape ``explore`` and ``prove`` give theirs."""
-        holds = None if self.interrupted else self.finding is None
+        holds = None if self.interrupted else self.passed
         steps = Trace(steps=self.steps, title=f"{self.target}: {self.finding.invariant}") if self.finding else None
         return Verdict(holds=holds, checks=self.statuses, counterexample=steps)
 

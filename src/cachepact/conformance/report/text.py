@@ -83,7 +83,11 @@ def text(r: Result) -> str:
         )
     elif r.finding is None:
         held = "every invariant held" if not counts["not-run"] else f"{len(counts['pass'])} invariants held"
-        lines.append(f"PASS: {held} over {r.examples} examples, {r.operations} operations ({r.elapsed:.1f} s).")
+        ran = f"{held} over {_plural(r.examples, 'example')}, {_plural(r.operations, 'operation')} ({r.elapsed:.1f} s)"
+        if r.passed:
+            lines.append(f"PASS: {ran}.")
+        else:  # strict, and the run was not complete
+            lines.append(f"FAIL strict: {ran}, but the check was not complete (each Strict: line below says why).")
     else:
         f = r.finding
         lines.append(f"FAIL {f.invariant}: {f.message}")
@@ -105,13 +109,15 @@ def text(r: Result) -> str:
         lines.append("Final state:")
         lines.append(final_state_table(r.final_state))
     lines.append("")
-    lines.append(_invariants_line(counts))
+    lines.append(_invariants_line(counts, r))
     lines.append(f"Reached: {', '.join(r.reached) or 'nothing'}")
     if r.not_reached:
         lines.append(f"Never reached: {', '.join(r.not_reached)} (the run says nothing about those paths)")
     if r.uncontrolled:
         lines.append(f"Out of the kit's control: {UNCONTROLLED.format(n=_plural(r.uncontrolled, 'time'))}")
     lines.extend(f"Warning: {w}" for w in r.warnings)
+    if r.strict and not r.interrupted:
+        lines.extend(f"Strict: {why}" for why in r.strict_failures)
     if r.finding is not None:
         lines.append(f"Replay: {r.replay_command}")
         if r.diagram:
@@ -127,16 +133,16 @@ UNCONTROLLED = (
 )
 
 
-def _invariants_line(counts: dict[str, list[str]]) -> str:
+def _invariants_line(counts: dict[str, list[str]], r: Result) -> str:
     if counts["interrupted"]:
         return f"Invariants: {len(counts['interrupted'])} held so far, no verdict (interrupted)"
     parts = [f"{len(counts['pass'])} pass"]
     if counts["fail"]:
         parts.append(f"{len(counts['fail'])} fail ({', '.join(counts['fail'])})")
     if counts["not-run"]:
-        parts.append(
-            f"{len(counts['not-run'])} not run ({', '.join(counts['not-run'])}: nothing reached could break them)"
-        )
+        # A check that stopped at a failure ran none of the others to the end; else none was reached.
+        why = r.why_not_run(counts["not-run"][0]) if r.stopped else "nothing reached could break them"
+        parts.append(f"{len(counts['not-run'])} not run ({', '.join(counts['not-run'])}: {why})")
     return "Invariants: " + ", ".join(parts)
 
 
@@ -176,9 +182,23 @@ def counterexample(r: Result) -> dict[str, Any] | None:
 
 def checks(r: Result) -> list[dict[str, Any]]:
     return [
-        {"invariant": name, "status": status, "counterexample": counterexample(r) if status == "fail" else None}
+        {
+            "invariant": name,
+            "status": status,
+            "counterexample": counterexample(r) if status == "fail" else None,
+            "reason": _reason(r, name, status),
+        }
         for name, status in r.statuses
     ]
+
+
+def _reason(r: Result, name: str, status: str) -> str | None:
+    """Why a check has no verdict of its own (``not-run``, ``interrupted``); None for one that has."""
+    if status == "not-run":
+        return f"not run: {r.why_not_run(name)}"
+    if status == "interrupted":
+        return "interrupted: held so far, no verdict"
+    return None
 
 
 def to_json(r: Result) -> str:
@@ -193,6 +213,7 @@ def to_json(r: Result) -> str:
             "examples": r.examples,
             "operations": r.operations,
             "uncontrolled": r.uncontrolled,
+            "unobserved": list(r.unobserved),
             "warnings": list(r.warnings),
             "redis": r.redis,
             "db": r.db,
@@ -200,6 +221,8 @@ def to_json(r: Result) -> str:
             "instances": r.instances,
             "step_timeout": r.step_timeout,
             "interrupted": r.interrupted,
+            "strict": r.strict,
+            "strict_failures": list(r.strict_failures) if r.strict else [],
         },
         indent=2,
     )
@@ -216,14 +239,18 @@ def to_junit(r: Result) -> str:
         if c["status"] == "fail":
             message = quoteattr(f"{c['invariant']}: {r.finding.message}")  # type: ignore[union-attr]
             cases.append(f"{head}><failure message={message}>{escape(text(r))}</failure></testcase>")
-        elif c["status"] == "not-run":
-            why = quoteattr("not run: the check never reached a situation that could break it")
-            cases.append(f"{head}><skipped message={why}/></testcase>")
-        elif c["status"] == "interrupted":
-            why = quoteattr("interrupted: held so far, no verdict")
-            cases.append(f"{head}><skipped message={why}/></testcase>")
+        elif c["reason"] is not None:  # not-run, interrupted
+            cases.append(f"{head}><skipped message={quoteattr(c['reason'])}/></testcase>")
         else:
             cases.append(f"{head}/>")
+    if r.strict and not r.interrupted and r.strict_failures:  # what turned the check into a failure
+        failures += 1
+        why = quoteattr(f"strict: {r.strict_failures[0]}" + (" (and more)" if len(r.strict_failures) > 1 else ""))
+        body = escape("\n".join(f"Strict: {line}" for line in r.strict_failures))
+        cases.append(
+            f'    <testcase classname="cachepact.{r.pattern}" name="strict"><failure message={why}>{body}</failure>'
+            "</testcase>"
+        )
     errors = 0
     if r.interrupted:  # CI must not read a check cut short as a pass
         errors = 1
