@@ -69,15 +69,35 @@ def test_unchanged_a_delete_of_nothing_in_a_read_is_a_stutter():
     assert run(ref, r, lookup(), delete(changed=False)) is None
 
 
-def test_unchanged_a_refused_guarded_fill_lets_the_read_return_without_filling():
+def test_unchanged_a_refused_guarded_fill_with_a_reason_lets_the_read_return_without_filling():
     ref = checker()
     r = ref.begin("r", "r1", K1)
-    assert run(ref, r, lookup(), load(), fill(0, stored=False)) is None  # an add that found an entry
+    found = Obs(Kind.FILL, APP, K1, 0, False, False, False, (0, False))  # an add that found an entry
+    assert run(ref, r, lookup(), load(), found) is None
     assert ref.finish(r, 0) is None
+    raced = checker()
+    r = raced.begin("r", "r1", K1)
+    assert run(raced, r, lookup(), load()) is None
+    w = raced.begin("w", "w1", K1, 1)  # a write overlapped the read: a version check may refuse its fill
+    assert run(raced, w, put(1)) is None and raced.finish(w, NONE) is None
+    assert run(raced, r, fill(0, stored=False)) is None and raced.finish(r, 0) is None
+    claimed = checker()
+    r = claimed.begin("r", "r1", K1)
+    claimed.ops[r].found_claim = "r2's claim on lease:k1"  # what the judge notes of a marker it could not take
+    assert run(claimed, r, lookup(), load()) is None and claimed.finish(r, 0) is None
     ref2 = checker()
     r2 = ref2.begin("r", "r1", K1)
     assert run(ref2, r2, lookup(), load()) is None
     assert ref2.finish(r2, 0).code == "never-filled"  # it never tried
+
+
+def test_unchanged_a_fill_refused_for_no_reason_the_run_shows_is_still_owed():
+    ref = checker()
+    r = ref.begin("r", "r1", K1)
+    assert run(ref, r, lookup(), load(), fill(0, stored=False)) is None  # an inverted guard: nothing there
+    rejection = ref.finish(r, 0)
+    assert (rejection.invariant, rejection.code) == ("who-populates", "never-filled")
+    assert "guard the right way round" in rejection.reason
 
 
 def test_waited_load_a_read_told_to_wait_serves_from_the_db_without_filling():

@@ -33,6 +33,7 @@ from .._contract import ABSENT, NO_ENTRY, Adapter
 from ..drive.replay import INITIAL, KEYS
 from ..record.decode import TOKEN, UNDECODABLE, default_decode
 from ..record.env import Effect, one_line
+from ..record.redis_commands import READS, command_name
 from .findings import Finding
 from .refinement import Obs, Refinement, Rejection
 
@@ -74,6 +75,7 @@ class Judge:
         self._unsettled: set[int] = set()  # keys changed since the last rest point
         self._provisional: set[Any] = set()  # cache keys learned by the run key they name, no store yet
         self._bookkeeping: set[Any] = set()  # cache keys that hold the adapter's bookkeeping: no entry
+        self._claims: dict[Any, str] = {}  # a key that is no entry -> the operation that stored it
         self._write_value: dict[str, Any] = {}  # a write's own value, by op
         self._write_ops: set[str] = set()  # the names of the run's writes
         self.op_index: dict[str, int] = {}
@@ -163,7 +165,7 @@ class Judge:
             known = self.cache_keys.get(ck)
         except TypeError:
             return None
-        bookkeeping = decoded is UNDECODABLE
+        bookkeeping = decoded is not None and _no_value(decoded)
         if known is not None:
             if ck in self._provisional and (call == "store" or call == "look") and decoded is not None:
                 history = (
@@ -273,6 +275,8 @@ class Judge:
         k = self.cache_keys.get(ck)
         if k is not None:
             self.refinement.evict(k, expired=expired)
+        else:
+            self._claims.pop(ck, None)  # a lease or a lock that ran out: nobody's claim now
 
     def in_flight(self) -> bool:
         return self.refinement.in_flight()
@@ -330,7 +334,7 @@ class Judge:
             payload = peek(ck)
             if payload is None:
                 continue
-            if ck in self._provisional and self.decoded(payload) is UNDECODABLE:
+            if ck in self._provisional and _no_value(self.decoded(payload)):
                 self._forget(ck)  # learned by its name, holding the adapter's bookkeeping: no entry
                 continue
             v = self.entry_id(k, payload)
@@ -405,6 +409,7 @@ class Judge:
             if leasing:
                 op.leased_once = True
             if k is None:
+                self._claim(op, step, effect)
                 return None
             found = self.entry_id(k, payload)
             after_fill = op.kind == READ and self.refinement.expects(i) is Kind.FILL
@@ -421,7 +426,9 @@ class Judge:
             decoded = self.decoded(step.value)
             k = self.key_of(ck, decoded, op=op, call="store")
             if k is None:
-                if decoded is UNDECODABLE and op.kind == READ and not op.stored_undecodable:
+                self._claim(op, step, effect)
+                after_load = self.refinement.expects(i) is Kind.FILL  # a claim comes before the load
+                if decoded is UNDECODABLE and op.kind == READ and after_load and not op.stored_undecodable:
                     op.stored_undecodable = f"{show(ck)} = {show(step.value)}"
                 return None
             if decoded is NO_ENTRY:
@@ -434,8 +441,34 @@ class Judge:
         # delete
         k = self.key_of(ck, None, op=op, call="removal")
         if k is None:
+            self._claim(op, step, effect)
             return None
         return Obs(Kind.INVALIDATE, actor, k, changed=effect.changed, after=self._after(k, effect))
+
+    def _claim(self, op: Any, step: Step, effect: Effect) -> None:
+        """A call on a key that is no entry (a lease, a lock, a marker, a counter): who holds it.
+
+        A key an operation stored is its claim until removed or expired. A read that finds another's
+        claim is waiting, as a ``cachepact.leases`` waiter is, and may serve what it loads without
+        filling: when a command of its that could write left the key as it was (a ``SET NX``, an
+        ``add``, a script that refused: a marker it could not take), or when a look found a read's
+        claim there, or the claim of an operation still in flight."""
+        ck = step.key
+        try:
+            holder = self._claims.get(ck)
+        except TypeError:
+            return
+        if effect.changed:
+            if effect.after is None:
+                self._claims.pop(ck, None)
+            else:
+                self._claims[ck] = step.op
+            return
+        if holder is None or holder == step.op or op.kind != READ or effect.after is None:
+            return
+        refused = (step.action == "add" and step.result is False) or _may_write(step.command)
+        if refused or holder not in self._write_ops or holder in self.op_index:
+            op.found_claim = f"{holder}'s claim on {show(ck)}"
 
     def _after(self, k: int, effect: Effect) -> tuple[int, bool]:
         """The key's entry after a call: this cache key's, or, when it holds nothing, another's the
@@ -584,6 +617,17 @@ def _token_key(decoded: Any) -> int | None:
     if isinstance(decoded, str) and TOKEN.fullmatch(decoded):
         return KEY_INDEX.get(decoded.partition(".")[0])
     return None
+
+
+def _no_value(decoded: Any) -> bool:
+    """What is no value of any key: a lock's token, a counter, whatever ``decode`` makes of them."""
+    return decoded is not ABSENT and decoded is not NO_ENTRY and _token_key(decoded) is None
+
+
+def _may_write(command: Any) -> bool:
+    """Whether a recorded Redis command (a ``Sent``) could have written (not only ``GET``/``EXISTS``)."""
+    commands = getattr(command, "commands", None)
+    return bool(commands) and any(command_name(args) not in READS for args in commands)
 
 
 def _side_record(payload: Any) -> bool:

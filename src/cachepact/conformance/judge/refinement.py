@@ -128,6 +128,7 @@ class _Op:
 
     __slots__ = (
         "effective",
+        "found_claim",
         "hit",
         "key",
         "kind",
@@ -138,6 +139,7 @@ class _Op:
         "nil_ok",
         "overlapped",
         "put_at_load",
+        "refused_unexplained",
         "seen",
         "start_empty",
         "start_mask",
@@ -160,6 +162,8 @@ class _Op:
         self.overlapped = False  # a read: a write of its key began while it was in flight
         self.leased_once = False  # a read: its first lease_get (which may teach the judge its cache key)
         self.lease_only = False  # a read: taking a lease is all it has done (it has not loaded yet)
+        self.found_claim = ""  # a read: another operation's claim it found (a lease, a lock, a marker)
+        self.refused_unexplained = False  # a read: a conditional fill refused with no reason the run shows
 
 
 Names = Callable[[int, int], str]  # (key, value) -> how reports write a value
@@ -288,6 +292,12 @@ class Refinement:
             if instr.kind is Kind.LOOKUP and not op.looked and not op.effective:
                 return self._unseen_read(i, op, result)
             if instr.kind in (Kind.FILL, Kind.INVALIDATE) and (op.nil_ok or self._nil_now(i, instr)):
+                self._skip(i)
+                continue
+            if instr.kind is Kind.FILL and op.found_claim:
+                # It found another operation's claim (a lease, a lock, a marker it could not take):
+                # waiting, as a cachepact.leases waiter does, it serves what it loaded without filling.
+                self.reached.add("fill-refused")
                 self._skip(i)
                 continue
             if instr.kind in (Kind.STORE, Kind.LOCK, Kind.UNLOCK) and self._nil_now(i, instr):
@@ -622,6 +632,11 @@ class Refinement:
             extra = (
                 f"; it stored {op.stored_undecodable}, which cachepact cannot decode" if op.stored_undecodable else ""
             )
+            if op.refused_unexplained:
+                extra += (
+                    "; its conditional fill was refused though no write and no other operation's claim came "
+                    "since it began (is the guard the right way round?)"
+                )
             return self._reject(
                 i, "who-populates", "never-filled", op=op.name, loaded=self._v(k, o[LOADED]), extra=extra
             )

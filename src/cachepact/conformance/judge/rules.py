@@ -58,8 +58,19 @@ def unchanged(ref: Refinement, i: int, op: _Op, obs: Obs) -> bool:
             ref.reached.add("fill-refused")  # its lease was voided: the model's refused fill
         instr = ref._current(i)
         if op.kind == READ and instr is not None and instr.kind is Kind.FILL:
-            op.nil_ok = True
+            if obs.leased or refusal_explained(ref, op):
+                op.nil_ok = True
+                ref.reached.add("fill-refused")
+            else:
+                op.refused_unexplained = True  # fail closed: the fill is still owed
     return True
+
+
+def refusal_explained(ref: Refinement, op: _Op) -> bool:
+    """A conditional fill the cache refused needs a reason the run shows: an entry is there already,
+    a write of the key overlapped the read, or the read found another operation's claim. A guard
+    that refuses for no reason (an inverted ``if EXISTS``) never fills, and that is ``who-populates``."""
+    return ref.state[CACHE_F][op.key] != NONE or op.overlapped or bool(op.found_claim)
 
 
 STUTTERS = (already_stands, unchanged)

@@ -1,0 +1,109 @@
+"""Coordination a team writes itself, recognised by effect (spec/contract.md): a read that finds
+another operation's claim (a lease, a lock, a marker it could not take) may serve what it loads
+without filling; a conditional fill refused for no reason the run shows is still owed (fail closed)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+import cachepact
+
+GRANT = """
+local v = redis.call('GET', KEYS[1])
+if v then return {1, v} end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', 10000) then return {2, ARGV[1]} end
+return {0, false}
+"""
+FILL = """
+if redis.call('GET', KEYS[2]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'EX', 300)
+  redis.call('DEL', KEYS[2])
+  return 1
+end
+return 0
+"""
+INVERTED_FILL = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('SET', KEYS[1], ARGV[2], 'EX', 300)
+  return 1
+end
+return 0
+"""
+INVALIDATE = "redis.call('DEL', KEYS[1]); redis.call('DEL', KEYS[2]); return 1"
+
+
+def lua_lease(env, fill_source=FILL):
+    """A team's own lease in Lua on e:{k} and lease:{k}: a reader that finds another's lease reads
+    the DB and returns without filling; the write's script removes the entry and voids the lease."""
+    r = env.redis
+    grant, fill, invalidate = (r.register_script(s) for s in (GRANT, fill_source, INVALIDATE))
+
+    def read(key):
+        keys = [f"e:{key}", f"lease:{key}"]
+        token = uuid.uuid4().hex
+        status, value = grant(keys=keys, args=[token])
+        if status == 1:
+            return value.decode()
+        value = env.db.get(key)
+        if status == 2 and value is not None:
+            fill(keys=keys, args=[token, value])
+        return value
+
+    def write(key, value):
+        env.db.put(key, value)
+        invalidate(keys=[f"e:{key}", f"lease:{key}"])
+
+    return cachepact.Adapter(read=read, write=write)
+
+
+def inverted_guard(env):
+    return lua_lease(env, INVERTED_FILL)
+
+
+def fill_marker(env):
+    """SET NX on fill:{k} before loading; a reader that cannot take it serves the DB's value."""
+    r = env.redis
+
+    def read(key):
+        raw = r.get(f"c:{key}")
+        if raw is not None:
+            return raw.decode()
+        if not r.set(f"fill:{key}", "1", nx=True, px=5000):
+            return env.db.get(key)
+        try:
+            value = env.db.get(key)
+            if value is not None:
+                r.set(f"c:{key}", value, ex=300)
+            return value
+        finally:
+            r.delete(f"fill:{key}")
+
+    def write(key, value):
+        env.db.put(key, value)
+        r.delete(f"c:{key}")
+
+    return cachepact.Adapter(read=read, write=write)
+
+
+@pytest.mark.parametrize("concurrency", [False, True])
+def test_a_teams_own_lua_lease_passes_and_its_waiters_do_not_fill(concurrency):
+    result = cachepact.check(lua_lease, "cache-aside", seed=0, concurrency=concurrency)
+    assert result.passed, result.report()
+    if concurrency:
+        assert "fill-refused" in result.reached  # a reader found the other's lease and served the DB
+
+
+@pytest.mark.parametrize("concurrency", [False, True])
+def test_a_lua_fill_whose_guard_is_inverted_never_fills_and_is_who_populates(concurrency):
+    result = cachepact.check(inverted_guard, "cache-aside", seed=0, concurrency=concurrency)
+    assert result.finding is not None and result.finding.invariant == "who-populates", result.report()
+    assert "guard the right way round" in result.finding.message
+
+
+def test_a_reader_that_cannot_take_a_fill_marker_may_serve_the_db_without_filling():
+    result = cachepact.check(fill_marker, "cache-aside", seed=0, concurrency=False)
+    assert result.passed, result.report()
+    two = cachepact.prove(fill_marker, "cache-aside", readers=2, writers=0)
+    assert two.holds, two.report()
