@@ -217,3 +217,21 @@ def test_a_replay_naming_a_choice_the_run_does_not_offer_is_refused():
     rerun some other schedule (and pass)."""
     with pytest.raises(cachepact.errors.InvalidArgument, match="replay does not match this run"):
         check(cache_aside, "cache-aside", replay="con/|r:k1,w:k1/07")
+
+
+def test_an_operation_handed_the_baton_whose_thread_has_not_started_is_not_taken_over():
+    """Operations one at a time rotate over their instance's threads, so the next one is often handed
+    to a thread the OS has yet to run; on a loaded machine that can take longer than the idle
+    window, and it must not count as a wait out of the kit's control (nor be scheduled around)."""
+    from types import SimpleNamespace
+
+    from cachepact.conformance.runtime.scheduler import Scheduler
+    from cachepact.conformance.runtime.session import Session
+
+    scheduler = Scheduler(lambda d, options, default: default, session=Session(), contexts={}, helper_context=id)
+    waiting = scheduler.add(0, lambda: None, thread=None, context=SimpleNamespace(op="r1"))
+    scheduler.add(1, lambda: None, thread=None, context=SimpleNamespace(op="r1"))  # a helper: many live
+    waiting.state = "running"
+    scheduler.current = scheduler.baton = waiting
+    scheduler._take_over(quiet_for=1.0)  # idle far past the window, with no thread yet (ident None)
+    assert (scheduler.uncontrolled, waiting.state, scheduler.baton) == (0, "running", waiting)

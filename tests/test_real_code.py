@@ -436,20 +436,71 @@ def thread_local_memo(env):
     return cachepact.Adapter(read=read, write=write)
 
 
-@pytest.mark.parametrize("make", [process_l1, thread_local_memo])
-def test_state_local_to_a_process_or_thread_is_caught_by_default(make):
-    # One process, one operation at a time: right (in flight together, the local state has its own
-    # stale-set race, found with one instance too).
-    alone = cachepact.check(make, "cache-aside", seed=0, instances=1, concurrency=False)
-    assert alone.passed, alone.report()
-    result = cachepact.check(make, "cache-aside", seed=0)
+def test_a_process_l1_is_caught_by_default_and_right_in_one_process_one_operation_at_a_time():
+    result = cachepact.check(process_l1, "cache-aside", seed=0)
     assert result.finding is not None and result.finding.invariant == "fresh-read", result.report()
     assert sorted({app for _, app in result.placement}) == [0, 1]  # the writer runs on the other instance
     assert "@2" in result.replay
     text = result.report()
     assert "App instances: 2, sharing the DB and cache as processes do; --instances 1 checks one process." in text
-    again = cachepact.check(make, "cache-aside", replay=result.replay)
+    again = cachepact.check(process_l1, "cache-aside", replay=result.replay)
     assert again.finding == result.finding and again.steps == result.steps
+    # In flight together, the local state has its own stale-set race, found with one instance too.
+    alone = cachepact.check(process_l1, "cache-aside", seed=0, instances=1, concurrency=False)
+    assert alone.passed, alone.report()
+
+
+def test_a_thread_local_memo_is_caught_by_default():
+    result = cachepact.check(thread_local_memo, "cache-aside", seed=0)
+    assert result.finding is not None and result.finding.invariant == "fresh-read", result.report()
+    again = cachepact.check(thread_local_memo, "cache-aside", replay=result.replay)
+    assert again.finding == result.finding and again.steps == result.steps
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_thread_local_memo_fails_one_process_one_operation_at_a_time(seed):
+    # A server's pool runs one process's consecutive requests on different threads: a memo its
+    # write clears on the writing thread alone is stale on the others, with no concurrency at all.
+    alone = cachepact.check(thread_local_memo, "cache-aside", seed=seed, instances=1, concurrency=False)
+    assert alone.finding is not None and alone.finding.invariant == "fresh-read", alone.report()
+    assert alone.placement and {app for _, app in alone.placement} == {0}
+    again = cachepact.check(thread_local_memo, "cache-aside", replay=alone.replay, instances=1)
+    assert again.finding == alone.finding and again.steps == alone.steps
+
+
+def test_operations_one_at_a_time_rotate_over_their_instances_threads_the_same_way_every_run():
+    threads: list[tuple[str, int]] = []  # (instance's label, thread ident), in operation order
+
+    def recording(env):
+        shared = cache_aside_leased(env)
+        label = f"app{len(made)}"
+        made.append(label)
+
+        def read(key):
+            threads.append((label, threading.get_ident()))
+            return shared.read(key)
+
+        return cachepact.Adapter(read=read, write=shared.write)
+
+    def run() -> list[tuple[str, int]]:
+        threads.clear()
+        made.clear()
+        result = cachepact.check(recording, "cache-aside", replay="seq/" + ",".join(["r:k1"] * 4 + ["r:k2@2"] * 2))
+        assert result.passed, result.report()
+        return threads[-6:]  # the replayed world's reads (the check builds the adapter once first)
+
+    made: list[str] = []
+    first = run()
+    labels = [label for label, _ in first]
+    assert labels == [labels[0]] * 4 + [labels[4]] * 2 and labels[0] != labels[4]
+    one = [ident for _, ident in first[:4]]
+    assert len(set(one[:3])) == 3 and one[3] == one[0]  # three threads in turn, then the first again
+    assert first[4][1] != first[5][1] and not {first[4][1], first[5][1]} & set(one)  # the other's own
+    # The same sequence lands on the same pattern of threads every time (idents are the OS's to reuse).
+    second = run()
+    shape = {ident: n for n, (_, ident) in reversed(list(enumerate(first)))}
+    again = {ident: n for n, (_, ident) in reversed(list(enumerate(second)))}
+    assert [shape[i] for _, i in first] == [again[i] for _, i in second]
 
 
 def test_make_is_called_once_per_instance_over_one_db_and_cache():

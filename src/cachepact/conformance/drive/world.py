@@ -235,7 +235,10 @@ class World:
                 self.start(op, kind, arg, value)
                 last.append(op)
                 return scheduler.add(
-                    len(last) - 1, self.body(op, kind, arg, value), self.deployment.thread(instance), self.context(op)
+                    len(last) - 1,
+                    self.body(op, kind, arg, value),
+                    self.deployment.next_thread(instance),
+                    self.context(op),
                 )
             return None
 

@@ -566,9 +566,9 @@ class Scheduler:
         with self._lock:
             taken = False
             for p in self.parts:
-                if p.state != "running":
-                    continue
-                if p.clock is None and p.ident is not None:
+                if p.state != "running" or p.ident is None:
+                    continue  # one handed the baton whose thread has not started yet is not blocked
+                if p.clock is None:
                     p.clock = _cpu_clock(p.ident)
                 cpu = _cpu_time(p.clock)
                 if cpu is None:
