@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 import cachepact
 
 
@@ -122,3 +124,110 @@ def test_a_key_named_by_a_look_is_the_entry_until_it_holds_bookkeeping():
     result = _check(make)
     assert result.passed, result.report()
     assert "lock:k1" not in str(result.final_state)
+
+
+def generation_in_redis(env):
+    """Versioned keys whose generation is a counter in Redis: a write bumps it (INCR) instead of
+    deleting; a read names its key once, before it loads; cache_key reads the counter (a peek)."""
+    r = env.redis
+
+    def entry_key(key):
+        return f"v{int(r.get(f'gen:{key}') or 0)}:{key}"
+
+    def read(key):
+        ck = entry_key(key)
+        raw = r.get(ck)
+        if raw is not None:
+            return raw.decode()
+        value = env.db.get(key)
+        if value is not None:
+            r.set(ck, value, ex=300)
+        return value
+
+    def write(key, value):
+        env.db.put(key, value)
+        r.incr(f"gen:{key}")
+
+    return cachepact.Adapter(read=read, write=write, cache_key=entry_key)
+
+
+def generation_in_make(env):
+    """Versioned keys whose version lives in the factory's closure; cache_key follows it."""
+    r, versions = env.redis, {}
+
+    def entry_key(key):
+        return f"v{versions.get(key, 0)}:{key}"
+
+    def read(key):
+        ck = entry_key(key)
+        raw = r.get(ck)
+        if raw is not None:
+            return raw.decode()
+        value = env.db.get(key)
+        if value is not None:
+            r.set(ck, value, ex=300)
+        return value
+
+    def write(key, value):
+        env.db.put(key, value)
+        versions[key] = versions.get(key, 0) + 1
+
+    return cachepact.Adapter(read=read, write=write, cache_key=entry_key)
+
+
+@pytest.mark.parametrize("make", [generation_in_redis, generation_in_make])
+@pytest.mark.parametrize("concurrency", [False, True])
+def test_versioned_keys_pass_and_cache_key_may_peek_at_redis(make, concurrency):
+    result = _check(make, concurrency=concurrency, instances=1)
+    assert result.passed, result.report()
+    steps = [s for s in result.steps if s.command is not None]
+    assert not steps or all("gen:" not in str(s.command) or s.op != "-" for s in steps)
+
+
+def test_cache_key_peeks_are_not_steps():
+    from cachepact.conformance.drive.replay import Op
+    from cachepact.conformance.drive.world import Setup, World
+    from cachepact.conformance.record.servers import Servers
+    from cachepact.model import CACHE_ASIDE
+
+    servers = Servers()
+    try:
+        world = World(Setup(make=generation_in_redis, pattern=CACHE_ASIDE, servers=servers))
+        assert world.steps == []  # the judge's first reading of cache_key, in make, recorded nothing
+        del Op
+    finally:
+        servers.close()
+
+
+def test_decode_calling_env_is_a_definition_error_and_exit_2(tmp_path, capsys):
+    def make(env):
+        base = prefixed(env)
+
+        def decode(payload):
+            env.redis.get("schema-version")
+            return payload.decode()
+
+        return cachepact.Adapter(read=base.read, write=base.write, decode=decode)
+
+    with pytest.raises(cachepact.DefinitionError, match="decode called env") as e:
+        _check(make)
+    assert e.value.field == "decode" and "\n" not in str(e.value)
+    target = tmp_path / "decodes.py"
+    target.write_text(
+        "import cachepact\n"
+        "def make(env):\n"
+        "    def read(key):\n"
+        "        value = env.cache.get(key)\n"
+        "        if value is None:\n"
+        "            value = env.db.get(key)\n"
+        "            env.cache.set(key, value)\n"
+        "        return value\n"
+        "    def write(key, value):\n"
+        "        env.db.put(key, value)\n"
+        "    return cachepact.Adapter(read=read, write=write, decode=lambda p: env.cache.get('x') or p)\n"
+    )
+    from cachepact.cli import main
+
+    assert main(["check", f"{target}:make", "--pattern", "cache-aside", "--no-concurrency"]) == 2
+    err = capsys.readouterr().err
+    assert "decode called env" in err and "Traceback" not in err

@@ -67,7 +67,7 @@ class World:
                 servers=setup.servers,
                 session=self.session,
             )
-        self.judge = Judge(setup.pattern, self.harness.adapters[0], peek=self.harness.cache.peek)
+        self.judge = Judge(setup.pattern, self.harness.adapters[0], peek=self.harness.cache.peek, session=self.session)
         self.harness.recorder.on_step = self._observe
         self.clock = setup.clock
         self.deployment = Deployment(setup.instances, self.session)
@@ -189,6 +189,8 @@ class World:
             self.uncontrolled += scheduler.uncontrolled
         if self.harness.recorder.lost is not None:
             raise ServerLost(self.harness.recorder.lost)
+        if self.judge.broken is not None:  # the adapter's decode or cache_key is unusable as written
+            raise self.judge.broken
         self.setup.servers.check_alive()
         if recorder.strays and self.finding is None:
             self.judge.keep(

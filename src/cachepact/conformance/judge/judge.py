@@ -34,6 +34,7 @@ from ..drive.replay import INITIAL, KEYS
 from ..record.decode import TOKEN, UNDECODABLE, default_decode
 from ..record.env import Effect, one_line
 from ..record.redis_commands import READS, command_name
+from ..runtime.session import Session
 from .findings import Finding
 from .refinement import Obs, Refinement, Rejection
 
@@ -60,8 +61,14 @@ class _Phantoms:
 class Judge:
     """One run's judge: ``begin``, ``observe`` each step, ``finish`` each operation, ``at_rest``."""
 
-    def __init__(self, pattern: Pattern, adapter: Adapter, *, peek: Callable[[Any], Any]) -> None:
+    def __init__(
+        self, pattern: Pattern, adapter: Adapter, *, peek: Callable[[Any], Any], session: Session | None = None
+    ) -> None:
         self.pattern = pattern
+        session = session if session is not None else Session()
+        self._peeking = session.within(session.peeking)  # cache_key's reads of env are the kit's peeks
+        self._decoding = session.within(session.decoding)  # decode may not call env
+        self.broken: DefinitionError | None = None  # the user's mapping failed: the check stops (exit 2)
         self.refinement = Refinement(
             pattern, keys=len(KEYS), absent=ABSENT_AT_START, key_names=KEYS, value_name=self.name
         )
@@ -76,6 +83,7 @@ class Judge:
         self._provisional: set[Any] = set()  # cache keys learned by the run key they name, no store yet
         self._bookkeeping: set[Any] = set()  # cache keys that hold the adapter's bookkeeping: no entry
         self._claims: dict[Any, str] = {}  # a key that is no entry -> the operation that stored it
+        self._retired: dict[Any, int] = {}  # cache keys cache_key no longer gives (a version moved on)
         self._write_value: dict[str, Any] = {}  # a write's own value, by op
         self._write_ops: set[str] = set()  # the names of the run's writes
         self.op_index: dict[str, int] = {}
@@ -144,7 +152,11 @@ class Judge:
         if _side_record(payload):
             return UNDECODABLE  # a list, a set, a hash read whole: a side record, never one key's entry
         try:
-            return self.decode(payload)
+            with self._decoding:
+                return self.decode(payload)
+        except DefinitionError as e:
+            self.broken = self.broken or e
+            return UNDECODABLE
         except Exception:
             return UNDECODABLE
 
@@ -214,15 +226,23 @@ class Judge:
     def _mapped(self) -> dict[Any, int]:
         """``cache_key``'s mapping now: it may change as the run goes (a versioned key)."""
         assert self.cache_key is not None
-        return {_cache_key(self.cache_key, key): n for n, key in enumerate(KEYS)}
+        with self._peeking:
+            return {_cache_key(self.cache_key, key): n for n, key in enumerate(KEYS)}
 
     def _follow_cache_key(self) -> None:
         """Read ``cache_key`` again; a key whose entry moved to another cache key now stands for what
         that cache key holds (the old one is unreachable: not the entry any more)."""
-        mapped = self._mapped()
+        try:
+            mapped = self._mapped()
+        except DefinitionError as e:  # raised on an operation's thread: the world ends the check with it
+            self.broken = self.broken or e
+            return
         if mapped == self.cache_keys:
             return
         moved = {n for ck, n in mapped.items() if self.cache_keys.get(ck) != n}
+        for ck, n in self.cache_keys.items():
+            if mapped.get(ck) != n:
+                self._retired[ck] = n  # unreachable now: a fill there is one the versioning voided
         self.cache_keys = mapped
         self._by_key = [[ck for ck, n in mapped.items() if n == k] for k in range(len(KEYS))]
         for k in moved:
@@ -408,6 +428,9 @@ class Judge:
             k = self.key_of(ck, decoded, op=op, call="lease" if leasing else "look")
             if leasing:
                 op.leased_once = True
+            if k is None and op.kind == READ and self._retired.get(ck) == op.key and _may_write(step.command):
+                # A SET of what an unreachable old key already held (a versioned key): a refused fill.
+                return Obs(Kind.FILL, actor, op.key, NONE, False, False, False, self._after(op.key, Effect(None, None)))
             if k is None:
                 self._claim(op, step, effect)
                 return None
@@ -425,6 +448,10 @@ class Judge:
         if step.action in FILLS:
             decoded = self.decoded(step.value)
             k = self.key_of(ck, decoded, op=op, call="store")
+            if k is None and op.kind == READ and self._retired.get(ck) == op.key:
+                # A fill of the key's entry as it was named before a write moved it (a versioned key):
+                # nobody reads it any more, so it is a fill the cache refused, as a voided lease's is.
+                return Obs(Kind.FILL, actor, op.key, NONE, False, False, False, self._after(op.key, Effect(None, None)))
             if k is None:
                 self._claim(op, step, effect)
                 after_load = self.refinement.expects(i) is Kind.FILL  # a claim comes before the load

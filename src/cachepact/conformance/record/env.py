@@ -20,7 +20,7 @@ from ..runtime.primitives import RealLock, real_primitives
 from ..runtime.session import Session
 from .attribution import Attribution
 from .effect import Effect
-from .redis_hook import RedisRecording
+from .redis_hook import RedisRecording, env_in_decode
 from .servers import Servers
 
 OUTSIDE = "-"  # the op name of a call made outside any operation the kit started
@@ -41,6 +41,7 @@ class Recorder:
     def __init__(self, attribution: Attribution, session: Session) -> None:
         self.attribution = attribution  # for calls outside any operation (in make)
         self.scheduled = session.scheduled  # thread ident -> its scheduler handle, the check's
+        self.session = session
         self.steps: list[Step] = []
         self.threads: dict[int, OpContext] = {}  # thread ident -> what it works for
         self.running = False  # operations are running: a call from any other thread is a stray
@@ -139,6 +140,14 @@ class _Recording:
 
     def _call(self, action: str, key: Any, *args: Any, value: Any = None, token: Any = None, ttl: Any = None) -> Any:
         recorder = self._recorder
+        session = recorder.session
+        if session.peeking or session.decoding:
+            me = threading.get_ident()
+            if me in session.decoding:
+                raise env_in_decode()
+            if me in session.peeking:  # cache_key reading the run's stores: the kit's peek, not a step
+                method = getattr(self._backend, action)
+                return method(key, *args) if ttl is None else method(key, *args, ttl=ttl)
         recorder.before(self._target, action, key)
         # A store on a server has a gate its cleanup takes: no call recreates a key after it.
         with recorder.step(), getattr(self._backend, "gate", _NO_GATE):

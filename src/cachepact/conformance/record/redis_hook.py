@@ -356,6 +356,13 @@ class Sent:
 
     __repr__ = __str__
 
+    def reply(self, result: Any) -> str | None:
+        """What the server answered for the step's key where its result (the payload the kit read)
+        is not that: an ``EXISTS`` counts the key, 1 or 0. None: the result is shown as it is."""
+        if all(command_name(args) == "EXISTS" for args in self.commands):
+            return "0" if result is None else "1"
+        return None
+
     def __eq__(self, other: object) -> bool:
         return str(self) == str(other)
 
@@ -481,6 +488,16 @@ def _wrappable(client: Any, name: str) -> bool:
     return not client.get_encoder().decode_responses
 
 
+def env_in_decode() -> Exception:
+    from ...errors import DefinitionError
+
+    return DefinitionError(
+        "Adapter.decode called env (a cache or Redis read); decode must map a payload to its value from "
+        "the payload alone: read a version or counter in cache_key instead, which may read env.redis",
+        field="decode",
+    )
+
+
 def redis_errors() -> Any:
     import redis.exceptions
 
@@ -498,6 +515,10 @@ def _recording(client: Any) -> RedisRecording | None:
     session = running()
     if session is None or session.recording is None:
         return None
+    if session.decoding and me in session.decoding:
+        raise env_in_decode()
+    if me in session.peeking:
+        return None  # cache_key reading the run's stores: the kit's peek, not a step
     if me in session.sending or getattr(client.connection_pool, "_cachepact_internal", False):
         return None  # a command the kit's own code sends (its looks, a recorded command's parts)
     return session.recording

@@ -45,11 +45,33 @@ class Session:
     sending: set[int] = attrs.Factory(set)  # threads inside a recorded command: what they send is the kit's
     attributions: dict[tuple, Any] = attrs.Factory(dict)  # cache_code -> its ``Attribution``, shared by worlds
     in_use: dict[int, Any] = attrs.Factory(dict)  # the attributions with entries, for the unseen-entry warning
+    # -- judge: the user's refinement mapping --------------------------------------------------------
+    peeking: set[int] = attrs.Factory(set)  # threads inside cache_key: what they read of env is the kit's peek
+    decoding: set[int] = attrs.Factory(set)  # threads inside decode, which must not call env at all
+
+    def within(self, threads: set[int]) -> _Within:
+        """Entered around a call of the user's ``cache_key`` (``peeking``) or ``decode`` (``decoding``)."""
+        return _Within(threads)
 
     def claim(self) -> _Claim:
         """Entered for the check's duration (and by each world, which nests): the process's slot is
         this session's, or ``UsageError`` at once if another session holds it."""
         return _Claim(self)
+
+
+class _Within:
+    __slots__ = ("me", "threads")
+
+    def __init__(self, threads: set[int]) -> None:
+        self.threads = threads
+        self.me = 0
+
+    def __enter__(self) -> None:
+        self.me = _thread.get_ident()
+        self.threads.add(self.me)
+
+    def __exit__(self, *exc: object) -> None:
+        self.threads.discard(self.me)
 
 
 class _Claim:
