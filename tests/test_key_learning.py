@@ -231,3 +231,17 @@ def test_decode_calling_env_is_a_definition_error_and_exit_2(tmp_path, capsys):
     assert main(["check", f"{target}:make", "--pattern", "cache-aside", "--no-concurrency"]) == 2
     err = capsys.readouterr().err
     assert "decode called env" in err and "Traceback" not in err
+
+
+def test_a_script_that_does_not_declare_its_keys_is_judged_by_effect_and_named_in_a_warning():
+    def make(env):
+        base = prefixed(env, invalidate=lambda k: env.redis.eval("return redis.call('DEL', 'user:'..ARGV[1])", 0, k))
+        return base
+
+    result = _check(make)
+    assert result.passed, result.report()  # its undeclared DEL was seen: no false write-order
+    warning = next(w for w in result.warnings if "EVAL" in w)
+    assert "user:k1" in warning and "without naming them" in warning
+    assert result.unobserved == ("EVAL",)
+    strict = _check(make, strict=True)
+    assert not strict.passed and "Strict:" in strict.report()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from cachepact import check
 from cachepact.adapters.broken import CATALOGUE
 
@@ -191,3 +193,57 @@ def test_strict_must_be_a_bool():
 
     with pytest.raises(InvalidArgument, match="strict must be True or False, not 'yes'"):
         check(cache_aside, "cache-aside", strict="yes")
+
+
+@pytest.mark.filterwarnings("ignore:Call to deprecated setex:DeprecationWarning")  # SETEX is in real code
+def test_redis_py_steps_are_rows_of_the_commands_as_sent_and_exists_shows_its_answer():
+    from test_diagrams import redis_failure
+
+    result = redis_failure()
+    rows = [line.split() for line in result.report().splitlines() if "user:k1" in line and line[:1].isdigit()]
+    assert [row[3:] for row in rows] == [
+        ["EXISTS", "user:k1", "0"],  # before: the payload it read, "None"
+        ["SETEX", "user:k1", "300", "k1.v0"],
+        ["EXISTS", "user:k1", "1"],  # before: "b'k1.v0'"
+        ["GET", "user:k1", "b'k1.v0'"],
+    ]
+    steps = json.loads(result.to_json())["checks"]
+    cex = next(c["counterexample"] for c in steps if c["counterexample"])
+    assert [(s["call"], s["result"]) for s in cex["steps"] if s["call"].startswith("EXISTS")] == [
+        ("EXISTS user:k1", "0"),
+        ("EXISTS user:k1", "1"),
+    ]
+
+
+def test_a_pipeline_is_one_row_listing_its_commands_and_what_each_did():
+    import cachepact
+
+    def make(env):
+        r = env.redis
+
+        def read(key):
+            raw = r.get(f"u:{key}")
+            if raw is not None:
+                return raw.decode()
+            value = env.db.get(key)
+            if value is not None:
+                other = "k2" if key != "k2" else "k1"
+                with r.pipeline() as p:  # the bug: it caches the value under another key's name too
+                    p.set(f"u:{key}", value, ex=300)
+                    p.set(f"u:{other}", value, ex=300)
+                    p.execute()
+            return value
+
+        def write(key, value):
+            env.db.put(key, value)
+            r.delete(f"u:{key}")
+
+        return cachepact.Adapter(read=read, write=write)
+
+    result = cachepact.check(make, "cache-aside", seed=0, concurrency=False)
+    assert result.finding is not None and result.finding.invariant == "who-populates", result.report()
+    report = result.report()
+    rows = [line for line in report.splitlines() if "pipeline: SET u:" in line]
+    assert len(rows) == 1, report  # one call as sent, not a row per key it touched
+    assert "<-- culprit" in rows[0] and "u:k1: stored k1.v0; u:k2: stored k1.v0" in rows[0]
+    assert "Minimal failing sequence: 1 operation, 3 DB or cache calls" in report

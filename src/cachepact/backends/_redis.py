@@ -266,6 +266,11 @@ class RedisServer:
         if self.closed:
             raise redis.ConnectionError("cachepact: the check is over; this command was not sent")
 
+    @property
+    def registered(self) -> set[bytes]:
+        """The keys the run's commands have touched (what ``reset`` and ``close`` remove)."""
+        return self._registered
+
     def register(self, keys: Iterable[Any]) -> None:
         """Keys a command is about to touch: on a real server, listed before they may be created."""
         new = [k for k in dict.fromkeys(_whole_key(k) for k in keys) if k not in self._registered]

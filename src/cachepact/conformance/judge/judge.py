@@ -200,7 +200,8 @@ class Judge:
             (call == "store" and (op.kind == READ or decoded == self._write_value.get(op.name)))
             or (call == "look" and op.kind == READ and owner == op.key)
         ):
-            n = owner
+            named = _named_key(ck)
+            n = owner if named is None else named  # a key named for k2 holding k1's value is k2's entry
         elif op.kind == READ and ((decoded is ABSENT and call == "store") or (call == "lease" and not op.leased_once)):
             n = op.key  # a negative entry a read stored, or its first lease: its own entry
         elif call == "store" and op.kind == WRITE and owner is not None:

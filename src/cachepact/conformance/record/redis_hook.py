@@ -62,6 +62,7 @@ class RedisRecording:
         if self.server is None:
             self._attach()
         known_fields = self.server.fields
+        blind = False  # a command that may touch keys it does not name
         for args, _ in commands:
             name = command_name(args)
             hashed = fields_of(name, args)
@@ -74,12 +75,21 @@ class RedisRecording:
                 if keys is None:
                     self.unobserved.add(name)
                     keys = []
-                encoded = [encode(k) for k in keys]
-                # A command on a whole hash (DEL, EXPIRE) acts on every field of it the run has named.
-                encoded += sorted(f for k in encoded for f in known_fields.get(k, ()))
+                    blind = True
+                elif name in SCRIPTS and name not in READS and not self._lease_script([(name, args, keys)]):
+                    blind = True  # a script may touch keys it did not declare in KEYS
+                encoded = []
+                for k in (encode(k) for k in keys):
+                    # A command on a whole hash (DEL, EXPIRE) acts on every field of it the run has named:
+                    # those fields are the entries, the hash only holds them.
+                    fields = known_fields.get(k)
+                    encoded += sorted(fields) if fields else [k]
             parsed.append((name, args, encoded))
             touched += [k for k in encoded if k not in touched]
-        if not touched:
+        # What such a command did to the keys the run touched before is read around it too (so a
+        # script's undeclared DEL is seen); what it did elsewhere cannot be, and the report says so.
+        beside = self._beside(touched) if blind else []
+        if not touched and not beside:
             if not self.unobserved.isdisjoint(p[0] for p in parsed):
                 # Keys the kit cannot name: not judged (the report says so), but never sent after the
                 # cleanup either.
@@ -89,7 +99,7 @@ class RedisRecording:
             return call()  # PING, SCRIPT LOAD, CLIENT SETNAME: nothing to judge, nothing to switch at
         recorder = self.recorder
         first = parsed[0][0]
-        recorder.before("cache", first, shown_key(touched[0]))
+        recorder.before("cache", first, shown_key((touched or beside)[0]))
         sending = self.session.sending  # inside a recorded command: what it sends meanwhile is its own
         me = threading.get_ident()
         with recorder.step(), self.server.gate:
@@ -98,6 +108,8 @@ class RedisRecording:
             ttls = None
             try:
                 self.server.register(touched)
+                if beside:
+                    touched = touched + beside
                 # Over a network, one round trip instead of three; in process, the looks cost less alone
                 # (and fakeredis expires a key EXPIREd to 0 only once its clock moves, after the EXEC).
                 wrap = alone and not self.server.fake and _wrappable(client, first)
@@ -134,10 +146,34 @@ class RedisRecording:
             if isinstance(error, redis_errors().WatchError):
                 self._record_refused(parsed, touched, before)
             elif error is None or before != after:  # a command refused (NOSCRIPT, WRONGTYPE) did nothing
+                if beside:
+                    touched, before, after = self._undeclared(parsed, touched, before, after, set(beside))
                 self._record(parsed, touched, before, after, result, len(commands) > 1, ttls)
         if error is not None:
             raise error
         return result
+
+    def _beside(self, touched: list[Any]) -> list[Any]:
+        """The keys the run touched before (and their named fields), but for ``touched``."""
+        fields = self.server.fields
+        out: list[Any] = []
+        for k in sorted(self.server.registered):
+            out += sorted(fields[k]) if fields.get(k) else [k]
+        return [k for k in out if k not in touched]
+
+    def _undeclared(
+        self, parsed: list[tuple[str, tuple, list[Any]]], touched: list[Any], before: list, after: list, beside: set
+    ) -> tuple[list[Any], list, list]:
+        """Keep, of the keys read beside a command, those it changed: each is a key it touched without
+        naming it, which the report names (the kit saw it only because the run had touched it before)."""
+        keep = [n for n, k in enumerate(touched) if k not in beside or before[n] != after[n]]
+        for n in keep:
+            if touched[n] in beside:
+                self.unobserved.add(parsed[0][0])
+                self._servers.undeclared.setdefault(parsed[0][0], set()).add(show(shown_key(touched[n])))
+                for entry in parsed:
+                    entry[2].append(touched[n])  # the command's own key from now on, for its step
+        return [touched[n] for n in keep], [before[n] for n in keep], [after[n] for n in keep]
 
     def _wrapped(self, client: Any, command: tuple[tuple, dict], touched: list[bytes]) -> tuple | None:
         """The looks and the command in one round trip: ``MULTI``, each key read, the command, each key
@@ -221,6 +257,7 @@ class RedisRecording:
         if lease is not None:
             self._record_lease(lease, parsed[0], before, after, result)
             return
+        batch = Batch(tuple(args for _, args, _ in parsed), pipeline) if len(touched) > 1 else None
         for n, key in enumerate(touched):
             was, now = before[n], after[n]
             sent = [(name, args) for name, args, keys in parsed if key in keys]
@@ -246,7 +283,9 @@ class RedisRecording:
                 Effect(was, now),
                 token=None,
                 ttl=ttl,
-                command=Sent(tuple(args for _, args in sent), pipeline, step_key, effect),
+                command=Sent(
+                    tuple(args for _, args in sent), pipeline, step_key, effect, batch=batch, did=(action, was, now)
+                ),
                 depth=_DEPTH,
             )
 
@@ -338,11 +377,28 @@ class Sent:
     """The command(s) a step is the effect of, rendered only when a report shows it: most steps of a
     check are never shown, and rendering every argument costs more than judging the step."""
 
-    __slots__ = ("_text", "commands", "effect", "key", "pipeline")
+    __slots__ = ("_text", "batch", "commands", "did", "effect", "key", "pipeline")
 
-    def __init__(self, commands: tuple[tuple, ...], pipeline: bool, key: Any, effect: str | None) -> None:
+    def __init__(
+        self,
+        commands: tuple[tuple, ...],
+        pipeline: bool,
+        key: Any,
+        effect: str | None,
+        *,
+        batch: Batch | None = None,
+        did: tuple[str, Any, Any] | None = None,
+    ) -> None:
         self.commands, self.pipeline, self.key, self.effect = commands, pipeline, key, effect
+        self.batch = batch  # what was sent at once (a pipeline, a script, a command on several keys)
+        self.did = did  # (action, before, after): what it did to this step's key, rendered on demand
         self._text: str | None = None
+
+    def effect_text(self) -> str:
+        """What the command did to this step's key: ``read``, ``removed``, ``stored k1.v0``."""
+        if self.effect is not None:
+            return self.effect
+        return _did(*self.did) if self.did is not None else "read"
 
     def __str__(self) -> str:
         if self._text is None:
@@ -368,6 +424,24 @@ class Sent:
 
     def __hash__(self) -> int:
         return hash(str(self))
+
+
+class Batch:
+    """The commands one recorded call sent at once (one command, a pipeline's, a script), shared by
+    the steps it is the effect of, one per key: tables show them as one row, the judge as its net
+    effect on each key."""
+
+    __slots__ = ("_text", "commands", "pipeline")
+
+    def __init__(self, commands: tuple[tuple, ...], pipeline: bool) -> None:
+        self.commands, self.pipeline = commands, pipeline
+        self._text: str | None = None
+
+    def __str__(self) -> str:
+        if self._text is None:
+            text = "; ".join(render(args) for args in self.commands)
+            self._text = f"pipeline: {text}" if self.pipeline else text
+        return self._text
 
 
 def _did(action: str, was: Any, now: Any) -> str:
@@ -587,4 +661,4 @@ class hooked:
             redis.client.Pipeline.execute = _originals["execute"]
 
 
-__all__ = ["RedisRecording", "hooked", "render", "shown_key"]
+__all__ = ["Batch", "RedisRecording", "Sent", "hooked", "render", "shown_key"]

@@ -27,6 +27,7 @@ class Servers:
         self.sql: Any = None
         self._hook: Any = None
         self.unobserved: set[str] = set()  # Redis commands whose keys the kit could not name
+        self.undeclared: dict[str, set[str]] = {}  # a script -> keys it changed without naming them in KEYS
         self.closed = False
         self.lost: BackendError | None = None  # the SQL database went away mid-run
         try:
@@ -60,12 +61,18 @@ class Servers:
     @property
     def warnings(self) -> list[str]:
         """Commands whose effects the kit could not observe, so could not judge, named."""
-        unobserved = sorted(self.unobserved)
+        unobserved = [
+            f"{name} (it changed {', '.join(sorted(self.undeclared[name]))} without naming them)"
+            if name in self.undeclared
+            else name
+            for name in sorted(self.unobserved)
+        ]
         if not unobserved:
             return []
         return [
             f"Redis command{'s' if len(unobserved) > 1 else ''} {', '.join(unobserved)} touched keys the kit cannot "
-            "name, so what they did was not judged; use commands that name their keys (DEL, SET, a script's KEYS)"
+            "name: what they did to keys the run had not touched before was not judged; use commands that name "
+            "their keys (DEL, SET, a script's KEYS)"
         ]
 
     def redis(self) -> Any:

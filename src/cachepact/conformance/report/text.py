@@ -11,7 +11,7 @@ import json
 from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape, quoteattr
 
-from ...model import render_table
+from ...model import Step, render_table, show
 from ..judge.findings import INVARIANTS
 
 if TYPE_CHECKING:
@@ -28,15 +28,43 @@ def _on(r: Result) -> dict[str, int] | None:
     return placement if len(set(placement.values())) > 1 else None
 
 
+def rows_of(steps: tuple[Step, ...] | list[Step]) -> list[tuple[int, int, str, str]]:
+    """One row per call as it was sent: ``(first step, last step, call, result)``. A pipeline, a
+    script or a command on several keys is one call with an effect on each key (one step per key,
+    each judged): its row lists the commands once and what they did to each key."""
+    out = []
+    i = 0
+    while i < len(steps):
+        s = steps[i]
+        batch = getattr(s.command, "batch", None)
+        j = i + 1
+        while batch is not None and j < len(steps) and getattr(steps[j].command, "batch", None) is batch:
+            j += 1
+        if j - i == 1:
+            out.append((i, i, s.describe(), s.shown_result))
+        else:
+            effects = "; ".join(f"{show(m.command.key)}: {_effect(m)}" for m in steps[i:j])
+            out.append((i, j - 1, f"{batch}  [{effects}]", ""))
+        i = j
+    return out
+
+
+def _effect(step: Step) -> str:
+    if step.action == "get":
+        return "nothing there" if step.result is None else f"found {show(step.result)}"
+    return step.command.effect_text()
+
+
 def race_table(r: Result) -> str:
     """One column per operation in flight, rows in time order, context switches marked."""
     culprit = r.finding.culprit if r.finding else None
     cols = list(r.columns)
     on = _on(r)
     rows, previous = [], None
-    for i, s in enumerate(r.steps):
+    for n, (first, last, call, result) in enumerate(rows_of(r.steps)):
+        s = r.steps[first]
         cells = [""] * len(cols)
-        text = s.describe() + (f" -> {s.shown_result}" if s.shown_result else "")
+        text = call + (f" -> {result}" if result else "")
         if s.op in cols:
             actor = "" if s.target == "app" else f"{s.actor}: "
             cells[cols.index(s.op)] = actor + text
@@ -46,7 +74,8 @@ def race_table(r: Result) -> str:
             where = f" (app {on[s.op] + 1})" if on and s.op in on else ""
             cells = [f"{s.op}{where} {s.actor}: {text}"] + [""] * (len(cols) - 1)
             switch = ""
-        rows.append((str(i + 1), switch, *cells, "<-- culprit" if i == culprit else ""))
+        mark = "<-- culprit" if culprit is not None and first <= culprit <= last else ""
+        rows.append((str(n + 1), switch, *cells, mark))
     heads = [f"{c} (app {on[c] + 1})" if on else c for c in cols]
     return render_table(("#", "switch", *heads, "note"), rows)
 
@@ -57,10 +86,11 @@ def steps_table(r: Result) -> str:
     culprit = r.finding.culprit if r.finding else None
     on = _on(r)
     rows = []
-    for i, s in enumerate(r.steps):
-        mark = "<-- culprit" if i == culprit else ""
+    for n, (first, last, call, result) in enumerate(rows_of(r.steps)):
+        s = r.steps[first]
+        mark = "<-- culprit" if culprit is not None and first <= culprit <= last else ""
         app = (str(on[s.op] + 1) if s.op in on else "",) if on else ()
-        rows.append((str(i + 1), s.op, *app, str(s.actor), s.describe(), s.shown_result, mark))
+        rows.append((str(n + 1), s.op, *app, str(s.actor), call, result, mark))
     return render_table(("#", "op", *(("app",) if on else ()), "actor", "call", "result", "note"), rows)
 
 
@@ -92,7 +122,7 @@ def text(r: Result) -> str:
         f = r.finding
         lines.append(f"FAIL {f.invariant}: {f.message}")
         lines.append("")
-        calls = sum(s.target in ("db", "cache") for s in r.steps)
+        calls = sum(r.steps[first].target in ("db", "cache") for first, *_ in rows_of(r.steps))
         summary = (
             f"Minimal failing sequence: {_plural(r.failing_operations, 'operation')}, "
             f"{_plural(calls, 'DB or cache call')}"
