@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+import cachepact
 from cachepact.cli import main
 from cachepact.diagrams import messages, render, sequence_graph, to_dot, to_mermaid
-from cachepact.model import CACHE_ASIDE, PATTERNS, Kind, Scenario, explore, flow
+from cachepact.model import APP, CACHE_ASIDE, PATTERNS, Actor, Kind, Scenario, Step, Trace, explore, flow
 
 GOLDEN = Path(__file__).parent / "golden"
 CASES = [(name, f) for name in PATTERNS for f in ("read-hit", "read-miss", "write")]
@@ -121,3 +122,94 @@ def test_without_matplotlib_a_picture_format_exits_2_naming_the_fix(monkeypatch,
     code = main(["diagram", "--pattern", "cache-aside", "--flow", "write", "-o", str(tmp_path / "f.png")])
     err = capsys.readouterr().err
     assert code == 2 and "png needs matplotlib; pip install 'matplotlib>=3.7' or use --format mermaid|dot" in err
+
+
+# -- redis-py code: each step drawn as the command it sent ----------------------------------------
+
+
+def exists_then_get(env):
+    """redis-py cache-aside as teams write it (``EXISTS`` before ``GET``, ``SETEX``), whose write
+    forgets to delete: a failure whose steps are each command type the tables and pictures show."""
+    r = env.redis
+
+    def read(key):
+        if r.exists(f"user:{key}"):
+            return r.get(f"user:{key}").decode()
+        value = env.db.get(key)
+        if value is not None:
+            r.setex(f"user:{key}", 300, value)
+        return value
+
+    return cachepact.Adapter(read=read, write=lambda key, value: env.db.put(key, value))
+
+
+REDIS_REPLAY = "seq/r:k1,r:k1,w:k1"  # a miss that fills, a hit, a write that leaves the entry stale
+
+
+def redis_failure():
+    result = cachepact.check(exists_then_get, "cache-aside", replay=REDIS_REPLAY, instances=1)
+    assert result.finding is not None and result.finding.op == "w1", result.report()  # the write's to blame
+    return result
+
+
+@pytest.mark.filterwarnings("ignore:Call to deprecated setex:DeprecationWarning")  # SETEX is in real code
+def test_a_redis_py_trace_is_drawn_with_each_command_as_sent_and_what_exists_answered():
+    # Before: the label was the step's action plus the command cut at the length of ``cache.get``
+    # ("getk1", "setr:k1 300 k1.v0"), and EXISTS showed the payload it read ("None", "b'k1.v0'").
+    result = redis_failure()
+    g = sequence_graph(Trace(steps=result.steps), culprit=result.finding.culprit)
+    labels = [d["label"] for _, _, d in messages(g)]
+    assert labels == [
+        "1. EXISTS user:k1 -> 0",
+        "2. get(k1) -> k1.v0",
+        "3. SETEX user:k1 300 k1.v0",
+        "4. returns k1.v0",
+        "5. EXISTS user:k1 -> 1",
+        "6. GET user:k1 -> b'k1.v0'",
+        "7. returns k1.v0",
+        "8. put(k1, k1.v1)",
+        "9. returns",
+    ]
+    assert "    App_r1->>Cache: 3. SETEX user:k1 300 k1.v0\n" in to_mermaid(g)
+    assert 'e1_5 -> e3_5 [label="5. EXISTS user:k1 -> 1", constraint=false];' in to_dot(g)
+
+
+def _cache_step(command: str) -> Step:
+    return Step(op="r1", actor=Actor.APP, target="cache", action="set", key="k1", value="k1.v0", command=command)
+
+
+LONG = "pipeline: HSET products k1 k1.v0 source database-primary; EXPIRE products 300"
+
+
+def test_long_labels_are_wrapped_in_dot_and_in_pictures_and_mermaid_stays_one_valid_line():
+    short = Trace(steps=(_cache_step("SET k1 k1.v0"),) * 3)
+    long = Trace(steps=(_cache_step(LONG),) * 3)
+    dot = to_dot(sequence_graph(long))
+    label = dot.split('e0_1 -> e1_1 [label="', 1)[1].split('", constraint', 1)[0]
+    lines = label.split("\\n")
+    assert " ".join(lines) == f"1. {LONG}" and len(lines) > 1 and all(len(line) <= 44 for line in lines)
+    # Mermaid: one message a line, its ``;`` an entity (a bare one would end the statement there).
+    mermaid = to_mermaid(sequence_graph(long))
+    assert (
+        "App->>Cache: 1. pipeline: HSET products k1 k1.v0 source database-primary#59; EXPIRE products 300\n" in mermaid
+    )
+    assert mermaid.count("\n") == 1 + 3 + 3  # the header, the lifelines, one line per message
+    # Pictures: each row as tall as its label's lines, so wrapped lines never overlap the next arrow.
+    heights = [struct.unpack(">II", render(sequence_graph(t), "png")[16:24])[1] for t in (short, long)]
+    assert heights[1] > heights[0]
+    assert ET.fromstring(render(sequence_graph(long), "svg")).tag.endswith("svg")
+
+
+def test_a_lease_scripts_step_is_drawn_as_the_call_it_stands_for():
+    step = Step(
+        op="r1",
+        actor=Actor.APP,
+        target="cache",
+        action="lease_get",
+        key="k1",
+        result=(None, "t1"),
+        command="Leases.get(k1)",
+    )
+    ret = Step(op="r1", actor=Actor.APP, target=APP, action="read", key="k1", result=None)
+    labels = [d["label"] for _, _, d in messages(sequence_graph(Trace(steps=(step, ret))))]
+    assert labels == ["1. Leases.get(k1) -> (None, t1)", "2. returns None"]  # before: "lease_getk1) -> ..."

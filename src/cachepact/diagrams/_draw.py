@@ -6,7 +6,7 @@ import io
 from typing import TYPE_CHECKING
 
 from ..errors import MissingDependency
-from ._sequence import messages
+from ._sequence import messages, wrapped
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 # Labels sit on a white box so the lifelines they cross do not strike through the text.
 LABEL_BOX = {"facecolor": "white", "edgecolor": "none", "pad": 1.0}
+LINE = 0.3  # rows each further line of a label adds (a line of 8.5 pt text is 0.26 of a 0.55 in row)
 
 
 def draw(g: nx.DiGraph, fmt: str) -> bytes:
@@ -34,9 +35,15 @@ def draw(g: nx.DiGraph, fmt: str) -> bytes:
 
     lifelines = g.graph["lifelines"]
     msgs = messages(g)
-    col = 3.4  # inches between lifelines: room for the longest labels
+    col = 3.4  # inches between lifelines: room for a wrapped label's longest line
     x = {life: i * col for i, life in enumerate(lifelines)}
-    rows = max(len(msgs), 1)
+    # Long labels (a pipeline, a script) are wrapped; a row is as tall as its label's lines.
+    labels = ["\n".join(wrapped(d["label"])) for _, _, d in msgs]
+    ys, y = [], 0.0
+    for text in labels:
+        y -= 1 + LINE * text.count("\n")
+        ys.append(y)
+    rows = max(-y, 1.0)
     width = max(6.0, col * (len(lifelines) - 1) + 3.5)
     height = 1.6 + 0.55 * rows
     fig, ax = plt.subplots(figsize=(width, height), dpi=110)
@@ -56,8 +63,7 @@ def draw(g: nx.DiGraph, fmt: str) -> bytes:
             zorder=3,
         )
 
-    for row, (u, v, d) in enumerate(msgs, 1):
-        y = -row
+    for (u, v, d), y, text in zip(msgs, ys, labels, strict=True):
         color = "#c62828" if d["culprit"] else "#1f3b66"
         weight = "bold" if d["culprit"] else "normal"
         x0, x1 = x[u[0]], x[v[0]]
@@ -77,7 +83,7 @@ def draw(g: nx.DiGraph, fmt: str) -> bytes:
             ax.text(
                 x0 + 0.55,
                 y - 0.05,
-                d["label"],
+                text,
                 ha="left",
                 va="center",
                 fontsize=8.5,
@@ -93,7 +99,7 @@ def draw(g: nx.DiGraph, fmt: str) -> bytes:
             ax.text(
                 (x0 + x1) / 2,
                 y + 0.12,
-                d["label"],
+                text,
                 ha="center",
                 va="bottom",
                 fontsize=8.5,

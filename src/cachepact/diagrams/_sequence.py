@@ -23,9 +23,22 @@ def lifeline_of_caller(step: Step, many_ops: bool) -> str:
 def label(step: Step) -> str:
     if step.target == "app":
         return f"returns {step.shown_result}" if step.action == "read" else "returns"
-    text = f"{step.action}{step.describe()[len(step.call) :]}"
+    # A server command is drawn as sent (``GET user:k1``), as tables show it; a kit call without its
+    # ``cache.`` prefix, which the arrow already says.
+    text = step.describe() if step.command is not None else f"{step.action}{step.describe()[len(step.call) :]}"
     result = step.shown_result
     return f"{text} -> {result}" if result else text
+
+
+WRAP = 44  # characters a picture's label line holds: about a lifeline column (3.4 in of 8.5 pt text)
+
+
+def wrapped(text: str, width: int = WRAP) -> list[str]:
+    """A label as the lines a picture draws it in: broken at spaces, a long argument cut only when
+    it alone is longer than a line."""
+    import textwrap
+
+    return textwrap.wrap(text, width, break_on_hyphens=False) or [text]
 
 
 def sequence_graph(trace: Trace, *, culprit: int | None = None, title: str | None = None) -> nx.DiGraph:

@@ -73,7 +73,10 @@ class Step:
     def shown_result(self) -> str:
         if self.action in ("put", "delete", "set", "write", "evict", "expire", "advance", "blocked", "lock", "unlock"):
             return ""
-        return show(self.result)
+        # A server command may answer other than the payload the step read (EXISTS: 1 or 0).
+        reply = getattr(self.command, "reply", None)
+        shown = reply(self.result) if reply is not None else None
+        return show(self.result) if shown is None else shown
 
 
 @attrs.frozen(kw_only=True)
