@@ -107,3 +107,87 @@ def test_a_reader_that_cannot_take_a_fill_marker_may_serve_the_db_without_fillin
     assert result.passed, result.report()
     two = cachepact.prove(fill_marker, "cache-aside", readers=2, writers=0)
     assert two.holds, two.report()
+
+
+def cooling_marker(env):
+    """A write leaves recent:{k} for a few seconds; a read that finds it serves the DB without
+    filling (so a read that loaded before the write cannot refill what the write just removed)."""
+    r = env.redis
+
+    def read(key):
+        raw = r.get(f"c:{key}")
+        if raw is not None:
+            return raw.decode()
+        value = env.db.get(key)
+        if value is not None and not r.exists(f"recent:{key}"):
+            r.set(f"c:{key}", value, ex=300)
+        return value
+
+    def write(key, value):
+        env.db.put(key, value)
+        r.set(f"recent:{key}", "1", ex=5)
+        r.delete(f"c:{key}")
+
+    return cachepact.Adapter(read=read, write=write)
+
+
+def versioned_never_fills(env):
+    """A generation counter bumped by writes, and a read that reads it but never fills: a counter is
+    no claim, so the missing fill is still who-populates."""
+    r = env.redis
+
+    def read(key):
+        r.get(f"gen:{key}")
+        raw = r.get(f"c:{key}")
+        return raw.decode() if raw is not None else env.db.get(key)
+
+    def write(key, value):
+        env.db.put(key, value)
+        r.incr(f"gen:{key}")
+        r.delete(f"c:{key}")
+
+    return cachepact.Adapter(read=read, write=write)
+
+
+def test_a_read_that_finds_a_writes_cooling_marker_may_skip_its_fill():
+    result = cachepact.check(cooling_marker, "cache-aside", seed=0, concurrency=False)
+    assert result.passed, result.report()
+
+
+def test_a_version_counter_is_no_claim_and_a_read_that_never_fills_is_who_populates():
+    result = cachepact.check(versioned_never_fills, "cache-aside", seed=0, concurrency=False)
+    assert result.finding is not None and result.finding.invariant == "who-populates", result.report()
+
+
+def busy_reader_fills_anyway(env):
+    """A lease holder fills through a token check; a reader that finds the lease busy fills anyway."""
+    r = env.redis
+    fill = r.register_script(FILL)
+
+    def read(key):
+        raw = r.get(f"c:{key}")
+        if raw is not None:
+            return raw.decode()
+        token = uuid.uuid4().hex
+        mine = r.set(f"lease:{key}", token, nx=True, px=10000)
+        value = env.db.get(key)
+        if value is None:
+            return value
+        if mine:
+            fill(keys=[f"c:{key}", f"lease:{key}"], args=[token, value])
+        else:
+            r.set(f"c:{key}", value, ex=300)
+        return value
+
+    def write(key, value):
+        env.db.put(key, value)
+        r.delete(f"c:{key}", f"lease:{key}")
+
+    return cachepact.Adapter(read=read, write=write)
+
+
+def test_a_read_that_finds_the_lease_busy_and_fills_anyway_is_told_the_stale_value_it_leaves():
+    result = cachepact.check(busy_reader_fills_anyway, "cache-aside", seed=0)
+    assert result.finding is not None and result.finding.invariant == "coherent-at-rest", result.report()
+    hint = result.finding.hint
+    assert "claim on lease:k1 and filled anyway, leaving k1.v0" in hint, result.report()

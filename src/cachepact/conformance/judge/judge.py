@@ -84,6 +84,8 @@ class Judge:
         self._bookkeeping: set[Any] = set()  # cache keys that hold the adapter's bookkeeping: no entry
         self._claims: dict[Any, str] = {}  # a key that is no entry -> the operation that stored it
         self._retired: dict[Any, int] = {}  # cache keys cache_key no longer gives (a version moved on)
+        self._found_claims: dict[str, str] = {}  # a read -> the claim it found (for the race's hint)
+        self._unmapped: set[Any] = set()  # keys stored that are no entry, for the final state
         self._write_value: dict[str, Any] = {}  # a write's own value, by op
         self._write_ops: set[str] = set()  # the names of the run's writes
         self.op_index: dict[str, int] = {}
@@ -368,6 +370,14 @@ class Judge:
 
     def _race_hint(self, steps: list[Step], culprit: int, ck: Any, shown: str) -> str:
         """What would have stopped this stale entry: the pattern's own fix, in the API the adapter used."""
+        fill = steps[culprit] if culprit < len(steps) else None
+        claim = self._found_claims.get(fill.op) if fill is not None else None
+        if claim is not None and not self._is_write(fill.op):
+            return (
+                f"the read {fill.op} found {claim} and filled anyway, leaving {shown}, which it had loaded "
+                "before the write: a read that finds another's lease or lock must serve what it loaded without "
+                "filling (or wait and look again)"
+            )
         if self.pattern.fix != "leases":
             return self.pattern.writes.race_hint
         fill = steps[culprit] if culprit < len(steps) else None
@@ -476,27 +486,28 @@ class Judge:
     def _claim(self, op: Any, step: Step, effect: Effect) -> None:
         """A call on a key that is no entry (a lease, a lock, a marker, a counter): who holds it.
 
-        A key an operation stored is its claim until removed or expired. A read that finds another's
-        claim is waiting, as a ``cachepact.leases`` waiter is, and may serve what it loads without
-        filling: when a command of its that could write left the key as it was (a ``SET NX``, an
-        ``add``, a script that refused: a marker it could not take), or when a look found a read's
-        claim there, or the claim of an operation still in flight."""
+        A key an operation stored is its claim until removed or expired (a counter a write bumps, a
+        version, claims nothing). A read that finds another's claim, by a look or by a command that
+        could not take it (a ``SET NX``, an ``add``, a script that refused), is waiting, as a
+        ``cachepact.leases`` waiter is, and may serve what it loads without filling: another read's
+        lease or lock, a write's lock, a marker a write leaves so that reads do not fill for a while."""
         ck = step.key
         try:
             holder = self._claims.get(ck)
         except TypeError:
             return
         if effect.changed:
-            if effect.after is None:
-                self._claims.pop(ck, None)
+            if effect.after is not None:
+                self._unmapped.add(ck)
+            if effect.after is None or _counts(step.command):
+                self._claims.pop(ck, None)  # removed; or a counter (a version), which claims nothing
             else:
                 self._claims[ck] = step.op
             return
         if holder is None or holder == step.op or op.kind != READ or effect.after is None:
             return
-        refused = (step.action == "add" and step.result is False) or _may_write(step.command)
-        if refused or holder not in self._write_ops or holder in self.op_index:
-            op.found_claim = f"{holder}'s claim on {show(ck)}"
+        op.found_claim = f"{holder}'s claim on {show(ck)}"
+        self._found_claims[step.op] = op.found_claim
 
     def _after(self, k: int, effect: Effect) -> tuple[int, bool]:
         """The key's entry after a call: this cache key's, or, when it holds nothing, another's the
@@ -617,6 +628,11 @@ class Judge:
                 if ck != key or payload != shown:
                     raw.append(f"{show(ck)}={_raw(payload)}")
             rows.append((key, show(db_get(key)), ", ".join(decoded) or "None", ", ".join(raw)))
+        # The adapter's own keys that are no entry (a lease, a lock, a marker, a counter), as left.
+        for ck in sorted(self._unmapped - set(self.cache_keys), key=show):
+            payload = peek(ck)
+            if payload is not None:
+                rows.append((show(ck), "-", "(not an entry)", f"{show(ck)}={_raw(payload)}"))
         return tuple(rows)
 
 
@@ -650,6 +666,15 @@ def _token_key(decoded: Any) -> int | None:
 def _no_value(decoded: Any) -> bool:
     """What is no value of any key: a lock's token, a counter, whatever ``decode`` makes of them."""
     return decoded is not ABSENT and decoded is not NO_ENTRY and _token_key(decoded) is None
+
+
+_COUNTERS = frozenset(["INCR", "INCRBY", "DECR", "DECRBY", "INCRBYFLOAT", "HINCRBY", "HINCRBYFLOAT"])
+
+
+def _counts(command: Any) -> bool:
+    """Whether a recorded Redis command only bumped a counter (``INCR gen:k1``: a version)."""
+    commands = getattr(command, "commands", None)
+    return bool(commands) and all(command_name(args) in _COUNTERS for args in commands)
 
 
 def _may_write(command: Any) -> bool:
