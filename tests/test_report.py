@@ -213,3 +213,37 @@ def test_redis_py_steps_are_rows_of_the_commands_as_sent_and_exists_shows_its_an
         ("EXISTS user:k1", "0"),
         ("EXISTS user:k1", "1"),
     ]
+
+
+def test_a_pipeline_is_one_row_listing_its_commands_and_what_each_did():
+    import cachepact
+
+    def make(env):
+        r = env.redis
+
+        def read(key):
+            raw = r.get(f"u:{key}")
+            if raw is not None:
+                return raw.decode()
+            value = env.db.get(key)
+            if value is not None:
+                other = "k2" if key != "k2" else "k1"
+                with r.pipeline() as p:  # the bug: it caches the value under another key's name too
+                    p.set(f"u:{key}", value, ex=300)
+                    p.set(f"u:{other}", value, ex=300)
+                    p.execute()
+            return value
+
+        def write(key, value):
+            env.db.put(key, value)
+            r.delete(f"u:{key}")
+
+        return cachepact.Adapter(read=read, write=write)
+
+    result = cachepact.check(make, "cache-aside", seed=0, concurrency=False)
+    assert result.finding is not None and result.finding.invariant == "who-populates", result.report()
+    report = result.report()
+    rows = [line for line in report.splitlines() if "pipeline: SET u:" in line]
+    assert len(rows) == 1, report  # one call as sent, not a row per key it touched
+    assert "<-- culprit" in rows[0] and "u:k1: stored k1.v0; u:k2: stored k1.v0" in rows[0]
+    assert "Minimal failing sequence: 1 operation, 3 DB or cache calls" in report
