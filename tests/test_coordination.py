@@ -191,3 +191,47 @@ def test_a_read_that_finds_the_lease_busy_and_fills_anyway_is_told_the_stale_val
     assert result.finding is not None and result.finding.invariant == "coherent-at-rest", result.report()
     hint = result.finding.hint
     assert "claim on lease:k1 and filled anyway, leaving k1.v0" in hint, result.report()
+
+
+def claim_holding_a_value(env, *, declared=True):
+    """A fill marker, left to expire, that holds the value its taker filled (to compare later): it
+    holds a value of the key, so only claim_key= says it is a claim, not a second entry a write must
+    invalidate."""
+    r = env.redis
+
+    def read(key):
+        raw = r.get(f"c:{key}")
+        if raw is not None:
+            return raw.decode()
+        value = env.db.get(key)
+        if value is None:
+            return value
+        if r.set(f"pending:{key}", value, nx=True, px=5000):  # left to expire
+            r.set(f"c:{key}", value, ex=300)
+        return value
+
+    def write(key, value):
+        env.db.put(key, value)
+        r.delete(f"c:{key}")
+
+    return cachepact.Adapter(read=read, write=write, claim_key=(lambda key: f"pending:{key}") if declared else None)
+
+
+def test_claim_key_declares_a_claim_inference_cannot_see():
+    declared = cachepact.check(claim_holding_a_value, "cache-aside", seed=0, concurrency=False)
+    assert declared.passed, declared.report()
+
+    def undeclared(env):
+        return claim_holding_a_value(env, declared=False)
+
+    guessed = cachepact.check(undeclared, "cache-aside", seed=0, concurrency=False)
+    assert not guessed.passed  # the marker holds k1.v0: without the declaration it is taken for an entry
+
+
+def test_claim_key_that_raises_is_a_definition_error():
+    def make(env):
+        adapter = claim_holding_a_value(env)
+        return cachepact.Adapter(read=adapter.read, write=adapter.write, claim_key=lambda key: 1 / 0)
+
+    with pytest.raises(cachepact.DefinitionError, match=r"Adapter.claim_key\('k1'\) raised ZeroDivisionError"):
+        cachepact.check(make, "cache-aside", seed=0, concurrency=False)

@@ -102,8 +102,10 @@ class Adapter:
     negative-cache marker, or ``cachepact.NO_ENTRY`` for a tombstone (default: the kit's own values
     found in plain, JSON or pickled payloads, and a serialised None as ABSENT); ``cache_key(key)``
     gives the cache key of a key's entry, and may read ``env.redis``/``env.cache`` (default: learned
-    from every look, store and removal). The full contract, ``env`` included, is
-    spec/contract.md in the cachepact sources.
+    from every look, store and removal). ``claim_key(key)`` gives the cache key (or keys) where the
+    adapter keeps its own claim on the key's entry (a lease, a lock, a marker), for claims the kit
+    cannot recognise by their effect: never an entry, and a read that finds it held waits. The full
+    contract, ``env`` included, is spec/contract.md in the cachepact sources.
     """
 
     read: Callable[[Any], Any]
@@ -111,6 +113,7 @@ class Adapter:
     cache_code: tuple = attrs.field(default=(), converter=_as_tuple, validator=_check_cache_code)
     decode: Callable[[Any], Any] | None = attrs.field(default=None, validator=_optional_callable)
     cache_key: Callable[[Any], Any] | None = attrs.field(default=None, validator=_optional_callable)
+    claim_key: Callable[[Any], Any] | None = attrs.field(default=None, validator=_optional_callable)
 
     def __attrs_post_init__(self) -> None:
         for name in ("read", "write"):

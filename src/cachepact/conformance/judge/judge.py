@@ -78,6 +78,7 @@ class Judge:
         if self.cache_key is not None:
             self.cache_keys = self._mapped()
         self.peek = peek
+        self.claim_keys: dict[Any, int] = self._claim_keys(adapter.claim_key)  # declared claims -> key
         self._by_key: list[list[Any]] = [[ck for ck, n in self.cache_keys.items() if n == k] for k in range(len(KEYS))]
         self._unsettled: set[int] = set()  # keys changed since the last rest point
         self._provisional: set[Any] = set()  # cache keys learned by the run key they name, no store yet
@@ -179,6 +180,8 @@ class Judge:
             known = self.cache_keys.get(ck)
         except TypeError:
             return None
+        if ck in self.claim_keys:
+            return None  # a claim the adapter declared: never an entry
         bookkeeping = decoded is not None and _no_value(decoded)
         if known is not None:
             if ck in self._provisional and (call == "store" or call == "look") and decoded is not None:
@@ -218,6 +221,19 @@ class Judge:
         self._by_key[n].append(ck)
         self._unsettled.add(n)
         return n
+
+    def _claim_keys(self, claim_key: Callable[[Any], Any] | None) -> dict[Any, int]:
+        """``claim_key``'s cache keys, each the claim on one run key's entry."""
+        if claim_key is None:
+            return {}
+        out: dict[Any, int] = {}
+        with self._peeking:
+            for n, key in enumerate(KEYS):
+                given = _user_call(claim_key, key, "claim_key", "the cache key (or keys) of its claim")
+                for ck in given if isinstance(given, (list, tuple, set, frozenset)) else (given,):
+                    _hashable(ck, "claim_key", key)
+                    out[ck] = n
+        return out
 
     def _forget(self, ck: Any) -> None:
         """A provisionally learned cache key is the adapter's bookkeeping: no entry, from now on."""
@@ -504,6 +520,8 @@ class Judge:
             else:
                 self._claims[ck] = step.op
             return
+        if holder is None and ck in self.claim_keys and effect.after is not None:
+            holder = "another operation"  # a declared claim, held since before the run recorded it
         if holder is None or holder == step.op or op.kind != READ or effect.after is None:
             return
         op.found_claim = f"{holder}'s claim on {show(ck)}"
@@ -702,12 +720,25 @@ def _raw(payload: Any, limit: int = 80) -> str:
 
 
 def _cache_key(fn: Callable[[Any], Any], key: str) -> Any:
+    ck = _user_call(fn, key, "cache_key", "the cache key of its entry")
+    _hashable(ck, "cache_key", key)
+    return ck
+
+
+def _user_call(fn: Callable[[Any], Any], key: str, field: str, gives: str) -> Any:
     try:
-        ck = fn(key)
-        hash(ck)  # a cache key must be usable as one
+        return fn(key)
     except Exception as e:
         raise DefinitionError(
-            f"Adapter.cache_key({key!r}) raised {one_line(e)}; it must map a key to the cache key of its entry",
-            field="cache_key",
+            f"Adapter.{field}({key!r}) raised {one_line(e)}; it must map a key to {gives}", field=field
         ) from e
-    return ck
+
+
+def _hashable(ck: Any, field: str, key: str) -> None:
+    try:
+        hash(ck)  # a cache key must be usable as one
+    except TypeError as e:
+        raise DefinitionError(
+            f"Adapter.{field}({key!r}) returned an unhashable {type(ck).__name__}; return a cache key (a str or bytes)",
+            field=field,
+        ) from e
