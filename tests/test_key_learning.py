@@ -245,3 +245,10 @@ def test_a_script_that_does_not_declare_its_keys_is_judged_by_effect_and_named_i
     assert result.unobserved == ("EVAL",)
     strict = _check(make, strict=True)
     assert not strict.passed and "Strict:" in strict.report()
+
+
+def test_two_concurrent_misses_on_prefixed_keys_without_cache_key_are_no_finding():
+    replayed = cachepact.check(prefixed, "cache-aside", instances=1, replay="con/|r:k1,r:k1/0010")
+    assert replayed.passed, replayed.report()
+    proof = cachepact.prove(prefixed, "cache-aside", readers=2, writers=0)
+    assert proof.holds, proof.report()

@@ -114,9 +114,19 @@ class RedisRecording:
                 # (and fakeredis expires a key EXPIREd to 0 only once its clock moves, after the EXEC).
                 wrap = alone and not self.server.fake and _wrappable(client, first)
                 wrapped = None
+                if alone and first in _LOOKS and not beside and _reads_itself(client, parsed[0][2], touched):
+                    # A GET, HGET or MGET changes nothing and answers with what it read: its reply is
+                    # both looks, so it goes out alone, one round trip as from a bare client.
+                    try:
+                        result, error = call(), None
+                    except Exception as e:
+                        result, error = None, e
+                    before = after = [] if error is not None else self._read_reply(first, result)
+                    wrapped = (before, (result, error), after, None)
                 scriptable = first in _SCRIPTABLE and len(commands[0][0]) < _MAX_SCRIPT_ARGS
                 if (
-                    wrap
+                    wrapped is None
+                    and wrap
                     and scriptable
                     and self.server.can_script
                     and not any(isinstance(k, HashField) for k in touched)
@@ -232,6 +242,13 @@ class RedisRecording:
             outcome = (callback(reply, **options) if callback else reply, None)
         ttls = {k: self.server.note_ttl(k, ms) for k, ms in zip(touched, ttl_ms)}
         return self._whole(touched, before), outcome, self._whole(touched, after), ttls
+
+    def _read_reply(self, name: str, reply: Any) -> list[Any]:
+        """What a GET, HGET or MGET read, as the kit's looks at its keys."""
+        unwrap = self.view.unwrap
+        if name == "MGET":
+            return [unwrap(p) for p in reply]
+        return [unwrap(reply)]
 
     def _whole(self, keys: list[bytes], replies: list[Any]) -> list[Any]:
         """GET replies as the kit's looks: a key of another type (WRONGTYPE) read whole by the kit."""
@@ -550,6 +567,20 @@ def _refused_kit_command(e: Exception) -> bool:
     """The server refused the kit's own wrapping (no permission, scripting or MULTI disabled)."""
     text = str(e)
     return isinstance(e, redis_errors().NoPermissionError) or "NOPERM" in text or "unknown command" in text
+
+
+# Commands that change nothing and answer with exactly what their keys hold.
+_LOOKS = frozenset(["GET", "HGET", "MGET"])
+
+
+def _reads_itself(client: Any, keys: list[Any], touched: list[Any]) -> bool:
+    """Whether a read's reply is the looks: a client that returns bytes (the looks compare bytes),
+    and each key named once (MGET k1 k1 answers twice for one key)."""
+    import redis.client
+
+    if isinstance(client, redis.client.Pipeline) or client.get_encoder().decode_responses:
+        return False
+    return len(keys) == len(touched)
 
 
 def _wrappable(client: Any, name: str) -> bool:
