@@ -92,7 +92,7 @@ class Judge:
         self.op_index: dict[str, int] = {}
         self.phantoms = _Phantoms()
         self._ids: dict[tuple[int, str], int] = {}  # value_id of string values, which runs repeat
-        self._decoded: dict[str, Any] = {}
+        self._decoded: dict[str | bytes, Any] = {}
         self.finding: Finding | None = None
         self.findings: list[Finding] = []
         self.redis_leases = False  # the run used cachepact.leases (for the write-order message)
@@ -144,7 +144,7 @@ class Judge:
         """What a payload stands for; UNDECODABLE when ``decode`` cannot say (or fails)."""
         if payload is None:
             return None
-        if type(payload) is str:  # runs store the same few strings over and over
+        if type(payload) is str or type(payload) is bytes:  # runs store the same few payloads over and over
             known = self._decoded.get(payload)
             if known is None:
                 known = self._decoded[payload] = self._decode(payload)
