@@ -17,17 +17,26 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 # reached, except under CI=true, where an unreachable server is a failure (CI must not go green by
 # skipping the very tests that talk to real servers).
 
-REDIS_URL = os.environ.get("CACHEPACT_TEST_REDIS", "redis://127.0.0.1:6379")
+
+def _redis_target(text: str) -> tuple[str, int | None, str]:
+    """CACHEPACT_TEST_REDIS as the server's base URL, the logical database it pins (or None: the tests
+    find empty ones among 1..15), and what is wrong with it (or ""). ``redis://127.0.0.1:6379/7``,
+    ``127.0.0.1:6379/7`` and ``127.0.0.1:6379`` all name a server."""
+    url = text if "://" in text else f"redis://{text}"
+    scheme, _, rest = url.partition("://")
+    netloc, _, db = rest.partition("/")
+    db = db.strip("/")
+    if not netloc or not (db == "" or db.isdigit()):
+        return url, None, f"CACHEPACT_TEST_REDIS={text!r} is not redis://host:port[/N] (or host:port[/N])"
+    return f"{scheme}://{netloc}", int(db) if db else None, ""
+
+
+REDIS_URL, REDIS_DB, REDIS_PROBLEM = _redis_target(os.environ.get("CACHEPACT_TEST_REDIS", "redis://127.0.0.1:6379"))
 POSTGRES_URL = os.environ.get("CACHEPACT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 def _unreachable(what: str, url: str, error: BaseException) -> None:
-    import pytest
-
-    reason = f"{what} at {url} is unreachable ({type(error).__name__}: {error})"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason}; under CI=true this is a failure, not a skip", pytrace=False)
-    pytest.skip(reason)
+    _unusable(f"{what} at {url} is unreachable ({type(error).__name__}: {error})")
 
 
 def _redis_server() -> str:
@@ -38,6 +47,37 @@ def _redis_server() -> str:
     except Exception as e:
         _unreachable("Redis", REDIS_URL, e)
     return REDIS_URL
+
+
+def empty_redis_dbs(url: str, count: int = 1) -> list[str]:
+    """URLs of ``count`` empty logical databases of the Redis at ``url`` (a base URL): the one
+    CACHEPACT_TEST_REDIS pins, else the first empty ones of 1..15. Skips (fails under CI=true) when
+    there are not that many: tests use only empty databases."""
+    import pytest
+    import redis
+
+    def empty(n: int) -> bool:
+        with redis.Redis.from_url(f"{url}/{n}") as probe:
+            return probe.dbsize() == 0
+
+    if REDIS_DB is not None:
+        if count > 1:
+            pytest.skip(f"needs {count} empty logical databases; CACHEPACT_TEST_REDIS pins one ({REDIS_DB})")
+        if not empty(REDIS_DB):
+            _unusable(f"the Redis database {url}/{REDIS_DB} CACHEPACT_TEST_REDIS pins is not empty; empty it")
+        return [f"{url}/{REDIS_DB}"]
+    found = [f"{url}/{n}" for n in range(1, 16) if empty(n)][:count]
+    if len(found) < count:
+        pytest.skip(f"needs {count} empty logical database{'s' * (count > 1)} (1..15) on the Redis at {url}")
+    return found
+
+
+def _unusable(reason: str) -> None:
+    import pytest
+
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason}; under CI=true this is a failure, not a skip", pytrace=False)
+    pytest.skip(reason)
 
 
 def _postgres_server() -> str:
@@ -51,6 +91,10 @@ def _postgres_server() -> str:
 
 
 def pytest_configure(config):
+    if REDIS_PROBLEM:
+        import pytest
+
+        raise pytest.UsageError(REDIS_PROBLEM)
     config.addinivalue_line("markers", "redis_server: needs the machine's Redis")
     config.addinivalue_line("markers", "postgres_server: needs the machine's PostgreSQL")
     # A shell without job control starts background commands with SIGINT ignored, and a child
@@ -67,7 +111,8 @@ import pytest  # noqa: E402
 
 @pytest.fixture
 def redis_server_url() -> str:
-    """The machine's Redis (a base URL, no database number): skip outside CI when unreachable."""
+    """The machine's Redis (a base URL, no database number): skip outside CI when unreachable. Tests
+    take their databases from ``empty_redis_dbs`` (the pinned one, when CACHEPACT_TEST_REDIS names it)."""
     return _redis_server()
 
 

@@ -1,9 +1,10 @@
 """``conformance_test``: a pytest test function from one line, failing with the kit's report.
 
 It imports nothing from pytest. The returned function takes no arguments, so it also runs when called
-directly; under pytest, the plugin (``cachepact.pytest_plugin``) runs it through its ``RUN``
-attribute instead, handing it the ``--cachepact-*`` options of that pytest run (which the plugin
-keeps on pytest's config, not here: two pytest runs in one process each have their own).
+directly; under pytest, the plugin (``cachepact.pytest_plugin``) collects it as one test per
+invariant of its ``PATTERN`` instead, and runs its check once through its ``RUN`` attribute, handing
+it the ``--cachepact-*`` options of that pytest run (which the plugin keeps on pytest's config, not
+here: two pytest runs in one process each have their own).
 """
 
 from __future__ import annotations
@@ -15,32 +16,39 @@ from typing import Any
 from ..errors import ConformanceFailure
 
 RUN = "_cachepact_run"  # the attribute of a conformance test: its check, given the command line's options
+PATTERN = "_cachepact_pattern"  # and the pattern it checks, whose invariants the plugin makes tests of
+WHERE = "_cachepact_where"  # and the line that made it (file, 1-based line), where pytest reports it
 
 
 def conformance_test(make: Callable, pattern: str = "cache-aside", **options: Any) -> Callable[[], None]:
     """A pytest test function that checks ``make`` against ``pattern`` and fails with the report.
 
-    ``options`` are ``check``'s keyword arguments (``target=`` included); the ``--cachepact-*``
-    options on the pytest command line fill in those not given here. Without ``target=``, reports
-    name a module-level factory by its file (``tests/test_cache.py:make``), which is how
-    ``cachepact check`` reruns it from the project's folder.
+    ``options`` are ``check``'s keyword arguments (``target=`` and ``strict=`` included); the
+    ``--cachepact-*`` options on the pytest command line fill in those not given here. Under pytest
+    it is one test per invariant of ``pattern`` (pass, fail, or skipped when not run) after a test
+    ``check`` that fails when the check cannot run or ends in a finding that is no invariant's.
+    Without ``target=``, reports name a module-level factory by its file (``tests/test_cache.py:make``),
+    which is how ``cachepact check`` reruns it from the project's folder.
     """
 
-    def run(defaults: Mapping[str, Any]) -> None:
-        """The check, with ``defaults`` (the pytest command line's) for the options not given."""
+    def run(defaults: Mapping[str, Any]) -> Any:
+        """The check's ``Result``, with ``defaults`` (the pytest command line's) for the options not given."""
         from ._check import check
 
         kwargs = {**{k: v for k, v in defaults.items() if v is not None}, **options}
         kwargs.setdefault("target", _file_target(make))
-        result = check(make, pattern, **kwargs)
+        return check(make, pattern, **kwargs)
+
+    def test() -> None:
+        result = run({})
         if not result.passed:
             raise ConformanceFailure(result)
 
-    def test() -> None:
-        run({})
-
     test.__name__ = f"test_{getattr(make, '__name__', 'adapter')}_conforms_to_{pattern.replace('-', '_')}"
     setattr(test, RUN, run)
+    setattr(test, PATTERN, pattern)
+    caller = sys._getframe(1)  # the user's line, test_x = conformance_test(...): not the kit's
+    setattr(test, WHERE, (caller.f_code.co_filename, caller.f_lineno))
     return test
 
 
