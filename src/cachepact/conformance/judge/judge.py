@@ -194,8 +194,14 @@ class Judge:
                     return None
                 self._provisional.discard(ck)
             return known
-        if self.cache_key is not None or ck in self._bookkeeping:
+        if self.cache_key is not None:
             return None
+        if ck in self._bookkeeping:
+            if bookkeeping or decoded is None or call not in ("store", "look"):
+                return None
+            # It holds a value now (a payload the kit could not read before, a negative entry): the
+            # learning below decides again.
+            self._bookkeeping.discard(ck)
         if ck in KEY_INDEX:
             n = KEY_INDEX[ck]
         elif bookkeeping and decoded is not None:

@@ -21,6 +21,7 @@ TOKEN = re.compile(r"k\d+\.v\d+")
 UNDECODABLE = type("Undecodable", (), {"__repr__": lambda self: "UNDECODABLE"})()
 _NONE_PAYLOADS = ("null", "None", b"null", b"None")
 _MAX_DEPTH = 6
+_PICKLE_MARKERS = (b"!",)  # Flask-Caching's and cachelib's RedisCache mark a pickled value so
 
 
 def default_decode(payload: Any) -> Any:
@@ -37,12 +38,25 @@ def default_decode(payload: Any) -> Any:
 def _is_serialised_none(payload: Any) -> bool:
     if isinstance(payload, (str, bytes)) and payload.strip() in _NONE_PAYLOADS:
         return True
+    # Only a bare pickle: a library's marked one (Flask-Caching's ``b"!" + pickle``) of None is what
+    # it stores for a miss it will not serve (``cache_none=False``): no negative entry.
     if isinstance(payload, bytes) and payload[:1] == b"\x80":
         try:
             return pickle.loads(payload) is None
         except Exception:
             return False
     return False
+
+
+def _pickle_start(payload: Any) -> int:
+    """Where a pickle starts in ``payload``: at once, or after a library's one-byte marker (Flask-Caching
+    and cachelib store ``b"!" + pickle``); -1 when it holds none."""
+    if isinstance(payload, bytes):
+        if payload[:1] == b"\x80":
+            return 0
+        if payload[1:2] == b"\x80" and payload[:1] in _PICKLE_MARKERS:
+            return 1
+    return -1
 
 
 def _search(x: Any, found: set[str], depth: int) -> None:
@@ -53,9 +67,10 @@ def _search(x: Any, found: set[str], depth: int) -> None:
         return
     if isinstance(x, (bytes, bytearray, memoryview)):
         raw = bytes(x)
-        if raw[:1] == b"\x80":  # a pickle: look at what it holds (the adapter's own bytes, from this run)
+        start = _pickle_start(raw)
+        if start >= 0:  # a pickle: look at what it holds (the adapter's own bytes, from this run)
             try:
-                _search(pickle.loads(raw), found, depth + 1)
+                _search(pickle.loads(raw[start:]), found, depth + 1)
                 return
             except Exception:
                 pass

@@ -92,8 +92,10 @@ class RedisRecording:
         if not touched and not beside:
             if not self.unobserved.isdisjoint(p[0] for p in parsed):
                 # Keys the kit cannot name: not judged (the report says so), but never sent after the
-                # cleanup either.
-                with self.server.gate:
+                # cleanup either; one atomic step, so nothing inside it (a server's own lock) is a
+                # scheduling point while the gate is held.
+                self.recorder.before("cache", parsed[0][0], None)
+                with self.recorder.step(), self.server.gate:
                     self.server.refuse_if_closed()
                     return call()
             return call()  # PING, SCRIPT LOAD, CLIENT SETNAME: nothing to judge, nothing to switch at
