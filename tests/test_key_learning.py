@@ -252,3 +252,18 @@ def test_two_concurrent_misses_on_prefixed_keys_without_cache_key_are_no_finding
     assert replayed.passed, replayed.report()
     proof = cachepact.prove(prefixed, "cache-aside", readers=2, writers=0)
     assert proof.holds, proof.report()
+
+
+def test_a_command_whose_keys_cannot_be_named_is_warned_and_does_not_stall_a_concurrent_check():
+    def make(env):
+        base = prefixed(env)
+
+        def read(key):
+            env.redis.zcount("stats", 0, 10)  # keys the kit cannot name (not in its table)
+            return base.read(key)
+
+        return cachepact.Adapter(read=read, write=base.write)
+
+    result = _check(make, concurrency=True, max_examples=20)
+    assert result.finding is None or result.finding.invariant == "coherent-at-rest", result.report()
+    assert any("ZCOUNT" in w for w in result.warnings) and "ZCOUNT" in result.unobserved
