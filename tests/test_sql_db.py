@@ -11,6 +11,8 @@ import pickle
 import re
 import secrets
 import sqlite3
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -160,6 +162,69 @@ def test_sqlite_existing_file_keeps_its_tables_and_is_not_deleted(tmp_path: Path
     conn = sqlite3.connect(path)
     assert conn.execute("SELECT id, name FROM users ORDER BY id").fetchall() == [(1, "ada"), (2, "alan")]
     conn.close()
+
+
+# A first run, in a process of its own (a run's claim is the process's): it opens the file, writes,
+# says so, and goes on until told to end.
+FIRST_RUN = """
+import sys
+from cachepact.backends._sql import open_sql_db
+db = open_sql_db(sys.argv[1])
+db.put("k1", "the first run's")
+print("open", flush=True)
+sys.stdin.readline()
+print(db.get("k1"), flush=True)
+db.close()
+"""
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new-file", "users-file"])
+def test_sqlite_a_second_run_on_one_file_is_refused_in_one_line_and_touches_nothing(tmp_path: Path, existing) -> None:
+    # Before: the second run shared the file; the first (which had made it) removed it at its end, and
+    # the second failed "attempt to write a readonly database", after the two had blocked each other.
+    path = tmp_path / "shared.db"
+    if existing:
+        conn = sqlite3.connect(path)
+        conn.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
+        conn.execute("INSERT INTO users VALUES (1, 'ada')")
+        conn.commit()
+        conn.close()
+    first = subprocess.Popen(
+        [sys.executable, "-c", FIRST_RUN, sqlite_url(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert first.stdout is not None and first.stdin is not None
+        assert first.stdout.readline() == "open\n"
+        before = path.read_bytes()
+        e = raised(sqlite_url(path))
+        assert e.problem == (
+            f"another cachepact run is using {path} right now; give each run its own file "
+            "(sqlite:///another.db), or wait for that run to end"
+        )
+        done = subprocess.run(
+            [sys.executable, "-m", "cachepact", "check", "cachepact.adapters.reference:cache_aside_leased"]
+            + ["--pattern", "cache-aside", "--db", sqlite_url(path)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert done.stderr.count("\n") == 1 and "another cachepact run is using" in done.stderr, done.stderr
+        assert path.read_bytes() == before  # not a byte written: no table of its own, nothing removed
+        first.stdin.write("\n")
+        first.stdin.flush()
+        assert first.stdout.readline() == "the first run's\n"  # the first run goes on unharmed
+        assert first.wait(timeout=30) == 0
+    finally:
+        first.kill()
+        first.wait()
+    if existing:
+        assert sqlite_tables(path) == {"users"}
+    else:
+        assert not path.exists()  # the first run made it, and removed it
+    # Once the first has ended, the file is free again.
+    again = open_sql_db(sqlite_url(path))
+    again.close()
 
 
 def test_sqlite_relative_path_and_in_memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -169,32 +169,51 @@ class RedisServer:
 
     def _claim(self) -> None:
         """The run's logical database must hold nothing but what an earlier, interrupted run of the
-        kit left (and registered): that is removed; anything else is the user's, and refused."""
+        kit left (and registered): that is removed; anything else is the user's, and refused. It is
+        looked at before the run's mark is set, so a database the kit refuses is never written."""
+        self._leftovers(claimed=False)
         if not self.raw.set(OWNER, self._token, nx=True, px=OWNER_TTL_MS):
+            raise self._in_use()  # another run claimed it since the look
+        try:
+            # Again, under the mark: no other run can start now, so what it removes is what it saw.
+            left = self._leftovers(claimed=True)
+        except BackendError:
+            self._mine(_RELEASE)  # something wrote a key since the look: refused all the same
+            raise
+        if left is not None:
+            if left:
+                self.raw.delete(*left)
+            self.raw.delete(REGISTRY)
+            self.cleaned = len(left)
+        self._renewer = threading.Thread(target=self._renew, name="cachepact-redis-mark", daemon=True)
+        self._renewer.start()
+
+    def _leftovers(self, *, claimed: bool) -> set[bytes] | None:
+        """The keys an interrupted run left there (all registered), or None when the database is
+        empty; a database another run holds, or that holds anything else, is refused. Reads only."""
+        size = self.raw.dbsize() - claimed  # the mark this run holds is its own
+        if not size:
+            return None
+        if not claimed and self.raw.exists(OWNER):
+            raise self._in_use()
+        left = set(self.raw.smembers(REGISTRY)) if self.raw.type(REGISTRY) == b"set" else set()
+        present = set(self.raw.scan_iter(count=1000)) - {REGISTRY, OWNER}
+        if not (left and present <= left):
             raise BackendError(
                 "redis",
                 self.shown,
-                f"another cachepact run is using logical database {self.db} right now (or one was killed in "
-                f"the last {OWNER_TTL_MS // 1000} s); give each run its own database: {self._free()}",
+                f"logical database {self.db} holds {_keys(size)}, and the kit needs an empty one so it can "
+                f"remove exactly what it creates; {self._free()}",
             )
-        size = self.raw.dbsize() - 1  # the mark just claimed is the run's
-        if size:
-            left = set(self.raw.smembers(REGISTRY)) if self.raw.type(REGISTRY) == b"set" else set()
-            present = set(self.raw.scan_iter(count=1000)) - {REGISTRY, OWNER}
-            if not (left and present <= left):
-                self._mine(_RELEASE)
-                raise BackendError(
-                    "redis",
-                    self.shown,
-                    f"logical database {self.db} holds {_keys(size)}, and the kit needs an empty one so it can "
-                    f"remove exactly what it creates; {self._free()}",
-                )
-            if present:
-                self.raw.delete(*present)
-            self.raw.delete(REGISTRY)
-            self.cleaned = len(present)
-        self._renewer = threading.Thread(target=self._renew, name="cachepact-redis-mark", daemon=True)
-        self._renewer.start()
+        return present
+
+    def _in_use(self) -> BackendError:
+        return BackendError(
+            "redis",
+            self.shown,
+            f"another cachepact run is using logical database {self.db} right now (or one was killed in "
+            f"the last {OWNER_TTL_MS // 1000} s); give each run its own database: {self._free()}",
+        )
 
     def _probe(self) -> None:
         """What this user may run: the kit wraps a command and its looks in a script of its own, or in

@@ -22,6 +22,7 @@ import pickle
 import re
 import secrets
 import sqlite3
+import struct
 from collections.abc import Hashable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from typing import Any
@@ -156,15 +157,21 @@ class SqlDB:
 
 
 class _SqliteDB(SqlDB):
-    def __init__(self, url: str, conn: sqlite3.Connection, table: str, created: str | None) -> None:
+    def __init__(
+        self, url: str, conn: sqlite3.Connection, table: str, created: str | None, claim: int | None = None
+    ) -> None:
         super().__init__(url, conn, table)
         self._created = created  # the file's absolute path, when the kit created it
+        self._claim = claim  # the descriptor holding the run's claim on the file (``_claim_file``)
 
     def _closed_hook(self) -> None:
         if self._created:
             for suffix in ("", "-journal", "-wal", "-shm"):
                 with suppress(OSError):
                     os.remove(self._created + suffix)
+        if self._claim is not None:  # last: a run starting meanwhile is refused, not handed a file being removed
+            os.close(self._claim)
+            self._claim = None
 
 
 class _PostgresDB(SqlDB):
@@ -207,17 +214,16 @@ def _open_sqlite(url: str, shown: str, timeout: float) -> SqlDB:
         path = os.path.abspath(rest[3:])  # absolute now: close() removes the file whatever the cwd is then
     else:
         raise BackendError("db", shown, f"not an SQLite URL (three slashes, then the path); {_USE}")
-    created = None
+    created = claim = None
     if path != ":memory:":
         folder = os.path.dirname(path)
         if os.path.isdir(path):
             raise BackendError("db", shown, f"{path} is a folder; name a database file")
         if not os.path.isdir(folder):
             raise BackendError("db", shown, f"the folder {folder} does not exist; create it or name a file in another")
-        if not os.path.exists(path):
-            if not os.access(folder, os.W_OK):
-                raise BackendError("db", shown, f"the folder {folder} is not writable; name a file in another")
-            created = path
+        if not os.path.exists(path) and not os.access(folder, os.W_OK):
+            raise BackendError("db", shown, f"the folder {folder} is not writable; name a file in another")
+        created, claim = _claim_file(path, shown)  # before anything is written: a file in use is refused
     table = _new_table()
     conn = None
     try:
@@ -229,6 +235,8 @@ def _open_sqlite(url: str, shown: str, timeout: float) -> SqlDB:
         if created:
             with suppress(OSError):
                 os.remove(created)
+        if claim is not None:
+            os.close(claim)
         text = _one_line(e)
         if "not a database" in text:
             problem = f"{path} is not an SQLite database ({text}); name a database file or a new one"
@@ -237,7 +245,77 @@ def _open_sqlite(url: str, shown: str, timeout: float) -> SqlDB:
         else:
             problem = f"cannot use {path} ({text})"
         raise BackendError("db", shown, problem) from None
-    return _SqliteDB(shown, conn, table, created)
+    return _SqliteDB(shown, conn, table, created, claim)
+
+
+# A run's claim on its SQLite file: an exclusive lock on one byte far past anything SQLite locks or
+# stores (its own locks sit at 1 GiB), held until the run is over. It writes nothing, never stands in
+# the way of SQLite or of the user's own connections (only another run asks for it), and the OS
+# releases it when a run is killed, so no stale claim outlives its run. It is an open-file-description
+# lock (Linux): a process's plain POSIX locks would not do, since SQLite releases every one its
+# process holds on the file each time it unlocks.
+_CLAIM_AT = 1 << 40
+
+
+def _claim_file(path: str, shown: str) -> tuple[str | None, int | None]:
+    """Claim ``path`` for this run: (the path if the kit created the file, else None; the descriptor
+    holding the claim, or None where the platform has no such locks). A file another run holds is
+    refused, before anything is written to it."""
+    for _ in range(3):
+        created: str | None = path
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            created = None
+            try:
+                fd = os.open(path, os.O_RDWR)
+            except FileNotFoundError:
+                continue  # removed meanwhile (a run ending): look again
+            except OSError as e:
+                raise BackendError("db", shown, f"cannot write {path} ({_one_line(e)}); name a writable file") from None
+        except OSError as e:
+            raise BackendError("db", shown, f"cannot write {path} ({_one_line(e)}); name a writable file") from None
+        taken = _lock(fd)
+        if taken is None:  # no such locks here: two runs on one file go unnoticed
+            os.close(fd)
+            return created, None
+        if not taken:
+            os.close(fd)  # another run's: nothing was written, and the file is that run's to remove
+            raise BackendError(
+                "db",
+                shown,
+                f"another cachepact run is using {path} right now; give each run its own file "
+                "(sqlite:///another.db), or wait for that run to end",
+            )
+        try:
+            same = os.path.samestat(os.fstat(fd), os.stat(path))
+        except FileNotFoundError:
+            same = False
+        if same:
+            return created, fd
+        os.close(fd)  # the file was removed (and perhaps made again) between the open and the claim
+    raise BackendError("db", shown, f"{path} keeps being removed and made again; name a file nothing else uses")
+
+
+def _lock(fd: int) -> bool | None:
+    """Take the claim on ``fd``: True, or False when another run holds it; None where there are no
+    open-file-description locks (not Linux)."""
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    command = getattr(fcntl, "F_OFD_SETLK", None)
+    if command is None:
+        return None
+    # struct flock: l_type, l_whence, l_start, l_len, l_pid (0, as these locks require), padded.
+    request = struct.pack("hhqqi4x", fcntl.F_WRLCK, os.SEEK_SET, _CLAIM_AT, 1, 0)
+    try:
+        fcntl.fcntl(fd, command, request)
+    except (BlockingIOError, PermissionError):
+        return False
+    except OSError:
+        return None  # a kernel without them
+    return True
 
 
 def _open_postgres(url: str, shown: str, timeout: float) -> SqlDB:
