@@ -267,3 +267,13 @@ def test_a_command_whose_keys_cannot_be_named_is_warned_and_does_not_stall_a_con
     result = _check(make, concurrency=True, max_examples=20)
     assert result.finding is None or result.finding.invariant == "coherent-at-rest", result.report()
     assert any("ZCOUNT" in w for w in result.warnings) and "ZCOUNT" in result.unobserved
+
+
+def test_a_version_kept_in_each_process_is_judged_with_every_instances_cache_key():
+    one = _check(generation_in_make, instances=1, concurrency=True)
+    assert one.passed, one.report()
+    two = _check(generation_in_make, instances=2, concurrency=False)
+    assert two.finding is not None and two.finding.invariant == "write-order", two.report()
+    assert "cache_key still names" in two.finding.message
+    replayed = cachepact.check(generation_in_make, "cache-aside", replay="seq/w:k1,r:k1@2")
+    assert replayed.passed, replayed.report()  # a fresh fill under the other instance's version is a fill

@@ -67,7 +67,10 @@ class World:
                 servers=setup.servers,
                 session=self.session,
             )
-        self.judge = Judge(setup.pattern, self.harness.adapters[0], peek=self.harness.cache.peek, session=self.session)
+        adapters = self.harness.adapters
+        self.judge = Judge(
+            setup.pattern, adapters[0], peek=self.harness.cache.peek, session=self.session, others=tuple(adapters[1:])
+        )
         self.harness.recorder.on_step = self._observe
         self.clock = setup.clock
         self.deployment = Deployment(setup.instances, self.session)
@@ -191,6 +194,8 @@ class World:
             raise ServerLost(self.harness.recorder.lost)
         if self.judge.broken is not None:  # the adapter's decode or cache_key is unusable as written
             raise self.judge.broken
+        if self.session.refused is not None:  # it sent what the kit cannot record, even if it swallowed the refusal
+            raise ServerLost(self.session.refused)
         self.setup.servers.check_alive()
         if recorder.strays and self.finding is None:
             self.judge.keep(

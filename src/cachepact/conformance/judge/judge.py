@@ -62,7 +62,13 @@ class Judge:
     """One run's judge: ``begin``, ``observe`` each step, ``finish`` each operation, ``at_rest``."""
 
     def __init__(
-        self, pattern: Pattern, adapter: Adapter, *, peek: Callable[[Any], Any], session: Session | None = None
+        self,
+        pattern: Pattern,
+        adapter: Adapter,
+        *,
+        peek: Callable[[Any], Any],
+        session: Session | None = None,
+        others: tuple[Adapter, ...] = (),
     ) -> None:
         self.pattern = pattern
         session = session if session is not None else Session()
@@ -75,6 +81,9 @@ class Judge:
         self.decode: Callable[[Any], Any] = adapter.decode or default_decode
         self.cache_keys: dict[Any, int] = {}  # the adapter's cache key -> the run's key index
         self.cache_key = adapter.cache_key
+        # Each app instance names its entries with its own cache_key (a version it keeps in process is
+        # its own): a key's entry is under every cache key any instance's reads would reach.
+        self._cache_key_fns = [a.cache_key for a in (adapter, *others) if a.cache_key is not None]
         if self.cache_key is not None:
             self.cache_keys = self._mapped()
         self.peek = peek
@@ -252,7 +261,7 @@ class Judge:
         """``cache_key``'s mapping now: it may change as the run goes (a versioned key)."""
         assert self.cache_key is not None
         with self._peeking:
-            return {_cache_key(self.cache_key, key): n for n, key in enumerate(KEYS)}
+            return {_cache_key(fn, key): n for fn in self._cache_key_fns for n, key in enumerate(KEYS)}
 
     def _follow_cache_key(self) -> None:
         """Read ``cache_key`` again; a key whose entry moved to another cache key now stands for what
@@ -591,8 +600,25 @@ class Judge:
                 reason += f" (under {', '.join(show(ck) for ck in keys)}"
                 if self.cache_key is None:
                     reason += "; if reads no longer reach it, a versioned key, say so with cache_key="
+                reason += self._named_by(k, keys)
                 reason += ")"
         return reason
+
+    def _named_by(self, k: int, keys: list[Any]) -> str:
+        """Which app instances' ``cache_key`` still names a leftover entry, when not all do: a version
+        one process keeps for itself is not seen by the others."""
+        fns = self._cache_key_fns
+        if len(fns) < 2:
+            return ""
+        with self._peeking:
+            naming = [n + 1 for n, fn in enumerate(fns) if _cache_key(fn, KEYS[k]) in keys]
+        if not naming or len(naming) == len(fns):
+            return ""
+        who = ", ".join(str(n) for n in naming)
+        return (
+            f", which app instance {who}'s cache_key still names: a version each process keeps for itself is not "
+            "seen by the others; keep it in the shared store"
+        )
 
     def _allowed(self, allowed: tuple[tuple, ...]) -> tuple[str, ...]:
         out = []
