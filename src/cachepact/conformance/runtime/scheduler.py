@@ -64,6 +64,19 @@ def _cpu_time(clock: int | None) -> float | None:
         return None
 
 
+def _runnable(native: int | None) -> bool:
+    """Whether the OS has thread ``native`` runnable (Linux's ``R``): waiting for a CPU, not blocked.
+    False where the OS cannot say."""
+    if native is None:
+        return False
+    try:
+        with open(f"/proc/self/task/{native}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] == b"R"
+
+
 class Participant:
     """One thread working for an operation, as the scheduler sees it."""
 
@@ -81,6 +94,7 @@ class Participant:
         "idle",
         "index",
         "loop_len",
+        "native",
         "op",
         "parks",
         "pending",
@@ -118,6 +132,7 @@ class Participant:
         self.waiting: Any = None  # what it is blocked on, for messages
         self.go: queue.SimpleQueue = queue.SimpleQueue()
         self.ident: int | None = None
+        self.native: int | None = None  # the OS's id of its thread (to read its scheduler state)
         self.clock: int | None = None
         self.cpu = -1.0
         self.idle = 0
@@ -205,6 +220,7 @@ class Scheduler:
 
     def _enter(self, p: Participant, *, announce: bool) -> None:
         p.ident = threading.get_ident()
+        p.native = threading.get_native_id()
         self.session.scheduled[p.ident] = p
         self.contexts[p.ident] = p.context
         if announce:
@@ -576,7 +592,9 @@ class Scheduler:
                 else:
                     p.idle = p.idle + 1 if cpu == p.cpu else 0
                     p.cpu = cpu
-                    blocked = p.idle >= IDLE_POLLS
+                    # A thread that used no CPU may only be waiting for one (a loaded machine): the
+                    # OS says whether it is runnable, where it can.
+                    blocked = p.idle >= IDLE_POLLS and not _runnable(p.native)
                 if blocked:
                     p.state = "uncontrolled"
                     p.idle = 0
