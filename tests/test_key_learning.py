@@ -277,3 +277,19 @@ def test_a_version_kept_in_each_process_is_judged_with_every_instances_cache_key
     assert "cache_key still names" in two.finding.message
     replayed = cachepact.check(generation_in_make, "cache-aside", replay="seq/w:k1,r:k1@2")
     assert replayed.passed, replayed.report()  # a fresh fill under the other instance's version is a fill
+
+
+def test_nothing_under_a_key_known_only_by_its_name_does_not_undo_a_hit():
+    def make(env):
+        base = prefixed(env)
+
+        def read(key):
+            raw = env.redis.get(f"user:{key}")
+            if env.redis.get(f"disabled:{key}") is not None:  # a kill switch nobody sets
+                return env.db.get(key)
+            return raw.decode() if raw is not None else base.read(key)
+
+        return cachepact.Adapter(read=read, write=base.write)
+
+    result = _check(make)
+    assert result.passed, result.report()

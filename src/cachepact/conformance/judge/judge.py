@@ -477,6 +477,10 @@ class Judge:
                 self._claim(op, step, effect)
                 return None
             found = self.entry_id(k, payload)
+            if found == NONE and op.looked and ck in self._provisional:
+                # Nothing under a key known only by its name (a flag, a lock not held): it says no more
+                # than the lookups the read made already, and may be no entry at all.
+                return None
             after_fill = op.kind == READ and self.refinement.expects(i) is Kind.FILL
             if after_fill and getattr(step.command, "effect", None) == "read":
                 # A script that may write (not *_RO) left the entry as it was when the read had loaded
