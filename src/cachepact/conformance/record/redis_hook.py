@@ -26,6 +26,7 @@ from typing import Any
 from ...backends import HashField
 from ...model import show
 from ..runtime.session import Session, left_behind, lingering, running
+from . import async_refusal
 from .effect import Effect
 from .redis_commands import READS, REMOVALS, SCRIPTS, command_name, fields_of, keys_of, names
 
@@ -679,6 +680,7 @@ class hooked:
             redis.client.Redis.execute_command = _execute_command
             redis.client.Pipeline.immediate_execute_command = _immediate_execute_command
             redis.client.Pipeline.execute = _pipeline_execute
+            async_refusal.install()  # redis.asyncio is not recorded: refused while a check runs
         hooked.depth += 1
 
     def __exit__(self, *exc: object) -> None:
@@ -692,6 +694,7 @@ class hooked:
             redis.client.Redis.execute_command = _originals["execute_command"]
             redis.client.Pipeline.immediate_execute_command = _originals["immediate_execute_command"]
             redis.client.Pipeline.execute = _originals["execute"]
+            async_refusal.uninstall()
 
 
 __all__ = ["Batch", "RedisRecording", "Sent", "hooked", "render", "shown_key"]

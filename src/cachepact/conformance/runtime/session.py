@@ -48,6 +48,8 @@ class Session:
     # -- judge: the user's refinement mapping --------------------------------------------------------
     peeking: set[int] = attrs.Factory(set)  # threads inside cache_key: what they read of env is the kit's peek
     decoding: set[int] = attrs.Factory(set)  # threads inside decode, which must not call env at all
+    # -- what stops the check: the adapter did what the kit cannot record (a redis.asyncio command) --
+    refused: Exception | None = None  # raised from the run once the operation unwinds (exit 2)
 
     def within(self, threads: set[int]) -> _Within:
         """Entered around a call of the user's ``cache_key`` (``peeking``) or ``decode`` (``decoding``)."""
