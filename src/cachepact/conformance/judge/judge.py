@@ -92,6 +92,7 @@ class Judge:
         self._unsettled: set[int] = set()  # keys changed since the last rest point
         self._provisional: set[Any] = set()  # cache keys learned by the run key they name, no store yet
         self._bookkeeping: set[Any] = set()  # cache keys that hold the adapter's bookkeeping: no entry
+        self._histories: set[Any] = set()  # cache keys a write kept an older value under: never an entry
         self._claims: dict[Any, str] = {}  # a key that is no entry -> the operation that stored it
         self._retired: dict[Any, int] = {}  # cache keys cache_key no longer gives (a version moved on)
         self._found_claims: dict[str, str] = {}  # a read -> the claim it found (for the race's hint)
@@ -189,8 +190,8 @@ class Judge:
             known = self.cache_keys.get(ck)
         except TypeError:
             return None
-        if ck in self.claim_keys:
-            return None  # a claim the adapter declared: never an entry
+        if ck in self.claim_keys or ck in self._histories:
+            return None  # a claim the adapter declared, or a history: never an entry
         bookkeeping = decoded is not None and _no_value(decoded)
         if known is not None:
             if ck in self._provisional and (call == "store" or call == "look") and decoded is not None:
@@ -200,6 +201,8 @@ class Judge:
                 if bookkeeping or history:
                     # A name that looked like an entry's holds the adapter's bookkeeping, or a history.
                     self._forget(ck)
+                    if history:
+                        self._histories.add(ck)
                     return None
                 self._provisional.discard(ck)
             return known
@@ -225,7 +228,7 @@ class Judge:
         elif op.kind == READ and ((decoded is ABSENT and call == "store") or (call == "lease" and not op.leased_once)):
             n = op.key  # a negative entry a read stored, or its first lease: its own entry
         elif call == "store" and op.kind == WRITE and owner is not None:
-            self._bookkeeping.add(ck)  # an older value a write keeps under a key of its own: a history
+            self._histories.add(ck)  # an older value a write keeps under a key of its own: a history
             return None
         elif owner is None and _named_key(ck) == op.key:
             n = op.key
@@ -683,7 +686,7 @@ class Judge:
                     raw.append(f"{show(ck)}={_raw(payload)}")
             rows.append((key, show(db_get(key)), ", ".join(decoded) or "None", ", ".join(raw)))
         # The adapter's own keys that are no entry (a lease, a lock, a marker, a counter), as left.
-        for ck in sorted(self._unmapped - set(self.cache_keys), key=show):
+        for ck in sorted((self._unmapped | self._histories) - set(self.cache_keys), key=show):
             payload = peek(ck)
             if payload is not None:
                 rows.append((show(ck), "-", "(not an entry)", f"{show(ck)}={_raw(payload)}"))
