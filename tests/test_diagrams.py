@@ -213,3 +213,16 @@ def test_a_lease_scripts_step_is_drawn_as_the_call_it_stands_for():
     ret = Step(op="r1", actor=Actor.APP, target=APP, action="read", key="k1", result=None)
     labels = [d["label"] for _, _, d in messages(sequence_graph(Trace(steps=(step, ret))))]
     assert labels == ["1. Leases.get(k1) -> (None, t1)", "2. returns None"]  # before: "lease_getk1) -> ..."
+
+
+def test_an_exists_of_several_keys_names_the_key_each_row_counts():
+    from cachepact.conformance.record.redis_hook import Sent
+
+    def exists(key, found):
+        sent = Sent((("EXISTS", "user:k1", "lease:k1"),), False, key, None)  # as redis-py sends it
+        return Step(op="r1", actor=Actor.APP, target="cache", action="get", key=key, result=found, command=sent)
+
+    steps = (exists("user:k1", b"k1.v0"), exists("lease:k1", None))
+    assert [s.shown_result for s in steps] == ["user:k1: 1", "lease:k1: 0"]  # not "1" and "0": whose?
+    labels = [d["label"] for _, _, d in messages(sequence_graph(Trace(steps=steps)))]
+    assert labels == ["1. EXISTS user:k1 lease:k1 -> user:k1: 1", "2. EXISTS user:k1 lease:k1 -> lease:k1: 0"]

@@ -434,9 +434,11 @@ class Sent:
 
     def reply(self, result: Any) -> str | None:
         """What the server answered for the step's key where its result (the payload the kit read)
-        is not that: an ``EXISTS`` counts the key, 1 or 0. None: the result is shown as it is."""
+        is not that: an ``EXISTS`` counts the key, 1 or 0 (named, when it names several keys, each a
+        row). None: the result is shown as it is."""
         if all(command_name(args) == "EXISTS" for args in self.commands):
-            return "0" if result is None else "1"
+            count = "0" if result is None else "1"
+            return f"{show(self.key)}: {count}" if any(len(args) > 2 for args in self.commands) else count
         return None
 
     def __eq__(self, other: object) -> bool:
