@@ -64,6 +64,7 @@ class RedisRecording:
             self._attach()
         known_fields = self.server.fields
         blind = False  # a command that may touch keys it does not name
+        unknown = False  # ... one not in the kit's tables at all
         for args, _ in commands:
             name = command_name(args)
             hashed = fields_of(name, args)
@@ -76,7 +77,7 @@ class RedisRecording:
                 if keys is None:
                     self.unobserved.add(name)
                     keys = []
-                    blind = True
+                    blind = unknown = True
                 elif name in SCRIPTS and name not in READS and not self._lease_script([(name, args, keys)]):
                     blind = True  # a script may touch keys it did not declare in KEYS
                 encoded = []
@@ -115,7 +116,9 @@ class RedisRecording:
                     touched = touched + beside
                 # Over a network, one round trip instead of three; in process, the looks cost less alone
                 # (and fakeredis expires a key EXPIREd to 0 only once its clock moves, after the EXEC).
-                wrap = alone and not self.server.fake and _wrappable(client, first)
+                # A command the kit cannot name the keys of may mean anything inside a MULTI (SHUTDOWN
+                # is refused there): it goes out alone, between the looks.
+                wrap = alone and not unknown and not self.server.fake and _wrappable(client, first)
                 wrapped = None
                 if alone and first in _LOOKS and not beside and _reads_itself(client, parsed[0][2], touched):
                     # A GET, HGET or MGET changes nothing and answers with what it read: its reply is
