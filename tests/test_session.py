@@ -262,6 +262,7 @@ ALLOWED = {
     ("judge/refinement.py", "_WHO"): "a constant table: step kind -> the invariant it answers to",
     ("judge/refinement.py", "_LABELS"): "a constant table: step kind -> the model's target and actions",
     ("_contract.py", "ABSENT"): "an immutable sentinel (cachepact.ABSENT)",
+    ("_contract.py", "NO_ENTRY"): "an immutable sentinel (cachepact.NO_ENTRY)",
 }
 
 _CONTAINERS = {
