@@ -38,7 +38,14 @@ def run_seeded(test: Callable[[], None], seed: int | None) -> None:
     test = hypothesis_seed(DEFAULT_SEED if seed is None else seed)(test)
     try:
         test()
-    except (Violation, Flaky):
+    except Violation:
+        return
+    except Flaky as e:
+        # A violation that did not happen again when Hypothesis reran its example: the test kept the
+        # failing run. Anything else inside it is the kit's own failure, never a pass.
+        crash = next((x for x in _leaves(e) if not isinstance(x, Violation)), None)
+        if crash is not None and not isinstance(crash, Flaky):
+            raise crash from None
         return
     except Exception as e:
         # Ctrl-C landing inside Hypothesis' own setup can come out as its internal AssertionError,
@@ -46,6 +53,13 @@ def run_seeded(test: Callable[[], None], seed: int | None) -> None:
         if _interrupted(e):
             raise KeyboardInterrupt from None
         raise
+
+
+def _leaves(e: BaseException) -> list[BaseException]:
+    """The exceptions inside an exception group (FlakyFailure is one), or ``e`` itself."""
+    if isinstance(e, BaseExceptionGroup):
+        return [leaf for inner in e.exceptions for leaf in _leaves(inner)]
+    return [e]
 
 
 def _interrupted(e: BaseException | None) -> bool:

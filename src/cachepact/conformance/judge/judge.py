@@ -385,7 +385,7 @@ class Judge:
             self._follow_cache_key()
         db = self.refinement.state[DB_F]
         out = []
-        for ck, k in self.cache_keys.items():  # in the order the run met them: deterministic
+        for ck, k in list(self.cache_keys.items()):  # in the order the run met them (it may forget some)
             if only is not None and k not in only:
                 continue  # nothing stored and no DB write since the last rest point: still coherent
             payload = peek(ck)
