@@ -235,3 +235,38 @@ def test_claim_key_that_raises_is_a_definition_error():
 
     with pytest.raises(cachepact.DefinitionError, match=r"Adapter.claim_key\('k1'\) raised ZeroDivisionError"):
         cachepact.check(make, "cache-aside", seed=0, concurrency=False)
+
+
+def leased_retrying_and_publishing(env):
+    """cachepact.leases with a reader that looks again after being told to wait, and a write that
+    PUBLISHes the key so other services drop their copies."""
+    from cachepact.leases import Leases
+
+    r = env.redis
+    leases = Leases(r)
+
+    def read(key):
+        for _ in range(20):
+            value, token = leases.get(f"c:{key}")
+            if value is not None:
+                return value.decode()
+            if token is not None:
+                value = env.db.get(key)
+                leases.set(f"c:{key}", value, token, ttl=300)
+                return value
+        return env.db.get(key)
+
+    def write(key, value):
+        env.db.put(key, value)
+        leases.delete(f"c:{key}")
+        r.publish("cache-invalidations", key)
+
+    return cachepact.Adapter(read=read, write=write)
+
+
+def test_a_leased_reader_that_waits_then_is_granted_fills_once_and_publish_is_no_step():
+    result = cachepact.check(leased_retrying_and_publishing, "cache-aside", seed=0, strict=True, concurrency=False)
+    assert result.passed, result.report()
+    assert not result.warnings  # a channel is no key: nothing to warn about
+    replayed = cachepact.check(leased_retrying_and_publishing, "cache-aside", replay="con/w:k1|w:k1,r:k1,r:k1/2100111")
+    assert replayed.passed and "lease-wait" in replayed.reached, replayed.report()

@@ -173,7 +173,7 @@ class Judge:
         except Exception:
             return UNDECODABLE
 
-    def key_of(self, ck: Any, decoded: Any, *, op: Any, call: str) -> int | None:
+    def key_of(self, ck: Any, decoded: Any, *, op: Any, call: str, leases: bool = False) -> int | None:
         """The run's key whose entry ``ck`` is, learning it from every call (``call``: ``"look"``,
         ``"store"``, ``"removal"``, ``"lease"``) of an operation ``op``; None: not an entry.
 
@@ -194,7 +194,9 @@ class Judge:
             return None  # a claim the adapter declared, or a history: never an entry
         bookkeeping = decoded is not None and _no_value(decoded)
         if known is not None:
-            if ck in self._provisional and (call == "store" or call == "look") and decoded is not None:
+            if ck in self._provisional and leases:
+                self._provisional.discard(ck)  # a lease is only ever taken on an entry
+            elif ck in self._provisional and (call == "store" or call == "look") and decoded is not None:
                 history = (
                     call == "store" and op.kind == WRITE and decoded not in (NO_ENTRY, self._write_value.get(op.name))
                 )
@@ -470,7 +472,7 @@ class Judge:
             payload, token = (step.result, None) if step.action == "get" else step.result
             decoded = self.decoded(payload)
             leasing = step.action == "lease_get" and op.kind == READ and not op.leased_once
-            k = self.key_of(ck, decoded, op=op, call="lease" if leasing else "look")
+            k = self.key_of(ck, decoded, op=op, call="lease" if leasing else "look", leases=step.action == "lease_get")
             if leasing:
                 op.leased_once = True
             if k is None and op.kind == READ and self._retired.get(ck) == op.key and _may_write(step.command):
@@ -480,7 +482,7 @@ class Judge:
                 self._claim(op, step, effect)
                 return None
             found = self.entry_id(k, payload)
-            if found == NONE and op.looked and ck in self._provisional:
+            if found == NONE and op.looked and step.action == "get" and ck in self._provisional:
                 # Nothing under a key known only by its name (a flag, a lock not held): it says no more
                 # than the lookups the read made already, and may be no entry at all.
                 return None
@@ -496,7 +498,7 @@ class Judge:
             return Obs(Kind.LOOKUP, actor, k, NONE, outcome, leased, effect.changed, after)
         if step.action in FILLS:
             decoded = self.decoded(step.value)
-            k = self.key_of(ck, decoded, op=op, call="store")
+            k = self.key_of(ck, decoded, op=op, call="store", leases=step.action == "lease_set")
             if k is None and op.kind == READ and self._retired.get(ck) == op.key:
                 # A fill of the key's entry as it was named before a write moved it (a versioned key):
                 # nobody reads it any more, so it is a fill the cache refused, as a voided lease's is.

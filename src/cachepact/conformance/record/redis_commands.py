@@ -38,12 +38,13 @@ REMOVALS = frozenset(["DEL", "UNLINK", "GETDEL", "HDEL"])
 FIELDS_ONLY = frozenset(["HGET", "HEXISTS", "HSTRLEN", "HINCRBY", "HINCRBYFLOAT"])  # name key field ...
 FIELD_LISTS = frozenset(["HMGET", "HDEL"])  # name key field field ...
 FIELD_PAIRS = frozenset(["HSET", "HMSET", "HSETNX"])  # name key field value field value ...
-# Commands with no key that change no key: connection, server and script-cache housekeeping.
+# Commands with no key that change no key: connection, server and script-cache housekeeping, and
+# pub/sub (a channel is no key: PUBLISH tells other services, it stores nothing).
 KEYLESS = names(
     """
     PING ECHO SELECT AUTH HELLO QUIT RESET CLIENT INFO TIME DBSIZE CONFIG COMMAND MULTI EXEC DISCARD
     UNWATCH SCRIPT FUNCTION READONLY READWRITE LASTSAVE MEMORY SLOWLOG LATENCY ROLE LOLWUT SCAN KEYS
-    RANDOMKEY WAIT WAITAOF ACL MODULE
+    RANDOMKEY WAIT WAITAOF ACL MODULE PUBLISH SPUBLISH PUBSUB
     """
 )
 # Commands whose first argument is their one key (the rest are options or values).
