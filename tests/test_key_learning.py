@@ -293,3 +293,70 @@ def test_nothing_under_a_key_known_only_by_its_name_does_not_undo_a_hit():
 
     result = _check(make)
     assert result.passed, result.report()
+
+
+def namespace_version(env):
+    """One generation counter for every key of a namespace (INCR ns:users orphans them all at once);
+    a read names its key once, before it loads, so a fill of an orphaned key is harmless."""
+    r = env.redis
+
+    def entry_key(key):
+        return f"users:v{int(r.get('ns:users') or 0)}:{key}"
+
+    def read(key):
+        ck = entry_key(key)
+        raw = r.get(ck)
+        if raw is not None:
+            return raw.decode()
+        value = env.db.get(key)
+        if value is not None:
+            r.set(ck, value, ex=300)
+        return value
+
+    def write(key, value):
+        env.db.put(key, value)
+        r.incr("ns:users")
+
+    return cachepact.Adapter(read=read, write=write, cache_key=entry_key)
+
+
+def test_a_namespace_version_bumped_by_another_keys_write_makes_a_fill_harmless():
+    result = _check(namespace_version, concurrency=True, max_examples=60)
+    assert result.passed, result.report()
+    assert "invalidate" in result.reached  # a version that moved away from an entry invalidated it
+
+
+def watch_after_get(env):
+    """GET, then on a miss WATCH the key, load, and fill in MULTI/EXEC (refused if it changed)."""
+    import redis
+
+    r = env.redis
+
+    def read(key):
+        raw = r.get(f"item:{key}")
+        if raw is not None:
+            return raw.decode()
+        with r.pipeline() as pipe:
+            try:
+                pipe.watch(f"item:{key}")  # WATCH answers OK: the read sees no value in it
+                value = env.db.get(key)
+                pipe.multi()
+                if value is not None:
+                    pipe.set(f"item:{key}", value, ex=300)
+                pipe.execute()
+            except redis.WatchError:
+                pass
+        return value
+
+    def write(key, value):
+        env.db.put(key, value)
+        r.delete(f"item:{key}")
+
+    return cachepact.Adapter(read=read, write=write)
+
+
+def test_a_watch_is_no_lookup_its_reply_holds_no_value():
+    # Every schedule of two reads: one fills between the other's GET and its WATCH, which finds the
+    # entry but answers OK; the read that loads then is no hit-after-fill.
+    proof = cachepact.prove(watch_after_get, "cache-aside", readers=2, writers=0)
+    assert proof.holds, proof.report()

@@ -33,7 +33,7 @@ from .._contract import ABSENT, NO_ENTRY, Adapter
 from ..drive.replay import INITIAL, KEYS
 from ..record.decode import TOKEN, UNDECODABLE, default_decode
 from ..record.env import Effect, one_line
-from ..record.redis_commands import READS, command_name
+from ..record.redis_commands import BLIND, READS, command_name
 from ..runtime.session import Session
 from .findings import Finding
 from .refinement import Obs, Refinement, Rejection
@@ -282,6 +282,8 @@ class Judge:
         for ck, n in self.cache_keys.items():
             if mapped.get(ck) != n:
                 self._retired[ck] = n  # unreachable now: a fill there is one the versioning voided
+                if self.entry_id(n, self.peek(ck)) != NONE:
+                    self.reached.add("invalidate")  # a version moved away from an entry: invalidated
         self.cache_keys = mapped
         self._by_key = [[ck for ck, n in mapped.items() if n == k] for k in range(len(KEYS))]
         for k in moved:
@@ -477,20 +479,23 @@ class Judge:
                 op.leased_once = True
             if k is None and op.kind == READ and self._retired.get(ck) == op.key and _may_write(step.command):
                 # A SET of what an unreachable old key already held (a versioned key): a refused fill.
+                op.refusal_reason = "its key's version moved on"
                 return Obs(Kind.FILL, actor, op.key, NONE, False, False, False, self._after(op.key, Effect(None, None)))
             if k is None:
                 self._claim(op, step, effect)
                 return None
+            if step.action == "get" and _blind(step.command, payload):
+                return None  # WATCH, TTL, an EXISTS that found one: the caller saw no value
             found = self.entry_id(k, payload)
-            if found == NONE and op.looked and step.action == "get" and ck in self._provisional:
-                # Nothing under a key known only by its name (a flag, a lock not held): it says no more
-                # than the lookups the read made already, and may be no entry at all.
-                return None
             after_fill = op.kind == READ and self.refinement.expects(i) is Kind.FILL
             if after_fill and getattr(step.command, "effect", None) == "read":
                 # A script that may write (not *_RO) left the entry as it was when the read had loaded
                 # and was to fill: a conditional fill it refused (a version check), not a lookup.
                 return Obs(Kind.FILL, actor, k, NONE, False, False, False, self._after(k, effect))
+            if found == NONE and op.looked and step.action == "get" and ck in self._provisional:
+                # Nothing under a key known only by its name (a flag, a lock not held): it says no more
+                # than the lookups the read made already, and may be no entry at all.
+                return None
             leased = step.action == "lease_get"
             outcome = (found, token is not None, leased and found == NONE and token is None)
             same = effect.after is payload and payload is not None  # a hit leaves the entry as it was
@@ -502,6 +507,7 @@ class Judge:
             if k is None and op.kind == READ and self._retired.get(ck) == op.key:
                 # A fill of the key's entry as it was named before a write moved it (a versioned key):
                 # nobody reads it any more, so it is a fill the cache refused, as a voided lease's is.
+                op.refusal_reason = "its key's version moved on"
                 return Obs(Kind.FILL, actor, op.key, NONE, False, False, False, self._after(op.key, Effect(None, None)))
             if k is None:
                 self._claim(op, step, effect)
@@ -734,6 +740,16 @@ def _counts(command: Any) -> bool:
     """Whether a recorded Redis command only bumped a counter (``INCR gen:k1``: a version)."""
     commands = getattr(command, "commands", None)
     return bool(commands) and all(command_name(args) in _COUNTERS for args in commands)
+
+
+def _blind(command: Any, found: Any) -> bool:
+    """Whether a recorded read told its caller nothing of the value it found (``WATCH``, ``TTL``,
+    ``TYPE``; ``EXISTS`` when the key is there: an entry, not which)."""
+    commands = getattr(command, "commands", None)
+    if not commands:
+        return False
+    names = [command_name(args) for args in commands]
+    return all(n in BLIND or (n == "EXISTS" and found is not None) for n in names)
 
 
 def _may_write(command: Any) -> bool:

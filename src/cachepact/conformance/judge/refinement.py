@@ -139,6 +139,7 @@ class _Op:
         "nil_ok",
         "overlapped",
         "put_at_load",
+        "refusal_reason",
         "refused_unexplained",
         "seen",
         "start_empty",
@@ -164,6 +165,7 @@ class _Op:
         self.lease_only = False  # a read: taking a lease is all it has done (it has not loaded yet)
         self.found_claim = ""  # a read: another operation's claim it found (a lease, a lock, a marker)
         self.refused_unexplained = False  # a read: a conditional fill refused with no reason the run shows
+        self.refusal_reason = ""  # a read: why the judge knows its fill was refused (a version moved on)
 
 
 Names = Callable[[int, int], str]  # (key, value) -> how reports write a value

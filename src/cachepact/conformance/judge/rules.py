@@ -70,7 +70,7 @@ def refusal_explained(ref: Refinement, op: _Op) -> bool:
     """A conditional fill the cache refused needs a reason the run shows: an entry is there already,
     a write of the key overlapped the read, or the read found another operation's claim. A guard
     that refuses for no reason (an inverted ``if EXISTS``) never fills, and that is ``who-populates``."""
-    return ref.state[CACHE_F][op.key] != NONE or op.overlapped or bool(op.found_claim)
+    return ref.state[CACHE_F][op.key] != NONE or op.overlapped or bool(op.found_claim or op.refusal_reason)
 
 
 STUTTERS = (already_stands, unchanged)

@@ -24,6 +24,9 @@ READS = names(
     ZREVRANGE EXPIRETIME PEXPIRETIME OBJECT DUMP GETBIT BITCOUNT EVAL_RO EVALSHA_RO FCALL_RO
     """
 )
+# Reads whose reply says nothing of the value (a TTL, a type, OK): the caller saw no entry's value,
+# so they are no lookup; EXISTS tells only whether there is one (a miss when it answers 0).
+BLIND = names("WATCH TTL PTTL TYPE OBJECT STRLEN EXPIRETIME PEXPIRETIME TOUCH")
 # Commands whose first two arguments are keys (a source and a destination).
 TWO_KEYS = frozenset(["RENAME", "RENAMENX", "COPY", "LMOVE", "BLMOVE", "RPOPLPUSH", "BRPOPLPUSH", "SMOVE"])
 # Commands whose every argument is a key.
@@ -100,4 +103,4 @@ def keys_of(name: str, args: Sequence[Any]) -> list[Any] | None:
     return None
 
 
-__all__ = ["READS", "REMOVALS", "SCRIPTS", "command_name", "fields_of", "keys_of", "names"]
+__all__ = ["BLIND", "READS", "REMOVALS", "SCRIPTS", "command_name", "fields_of", "keys_of", "names"]
