@@ -19,6 +19,7 @@ once (two checks at a time in one process would each read the other's steps and 
 from __future__ import annotations
 
 import _thread
+import random
 from typing import Any
 
 import attrs
@@ -77,18 +78,25 @@ class _Within:
 
 
 class _Claim:
-    __slots__ = ("session", "took")
+    """The process's slot for a session; the outermost claim also keeps the process's ``random``
+    state, which each world reseeds (``World``), as it was."""
+
+    __slots__ = ("random_state", "session", "took")
 
     def __init__(self, session: Session) -> None:
         self.session = session
         self.took = False
+        self.random_state: object = None
 
     def __enter__(self) -> Session:
         self.took = _PROCESS.take(self.session)
+        if self.took:
+            self.random_state = random.getstate()
         return self.session
 
     def __exit__(self, *exc: object) -> None:
         if self.took:
+            random.setstate(self.random_state)  # type: ignore[arg-type]
             _PROCESS.give_back(self.session)
 
 
