@@ -143,7 +143,7 @@ def test_a_store_is_read_with_its_ttl_and_shown_as_the_command_sent():
 def test_a_multi_exec_is_one_atomic_step_per_key_it_touched():
     steps, _ = steps_of(aside(_pipeline_fill, INVALIDATIONS["del"]), [("r", "k1")])
     fill = [s for s in steps if s.op == "r1" and s.action == "set"]
-    assert len(fill) == 1 and fill[0].describe() == "pipeline: SET k1 k1.v0; EXPIRE k1 300"
+    assert len(fill) == 1 and fill[0].describe() == "MULTI/EXEC: SET k1 k1.v0; EXPIRE k1 300"
 
 
 def test_expiry_runs_on_the_kits_clock_with_fakeredis():

@@ -243,7 +243,38 @@ def test_a_pipeline_is_one_row_listing_its_commands_and_what_each_did():
     result = cachepact.check(make, "cache-aside", seed=0, concurrency=False)
     assert result.finding is not None and result.finding.invariant == "who-populates", result.report()
     report = result.report()
-    rows = [line for line in report.splitlines() if "pipeline: SET u:" in line]
+    rows = [line for line in report.splitlines() if "MULTI/EXEC: SET u:" in line]
     assert len(rows) == 1, report  # one call as sent, not a row per key it touched
     assert "<-- culprit" in rows[0] and "u:k1: stored k1.v0; u:k2: stored k1.v0" in rows[0]
     assert "Minimal failing sequence: 1 operation, 3 DB or cache calls" in report
+
+
+def test_a_one_command_transaction_says_so_and_a_refused_set_nx_shows_unchanged():
+    import cachepact
+
+    def make(env):
+        r = env.redis
+
+        def read(key):
+            raw = r.get(f"u:{key}")
+            if raw is not None:
+                return raw.decode()
+            r.set(f"lock:{key}", "held", nx=True, px=5000)
+            r.set(f"lock:{key}", "held", nx=True, px=5000)  # the second is refused: it holds one
+            value = env.db.get(key)
+            if value is not None:
+                with r.pipeline(transaction=True) as p:
+                    p.set(f"u:{key}", value, ex=300)
+                    p.execute()
+            return value
+
+        def write(key, value):
+            env.db.put(key, value)  # the bug: it never invalidates
+
+        return cachepact.Adapter(read=read, write=write)
+
+    result = cachepact.check(make, "cache-aside", seed=0, concurrency=False)
+    report = result.report()
+    assert "MULTI/EXEC: SET u:k1 k1.v0 EX 300" in report, report
+    refused = [line for line in report.splitlines() if "SET lock:k1 held NX PX 5000" in line]
+    assert len(refused) == 2 and "unchanged" in refused[1] and "unchanged" not in refused[0], report

@@ -53,10 +53,17 @@ class RedisRecording:
         self.view = self._servers.redis_view(self._cache)
 
     def command(
-        self, client: Any, commands: list[tuple[tuple, dict]], call: Callable[[], Any], *, alone: bool = False
+        self,
+        client: Any,
+        commands: list[tuple[tuple, dict]],
+        call: Callable[[], Any],
+        *,
+        alone: bool = False,
+        batch: str = "",
     ) -> Any:
         """Record ``commands`` (one, or a pipeline's) sent by ``client``; ``call`` sends them as redis-py
-        would. ``alone``: one command from a plain client, which may go out wrapped with the looks."""
+        would. ``alone``: one command from a plain client, which may go out wrapped with the looks;
+        ``batch``: how tables name what sent them at once (``"pipeline"``, ``"MULTI/EXEC"``)."""
         encode = client.get_encoder().encode
         parsed = []  # (name, args, keys as bytes)
         touched: list[bytes] = []
@@ -164,7 +171,7 @@ class RedisRecording:
             elif error is None or before != after:  # a command refused (NOSCRIPT, WRONGTYPE) did nothing
                 if beside:
                     touched, before, after = self._undeclared(parsed, touched, before, after, set(beside))
-                self._record(parsed, touched, before, after, result, len(commands) > 1, ttls)
+                self._record(parsed, touched, before, after, result, batch, ttls)
         if error is not None:
             raise error
         return result
@@ -273,7 +280,7 @@ class RedisRecording:
         before: list[Any],
         after: list[Any],
         result: Any,
-        pipeline: bool,
+        pipeline: str,
         ttls: dict[bytes, float | None] | None = None,
     ) -> None:
         lease = self._lease_script(parsed) if not pipeline else None
@@ -328,7 +335,7 @@ class RedisRecording:
                 Effect(before[n], before[n]),
                 token=None,
                 ttl=None,
-                command=Sent(tuple(stores), True, shown_key(key), "refused: a WATCHed key changed"),
+                command=Sent(tuple(stores), "MULTI/EXEC", shown_key(key), "refused: a WATCHed key changed"),
                 depth=_DEPTH,
             )
 
@@ -405,7 +412,7 @@ class Sent:
     def __init__(
         self,
         commands: tuple[tuple, ...],
-        pipeline: bool,
+        pipeline: str,
         key: Any,
         effect: str | None,
         *,
@@ -427,7 +434,7 @@ class Sent:
         if self._text is None:
             text = "; ".join(render(args) for args in self.commands)
             if self.pipeline:
-                text = f"pipeline: {text}"
+                text = f"{self.pipeline}: {text}"
             if self.effect is not None:
                 text += f"  [{show(self.key)}: {self.effect}]"
             self._text = text
@@ -442,6 +449,8 @@ class Sent:
         if all(command_name(args) == "EXISTS" for args in self.commands):
             count = "0" if result is None else "1"
             return f"{show(self.key)}: {count}" if any(len(args) > 2 for args in self.commands) else count
+        if self.did is not None and self.did[0] == "get" and any(command_name(a) not in READS for a in self.commands):
+            return "unchanged"  # it could have written (SET NX, a script) and left the key as it was
         return None
 
     def __eq__(self, other: object) -> bool:
@@ -458,14 +467,14 @@ class Batch:
 
     __slots__ = ("_text", "commands", "pipeline")
 
-    def __init__(self, commands: tuple[tuple, ...], pipeline: bool) -> None:
+    def __init__(self, commands: tuple[tuple, ...], pipeline: str) -> None:
         self.commands, self.pipeline = commands, pipeline
         self._text: str | None = None
 
     def __str__(self) -> str:
         if self._text is None:
             text = "; ".join(render(args) for args in self.commands)
-            self._text = f"pipeline: {text}" if self.pipeline else text
+            self._text = f"{self.pipeline}: {text}" if self.pipeline else text
         return self._text
 
 
@@ -658,7 +667,8 @@ def _pipeline_execute(self: Any, raise_on_error: bool = True) -> Any:
     original = _originals["execute"]
     if rec is None or not self.command_stack:
         return original(self, raise_on_error)
-    return rec.command(self, list(self.command_stack), lambda: original(self, raise_on_error))
+    batch = "MULTI/EXEC" if self.transaction else "pipeline"
+    return rec.command(self, list(self.command_stack), lambda: original(self, raise_on_error), batch=batch)
 
 
 class hooked:
