@@ -299,7 +299,7 @@ class Refinement:
             if instr.kind is Kind.FILL and op.found_claim:
                 # It found another operation's claim (a lease, a lock, a marker it could not take):
                 # waiting, as a cachepact.leases waiter does, it serves what it loaded without filling.
-                self.reached.add("fill-refused")
+                self.reached.add("lease-wait")
                 self._skip(i)
                 continue
             if instr.kind in (Kind.STORE, Kind.LOCK, Kind.UNLOCK) and self._nil_now(i, instr):
