@@ -126,13 +126,13 @@ def test_a_key_named_by_a_look_is_the_entry_until_it_holds_bookkeeping():
     assert "lock:k1" not in str(result.final_state)
 
 
-def generation_in_redis(env):
+def _generations(env, counter, named):
     """Versioned keys whose generation is a counter in Redis: a write bumps it (INCR) instead of
     deleting; a read names its key once, before it loads; cache_key reads the counter (a peek)."""
     r = env.redis
 
     def entry_key(key):
-        return f"v{int(r.get(f'gen:{key}') or 0)}:{key}"
+        return named(int(r.get(counter(key)) or 0), key)
 
     def read(key):
         ck = entry_key(key)
@@ -146,9 +146,14 @@ def generation_in_redis(env):
 
     def write(key, value):
         env.db.put(key, value)
-        r.incr(f"gen:{key}")
+        r.incr(counter(key))
 
     return cachepact.Adapter(read=read, write=write, cache_key=entry_key)
+
+
+def generation_in_redis(env):
+    """A generation per key (gen:k1)."""
+    return _generations(env, lambda key: f"gen:{key}", lambda gen, key: f"v{gen}:{key}")
 
 
 def generation_in_make(env):
@@ -296,28 +301,9 @@ def test_nothing_under_a_key_known_only_by_its_name_does_not_undo_a_hit():
 
 
 def namespace_version(env):
-    """One generation counter for every key of a namespace (INCR ns:users orphans them all at once);
-    a read names its key once, before it loads, so a fill of an orphaned key is harmless."""
-    r = env.redis
-
-    def entry_key(key):
-        return f"users:v{int(r.get('ns:users') or 0)}:{key}"
-
-    def read(key):
-        ck = entry_key(key)
-        raw = r.get(ck)
-        if raw is not None:
-            return raw.decode()
-        value = env.db.get(key)
-        if value is not None:
-            r.set(ck, value, ex=300)
-        return value
-
-    def write(key, value):
-        env.db.put(key, value)
-        r.incr("ns:users")
-
-    return cachepact.Adapter(read=read, write=write, cache_key=entry_key)
+    """One generation counter for every key of a namespace (INCR ns:users orphans them all at once):
+    a fill of an orphaned key is harmless."""
+    return _generations(env, lambda key: "ns:users", lambda gen, key: f"users:v{gen}:{key}")
 
 
 def test_a_namespace_version_bumped_by_another_keys_write_makes_a_fill_harmless():

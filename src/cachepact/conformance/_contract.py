@@ -17,44 +17,38 @@ from .record.attribution import code_of
 CACHE_CODE_KINDS = (type, types.ModuleType, str)
 
 
-class _Absent:
-    """``cachepact.ABSENT``: what ``decode`` returns for a negative-cache marker ("the DB has no value")."""
+class _Sentinel:
+    """A meaning ``decode`` may return: one object per name, which pickles as itself."""
 
-    _instance: _Absent | None = None
+    name = ""
+    _instance: _Sentinel | None = None
 
-    def __new__(cls) -> _Absent:
-        if cls._instance is None:
+    def __new__(cls) -> _Sentinel:
+        if cls.__dict__.get("_instance") is None:
             cls._instance = super().__new__(cls)
-        return cls._instance
+        return cls._instance  # type: ignore[return-value]
 
     def __repr__(self) -> str:
-        return "cachepact.ABSENT"
+        return f"cachepact.{self.name}"
 
     def __reduce__(self) -> str:
-        return "ABSENT"
+        return self.name
 
 
-ABSENT = _Absent()
+class _Absent(_Sentinel):
+    """``cachepact.ABSENT``: what ``decode`` returns for a negative-cache marker ("the DB has no value")."""
+
+    name = "ABSENT"
 
 
-class _NoEntry:
+class _NoEntry(_Sentinel):
     """``cachepact.NO_ENTRY``: what ``decode`` returns for a tombstone, a payload that means "this key
     has no entry" (``"__invalidated__"``); a write that stores one invalidates."""
 
-    _instance: _NoEntry | None = None
-
-    def __new__(cls) -> _NoEntry:
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
-
-    def __repr__(self) -> str:
-        return "cachepact.NO_ENTRY"
-
-    def __reduce__(self) -> str:
-        return "NO_ENTRY"
+    name = "NO_ENTRY"
 
 
+ABSENT = _Absent()
 NO_ENTRY = _NoEntry()
 
 
