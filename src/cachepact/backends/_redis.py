@@ -48,6 +48,7 @@ _READ_WHOLE = {
     b"list": lambda p, k: p.lrange(k, 0, -1),
     b"set": lambda p, k: p.smembers(k),
     b"zset": lambda p, k: p.zrange(k, 0, -1, withscores=True),
+    b"stream": lambda p, k: p.xrange(k),
 }
 
 

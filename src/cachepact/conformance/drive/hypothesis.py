@@ -43,9 +43,12 @@ def run_seeded(test: Callable[[], None], seed: int | None) -> None:
     except Flaky as e:
         # A violation that did not happen again when Hypothesis reran its example: the test kept the
         # failing run. Anything else inside it is the kit's own failure, never a pass.
-        crash = next((x for x in _leaves(e) if not isinstance(x, Violation)), None)
-        if crash is not None and not isinstance(crash, Flaky):
+        leaves = _leaves(e)
+        crash = next((x for x in leaves if not isinstance(x, (Violation, Flaky))), None)
+        if crash is not None:
             raise crash from None
+        if not any(isinstance(x, Violation) for x in leaves):
+            raise  # no violation in it: Hypothesis' own complaint (a strategy that drew differently)
         return
     except Exception as e:
         # Ctrl-C landing inside Hypothesis' own setup can come out as its internal AssertionError,

@@ -93,7 +93,7 @@ class Judge:
         self._provisional: set[Any] = set()  # cache keys learned by the run key they name, no store yet
         self._bookkeeping: set[Any] = set()  # cache keys that hold the adapter's bookkeeping: no entry
         self._histories: set[Any] = set()  # cache keys a write kept an older value under: never an entry
-        self._claims: dict[Any, str] = {}  # a key that is no entry -> the operation that stored it
+        self._claims: dict[Any, tuple[str, bool]] = {}  # a key that is no entry -> (who stored it, has a TTL)
         self._retired: dict[Any, int] = {}  # cache keys cache_key no longer gives (a version moved on)
         self._found_claims: dict[str, str] = {}  # a read -> the claim it found (for the race's hint)
         self._unmapped: set[Any] = set()  # keys stored that are no entry, for the final state
@@ -250,7 +250,8 @@ class Judge:
         with self._peeking:
             for n, key in enumerate(KEYS):
                 given = _user_call(claim_key, key, "claim_key", "the cache key (or keys) of its claim")
-                for ck in given if isinstance(given, (list, tuple, set, frozenset)) else (given,):
+                # A list or set names several; a tuple is one key (env.cache keys may be tuples).
+                for ck in given if isinstance(given, (list, set, frozenset)) else (given,):
                     _hashable(ck, "claim_key", key)
                     out[ck] = n
         return out
@@ -486,6 +487,9 @@ class Judge:
                 return None
             if step.action == "get" and _blind(step.command, payload):
                 return None  # WATCH, TTL, an EXISTS that found one: the caller saw no value
+            if op.kind == READ and decoded is NO_ENTRY and _may_write(step.command):
+                # A SET NX refused by a write's tombstone: the write's claim that no read fill for now.
+                self._note_claim(op, step.op, f"the tombstone on {show(ck)}")
             found = self.entry_id(k, payload)
             after_fill = op.kind == READ and self.refinement.expects(i) is Kind.FILL
             if after_fill and getattr(step.command, "effect", None) == "read":
@@ -515,6 +519,8 @@ class Judge:
                 if decoded is UNDECODABLE and op.kind == READ and after_load and not op.stored_undecodable:
                     op.stored_undecodable = f"{show(ck)} = {show(step.value)}"
                 return None
+            if step.result is False and str(getattr(step.command, "effect", "")).startswith("refused: a WATCH"):
+                op.refusal_reason = "a key it WATCHed changed"  # the server said why it refused the fill
             if decoded is NO_ENTRY:
                 # A tombstone: the key has no entry now (a write storing one invalidates).
                 return Obs(Kind.INVALIDATE, actor, k, changed=effect.changed, after=self._after(k, effect))
@@ -532,30 +538,46 @@ class Judge:
     def _claim(self, op: Any, step: Step, effect: Effect) -> None:
         """A call on a key that is no entry (a lease, a lock, a marker, a counter): who holds it.
 
-        A key an operation stored is its claim until removed or expired (a counter a write bumps, a
-        version, claims nothing). A read that finds another's claim, by a look or by a command that
-        could not take it (a ``SET NX``, an ``add``, a script that refused), is waiting, as a
-        ``cachepact.leases`` waiter is, and may serve what it loads without filling: another read's
-        lease or lock, a write's lock, a marker a write leaves so that reads do not fill for a while."""
+        A key an operation stored is its claim until removed or expired, and counts while its holder
+        is in flight, or, once the holder has returned, while it has a time to live (a lease a reader
+        left, a marker a write leaves so that reads do not fill for a while): a lock left behind for
+        good, or a stamp, excuses no read from filling. A write's counter (a version) claims nothing;
+        a read's counter is a lock (``INCR lock:k1`` answering 1 is taken). A read that finds another's
+        claim, by a look or by a command that could not take it (a ``SET NX``, an ``add``, a script
+        that refused, an ``INCR`` past 1), is waiting, as a ``cachepact.leases`` waiter is, and may
+        serve what it loads without filling."""
         ck = step.key
         try:
-            holder = self._claims.get(ck)
+            held = self._claims.get(ck)
         except TypeError:
             return
+        other = held is not None and held[0] != step.op and self._counts_as_claim(ck, held)
         if effect.changed:
             if effect.after is not None:
                 self._unmapped.add(ck)
-            if effect.after is None or _counts(step.command):
-                self._claims.pop(ck, None)  # removed; or a counter (a version), which claims nothing
+            if effect.after is None:
+                self._claims.pop(ck, None)
+            elif _counts(step.command) and (op.kind == WRITE or other):
+                if op.kind == READ:
+                    self._note_claim(op, step.op, f"{held[0]}'s claim on {show(ck)}")  # its INCR found it held
+                elif held is None or not other:
+                    self._claims.pop(ck, None)  # a write's counter, a version: no claim
             else:
-                self._claims[ck] = step.op
+                self._claims[ck] = (step.op, step.ttl is not None)
             return
-        if holder is None and ck in self.claim_keys and effect.after is not None:
-            holder = "another operation"  # a declared claim, held since before the run recorded it
-        if holder is None or holder == step.op or op.kind != READ or effect.after is None:
-            return
-        op.found_claim = f"{holder}'s claim on {show(ck)}"
-        self._found_claims[step.op] = op.found_claim
+        if held is None and ck in self.claim_keys and effect.after is not None:
+            held, other = ("another operation", True), True  # a declared claim, held since before
+        if other and op.kind == READ and effect.after is not None:
+            self._note_claim(op, step.op, f"{held[0]}'s claim on {show(ck)}")
+
+    def _counts_as_claim(self, ck: Any, held: tuple[str, bool]) -> bool:
+        """A claim excuses a read while its holder is in flight, or while it has a time to live."""
+        holder, expires = held
+        return holder in self.op_index or expires or ck in self.claim_keys
+
+    def _note_claim(self, op: Any, name: str, claim: str) -> None:
+        op.found_claim = claim
+        self._found_claims[name] = claim
 
     def _after(self, k: int, effect: Effect) -> tuple[int, bool]:
         """The key's entry after a call: this cache key's, or, when it holds nothing, another's the

@@ -21,7 +21,7 @@ TOKEN = re.compile(r"k\d+\.v\d+")
 UNDECODABLE = type("Undecodable", (), {"__repr__": lambda self: "UNDECODABLE"})()
 _NONE_PAYLOADS = ("null", "None", b"null", b"None")
 _MAX_DEPTH = 6
-_PICKLE_MARKERS = (b"!",)  # Flask-Caching's and cachelib's RedisCache mark a pickled value so
+_PICKLE_MARKERS = (b"!",)  # Flask-Caching's and cachelib's RedisCache put this byte before a pickle
 
 
 def default_decode(payload: Any) -> Any:

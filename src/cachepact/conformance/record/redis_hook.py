@@ -127,11 +127,13 @@ class RedisRecording:
                 # is refused there): it goes out alone, between the looks.
                 wrap = alone and not unknown and not self.server.fake and _wrappable(client, first)
                 wrapped = None
-                if alone and first in _LOOKS and not beside and _reads_itself(client, parsed[0][2], touched):
+                if alone and first in _LOOKS and not beside and _reads_itself(client, first, parsed[0][2], touched):
                     # A GET, HGET or MGET changes nothing and answers with what it read: its reply is
                     # both looks, so it goes out alone, one round trip as from a bare client.
                     try:
                         result, error = call(), None
+                    except (redis_errors().ConnectionError, redis_errors().TimeoutError):
+                        raise  # the server went away: the check ends with it (below)
                     except Exception as e:
                         result, error = None, e
                     before = after = [] if error is not None else self._read_reply(first, result)
@@ -449,7 +451,7 @@ class Sent:
         if all(command_name(args) == "EXISTS" for args in self.commands):
             count = "0" if result is None else "1"
             return f"{show(self.key)}: {count}" if any(len(args) > 2 for args in self.commands) else count
-        if self.did is not None and self.did[0] == "get" and any(command_name(a) not in READS for a in self.commands):
+        if self.did is not None and self.did[0] == "get" and all(command_name(a) not in READS for a in self.commands):
             return "unchanged"  # it could have written (SET NX, a script) and left the key as it was
         return None
 
@@ -558,9 +560,10 @@ _ALONE = frozenset(
 
 # String commands whose replies a Lua script hands back unchanged (bulk, integer, status, nil, a flat
 # array): these go out inside the kit's look script.
+# (Not INCR and its kin: Lua numbers are doubles, so a reply past 2**53 would come back rounded.)
 _SCRIPTABLE = names(
     """GET SET SETEX PSETEX SETNX GETSET GETDEL MGET MSET MSETNX DEL UNLINK EXISTS EXPIRE PEXPIRE EXPIREAT
-    PEXPIREAT PERSIST TTL PTTL INCR DECR INCRBY DECRBY APPEND STRLEN TOUCH"""
+    PEXPIREAT PERSIST TTL PTTL APPEND STRLEN TOUCH"""
 )
 # KEYS: the keys the command touches; ARGV: the command. Errors come back in place (pcall), so a
 # WRONGTYPE look or a refused command is a reply element, never an aborted script.
@@ -590,13 +593,15 @@ def _refused_kit_command(e: Exception) -> bool:
 _LOOKS = frozenset(["GET", "HGET", "MGET"])
 
 
-def _reads_itself(client: Any, keys: list[Any], touched: list[Any]) -> bool:
+def _reads_itself(client: Any, name: str, keys: list[Any], touched: list[Any]) -> bool:
     """Whether a read's reply is the looks: a client that returns bytes (the looks compare bytes),
     and each key named once (MGET k1 k1 answers twice for one key)."""
     import redis.client
 
     if isinstance(client, redis.client.Pipeline) or client.get_encoder().decode_responses:
         return False
+    if name != "HGET" and any(isinstance(k, HashField) for k in touched):
+        return False  # a GET of a hash whose fields the run named: its reply is no field's
     return len(keys) == len(touched)
 
 
