@@ -270,3 +270,97 @@ def test_a_leased_reader_that_waits_then_is_granted_fills_once_and_publish_is_no
     assert not result.warnings  # a channel is no key: nothing to warn about
     replayed = cachepact.check(leased_retrying_and_publishing, "cache-aside", replay="con/w:k1|w:k1,r:k1,r:k1/2100111")
     assert replayed.passed and "lease-wait" in replayed.reached, replayed.report()
+
+
+def leaked_lock(env):
+    """A SET NX lock around the load and fill that is never released and has no TTL: after the first
+    reader, nobody ever fills again. A claim left for good excuses no read from filling."""
+    r = env.redis
+
+    def read(key):
+        raw = r.get(f"c:{key}")
+        if raw is not None:
+            return raw.decode()
+        if not r.set(f"lock:{key}", "held", nx=True):
+            return env.db.get(key)
+        value = env.db.get(key)
+        if value is not None:
+            r.set(f"c:{key}", value, ex=300)
+        return value  # the bug: lock:{key} is never deleted
+
+    def write(key, value):
+        env.db.put(key, value)
+        r.delete(f"c:{key}")
+
+    return cachepact.Adapter(read=read, write=write)
+
+
+def incr_lock(env):
+    """A lock taken with INCR (1: taken), released with DEL; a reader that finds it held serves the DB."""
+    r = env.redis
+
+    def read(key):
+        raw = r.get(f"c:{key}")
+        if raw is not None:
+            return raw.decode()
+        if r.incr(f"lock:{key}") != 1:
+            return env.db.get(key)
+        try:
+            value = env.db.get(key)
+            if value is not None:
+                r.set(f"c:{key}", value, ex=300)
+            return value
+        finally:
+            r.delete(f"lock:{key}")
+
+    def write(key, value):
+        env.db.put(key, value)
+        r.delete(f"c:{key}")
+
+    return cachepact.Adapter(read=read, write=write)
+
+
+def watch_shared_version(env):
+    """A fill in MULTI/EXEC under a WATCH of a namespace version every write bumps: refused by the
+    server whenever any write came, which is a reason the run shows."""
+    import redis
+
+    r = env.redis
+
+    def read(key):
+        raw = r.get(f"c:{key}")
+        if raw is not None:
+            return raw.decode()
+        with r.pipeline() as pipe:
+            pipe.watch("ns:version")
+            value = env.db.get(key)
+            try:
+                pipe.multi()
+                if value is not None:
+                    pipe.set(f"c:{key}", value, ex=300)
+                pipe.execute()
+            except redis.WatchError:
+                pass
+        return value
+
+    def write(key, value):
+        env.db.put(key, value)
+        r.incr("ns:version")
+        r.delete(f"c:{key}")
+
+    return cachepact.Adapter(read=read, write=write)
+
+
+def test_a_lock_left_behind_for_good_excuses_no_read_from_filling():
+    result = cachepact.check(leaked_lock, "cache-aside", seed=1, concurrency=False)
+    assert result.finding is not None and result.finding.invariant == "who-populates", result.report()
+
+
+def test_an_incr_lock_keeps_two_concurrent_misses_apart():
+    proof = cachepact.prove(incr_lock, "cache-aside", readers=2, writers=0)
+    assert proof.holds, proof.report()
+
+
+def test_a_fill_refused_by_a_watch_on_another_keys_version_is_explained():
+    replayed = cachepact.check(watch_shared_version, "cache-aside", replay="con/|r:k1,w:k2/001")
+    assert replayed.passed, replayed.report()
