@@ -346,3 +346,49 @@ def test_a_watch_is_no_lookup_its_reply_holds_no_value():
     # entry but answers OK; the read that loads then is no hit-after-fill.
     proof = cachepact.prove(watch_after_get, "cache-aside", readers=2, writers=0)
     assert proof.holds, proof.report()
+
+
+def test_a_blocking_command_is_refused_in_one_line_not_a_hang(tmp_path, capsys):
+    def make(env):
+        base = prefixed(env)
+
+        def read(key):
+            try:
+                env.redis.blpop([f"done:{key}"], timeout=1)  # swallowed: the check stops all the same
+            except Exception:
+                pass
+            return base.read(key)
+
+        return cachepact.Adapter(read=read, write=base.write)
+
+    with pytest.raises(cachepact.UsageError, match="BLPOP waits on the server"):
+        _check(make, concurrency=True)
+
+
+def test_cache_key_may_only_read_and_decode_calling_env_stops_the_check_even_if_caught():
+    def writes_in_cache_key(env):
+        base = generation_in_redis(env)
+
+        def entry_key(key):
+            env.redis.setnx(f"gen:{key}", 0)  # lazy set-up, in the wrong place
+            return f"v{int(env.redis.get(f'gen:{key}') or 0)}:{key}"
+
+        return cachepact.Adapter(read=base.read, write=base.write, cache_key=entry_key)
+
+    with pytest.raises(cachepact.DefinitionError, match="cache_key sent SETNX"):
+        _check(writes_in_cache_key)
+
+    def catches(env):
+        base = prefixed(env)
+
+        def decode(payload):
+            try:
+                env.redis.get("schema")
+            except Exception:
+                pass
+            return payload.decode()
+
+        return cachepact.Adapter(read=base.read, write=base.write, decode=decode)
+
+    with pytest.raises(cachepact.DefinitionError, match="decode called env"):
+        _check(catches)

@@ -185,6 +185,8 @@ class World:
                     scheduler.run()
         except Stalled as e:
             self._strand(scheduler)
+            if self.session.refused is not None:  # what it sent the kit refused: that, not a timeout
+                raise ServerLost(self.session.refused) from None
             first = len(self.steps)
             for op in e.ops:  # a row for each operation that never returned, so the table shows it
                 if op in self.judge.op_index and op not in self.returned:

@@ -7,11 +7,13 @@ judge turns its answer into a ``Finding`` in the adapter's own terms, and checks
 nothing is in flight, that every cached entry (under whatever key the adapter stored it) stands for
 what the DB holds.
 
-Cache keys are mapped without configuration when they can be: a key named as the run names it, a
-payload that holds one of the run's values (the value says whose it is), a negative entry stored
-by a read (the read's key). ``Adapter.cache_key`` fixes the mapping instead, for keys nothing else
-names. Entries under keys mapped to nothing are the adapter's bookkeeping (locks, versions) and are
-not judged.
+Cache keys are mapped without configuration when they can be, from every look, store and removal
+(``key_of``): a key named as the run names it, a payload that holds one of the run's values, a
+negative entry a read stores, a read's lease, a cache key naming one run key as a word of its own
+(provisional until a store shows it holds an entry). ``Adapter.cache_key`` fixes the mapping
+instead (each app instance's). Keys that are no entry (locks, leases, markers, counters) are the
+adapter's own coordination: whose *claim* each is decides whether a read that finds it may skip its
+fill (``_claim``).
 """
 
 from __future__ import annotations
@@ -283,8 +285,8 @@ class Judge:
         for ck, n in self.cache_keys.items():
             if mapped.get(ck) != n:
                 self._retired[ck] = n  # unreachable now: a fill there is one the versioning voided
-                if self.entry_id(n, self.peek(ck)) != NONE:
-                    self.reached.add("invalidate")  # a version moved away from an entry: invalidated
+                if self._write_ops & self.op_index.keys() and self.entry_id(n, self.peek(ck)) != NONE:
+                    self.reached.add("invalidate")  # a write moved the version away from an entry
         self.cache_keys = mapped
         self._by_key = [[ck for ck, n in mapped.items() if n == k] for k in range(len(KEYS))]
         for k in moved:
@@ -354,7 +356,7 @@ class Judge:
         if self.cache_key is not None:
             self._follow_cache_key()
         unsettled, self._unsettled = self._unsettled, set()
-        for ck, k, v, truth in self.incoherent(peek, only=unsettled):
+        for ck, k, v, truth in self.incoherent(peek, only=unsettled, follow=False):
             key = KEYS[k]
             where = show(ck) if ck == key else f"{show(ck)} (for {key})"
             culprit, allowed, hint = index, (), ""
@@ -384,9 +386,12 @@ class Judge:
             )
         return None
 
-    def incoherent(self, peek: Callable[[Any], Any], *, only: set[int] | None = None) -> list[tuple]:
-        """(cache key, key, value it stands for, the DB's value) for every entry that differs from the DB."""
-        if self.cache_key is not None:
+    def incoherent(
+        self, peek: Callable[[Any], Any], *, only: set[int] | None = None, follow: bool = True
+    ) -> list[tuple]:
+        """(cache key, key, value it stands for, the DB's value) for every entry that differs from the DB
+        (``follow``: read ``cache_key`` first, unless the caller just did)."""
+        if follow and self.cache_key is not None:
             self._follow_cache_key()
         db = self.refinement.state[DB_F]
         out = []

@@ -144,8 +144,18 @@ class _Recording:
         if session.peeking or session.decoding:
             me = threading.get_ident()
             if me in session.decoding:
-                raise env_in_decode()
+                error = env_in_decode()
+                session.refused = session.refused or error  # the check stops with it, even if caught
+                raise error
             if me in session.peeking:  # cache_key reading the run's stores: the kit's peek, not a step
+                if action != "get":
+                    error = DefinitionError(
+                        f"Adapter.cache_key called env.{self._target}.{action}; cache_key may only read the "
+                        "stores, never write",
+                        field="cache_key",
+                    )
+                    session.refused = session.refused or error
+                    raise error
                 method = getattr(self._backend, action)
                 return method(key, *args) if ttl is None else method(key, *args, ttl=ttl)
         recorder.before(self._target, action, key)

@@ -70,6 +70,18 @@ class RedisRecording:
         if self.server is None:
             self._attach()
         known_fields = self.server.fields
+        blocking = next((command_name(a) for a, _ in commands if _blocks(a)), None)
+        if blocking is not None:
+            from ...errors import UsageError
+
+            raise _refuse(
+                self.session,
+                UsageError(
+                    f"{blocking} waits on the server, where the kit cannot schedule what would end the wait "
+                    "(this command was not sent); poll instead (a GET or LPOP in a loop with time.sleep), "
+                    "whose waits the kit sees"
+                ),
+            )
         blind = False  # a command that may touch keys it does not name
         unknown = False  # ... one not in the kit's tables at all
         for args, _ in commands:
@@ -605,6 +617,23 @@ def _reads_itself(client: Any, name: str, keys: list[Any], touched: list[Any]) -
     return len(keys) == len(touched)
 
 
+_BLOCKING = frozenset(["BLPOP", "BRPOP", "BLMOVE", "BRPOPLPUSH", "BZPOPMIN", "BZPOPMAX", "BLMPOP", "BZMPOP", "WAIT"])
+
+
+def _blocks(args: tuple) -> bool:
+    """Whether a command waits on the server (``BLPOP``, ``XREAD BLOCK``): nothing the kit schedules
+    could end the wait while it holds the step."""
+    name = command_name(args)
+    if name in _BLOCKING:
+        return True
+    if name in ("XREAD", "XREADGROUP"):
+        return any(
+            isinstance(a, (str, bytes)) and str(a if isinstance(a, str) else a.decode()).upper() == "BLOCK"
+            for a in args
+        )
+    return False
+
+
 def _wrappable(client: Any, name: str) -> bool:
     """Whether a command may go out inside the kit's ``MULTI``: from a plain client that returns bytes
     (the looks compare bytes; a decoding client could fail on a binary value after the fact)."""
@@ -643,7 +672,7 @@ def _recording(client: Any) -> RedisRecording | None:
     if session is None or session.recording is None:
         return None
     if session.decoding and me in session.decoding:
-        raise env_in_decode()
+        raise _refuse(session, env_in_decode())
     if me in session.peeking:
         return None  # cache_key reading the run's stores: the kit's peek, not a step
     if me in session.sending or getattr(client.connection_pool, "_cachepact_internal", False):
@@ -651,7 +680,33 @@ def _recording(client: Any) -> RedisRecording | None:
     return session.recording
 
 
+def _refuse(session: Any, error: Exception) -> Exception:
+    """The check stops with ``error`` (exit 2) once the operation unwinds, even if it is swallowed."""
+    if session.refused is None:
+        session.refused = error
+    return error
+
+
+def _peek_only(args: tuple) -> None:
+    """While ``cache_key`` runs, the adapter's commands are the kit's peeks: reads only."""
+    session = running()
+    if session is not None and session.peeking and threading.get_ident() in session.peeking:
+        name = command_name(args)
+        if name not in READS:
+            from ...errors import DefinitionError
+
+            raise _refuse(
+                session,
+                DefinitionError(
+                    f"Adapter.cache_key sent {name}; cache_key may only read the stores (GET a version), "
+                    "never write: make the key its first write creates in write or read instead",
+                    field="cache_key",
+                ),
+            )
+
+
 def _execute_command(self: Any, *args: Any, **options: Any) -> Any:
+    _peek_only(args)
     rec = _recording(self)
     original = _originals["execute_command"]
     if rec is None:

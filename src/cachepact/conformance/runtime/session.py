@@ -63,18 +63,27 @@ class Session:
 
 
 class _Within:
-    __slots__ = ("me", "threads")
+    """Marks the calling thread in ``threads`` while entered, counting each thread's own nested
+    entries, so one thread's exit never clears another's mark."""
+
+    __slots__ = ("depth", "threads")
 
     def __init__(self, threads: set[int]) -> None:
         self.threads = threads
-        self.me = 0
+        self.depth: dict[int, int] = {}
 
     def __enter__(self) -> None:
-        self.me = _thread.get_ident()
-        self.threads.add(self.me)
+        me = _thread.get_ident()
+        self.depth[me] = self.depth.get(me, 0) + 1
+        self.threads.add(me)
 
     def __exit__(self, *exc: object) -> None:
-        self.threads.discard(self.me)
+        me = _thread.get_ident()
+        left = self.depth.pop(me) - 1
+        if left:
+            self.depth[me] = left
+        else:
+            self.threads.discard(me)
 
 
 class _Claim:
