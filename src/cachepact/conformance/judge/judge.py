@@ -192,6 +192,8 @@ class Judge:
             known = self.cache_keys.get(ck)
         except TypeError:
             return None
+        if known is not None and ck not in self._provisional:
+            return known  # the common case: a key learned for good
         if ck in self.claim_keys or ck in self._histories:
             return None  # a claim the adapter declared, or a history: never an entry
         bookkeeping = decoded is not None and _no_value(decoded)
