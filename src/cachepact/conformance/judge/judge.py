@@ -486,9 +486,7 @@ class Judge:
             if leasing:
                 op.leased_once = True
             if k is None and op.kind == READ and self._retired.get(ck) == op.key and _may_write(step.command):
-                # A SET of what an unreachable old key already held (a versioned key): a refused fill.
-                op.refusal_reason = "its key's version moved on"
-                return Obs(Kind.FILL, actor, op.key, NONE, False, False, False, self._after(op.key, Effect(None, None)))
+                return self._versioned_away(op, actor)  # a SET of what the old key already held
             if k is None:
                 self._claim(op, step, effect)
                 return None
@@ -516,10 +514,7 @@ class Judge:
             decoded = self.decoded(step.value)
             k = self.key_of(ck, decoded, op=op, call="store", leases=step.action == "lease_set")
             if k is None and op.kind == READ and self._retired.get(ck) == op.key:
-                # A fill of the key's entry as it was named before a write moved it (a versioned key):
-                # nobody reads it any more, so it is a fill the cache refused, as a voided lease's is.
-                op.refusal_reason = "its key's version moved on"
-                return Obs(Kind.FILL, actor, op.key, NONE, False, False, False, self._after(op.key, Effect(None, None)))
+                return self._versioned_away(op, actor)
             if k is None:
                 self._claim(op, step, effect)
                 after_load = self.refinement.expects(i) is Kind.FILL  # a claim comes before the load
@@ -585,6 +580,12 @@ class Judge:
     def _note_claim(self, op: Any, name: str, claim: str) -> None:
         op.found_claim = claim
         self._found_claims[name] = claim
+
+    def _versioned_away(self, op: Any, actor: Any) -> Obs:
+        """A read's fill of its entry under the name it had before a write moved it (a versioned key):
+        nobody reads it any more, so it is a fill the cache refused, as a voided lease's is."""
+        op.refusal_reason = "its key's version moved on"
+        return Obs(Kind.FILL, actor, op.key, result=False, changed=False, after=self._after(op.key, Effect(None, None)))
 
     def _after(self, k: int, effect: Effect) -> tuple[int, bool]:
         """The key's entry after a call: this cache key's, or, when it holds nothing, another's the
