@@ -62,15 +62,16 @@ def inverted_guard(env):
     return lua_lease(env, INVERTED_FILL)
 
 
-def fill_marker(env):
-    """SET NX on fill:{k} before loading; a reader that cannot take it serves the DB's value."""
+def _marked_fill(env, take):
+    """A reader that takes a marker before loading (``take(key)`` says whether it did) fills and
+    releases it; one that cannot take it serves the DB's value without filling."""
     r = env.redis
 
     def read(key):
         raw = r.get(f"c:{key}")
         if raw is not None:
             return raw.decode()
-        if not r.set(f"fill:{key}", "1", nx=True, px=5000):
+        if not take(key):
             return env.db.get(key)
         try:
             value = env.db.get(key)
@@ -85,6 +86,11 @@ def fill_marker(env):
         r.delete(f"c:{key}")
 
     return cachepact.Adapter(read=read, write=write)
+
+
+def fill_marker(env):
+    """SET NX on fill:{k} before loading; a reader that cannot take it serves the DB's value."""
+    return _marked_fill(env, lambda key: env.redis.set(f"fill:{key}", "1", nx=True, px=5000))
 
 
 @pytest.mark.parametrize("concurrency", [False, True])
@@ -297,27 +303,7 @@ def leaked_lock(env):
 
 def incr_lock(env):
     """A lock taken with INCR (1: taken), released with DEL; a reader that finds it held serves the DB."""
-    r = env.redis
-
-    def read(key):
-        raw = r.get(f"c:{key}")
-        if raw is not None:
-            return raw.decode()
-        if r.incr(f"lock:{key}") != 1:
-            return env.db.get(key)
-        try:
-            value = env.db.get(key)
-            if value is not None:
-                r.set(f"c:{key}", value, ex=300)
-            return value
-        finally:
-            r.delete(f"lock:{key}")
-
-    def write(key, value):
-        env.db.put(key, value)
-        r.delete(f"c:{key}")
-
-    return cachepact.Adapter(read=read, write=write)
+    return _marked_fill(env, lambda key: env.redis.incr(f"fill:{key}") == 1)
 
 
 def watch_shared_version(env):

@@ -127,13 +127,13 @@ def test_a_key_named_by_a_look_is_the_entry_until_it_holds_bookkeeping():
     assert "lock:k1" not in str(result.final_state)
 
 
-def _generations(env, counter, named):
-    """Versioned keys whose generation is a counter in Redis: a write bumps it (INCR) instead of
-    deleting; a read names its key once, before it loads; cache_key reads the counter (a peek)."""
+def _versioned(env, version_of, bump, named):
+    """Versioned keys: a write bumps the key's version instead of deleting; a read names its key once,
+    before it loads; cache_key follows the version (reading Redis, when it lives there, is a peek)."""
     r = env.redis
 
     def entry_key(key):
-        return named(int(r.get(counter(key)) or 0), key)
+        return named(version_of(key), key)
 
     def read(key):
         ck = entry_key(key)
@@ -147,9 +147,15 @@ def _generations(env, counter, named):
 
     def write(key, value):
         env.db.put(key, value)
-        r.incr(counter(key))
+        bump(key)
 
     return cachepact.Adapter(read=read, write=write, cache_key=entry_key)
+
+
+def _generations(env, counter, named):
+    """The version is a counter in Redis, bumped with INCR."""
+    r = env.redis
+    return _versioned(env, lambda key: int(r.get(counter(key)) or 0), lambda key: r.incr(counter(key)), named)
 
 
 def generation_in_redis(env):
@@ -159,26 +165,12 @@ def generation_in_redis(env):
 
 def generation_in_make(env):
     """Versioned keys whose version lives in the factory's closure; cache_key follows it."""
-    r, versions = env.redis, {}
+    versions: dict[str, int] = {}
 
-    def entry_key(key):
-        return f"v{versions.get(key, 0)}:{key}"
-
-    def read(key):
-        ck = entry_key(key)
-        raw = r.get(ck)
-        if raw is not None:
-            return raw.decode()
-        value = env.db.get(key)
-        if value is not None:
-            r.set(ck, value, ex=300)
-        return value
-
-    def write(key, value):
-        env.db.put(key, value)
+    def bump(key):
         versions[key] = versions.get(key, 0) + 1
 
-    return cachepact.Adapter(read=read, write=write, cache_key=entry_key)
+    return _versioned(env, lambda key: versions.get(key, 0), bump, lambda version, key: f"v{version}:{key}")
 
 
 @pytest.mark.parametrize("make", [generation_in_redis, generation_in_make])
