@@ -376,6 +376,30 @@ def test_ctrl_c_ends_with_one_line_exit_130_and_the_reports_of_what_ran(tmp_path
     assert '<testcase classname="cachepact.cache-aside" name="interrupted"><error ' in xml.read_text()
 
 
+def test_ctrl_c_swallowed_where_it_landed_still_stops_the_check():
+    """Python raises Ctrl-C wherever the main thread is, and some places swallow it (Hypothesis' gc
+    callback printed "Exception ignored" and a CI run went on for 100,000 examples): the check notes
+    the signal and raises it again between runs."""
+    import contextlib
+    import signal
+
+    import cachepact
+    from cachepact.adapters.reference import cache_aside_leased
+
+    seen = []
+
+    def swallowing_observer(examples: int, operations: int) -> None:
+        seen.append(examples)
+        if examples == 3:
+            with contextlib.suppress(KeyboardInterrupt):  # raised here, then lost, as in a gc callback
+                signal.raise_signal(signal.SIGINT)
+
+    with pytest.raises(cachepact.errors.Interrupted) as caught:
+        cachepact.check(cache_aside_leased, "cache-aside", max_examples=200, on_progress=swallowing_observer)
+    assert seen[-1] == 3 and caught.value.result.interrupted and caught.value.result.examples == 3
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the check's handler is gone
+
+
 @pytest.mark.parametrize("argv", [["explain"], ["check", f"{REF}:cache_aside", "--pattern", "cache-aside"]])
 def test_a_reader_that_goes_away_ends_the_output_quietly(argv):
     proc = subprocess.Popen(

@@ -99,7 +99,7 @@ def check(
     )
     # Everything the check changes as it runs is this session's; another check running holds the
     # process, and this one is refused here, before it touches anything.
-    with Session(kind="check").claim() as session:
+    with Session(kind="check").claim() as session, session.interrupts:
         return _check(
             make,
             pattern,
@@ -158,7 +158,7 @@ def _check(
             db=servers.db_shown,
             strict=strict,
         )
-        progress = Progress(on_progress)
+        progress = Progress(on_progress, interrupts=session.interrupts)
         started = time.perf_counter()
         run = None
 

@@ -93,13 +93,13 @@ def prove(
     if isinstance(instances, bool) or not isinstance(instances, int) or not 1 <= instances <= MAX_INSTANCES:
         raise InvalidArgument("instances", instances, f"must be between 1 and {MAX_INSTANCES}, not {instances!r}")
     # What the proof changes as it runs is this session's (a check or proof running refuses it here).
-    with Session(kind="proof").claim() as session:
+    with Session(kind="proof").claim() as session, session.interrupts:
         servers = Servers(redis=redis, db=db)
         try:
             p, label = resolve(make, pattern, target, servers=servers, session=session)
             ops = ((READ, "k1", 0),) * readers + ((WRITE, "k1", 0),) * writers
             scenario = ConcurrentScenario(ops=spread(ops, instances))
-            progress = Progress()
+            progress = Progress(interrupts=session.interrupts)
             started = time.perf_counter()
             with VirtualClock() as clock:
                 setup = Setup(

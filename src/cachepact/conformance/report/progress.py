@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
+from ..runtime.interrupts import InterruptLatch
+
 
 class Counted(Protocol):
     """What every run the drivers make can say about itself (a ``World``, an ``InterleavedRun``, a ``Run``)."""
@@ -22,12 +24,15 @@ class Counted(Protocol):
 class Progress:
     """Examples and operations run so far, and the situations reached; every driver reports here."""
 
-    def __init__(self, on_progress: Callable[[int, int], None] | None = None) -> None:
+    def __init__(
+        self, on_progress: Callable[[int, int], None] | None = None, *, interrupts: InterruptLatch | None = None
+    ) -> None:
         self.examples = 0
         self.operations = 0
         self.reached: set[str] = set()
         self.uncontrolled = 0  # times a thread blocked where the kit could not see, over every run
         self._on_progress = on_progress
+        self._interrupts = interrupts
 
     def add_run(self, run: Counted) -> None:
         """One more example done: count its operations and the situations it reached."""
@@ -37,3 +42,5 @@ class Progress:
         self.uncontrolled += run.uncontrolled
         if self._on_progress is not None:
             self._on_progress(self.examples, self.operations)
+        if self._interrupts is not None:  # between runs: nothing here can swallow it again
+            self._interrupts.raise_if_pending()

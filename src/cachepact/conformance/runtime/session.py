@@ -25,6 +25,7 @@ from typing import Any
 import attrs
 
 from ...errors import UsageError
+from .interrupts import InterruptLatch
 
 
 @attrs.define(eq=False, kw_only=True)
@@ -51,6 +52,8 @@ class Session:
     decoding: set[int] = attrs.Factory(set)  # threads inside decode, which must not call env at all
     # -- what stops the check: the adapter did what the kit cannot record (a redis.asyncio command) --
     refused: Exception | None = None  # raised from the run once the operation unwinds (exit 2)
+    # -- Ctrl-C and SIGTERM, noted where a gc callback or a __del__ would swallow them -----------------
+    interrupts: InterruptLatch = attrs.Factory(InterruptLatch)
 
     def within(self, threads: set[int]) -> _Within:
         """Entered around a call of the user's ``cache_key`` (``peeking``) or ``decode`` (``decoding``)."""

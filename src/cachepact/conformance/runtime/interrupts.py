@@ -1,0 +1,65 @@
+"""Ctrl-C that is never lost: a check notes every interrupt and raises it again where it is safe.
+
+Python raises ``KeyboardInterrupt`` wherever the main thread happens to be when the signal arrives.
+Some of those places swallow it: a ``gc`` callback (Hypothesis keeps one to time collections), a
+``__del__``, a weakref callback, an adapter's ``except BaseException``. Python prints "Exception
+ignored in ..." and carries on, and a check of 100,000 examples then runs to its end with Ctrl-C
+pressed. So while a check runs, the interrupt handlers first note the signal here, then do what
+they did before (raise); the drivers ask ``raise_if_pending`` after every run, which raises it again
+outside anything that could swallow it.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+Handler = Callable[[int, FrameType | None], Any]
+
+# SIGINT, and SIGTERM where the caller (the CLI) turned it into KeyboardInterrupt too. A signal whose
+# handler is SIG_DFL or SIG_IGN is left alone: the process dies, or ignores it, as its owner chose.
+WATCHED = (signal.SIGINT, signal.SIGTERM)
+
+
+class InterruptLatch:
+    """Entered for a check's duration in the main thread: wraps each Python-level handler of
+    ``WATCHED`` so that an interrupt is remembered (``pending``) even where its exception is
+    swallowed; restores the handlers on exit. Outside the main thread it does nothing (signals are
+    the main thread's)."""
+
+    __slots__ = ("_previous", "pending")
+
+    def __init__(self) -> None:
+        self.pending = False
+        self._previous: dict[int, Handler] = {}
+
+    def raise_if_pending(self) -> None:
+        """Raise ``KeyboardInterrupt`` if an interrupt arrived since the check began. It stays
+        pending: if this raise is swallowed too, the next call raises again."""
+        if self.pending:
+            raise KeyboardInterrupt
+
+    def __enter__(self) -> InterruptLatch:
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        for signum in WATCHED:
+            previous = signal.getsignal(signum)
+            if callable(previous):
+                self._previous[signum] = previous
+                signal.signal(signum, self._noted(previous))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous.clear()
+
+    def _noted(self, previous: Handler) -> Handler:
+        def handler(signum: int, frame: FrameType | None) -> Any:
+            self.pending = True
+            return previous(signum, frame)
+
+        return handler
