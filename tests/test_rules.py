@@ -116,6 +116,17 @@ def test_unseen_lookup_a_read_whose_first_call_is_its_load_looked_up_out_of_sigh
     assert "miss" in ref.reached
 
 
+def test_unseen_lookup_a_read_that_deletes_before_it_looks_has_not_looked_yet():
+    # A read that drops the entry, then looks (always a miss) and loads: no read was served from the
+    # cache, so no hit is reached (a false hit made hit-after-fill pass under --strict).
+    ref = checker()
+    filled(ref)
+    ref.reached.clear()
+    r = ref.begin("r", "r1", K1)
+    assert run(ref, r, delete(), lookup(), load(), fill()) is None and ref.finish(r, 0) is None
+    assert "hit" not in ref.reached and "miss" in ref.reached
+
+
 def test_nil_steps_a_write_may_leave_out_an_invalidation_with_nothing_cached():
     ref = checker()
     w = ref.begin("w", "w1", K1, 1)
