@@ -108,6 +108,9 @@ TABLE: list[Case] = [
     *_racy(shapes.outbox),
     # 12. a team's own Lua lease closes the race
     *_race_free(shapes.lua_lease),
+    # 12b. ... over one hash whose fields only the scripts name; and with an unguarded fill
+    *_race_free(shapes.lua_lease_hash),
+    *_racy(shapes.lua_lease_hash_unguarded),
     # 13. ... and with its fill guard inverted never fills
     Case(shapes.lua_lease_inverted_guard, CA, "who-populates", SEQUENTIAL),
     Case(shapes.lua_lease_inverted_guard, CA, "who-populates", CONCURRENT),

@@ -102,9 +102,13 @@ class RedisRecording:
                 encoded = []
                 for k in (encode(k) for k in keys):
                     # A command on a whole hash (DEL, EXPIRE) acts on every field of it the run has named:
-                    # those fields are the entries, the hash only holds them.
+                    # those fields are the entries, the hash only holds them. A script may write fields
+                    # the run never named: it is looked at whole too, and new fields are split out after.
                     fields = known_fields.get(k)
-                    encoded += sorted(fields) if fields else [k]
+                    if not fields:
+                        encoded.append(k)
+                    else:
+                        encoded += sorted(fields) + ([k] if name in SCRIPTS else [])
             parsed.append((name, args, encoded))
             touched += [k for k in encoded if k not in touched]
         # What such a command did to the keys the run touched before is read around it too (so a
@@ -185,6 +189,7 @@ class RedisRecording:
             elif error is None or before != after:  # a command refused (NOSCRIPT, WRONGTYPE) did nothing
                 if beside:
                     touched, before, after = self._undeclared(parsed, touched, before, after, set(beside))
+                touched, before, after = self._hash_fields(parsed, touched, before, after)
                 self._record(parsed, touched, before, after, result, batch, ttls)
         if error is not None:
             raise error
@@ -211,6 +216,35 @@ class RedisRecording:
                 for entry in parsed:
                     entry[2].append(touched[n])  # the command's own key from now on, for its step
         return [touched[n] for n in keep], [before[n] for n in keep], [after[n] for n in keep]
+
+    def _hash_fields(
+        self, parsed: list[tuple[str, tuple, list[Any]]], touched: list[Any], before: list, after: list
+    ) -> tuple[list[Any], list, list]:
+        """A key that held or now holds a hash, changed by a command that named no field of it (a
+        script's HSET, a RENAME): its fields are the entries, as when HSET is sent itself. Each field
+        is recorded as a key of its own, and is known from now on, so a later DEL of the hash acts on
+        it. Without this a script filling ``user:k1[value]`` stored the whole hash, a payload no
+        decode could read (a false who-populates)."""
+        known = self.server.fields
+        if not any(_is_hash(v) for v in (*before, *after)) and not any(k in known for k in touched):
+            return touched, before, after
+        keys, was, now = [], [], []
+        named = set(touched)
+        for k, b, a in zip(touched, before, after):
+            whole = not isinstance(k, HashField) and (_is_hash(b) or _is_hash(a) or k in known)
+            if not whole or not (b is None or _is_hash(b)) or not (a is None or _is_hash(a)):
+                keys.append(k), was.append(b), now.append(a)
+                continue
+            # The hash itself is no entry: its fields are, those looked at already and the new ones.
+            old, new = (b[1] or {}) if b else {}, (a[1] or {}) if a else {}
+            fields = [f for f in (HashField(k, f) for f in sorted(set(old) | set(new))) if f not in named]
+            self.server.fields.setdefault(k, set()).update(fields)
+            for f in fields:
+                keys.append(f), was.append(old.get(f.field)), now.append(new.get(f.field))
+            for entry in parsed:
+                if k in entry[2]:
+                    entry[2].extend(fields)  # the command's own keys from now on, for its step
+        return keys, was, now
 
     def _wrapped(self, client: Any, command: tuple[tuple, dict], touched: list[bytes]) -> tuple | None:
         """The looks and the command in one round trip: ``MULTI``, each key read, the command, each key
@@ -773,3 +807,8 @@ class hooked:
 
 
 __all__ = ["Batch", "RedisRecording", "Sent", "hooked", "render", "shown_key"]
+
+
+def _is_hash(observed: Any) -> bool:
+    """A look's value is a whole hash (the view reads a hash key as ``("hash", {field: value})``)."""
+    return type(observed) is tuple and len(observed) == 2 and observed[0] == "hash"
