@@ -249,6 +249,19 @@ def test_a_pipeline_is_one_row_listing_its_commands_and_what_each_did():
     assert len(rows) == 1, report  # one call as sent, not a row per key it touched
     assert "<-- culprit" in rows[0] and "u:k1: stored k1.v0; u:k2: stored k1.v0" in rows[0]
     assert "Minimal failing sequence: 1 operation, 3 DB or cache calls" in report
+    # The JSON and the diagram number calls as the table does: one step, the same culprit.
+    import json
+
+    from cachepact.diagrams import render, sequence_graph
+    from cachepact.model import Trace
+
+    cex = next(c["counterexample"] for c in json.loads(result.to_json())["checks"] if c["counterexample"])
+    assert [s["n"] for s in cex["steps"]] == [1, 2, 3, 4] and cex["culprit"] == 3, cex
+    assert cex["steps"][2]["call"].startswith("MULTI/EXEC: SET u:")
+    mermaid = render(sequence_graph(Trace(steps=result.steps), culprit=result.finding.culprit), "mermaid", None)
+    drawn = [line for line in mermaid.splitlines() if "MULTI/EXEC: SET u:" in line]
+    assert len(drawn) == 1 and drawn[0].strip().split(": ", 1)[1].startswith("3. MULTI/EXEC"), mermaid
+    assert "4. returns k1.v0" in mermaid and "violates the invariant" in mermaid
 
 
 def test_a_one_command_transaction_says_so_and_a_refused_set_nx_shows_unchanged():

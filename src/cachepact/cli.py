@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from . import __version__
 from ._argtypes import DEFAULT_STEP_TIMEOUT, MAX_INSTANCES, MAX_STEP_TIMEOUT, seconds, whole_number
@@ -460,7 +460,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         except UsageError as problem:
             partial = f"; {problem}"
         print(
-            f"cachepact: interrupted after {e.result.examples} examples, {e.result.operations} operations{partial}",
+            f"cachepact: interrupted after {_counted(e.result)}{partial}",
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
@@ -469,8 +469,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             line.clear()
     if not tty:
         print(
-            f"cachepact: {result.verdict}: {result.examples} examples, {result.operations} operations "
-            f"in {result.elapsed:.1f} s",
+            f"cachepact: {result.verdict}: {_counted(result)} in {result.elapsed:.1f} s",
             file=sys.stderr,
         )
     f = result.finding
@@ -554,6 +553,12 @@ class _ProgressLine:
         if self.shown:
             sys.stderr.write("\r" + " " * 60 + "\r")
             sys.stderr.flush()
+
+
+def _counted(result: Any) -> str:
+    """``1 example, 2 operations``: the one-line summaries' count of what ran."""
+    examples, operations = result.examples, result.operations
+    return f"{examples} example{'s' * (examples != 1)}, {operations} operation{'s' * (operations != 1)}"
 
 
 COMMANDS = {"explain": cmd_explain, "explore": cmd_explore, "check": cmd_check, "diagram": cmd_diagram}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..model import Step, Trace
+from ..model import Step, Trace, calls_of
 
 if TYPE_CHECKING:  # networkx loads when a graph is built, not when cachepact.diagrams is imported
     import networkx as nx
@@ -49,7 +49,7 @@ def sequence_graph(trace: Trace, *, culprit: int | None = None, title: str | Non
     import networkx as nx
 
     many_ops = len(trace.ops) > 1
-    g = nx.DiGraph(title=title or trace.title, steps=len(trace))
+    g = nx.DiGraph(title=title or trace.title, steps=len(calls_of(trace.steps)))
     lifelines: list[str] = []
     last_event: dict[str, tuple[str, int]] = {}
 
@@ -63,7 +63,11 @@ def sequence_graph(trace: Trace, *, culprit: int | None = None, title: str | Non
         last_event[lifeline] = node
         return node
 
-    for n, step in enumerate(trace.steps, 1):
+    # One message per call as it was sent (a pipeline or script is one, whatever keys it touched),
+    # numbered as the report's table rows.
+    for n, call in enumerate(calls_of(trace.steps), 1):
+        step = trace.steps[call.first]
+        text = label(step) if call.first == call.last else call.text
         src_line = lifeline_of_caller(step, many_ops)
         dst_line = {"db": "DB", "cache": "Cache", "app": src_line}[step.target]
         src = event(src_line, n)
@@ -75,8 +79,8 @@ def sequence_graph(trace: Trace, *, culprit: int | None = None, title: str | Non
             n=n,
             step=step,
             # With several operations in flight, a Cache lifeline is shared: say whose step it is.
-            label=f"{n}. {step.op}: {label(step)}" if many_ops and src_line == "Cache" else f"{n}. {label(step)}",
-            culprit=(culprit == n - 1),
+            label=f"{n}. {step.op}: {text}" if many_ops and src_line == "Cache" else f"{n}. {text}",
+            culprit=call.holds(culprit),
         )
     # App lifelines in the order their operations began, whoever made an operation's first call.
     apps = (

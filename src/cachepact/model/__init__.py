@@ -24,7 +24,7 @@ from ._patterns import (
     pattern_names,
 )
 from ._properties import INVARIANTS, SITUATIONS, Invariant, Situation, invariant_names, invariants_of
-from ._steps import APP, Step, Trace, render_table, show
+from ._steps import APP, Call, Step, Trace, calls_of, render_table, show
 from ._system import EVENTS, Scenario, State, System
 from ._verdict import Verdict
 
@@ -44,6 +44,7 @@ __all__ = [
     "WRITES",
     "WRITE_THROUGH",
     "Actor",
+    "Call",
     "Exploration",
     "Half",
     "Instr",
@@ -58,6 +59,7 @@ __all__ = [
     "System",
     "Trace",
     "Verdict",
+    "calls_of",
     "compose",
     "explore",
     "flow",

@@ -80,6 +80,49 @@ class Step:
 
 
 @attrs.frozen(kw_only=True)
+class Call:
+    """One call as it was sent, as tables, JSON and diagrams number it: steps ``first`` to ``last``
+    (a pipeline, a script or a command on several keys is one call with a step per key it touched,
+    each judged on its own), ``text`` (the commands once, then what they did to each key) and
+    ``result``."""
+
+    first: int
+    last: int
+    text: str
+    result: str
+
+    def holds(self, step: int | None) -> bool:
+        """Whether step index ``step`` (a culprit) is one of this call's."""
+        return step is not None and self.first <= step <= self.last
+
+
+def calls_of(steps: tuple[Step, ...] | list[Step]) -> list[Call]:
+    """The steps grouped into the calls that made them, in order (one step, one call, but for the
+    steps of one batch of server commands)."""
+    out = []
+    i = 0
+    while i < len(steps):
+        s = steps[i]
+        batch = getattr(s.command, "batch", None)
+        j = i + 1
+        while batch is not None and j < len(steps) and getattr(steps[j].command, "batch", None) is batch:
+            j += 1
+        if j - i == 1:
+            out.append(Call(first=i, last=i, text=s.describe(), result=s.shown_result))
+        else:
+            effects = "; ".join(f"{show(m.command.key)}: {_effect(m)}" for m in steps[i:j])
+            out.append(Call(first=i, last=j - 1, text=f"{batch}  [{effects}]", result=""))
+        i = j
+    return out
+
+
+def _effect(step: Step) -> str:
+    if step.action == "get":
+        return "nothing there" if step.result is None else f"found {show(step.result)}"
+    return step.command.effect_text()
+
+
+@attrs.frozen(kw_only=True)
 class Trace:
     """A sequence of steps in the order they happened; the one object reports and diagrams draw from."""
 
@@ -101,9 +144,13 @@ class Trace:
         return tuple(seen)
 
     def table(self, *, markdown: bool = False) -> str:
-        """A numbered step table: one row per step (actor, operation, call, result)."""
+        """A numbered table: one row per call (actor, operation, call, result)."""
         header = ("#", "op", "actor", "call", "result")
-        rows = [(str(i), s.op, str(s.actor), s.describe(), s.shown_result) for i, s in enumerate(self.steps, 1)]
+        steps = self.steps
+        rows = [
+            (str(n), steps[c.first].op, str(steps[c.first].actor), c.text, c.result)
+            for n, c in enumerate(calls_of(steps), 1)
+        ]
         return render_table(header, rows, markdown=markdown)
 
 

@@ -11,7 +11,7 @@ import json
 from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape, quoteattr
 
-from ...model import Step, render_table, show
+from ...model import Step, calls_of, render_table
 from ..judge.findings import INVARIANTS
 
 if TYPE_CHECKING:
@@ -29,30 +29,8 @@ def _on(r: Result) -> dict[str, int] | None:
 
 
 def rows_of(steps: tuple[Step, ...] | list[Step]) -> list[tuple[int, int, str, str]]:
-    """One row per call as it was sent: ``(first step, last step, call, result)``. A pipeline, a
-    script or a command on several keys is one call with an effect on each key (one step per key,
-    each judged): its row lists the commands once and what they did to each key."""
-    out = []
-    i = 0
-    while i < len(steps):
-        s = steps[i]
-        batch = getattr(s.command, "batch", None)
-        j = i + 1
-        while batch is not None and j < len(steps) and getattr(steps[j].command, "batch", None) is batch:
-            j += 1
-        if j - i == 1:
-            out.append((i, i, s.describe(), s.shown_result))
-        else:
-            effects = "; ".join(f"{show(m.command.key)}: {_effect(m)}" for m in steps[i:j])
-            out.append((i, j - 1, f"{batch}  [{effects}]", ""))
-        i = j
-    return out
-
-
-def _effect(step: Step) -> str:
-    if step.action == "get":
-        return "nothing there" if step.result is None else f"found {show(step.result)}"
-    return step.command.effect_text()
+    """One row per call as it was sent: ``(first step, last step, call, result)`` (``model.calls_of``)."""
+    return [(c.first, c.last, c.text, c.result) for c in calls_of(steps)]
 
 
 def race_table(r: Result) -> str:
@@ -188,22 +166,23 @@ def counterexample(r: Result) -> dict[str, Any] | None:
         return None
     f = r.finding
     placement = dict(r.placement)
+    calls = calls_of(r.steps)  # numbered as the table's rows: a pipeline or script is one call
     return {
         "message": f.message,
         "operation": f.op,
-        "culprit": None if f.culprit is None else f.culprit + 1,
+        "culprit": next((n for n, c in enumerate(calls, 1) if c.holds(f.culprit)), None),
         "allowed": list(f.allowed),
         "hint": f.hint,
         "steps": [
             {
-                "n": i + 1,
-                "op": s.op,
-                "app": placement[s.op] + 1 if s.op in placement else None,
-                "actor": str(s.actor),
-                "call": s.describe(),
-                "result": s.shown_result,
+                "n": n,
+                "op": r.steps[c.first].op,
+                "app": placement[r.steps[c.first].op] + 1 if r.steps[c.first].op in placement else None,
+                "actor": str(r.steps[c.first].actor),
+                "call": c.text,
+                "result": c.result,
             }
-            for i, s in enumerate(r.steps)
+            for n, c in enumerate(calls, 1)
         ],
         "final_state": [{"key": k, "db": d, "cache": c, "raw": raw} for k, d, c, raw in r.final_state],
         "replay": r.replay,
