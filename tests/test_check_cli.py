@@ -110,6 +110,16 @@ def test_strict_passes_a_complete_check(capsys):
     assert code == 0 and "PASS: every invariant held" in out and "Strict:" not in out
 
 
+def test_strict_adds_nothing_to_a_check_that_failed(capsys, tmp_path):
+    # One bug, one CI failure: the invariants the stop left unrun are not-run, not a second failure.
+    xml = tmp_path / "r.xml"
+    argv = ["check", f"{REF}:cache_aside", "--pattern", "cache-aside", "--strict", "--junit-xml", str(xml)]
+    code, out, _ = run(capsys, *argv)
+    assert code == 1 and out.splitlines()[2].startswith("FAIL coherent-at-rest"), out
+    assert "Strict:" not in out and "not run (" in out and 'name="strict"' not in xml.read_text()
+    assert xml.read_text().count("<failure") == 1
+
+
 BAD_TARGETS = {
     "missing_module.py": None,
     "raises.py": "def make(env):\n    raise RuntimeError('no connection string')\n",

@@ -62,7 +62,8 @@ class Servers:
     def warnings(self) -> list[str]:
         """Commands whose effects the kit could not observe, so could not judge, named."""
         unobserved = [
-            f"{name} (it changed {', '.join(sorted(self.undeclared[name]))} without naming them)"
+            f"{name} (it changed {', '.join(sorted(self.undeclared[name]))} without naming them: seen because the "
+            "run had touched them before)"
             if name in self.undeclared
             else name
             for name in sorted(self.unobserved)
@@ -70,9 +71,9 @@ class Servers:
         if not unobserved:
             return []
         return [
-            f"Redis command{'s' if len(unobserved) > 1 else ''} {', '.join(unobserved)} touched keys the kit cannot "
-            "name: what they did to keys the run had not touched before was not judged; use commands that name "
-            "their keys (DEL, SET, a script's KEYS)"
+            f"Redis command{'s' if len(unobserved) > 1 else ''} {', '.join(unobserved)} may touch keys "
+            f"{'they do' if len(unobserved) > 1 else 'it does'} not name: what that did to keys the run had not "
+            "touched before was not judged; use commands that name their keys (DEL, SET, a script's KEYS)"
         ]
 
     def redis(self) -> Any:
