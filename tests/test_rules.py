@@ -301,3 +301,15 @@ def test_a_read_may_not_return_an_older_value_a_look_after_its_load_found():
     assert run(ref, r1, Obs(Kind.FILL, APP, K1, 1, False, False, False, (0, False)), lookup(0)) is None
     rejection = ref.finish(r1, 0)
     assert (rejection.invariant, rejection.code) == ("fresh-read", "not-what-it-read")
+
+
+def test_a_read_that_hit_and_stores_its_value_back_after_a_write_is_named_for_what_it_did():
+    # A hit counter kept in the entry (GET, then SET ... KEEPTTL): a write's delete in between is undone.
+    ref = checker()
+    filled(ref)
+    r = ref.begin("r", "r1", K1)
+    assert run(ref, r, lookup(0)) is None
+    w = ref.begin("w", "w1", K1, 1)
+    assert run(ref, w, put(1, entry=0), delete()) is None and ref.finish(w, NONE) is None
+    rejection = run(ref, r, fill(0))
+    assert (rejection.invariant, rejection.code) == ("who-populates", "filled-after-hit")

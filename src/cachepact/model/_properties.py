@@ -128,6 +128,8 @@ INVARIANTS: tuple[Invariant, ...] = (
             "filled-other-key": "the read {op} of {key} filled the entry for {other}",
             "filled-before-load": "the read {op} filled the entry before loading from the DB",
             "filled-twice": "the read {op} filled the entry a second time",
+            "filled-after-hit": "the read {op} hit, then stored {value} back: a write's invalidation in between "
+            "is undone (a read served from the cache must not write its entry)",
             "never-filled": "the read {op} loaded {loaded} but never filled the entry{extra}",
         },
         remedy="after a miss's load, store what was loaded, by the party the pattern names",

@@ -584,6 +584,10 @@ class Refinement:
             )
         if instr is not None and instr.kind in (Kind.LOOKUP, Kind.LOAD):
             return self._reject(i, "who-populates", "filled-before-load", op=op.name)
+        if op.hit and not op.effective:  # served from the cache, then wrote it back (a hit counter)
+            return self._reject(
+                i, "who-populates", "filled-after-hit", op=op.name, value=self._v(k, obs.value, entry=True)
+            )
         return self._reject(i, "who-populates", "filled-twice", op=op.name)
 
     # -- returns ----------------------------------------------------------------------------------
