@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import pytest
@@ -293,3 +294,33 @@ def test_a_one_command_transaction_says_so_and_a_refused_set_nx_shows_unchanged(
     assert "MULTI/EXEC: SET u:k1 k1.v0 EX 300" in report, report
     refused = [line for line in report.splitlines() if "SET lock:k1 held NX PX 5000" in line]
     assert len(refused) == 2 and "unchanged" in refused[1] and "unchanged" not in refused[0], report
+
+
+def test_a_transaction_refused_by_its_watch_is_one_row_however_many_keys_it_would_have_stored():
+    import redis
+
+    import cachepact
+
+    def make(env):
+        r = env.redis
+        other = redis.Redis.from_url(env.redis_url, **env.redis_options)
+
+        def read(key):
+            with r.pipeline() as p:
+                p.watch(f"w:{key}")
+                other.incr(f"w:{key}")  # another client moves the watched key: EXEC runs nothing
+                p.multi()
+                p.incr(f"c1:{key}")
+                p.set(f"c2:{key}", "x")
+                with contextlib.suppress(redis.WatchError):
+                    p.execute()
+            return "bogus"  # a failure, so the report shows the steps
+
+        return cachepact.Adapter(read=read, write=lambda key, value: env.db.put(key, value))
+
+    result = cachepact.check(make, "cache-aside", replay="seq/r:k1")
+    report = result.report()
+    rows = [line for line in report.splitlines() if "MULTI/EXEC: INCRBY c1:k1 1; SET c2:k1 x" in line]
+    assert len(rows) == 1, report
+    assert "c1:k1: refused: a WATCHed key changed; c2:k1: refused: a WATCHed key changed" in rows[0]
+    assert "1 operation, 3 DB or cache calls" in report

@@ -369,11 +369,15 @@ class RedisRecording:
 
     def _record_refused(self, parsed: list[tuple[str, tuple, list[Any]]], touched: list[Any], before: list) -> None:
         """A transaction whose WATCH saw a change: EXEC ran nothing. Each key it would have stored is a
-        fill the cache refused (as an ``add`` that found an entry), so a read may return without one."""
+        fill the cache refused (as an ``add`` that found an entry), so a read may return without one.
+        The refused stores of several keys are one call, as any transaction is: one row in reports."""
+        refused = []
         for n, key in enumerate(touched):
             stores = [args for name, args, keys in parsed if key in keys and name not in READS and name not in REMOVALS]
-            if not stores:
-                continue
+            if stores:
+                refused.append((n, key, stores))
+        batch = Batch(tuple(args for _, args, _ in parsed), "MULTI/EXEC") if len(refused) > 1 else None
+        for n, key, stores in refused:
             self.recorder.record(
                 "cache",
                 "add",
@@ -383,7 +387,9 @@ class RedisRecording:
                 Effect(before[n], before[n]),
                 token=None,
                 ttl=None,
-                command=Sent(tuple(stores), "MULTI/EXEC", shown_key(key), "refused: a WATCHed key changed"),
+                command=Sent(
+                    tuple(stores), "MULTI/EXEC", shown_key(key), "refused: a WATCHed key changed", batch=batch
+                ),
                 depth=_DEPTH,
             )
 
