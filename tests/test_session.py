@@ -423,3 +423,26 @@ def remember(x):
     path = tmp_path / "mod.py"
     path.write_text(source)
     assert module_state(path, set()) == {"CACHE", "SEEN", "LOCAL", "Counter_.runs", "Counter_", "LAST", "threading"}
+
+
+def test_a_lock_factory_kept_as_a_class_attribute_inside_a_check_makes_locks():
+    """werkzeug's routing Map keeps ``lock_class = threading.Lock``; first imported inside a check
+    (Flask-Caching's factory), the kit's Lock must not bind as a method, as the builtin does not."""
+    import threading
+
+    import cachepact
+    from cachepact.adapters.reference import cache_aside_leased
+
+    def make(env):
+        class Map:
+            lock_class = threading.Lock  # read while the kit's primitives are in place
+            rlock_class = threading.RLock
+            condition_class = threading.Condition
+
+            def __init__(self) -> None:
+                self.locks = (self.lock_class(), self.rlock_class(), self.condition_class())
+
+        Map()
+        return cache_aside_leased(env)
+
+    assert cachepact.check(make, "cache-aside", concurrency=False, max_examples=5).passed

@@ -383,10 +383,14 @@ def _condition(lock: Any = None) -> Any:
 
 
 # What ``threading`` holds while the kit's primitives are in place, and what it held before: constant.
+# The factories are staticmethods, which are callable (Python 3.10+) and, unlike plain functions,
+# never bind: a library that keeps ``lock_class = threading.Lock`` as a class attribute (werkzeug's
+# routing Map) and is first imported inside a check calls ``self.lock_class()`` and gets a lock, as it
+# does with the standard library's builtin, not "_lock() takes 0 positional arguments".
 _PATCH = {
-    "Lock": _lock,
-    "RLock": _rlock,
-    "Condition": _condition,
+    "Lock": staticmethod(_lock),
+    "RLock": staticmethod(_rlock),
+    "Condition": staticmethod(_condition),
     "Event": KitEvent,
     "Semaphore": KitSemaphore,
     "BoundedSemaphore": KitBoundedSemaphore,
@@ -402,7 +406,7 @@ def patch(on: bool) -> None:
 
 def patched() -> bool:
     """Whether ``threading``'s primitives are the kit's right now (read off the module itself)."""
-    return threading.__dict__.get("Lock") is _lock
+    return threading.__dict__.get("Lock") is _PATCH["Lock"]
 
 
 class real_primitives:
