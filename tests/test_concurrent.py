@@ -86,6 +86,39 @@ Replay: cachepact check t:make --pattern cache-aside --replay 'con/|r:k1,w:k1/00
     )
 
 
+def test_a_write_that_deletes_only_before_its_put_is_told_to_delete_after_it_not_to_take_a_lease():
+    from cachepact.adapters.redis_shapes import broken_invalidate_before_put
+
+    result = check(broken_invalidate_before_put, "cache-aside", seed=0)
+    f = result.finding
+    assert f is not None and f.invariant == "write-order", result.report()  # it returns with the entry stale
+    assert f.message.endswith(
+        "(it deleted the entry before its DB put, where a read can refill the old value: delete after it)"
+    )
+    # ... and a stale fill after it returned is coherent-at-rest, told the same, not to take a lease
+    import cachepact
+
+    def make(env):
+        def read(key):
+            value = env.cache.get(key)
+            if value is None:
+                value = env.db.get(key)
+                if value is not None:
+                    env.cache.set(key, value, ttl=300)
+            return value
+
+        def write(key, value):
+            env.cache.delete(key)
+            env.db.put(key, value)
+
+        return cachepact.Adapter(read=read, write=write)
+
+    result = check(make, "cache-aside", seed=0)
+    f = result.finding
+    assert f is not None and f.invariant == "coherent-at-rest", result.report()
+    assert f.hint.startswith("the write w1 deleted k1 before its DB put and not after"), result.report()
+
+
 @pytest.mark.parametrize("name", ["seed_cache_aside", "aside_fill_with_add", "aside_fill_mutex"])
 def test_replaying_a_race_reproduces_it_exactly(name):
     entry = CATALOGUE[name]

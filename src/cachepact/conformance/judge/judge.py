@@ -424,6 +424,12 @@ class Judge:
                 "before the write: a read that finds another's lease or lock must serve what it loaded without "
                 "filling (or wait and look again)"
             )
+        early = self._invalidated_before_put(steps, ck)
+        if early is not None:
+            return (
+                f"the write {early} deleted {show(ck)} before its DB put and not after, so a read in between "
+                f"refilled what the DB still held: delete after the put (a delete before it as well is harmless)"
+            )
         if self.pattern.fix != "leases":
             return self.pattern.writes.race_hint
         fill = steps[culprit] if culprit < len(steps) else None
@@ -455,6 +461,19 @@ class Judge:
         return self.pattern.writes.race_hint.format(
             lease_get="lease_get", lease_set=f"lease_set({show(ck)}, {shown}, token)"
         )
+
+    def _invalidated_before_put(self, steps: list[Step], ck: Any) -> str | None:
+        """A write whose every delete of ``ck`` came before its DB put (its leases and the pattern's fix
+        are beside the point there: the order is the bug), or None."""
+        for w in dict.fromkeys(st.op for st in steps if self._is_write(st.op)):
+            mine = [(n, st) for n, st in enumerate(steps) if st.op == w]
+            puts = [n for n, st in mine if st.target == "db" and st.action == "put"]
+            deletes = [
+                n for n, st in mine if st.target == "cache" and st.key == ck and st.action in ("delete", "evict")
+            ]
+            if puts and deletes and max(deletes) < min(puts):
+                return w
+        return None
 
     # -- from a call to the model's terms ------------------------------------------------------------
 

@@ -141,6 +141,7 @@ class _Op:
         "put_at_load",
         "refusal_reason",
         "refused_unexplained",
+        "removed_early",
         "seen",
         "start_empty",
         "start_mask",
@@ -166,6 +167,7 @@ class _Op:
         self.found_claim = ""  # a read: another operation's claim it found (a lease, a lock, a marker)
         self.refused_unexplained = False  # a read: a conditional fill refused with no reason the run shows
         self.refusal_reason = ""  # a read: why the judge knows its fill was refused (a version moved on)
+        self.removed_early = False  # a write: it deleted its own key's entry before its DB put
 
 
 Names = Callable[[int, int], str]  # (key, value) -> how reports write a value
@@ -270,6 +272,8 @@ class Refinement:
         if obs.kind is Kind.FILL and op.kind == WRITE and self._stores:
             obs = obs._replace(kind=Kind.STORE)
         kind = obs.kind
+        if kind is Kind.INVALIDATE and op.kind == WRITE and obs.key == op.key and not self._past_put(i):
+            op.removed_early = True  # legal, as any extra removal; said if the write then never invalidates
         if kind is Kind.LOOKUP:
             rejection = self._lookup(i, op, obs)
         elif rules.already_stands(self, i, op, obs) or rules.unchanged(self, i, op, obs):  # rules.STUTTERS
@@ -655,6 +659,8 @@ class Refinement:
                 i, "write-updates", "never-stored", op=op.name, value=self._v(k, o[LOADED]), held=held, key=name
             )
         held = f"the entry still holds {self._v(k, entry, entry=True)}" if entry != NONE else "a lease is out on it"
+        if op.removed_early:  # the order is the bug: a read between that delete and the put refilled
+            held += " (it deleted the entry before its DB put, where a read can refill the old value: delete after it)"
         return self._reject(i, "write-order", "never-invalidated", op=op.name, key=name, held=held)
 
     # -- helpers ----------------------------------------------------------------------------------
