@@ -410,6 +410,38 @@ def test_ctrl_c_swallowed_where_it_landed_still_stops_the_check():
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the check's handler is gone
 
 
+def test_ctrl_c_inside_a_gc_callback_stops_the_check_quietly(capfd):
+    """What CI saw: SIGINT landed in Hypothesis' gc callback, and Python printed "Exception ignored in"
+    with a traceback. The check stops, and prints nothing of it."""
+    import gc
+    import signal
+    import sys
+
+    import cachepact
+    from cachepact.adapters.reference import cache_aside_leased
+
+    def interrupting_collection(phase: str, info: dict) -> None:
+        if phase == "start" and not fired:
+            fired.append(True)
+            signal.raise_signal(signal.SIGINT)  # raised inside the callback: Python can only report it
+
+    def collect_on_the_third(examples: int, operations: int) -> None:
+        if examples == 3:
+            gc.collect()
+
+    fired: list[bool] = []
+    hook = sys.unraisablehook
+    gc.callbacks.append(interrupting_collection)
+    try:
+        with pytest.raises(cachepact.errors.Interrupted):
+            cachepact.check(cache_aside_leased, "cache-aside", max_examples=200, on_progress=collect_on_the_third)
+    finally:
+        gc.callbacks.remove(interrupting_collection)
+    assert fired and sys.unraisablehook is hook  # the check's hook is gone too
+    err = capfd.readouterr().err
+    assert "Exception ignored" not in err and "KeyboardInterrupt" not in err, err
+
+
 @pytest.mark.parametrize("argv", [["explain"], ["check", f"{REF}:cache_aside", "--pattern", "cache-aside"]])
 def test_a_reader_that_goes_away_ends_the_output_quietly(argv):
     proc = subprocess.Popen(

@@ -6,12 +6,15 @@ Some of those places swallow it: a ``gc`` callback (Hypothesis keeps one to time
 ignored in ..." and carries on, and a check of 100,000 examples then runs to its end with Ctrl-C
 pressed. So while a check runs, the interrupt handlers first note the signal here, then do what
 they did before (raise); the drivers ask ``raise_if_pending`` after every run, which raises it again
-outside anything that could swallow it.
+outside anything that could swallow it. Where Python would print the swallowed interrupt ("Exception
+ignored in: <function gc_callback ...>" and a traceback), the latch keeps quiet: the interrupt is
+not lost, and Ctrl-C ends a check with one line.
 """
 
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from types import FrameType
@@ -30,11 +33,12 @@ class InterruptLatch:
     swallowed; restores the handlers on exit. Outside the main thread it does nothing (signals are
     the main thread's)."""
 
-    __slots__ = ("_previous", "pending")
+    __slots__ = ("_previous", "_unraisable", "pending")
 
     def __init__(self) -> None:
         self.pending = False
         self._previous: dict[int, Handler] = {}
+        self._unraisable: Callable[[Any], Any] | None = None
 
     def raise_if_pending(self) -> None:
         """Raise ``KeyboardInterrupt`` if an interrupt arrived since the check began. It stays
@@ -50,12 +54,26 @@ class InterruptLatch:
             if callable(previous):
                 self._previous[signum] = previous
                 signal.signal(signum, self._noted(previous))
+        if self._previous:
+            self._unraisable = sys.unraisablehook
+            sys.unraisablehook = self._quiet
         return self
 
     def __exit__(self, *exc: object) -> None:
         for signum, previous in self._previous.items():
             signal.signal(signum, previous)
         self._previous.clear()
+        if self._unraisable is not None:
+            sys.unraisablehook = self._unraisable
+            self._unraisable = None
+
+    def _quiet(self, unraisable: Any) -> None:
+        """An interrupt swallowed where Python cannot raise it is noted already: nothing to print.
+        Anything else is the previous hook's to show."""
+        if self.pending and isinstance(unraisable.exc_value, KeyboardInterrupt):
+            return
+        if self._unraisable is not None:
+            self._unraisable(unraisable)
 
     def _noted(self, previous: Handler) -> Handler:
         def handler(signum: int, frame: FrameType | None) -> Any:
