@@ -111,6 +111,9 @@ TABLE: list[Case] = [
     # 12b. ... over one hash whose fields only the scripts name; and with an unguarded fill
     *_race_free(shapes.lua_lease_hash),
     *_racy(shapes.lua_lease_hash_unguarded),
+    # 12c. a fill built under a staging key and renamed into place; with a WATCHed version
+    *_racy(shapes.staged_rename),
+    *_race_free(shapes.staged_rename_watched),
     # 13. ... and with its fill guard inverted never fills
     Case(shapes.lua_lease_inverted_guard, CA, "who-populates", SEQUENTIAL),
     Case(shapes.lua_lease_inverted_guard, CA, "who-populates", CONCURRENT),

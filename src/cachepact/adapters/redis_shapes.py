@@ -546,6 +546,64 @@ def lua_lease_hash_unguarded(env) -> cachepact.Adapter:
     return _lua_lease_hash(env, _FILL_HASH_UNGUARDED)
 
 
+# -- 12c. an entry built under a staging key, then renamed into place ------------------------------------
+
+
+def _staged(env, *, watched: bool) -> cachepact.Adapter:
+    import redis
+
+    r = env.redis
+
+    def read(key):
+        with r.pipeline() as p:
+            if watched:
+                p.watch(f"ver:{key}")  # a write bumps it: the publish below is refused after one
+            raw = (p if watched else r).get(f"catalog:{key}")  # a WATCHing pipeline runs commands at once
+            if raw is not None:
+                p.reset()
+                return raw.decode()
+            value = env.db.get(key)
+            if value is None:
+                p.reset()
+                return None
+            staging = f"catalog:tmp:{uuid.uuid4().hex}"  # built aside, published in one step
+            r.set(staging, value, ex=TTL)
+            try:
+                p.multi()
+                p.rename(staging, f"catalog:{key}")
+                p.expire(f"catalog:{key}", TTL)
+                p.execute()
+            except redis.WatchError:
+                pass  # a write came: leave the staging key to expire, serve what was read
+            return value
+
+    def write(key, value):
+        env.db.put(key, value)
+        with r.pipeline() as p:
+            p.incr(f"ver:{key}")
+            p.delete(f"catalog:{key}")
+            p.execute()
+
+    return cachepact.Adapter(read=read, write=write)
+
+
+def staged_rename(env) -> cachepact.Adapter:
+    """A fill built under a random staging key, then ``RENAME``d onto ``catalog:{k}`` in a transaction.
+
+    Expected: the stale-set race concurrently (the rename publishes what was loaded before a write);
+    the staging key is no entry (no read looks there), so the culprit is the rename, not the write.
+    """
+    return _staged(env, watched=False)
+
+
+def staged_rename_watched(env) -> cachepact.Adapter:
+    """The same, with ``WATCH`` on a version the write bumps: the publish is refused after a write.
+
+    Expected: pass in every mode (a staging key an aborted publish leaves behind is no stale entry).
+    """
+    return _staged(env, watched=True)
+
+
 # -- 14. a script with undeclared keys -----------------------------------------------------------------
 
 

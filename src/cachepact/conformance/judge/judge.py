@@ -95,6 +95,7 @@ class Judge:
         self._provisional: set[Any] = set()  # cache keys learned by the run key they name, no store yet
         self._bookkeeping: set[Any] = set()  # cache keys that hold the adapter's bookkeeping: no entry
         self._histories: set[Any] = set()  # cache keys a write kept an older value under: never an entry
+        self._looked: set[Any] = set()  # cache keys some read looked at (hit or miss): where reads are served
         self._claims: dict[Any, tuple[str, bool]] = {}  # a key that is no entry -> (who stored it, has a TTL)
         self._retired: dict[Any, int] = {}  # cache keys cache_key no longer gives (a version moved on)
         self._found_claims: dict[str, str] = {}  # a read -> the claim it found (for the race's hint)
@@ -187,11 +188,16 @@ class Judge:
         its name alone is provisional until a store confirms it: one that turns out to hold the
         adapter's bookkeeping (a lock's token, a version counter: anything that is no value) is no
         entry from then on, nor is a side record (a list, a set, a stream, a hash read whole) or a
-        history (an older value a write keeps under a key of its own)."""
+        history (an older value a write keeps under a key of its own), nor a staging key (a read's value
+        under a key no read has looked at, built to be renamed into place)."""
         try:
             known = self.cache_keys.get(ck)
         except TypeError:
             return None
+        if call == "look" or call == "lease":
+            self._looked.add(ck)
+            if isinstance(ck, HashField):
+                self._looked.add(ck.key)  # a look into a hash: its fields are where reads are served
         if known is not None and ck not in self._provisional:
             return known  # the common case: a key learned for good
         if ck in self.claim_keys or ck in self._histories:
@@ -230,6 +236,12 @@ class Judge:
             or (call == "look" and op.kind == READ and owner == op.key)
         ):
             named = _named_key(ck)
+            if call == "store" and op.kind == READ and named in (None, owner) and not self._was_looked(ck):
+                # A read's value under a key no read has looked at: a staging key (built, then
+                # RENAMEd or COPYed into place), not where reads are served. What it is moved into is
+                # judged; what an aborted move leaves there is no stale entry. A read that looks there
+                # later teaches it as an entry then. (A key named for another key is that key's entry.)
+                return None
             n = owner if named is None else named  # a key named for k2 holding k1's value is k2's entry
         elif op.kind == READ and ((decoded is ABSENT and call == "store") or (call == "lease" and not op.leased_once)):
             n = op.key  # a negative entry a read stored, or its first lease: its own entry
@@ -245,6 +257,13 @@ class Judge:
         self._by_key[n].append(ck)
         self._unsettled.add(n)
         return n
+
+    def _was_looked(self, ck: Any) -> bool:
+        """Whether some read looked at ``ck`` (a hash's field: or at the whole hash, as a script that
+        declares the hash does before it writes a field it names in ARGV)."""
+        if ck in self._looked:
+            return True
+        return isinstance(ck, HashField) and (ck.key in self._looked or _text(ck.key) in self._looked)
 
     def _claim_keys(self, claim_key: Callable[[Any], Any] | None) -> dict[Any, int]:
         """``claim_key``'s cache keys, each the claim on one run key's entry."""

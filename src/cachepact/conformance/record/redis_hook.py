@@ -372,9 +372,10 @@ class RedisRecording:
         fill the cache refused (as an ``add`` that found an entry), so a read may return without one.
         The refused stores of several keys are one call, as any transaction is: one row in reports."""
         refused = []
+        was = dict(zip(touched, before))
         for n, key in enumerate(touched):
             stores = [args for name, args, keys in parsed if key in keys and name not in READS and name not in REMOVALS]
-            if stores:
+            if stores and not _moved_from(stores[-1], key):  # a RENAME's source: no fill refused there
                 refused.append((n, key, stores))
         batch = Batch(tuple(args for _, args, _ in parsed), "MULTI/EXEC") if len(refused) > 1 else None
         for n, key, stores in refused:
@@ -382,7 +383,7 @@ class RedisRecording:
                 "cache",
                 "add",
                 shown_key(key),
-                stores[-1][2] if len(stores[-1]) > 2 else None,
+                _would_store(stores[-1], key, was),
                 False,
                 Effect(before[n], before[n]),
                 token=None,
@@ -818,3 +819,26 @@ __all__ = ["Batch", "RedisRecording", "Sent", "hooked", "render", "shown_key"]
 def _is_hash(observed: Any) -> bool:
     """A look's value is a whole hash (the view reads a hash key as ``("hash", {field: value})``)."""
     return type(observed) is tuple and len(observed) == 2 and observed[0] == "hash"
+
+
+_VALUE_AT = {"SET": 2, "SETNX": 2, "GETSET": 2, "SETEX": 3, "PSETEX": 3}
+_MOVES = ("RENAME", "RENAMENX", "COPY")
+
+
+def _bytes(x: Any) -> Any:
+    return x.encode() if isinstance(x, str) else x
+
+
+def _moved_from(args: tuple, key: Any) -> bool:
+    """Whether ``key`` is the source of a RENAME or COPY in ``args``."""
+    return command_name(args) in _MOVES and len(args) > 2 and _bytes(args[1]) == key
+
+
+def _would_store(args: tuple, key: Any, was: dict) -> Any:
+    """What a refused command would have stored under ``key``: a SET's value, a RENAME's or COPY's
+    source as it stood; None when the kit cannot tell (a counter, a field)."""
+    name = command_name(args)
+    if name in _MOVES and len(args) > 2:
+        return was.get(_bytes(args[1]))
+    at = _VALUE_AT.get(name)
+    return args[at] if at is not None and len(args) > at else None
