@@ -478,3 +478,53 @@ def test_ctrl_c_inside_hypothesis_setup_is_still_ctrl_c():
         run_seeded(test, 0)
     with pytest.raises(ValueError):
         run_seeded(lambda: (_ for _ in ()).throw(ValueError("an adapter's own")), 0)
+
+
+def test_a_signal_handler_of_the_callers_that_does_not_raise_is_left_to_decide():
+    """A program's own SIGINT handler (a graceful shutdown, a count of presses) keeps its meaning: the
+    check notes only interrupts a handler raises."""
+    import signal
+
+    import cachepact
+    from cachepact.adapters.reference import cache_aside_leased
+
+    presses = []
+
+    def counting(signum, frame):
+        presses.append(signum)
+
+    def press_once(examples: int, operations: int) -> None:
+        if examples == 3:
+            signal.raise_signal(signal.SIGINT)
+
+    previous = signal.signal(signal.SIGINT, counting)
+    try:
+        result = cachepact.check(cache_aside_leased, "cache-aside", max_examples=20, on_progress=press_once)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert presses == [signal.SIGINT] and not result.interrupted and result.passed
+
+
+def test_an_interrupted_sequential_check_closes_the_world_it_cut_short(monkeypatch):
+    """A noted Ctrl-C is raised where a sequence's world is counted: that world is closed all the
+    same (its app instances' threads told to end), as every other world is."""
+    import contextlib
+    import signal
+
+    import cachepact
+    from cachepact.adapters.reference import cache_aside_leased
+    from cachepact.conformance.drive.world import World
+
+    made, closed = [], []
+    init, close = World.__init__, World.close
+    monkeypatch.setattr(World, "__init__", lambda self, *a, **k: (made.append(self), init(self, *a, **k))[1])
+    monkeypatch.setattr(World, "close", lambda self: (closed.append(self), close(self))[1])
+
+    def press(examples: int, operations: int) -> None:
+        if examples == 2:
+            with contextlib.suppress(KeyboardInterrupt):
+                signal.raise_signal(signal.SIGINT)
+
+    with pytest.raises(cachepact.errors.Interrupted):
+        cachepact.check(cache_aside_leased, "cache-aside", concurrency=False, max_examples=50, on_progress=press)
+    assert made and {id(w) for w in made} <= {id(w) for w in closed}

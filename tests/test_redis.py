@@ -607,3 +607,64 @@ def test_a_script_that_refuses_a_stale_fill_is_a_refused_fill():
     fill (it was a false who-populates); without the version bump the race is found."""
     assert check(lua_guarded(), "cache-aside", seed=0).passed
     assert _verdict(check(lua_guarded(bump=False), "cache-aside", seed=0)) == "coherent-at-rest"
+
+
+def test_a_scripts_hash_fields_are_entries_on_a_real_server_too(redis_server_url):
+    # A field a script adds was never looked at by name: its time to live is its hash's (a KeyError
+    # on a real server, where the looks go out with the command and bring each key's TTL).
+    from cachepact.adapters import redis_shapes
+
+    url = empty_db(redis_server_url)
+    assert check(redis_shapes.lua_lease_hash, "cache-aside", seed=0, concurrency=False, redis=url).passed
+    racy = check(redis_shapes.lua_lease_hash_unguarded, "cache-aside", seed=0, max_examples=30, redis=url)
+    assert racy.finding is not None and racy.finding.invariant != "adapter-error", racy.report()
+
+
+def test_an_outbox_hash_a_script_appends_is_a_side_record_not_an_entry():
+    # A write's script drops the entry and appends {key, value} to outbox:N: neither names an entry.
+    def make(env):
+        r = env.redis
+        publish = r.register_script(
+            "redis.call('DEL', KEYS[1]) redis.call('HSET', KEYS[2], 'key', ARGV[1], 'value', ARGV[2]) return 1"
+        )
+        sent = iter(range(10**6))
+
+        def read(key):
+            value = _text(r.get(f"user:{key}"))
+            if value is None:
+                value = env.db.get(key)
+                if value is not None:
+                    r.set(f"user:{key}", value, ex=300)
+            return value
+
+        def write(key, value):
+            env.db.put(key, value)
+            publish(keys=[f"user:{key}", f"outbox:{next(sent)}"], args=[key, value])
+
+        return Adapter(read=read, write=write)
+
+    result = check(make, "cache-aside", seed=0, concurrency=False)
+    assert result.passed, result.report()
+
+
+def test_a_getdel_read_looked_as_it_removed():
+    # GETDEL tells the read what it removed: a hit, where a plain DEL before the lookup is none.
+    def make(env):
+        r = env.redis
+
+        def read(key):
+            value = _text(r.getdel(f"user:{key}"))  # a read-once entry
+            if value is None:
+                value = env.db.get(key)
+                if value is not None:
+                    r.set(f"user:{key}", value, ex=300)
+            return value
+
+        def write(key, value):
+            env.db.put(key, value)
+            r.delete(f"user:{key}")
+
+        return Adapter(read=read, write=write)
+
+    result = check(make, "cache-aside", replay="seq/r:k1,r:k1,r:k1")
+    assert "hit" in result.reached, result.report()

@@ -324,3 +324,13 @@ def test_a_transaction_refused_by_its_watch_is_one_row_however_many_keys_it_woul
     assert len(rows) == 1, report
     assert "c1:k1: refused: a WATCHed key changed; c2:k1: refused: a WATCHed key changed" in rows[0]
     assert "1 operation, 3 DB or cache calls" in report
+
+
+def test_a_refused_rename_would_have_stored_its_sources_value():
+    from cachepact.conformance.record.redis_hook import _would_store
+
+    was = {b"tmp:1": b"k1.v0"}
+    publish = [("RENAME", "tmp:1", "catalog:k1"), ("EXPIRE", "catalog:k1", 300)]
+    assert _would_store(publish, b"catalog:k1", was) == b"k1.v0"  # the EXPIRE after it stores nothing
+    assert _would_store([("SETEX", "catalog:k1", 300, "k1.v2")], b"catalog:k1", was) == "k1.v2"
+    assert _would_store([("INCRBY", "n:k1", 1)], b"n:k1", was) is None

@@ -62,8 +62,10 @@ def search_sequences(
             try:
                 finding = world.run_sequence(self.ops)
             finally:
-                progress.add_run(world)
-                world.close()
+                try:
+                    progress.add_run(world)  # may raise a noted Ctrl-C: the world closes all the same
+                finally:
+                    world.close()
             if finding is None:
                 return
             if finding.invariant == "timeout":

@@ -35,7 +35,7 @@ from .._contract import ABSENT, NO_ENTRY, Adapter
 from ..drive.replay import INITIAL, KEYS
 from ..record.decode import TOKEN, UNDECODABLE, default_decode
 from ..record.env import Effect, one_line
-from ..record.redis_commands import BLIND, READS, command_name
+from ..record.redis_commands import BLIND, READS, RUN_KEY, command_name
 from ..runtime.session import Session
 from .findings import Finding
 from .refinement import Obs, Refinement, Rejection
@@ -189,7 +189,7 @@ class Judge:
         adapter's bookkeeping (a lock's token, a version counter: anything that is no value) is no
         entry from then on, nor is a side record (a list, a set, a stream, a hash read whole) or a
         history (an older value a write keeps under a key of its own), nor a staging key (a read's value
-        under a key no read has looked at, built to be renamed into place)."""
+        under a key no read has looked at and whose name says no key, built to be renamed into place)."""
         try:
             known = self.cache_keys.get(ck)
         except TypeError:
@@ -236,11 +236,12 @@ class Judge:
             or (call == "look" and op.kind == READ and owner == op.key)
         ):
             named = _named_key(ck)
-            if call == "store" and op.kind == READ and named in (None, owner) and not self._was_looked(ck):
+            if call == "store" and op.kind == READ and named is None and not self._was_looked(ck):
                 # A read's value under a key no read has looked at: a staging key (built, then
                 # RENAMEd or COPYed into place), not where reads are served. What it is moved into is
                 # judged; what an aborted move leaves there is no stale entry. A read that looks there
-                # later teaches it as an entry then. (A key named for another key is that key's entry.)
+                # later teaches it as an entry then. A key whose name says its key (user:k1) is that
+                # key's entry at once: a read that keeps its own index of what it cached fills it first.
                 return None
             n = owner if named is None else named  # a key named for k2 holding k1's value is k2's entry
         elif op.kind == READ and ((decoded is ABSENT and call == "store") or (call == "lease" and not op.leased_once)):
@@ -573,7 +574,8 @@ class Judge:
         if k is None:
             self._claim(op, step, effect)
             return None
-        return Obs(Kind.INVALIDATE, actor, k, changed=effect.changed, after=self._after(k, effect))
+        told = isinstance(step.result, (bytes, str))  # GETDEL: the caller saw what it removed
+        return Obs(Kind.INVALIDATE, actor, k, result=told or None, changed=effect.changed, after=self._after(k, effect))
 
     def _claim(self, op: Any, step: Step, effect: Effect) -> None:
         """A call on a key that is no entry (a lease, a lock, a marker, a counter): who holds it.
@@ -769,7 +771,6 @@ class Judge:
         return tuple(rows)
 
 
-_RUN_KEY = re.compile(r"(?<![A-Za-z0-9])k\d+(?![A-Za-z0-9])")
 _SIDE_RECORDS = frozenset(["list", "set", "zset", "stream", "hash"])
 
 
@@ -779,7 +780,7 @@ def _named_key(ck: Any) -> int | None:
     text = f"{_text(ck.key)}[{_text(ck.field)}]" if isinstance(ck, HashField) else _text(ck)
     if not isinstance(text, str):
         return None
-    named = {KEY_INDEX[w] for w in _RUN_KEY.findall(text) if w in KEY_INDEX}
+    named = {KEY_INDEX[w] for w in RUN_KEY.findall(text) if w in KEY_INDEX}
     return named.pop() if len(named) == 1 else None
 
 

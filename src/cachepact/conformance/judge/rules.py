@@ -94,13 +94,13 @@ def unseen_lookup(ref: Refinement, i: int, op: _Op, obs: Obs) -> bool:
     through a layer the kit does not see, a cache key not learned yet): the lookup happened at some
     moment of the read's flight. Its outcome is what the cache held now, or a miss when the key had
     no entry as the read began and the read now loads (it looked then, before a write stored). A
-    removal is no such moment: a read that deletes before it looks (an extra removal, as legal as an
-    eviction) has yet to look, and taking the entry it is about to delete for a hit reported ``hit``
-    reached by reads that all missed."""
+    removal that told the caller nothing (a DEL, not a GETDEL) is no such moment: a read that deletes
+    before it looks (an extra removal, as legal as an eviction) has yet to look, and taking the entry
+    it is about to delete for a hit reported ``hit`` reached by reads that all missed."""
     instr = ref._current(i)
     if instr is None or instr.kind is not Kind.LOOKUP or obs.kind is Kind.LOOKUP or op.looked or op.kind != READ:
         return False
-    if obs.kind is Kind.INVALIDATE:
+    if obs.kind is Kind.INVALIDATE and obs.result is None:  # a GETDEL (result set) looked as it removed
         return False
     ref._virtual_lookup(i, op, miss=op.start_empty and obs.kind is Kind.LOAD)
     return True

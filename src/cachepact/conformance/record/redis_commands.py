@@ -8,6 +8,7 @@ report names it rather than guess.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -63,6 +64,10 @@ FIRST_KEY = names(
     ZCOUNT ZRANGEBYSCORE ZREVRANGEBYSCORE ZREMRANGEBYSCORE ZREMRANGEBYRANK ZPOPMIN ZPOPMAX
     """
 )
+
+
+# How the run's keys (k1, k2, ...) appear as a word of their own in a cache key, a field or a name.
+RUN_KEY = re.compile(r"(?<![A-Za-z0-9])k\d+(?![A-Za-z0-9])")
 
 
 def command_name(args: Sequence[Any]) -> str:

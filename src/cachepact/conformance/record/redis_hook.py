@@ -28,7 +28,7 @@ from ...model import show
 from ..runtime.session import Session, left_behind, lingering, running
 from . import async_refusal
 from .effect import Effect
-from .redis_commands import READS, REMOVALS, SCRIPTS, command_name, fields_of, keys_of, names
+from .redis_commands import READS, REMOVALS, RUN_KEY, SCRIPTS, command_name, fields_of, keys_of, names
 
 # redis-py's own methods, saved when the hook first replaces them: the hook is a patch of the
 # process's redis-py (every client, whichever check made it), so what it patched over is the process's.
@@ -231,7 +231,9 @@ class RedisRecording:
         keys, was, now = [], [], []
         named = set(touched)
         for k, b, a in zip(touched, before, after):
-            whole = not isinstance(k, HashField) and (_is_hash(b) or _is_hash(a) or k in known)
+            whole = not isinstance(k, HashField) and (
+                k in known or ((_is_hash(b) or _is_hash(a)) and _holds_entries(k, b, a))
+            )
             if not whole or not (b is None or _is_hash(b)) or not (a is None or _is_hash(a)):
                 keys.append(k), was.append(b), now.append(a)
                 continue
@@ -345,7 +347,8 @@ class RedisRecording:
                 action, value, ttl = "delete", None, None
             elif now is not None and now != was:
                 action, value = "set", now
-                ttl = ttls[key] if ttls is not None else self.server.pttl(key)
+                # A field a script's hash gained was not looked at by name: its TTL is its hash's.
+                ttl = ttls[key] if ttls is not None and key in ttls else self.server.pttl(key)
             elif removal:
                 action, value, ttl = "delete", None, None  # the removal of nothing there
             else:
@@ -383,7 +386,7 @@ class RedisRecording:
                 "cache",
                 "add",
                 shown_key(key),
-                _would_store(stores[-1], key, was),
+                _would_store(stores, key, was),
                 False,
                 Effect(before[n], before[n]),
                 token=None,
@@ -834,11 +837,23 @@ def _moved_from(args: tuple, key: Any) -> bool:
     return command_name(args) in _MOVES and len(args) > 2 and _bytes(args[1]) == key
 
 
-def _would_store(args: tuple, key: Any, was: dict) -> Any:
-    """What a refused command would have stored under ``key``: a SET's value, a RENAME's or COPY's
-    source as it stood; None when the kit cannot tell (a counter, a field)."""
-    name = command_name(args)
-    if name in _MOVES and len(args) > 2:
-        return was.get(_bytes(args[1]))
-    at = _VALUE_AT.get(name)
-    return args[at] if at is not None and len(args) > at else None
+def _would_store(stores: list[tuple], key: Any, was: dict) -> Any:
+    """What a refused transaction would have left under ``key``: the last SET's value, or what a
+    RENAME or COPY onto it would have brought (its source as it stood); None when the kit cannot tell
+    (a counter, a field). An EXPIRE after them stores nothing of its own."""
+    for args in reversed(stores):
+        name = command_name(args)
+        if name in _MOVES and len(args) > 2 and _bytes(args[2]) == key:
+            return was.get(_bytes(args[1]))
+        at = _VALUE_AT.get(name)
+        if at is not None and len(args) > at:
+            return args[at]
+    return None
+
+
+def _holds_entries(key: Any, before: Any, after: Any) -> bool:
+    """Whether a hash a script changed caches the run's keys: its name or a field names one
+    (``user:k1``, ``users`` with field ``k1``). Any other hash (an outbox or CDC record a write
+    appends) is a side record, read whole, as a list is."""
+    fields = [*((before or (None, {}))[1] or {}), *((after or (None, {}))[1] or {})]
+    return any(RUN_KEY.search(_text(x) or "") for x in (key, *fields))

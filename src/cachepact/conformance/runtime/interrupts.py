@@ -4,9 +4,9 @@ Python raises ``KeyboardInterrupt`` wherever the main thread happens to be when 
 Some of those places swallow it: a ``gc`` callback (Hypothesis keeps one to time collections), a
 ``__del__``, a weakref callback, an adapter's ``except BaseException``. Python prints "Exception
 ignored in ..." and carries on, and a check of 100,000 examples then runs to its end with Ctrl-C
-pressed. So while a check runs, the interrupt handlers first note the signal here, then do what
-they did before (raise); the drivers ask ``raise_if_pending`` after every run, which raises it again
-outside anything that could swallow it. Where Python would print the swallowed interrupt ("Exception
+pressed. So while a check runs, the interrupt handlers do what they did before, and an interrupt
+they raise is noted here; the drivers ask ``raise_if_pending`` after every run, which raises it
+again outside anything that could swallow it. Where Python would print the swallowed interrupt ("Exception
 ignored in: <function gc_callback ...>" and a traceback), the latch keeps quiet: the interrupt is
 not lost, and Ctrl-C ends a check with one line.
 """
@@ -76,8 +76,14 @@ class InterruptLatch:
             self._unraisable(unraisable)
 
     def _noted(self, previous: Handler) -> Handler:
+        """``previous``, noting the interrupt it raises: a handler of the caller's that does not raise
+        (a graceful shutdown, a count of presses) stays the caller's to decide."""
+
         def handler(signum: int, frame: FrameType | None) -> Any:
-            self.pending = True
-            return previous(signum, frame)
+            try:
+                return previous(signum, frame)
+            except KeyboardInterrupt:
+                self.pending = True
+                raise
 
         return handler
