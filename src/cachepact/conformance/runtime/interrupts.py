@@ -33,11 +33,12 @@ class InterruptLatch:
     swallowed; restores the handlers on exit. Outside the main thread it does nothing (signals are
     the main thread's)."""
 
-    __slots__ = ("_previous", "_unraisable", "pending")
+    __slots__ = ("_installed", "_previous", "_unraisable", "pending")
 
     def __init__(self) -> None:
         self.pending = False
         self._previous: dict[int, Handler] = {}
+        self._installed: dict[int, Handler] = {}
         self._unraisable: Callable[[Any], Any] | None = None
 
     def raise_if_pending(self) -> None:
@@ -53,18 +54,23 @@ class InterruptLatch:
             previous = signal.getsignal(signum)
             if callable(previous):
                 self._previous[signum] = previous
-                signal.signal(signum, self._noted(previous))
+                self._installed[signum] = self._noted(previous)
+                signal.signal(signum, self._installed[signum])
         if self._previous:
             self._unraisable = sys.unraisablehook
             sys.unraisablehook = self._quiet
         return self
 
     def __exit__(self, *exc: object) -> None:
+        # What the check installed goes; what someone installed meanwhile (the adapter) stays theirs.
         for signum, previous in self._previous.items():
-            signal.signal(signum, previous)
+            if signal.getsignal(signum) is self._installed[signum]:
+                signal.signal(signum, previous)
         self._previous.clear()
+        self._installed.clear()
         if self._unraisable is not None:
-            sys.unraisablehook = self._unraisable
+            if sys.unraisablehook == self._quiet:
+                sys.unraisablehook = self._unraisable
             self._unraisable = None
 
     def _quiet(self, unraisable: Any) -> None:
