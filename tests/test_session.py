@@ -257,6 +257,8 @@ ALLOWED = {
     ("record/redis_hook.py", "_originals"): "redis-py's original methods, saved when first patched over",
     ("record/redis_hook.py", "hooked"): "depth and installed of the process-wide redis-py patch",
     ("record/redis_hook.py", "_LEASE_CALLS"): "a constant table: lease script -> the Leases call it is",
+    ("record/redis_hook.py", "_VALUE_AT"): "a constant table: SET-like command -> where its value is",
+    ("runtime/interrupts.py", "sys"): "sys.unraisablehook, the process's, quieted while a check runs and put back",
     ("drive/replay.py", "INITIAL"): "a constant: the DB every world starts from (copied, never written)",
     ("judge/judge.py", "KEY_INDEX"): "a constant table: key -> its index",
     ("judge/refinement.py", "_WHO"): "a constant table: step kind -> the invariant it answers to",

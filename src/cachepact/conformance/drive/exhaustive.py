@@ -10,6 +10,7 @@ from typing import Any
 import attrs
 
 from ...model._participants import READ, WRITE
+from ..record.redis_commands import RANDOM_TOKEN
 from ..report.progress import Progress
 from ..runtime.scheduler import ABORT
 from .interleaved import InFlight, InterleavedRun, run_interleaved
@@ -89,16 +90,6 @@ def _state_key(live: InFlight) -> Any:
     return _rename_tokens(repr(key))
 
 
-# A random token standing alone: a uuid with its dashes, or 16 or more lower-case hex digits with at
-# least one letter among them (a lock's uuid4().hex, a lease's token_hex). All digits is a number,
-# such as a timestamp in ns, which code compares by order: never renamed.
-_TOKEN = re.compile(
-    r"(?<![0-9A-Za-z-])"
-    r"(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|(?=[0-9]*[a-f])[0-9a-f]{16,})"
-    r"(?![0-9A-Za-z-])"
-)
-
-
 def _rename_tokens(text: str) -> str:
     """``text`` with each random token named by the order it first appears in.
 
@@ -107,7 +98,7 @@ def _rename_tokens(text: str) -> str:
     this, the fresh uuid each run makes would keep every state apart and nothing would be pruned.
     """
     names: dict[str, str] = {}
-    return _TOKEN.sub(lambda m: names.setdefault(m.group(0), f"<token {len(names) + 1}>"), text)
+    return RANDOM_TOKEN.sub(lambda m: names.setdefault(m.group(0), f"<token {len(names) + 1}>"), text)
 
 
 def _depth_first(prefix: list[int], stack: list[list], visited: set) -> tuple[Callable, list]:

@@ -35,7 +35,7 @@ from .._contract import ABSENT, NO_ENTRY, Adapter
 from ..drive.replay import INITIAL, KEYS
 from ..record.decode import TOKEN, UNDECODABLE, default_decode
 from ..record.env import Effect, one_line
-from ..record.redis_commands import BLIND, READS, RUN_KEY, command_name
+from ..record.redis_commands import BLIND, RANDOM_TOKEN, READS, RUN_KEY, command_name
 from ..runtime.session import Session
 from .findings import Finding
 from .refinement import Obs, Refinement, Rejection
@@ -189,7 +189,8 @@ class Judge:
         adapter's bookkeeping (a lock's token, a version counter: anything that is no value) is no
         entry from then on, nor is a side record (a list, a set, a stream, a hash read whole) or a
         history (an older value a write keeps under a key of its own), nor a staging key (a read's value
-        under a key no read has looked at and whose name says no key, built to be renamed into place)."""
+        under a key no read has looked at, named by a random token, not a key: built to be renamed into
+        place)."""
         try:
             known = self.cache_keys.get(ck)
         except TypeError:
@@ -236,12 +237,14 @@ class Judge:
             or (call == "look" and op.kind == READ and owner == op.key)
         ):
             named = _named_key(ck)
-            if call == "store" and op.kind == READ and named is None and not self._was_looked(ck):
+            if call == "store" and op.kind == READ and named is None and _staging(ck) and not self._was_looked(ck):
                 # A read's value under a key no read has looked at: a staging key (built, then
                 # RENAMEd or COPYed into place), not where reads are served. What it is moved into is
                 # judged; what an aborted move leaves there is no stale entry. A read that looks there
                 # later teaches it as an entry then. A key whose name says its key (user:k1) is that
-                # key's entry at once: a read that keeps its own index of what it cached fills it first.
+                # key's entry at once (a read that keeps its own index of what it cached fills it
+                # first), and so is an alias with no random token (slug:..., by-sku:...): an adapter
+                # may cache a value under several keys, and each must stay coherent.
                 return None
             n = owner if named is None else named  # a key named for k2 holding k1's value is k2's entry
         elif op.kind == READ and ((decoded is ABSENT and call == "store") or (call == "lease" and not op.leased_once)):
@@ -782,6 +785,12 @@ def _named_key(ck: Any) -> int | None:
         return None
     named = {KEY_INDEX[w] for w in RUN_KEY.findall(text) if w in KEY_INDEX}
     return named.pop() if len(named) == 1 else None
+
+
+def _staging(ck: Any) -> bool:
+    """A key made for one fill: its name holds a random token (``tmp:<uuid4().hex>``)."""
+    text = _text(ck)
+    return isinstance(text, str) and RANDOM_TOKEN.search(text) is not None
 
 
 def _text(x: Any) -> Any:

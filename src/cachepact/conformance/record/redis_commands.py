@@ -70,6 +70,16 @@ FIRST_KEY = names(
 RUN_KEY = re.compile(r"(?<![A-Za-z0-9])k\d+(?![A-Za-z0-9])")
 
 
+# A random token standing alone: a uuid with its dashes, or 16 or more lower-case hex digits with at
+# least one letter among them (a lock's uuid4().hex, a lease's token_hex). All digits is a number,
+# such as a timestamp in ns, which code compares by order: never renamed.
+RANDOM_TOKEN = re.compile(
+    r"(?<![0-9A-Za-z-])"
+    r"(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|(?=[0-9]*[a-f])[0-9a-f]{16,})"
+    r"(?![0-9A-Za-z-])"
+)
+
+
 def command_name(args: Sequence[Any]) -> str:
     """``SET``, ``SCRIPT LOAD`` -> ``SCRIPT``: the word the tables above use."""
     name = args[0]
