@@ -621,27 +621,19 @@ def test_a_scripts_hash_fields_are_entries_on_a_real_server_too(redis_server_url
 
 
 def test_an_outbox_hash_a_script_appends_is_a_side_record_not_an_entry():
-    # A write's script drops the entry and appends {key, value} to outbox:N: neither names an entry.
-    def make(env):
-        r = env.redis
-        publish = r.register_script(
-            "redis.call('DEL', KEYS[1]) redis.call('HSET', KEYS[2], 'key', ARGV[1], 'value', ARGV[2]) return 1"
-        )
-        sent = iter(range(10**6))
+    # A write's script drops the entry and appends {key, value} to outbox:N, the written value in it:
+    # neither the hash's name nor its fields name a key, so it is no entry (no update in the write).
+    script = "redis.call('DEL', KEYS[1]) redis.call('HSET', KEYS[2], 'key', ARGV[1], 'value', ARGV[2]) return 1"
+    textbook = aside(lambda r, k, v: r.set(f"user:{k}", v, ex=300), None, lookup=lambda r, k: r.get(f"user:{k}"))
 
-        def read(key):
-            value = _text(r.get(f"user:{key}"))
-            if value is None:
-                value = env.db.get(key)
-                if value is not None:
-                    r.set(f"user:{key}", value, ex=300)
-            return value
+    def make(env):
+        reads, sent = textbook(env).read, iter(range(10**6))
 
         def write(key, value):
             env.db.put(key, value)
-            publish(keys=[f"user:{key}", f"outbox:{next(sent)}"], args=[key, value])
+            env.redis.eval(script, 2, f"user:{key}", f"outbox:{next(sent)}", key, value)
 
-        return Adapter(read=read, write=write)
+        return Adapter(read=reads, write=write)
 
     result = check(make, "cache-aside", seed=0, concurrency=False)
     assert result.passed, result.report()
@@ -649,22 +641,10 @@ def test_an_outbox_hash_a_script_appends_is_a_side_record_not_an_entry():
 
 def test_a_getdel_read_looked_as_it_removed():
     # GETDEL tells the read what it removed: a hit, where a plain DEL before the lookup is none.
-    def make(env):
-        r = env.redis
-
-        def read(key):
-            value = _text(r.getdel(f"user:{key}"))  # a read-once entry
-            if value is None:
-                value = env.db.get(key)
-                if value is not None:
-                    r.set(f"user:{key}", value, ex=300)
-            return value
-
-        def write(key, value):
-            env.db.put(key, value)
-            r.delete(f"user:{key}")
-
-        return Adapter(read=read, write=write)
-
+    make = aside(
+        lambda r, k, v: r.set(f"user:{k}", v, ex=300),
+        lambda r, k: r.delete(f"user:{k}"),
+        lookup=lambda r, k: r.getdel(f"user:{k}"),  # a read-once entry
+    )
     result = check(make, "cache-aside", replay="seq/r:k1,r:k1,r:k1")
     assert "hit" in result.reached, result.report()
