@@ -96,22 +96,7 @@ def test_a_write_that_deletes_only_before_its_put_is_told_to_delete_after_it_not
         "(it deleted the entry before its DB put, where a read can refill the old value: delete after it)"
     )
     # ... and a stale fill after it returned is coherent-at-rest, told the same, not to take a lease
-    import cachepact
-
-    def make(env):
-        def read(key):
-            value = env.cache.get(key)
-            if value is None:
-                value = env.db.get(key)
-                if value is not None:
-                    env.cache.set(key, value, ttl=300)
-            return value
-
-        def write(key, value):
-            env.cache.delete(key)
-            env.db.put(key, value)
-
-        return cachepact.Adapter(read=read, write=write)
+    from cachepact.adapters.broken import aside_delete_before_put as make
 
     result = check(make, "cache-aside", seed=0)
     f = result.finding

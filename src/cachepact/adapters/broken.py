@@ -362,6 +362,15 @@ def seed_read_through(env) -> Adapter:
     return read_through(env)
 
 
+@broken("cache-aside", "coherent-at-rest", "deletes the entry before writing the DB, not after", concurrent=True)
+def aside_delete_before_put(env) -> Adapter:
+    def write(key, value):
+        env.cache.delete(key)  # a read between here and the put refills what the DB still holds
+        env.db.put(key, value)
+
+    return Adapter(read=cache_aside(env).read, write=write)
+
+
 @broken("cache-aside", "coherent-at-rest", "takes a lease but fills with a plain set", concurrent=True)
 def aside_lease_then_set(env) -> Adapter:
     def read(key):
