@@ -468,8 +468,8 @@ def test_a_thread_local_memo_fails_one_process_one_operation_at_a_time(seed):
     assert again.finding == alone.finding and again.steps == alone.steps
 
 
-def test_operations_one_at_a_time_rotate_over_their_instances_threads_the_same_way_every_run():
-    threads: list[tuple[str, int]] = []  # (instance's label, thread ident), in operation order
+def test_operations_one_at_a_time_run_reads_and_writes_on_two_threads_of_their_instance_every_run():
+    threads: list[tuple[str, str, int]] = []  # (instance's label, r or w, thread ident), in operation order
 
     def recording(env):
         shared = cache_aside_leased(env)
@@ -477,30 +477,33 @@ def test_operations_one_at_a_time_rotate_over_their_instances_threads_the_same_w
         made.append(label)
 
         def read(key):
-            threads.append((label, threading.get_ident()))
+            threads.append((label, "r", threading.get_ident()))
             return shared.read(key)
 
-        return cachepact.Adapter(read=read, write=shared.write)
+        def write(key, value):
+            threads.append((label, "w", threading.get_ident()))
+            return shared.write(key, value)
 
-    def run() -> list[tuple[str, int]]:
+        return cachepact.Adapter(read=read, write=write)
+
+    def run() -> list[tuple[str, str, int]]:
         threads.clear()
         made.clear()
-        result = cachepact.check(recording, "cache-aside", replay="seq/" + ",".join(["r:k1"] * 4 + ["r:k2@2"] * 2))
+        result = cachepact.check(recording, "cache-aside", replay="seq/r:k1,w:k1,r:k1,r:k1,w:k1,r:k2@2,w:k2@2")
         assert result.passed, result.report()
-        return threads[-6:]  # the replayed world's reads (the check builds the adapter once first)
+        return threads[-7:]  # the replayed world's operations (the check builds the adapter once first)
 
     made: list[str] = []
     first = run()
-    labels = [label for label, _ in first]
-    assert labels == [labels[0]] * 4 + [labels[4]] * 2 and labels[0] != labels[4]
-    one = [ident for _, ident in first[:4]]
-    assert len(set(one[:3])) == 3 and one[3] == one[0]  # three threads in turn, then the first again
-    assert first[4][1] != first[5][1] and not {first[4][1], first[5][1]} & set(one)  # the other's own
+    one = {(kind, ident) for label, kind, ident in first if label == first[0][0]}
+    two = {(kind, ident) for label, kind, ident in first if label != first[0][0]}
+    assert len(one) == 2 and len({ident for _, ident in one}) == 2  # one thread reads, another writes
+    assert len(two) == 2 and not {i for _, i in one} & {i for _, i in two}  # the other instance's own
     # The same sequence lands on the same pattern of threads every time (idents are the OS's to reuse).
     second = run()
-    shape = {ident: n for n, (_, ident) in reversed(list(enumerate(first)))}
-    again = {ident: n for n, (_, ident) in reversed(list(enumerate(second)))}
-    assert [shape[i] for _, i in first] == [again[i] for _, i in second]
+    shape = {ident: n for n, (_, _, ident) in reversed(list(enumerate(first)))}
+    again = {ident: n for n, (_, _, ident) in reversed(list(enumerate(second)))}
+    assert [shape[i] for _, _, i in first] == [again[i] for _, _, i in second]
 
 
 def test_make_is_called_once_per_instance_over_one_db_and_cache():

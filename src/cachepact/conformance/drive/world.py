@@ -250,7 +250,7 @@ class World:
                 return scheduler.add(
                     len(last) - 1,
                     self.body(op, kind, arg, value),
-                    self.deployment.next_thread(instance),
+                    self.deployment.next_thread(instance, writes=kind == WRITE),
                     self.context(op),
                 )
             return None
