@@ -198,7 +198,7 @@ class Judge:
         if call == "look" or call == "lease":
             self._looked.add(ck)
             if isinstance(ck, HashField):
-                self._looked.add(ck.key)  # a look into a hash: its fields are where reads are served
+                self._looked.add(_text(ck.key))  # a look into a hash: its fields are where reads are served
         if known is not None and ck not in self._provisional:
             return known  # the common case: a key learned for good
         if ck in self.claim_keys or ck in self._histories:
@@ -267,7 +267,7 @@ class Judge:
         declares the hash does before it writes a field it names in ARGV)."""
         if ck in self._looked:
             return True
-        return isinstance(ck, HashField) and (ck.key in self._looked or _text(ck.key) in self._looked)
+        return isinstance(ck, HashField) and _text(ck.key) in self._looked
 
     def _claim_keys(self, claim_key: Callable[[Any], Any] | None) -> dict[Any, int]:
         """``claim_key``'s cache keys, each the claim on one run key's entry."""

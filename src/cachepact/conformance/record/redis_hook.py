@@ -226,8 +226,8 @@ class RedisRecording:
         it. Without this a script filling ``user:k1[value]`` stored the whole hash, a payload no
         decode could read (a false who-populates)."""
         known = self.server.fields
-        if not any(_is_hash(v) for v in (*before, *after)) and not any(k in known for k in touched):
-            return touched, before, after
+        if not any(k in known for k in touched) and not any(_is_hash(v) for v in (*before, *after)):
+            return touched, before, after  # the common case: no hash in sight
         keys, was, now = [], [], []
         named = set(touched)
         for k, b, a in zip(touched, before, after):
@@ -240,7 +240,7 @@ class RedisRecording:
             # The hash itself is no entry: its fields are, those looked at already and the new ones.
             old, new = (b[1] or {}) if b else {}, (a[1] or {}) if a else {}
             fields = [f for f in (HashField(k, f) for f in sorted(set(old) | set(new))) if f not in named]
-            self.server.fields.setdefault(k, set()).update(fields)
+            known.setdefault(k, set()).update(fields)
             for f in fields:
                 keys.append(f), was.append(old.get(f.field)), now.append(new.get(f.field))
             for entry in parsed:
@@ -816,9 +816,6 @@ class hooked:
             async_refusal.uninstall()
 
 
-__all__ = ["Batch", "RedisRecording", "Sent", "hooked", "render", "shown_key"]
-
-
 def _is_hash(observed: Any) -> bool:
     """A look's value is a whole hash (the view reads a hash key as ``("hash", {field: value})``)."""
     return type(observed) is tuple and len(observed) == 2 and observed[0] == "hash"
@@ -857,3 +854,6 @@ def _holds_entries(key: Any, before: Any, after: Any) -> bool:
     appends) is a side record, read whole, as a list is."""
     fields = [*((before or (None, {}))[1] or {}), *((after or (None, {}))[1] or {})]
     return any(RUN_KEY.search(_text(x) or "") for x in (key, *fields))
+
+
+__all__ = ["Batch", "RedisRecording", "Sent", "hooked", "render", "shown_key"]
