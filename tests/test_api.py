@@ -99,9 +99,10 @@ def test_library_errors_speak_of_parameters_and_carry_fields():
     assert str(e.value) == "max_ops must be between 2 and 6, not 50" and "--" not in str(e.value)
     with pytest.raises(
         cachepact.InvalidArgument,
-        match=r"^pattern 'write-behind' is not modelled yet \(its flush is background work\); use one of",
+        match=r"^pattern 'read-through\+write-behnd': 'write-behnd' is not a write half; use one of: invalidate, "
+        r"write-through, write-behind$",
     ):
-        cachepact.check(cache_aside, "write-behind")
+        cachepact.check(cache_aside, "read-through+write-behnd")
     with pytest.raises(cachepact.InvalidArgument, match=r"^replay 'r:k1' is not a replay string"):
         cachepact.check(cache_aside, "cache-aside", replay="r:k1")
 

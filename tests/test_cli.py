@@ -39,16 +39,27 @@ def test_explain_prints_the_seed_table(capsys):
     code, out, _ = run(capsys, "explain")
     assert code == 0
     lines = out.splitlines()
-    # The seed's two patterns first, then the write-through ones
-    assert lines[0].split() == ["step", "cache-aside", "read-through", "write-through", "cache-aside+write-through"]
+    # The seed's two patterns first, then the write-through ones, then those with background work
+    assert lines[0].split() == [
+        "step",
+        "cache-aside",
+        "read-through",
+        "write-through",
+        "cache-aside+write-through",
+        "refresh-ahead",
+        "write-behind",
+    ]
     load = next(line for line in lines if line.startswith("read, miss: load"))
     assert "App: db.get(k1)" in load and "Cache: db.get(k1)" in load
     populate = next(line for line in lines if line.startswith("read, miss: populate"))
     assert "App: cache.set(k1, v0)" in populate and "Cache: cache.set(k1, v0)" in populate
     write = next(line for line in lines if line.startswith("write"))
-    assert write.count("App: db.put(k1, v1); App: cache.delete(k1)") == 2
+    assert write.count("App: db.put(k1, v1); App: cache.delete(k1)") == 3  # refresh-ahead's write too
     assert "Cache: db.put(k1, v1); Cache: cache.set(k1, v1)" in write  # write-through's library
     assert "App: db.put(k1, v1); App: cache.set(k1, v1)" in write  # the app writing through
+    background = next(line for line in lines if line.startswith("background"))
+    assert "refresh: Cache: db.get(k1) -> v0; Cache: cache.set(k1, v0)" in background
+    assert "flush: Cache: cache.get(k1) -> v1; Cache: db.put(k1, v1)" in background
 
 
 def test_explain_one_pattern(capsys):

@@ -11,10 +11,11 @@ import pytest
 import cachepact
 from cachepact.cli import main
 from cachepact.diagrams import messages, render, sequence_graph, to_dot, to_mermaid
-from cachepact.model import APP, CACHE_ASIDE, PATTERNS, Actor, Kind, Scenario, Step, Trace, explore, flow
+from cachepact.model import APP, CACHE_ASIDE, PATTERNS, Actor, Kind, Scenario, Step, Trace, explore, flow, flows_of
 
 GOLDEN = Path(__file__).parent / "golden"
 CASES = [(name, f) for name in PATTERNS for f in ("read-hit", "read-miss", "write")]
+BACKGROUND = [(name, f) for name, p in PATTERNS.items() for f in ("refresh", "flush") if f in flows_of(p)]
 
 
 @pytest.mark.parametrize(("pattern", "name"), CASES)
@@ -24,8 +25,11 @@ def test_each_flow_graph_has_exactly_the_seed_steps_in_order_with_the_right_acto
     got = [(u[0], v[0], d["label"]) for u, v, d in messages(g)]
     p = PATTERNS[pattern]
     who = str(p.load_by)
-    writer = str(p.by(Kind.PUT))
+    writer = str(p.write[0].by)
     store = ("App", "Cache", "2. delete(k1)") if p.has(Kind.INVALIDATE) else (writer, "Cache", "2. set(k1, v1)")
+    write = [(writer, "DB", "1. put(k1, v1)"), store]
+    if p.write[0].kind is Kind.STORE:  # write-behind: the write only stores; its flush puts the DB later
+        write = [("App", "Cache", "1. set(k1, v1)")]
     expected = {
         "read-hit": [("App", "Cache", "1. get(k1) -> v0")],
         "read-miss": [
@@ -33,13 +37,33 @@ def test_each_flow_graph_has_exactly_the_seed_steps_in_order_with_the_right_acto
             (who, "DB", "2. get(k1) -> v0"),
             (who, "Cache", "3. set(k1, v0)"),
         ],
-        "write": [(writer, "DB", "1. put(k1, v1)"), store],
+        "write": write,
     }[name]
     assert got == expected
     assert g.graph["lifelines"] == ["App", "Cache", "DB"]
 
 
-@pytest.mark.parametrize(("pattern", "name"), CASES)
+@pytest.mark.parametrize(("pattern", "name"), BACKGROUND)
+def test_background_work_is_drawn_on_a_lifeline_of_its_own_after_the_operation_that_started_it(pattern, name):
+    g = sequence_graph(flow(PATTERNS[pattern], name))
+    worker = "Cache rf1" if name == "refresh" else "Cache fl1"
+    assert g.graph["lifelines"] == ["App r1" if name == "refresh" else "App w1", worker, "Cache", "DB"]
+    got = [(u[0], v[0], d["label"]) for u, v, d in messages(g)]
+    if name == "refresh":  # the hit returns the aged entry; the refresh reloads it behind the read
+        assert got == [
+            ("App r1", "Cache", "1. get(k1) -> v0"),
+            (worker, "DB", "2. get(k1) -> v0"),
+            (worker, "Cache", "3. set(k1, v0)"),
+        ]
+    else:  # the write stores its value and returns; the flush takes it and puts it into the DB
+        assert got == [
+            ("App w1", "Cache", "1. set(k1, v1)"),
+            (worker, "Cache", "2. get(k1) -> v1"),
+            (worker, "DB", "3. put(k1, v1)"),
+        ]
+
+
+@pytest.mark.parametrize(("pattern", "name"), CASES + BACKGROUND)
 def test_mermaid_and_dot_match_the_golden_files(pattern, name):
     g = sequence_graph(flow(PATTERNS[pattern], name))
     assert to_mermaid(g) == (GOLDEN / f"{pattern}-{name}.mmd").read_text()

@@ -30,7 +30,8 @@ from .model import (
     DEFAULT_MAX_STATES,
     FLOWS,
     INVARIANTS,
-    PATTERNS,
+    NAMED,
+    RACES,
     SITUATIONS,
     Exploration,
     Scenario,
@@ -130,6 +131,17 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--absent", action="store_true", help="every key starts with no value in the DB")
     ex.add_argument("--evictions", action="store_true", help="the cache may drop any entry at any moment")
     ex.add_argument(
+        "--clock",
+        action="store_true",
+        help="time moves inside the run: a lock or lease held past its timeout is gone (with --locks or --leases)",
+    )
+    ex.add_argument(
+        "--background-workers",
+        type=whole_number(1, MAX_EXPLORE_OPS),
+        default=2,
+        help="refreshes and flushes of each kind that may run at once (refresh-ahead, write-behind)",
+    )
+    ex.add_argument(
         "--max-states",
         type=whole_number(1, MAX_EXPLORE_STATES),
         default=DEFAULT_MAX_STATES,
@@ -149,7 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--flow",
         choices=FLOWS,
         required=True,
-        help="stale-set, crossed-writes: the races (with --leases or --locks: the fix)",
+        help="refresh, flush: an operation and the background work it starts; "
+        f"{', '.join(RACES)}: the races (with --leases or --locks: the fix)",
     )
     dg.add_argument("--leases", action="store_true", help="the lease-guarded variant")
     dg.add_argument("--locks", action="store_true", help="the serialised variant: a per-key lock")
@@ -225,7 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    patterns = [args.pattern] if args.pattern else list(PATTERNS.values())
+    # Every pattern has a name, but a table of all nine pairings is too wide to read: by default the
+    # named ones (a composition is one --pattern away).
+    patterns = [args.pattern] if args.pattern else list(NAMED)
     markdown = args.format == "markdown"
     if args.programs:
         _print(program_table(patterns, markdown=markdown))
@@ -263,7 +278,7 @@ def invariant_table(patterns: list, *, markdown: bool = False) -> str:
         applies = [p.name for p in patterns if inv.applies(p)]
         if not applies:
             continue
-        where = "every pattern" if len(applies) == len(PATTERNS) else ", ".join(applies)
+        where = "every pattern" if len(applies) == len(patterns) > 1 else ", ".join(applies)
         name = f"`{inv.name}`" if markdown else inv.name
         by = ", ".join(f"`{s}`" if markdown else s for s in inv.exercised_by)
         rows.append((name, inv.holds_when, where, by, inv.remedy))
@@ -286,7 +301,7 @@ def situation_table(patterns: list, *, markdown: bool = False) -> str:
         applies = [p.name for p in patterns if s.applies(p)]
         if not applies:
             continue
-        where = "every pattern" if len(applies) == len(PATTERNS) else ", ".join(applies)
+        where = "every pattern" if len(applies) == len(patterns) > 1 else ", ".join(applies)
         rows.append((f"`{s.name}`" if markdown else s.name, s.meaning, _SHOWN[s.shown], where))
     return render_table(("situation", "means", "listed", "applies to"), rows, markdown=markdown)
 
@@ -304,6 +319,8 @@ def cmd_explore(args: argparse.Namespace) -> int:
         sequential=args.sequential,
         absent=args.absent,
         evictions=args.evictions,
+        clock=args.clock,
+        workers=args.background_workers,
     )
     result = explore(scenario, reduce=not args.no_reduce, max_states=args.max_states)
     _print(format_exploration(result, markdown=args.format == "markdown"))
@@ -367,8 +384,8 @@ def cmd_diagram(args: argparse.Namespace) -> int:
     # The race's last step is the culprit unless the variant drawn is a fix of this pattern's races
     # (the lock fixes every pattern's; leases only those whose write deletes).
     fixed = args.locks or (args.leases and args.pattern.fix == "leases")
-    if args.flow in ("stale-set", "crossed-writes") and not fixed:
-        culprit = len(trace) - 1  # the stale fill
+    if args.flow in RACES and not fixed:
+        culprit = len(trace) - 1  # the stale fill, the late flush, the dropped dirty entry
     _write_diagram(trace, args.output, args.format, culprit=culprit, flag="-o")
     return EXIT_OK
 

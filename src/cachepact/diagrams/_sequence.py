@@ -9,12 +9,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..model import Step, Trace, calls_of
+from ..model._participants import is_background
 
 if TYPE_CHECKING:  # networkx loads when a graph is built, not when cachepact.diagrams is imported
     import networkx as nx
 
 
 def lifeline_of_caller(step: Step, many_ops: bool) -> str:
+    # Background work (a refresh, a flush) is drawn as its own activation: a lifeline of its own
+    # beside the Cache's, so its calls are never mistaken for an operation's.
+    if is_background(step.op):
+        return f"{step.actor} {step.op}"
     if str(step.actor) == "App" and many_ops:
         return f"App {step.op}"
     return str(step.actor)
@@ -88,7 +93,9 @@ def sequence_graph(trace: Trace, *, culprit: int | None = None, title: str | Non
         if many_ops
         else ["App"]  # the caller, even where the Cache makes every call (a write-through write)
     )
-    g.graph["lifelines"] = apps + ["Cache", "DB"]  # always drawn, so every diagram has the same frame
+    workers = [f"{actor} {op}" for op in trace.ops for actor in ("Cache", "App") if f"{actor} {op}" in lifelines]
+    workers = [w for w in workers if is_background(w.split(" ", 1)[1])]
+    g.graph["lifelines"] = apps + workers + ["Cache", "DB"]  # always drawn, so every diagram has the same frame
     return g
 
 

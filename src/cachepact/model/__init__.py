@@ -5,16 +5,20 @@ adapters). Modules are private; this ``__init__`` is the model's public API.
 """
 
 from ._explorer import DEFAULT_MAX_STATES, PROPERTIES, Exploration, PropertyResult, explore
-from ._flows import FLOWS, flow, flows_of, program_table, responsibility_table
+from ._flows import FLOWS, RACES, flow, flows_of, program_table, responsibility_table
 from ._participants import Actor
 from ._patterns import (
     CACHE_ASIDE,
     CACHE_ASIDE_WRITE_THROUGH,
+    NAMED,
     PATTERNS,
     READ_THROUGH,
     READS,
+    REFRESH_AHEAD,
+    WRITE_BEHIND,
     WRITE_THROUGH,
     WRITES,
+    Background,
     Half,
     Instr,
     Kind,
@@ -36,14 +40,19 @@ __all__ = [
     "EVENTS",
     "FLOWS",
     "INVARIANTS",
+    "NAMED",
     "PATTERNS",
     "PROPERTIES",
+    "RACES",
     "READS",
     "READ_THROUGH",
+    "REFRESH_AHEAD",
     "SITUATIONS",
     "WRITES",
+    "WRITE_BEHIND",
     "WRITE_THROUGH",
     "Actor",
+    "Background",
     "Call",
     "Exploration",
     "Half",

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from ..errors import StateSpaceTooLarge
-from ._properties import INVARIANTS
+from ._properties import INVARIANTS, invariant_names
 from ._steps import Step, Trace
 from ._system import Label, Scenario, State, System, event_names
 from ._verdict import Verdict
@@ -127,8 +127,9 @@ def _explore(scenario: Scenario, *, reduce: bool, max_states: int, graph: bool) 
     parents: list[tuple[int, Label] | None] = [None]
     states: list[State] = [init]
     edges: list[tuple[int, int, Label]] | None = [] if graph else None
-    names = list(PROPERTIES)
-    checks = list(PROPERTIES.values())
+    applies = invariant_names(scenario.pattern)
+    names = [name for name in PROPERTIES if name in applies]
+    checks = [PROPERTIES[name] for name in names]
     found: dict[str, int] = {}
     _check(init, 0, names, checks, found)
     reached = 0

@@ -17,10 +17,17 @@ How programs run, for every pattern:
 * ``LOCK`` and ``UNLOCK`` take and release the key's lock (the serialising fix, ``Scenario.locks``);
 * a read returns what it loaded; a write completes with its last instruction.
 
-A third program kind, background work (a refresh of a key, a flush of a dirty value), started by an
-operation or by the clock, is where ``refresh-ahead`` and ``write-behind`` will go: a ``Pattern``
-then carries its ``background`` programs beside ``read`` and ``write``. They are named here, so a
-user asking for them is told they are not modelled yet rather than that they do not exist.
+Background work is the third program kind: a refresh of a key (``refresh-ahead``: a hit on an
+entry that has aged serves it and starts one) and a flush of a key's dirty value (``write-behind``:
+a write stores its value as a dirty entry and returns; a flush, started by the clock, puts it into
+the DB later). A ``Half`` carries its ``background`` programs beside its own; the model runs them
+on background workers, and the system is at rest only when no operation is in flight, every worker
+is idle and no dirty value waits for its flush.
+
+* ``REFRESH`` stores what the refresh loaded as the entry (with the pattern's fix, only when
+  nothing changed the entry since the load, as Caffeine discards a raced refresh);
+* ``TAKE`` is the flush picking up the dirty value it will put (a queue's dequeue, a scan of dirty
+  entries); the flush's ``PUT`` then writes it to the DB.
 """
 
 from __future__ import annotations
@@ -42,6 +49,8 @@ class Kind(enum.StrEnum):
     STORE = "store"
     LOCK = "lock"
     UNLOCK = "unlock"
+    REFRESH = "refresh"
+    TAKE = "take"
 
 
 @attrs.frozen
@@ -54,6 +63,17 @@ class Instr:
     kind: Kind
     by: Actor
     strict: bool = True
+
+
+@attrs.frozen(kw_only=True)
+class Background:
+    """Background work a half brings: its program, what starts it (``"hit"``: a read's hit on an
+    entry that has aged; ``"dirty"``: the clock, while a dirty value waits), and what it does."""
+
+    name: str  # "refresh" or "flush": the worker's kind
+    program: tuple[Instr, ...]
+    started_by: str
+    summary: str
 
 
 @attrs.frozen(kw_only=True)
@@ -74,6 +94,7 @@ class Half:
     # loads on a miss: the App in cache-aside+write-through (AWS's lazy loading plus write-through by
     # the app), the Cache in write-through (JCache's CacheWriter).
     by_reader: bool = False
+    background: tuple[Background, ...] = ()
 
 
 @attrs.frozen(kw_only=True)
@@ -93,13 +114,25 @@ class Pattern:
     def write(self) -> tuple[Instr, ...]:
         return self.writes.program
 
+    @property
+    def background(self) -> tuple[Background, ...]:
+        """The background work of both halves (a refresh, a flush), in that order."""
+        return (*self.reads.background, *self.writes.background)
+
+    def background_named(self, name: str) -> Background | None:
+        return next((b for b in self.background if b.name == name), None)
+
+    def _instrs(self) -> tuple[Instr, ...]:
+        return (*self.read, *self.write, *(i for b in self.background for i in b.program))
+
     def by(self, kind: Kind) -> Actor:
-        """Who the pattern names for the first instruction of ``kind`` (in the read, then the write)."""
-        return next(i.by for i in (*self.read, *self.write) if i.kind is kind)
+        """Who the pattern names for the first instruction of ``kind`` (in the read, the write, then
+        background work)."""
+        return next(i.by for i in self._instrs() if i.kind is kind)
 
     def has(self, kind: Kind) -> bool:
-        """Whether either program has an instruction of ``kind``."""
-        return any(i.kind is kind for i in (*self.read, *self.write))
+        """Whether any of its programs, background work included, has an instruction of ``kind``."""
+        return any(i.kind is kind for i in self._instrs())
 
     @property
     def load_by(self) -> Actor:
@@ -135,6 +168,20 @@ READS: dict[str, Half] = {
         program=(_LOOKUP, Instr(Kind.LOAD, Actor.CACHE), Instr(Kind.FILL, Actor.CACHE)),
         summary="the cache (or its library) loads from the DB on a miss and stores the entry itself",
     ),
+    "refresh-ahead": Half(
+        name="refresh-ahead",
+        program=(_LOOKUP, Instr(Kind.LOAD, Actor.CACHE), Instr(Kind.FILL, Actor.CACHE)),
+        summary="the cache loads on a miss, and a hit on an entry that has aged serves it and reloads it "
+        "in the background (Caffeine's refreshAfterWrite)",
+        background=(
+            Background(
+                name="refresh",
+                program=(Instr(Kind.LOAD, Actor.CACHE), Instr(Kind.REFRESH, Actor.CACHE)),
+                started_by="hit",
+                summary="the Cache reloads the entry and stores what it loaded; reads keep the old value meanwhile",
+            ),
+        ),
+    ),
 }
 
 WRITES: dict[str, Half] = {
@@ -163,13 +210,28 @@ WRITES: dict[str, Half] = {
             "one key then never cross"
         ),
     ),
-}
-
-# Names the design fixes for patterns that need background work (a third program kind and the
-# clock): asking for them says so, instead of "unknown".
-_BACKGROUND_ONLY = {
-    "refresh-ahead": "its refresh is background work",
-    "write-behind": "its flush is background work",
+    "write-behind": Half(
+        name="write-behind",
+        # The write stores its value as a dirty entry (through the cache's API, so either party) and
+        # returns; only the Cache's flush may write the DB.
+        program=(Instr(Kind.STORE, Actor.APP, strict=False),),
+        summary="the written value is stored in the cache as a dirty entry and the write returns; the cache "
+        "puts it into the DB later (a flush)",
+        fix="locks",
+        race_hint=(
+            "flush each key's dirty values in order, one flush of a key at a time (one flusher draining a "
+            "queue, or a per-key lock from taking the value to the DB put), keep a dirty entry until its "
+            "flush has landed, and fill on a miss only where no entry is (add, SET NX)"
+        ),
+        background=(
+            Background(
+                name="flush",
+                program=(Instr(Kind.TAKE, Actor.CACHE), Instr(Kind.PUT, Actor.CACHE)),
+                started_by="dirty",
+                summary="the Cache takes a dirty value and puts it into the DB",
+            ),
+        ),
+    ),
 }
 
 
@@ -216,10 +278,29 @@ CACHE_ASIDE_WRITE_THROUGH = compose(
     "write-through",
     summary="The application loads lazily on a miss and writes through: DB first, then the value into the cache.",
 )
+REFRESH_AHEAD = compose(
+    "refresh-ahead",
+    "invalidate",
+    name="refresh-ahead",
+    summary="The cache loads on a miss and reloads an ageing entry in the background while reads keep "
+    "getting the old value; a write puts the DB, then invalidates.",
+)
+WRITE_BEHIND = compose(
+    "read-through",
+    "write-behind",
+    name="write-behind",
+    summary="The cache loads on a miss; a write stores its value in the cache as a dirty entry and returns, "
+    "and the cache flushes it into the DB later.",
+)
 
 # Every distinct pattern, under its own name; composed names that are another's alias resolve to it.
+# ``NAMED`` are those a table shows by default (the design's five, and cache-aside+write-through as
+# AWS describes it). Every pairing of a read half and a write half is a pattern: the named ones, then the rest under
+# their composed names.
+NAMED = (CACHE_ASIDE, READ_THROUGH, WRITE_THROUGH, CACHE_ASIDE_WRITE_THROUGH, REFRESH_AHEAD, WRITE_BEHIND)
+_PAIRS = {p.composed_name for p in NAMED}
 PATTERNS: dict[str, Pattern] = {
-    p.name: p for p in (CACHE_ASIDE, READ_THROUGH, WRITE_THROUGH, CACHE_ASIDE_WRITE_THROUGH)
+    p.name: p for p in (*NAMED, *(compose(r, w) for r in READS for w in WRITES if f"{r}+{w}" not in _PAIRS))
 }
 ALIASES: dict[str, Pattern] = {p.composed_name: p for p in PATTERNS.values() if p.composed_name != p.name}
 
@@ -238,18 +319,11 @@ def pattern_named(name: str) -> Pattern:
         if name in ALIASES:
             return ALIASES[name]
     known = ", ".join(pattern_names())
-    if isinstance(name, str) and name in _BACKGROUND_ONLY:
-        raise InvalidArgument(
-            "pattern", name, f"{name!r} is not modelled yet ({_BACKGROUND_ONLY[name]}); use one of: {known}"
-        )
     if isinstance(name, str) and name.count("+") == 1:
         read, write = name.split("+")
         for half, names, what in ((read, READS, "read"), (write, WRITES, "write")):
             if half not in names:
-                later = f" ({_BACKGROUND_ONLY[half]}, not modelled yet)" if half in _BACKGROUND_ONLY else ""
                 raise InvalidArgument(
-                    "pattern",
-                    name,
-                    f"{name!r}: {half!r} is not a {what} half{later}; use one of: {', '.join(names)}",
+                    "pattern", name, f"{name!r}: {half!r} is not a {what} half; use one of: {', '.join(names)}"
                 )
     raise InvalidArgument("pattern", name, f"{name!r} is unknown; use one of: {known}")

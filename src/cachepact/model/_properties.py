@@ -103,6 +103,30 @@ SITUATIONS: tuple[Situation, ...] = (
     Situation(name="eviction", meaning="the cache dropped an entry on its own", shown="extra", needs=("evictions",)),
     Situation(name="expiry", meaning="an entry's time to live ran out", shown="extra", model=False),
     Situation(name="fill-after-write", meaning="a fill of a key some write had put", shown="internal", model=False),
+    Situation(
+        name="refresh",
+        meaning="a refresh reloaded an entry in the background and stored it",
+        applies=_has(Kind.REFRESH),
+    ),
+    Situation(
+        name="refresh-discarded",
+        meaning="a refresh raced with a write of its key and was discarded",
+        shown="extra",
+        applies=_has(Kind.REFRESH),
+        needs=("fix", "writers"),
+    ),
+    Situation(
+        name="flush",
+        meaning="a flush put a dirty value into the DB",
+        applies=_has(Kind.TAKE),
+        needs=("writers",),
+    ),
+    Situation(
+        name="time-out",
+        meaning="a lock or lease timed out while its holder was still at work",
+        shown="extra",
+        needs=("clock", "concurrent"),
+    ),
 )
 
 INVARIANTS: tuple[Invariant, ...] = (
@@ -196,6 +220,50 @@ INVARIANTS: tuple[Invariant, ...] = (
             "holds {truth}",
         },
         remedy="the pattern as textbooks state it has this race: close it with the pattern's fix",
+    ),
+    Invariant(
+        name="no-lost-write",
+        holds_when="every completed write reaches the DB: at rest, the DB holds each key's last completed "
+        "write; a dirty entry is never dropped or overwritten before its flush",
+        exercised_by=("flush",),
+        applies=_has(Kind.TAKE),
+        state_check="no_lost_write",
+        messages={
+            "dropped": "the dirty entry {where} = {value} was dropped before its flush: the write {op} is lost",
+            "overwritten": "{op} overwrote the dirty entry {where} = {value} before its flush: that write is lost",
+            "db-behind": "with nothing in flight and nothing left to flush, the DB holds {key} = {truth}, older "
+            "than {value} of the completed write {op}",
+            "app-put": "the write {op} put {key}={value} into the DB itself; in {pattern} only the cache's "
+            "flush writes the DB",
+        },
+        remedy="keep a dirty entry until its flush has landed (never evict it first), and fill on a miss only "
+        "where no entry is",
+    ),
+    Invariant(
+        name="flush-order",
+        holds_when="the DB never goes back to an older write's value of a key",
+        exercised_by=("flush",),
+        applies=_has(Kind.TAKE),
+        state_check="flush_order",
+        messages={
+            "went-back": "{op} put {key}={value} after the DB had received {newer}, a later write's value: "
+            "the DB went back in time",
+        },
+        remedy="flush each key's dirty values in the order they were written, one flush of a key at a time",
+    ),
+    Invariant(
+        name="no-stale-refresh",
+        holds_when="a refresh never leaves in the cache a value older than a write of its key that completed, "
+        "or invalidated, after the refresh's load (storing the DB's current value is fine)",
+        exercised_by=("refresh",),
+        applies=_has(Kind.REFRESH),
+        state_check="no_stale_refresh",
+        messages={
+            "stale-refresh": "the refresh {op} loaded {value} and stored it after {writer} replaced it with "
+            "{newer}: the cache holds the old value again",
+        },
+        remedy="discard a refresh whose entry changed since it loaded (Caffeine does): store only if no write "
+        "stored or invalidated the key in between (a version check, WATCH, or a lease the write's delete voids)",
     ),
     Invariant(
         name="hit-after-fill",

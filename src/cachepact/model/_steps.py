@@ -27,6 +27,12 @@ def show(value: Any) -> str:
     return repr(value)
 
 
+# Calls whose result a table leaves blank: they return nothing worth a column.
+_NO_RESULT = frozenset(
+    ("put", "delete", "set", "write", "evict", "expire", "advance", "tick", "blocked", "lock", "unlock", "discard")
+)
+
+
 @attrs.frozen(kw_only=True)
 class Step:
     """One atomic call on the DB or the cache: who made it, for which operation, and what it returned."""
@@ -56,8 +62,8 @@ class Step:
                 return f"{self.value} did not return"
             args = [show(self.key)] + ([show(self.value)] if self.action == "write" else [])
             return f"{self.action}({', '.join(args)}) returned"
-        if self.target == CLOCK:  # the kit moved the virtual clock on
-            return f"clock +{self.value:g} s"
+        if self.target == CLOCK:  # the kit moved the virtual clock on (the model: time passes)
+            return "time passes" if self.value is None else f"clock +{self.value:g} s"
         if self.action == "expire":
             return f"{show(self.key)} expired"
         args = [show(self.key)]
@@ -71,7 +77,20 @@ class Step:
 
     @property
     def shown_result(self) -> str:
-        if self.action in ("put", "delete", "set", "write", "evict", "expire", "advance", "blocked", "lock", "unlock"):
+        if self.action in (
+            "put",
+            "delete",
+            "set",
+            "write",
+            "evict",
+            "expire",
+            "advance",
+            "tick",
+            "blocked",
+            "lock",
+            "unlock",
+            "discard",
+        ):
             return ""
         # A server command may answer other than the payload the step read (EXISTS: 1 or 0).
         reply = getattr(self.command, "reply", None)

@@ -14,14 +14,15 @@ absent, "no value"; a cached ``0`` is then a negative entry), and each write put
 
 from __future__ import annotations
 
+import itertools
 from typing import NamedTuple
 
 import attrs
 
-from ._participants import READ, WRITE, Actor, OpKind
+from ._participants import FLUSH, READ, REFRESH, WRITE, Actor, OpKind
 from ._patterns import Instr, Kind, Pattern
 from ._properties import EVENTS, SITUATIONS
-from ._steps import CACHE, DB, Step
+from ._steps import CACHE, CLOCK, DB, Step
 
 IDLE, DONE = 0, 99  # an op's pc is IDLE, 1 + the index of its next instruction, or DONE
 RETURNING = 98  # with ``defer_return``: every instruction done (or a hit), the op not yet returned
@@ -39,11 +40,24 @@ FILL_DURING_WRITE, WRITE_EV, INVALIDATE_EV, STORE_EV = (
 LEASE_WAIT, ABSENT_READ, NEGATIVE_FILL, EVICTION = (
     _BIT[n] for n in ("lease-wait", "absent-read", "negative-fill", "eviction")
 )
+REFRESH_EV, REFRESH_DISCARDED, FLUSH_EV, TIMEOUT_EV = (
+    _BIT[n] for n in ("refresh", "refresh-discarded", "flush", "time-out")
+)
 
 # OpState.flags
 LEASED = 1  # the read took a lease at its lookup: its fill is a lease_set
 WAITED = 2  # its last lookup was told to wait: it may load and return without filling
 HOLDS = 4  # it holds its key's lock (``Scenario.locks``)
+
+# State.marks, per key
+DIRTY = 1  # the entry holds a write's value no flush has put into the DB yet (write-behind)
+AGED = 2  # the entry has aged past the refresh point since it was stored (refresh-ahead)
+
+# State.broke: what a step did that an invariant forbids, found at the step (the explorer checks
+# states, and these are facts about a step, not about the state it leaves)
+LOST = 1  # a dirty entry was dropped or overwritten before its flush (``no-lost-write``)
+WENT_BACK = 2  # a flush put a value older than one the DB already had (``flush-order``)
+STALE_REFRESH = 4  # a refresh stored a value a write had already replaced (``no-stale-refresh``)
 
 
 def event_names(mask: int) -> tuple[str, ...]:
@@ -74,8 +88,10 @@ class State(NamedTuple):
     # now must not return any of them (``fresh-read``). Bit masks instead of the DB's full write
     # order: the order itself matters only through these sets, and keeping it multiplies states.
     retired: tuple[int, ...]
-    ops: tuple[OpState, ...]  # the explorer: readers first, then writers
+    ops: tuple[OpState, ...]  # the explorer: readers, writers, then background workers
     stale: bool  # some read returned a value older than a write that completed before it began
+    marks: tuple[int, ...]  # per key: DIRTY, AGED
+    broke: int  # LOST, WENT_BACK, STALE_REFRESH
 
 
 class Label(NamedTuple):
@@ -125,16 +141,25 @@ class Scenario:
     sequential: bool = False
     absent: bool = False
     evictions: bool = False
+    # Time moves inside the run: a lock or lease held while the clock passes its timeout is gone
+    # (the holder, paused, does not know). Ageing, for a refresh, needs no flag: it is the
+    # pattern's own clock.
+    clock: bool = False
+    # Background workers of each kind the pattern has (refreshers, flushers): two can run at once,
+    # as a thread per refresh or a Timer per write does; the fix runs a key's one at a time.
+    workers: int = 2
 
     @property
     def name(self) -> str:
         mode = "sequential" if self.sequential else "interleaved"
-        extras = [x for x, on in (("leases", self.leases), ("locks", self.locks), ("evictions", self.evictions)) if on]
+        flags = (("leases", self.leases), ("locks", self.locks), ("evictions", self.evictions), ("time", self.clock))
+        extras = [x for x, on in flags if on]
         extra = f" with {' and '.join(extras)}" if extras else ""
         start = ", keys absent at the start" if self.absent else ""
+        background = "".join(f" + {self.workers} {w.name} worker(s)" for w in self.pattern.background)
         return (
             f"{self.pattern.name}{extra}, {mode}: {self.readers} reader(s) + "
-            f"{self.writers} writer(s) over {self.keys} key(s){start}"
+            f"{self.writers} writer(s){background} over {self.keys} key(s){start}"
         )
 
 
@@ -152,10 +177,35 @@ class System:
     def __init__(self, scenario: Scenario, *, absent: tuple[bool, ...] | None = None) -> None:
         self.scenario = scenario
         self.pattern = scenario.pattern
-        self.programs = {READ: scenario.pattern.read, WRITE: scenario.pattern.write}
+        pattern = scenario.pattern
+        self.programs = {READ: pattern.read, WRITE: pattern.write}
+        refresh, flush = pattern.background_named("refresh"), pattern.background_named("flush")
+        if refresh is not None:
+            self.programs[REFRESH] = refresh.program
+        if flush is not None:
+            self.programs[FLUSH] = flush.program
         if scenario.locks:
             self.programs = {kind: with_locks(program) for kind, program in self.programs.items()}
-        self.kinds: list[OpKind] = [READ] * scenario.readers + [WRITE] * scenario.writers
+        self.refreshes, self.behind = refresh is not None, flush is not None
+        # The fix of a pattern with background work: a refresh stores only while nothing changed
+        # its entry since (leases or locks), a key's flushes run one at a time (the lock), a dirty
+        # entry stays until its flush has landed and a miss fills only where no entry is.
+        self.guarded = scenario.leases or scenario.locks
+        self.safe_behind = self.behind and scenario.locks
+        workers = scenario.workers
+        self.kinds: list[OpKind] = (
+            [READ] * scenario.readers
+            + [WRITE] * scenario.writers
+            + [REFRESH] * (workers if self.refreshes else 0)
+            + [FLUSH] * (workers if self.behind else 0)
+        )
+        # Where each block of interchangeable operations begins (readers, writers, each worker kind).
+        self.blocks = tuple(n for n, kind in enumerate(self.kinds) if n == 0 or self.kinds[n - 1] != kind)
+        self.refreshers = tuple(n for n, kind in enumerate(self.kinds) if kind == REFRESH)
+        self.flushers = tuple(n for n, kind in enumerate(self.kinds) if kind == FLUSH)
+        # Time moves as a model event when something depends on it: entries age (refresh-ahead), or
+        # locks and leases time out (``Scenario.clock``).
+        self.ticks = self.refreshes or (scenario.clock and (scenario.leases or scenario.locks))
         self.readers = scenario.readers
         self.keys = scenario.keys
         self.absent = absent if absent is not None else (scenario.absent,) * scenario.keys
@@ -165,7 +215,11 @@ class System:
         # The conformance judge sees an operation return after its last step: ``finish`` then only
         # marks it RETURNING, with its result, and ``complete`` finishes it at the return.
         self.defer_return = False
-        self.op_names = [f"r{i + 1}" for i in range(scenario.readers)] + [f"w{j + 1}" for j in range(scenario.writers)]
+        counts: dict[OpKind, int] = {}
+        self.op_names = []
+        for kind in self.kinds:
+            counts[kind] = counts.get(kind, 0) + 1
+            self.op_names.append(f"{kind.value}{counts[kind]}")
 
     def initial(self) -> State:
         k = self.keys
@@ -177,6 +231,8 @@ class System:
             retired=(0,) * k,
             ops=(idle,) * len(self.kinds),
             stale=False,
+            marks=(0,) * k,
+            broke=0,
         )
 
     def applicable_events(self) -> tuple[str, ...]:
@@ -189,6 +245,9 @@ class System:
             "leases": sc.leases,
             "absent": sc.absent,
             "evictions": sc.evictions,
+            "clock": sc.clock and (sc.leases or sc.locks),
+            "fix": sc.leases or sc.locks,
+            "workers": sc.workers > 1 or sc.readers > 1,
         }
         return tuple(
             s.name for s in SITUATIONS if s.model and s.applies(sc.pattern) and all(has[need] for need in s.needs)
@@ -197,9 +256,20 @@ class System:
     # -- properties (named, over states) -------------------------------------------------------
 
     @staticmethod
-    def at_rest(s: State) -> bool:
+    def idle(s: State) -> bool:
+        """No operation and no background work in flight."""
         for op in s[OPS]:
             if IDLE < op[PC] < DONE:
+                return False
+        return True
+
+    @staticmethod
+    def at_rest(s: State) -> bool:
+        """Idle, and no dirty value waits for its flush (that flush is work left to do)."""
+        if not System.idle(s):
+            return False
+        for m in s[MARKS]:
+            if m & DIRTY:
                 return False
         return True
 
@@ -215,6 +285,26 @@ class System:
         """No read returned a value older than one whose write completed before the read began."""
         return not s.stale
 
+    @staticmethod
+    def no_lost_write(s: State) -> bool:
+        """No dirty entry was dropped before its flush, and at rest the DB holds each key's last
+        completed write (no value older than a completed write's)."""
+        if s[BROKE] & LOST:
+            return False
+        if not System.at_rest(s):
+            return True
+        return all(not (r >> d & 1) for r, d in zip(s[RETIRED], s[DB_F]))
+
+    @staticmethod
+    def flush_order(s: State) -> bool:
+        """No flush sent the DB back to an older write's value."""
+        return not s[BROKE] & WENT_BACK
+
+    @staticmethod
+    def no_stale_refresh(s: State) -> bool:
+        """No refresh stored a value a write had replaced after the refresh's load."""
+        return not s[BROKE] & STALE_REFRESH
+
     # -- the explorer's driver -----------------------------------------------------------------
 
     def successors(self, s: State, *, symmetric: bool = False) -> list[Transition]:
@@ -225,23 +315,35 @@ class System:
         """
         out: list[Transition] = []
         ops = s[OPS]
-        r = self.readers
-        sequential_busy = self.scenario.sequential and not self.at_rest(s)
+        blocks = self.blocks
+        kinds = self.kinds
+        sequential_busy = self.scenario.sequential and not self.idle(s)
         previous = None
         for i, op in enumerate(ops):
             pc = op[PC]
             if pc == DONE:
                 continue
-            if symmetric and op == previous and i != r:
+            if symmetric and op == previous and i not in blocks:
                 continue
             previous = op
-            if pc == IDLE and sequential_busy:
-                continue
+            if pc == IDLE:
+                if sequential_busy:
+                    continue
+                kind = kinds[i]
+                if kind == REFRESH:
+                    continue  # a refresh starts only from a read's hit on an aged entry
+                if kind == FLUSH:
+                    out += self.flush_starts(s, i)
+                    continue
             out += self.op_successors(s, i)
         if self.scenario.evictions:
             for k, c in enumerate(s[CACHE_F]):
-                if c != NONE:
+                if c != NONE and not (self.safe_behind and s[MARKS][k] & DIRTY):
                     out.append(self.evict(s, k))
+        if self.ticks:
+            tick = self.tick(s)
+            if tick is not None:
+                out.append(tick)
         return out
 
     def op_successors(self, s: State, i: int, *, leased: bool | None = None) -> list[Transition]:
@@ -283,6 +385,10 @@ class System:
             return self.lock(s, i, op, program, j)
         if kind is Kind.UNLOCK:
             return [self.unlock(s, i, op, program, j)]
+        if kind is Kind.REFRESH:
+            return [self.refresh(s, i, op, program, j)]
+        if kind is Kind.TAKE:
+            return [self.take(s, i, op, program, j)]
         return [self.invalidate(s, i, op, program, j)]
 
     # -- the step primitives: one meaning per instruction kind ----------------------------------
@@ -314,11 +420,11 @@ class System:
         if not leased:
             label = (i, by, CACHE, "get", k, NONE, found)
             if found != NONE:
-                return [(label, self.finish(s, i, op, found), HIT)]
+                return [(label, self.hit(s, i, op, found), HIT)]
             return [(label, _with_op(s, i, _new(OpState, (j + 2, k, False, NONE, mask, 0))), MISS)]
         if found != NONE:
             label = (i, by, CACHE, "lease_get", k, NONE, (found, None))
-            return [(label, self.finish(s, i, op, found), HIT)]
+            return [(label, self.hit(s, i, op, found), HIT)]
         if self.lease_out(s, k):
             # Another reader holds the lease: memcache answers "wait and retry".
             if flags & WAITED and self.skip_stutter:
@@ -328,6 +434,24 @@ class System:
             return [(label, _with_op(s, i, waiting), LEASE_WAIT)]
         label = (i, by, CACHE, "lease_get", k, NONE, (None, i))
         return [(label, _with_op(s, i, _new(OpState, (j + 2, k, True, NONE, mask, LEASED))), MISS)]
+
+    def hit(self, s: State, i: int, op: OpState, found: int) -> State:
+        """A read served by the cache returns the entry; in refresh-ahead, a hit on an entry that has
+        aged also starts its refresh on an idle worker (with the fix, only if none of the key's is
+        in flight already, as Caffeine keeps one refresh per key)."""
+        s = self.finish(s, i, op, found)
+        k = op[KEY]
+        if not (self.refreshes and s[MARKS][k] & AGED):
+            return s
+        ops = s[OPS]
+        if self.guarded and any(ops[n][PC] != IDLE and ops[n][KEY] == k for n in self.refreshers):
+            return s
+        for n in self.refreshers:
+            if ops[n][PC] == IDLE:
+                # The refresh holds a token no change of the entry has voided yet (a write's store
+                # or delete voids it): the guarded refresh stores only while it is valid.
+                return _with_op(s, n, _new(OpState, (1, k, True, NONE, 0, 0)))
+        return s
 
     def load(
         self, s: State, i: int, op: OpState, program: tuple[Instr, ...], j: int, *, serve: bool = False
@@ -356,16 +480,24 @@ class System:
         by = program[j].by
         event = self._overlap(s, k)
         negative = v == 0 and self.absent[k]
+        if self.safe_behind:
+            # The safe write-behind fills only where no entry is (add, SET NX): a dirty entry a
+            # write stored after this read missed is never overwritten by the DB's older value.
+            stored = s[CACHE_F][k] == NONE
+            label = (i, by, CACHE, "add", k, v, stored)
+            s2 = self._set_entry(s, k, v) if stored else s
+            event |= (FILL_EV | (NEGATIVE_FILL if negative else 0)) if stored else 0
+            return [(label, self._after(s2, i, op, program, j), event)]
         if not leased:
             label = (i, by, CACHE, "set", k, v, None)
-            s2 = _with(s, CACHE_F, _put(s[CACHE_F], k, v))
+            s2 = self._set_entry(s, k, v)
             return [(label, self._after(s2, i, op, program, j), event | FILL_EV | (NEGATIVE_FILL if negative else 0))]
         if not token:
             label = (i, by, CACHE, "lease_set", k, v, False)
             return [(label, self._after(s, i, op, program, j), event | FILL_REFUSED)]
         label = (i, by, CACHE, "lease_set", k, v, True)
         released = _with_op(s, i, _new(OpState, (op[PC], k, False, v, op[MASK], op[FLAGS])))
-        stored = _with(released, CACHE_F, _put(s[CACHE_F], k, v))
+        stored = self._set_entry(released, k, v)
         out = [(label, self._after(stored, i, op, program, j), event | FILL_EV | (NEGATIVE_FILL if negative else 0))]
         if negative:  # lease_set(key, None, token): release the lease, store nothing
             release = (i, by, CACHE, "lease_set", k, NONE, True)
@@ -377,10 +509,27 @@ class System:
         label = (i, program[j].by, DB, "put", k, value, None)
         put = s[PUT][k]
         ops = _put(s[OPS], i, _new(OpState, (j + 2, k, False, value, put, flags)))
+        marks, broke, event = s[MARKS], s[BROKE], WRITE_EV
+        if self.kinds[i] == FLUSH:
+            event |= FLUSH_EV
+            if put >> (value + 1):  # the DB had already received a newer write's value
+                broke |= WENT_BACK
+            if self.safe_behind and s[CACHE_F][k] == value:  # landed: the entry it flushed is clean now
+                marks = _put(marks, k, marks[k] & ~DIRTY)
         nxt = _new(
-            State, (_put(s[DB_F], k, value), s[CACHE_F], _put(s[PUT], k, put | 1 << value), s[RETIRED], ops, s[STALE])
+            State,
+            (
+                _put(s[DB_F], k, value),
+                s[CACHE_F],
+                _put(s[PUT], k, put | 1 << value),
+                s[RETIRED],
+                ops,
+                s[STALE],
+                marks,
+                broke,
+            ),
         )
-        return label, self._after(nxt, i, ops[i], program, j, advanced=True), WRITE_EV
+        return label, self._after(nxt, i, ops[i], program, j, advanced=True), event
 
     def invalidate(self, s: State, i: int, op: OpState, program: tuple[Instr, ...], j: int) -> Transition:
         """Delete the entry and void every outstanding lease token on the key."""
@@ -393,8 +542,76 @@ class System:
         ``set`` leaves them (only a delete voids them): leases alone do not close write-through's races."""
         k, v = op[KEY], op[LOADED]
         label = (i, program[j].by, CACHE, "set", k, v, None)
-        s2 = _with(s, CACHE_F, _put(s[CACHE_F], k, v))
+        s2 = self._set_entry(self._void_refreshes(s, k), k, v, dirty=self.behind)
+        if self.behind and self.kinds[i] == WRITE:
+            # No DB put of its own: the write's place in the key's history is its store, and every
+            # value numbered before it is older (writes are numbered as they start, and start here).
+            op = _new(OpState, (op[PC], k, op[TOKEN], v, (1 << v) - 1, op[FLAGS]))
+            s2 = _with_op(s2, i, op)
         return label, self._after(s2, i, op, program, j), STORE_EV
+
+    def refresh(self, s: State, i: int, op: OpState, program: tuple[Instr, ...], j: int) -> Transition:
+        """A refresh stores what it loaded. Guarded (the fix), it is discarded when a write changed
+        the entry since the refresh began, or the entry holds a value no flush has put yet."""
+        _, k, token, v, _, _ = op
+        by = program[j].by
+        dirty = s[MARKS][k] & DIRTY
+        if self.guarded and (not token or dirty):
+            label = (i, by, CACHE, "discard", k, v, None)
+            return label, self._after(s, i, op, program, j), REFRESH_DISCARDED
+        broke = s[BROKE]
+        if v != s[DB_F][k] and (not token or s[RETIRED][k] >> v & 1):
+            broke |= STALE_REFRESH  # a write replaced v after the refresh loaded it
+        label = (i, by, CACHE, "set", k, v, None)
+        s2 = self._set_entry(s, k, v)
+        if broke != s[BROKE]:
+            s2 = _with(s2, BROKE, broke)
+        return label, self._after(s2, i, op, program, j), REFRESH_EV
+
+    def take(self, s: State, i: int, op: OpState, program: tuple[Instr, ...], j: int) -> Transition:
+        """A flush takes the dirty value it will put. Unguarded, the entry counts as clean from here
+        (a queue's dequeue); guarded, only once the put has landed. A value no longer there (it was
+        flushed already, or dropped) leaves nothing to put: the flush ends."""
+        k = op[KEY]
+        found = s[CACHE_F][k]
+        label = (i, program[j].by, CACHE, "get", k, NONE, found)
+        if found == NONE or not s[MARKS][k] & DIRTY:
+            return label, self.finish(s, i, op, NONE), 0
+        taken = _with_op(s, i, _new(OpState, (op[PC], k, op[TOKEN], found, op[MASK], op[FLAGS])))
+        if not self.safe_behind:
+            taken = _with(taken, MARKS, _put(s[MARKS], k, s[MARKS][k] & ~DIRTY))
+        return label, self._after(taken, i, taken[OPS][i], program, j), 0
+
+    def flush_starts(self, s: State, i: int) -> list[Transition]:
+        """The clock starts a flush on idle worker ``i`` for any key with a dirty value."""
+        out: list[Transition] = []
+        program = self.programs[FLUSH]
+        for k, m in enumerate(s[MARKS]):
+            if m & DIRTY:
+                started = _new(OpState, (IDLE, k, False, NONE, 0, 0))
+                out += self._instr(s, i, started, program, 0)
+        return out
+
+    def tick(self, s: State) -> Transition | None:
+        """Time passes: every entry ages (refresh-ahead), and with ``Scenario.clock`` every lock and
+        lease held times out (its holder, paused, goes on believing it holds it). None when that
+        changes nothing."""
+        marks = s[MARKS]
+        if self.refreshes:
+            marks = tuple(m | AGED if c != NONE else m for m, c in zip(marks, s[CACHE_F]))
+        ops = s[OPS]
+        if self.scenario.clock:
+            ops = tuple(
+                _new(
+                    OpState, (o[PC], o[KEY], False if kind == READ else o[TOKEN], o[LOADED], o[MASK], o[FLAGS] & ~HOLDS)
+                )
+                for o, kind in zip(ops, self.kinds)
+            )
+        if marks == s[MARKS] and ops == s[OPS]:
+            return None
+        timed_out = TIMEOUT_EV if ops != s[OPS] else 0
+        label = (NOBODY, Actor.CACHE, CLOCK, "tick", NONE, NONE, None)
+        return label, _new(State, (*s[:OPS], ops, s[STALE], marks, s[BROKE])), timed_out
 
     def lock(self, s: State, i: int, op: OpState, program: tuple[Instr, ...], j: int) -> list[Transition]:
         """Take the key's lock; while another operation holds it, this one cannot step (it waits)."""
@@ -415,14 +632,41 @@ class System:
     def evict(self, s: State, k: int) -> Transition:
         """The cache drops an entry on its own (capacity, expiry); leases are untouched."""
         label = (NOBODY, Actor.CACHE, CACHE, "evict", k, NONE, None)
-        return label, _with(s, CACHE_F, _put(s[CACHE_F], k, NONE)), EVICTION
+        s2 = _with(s, CACHE_F, _put(s[CACHE_F], k, NONE))
+        if s[MARKS][k]:
+            lost = s[MARKS][k] & DIRTY  # dropped before its flush: that write is gone
+            s2 = _new(State, (*s2[:MARKS], _put(s[MARKS], k, 0), s[BROKE] | (LOST if lost else 0)))
+        return label, s2, EVICTION
 
     def remove(self, s: State, k: int) -> State:
         ops = list(s[OPS])
         for j, o in enumerate(ops):
             if o[TOKEN] and o[KEY] == k:
                 ops[j] = _new(OpState, (o[PC], k, False, o[LOADED], o[MASK], o[FLAGS]))
-        return _new(State, (s[DB_F], _put(s[CACHE_F], k, NONE), s[PUT], s[RETIRED], tuple(ops), s[STALE]))
+        marks = s[MARKS] if not s[MARKS][k] else _put(s[MARKS], k, 0)
+        return _new(
+            State, (s[DB_F], _put(s[CACHE_F], k, NONE), s[PUT], s[RETIRED], tuple(ops), s[STALE], marks, s[BROKE])
+        )
+
+    def _set_entry(self, s: State, k: int, v: int, *, dirty: bool = False) -> State:
+        """The entry for ``k`` is ``v`` now, fresh (not aged); dirty when a write-behind write stored
+        it. Overwriting a dirty value with another loses that write: no flush will put it."""
+        s2 = _with(s, CACHE_F, _put(s[CACHE_F], k, v))
+        m = s[MARKS][k]
+        mark = DIRTY if dirty else 0
+        if m == mark:
+            return s2
+        broke = s[BROKE] | (LOST if m & DIRTY and not dirty and s[CACHE_F][k] != v else 0)
+        return _new(State, (*s2[:MARKS], _put(s[MARKS], k, mark), broke))
+
+    def _void_refreshes(self, s: State, k: int) -> State:
+        """A write changed ``k``'s entry: a refresh of it in flight may no longer store (guarded)."""
+        ops = s[OPS]
+        for n in self.refreshers:
+            o = ops[n]
+            if o[TOKEN] and o[KEY] == k:
+                s = _with_op(s, n, _new(OpState, (o[PC], k, False, o[LOADED], o[MASK], o[FLAGS])))
+        return s
 
     def _after(
         self, s: State, i: int, op: OpState, program: tuple[Instr, ...], j: int, *, advanced: bool = False
@@ -436,7 +680,10 @@ class System:
         return self.finish(s, i, s[OPS][i], op[LOADED])
 
     def finish(self, s: State, i: int, op: OpState, result: int) -> State:
-        """Op ``i``'s program is done (or it hit), ``result`` its return value."""
+        """Op ``i``'s program is done (or it hit), ``result`` its return value. A background worker
+        goes back to idle: it may be started again."""
+        if self.kinds[i] in (REFRESH, FLUSH):
+            return _with_op(s, i, _IDLE_OP)
         if self.defer_return:
             token = s[OPS][i][TOKEN]
             return _with_op(s, i, _new(OpState, (RETURNING, op[KEY], token, result, op[MASK], op[FLAGS])))
@@ -448,10 +695,10 @@ class System:
         ops = _put(s[OPS], i, DONE_OP)
         if self.kinds[i] == READ:
             stale = s[STALE] or (result >= 0 and bool(op[MASK] >> result & 1))
-            return _new(State, (s[DB_F], s[CACHE_F], s[PUT], s[RETIRED], ops, stale))
+            return _new(State, (s[DB_F], s[CACHE_F], s[PUT], s[RETIRED], ops, stale, s[MARKS], s[BROKE]))
         k = op[KEY]
         retired = _put(s[RETIRED], k, s[RETIRED][k] | op[MASK])
-        return _new(State, (s[DB_F], s[CACHE_F], s[PUT], retired, ops, s[STALE]))
+        return _new(State, (s[DB_F], s[CACHE_F], s[PUT], retired, ops, s[STALE], s[MARKS], s[BROKE]))
 
     def lease_out(self, s: State, k: int) -> bool:
         """A lease is out on ``k`` exactly while some reader of ``k`` holds an unvoided token."""
@@ -463,8 +710,10 @@ class System:
     def _overlap(self, s: State, k: int) -> int:
         ops = s[OPS]
         for j, o in enumerate(ops):
-            if self.kinds[j] == WRITE and IDLE < o[PC] < DONE and o[KEY] == k:
+            if self.kinds[j] in (WRITE, FLUSH) and IDLE < o[PC] < DONE and o[KEY] == k:
                 return FILL_DURING_WRITE
+        if s[MARKS][k] & DIRTY:  # a write-behind write whose flush has not landed is still going on
+            return FILL_DURING_WRITE
         return 0
 
     # -- presentation --------------------------------------------------------------------------
@@ -480,6 +729,8 @@ class System:
     def step_of(self, label: Label) -> Step:
         i, actor, target, action, k, value, result = label
         op = "-" if i == NOBODY else self.op_names[i]
+        if target == CLOCK:
+            return Step(op=op, actor=actor, target=CLOCK, action="tick", key=None)
         if action == "lease_get":
             found, token = result
             shown: object = (
@@ -502,19 +753,24 @@ class System:
         )
 
     def canonical(self, s: State) -> State:
-        """Readers run one program and writers another, so permuting either gives an equivalent state."""
-        r = self.readers
+        """Readers run one program, writers another, each kind of background worker its own, so
+        permuting the operations of a block gives an equivalent state."""
         ops = s[OPS]
-        readers, writers = ops[:r], ops[r:]
-        sorted_ops = (*sorted(readers), *sorted(writers))
-        return s if sorted_ops == ops else _new(State, (*s[:OPS], sorted_ops, s[STALE]))
+        blocks = self.blocks
+        if len(blocks) == 2:  # readers and writers: the common case, kept cheap
+            r = blocks[1]
+            sorted_ops = (*sorted(ops[:r]), *sorted(ops[r:]))
+        else:
+            bounds = (*blocks, len(ops))
+            sorted_ops = tuple(o for a, b in itertools.pairwise(bounds) for o in sorted(ops[a:b]))
+        return s if sorted_ops == ops else _new(State, (*s[:OPS], sorted_ops, *s[STALE:]))
 
 
 def with_locks(program: tuple[Instr, ...]) -> tuple[Instr, ...]:
     """The serialising fix applied to a program: the key's lock taken before its first DB call (for
     a read, so after its lookup missed) and released after its last step. A read that returns
     without filling releases it as it completes."""
-    first = next(n for n, instr in enumerate(program) if instr.kind in (Kind.LOAD, Kind.PUT))
+    first = next(n for n, instr in enumerate(program) if instr.kind in (Kind.LOAD, Kind.PUT, Kind.TAKE, Kind.STORE))
     by = program[first].by
     return (
         *program[:first],
@@ -532,7 +788,8 @@ def _next_kind(program: tuple[Instr, ...], j: int, kind: Kind) -> int:
 # explorer does this millions of times. Field indices below name the positions.
 _new = tuple.__new__
 PC, KEY, TOKEN, LOADED, MASK, FLAGS = range(6)
-DB_F, CACHE_F, PUT, RETIRED, OPS, STALE = range(6)
+DB_F, CACHE_F, PUT, RETIRED, OPS, STALE, MARKS, BROKE = range(8)
+_IDLE_OP = OpState(IDLE, NONE, False, NONE, 0, 0)
 
 
 def _put(t: tuple, k: int, v: object) -> tuple:
