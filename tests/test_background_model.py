@@ -48,6 +48,7 @@ def test_write_behind_loses_a_write_three_ways_and_the_safe_design_closes_all_of
     ]
     # A miss's fill of the DB's older value over the dirty entry a write stored meanwhile.
     assert last_steps(Scenario(pattern=wb), "no-lost-write")[-2:] == ["w1 cache.set(k1, v1)", "r1 cache.set(k1, v0)"]
+    # ... but not one a flush has taken already: that flush still delivers it.
     # Two flushes of one key, taken in write order and put in the other: the DB goes back in time.
     assert last_steps(Scenario(pattern=wb, readers=0, writers=2), "flush-order")[-2:] == [
         "fl2 db.put(k1, v2)",

@@ -172,6 +172,9 @@ INVARIANTS: tuple[Invariant, ...] = (
             "put-twice": "the write {op} put {key}={value} a second time",
             "never-put": "the write {op} never wrote the DB",
             "never-invalidated": "the write {op} wrote the DB but never invalidated {key}: {held}",
+            "put-by-write": "the write {op} put {key}={value} into the DB itself; in {pattern} only the cache's "
+            "flush writes the DB",
+            "background-wrote": "{op}, background work of {pattern}, wrote the DB; only a write (or a flush) may",
         },
         remedy="write the DB first, then make the cache step the pattern names",
     ),
@@ -229,12 +232,10 @@ INVARIANTS: tuple[Invariant, ...] = (
         applies=_has(Kind.TAKE),
         state_check="no_lost_write",
         messages={
-            "dropped": "the dirty entry {where} = {value} was dropped before its flush: the write {op} is lost",
-            "overwritten": "{op} overwrote the dirty entry {where} = {value} before its flush: that write is lost",
             "db-behind": "with nothing in flight and nothing left to flush, the DB holds {key} = {truth}, older "
-            "than {value} of the completed write {op}",
-            "app-put": "the write {op} put {key}={value} into the DB itself; in {pattern} only the cache's "
-            "flush writes the DB",
+            "than {value} of the completed write {op}{how}",
+            "never-flushed": "the run ended with {where} = {value} of the write {op} never flushed: the DB still "
+            "holds {truth}",
         },
         remedy="keep a dirty entry until its flush has landed (never evict it first), and fill on a miss only "
         "where no entry is",

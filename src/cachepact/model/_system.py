@@ -54,8 +54,9 @@ DIRTY = 1  # the entry holds a write's value no flush has put into the DB yet (w
 AGED = 2  # the entry has aged past the refresh point since it was stored (refresh-ahead)
 
 # State.broke: what a step did that an invariant forbids, found at the step (the explorer checks
-# states, and these are facts about a step, not about the state it leaves)
-LOST = 1  # a dirty entry was dropped or overwritten before its flush (``no-lost-write``)
+# states, and these are facts about a step, not about the state it leaves). A dirty value dropped or
+# overwritten before its flush is no such fact: it is lost only if no flush delivers it (a flush may
+# have taken it already), which the state at rest shows (``no_lost_write``).
 WENT_BACK = 2  # a flush put a value older than one the DB already had (``flush-order``)
 STALE_REFRESH = 4  # a refresh stored a value a write had already replaced (``no-stale-refresh``)
 
@@ -192,6 +193,10 @@ class System:
         # entry stays until its flush has landed and a miss fills only where no entry is.
         self.guarded = scenario.leases or scenario.locks
         self.safe_behind = self.behind and scenario.locks
+        # When a flushed entry counts as clean: at the flush's take (a dequeue), or only once its put
+        # has landed with the entry still holding that value. The judge, which sees puts and not
+        # always takes, asks for the second.
+        self.clean_at_put = self.safe_behind
         workers = scenario.workers
         self.kinds: list[OpKind] = (
             [READ] * scenario.readers
@@ -287,10 +292,9 @@ class System:
 
     @staticmethod
     def no_lost_write(s: State) -> bool:
-        """No dirty entry was dropped before its flush, and at rest the DB holds each key's last
-        completed write (no value older than a completed write's)."""
-        if s[BROKE] & LOST:
-            return False
+        """At rest (nothing in flight, nothing left to flush), the DB holds each key's last completed
+        write: no value older than a completed write's. A dirty entry dropped or overwritten before
+        any flush took it leaves the DB behind exactly so."""
         if not System.at_rest(s):
             return True
         return all(not (r >> d & 1) for r, d in zip(s[RETIRED], s[DB_F]))
@@ -512,9 +516,9 @@ class System:
         marks, broke, event = s[MARKS], s[BROKE], WRITE_EV
         if self.kinds[i] == FLUSH:
             event |= FLUSH_EV
-            if put >> (value + 1):  # the DB had already received a newer write's value
+            if self.newer_than(k, value) & put:  # the DB had already received a newer write's value
                 broke |= WENT_BACK
-            if self.safe_behind and s[CACHE_F][k] == value:  # landed: the entry it flushed is clean now
+            if self.clean_at_put and s[CACHE_F][k] == value:  # landed: the entry it flushed is clean now
                 marks = _put(marks, k, marks[k] & ~DIRTY)
         nxt = _new(
             State,
@@ -546,7 +550,7 @@ class System:
         if self.behind and self.kinds[i] == WRITE:
             # No DB put of its own: the write's place in the key's history is its store, and every
             # value numbered before it is older (writes are numbered as they start, and start here).
-            op = _new(OpState, (op[PC], k, op[TOKEN], v, (1 << v) - 1, op[FLAGS]))
+            op = _new(OpState, (op[PC], k, op[TOKEN], v, self.older_than(k, v), op[FLAGS]))
             s2 = _with_op(s2, i, op)
         return label, self._after(s2, i, op, program, j), STORE_EV
 
@@ -560,8 +564,8 @@ class System:
             label = (i, by, CACHE, "discard", k, v, None)
             return label, self._after(s, i, op, program, j), REFRESH_DISCARDED
         broke = s[BROKE]
-        if v != s[DB_F][k] and (not token or s[RETIRED][k] >> v & 1):
-            broke |= STALE_REFRESH  # a write replaced v after the refresh loaded it
+        if v != s[DB_F][k] and v != s[CACHE_F][k] and (not token or s[RETIRED][k] >> v & 1):
+            broke |= STALE_REFRESH  # a write replaced v after the refresh loaded it (judged by effect)
         label = (i, by, CACHE, "set", k, v, None)
         s2 = self._set_entry(s, k, v)
         if broke != s[BROKE]:
@@ -578,7 +582,7 @@ class System:
         if found == NONE or not s[MARKS][k] & DIRTY:
             return label, self.finish(s, i, op, NONE), 0
         taken = _with_op(s, i, _new(OpState, (op[PC], k, op[TOKEN], found, op[MASK], op[FLAGS])))
-        if not self.safe_behind:
+        if not self.clean_at_put:
             taken = _with(taken, MARKS, _put(s[MARKS], k, s[MARKS][k] & ~DIRTY))
         return label, self._after(taken, i, taken[OPS][i], program, j), 0
 
@@ -633,9 +637,8 @@ class System:
         """The cache drops an entry on its own (capacity, expiry); leases are untouched."""
         label = (NOBODY, Actor.CACHE, CACHE, "evict", k, NONE, None)
         s2 = _with(s, CACHE_F, _put(s[CACHE_F], k, NONE))
-        if s[MARKS][k]:
-            lost = s[MARKS][k] & DIRTY  # dropped before its flush: that write is gone
-            s2 = _new(State, (*s2[:MARKS], _put(s[MARKS], k, 0), s[BROKE] | (LOST if lost else 0)))
+        if s[MARKS][k]:  # a dirty value dropped before a flush took it: no flush will put it now
+            s2 = _with(s2, MARKS, _put(s[MARKS], k, 0))
         return label, s2, EVICTION
 
     def remove(self, s: State, k: int) -> State:
@@ -650,23 +653,30 @@ class System:
 
     def _set_entry(self, s: State, k: int, v: int, *, dirty: bool = False) -> State:
         """The entry for ``k`` is ``v`` now, fresh (not aged); dirty when a write-behind write stored
-        it. Overwriting a dirty value with another loses that write: no flush will put it."""
+        it. A dirty value overwritten by another (a fill, a refresh) before a flush took it is lost."""
         s2 = _with(s, CACHE_F, _put(s[CACHE_F], k, v))
-        m = s[MARKS][k]
         mark = DIRTY if dirty else 0
-        if m == mark:
-            return s2
-        broke = s[BROKE] | (LOST if m & DIRTY and not dirty and s[CACHE_F][k] != v else 0)
-        return _new(State, (*s2[:MARKS], _put(s[MARKS], k, mark), broke))
+        return s2 if s[MARKS][k] == mark else _with(s2, MARKS, _put(s[MARKS], k, mark))
 
     def _void_refreshes(self, s: State, k: int) -> State:
         """A write changed ``k``'s entry: a refresh of it in flight may no longer store (guarded)."""
+        if not self.refreshes:
+            return s
         ops = s[OPS]
-        for n in self.refreshers:
+        for n, kind in enumerate(self.kinds):  # the judge adds refreshes as they begin
             o = ops[n]
-            if o[TOKEN] and o[KEY] == k:
+            if kind == REFRESH and o[TOKEN] and o[KEY] == k:
                 s = _with_op(s, n, _new(OpState, (o[PC], k, False, o[LOADED], o[MASK], o[FLAGS])))
         return s
+
+    # A key's write order: which values are older, which newer, than ``v``. In the model writes are
+    # numbered in the order they take effect (a write-behind write starts with its store); the judge,
+    # whose writes are numbered as they begin, orders them by their stores instead.
+    def older_than(self, k: int, v: int) -> int:
+        return (1 << v) - 1
+
+    def newer_than(self, k: int, v: int) -> int:
+        return -1 << (v + 1)
 
     def _after(
         self, s: State, i: int, op: OpState, program: tuple[Instr, ...], j: int, *, advanced: bool = False
@@ -701,7 +711,11 @@ class System:
         return _new(State, (s[DB_F], s[CACHE_F], s[PUT], retired, ops, s[STALE], s[MARKS], s[BROKE]))
 
     def lease_out(self, s: State, k: int) -> bool:
-        """A lease is out on ``k`` exactly while some reader of ``k`` holds an unvoided token."""
+        """A lease is out on ``k`` exactly while some reader of ``k`` holds an unvoided token (a
+        refresh's token is no lease)."""
+        if self.refreshes:
+            kinds = self.kinds
+            return any(o[TOKEN] and o[KEY] == k and kinds[n] == READ for n, o in enumerate(s[OPS]))
         for o in s[OPS]:
             if o[TOKEN] and o[KEY] == k:
                 return True

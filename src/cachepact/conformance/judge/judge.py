@@ -27,10 +27,10 @@ import attrs
 from ...backends import HashField
 from ...errors import DefinitionError
 from ...model import Kind, Pattern, Step, show
-from ...model._participants import READ, WRITE
+from ...model._participants import READ, WRITE, OpKind
 from ...model._properties import BY_NAME
 from ...model._system import ABSENT as ABSENT_ID
-from ...model._system import CACHE_F, DB_F, NONE
+from ...model._system import CACHE_F, DB_F, DIRTY, MARKS, NONE
 from .._contract import ABSENT, NO_ENTRY, Adapter
 from ..drive.replay import INITIAL, KEYS
 from ..record.decode import TOKEN, UNDECODABLE, default_decode
@@ -109,6 +109,11 @@ class Judge:
         self.finding: Finding | None = None
         self.findings: list[Finding] = []
         self.redis_leases = False  # the run used cachepact.leases (for the write-order message)
+        # Background workers (a refresh thread, a flusher): each unit of their work on one key is an
+        # operation of the model's, begun at the worker's first call on that key.
+        self.workers: dict[str, OpKind] = {}
+        self._units: dict[str, int] = {}  # a worker -> the model slot of its unit in flight
+        self._busy: set[str] = set()  # workers at work (started, not idle): the system is not at rest
 
     @property
     def reached(self) -> set[str]:
@@ -332,9 +337,48 @@ class Judge:
             self._write_value[op] = value
             self._write_ops.add(op)
 
+    def worker(self, name: str, kind: OpKind) -> None:
+        """``name`` is background work of ``kind`` (a refresh, a flush): its calls are judged by the
+        background invariants, each key's stretch of them as one unit of work."""
+        self.workers[name] = kind
+
+    def worker_busy(self, name: str) -> None:
+        """The worker has work (a refresh thread started, a flush due): nothing is at rest until it
+        is idle again, whether or not it has made a call yet."""
+        self._busy.add(name)
+
+    def worker_idle(self, name: str) -> None:
+        """The worker is idle or gone: the unit it was on is over."""
+        self._busy.discard(name)
+        self._end_unit(name)
+
+    def _end_unit(self, name: str) -> None:
+        i = self._units.pop(name, None)
+        if i is not None:
+            self.op_index.pop(name, None)
+            self.refinement.end_background(i)
+
+    def _unit(self, step: Step) -> int | None:
+        """The model slot of the worker's unit of work for this call's key: its current one, or a new
+        one begun (the one before it over) when it moves to another key or finished its program."""
+        name = step.op
+        if step.target == "db":
+            k = KEY_INDEX.get(step.key)
+        else:
+            k = self.cache_keys.get(step.key)
+            k = _named_key(step.key) if k is None else k
+        if k is None:
+            return None  # a key that holds no entry (a lock, a queue): nothing the model follows
+        i = self._units.get(name)
+        if i is not None and self.refinement.ops[i].key == k and not self.refinement.background_done(i):
+            return i
+        self._end_unit(name)
+        i = self._units[name] = self.op_index[name] = self.refinement.begin(self.workers[name], name, k)
+        return i
+
     def observe(self, index: int, step: Step, effect: Effect) -> Finding | None:
         """Judge one call the moment it happens; the first finding of the run is kept."""
-        i = self.op_index.get(step.op)
+        i = self._unit(step) if step.op in self.workers else self.op_index.get(step.op)
         if i is None:
             return None
         if self.cache_key is not None:
@@ -344,7 +388,10 @@ class Judge:
             return None
         if obs.changed and obs.kind in (Kind.FILL, Kind.PUT):
             self._unsettled.add(obs.key)  # an entry or a DB value changed: look at it at the next rest
-        return self._found(self.refinement.observe(i, obs), step.op, index)
+        found = self._found(self.refinement.observe(i, obs), step.op, index)
+        if step.op in self._units and self.refinement.background_done(i):
+            self._end_unit(step.op)  # its program is done: the next call on the key is new work
+        return found
 
     def finish(self, op: str, result: Any, index: int) -> Finding | None:
         if self.cache_key is not None:
@@ -360,15 +407,35 @@ class Judge:
 
     def evicted(self, ck: Any, *, expired: bool = False) -> None:
         """The cache dropped an entry on its own (legal): its capacity, or the kit's clock passed the
-        entry's deadline (``expired``)."""
+        entry's deadline (``expired``). A dirty one (write-behind) takes its write with it, unless a
+        flush has it already: the next rest point tells."""
         k = self.cache_keys.get(ck)
         if k is not None:
             self.refinement.evict(k, expired=expired)
         else:
             self._claims.pop(ck, None)  # a lease or a lock that ran out: nobody's claim now
 
+    def unflushed(self, index: int) -> Finding | None:
+        """The run is over and its background work idle: a dirty value left now is never flushed."""
+        s = self.refinement.state
+        for k, m in enumerate(s[MARKS]):
+            if m & DIRTY:
+                v = s[CACHE_F][k]
+                message = BY_NAME["no-lost-write"].message(
+                    "never-flushed",
+                    {
+                        "where": KEYS[k],
+                        "value": self.name(k, v, entry=True),
+                        "op": self.refinement.writer_of.get((k, v), "a write"),
+                        "truth": self.name(k, s[DB_F][k]),
+                    },
+                )
+                op = self.refinement.writer_of.get((k, v), "-")
+                return self.keep(Finding(invariant="no-lost-write", message=message, op=op, culprit=index, key=KEYS[k]))
+        return None
+
     def in_flight(self) -> bool:
-        return self.refinement.in_flight()
+        return bool(self._busy) or self.refinement.in_flight()
 
     def at_rest(
         self, peek: Callable[[Any], Any], op: str, index: int, *, steps: list[Step] | None = None
@@ -380,6 +447,10 @@ class Judge:
         """
         if self.cache_key is not None:
             self._follow_cache_key()
+        if self.refinement.dirty():
+            return None  # a dirty value waits for its flush: work is left, the system is not at rest
+        lost = self.refinement.lost_at_rest() if self.refinement.system.behind else None
+        behind = self._found(lost, op, index)  # the DB lacks a completed write; the cache may disagree too
         unsettled, self._unsettled = self._unsettled, set()
         for ck, k, v, truth in self.incoherent(peek, only=unsettled, follow=False):
             key = KEYS[k]
@@ -398,7 +469,7 @@ class Judge:
                 "stale-entry",
                 {"op": op, "where": where, "value": self.name(k, v, entry=True), "truth": self.name(k, truth)},
             )
-            return self.keep(
+            stale = self.keep(
                 Finding(
                     invariant="coherent-at-rest",
                     message=message,
@@ -409,7 +480,8 @@ class Judge:
                     hint=hint,
                 )
             )
-        return None
+            return behind or stale
+        return behind
 
     def incoherent(
         self, peek: Callable[[Any], Any], *, only: set[int] | None = None, follow: bool = True
@@ -506,8 +578,9 @@ class Judge:
             k = KEY_INDEX.get(step.key)
             if k is None:
                 return None  # a key the run does not have: its reads return None, judged at return
-            if step.action == "get":
-                return Obs(Kind.LOAD, actor, k, result=self.value_id(k, self._db_value(step.result)))
+            if step.action == "get":  # a DB read leaves the entry as it was
+                entry = (self.refinement.state[CACHE_F][k], False)
+                return Obs(Kind.LOAD, actor, k, result=self.value_id(k, self._db_value(step.result)), after=entry)
             return Obs(
                 Kind.PUT,
                 actor,

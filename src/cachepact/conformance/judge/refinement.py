@@ -31,14 +31,16 @@ from typing import NamedTuple
 
 import attrs
 
-from ...model._participants import READ, WRITE, Actor
+from ...model._participants import BACKGROUND, FLUSH, READ, REFRESH, WRITE, Actor
 from ...model._patterns import Instr, Kind
 from ...model._properties import BY_NAME
 from ...model._steps import CACHE, DB
 from ...model._system import (
     ABSENT,
+    BROKE,
     CACHE_F,
     DB_F,
+    DIRTY,
     DONE,
     EVENTS,
     FILL_DURING_WRITE,
@@ -48,15 +50,18 @@ from ...model._system import (
     KEY,
     LEASED,
     LOADED,
+    MARKS,
     MASK,
     NONE,
     OPS,
     PC,
     PUT,
+    REFRESH_DISCARDED,
     RETIRED,
     RETURNING,
     TOKEN,
     WAITED,
+    WENT_BACK,
     OpState,
     Scenario,
     State,
@@ -175,7 +180,8 @@ Names = Callable[[int, int], str]  # (key, value) -> how reports write a value
 
 @functools.cache
 def _scenario(pattern: object, keys: int) -> Scenario:
-    return Scenario(pattern=pattern, readers=0, writers=0, keys=keys)  # type: ignore[arg-type]
+    # No operations and no workers to begin with: the judge adds each as the run begins it.
+    return Scenario(pattern=pattern, readers=0, writers=0, keys=keys, workers=0)  # type: ignore[arg-type]
 
 
 @functools.cache
@@ -184,14 +190,24 @@ def _writes(pattern: object) -> tuple[bool, bool]:
     return pattern.has(Kind.INVALIDATE), pattern.has(Kind.STORE)  # type: ignore[attr-defined]
 
 
+DONE_IDLE = OpState(DONE, NONE, False, NONE, 0, 0)
+
+
+def _index(program: tuple[Instr, ...], kind: Kind) -> int:
+    return next(n for n, instr in enumerate(program) if instr.kind is kind)
+
+
 @functools.cache
 def _nilable(pattern: object) -> dict[str, frozenset[int]]:
     """The pcs at which an op's current instruction may be left out when its effect is nil."""
     programs = {READ: pattern.read, WRITE: pattern.write}  # type: ignore[attr-defined]
-    return {
+    nilable = {
         kind: frozenset(j + 1 for j, instr in enumerate(program) if instr.kind in (Kind.FILL, Kind.INVALIDATE))
         for kind, program in programs.items()
     }
+    # Background work owes no step: what it does is judged by effect, what it leaves out by the state
+    # it leaves (a flush never made is a write the DB lacks at rest).
+    return {**nilable, REFRESH: frozenset(), FLUSH: frozenset()}
 
 
 class Refinement:
@@ -222,6 +238,16 @@ class Refinement:
         # pattern whose write invalidates, it is a store where a delete belongs.
         self._invalidates, self._stores = _writes(pattern)
         self.filled_at: dict[int, int] = {}  # key -> clock_moves when its entry was filled (not dropped since)
+        # Background work: a key's write order is the order of its writes' stores (write-behind), and
+        # an entry counts as clean once a flush's put of its value has landed.
+        self.system.clean_at_put = True
+        self.system.older_than = self._older_than  # type: ignore[method-assign]
+        self.system.newer_than = self._newer_than  # type: ignore[method-assign]
+        self.stored: list[list[int]] = [[0] for _ in range(keys)]  # per key: write values in store order
+        self.writer_of: dict[tuple[int, int], str] = {}  # (key, value) -> the write that wrote it
+        # Per key: how its last dirty value went before a flush put it (dropped by the cache, or
+        # overwritten by a read's fill): lost, if no flush delivers it, which the state at rest says.
+        self.lost_how: dict[int, str] = {}
 
     # -- operations ------------------------------------------------------------------------------
 
@@ -232,9 +258,12 @@ class Refinement:
         sequential run keeps one op in the state, not every op it ever ran."""
         sys_ = self.system
         s = self.state
-        # A read starts knowing which values are already too old to return; a write, its value.
+        # A read starts knowing which values are already too old to return; a write, its value; a
+        # refresh holds a token no change of its entry has voided yet.
         mask = s[RETIRED][key] if kind == READ else 0
-        started = _new(OpState, (1, key, False, NONE if kind == READ else value, mask, 0))
+        started = _new(OpState, (1, key, kind == REFRESH, value if kind == WRITE else NONE, mask, 0))
+        if kind == WRITE:
+            self.writer_of[key, value] = name
         if self._free:
             i = self._free.pop()
             sys_.kinds[i], sys_.op_names[i] = kind, name
@@ -247,6 +276,10 @@ class Refinement:
             self.state = _with(s, OPS, (*s[OPS], started))
         op = _Op(kind, name, key, mask)
         op.start_empty = s[CACHE_F][key] == NONE
+        self.ops[i] = op
+        self.running += 1
+        if kind in BACKGROUND:
+            return i
         if mask:
             self.reached.add("read-after-write")
         # A read and a write of one key overlap whichever began first (a read that begins while a
@@ -259,19 +292,22 @@ class Refinement:
                 other.overlapped = True
             else:
                 op.overlapped = True
-        self.ops[i] = op
-        self.running += 1
         return i
 
     def observe(self, i: int, obs: Obs) -> Rejection | None:
         """Op ``i`` made the call ``obs``: take the step it matches, or say which invariant it breaks."""
         op = self.ops[i]
+        if op.kind in BACKGROUND:
+            broke = self.state[BROKE]
+            return self._background(i, op, obs) or self._broke(i, op, obs, broke)
         nilable = self._nilable[op.kind]
         if self.state[OPS][i][PC] in nilable:
             self._note_nil(i)
         if obs.kind is Kind.FILL and op.kind == WRITE and self._stores:
             obs = obs._replace(kind=Kind.STORE)
         kind = obs.kind
+        if kind is Kind.FILL and self.system.behind and obs.changed:
+            self._note_overwrite(obs.key, op.name)
         if kind is Kind.INVALIDATE and op.kind == WRITE and obs.key == op.key and not self._past_put(i):
             op.removed_early = True  # legal, as any extra removal; said if the write then never invalidates
         if kind is Kind.LOOKUP:
@@ -285,6 +321,144 @@ class Refinement:
         if self.state[OPS][i][PC] in nilable:
             self._note_nil(i)
         return rejection
+
+    # -- background work --------------------------------------------------------------------------
+
+    def _background(self, i: int, op: _Op, obs: Obs) -> Rejection | None:
+        """A call of a refresh or a flush, judged by effect: what it loads, what it stores over, what
+        it puts into the DB and in which order. Background work owes no step, so nothing it does is
+        out of place; what it must not do is what the three background invariants forbid."""
+        s = self.state
+        o = s[OPS][i]
+        k = obs.key
+        kind = obs.kind
+        sys_ = self.system
+        program = sys_.programs[op.kind]
+        if kind is Kind.LOAD and op.kind == REFRESH and k == op.key:
+            if obs.result != s[DB_F][k]:
+                s = _with(s, DB_F, _put(s[DB_F], k, obs.result))  # keep in step with the DB
+            j = _index(program, Kind.REFRESH)
+            self.state = _with_op(s, i, _new(OpState, (j + 1, k, o[TOKEN], obs.result, o[MASK], o[FLAGS])))
+            return None
+        if kind is Kind.FILL and obs.changed and obs.value != NONE:
+            if op.kind == REFRESH and k == op.key:
+                j = _index(program, Kind.REFRESH)
+                o = _new(OpState, (j + 1, k, o[TOKEN], obs.value, o[MASK], o[FLAGS]))
+                _, nxt, event = sys_.refresh(_with_op(s, i, o), i, o, program, j)
+                self.state = nxt
+                self._events(event)
+                op.effective = True
+            else:
+                self._note_overwrite(k, op.name)
+                self.state = sys_._set_entry(s, k, obs.value)
+            return None
+        if kind is Kind.PUT and obs.changed:
+            if op.kind == REFRESH:
+                return self._reject(i, "write-order", "background-wrote", op=op.name, pattern=sys_.pattern.name)
+            j = _index(program, Kind.PUT)
+            # The flush took this value (from the entry, or from a queue the kit does not see).
+            o = _new(OpState, (j + 1, k, o[TOKEN], obs.value, o[MASK], o[FLAGS]))
+            _, nxt, event = sys_.put(_with_op(s, i, o), i, o, program, j)
+            self.state = nxt
+            self._events(event)
+            return None
+        if kind is Kind.INVALIDATE and obs.changed:
+            self._note_overwrite(k, op.name, dropped=True)
+            self.state = sys_.remove(s, k)
+        if self.state[CACHE_F][k] != obs.after[0]:
+            self._sync(obs)
+        return None
+
+    def end_background(self, i: int) -> None:
+        """Background unit ``i`` is over (its worker moved on to another key, or went idle). A refresh
+        that stored nothing after a write changed its entry was discarded, as the fix does."""
+        op = self.ops[i]
+        o = self.state[OPS][i]
+        if op.kind == REFRESH and not op.effective and not o[TOKEN]:
+            self._events(REFRESH_DISCARDED)
+        self.state = _with_op(self.state, i, DONE_IDLE)
+        self._returned(i)
+
+    def background_done(self, i: int) -> bool:
+        """Whether unit ``i`` has made its last step (the model put its worker back to idle)."""
+        return self.state[OPS][i][PC] == IDLE
+
+    def dirty(self) -> bool:
+        """Some entry holds a write's value no flush has put into the DB yet (write-behind)."""
+        return any(m & DIRTY for m in self.state[MARKS])
+
+    def lost_at_rest(self) -> Rejection | None:
+        """At rest, with nothing left to flush: the DB holds each key's last completed write."""
+        s = self.state
+        for k, (retired, db) in enumerate(zip(s[RETIRED], s[DB_F])):
+            if retired >> db & 1:
+                newest = self.stored[k][-1]
+                how = self.lost_how.get(k, "")
+                return Rejection(
+                    "no-lost-write",
+                    "db-behind",
+                    {
+                        "key": self.key_names[k],
+                        "truth": self._v(k, db),
+                        "value": self._v(k, newest),
+                        "op": self.writer_of.get((k, newest), "a write"),
+                        "how": f" ({how} before a flush put it)" if how else "",
+                    },
+                )
+        return None
+
+    def _note_overwrite(self, k: int, by: str, *, dropped: bool = False) -> None:
+        """Before a dirty value of ``k`` is replaced or removed, say how, for the report at rest."""
+        s = self.state
+        if s[MARKS][k] & DIRTY and s[CACHE_F][k] != NONE:
+            value = self._v(k, s[CACHE_F][k], entry=True)
+            self.lost_how[k] = f"its dirty entry {value} was {'removed' if dropped else 'overwritten'} by {by}"
+
+    def _broke(self, i: int, op: _Op, obs: Obs, before: int) -> Rejection | None:
+        """The step did what a background invariant forbids: say which, in the run's terms."""
+        s = self.state
+        new = s[BROKE] & ~before
+        if not new:
+            return None
+        k = obs.key
+        if new & WENT_BACK:
+            order = self.stored[k]
+            newer = next((v for v in reversed(order) if s[PUT][k] >> v & 1), s[DB_F][k])
+            return self._reject(
+                i,
+                "flush-order",
+                "went-back",
+                op=op.name,
+                key=self.key_names[k],
+                value=self._v(k, obs.value),
+                newer=self._v(k, newer),
+            )
+        db = s[DB_F][k]
+        return self._reject(
+            i,
+            "no-stale-refresh",
+            "stale-refresh",
+            op=op.name,
+            value=self._v(k, obs.value),
+            writer=self.writer_of.get((k, db), "a write"),
+            newer=self._v(k, db),
+        )
+
+    def _older_than(self, k: int, v: int) -> int:
+        mask = 0
+        for u in self.stored[k]:
+            if u != v:
+                mask |= 1 << u
+        return mask
+
+    def _newer_than(self, k: int, v: int) -> int:
+        order = self.stored[k]
+        if v not in order:
+            return 0
+        mask = 0
+        for u in order[order.index(v) + 1 :]:
+            mask |= 1 << u
+        return mask
 
     def finish(self, i: int, result: int) -> Rejection | None:
         """Op ``i`` returned ``result`` (a value id; NONE for None; ABSENT for a value nothing names)."""
@@ -323,7 +497,11 @@ class Refinement:
         self._free.append(i)
 
     def evict(self, key: int, *, expired: bool = False) -> None:
-        """The cache dropped ``key``'s entry on its own (capacity, expiry)."""
+        """The cache dropped ``key``'s entry on its own (capacity, expiry). A dirty one takes its
+        write with it, unless a flush has it already: the state at rest tells."""
+        if self.state[MARKS][key] & DIRTY:
+            self._note_overwrite(key, "the cache (an eviction or its TTL)", dropped=True)
+            self.state = _with(self.state, MARKS, _put(self.state[MARKS], key, 0))
         if self.state[CACHE_F][key] != NONE:
             self.state = _with(self.state, CACHE_F, _put(self.state[CACHE_F], key, NONE))
             self.reached.add("expiry" if expired else "eviction")
@@ -457,6 +635,12 @@ class Refinement:
                 event |= FILL_DURING_WRITE
         elif instr.kind is Kind.STORE:
             self.filled_at[k] = self.clock_moves
+            if self.system.behind:  # the write's place in its key's history is its store
+                v = nxt[OPS][i][LOADED]
+                order = self.stored[k]
+                if v in order:
+                    order.remove(v)
+                order.append(v)
         elif instr.kind is Kind.INVALIDATE:
             if s[CACHE_F][k] == NONE:
                 event &= ~INVALIDATE_EV  # it voided a lease, but removed no entry
@@ -562,6 +746,16 @@ class Refinement:
         if obs.kind is Kind.PUT:
             if op.kind == READ:
                 return self._reject(i, "write-order", "read-wrote", op=op.name)
+            if self.system.behind and not any(instr.kind is Kind.PUT for instr in self.system.programs[WRITE]):
+                return self._reject(
+                    i,
+                    "write-order",
+                    "put-by-write",
+                    op=op.name,
+                    key=self.key_names[k],
+                    value=self._v(k, obs.value),
+                    pattern=self.system.pattern.name,
+                )
             code = "put-after-invalidate" if o[PC] == RETURNING and self._invalidates else "put-twice"
             return self._reject(i, "write-order", code, op=op.name, key=self.key_names[k], value=self._v(k, obs.value))
         if obs.kind is Kind.STORE:
@@ -607,6 +801,9 @@ class Refinement:
     def _check_result(self, i: int, op: _Op, result: int, expected: int) -> Rejection | None:
         k = op.key
         held = self.state[PUT][k]
+        if self.system.behind:  # a write's value is the key's from its store, before any flush
+            for v in self.stored[k]:
+                held |= 1 << v
         newest = self.state[DB_F][k]
         fields = {"op": op.name, "key": self.key_names[k], "value": self._v(k, result)}
         if result < 0 or not held >> result & 1:
