@@ -490,7 +490,7 @@ class System:
             stored = s[CACHE_F][k] == NONE
             label = (i, by, CACHE, "add", k, v, stored)
             s2 = self._set_entry(s, k, v) if stored else s
-            event |= (FILL_EV | (NEGATIVE_FILL if negative else 0)) if stored else 0
+            event = (event | FILL_EV | (NEGATIVE_FILL if negative else 0)) if stored else 0
             return [(label, self._after(s2, i, op, program, j), event)]
         if not leased:
             label = (i, by, CACHE, "set", k, v, None)

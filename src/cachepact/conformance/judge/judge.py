@@ -337,6 +337,11 @@ class Judge:
             self._write_value[op] = value
             self._write_ops.add(op)
 
+    def kind_of(self, op: str) -> str | None:
+        """Whether ``op`` is a read or a write (None for a name the judge does not know)."""
+        i = self.op_index.get(op)
+        return None if i is None else self.refinement.ops[i].kind
+
     def worker(self, name: str, kind: OpKind) -> None:
         """``name`` is background work of ``kind`` (a refresh, a flush): its calls are judged by the
         background invariants, each key's stretch of them as one unit of work."""
@@ -388,6 +393,7 @@ class Judge:
             return None
         if obs.changed and obs.kind in (Kind.FILL, Kind.PUT):
             self._unsettled.add(obs.key)  # an entry or a DB value changed: look at it at the next rest
+        self.refinement.at = index
         found = self._found(self.refinement.observe(i, obs), step.op, index)
         if step.op in self._units and self.refinement.background_done(i):
             self._end_unit(step.op)  # its program is done: the next call on the key is new work
@@ -450,7 +456,10 @@ class Judge:
         if self.refinement.dirty():
             return None  # a dirty value waits for its flush: work is left, the system is not at rest
         lost = self.refinement.lost_at_rest() if self.refinement.system.behind else None
-        behind = self._found(lost, op, index)  # the DB lacks a completed write; the cache may disagree too
+        # The DB lacks a completed write (the cache may disagree too): the culprit is the step that
+        # dropped or overwrote its dirty value, where the run shows one.
+        at = lost.allowed[0][3] if lost is not None else -1
+        behind = self._found(attrs.evolve(lost, allowed=()), op, at if at >= 0 else index) if lost else None
         unsettled, self._unsettled = self._unsettled, set()
         for ck, k, v, truth in self.incoherent(peek, only=unsettled, follow=False):
             key = KEYS[k]
@@ -789,7 +798,11 @@ class Judge:
             holding = self._holding(k)
             ck = show(holding[0] if holding else next(iter(self.cache_keys_of(k)), KEYS[k]))
             v = self.name(k, value)
-            if kind == "return":
+            if kind == "discard":
+                out.append(f"no store: discard the refresh of {ck} (a write changed it since the refresh loaded)")
+            elif kind == "in-order":
+                out.append(f"no put of anything older than {v}: the flushes of {KEYS[k]} in write order")
+            elif kind == "return":
                 nothing = value == 0 and ABSENT_AT_START[k]
                 out.append(
                     "return without filling"

@@ -248,6 +248,8 @@ class Refinement:
         # Per key: how its last dirty value went before a flush put it (dropped by the cache, or
         # overwritten by a read's fill): lost, if no flush delivers it, which the state at rest says.
         self.lost_how: dict[int, str] = {}
+        self.lost_step: dict[int, int] = {}  # ... and the run's step that did it (the culprit)
+        self.at = -1  # the run's index of the step being judged (the judge sets it)
 
     # -- operations ------------------------------------------------------------------------------
 
@@ -340,7 +342,8 @@ class Refinement:
             j = _index(program, Kind.REFRESH)
             self.state = _with_op(s, i, _new(OpState, (j + 1, k, o[TOKEN], obs.result, o[MASK], o[FLAGS])))
             return None
-        if kind is Kind.FILL and obs.changed and obs.value != NONE:
+        # A refresh's store counts even when it stores what the entry holds (it renews the entry).
+        if kind is Kind.FILL and obs.value != NONE and (obs.changed or op.kind == REFRESH):
             if op.kind == REFRESH and k == op.key:
                 j = _index(program, Kind.REFRESH)
                 o = _new(OpState, (j + 1, k, o[TOKEN], obs.value, o[MASK], o[FLAGS]))
@@ -404,6 +407,7 @@ class Refinement:
                         "op": self.writer_of.get((k, newest), "a write"),
                         "how": f" ({how} before a flush put it)" if how else "",
                     },
+                    (("lost", None, k, self.lost_step.get(k, -1)),),
                 )
         return None
 
@@ -413,6 +417,7 @@ class Refinement:
         if s[MARKS][k] & DIRTY and s[CACHE_F][k] != NONE:
             value = self._v(k, s[CACHE_F][k], entry=True)
             self.lost_how[k] = f"its dirty entry {value} was {'removed' if dropped else 'overwritten'} by {by}"
+            self.lost_step[k] = self.at
 
     def _broke(self, i: int, op: _Op, obs: Obs, before: int) -> Rejection | None:
         """The step did what a background invariant forbids: say which, in the run's terms."""
@@ -424,25 +429,13 @@ class Refinement:
         if new & WENT_BACK:
             order = self.stored[k]
             newer = next((v for v in reversed(order) if s[PUT][k] >> v & 1), s[DB_F][k])
-            return self._reject(
-                i,
-                "flush-order",
-                "went-back",
-                op=op.name,
-                key=self.key_names[k],
-                value=self._v(k, obs.value),
-                newer=self._v(k, newer),
-            )
+            fields = {"op": op.name, "key": self.key_names[k], "value": self._v(k, obs.value)}
+            fields["newer"] = self._v(k, newer)
+            return Rejection("flush-order", "went-back", fields, (("in-order", None, k, newer),))
         db = s[DB_F][k]
-        return self._reject(
-            i,
-            "no-stale-refresh",
-            "stale-refresh",
-            op=op.name,
-            value=self._v(k, obs.value),
-            writer=self.writer_of.get((k, db), "a write"),
-            newer=self._v(k, db),
-        )
+        fields = {"op": op.name, "value": self._v(k, obs.value), "newer": self._v(k, db)}
+        fields["writer"] = self.writer_of.get((k, db), "a write")
+        return Rejection("no-stale-refresh", "stale-refresh", fields, (("discard", None, k, NONE),))
 
     def _older_than(self, k: int, v: int) -> int:
         mask = 0
