@@ -119,9 +119,17 @@ class MemoryCache:
     def live_tokens(self) -> set:
         return set(self._leases.values())
 
+    def expiring(self) -> list[tuple[Hashable, float]]:
+        """Each entry that will expire, with the seconds it has left on the clock (the kit's
+        virtual one during a check): what a jump of the clock inside a race is sized to."""
+        if not self._deadlines:
+            return []
+        now = self._clock()
+        return [(key, deadline - now) for key, deadline in list(self._deadlines.items()) if deadline > now]
+
     def state_key(self) -> Any:
         """The store's state for the exhaustive explorer, with tokens reduced to 'a lease is out'.
-        Deadlines are left out: no time passes within one exhaustive run."""
+        Deadlines are left out: the explorer adds what the clock can still do (``RaceClock.state``)."""
         return (repr(sorted(self._data.items(), key=repr)), repr(sorted(self._leases, key=repr)))
 
     def snapshot(self) -> dict[Hashable, Any]:

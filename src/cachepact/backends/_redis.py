@@ -17,6 +17,7 @@ on the kit's virtual clock (it reads ``time.time``, which the clock moves).
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Iterable
 from typing import Any
@@ -78,7 +79,11 @@ class RedisServer:
         self._stop = threading.Event()
         self._registered: set[bytes] = set()
         self._expiring: set[bytes] = set()
+        # Expiring key -> when it expires on the kit's clock (time.time()), from the PTTL the kit last
+        # read: what a jump of the clock inside a race is sized to, with no round trip.
+        self._due: dict[bytes, float] = {}
         self.lease_keys: set[bytes] = set()  # keys cachepact.leases keeps tokens under (state_key)
+        self.leased: dict[bytes, bytes] = {}  # such a lease key -> the key whose entry it guards
         self.fields: dict[bytes, set[HashField]] = {}  # a hash's fields the run's commands named
         # Whether the kit may wrap a command in its look script, or in MULTI (an ACL may forbid either).
         self.can_script = True
@@ -326,10 +331,30 @@ class RedisServer:
 
     def note_ttl(self, key: bytes, ms: Any) -> float | None:
         """A key's ``PTTL`` reply, read by the kit: seconds left, or None; an expiring key is watched."""
+        whole = _whole_key(key)
         if not isinstance(ms, int) or ms < 0:
+            self._due.pop(whole, None)  # no TTL now (-1), or gone (-2)
             return None
-        self._expiring.add(_whole_key(key))
+        self._expiring.add(whole)
+        self._due[whole] = time.time() + ms / 1000
         return ms / 1000
+
+    def forget_ttl(self, key: Any) -> None:
+        """The key is gone (a command removed it): it no longer expires, and a clock moving on later
+        does not report it expired. A hash's field gone says nothing of its hash."""
+        if isinstance(key, HashField):
+            return
+        self._due.pop(key, None)
+        self._expiring.discard(key)
+
+    def expiring(self) -> list[tuple[bytes, float]]:
+        """Each key the kit saw stored with a time to live, with the seconds it has left on the kit's
+        clock. Only on the in-process server: a real server expires keys on its own clock, which the
+        kit cannot move."""
+        if not self._due or not self.fake:
+            return []
+        now = time.time()
+        return [(k, due - now) for k, due in list(self._due.items()) if due > now]
 
     def expired(self) -> list[bytes]:
         """Keys stored with a time to live that are gone now (the clock moved past it)."""
@@ -341,6 +366,8 @@ class RedisServer:
             pipe.exists(k)
         gone = [k for k, there in zip(keys, pipe.execute()) if not there]
         self._expiring.difference_update(gone)
+        for k in gone:
+            self._due.pop(k, None)
         return gone
 
     def contents(self) -> list[tuple[bytes, Any]]:
@@ -353,6 +380,7 @@ class RedisServer:
     def reset(self) -> None:
         """A fresh world: the previous world's keys are gone."""
         self._expiring.clear()
+        self._due.clear()
         if self.fake:
             self.raw.flushdb()  # the kit's own in-process server: nothing else lives there
             return

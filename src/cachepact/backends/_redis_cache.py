@@ -73,6 +73,18 @@ class RedisView:
             gone += sorted(self.server.fields.get(k, ()))  # a hash's fields went with it
         return gone
 
+    def expiring(self) -> list[tuple[Hashable, float]]:
+        """Each key that will expire, with the seconds it has left on the kit's clock (in-process server only)."""
+        return [(self._names.get(k) or _text(k), left) for k, left in self.server.expiring()]
+
+    def lease_for(self, name: Any) -> Any:
+        """The key whose entry ``name`` (as ``expire`` names keys) is the ``cachepact.leases`` lease
+        of, or None when it is no such lease."""
+        for lease, key in self.server.leased.items():
+            if (self._names.get(lease) or _text(lease)) == name:
+                return self._names.get(key) or _text(key)
+        return None
+
     def live_tokens(self) -> set:
         return {_text(v) for k, v in self.server.contents() if k in self.server.lease_keys and isinstance(v, bytes)}
 

@@ -345,6 +345,7 @@ class RedisRecording:
             removal = bool(names & REMOVALS)
             if was is not None and now is None:
                 action, value, ttl = "delete", None, None
+                self.server.forget_ttl(key)
             elif now is not None and now != was:
                 action, value = "set", now
                 # A field a script's hash gained was not looked at by name: its TTL is its hash's.
@@ -412,8 +413,17 @@ class RedisRecording:
         """A ``cachepact.leases`` script: the key's lease as ``env.cache``'s are recorded."""
         _, args, (key, lease_key) = command
         self.server.lease_keys.add(lease_key)
+        self.server.leased[lease_key] = key
         argv = args[5:]
         was, now = before[0], after[0]
+        # The lease's own expiry (PX) is what the clock may run out inside a race: noted when one is
+        # granted, forgotten when it is gone.
+        if after[1] is not None and before[1] is None:
+            self.server.pttl(lease_key)
+        elif after[1] is None:
+            self.server.forget_ttl(lease_key)
+        if now is None:
+            self.server.forget_ttl(key)
         effect = Effect(was, now, before[1] is not None, after[1] is not None)
         token = value = ttl = None
         if action == "lease_get":

@@ -203,6 +203,12 @@ class Both:
     def expire(self) -> list[Any]:
         return self.memory.expire() + self.redis.expire()
 
+    def expiring(self) -> list[tuple[Any, float]]:
+        return self.memory.expiring() + self.redis.expiring()
+
+    def lease_for(self, name: Any) -> Any:
+        return self.redis.lease_for(name)
+
     def live_tokens(self) -> set:
         return self.memory.live_tokens() | self.redis.live_tokens()
 
