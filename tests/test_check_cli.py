@@ -165,7 +165,7 @@ def test_an_unusable_target_exits_2_with_one_line_naming_the_fix(capsys, tmp_pat
         (["check", "no.such.module:make", "--pattern", "cache-aside"], "no module named 'no.such.module'"),
         (["check", f"{REF}:nope", "--pattern", "cache-aside"], "has no attribute 'nope'; callables there:"),
         (["check", REF, "--pattern", "cache-aside"], "names no factory"),
-        (["check", f"{REF}:cache_aside", "--pattern", "write-behind"], "use one of: cache-aside, read-through"),
+        (["check", f"{REF}:cache_aside", "--pattern", "write-behnd"], "use one of: cache-aside, read-through"),
         (["check", f"{REF}:cache_aside", "--pattern", "cache-aside", "--max-examples", "0"], "at least 1"),
         (["check", f"{REF}:cache_aside", "--pattern", "cache-aside", "--replay", "r:k1"], "not a replay string"),
         (["check", f"{REF}:cache_aside", "--pattern", "cache-aside", "--replay", "seq/x:k9"], "bad operation"),

@@ -64,7 +64,9 @@ def test_each_published_fix_fixes_recipes_of_its_own_library_and_passes():
             fix = fixes.get((recipe.module, recipe.fixed_by))
             assert fix is not None, f"{recipe.target}: its fix {recipe.fixed_by} is not a published fix"
             assert (fix.sequential, fix.default) == ("pass", "pass"), fix.target
-    assert {r.module for r in fixes.values()} >= {"dogpile", "cachetools", "django"}
+    # Django's lock recipe is no published fix: with the clock moving inside races its holder outlasts
+    # the lock's timeout (tests/test_race_clock.py); Django's cache has no lease to fill through.
+    assert {r.module for r in fixes.values()} >= {"dogpile", "cachetools"}
 
 
 class _DocsPop(LeasedRedisMapping):

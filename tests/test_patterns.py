@@ -59,6 +59,8 @@ def test_each_composed_pattern_explains_explores_draws_and_checks(name, capsys):
         alone = check(make, name, seed=0, concurrency=False, max_examples=30, target=ref)
         assert alone.passed, alone.report()
         assert alone.not_reached == (), alone.report()
+        if ref in RACE_FREE and p.background:
+            continue  # their polled locks make a concurrent check slow: test_catalogue's race-free test runs it
         raced = check(make, name, seed=0, max_examples=30, target=ref)
         if ref in RACE_FREE:
             assert raced.passed, raced.report()
@@ -116,7 +118,7 @@ def test_a_write_through_adapter_judged_as_cache_aside_is_told_it_updates_instea
         ),
         ("cache-aside+write-thru", "'write-thru' is not a write half; use one of: invalidate, write-through"),
         ("read-around+invalidate", "'read-around' is not a read half; use one of: cache-aside, read-through"),
-        ("write-behind", "'write-behind' is not modelled yet (its flush is background work)"),
+        ("write-behnd", "'write-behnd' is unknown; use one of: cache-aside, read-through, write-through"),
     ],
 )
 def test_a_bad_pattern_name_is_one_line_naming_the_fix_and_exit_2(pattern, says, capsys, monkeypatch):

@@ -14,7 +14,9 @@ import attrs
 
 from cachepact import Adapter
 
-from .library import ReadThroughCache, WriteThroughCache
+from ..model import pattern_named
+from .background import RefreshAheadCache, RefreshingWriteBehindCache, WriteBehindCache
+from .library import CacheLock, ReadThroughCache, WriteThroughCache
 from .reference import cache_aside, cache_aside_write_through, read_through, write_through
 
 
@@ -629,3 +631,238 @@ def aside_wt_store_first(env) -> Adapter:
 )
 def aside_wt_deletes(env) -> Adapter:
     return cache_aside(env)
+
+
+# -- refresh-ahead and write-behind, and the pairings with them -------------------------------------
+# A read-through read is a refresh-ahead read that never refreshed (background work owes no step),
+# so the read-through entries are refresh-ahead's read-side bugs as they stand; with a write-through
+# or a write-behind write they are those pairings'. The background bugs are their own.
+
+
+def _behind(make: Callable) -> Callable:
+    """``make``'s reads with a correct write-behind write: the value as the entry, flushed (in write
+    order, one process's buffer at a time) when the kit asks (``flush=``)."""
+
+    def made(env) -> Adapter:
+        inner = make(env)
+        pending: dict = {}
+
+        def write(key, value):
+            env.cache.set(key, value)
+            pending[key] = value
+
+        def flush():
+            while pending:
+                key = next(iter(pending))
+                env.db.put(key, pending.pop(key))
+
+        return Adapter(read=inner.read, write=write, flush=flush, cache_code=inner.cache_code)
+
+    return made
+
+
+def _register(pattern: str, name: str, invariant: str, why: str, make: Callable, *, concurrent: bool = False) -> None:
+    make.__name__ = make.__qualname__ = name
+    globals()[name] = broken(pattern, invariant, why, concurrent=concurrent, derived=True)(make)
+
+
+_READ_THROUGH_BUGS = tuple(
+    (b.name.removeprefix("through_"), b.invariant, b.why, b.make)
+    for b in list(CATALOGUE.values())
+    if b.pattern == "read-through" and not b.concurrent
+)
+_INVALIDATE_BUGS = {"library_writes", "refresh_on_write", "wrong_key_invalidated"}
+for _suffix, _invariant, _why, _make in _READ_THROUGH_BUGS:
+    _register("refresh-ahead", f"ra_{_suffix}", _invariant, _why, _make)
+    if _suffix not in _INVALIDATE_BUGS:  # the read side's bugs, with the other write halves
+        _register("refresh-ahead+write-through", f"ra_wt_{_suffix}", _invariant, _why, _through(_make))
+        _register("write-behind", f"wb_{_suffix}", _invariant, _why, _behind(_make))
+        _register("refresh-ahead+write-behind", f"ra_wb_{_suffix}", _invariant, _why, _behind(_make))
+for _entry in [b for b in list(CATALOGUE.values()) if b.pattern == "write-through" and not (b.derived or b.concurrent)]:
+    _suffix = _entry.name.removeprefix("wt_")
+    _register("refresh-ahead+write-through", f"ra_wt_{_suffix}", _entry.invariant, _entry.why, _entry.make)
+for _entry in [b for b in list(CATALOGUE.values()) if b.pattern == "cache-aside+write-through" and b.derived]:
+    _suffix = _entry.name.removeprefix("aside_wt_")
+    _aside = CATALOGUE[f"aside_{_suffix}"].make
+    _register("cache-aside+write-behind", f"aside_wb_{_suffix}", _entry.invariant, _entry.why, _behind(_aside))
+
+
+def _stale_read_through(env) -> ReadThroughCache:
+    return ReadThroughCache(env.cache, env.db.get)
+
+
+def _wb_reads(env) -> Adapter:
+    return read_through(env)
+
+
+def _wb_write_side(pattern_reads: Callable) -> dict[str, Callable]:
+    """The write-behind write's own bugs, over the reads ``pattern_reads(env)`` gives."""
+
+    def puts_db_itself(env) -> Adapter:
+        inner = pattern_reads(env)
+
+        def write(key, value):
+            env.cache.set(key, value)
+            env.db.put(key, value)  # write-through, called write-behind
+
+        return Adapter(read=inner.read, write=write, cache_code=inner.cache_code)
+
+    def deletes(env) -> Adapter:
+        inner = pattern_reads(env)
+        pending: dict = {}
+
+        def write(key, value):
+            pending[key] = value
+            env.cache.delete(key)  # the entry goes; the value waits in a process-local buffer
+
+        def flush():
+            while pending:
+                key = next(iter(pending))
+                env.db.put(key, pending.pop(key))
+
+        return Adapter(read=inner.read, write=write, flush=flush, cache_code=inner.cache_code)
+
+    def never_flushes(env) -> Adapter:
+        inner = pattern_reads(env)
+        return Adapter(read=inner.read, write=lambda key, value: env.cache.set(key, value), cache_code=inner.cache_code)
+
+    def flushes_queued_values(env) -> Adapter:
+        # The entry's set and the queue's put are two steps: two writes of a key queue in the other
+        # order, and the flusher (one per process) puts the older value last.
+        import queue
+        import threading
+
+        dirty: queue.Queue = queue.Queue()
+
+        def flusher():
+            while True:
+                key, value = dirty.get()
+                env.db.put(key, value)
+
+        threading.Thread(target=flusher, daemon=True).start()
+        app_loads = pattern_reads is cache_aside
+        # The reads fill only where no entry is (never over a dirty one): the order is the only bug.
+        fills = WriteBehindCache.__new__(WriteBehindCache)
+        fills.store, fills.loader, fills.lock = env.cache, env.db.get, CacheLock(env.cache)
+
+        def read(key):
+            value = env.cache.get(key)
+            if value is None:
+                value = env.db.get(key)
+                if value is not None:
+                    env.cache.add(key, value)
+            return value
+
+        def write(key, value):
+            env.cache.set(key, value)
+            dirty.put((key, value))
+
+        if app_loads:
+            return Adapter(read=read, write=write)
+        return Adapter(read=fills.get, write=write, cache_code=WriteBehindCache)
+
+    return {
+        "puts_db_itself": puts_db_itself,
+        "deletes": deletes,
+        "never_flushes": never_flushes,
+        "flushes_queued_values": flushes_queued_values,
+    }
+
+
+_WB_WRITE_BUGS = (
+    ("puts_db_itself", "write-order", "calls itself write-behind but the write puts the DB itself", False),
+    ("deletes", "write-updates", "the write deletes the entry and buffers the value, instead of storing it", False),
+    ("never_flushes", "no-lost-write", "stores each write as the entry and never puts it into the DB", False),
+    (
+        "flushes_queued_values",
+        "flush-order",
+        "queues (key, value) after the entry's set: two writes queue in the other order and the older is put last",
+        True,
+    ),
+)
+for _pattern, _prefix, _reads in (
+    ("write-behind", "wb", read_through),
+    ("cache-aside+write-behind", "aside_wb", cache_aside),
+    ("refresh-ahead+write-behind", "ra_wb", read_through),
+):
+    _makers = _wb_write_side(_reads)
+    for _suffix, _invariant, _why, _concurrent in _WB_WRITE_BUGS:
+        _register(_pattern, f"{_prefix}_{_suffix}", _invariant, _why, _makers[_suffix], concurrent=_concurrent)
+
+
+def _blind_refresh(write: str) -> Callable:
+    def make(env) -> Adapter:
+        # Miss fills through a lease (the write's delete voids it); the refresh stores what it
+        # loaded whatever happened since.
+        import threading
+        import time
+
+        stored_at: dict = {}
+
+        def reload(key):
+            value = env.db.get(key)
+            if value is not None:
+                env.cache.set(key, value)
+                stored_at[key] = time.time()
+
+        def read(key):
+            value, token = env.cache.lease_get(key)
+            if value is not None:
+                if time.time() - stored_at.get(key, 0.0) > 60:
+                    stored_at[key] = time.time()
+                    threading.Thread(target=reload, args=(key,)).start()
+                return value
+            value = env.db.get(key)
+            if token is not None:
+                env.cache.lease_set(key, value, token)
+                stored_at[key] = time.time()
+            return value
+
+        if write == "write-behind":
+            # The safe write-behind (a dirty mark until the flush lands), but the refresh looks at the
+            # mark before it loads and stores without the lock: a write and its flush fit in between.
+            class BlindRefresh(RefreshingWriteBehindCache):
+                def refresh(self, key):
+                    if self.store.get(f"dirty:{key}") is None:
+                        self.refreshing._load(key)
+
+            cache = BlindRefresh(env.cache, env.db.get, env.db.put, lock=CacheLock(env.cache, ttl=None))
+            return Adapter(read=cache.get, write=cache.put, cache_code=(BlindRefresh, RefreshAheadCache))
+        if write == "write-through":
+            # Miss fills and writes serialised by a lock (write-through's fix); the refresh is not.
+            lock = CacheLock(env.cache, ttl=None)
+            cache = RefreshAheadCache(env.cache, env.db.get)
+            locked = RefreshAheadCache(env.cache, env.db.get, lock=lock)
+            locked.refresh = cache.refresh  # type: ignore[method-assign]
+            locked.stored_at = cache.stored_at
+
+            def put_through(key, value):
+                with lock.held(key):
+                    env.db.put(key, value)
+                    env.cache.set(key, value)
+                    cache.stored_at[key] = time.time()
+
+            return Adapter(read=locked.get, write=put_through, cache_code=RefreshAheadCache)
+
+        def put(key, value):
+            env.db.put(key, value)
+            env.cache.delete(key)
+
+        return Adapter(read=read, write=put, cache_code=(reload, read))
+
+    return make
+
+
+for _pattern, _prefix in (
+    ("refresh-ahead", "ra"),
+    ("refresh-ahead+write-through", "ra_wt"),
+    ("refresh-ahead+write-behind", "ra_wb"),
+):
+    _register(
+        _pattern,
+        f"{_prefix}_blind_refresh",
+        "no-stale-refresh",
+        "the refresh stores what it loaded even after a write replaced it (Caffeine discards such a refresh)",
+        _blind_refresh(pattern_named(_pattern).writes.name),
+        concurrent=True,
+    )

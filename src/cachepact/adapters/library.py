@@ -79,9 +79,10 @@ class WriteThroughCache(ReadThroughCache):
 class CacheLock:
     """A per-key lock kept in the shared cache, so every app instance takes the same one:
     ``add(lock key)`` with a time to live (a holder that dies frees it), polled until it stores,
-    and a delete to release. The TTL must outlast a load and a fill, or the lock stops serialising."""
+    and a delete to release. The TTL must outlast a load and a fill, or the lock stops serialising
+    (``ttl=None``: none; a holder that dies keeps it)."""
 
-    def __init__(self, store: Any, *, ttl: float = 30, poll: float = 0.005) -> None:
+    def __init__(self, store: Any, *, ttl: float | None = 30, poll: float = 0.005) -> None:
         self.store = store
         self.ttl = ttl
         self.poll = poll

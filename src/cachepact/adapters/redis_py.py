@@ -128,7 +128,10 @@ class RedisWriteThrough(RedisReadThrough):
         self.locked = locked
 
     def _lock(self, key: Any) -> Any:
-        return self.client.lock(f"lock:{key}", timeout=30, sleep=0.01)
+        # No timeout: a lock that expires stops serialising once its holder is paused past it (the
+        # check moves the clock inside races and shows it), at the price of a lock a crashed holder
+        # never frees.
+        return self.client.lock(f"lock:{key}", timeout=None, sleep=0.01)
 
     def get(self, key: Any) -> Any:
         value = _text(self.client.get(key))

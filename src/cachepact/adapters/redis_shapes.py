@@ -638,7 +638,9 @@ def redis_lock(env) -> cachepact.Adapter:
     """A redis-py ``Lock`` on ``lock:user:{key}``, held around load + fill in the read (after a missed
     lookup) and around put + delete in the write. The lock lives in Redis, so it holds across processes.
 
-    Expected: pass in every mode (a fill and a write never overlap).
+    Expected: pass one at a time (a fill and a write never overlap); in flight, adapter-error: a
+    reader paused past the lock's 10 s timeout loses it (the clock moves inside races), and its
+    release raises ``LockNotOwnedError``.
     """
     r = env.redis
 

@@ -14,6 +14,7 @@ from ..errors import DefinitionError, Interrupted, InvalidArgument
 from ..model import Pattern, pattern_named
 from ..model._properties import situations_of
 from ..model._properties import statuses as declared_statuses
+from .drive import replay as replay_format
 from .drive.exhaustive import search_exhaustive
 from .drive.hypothesis import profile_budget
 from .drive.interleaved import replaying, run_interleaved
@@ -278,6 +279,11 @@ def _warnings(session: Session | None) -> list[str]:
         "itself), or remove it"
         for name in unseen_cache_code(session)
     ]
+    if session.unused_flush:
+        out.append(
+            "Adapter.flush was never called: the kit calls it only in patterns with background work "
+            "(refresh-ahead, write-behind and the pairings with them)"
+        )
     if session.spun_out:
         n = session.spun_out
         out.append(
@@ -434,13 +440,13 @@ def _replay_phase(setup: Setup, replay: str, progress: Progress) -> CheckPhase:
 
     def phase() -> Run | None:
         if replay.startswith("con/"):
-            scenario, picks = parse_concurrent(replay)
+            scenario, picks, jumps = parse_concurrent(replay)
             # The run that printed the string was never its process's first: what libraries set up
             # on first use (redis-py loading its scripts, fakeredis starting Lua, uuid1 finding the
             # MAC address) takes extra scheduling points once. A throwaway run first does the same.
             run_interleaved(setup, scenario, replaying([]))
-            chooser = replaying(picks)
-            run = run_interleaved(setup, scenario, chooser).as_run()
+            chooser = replaying(picks, jumps)
+            run = run_interleaved(setup, scenario, chooser, jumps=max(replay_format.RACE_JUMPS, len(jumps))).as_run()
             if not chooser.matched:
                 raise InvalidArgument(
                     "replay",

@@ -54,9 +54,10 @@ NO_ENTRY = _NoEntry()
 
 def _optional_callable(instance: Any, attribute: Any, value: Any) -> None:
     if value is not None and not callable(value):
+        takes = {"decode": "(payload)", "flush": "no argument"}.get(attribute.name, "(key)")
         raise DefinitionError(
             f"Adapter.{attribute.name} is {article(type(value).__name__)}, not a callable; pass a function "
-            f"taking {'(payload)' if attribute.name == 'decode' else '(key)'}, or leave it out",
+            f"taking {takes}, or leave it out",
             field=attribute.name,
         )
 
@@ -98,8 +99,11 @@ class Adapter:
     gives the cache key of a key's entry, and may read ``env.redis``/``env.cache`` (default: learned
     from every look, store and removal). ``claim_key(key)`` gives the cache key (or keys) where the
     adapter keeps its own claim on the key's entry (a lease, a lock, a marker), for claims the kit
-    cannot recognise by their effect: never an entry, and a read that finds it held waits. The full
-    contract, ``env`` included, is spec/contract.md in the cachepact sources.
+    cannot recognise by their effect: never an entry, and a read that finds it held waits.
+    ``flush()`` (patterns with background work) drains what the adapter has left to do where the
+    kit cannot see it run (a library's own flusher, a process pool): the kit calls it, as the Cache's
+    background work, whenever every operation is done and it is about to judge the system at rest.
+    The full contract, ``env`` included, is spec/contract.md in the cachepact sources.
     """
 
     read: Callable[[Any], Any]
@@ -108,6 +112,7 @@ class Adapter:
     decode: Callable[[Any], Any] | None = attrs.field(default=None, validator=_optional_callable)
     cache_key: Callable[[Any], Any] | None = attrs.field(default=None, validator=_optional_callable)
     claim_key: Callable[[Any], Any] | None = attrs.field(default=None, validator=_optional_callable)
+    flush: Callable[[], Any] | None = attrs.field(default=None, validator=_optional_callable)
 
     def __attrs_post_init__(self) -> None:
         for name in ("read", "write"):

@@ -12,9 +12,9 @@ from ..errors import InvalidArgument
 from ..model import Pattern, Verdict
 from ..model._participants import READ, WRITE
 from ._check import MAX_OPS, resolve, result_of
-from .drive.exhaustive import explore_schedules, spread
-from .drive.replay import MAX_INSTANCES, ConcurrentScenario
-from .drive.world import Setup
+from .drive.exhaustive import ageing_tick, explore_schedules, spread
+from .drive.replay import MAX_INSTANCES, TICK, ConcurrentScenario, Op
+from .drive.world import Setup, World
 from .judge.findings import statuses
 from .record.servers import Servers
 from .report.progress import Progress
@@ -99,6 +99,7 @@ def prove(
             p, label = resolve(make, pattern, target, servers=servers, session=session)
             ops = ((READ, "k1", 0),) * readers + ((WRITE, "k1", 0),) * writers
             scenario = ConcurrentScenario(ops=spread(ops, instances))
+
             progress = Progress(interrupts=session.interrupts)
             started = time.perf_counter()
             with VirtualClock() as clock:
@@ -111,6 +112,16 @@ def prove(
                     servers=servers,
                     session=session,
                 )
+                if p.background_named("refresh") is not None and readers:
+                    # A refresh starts from a hit on an aged entry: the key is read, alone, and aged
+                    # to just short of the TTL that read set (past any refresh point) first.
+                    probe = World(setup)
+                    try:
+                        probe.run(READ, "k1")
+                    finally:
+                        probe.close()
+                    ageing = ageing_tick(setup)
+                    scenario = attrs.evolve(scenario, prefix=(Op(READ, "k1"), Op(TICK, ageing)))
                 ex = explore_schedules(setup, scenario, limit=limit, on_run=progress.add_run)
             elapsed = time.perf_counter() - started
             failing = ex.failing.as_run() if ex.failing is not None else None

@@ -28,6 +28,8 @@ def lifeline_of_caller(step: Step, many_ops: bool) -> str:
 def label(step: Step) -> str:
     if step.target == "app":
         return f"returns {step.shown_result}" if step.action == "read" else "returns"
+    if step.target == "clock":  # the kit moved the clock on: "clock +5 s"
+        return step.describe()
     # A server command is drawn as sent (``GET user:k1``), as tables show it; a kit call without its
     # ``cache.`` prefix, which the arrow already says.
     text = step.describe() if step.command is not None else f"{step.action}{step.describe()[len(step.call) :]}"
@@ -74,7 +76,9 @@ def sequence_graph(trace: Trace, *, culprit: int | None = None, title: str | Non
         step = trace.steps[call.first]
         text = label(step) if call.first == call.last else call.text
         src_line = lifeline_of_caller(step, many_ops)
-        dst_line = {"db": "DB", "cache": "Cache", "app": src_line}[step.target]
+        # The clock moving on (between operations, or inside a race) is a note on its own row: a
+        # message from the Cache to itself, as an expiry is.
+        dst_line = {"db": "DB", "cache": "Cache", "app": src_line, "clock": src_line}[step.target]
         src = event(src_line, n)
         dst = src if dst_line == src_line else event(dst_line, n)
         g.add_edge(
@@ -84,7 +88,7 @@ def sequence_graph(trace: Trace, *, culprit: int | None = None, title: str | Non
             n=n,
             step=step,
             # With several operations in flight, a Cache lifeline is shared: say whose step it is.
-            label=f"{n}. {step.op}: {text}" if many_ops and src_line == "Cache" else f"{n}. {text}",
+            label=f"{n}. {step.op}: {text}" if many_ops and src_line == "Cache" and step.op != "-" else f"{n}. {text}",
             culprit=call.holds(culprit),
         )
     # App lifelines in the order their operations began, whoever made an operation's first call.

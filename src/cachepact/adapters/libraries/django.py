@@ -3,8 +3,9 @@ run's Redis (``django.core.cache.backends.redis.RedisCache``, the ``CACHES`` ent
 ``{"BACKEND": ..., "LOCATION": env.redis_url, "OPTIONS": env.redis_options}``) or on ``env.cache``
 (a small ``BaseCache`` backend); ``cache.get``/``cache.set`` by hand (cache-aside),
 ``cache.get_or_set`` (read-through: Django calls the loader and fills), ``cache.delete`` on write.
-The fix, ``get_set_locked``, holds a redis-py ``Lock`` per key around a miss's load and fill and
-around the write.
+``get_set_locked`` holds a redis-py ``Lock`` per key around a miss's load and fill and around the
+write: it closes the race while no holder outlasts the lock's timeout, and fails once the clock moves
+past it inside a race (the findings page says how).
 
 ``cache_code="django.core.cache"``: a call made while Django's cache code is on the stack is the
 Cache's, so the loader handed to ``get_or_set`` is run by the Cache.
@@ -131,10 +132,12 @@ def get_or_set_redis(env) -> Adapter:
 
 
 def get_set_locked(env) -> Adapter:
-    """The fix by locking: ``get_set_redis`` with a Redis lock (redis-py's ``Lock``) per key that
-    covers the reader's load and fill and the writer's write and delete, so neither lands inside
-    the other. Hits take no lock; a miss looks again once it holds the lock, since the reader it
-    waited for has usually filled the entry (the kit's ``hit-after-fill`` fails without that look)."""
+    """The fix by locking, as far as a lock goes: ``get_set_redis`` with a Redis lock (redis-py's
+    ``Lock(timeout=10)``) per key that covers the reader's load and fill and the writer's write and
+    delete, so neither lands inside the other while the lock holds. Hits take no lock; a miss looks
+    again once it holds the lock, since the reader it waited for has usually filled the entry (the
+    kit's ``hit-after-fill`` fails without that look). A holder paused past the timeout loses the
+    lock: its release raises ``LockNotOwnedError``, after a fill that may be stale."""
     cache = _cache(env, on_redis=True)
 
     def lock(key):

@@ -28,7 +28,8 @@ LEASES = (
 VERSIONED = "or make the fill conditional on a version the write bumps (a `WATCH`ed key, or a Lua check)"
 LOCKED = (
     "or hold one Redis lock per key around a miss's load and fill and around the write's update and "
-    "delete, looking in the cache again once the lock is held"
+    "delete, looking in the cache again once the lock is held, which holds only while no holder outlasts "
+    "the lock's timeout (`django:get_set_locked` below)"
 )
 
 
@@ -177,7 +178,6 @@ RECIPES = (
         default="coherent-at-rest",
         cause=_DJANGO,
         advice=f"{LEASES}, {LOCKED}",
-        fixed_by="get_set_locked",
     ),
     Recipe(
         library="Django",
@@ -188,7 +188,6 @@ RECIPES = (
         default="coherent-at-rest",
         cause=_DJANGO + " (`RedisCache`)",
         advice=f"{LEASES}, {VERSIONED}, {LOCKED}",
-        fixed_by="get_set_locked",
     ),
     Recipe(
         library="Django",
@@ -196,14 +195,16 @@ RECIPES = (
         name="get_set_locked",
         pattern="cache-aside",
         sequential="pass",
-        default="pass",
-        fixes="`cache.get`/`cache.set`/`cache.delete` on `RedisCache` as before, with one redis-py `Lock` per "
-        "key held around a miss's load and fill and around the write's update and delete, so neither lands "
-        "inside the other; hits take no lock. Once it holds the lock a miss looks again: the reader it "
-        "waited for has usually filled the entry (without that look the kit reports `hit-after-fill`). It "
-        "holds only while a load and fill take less than the lock's 10 s `timeout`: a reader paused longer "
-        "loses the lock to the writer and still fills (the kit does not move the clock inside concurrent "
-        "runs, so it cannot show this; leases have no such limit)",
+        default="adapter-error",
+        cause="the recipe's usage: `cache.get`/`cache.set`/`cache.delete` on `RedisCache` with one redis-py "
+        "`Lock(timeout=10)` per key held around a miss's load and fill and around the write's update and "
+        "delete (a miss looks again once it holds the lock). The lock expires after its timeout even while "
+        "its holder still works: a reader paused past 10 s (a GC pause, a slow load) loses the lock, a writer "
+        "takes it, and the reader's release raises `LockNotOwnedError`, shown above with the clock moved on "
+        "inside the race. Code that silences that error keeps the worse outcome: the fill it made after the "
+        "writer's delete stays, `coherent-at-rest` (tests/test_race_clock.py checks that variant)",
+        advice=f"{LEASES} (a token the write's delete voids has no timeout to outlast), or fence the fill: store "
+        "it, in one Lua script, only while the lock key still holds the reader's token",
     ),
     Recipe(
         library="Django",
@@ -312,8 +313,9 @@ def page() -> str:
         "Every recipe is correct sequentially: the libraries load, fill and invalidate as their patterns say.",
         "Used as documented, each loses the stale-set race (a read loads, a write updates the DB and deletes,",
         "the read fills the value it loaded before the write) or, for a per-process tier, serves another",
-        "process's stale copy. The fixes (leases, or a lock that covers the writer too) are recipes as well,",
-        "checked the same way.",
+        "process's stale copy. The fixes are recipes as well, checked the same way: leases hold; a lock that",
+        "covers the writer too holds only while no holder outlasts the lock's timeout, which the check shows",
+        "by moving the clock inside races (`django:get_set_locked`).",
         "",
         "| library | recipe | pattern | `--no-concurrency` | default |",
         "| --- | --- | --- | --- | --- |",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from collections.abc import Callable
 from typing import Any
@@ -14,7 +15,7 @@ from ..record.redis_commands import RANDOM_TOKEN
 from ..report.progress import Progress
 from ..runtime.scheduler import ABORT
 from .interleaved import InFlight, InterleavedRun, run_interleaved
-from .replay import ConcurrentScenario, Op
+from .replay import MAX_TICK, TICK, TICKS, ConcurrentScenario, Op
 from .run import Run
 from .world import Setup
 
@@ -33,14 +34,32 @@ def spread(ops: tuple[Op, ...], instances: int) -> tuple[Op, ...]:
     return tuple(Op(kind, arg, i % instances) for i, (kind, arg, _) in enumerate(ops))
 
 
-def scenarios_for(instances: int) -> tuple[ConcurrentScenario, ...]:
+def scenarios_for(
+    instances: int, *, ageing: int | None = None, flushes: bool = False
+) -> tuple[ConcurrentScenario, ...]:
     """With several app instances, the operations in flight are spread over them (what a lock or a
-    memo of one process cannot cover); the race between two on one instance is tried first."""
+    memo of one process cannot cover); the race between two on one instance is tried first.
+
+    ``ageing`` (refresh-ahead): seconds that age a cached entry past its refresh point without
+    expiring it. A read then hits an aged entry and starts its refresh while a write is in flight:
+    the stale refresh race."""
+    scenarios = EXHAUSTIVE_SCENARIOS
+    if flushes:  # write-behind: two writes (two flushes to cross) before two reads
+        scenarios = (scenarios[0], scenarios[2], scenarios[1], *scenarios[3:])
+    if ageing is not None:
+        scenarios += (ConcurrentScenario(prefix=(R1, Op(TICK, ageing)), ops=(R1, W1)),)
     if instances == 1:
-        return EXHAUSTIVE_SCENARIOS
-    return (EXHAUSTIVE_SCENARIOS[0],) + tuple(
-        attrs.evolve(s, ops=spread(s.ops, instances)) for s in EXHAUSTIVE_SCENARIOS
-    )
+        return scenarios
+    return (scenarios[0],) + tuple(attrs.evolve(s, ops=spread(s.ops, instances)) for s in scenarios)
+
+
+def ageing_tick(setup: Setup) -> int | None:
+    """For a pattern with refreshes: just short of the shortest TTL the check has seen set (past any
+    refresh point, which comes before expiry), or 301 s (past a five-minute one) when none was."""
+    if setup.pattern.background_named("refresh") is None:
+        return None
+    ttl = setup.session.shortest_ttl
+    return TICKS[1] if ttl is None else max(1, min(MAX_TICK, math.ceil(ttl) - 1))
 
 
 LIMIT = 5_000  # schedules per scenario within a check; a proof of 2r+2w takes about 2,400
@@ -62,6 +81,10 @@ def _state_key(live: InFlight) -> Any:
     # issue order would split states that cannot behave differently.
     tokens = h.cache.live_tokens()
     seen: dict[str, list] = {n: [] for n in names}
+    # Background workers (a refresh, a flush) are the Cache's threads: what they have seen is part
+    # of the state as an operation's is (a refresh that loaded before a write is not one that loaded
+    # after it).
+    seen.update((w, []) for w in world.judge.workers)
     for s in world.steps:
         if s.op in seen:
             result = s.result
@@ -82,6 +105,9 @@ def _state_key(live: InFlight) -> Any:
     for p in parts:
         threads[p.op].append((p.state, p.parks))
     per_op = [repr((scenario.ops[i], threads[i], seen[n], before[i], values[i])) for i, n in enumerate(names)]
+    per_op += [repr((w, seen[w])) for w in world.judge.workers]
+    if live.scheduler.clock is not None:  # what time can still do: jumps left, and what will expire when
+        stores += repr(live.scheduler.clock.state())
     # Reads of one key run the same code with no input of their own, so states that differ only by
     # which of them is which are one state. Writes of one key run the same code too, each with a
     # value of its own that the adapter treats as opaque: states that differ only by a renaming of
@@ -101,25 +127,38 @@ def _rename_tokens(text: str) -> str:
     return RANDOM_TOKEN.sub(lambda m: names.setdefault(m.group(0), f"<token {len(names) + 1}>"), text)
 
 
-def _depth_first(prefix: list[int], stack: list[list], visited: set) -> tuple[Callable, list]:
+PICK, JUMP = "pick", "jump"  # the two kinds of decision: who steps next; whether the clock moves on first
+
+
+def _depth_first(prefix: list[tuple[str, Any]], stack: list[list], visited: set) -> tuple[Callable, list]:
     """The chooser for one schedule: replay ``prefix``, then at each new decision point stop if the
-    state was seen before, else take the current operation and push the alternatives on ``stack``."""
+    state was seen before, else take the default (the current operation goes on; the clock stands
+    still) and push the alternatives on ``stack``. A decision is who steps next, or, where the clock
+    offers a jump (something will expire), whether it moves on first: both are branches explored."""
     depth = [0]
     probe: list = [None]  # run_interleaved puts its live view here
 
-    def choose(d: int, options: tuple[int, ...], default: int) -> int:
+    def decide(kind: str, options: tuple, default: Any) -> Any:
         k = depth[0]
         depth[0] += 1
         if k < len(prefix):
-            return prefix[k]
+            was, pick = prefix[k]
+            return pick if was == kind else default  # the run went otherwise: its default, as replaying does
         live = probe[0]
-        key = _state_key(live)
+        key = (kind, _state_key(live))
         if key in visited and live.world.finding is None:
             return ABORT  # its future was explored already (a finding in its past is kept, not cut)
         visited.add(key)
-        stack.append([options, default, [p for p in options if p != default]])
+        stack.append([kind, options, default, [p for p in options if p != default]])
         return default
 
+    def choose(d: int, options: tuple[int, ...], default: int) -> int:
+        return decide(PICK, options, default)
+
+    def jump(d: int, offered: int) -> int | None:
+        return decide(JUMP, (None, offered), None)
+
+    choose.jump = jump  # type: ignore[attr-defined]
     return choose, probe
 
 
@@ -182,8 +221,8 @@ def explore_schedules(
     independent steps end in the same state, so each is explored once."""
     result = Exhaustive(scenario=scenario)
     visited: set = set()
-    stack: list[list] = []  # per decision: [runnable, chosen, untried alternatives]
-    prefix: list[int] = []
+    stack: list[list] = []  # per decision: [kind, options, chosen, untried alternatives]
+    prefix: list[tuple[str, Any]] = []
     while True:
         choose, probe = _depth_first(prefix, stack, visited)
         run = run_interleaved(setup, scenario, choose, probe=probe)
@@ -197,14 +236,14 @@ def explore_schedules(
                 result.failing = run
                 result.states = len(visited)
                 return result
-        while stack and not stack[-1][2]:
+        while stack and not stack[-1][3]:
             stack.pop()
         if not stack:
             result.states = len(visited)
             return result
         node = stack[-1]
-        node[1] = node[2].pop(0)
-        prefix = [n[1] for n in stack]
+        node[2] = node[3].pop(0)
+        prefix = [(n[0], n[2]) for n in stack]
         if result.runs + result.pruned >= limit:
             result.complete, result.states = False, len(visited)
             return result
@@ -212,7 +251,8 @@ def explore_schedules(
 
 def search_exhaustive(setup: Setup, *, progress: Progress) -> Run | None:
     """The check's exhaustive phase: every schedule of each small scenario; the first failure, or None."""
-    for scenario in scenarios_for(setup.instances):
+    flushes = setup.pattern.background_named("flush") is not None
+    for scenario in scenarios_for(setup.instances, ageing=ageing_tick(setup), flushes=flushes):
         ex = explore_schedules(setup, scenario, limit=LIMIT, on_run=progress.add_run)
         if ex.failing is not None:
             return ex.failing.as_run()

@@ -12,7 +12,8 @@ from typing import Any
 import attrs
 
 from ..judge.findings import Finding
-from ..runtime.scheduler import Chooser, Participant, Scheduler
+from ..runtime.scheduler import ALONE, Chooser, Participant, Scheduler
+from . import replay
 from .replay import ConcurrentScenario
 from .run import Run
 from .world import Setup, World, return_step
@@ -38,6 +39,7 @@ class InterleavedRun:
     names: list[str]
     choices: list[int]
     pruned: bool = False  # cut short: it reached a state an earlier schedule had explored
+    jumps: list[tuple[int, int]] = attrs.Factory(list)  # the clock's jumps inside the race: (choice number, seconds)
 
     @property
     def finding(self) -> Finding | None:
@@ -45,7 +47,7 @@ class InterleavedRun:
 
     @property
     def replay(self) -> str:
-        return self.scenario.replay(self.choices)
+        return self.scenario.replay(self.choices, self.jumps)
 
     @property
     def operations(self) -> int:
@@ -66,22 +68,34 @@ class InterleavedRun:
         return "fill-during-write" in self.world.reached
 
     def as_run(self) -> Run:
-        return self.world.as_run(replay=self.replay, columns=tuple(self.names))
+        # Background work (a refresh, a flush) is a column of its own, after the operations.
+        workers = self.world.judge.workers
+        busy = tuple(dict.fromkeys(s.op for s in self.world.steps if s.op in workers))
+        return self.world.as_run(replay=self.replay, columns=(*self.names, *busy))
 
 
 def run_interleaved(
-    setup: Setup, scenario: ConcurrentScenario, choose: Chooser, *, probe: list | None = None
+    setup: Setup,
+    scenario: ConcurrentScenario,
+    choose: Chooser,
+    *,
+    probe: list | None = None,
+    jumps: int | None = None,
 ) -> InterleavedRun:
     """Run ``scenario``: its prefix one operation at a time, then its operations in flight together,
-    each on a thread of its app instance, ``choose`` deciding at every step who goes next."""
+    each on a thread of its app instance, ``choose`` deciding at every step who goes next, and (a
+    chooser with ``jump``) whether the clock moves on there, at most ``jumps`` times (default
+    ``replay.RACE_JUMPS``, read now, so a benchmark can set it to 0)."""
     world = World(setup)
     try:
-        return _interleave(world, scenario, choose, probe)
+        return _interleave(world, scenario, choose, probe, replay.RACE_JUMPS if jumps is None else jumps)
     finally:
         world.close()
 
 
-def _interleave(world: World, scenario: ConcurrentScenario, choose: Chooser, probe: list | None) -> InterleavedRun:
+def _interleave(
+    world: World, scenario: ConcurrentScenario, choose: Chooser, probe: list | None, jumps: int
+) -> InterleavedRun:
     for kind, arg, instance in scenario.prefix:
         if world.run(kind, arg, instance):
             return InterleavedRun(world, scenario, [], [])
@@ -117,49 +131,104 @@ def _interleave(world: World, scenario: ConcurrentScenario, choose: Chooser, pro
         if scheduler.live == 0 and not judge.in_flight() and len(ended) == len(names):
             judge.at_rest(world.harness.cache.peek, names[p.op], ended[p.op], steps=rec.steps)
 
-    scheduler = world.scheduler(choose, on_finish)
+    scheduler = world.scheduler(choose, on_finish, jumps=jumps)
+    if scheduler.on_quiet is not None:  # daemons never end: at rest once they are idle instead
+        daemons_idle = scheduler.on_quiet
+
+        def on_quiet() -> None:
+            daemons_idle()
+            if not judge.in_flight() and len(ended) == len(names):
+                last = max(ended, key=ended.__getitem__)
+                judge.at_rest(world.harness.cache.peek, names[last], len(rec.steps) - 1, steps=rec.steps)
+
+        scheduler.on_quiet = on_quiet
     slots: dict[int, int] = {}
     for i, (_, _, instance) in enumerate(scenario.ops):
         slot = slots[instance] = slots.get(instance, -1) + 1  # operations in flight on one instance: a thread each
         scheduler.add(i, body(i), world.deployment.thread(instance, slot), world.context(names[i]))
     if probe is not None:
         probe[0] = InFlight(world, scenario, names, scheduler, started, ended, values)
-    world.perform(scheduler)
+    if world.perform(scheduler) and not scheduler.aborting:
+        world.drain()  # the adapter's flush=, if it has one
+        world.settle()
     if scheduler.aborting and world.finding is None:
-        return InterleavedRun(world, scenario, names, scheduler.choices, pruned=True)
-    return InterleavedRun(world, scenario, names, scheduler.choices)
+        return InterleavedRun(world, scenario, names, scheduler.choices, pruned=True, jumps=scheduler.jumps)
+    return InterleavedRun(world, scenario, names, scheduler.choices, jumps=scheduler.jumps)
 
 
 # -- choosing ----------------------------------------------------------------------------------
 
 
 class replaying:
-    """The chooser that replays recorded choices. ``matched`` says afterwards whether the run offered
-    each of them: a replay string printed by another version of the adapter or of the kit may name
-    a choice the run does not offer, and then the run is not the one it names. (A choice past the
-    run's last decision, where one participant was left, is harmless.)"""
+    """The chooser that replays recorded choices and clock jumps. ``matched`` says afterwards whether
+    the run offered each of them: a replay string printed by another version of the adapter or of
+    the kit may name a choice the run does not offer (or a jump where nothing was left to expire),
+    and then the run is not the one it names. (A choice past the run's last decision, where one
+    participant was left, is harmless.) A jump moves the clock by the seconds the string names."""
 
-    def __init__(self, picks: list[int]) -> None:
+    def __init__(self, picks: list[int], jumps: list[tuple[int, int]] | tuple = ()) -> None:
         self.picks = picks
-        self.matched = True
+        self.pending = list(jumps)  # (choice number, seconds), in order
+        self._offered = True
+
+    @property
+    def matched(self) -> bool:
+        return self._offered and not self.pending
 
     def __call__(self, d: int, options: tuple[int, ...], default: int) -> int:
         if d < len(self.picks):
             if self.picks[d] in options:
                 return self.picks[d]
-            self.matched = False
+            self._offered = False
         return default
 
+    def jump(self, d: int, offered: int) -> int | None:
+        if self.pending and self.pending[0][0] == d:
+            return self.pending.pop(0)[1]
+        return None
 
-def switching(schedule: list[int]) -> Chooser:
+
+_JUST_JUMPED = -1
+
+
+class switching:
     """Hypothesis' encoding: 0 takes the default (the current thread goes on), k > 0 switches to the
-    k-th other option. Shrinking toward zeros is shrinking toward fewer context switches."""
+    k-th other option. Shrinking toward zeros is shrinking toward fewer context switches.
 
-    def choose(d: int, options: tuple[int, ...], default: int) -> int:
+    ``jumps`` count the points that offer a jump (something will expire): the clock moves on at the
+    n-th of them for each n drawn, and the thread that was going on there stalls: the others step
+    (switching among themselves as drawn) until none of them can, and then it goes on. A holder
+    paused past its lock's or lease's timeout while the others run is the race time shows.
+    Shrinking them away is shrinking toward time standing still, and toward zero, toward the first
+    such point."""
+
+    def __init__(self, schedule: list[int], jumps: list[int] | tuple = ()) -> None:
+        self.schedule = schedule
+        self.jumps = sorted(jumps)
+        self.offers = 0
+        self.stalled: int | None = None
+
+    def __call__(self, d: int, options: tuple[int, ...], default: int) -> int:
+        if self.stalled == _JUST_JUMPED:
+            self.stalled = default
+        if self.stalled is not None:
+            rest = tuple(i for i in options if i != self.stalled and i < ALONE)
+            if rest:
+                options = rest
+                default = default if default in rest else rest[0]
+            else:
+                self.stalled = None  # nothing else can step: it goes on
+        schedule = self.schedule
         if d < len(schedule) and schedule[d] > 0:
             others = [i for i in options if i != default]
             if others:
                 return others[(schedule[d] - 1) % len(others)]
         return default
 
-    return choose
+    def jump(self, d: int, offered: int) -> int | None:
+        n, self.offers = self.offers, self.offers + 1
+        if self.jumps and self.jumps[0] <= n:
+            self.jumps.pop(0)
+            self.stalled = _JUST_JUMPED
+            return offered
+        return None

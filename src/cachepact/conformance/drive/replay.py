@@ -8,7 +8,9 @@ scheduler's choices. Its replay string is all of that as text, so ``--replay`` r
 * ``seq/r:k1,t:301,w:k1@2,r:k1`` — operations one at a time, the clock moved on 301 s after the
   first, the write on app instance 2 (no ``@``: instance 1);
 * ``con/r:k1|r:k1,w:k1@2/0110`` — a sequential prefix, the operations in flight, and the scheduler's
-  choices (indices of the threads working for them, one digit each, or dot-separated past 9).
+  choices (indices of the threads working for them, one digit each, or dot-separated past 9);
+* ``con/|r:k1,w:k1/0.t11.1.1.0`` — the same with the clock moved on 11 s inside the race, before
+  the second choice (``t`` tokens are the schedule's clock jumps; a string with one is dot-separated).
 """
 
 from __future__ import annotations
@@ -41,6 +43,12 @@ TICK = "t"  # the kind of an Op that moves the clock on
 # How far the drivers move the clock: just past the TTLs code usually sets (30 s, 5 min, 1 day).
 TICKS = (31, 301, 86401)
 MAX_TICK = 10 * 365 * 86400
+# Jumps of the clock inside one concurrent run, at most: one lets a lock or a lease run out under its
+# holder, a second lets what it guards expire as well.
+RACE_JUMPS = 2
+# ... each just past an expiry at most this many seconds away: a lock's or a lease's timeout, a short
+# TTL. A pause longer than that inside one operation is an outage, not a race.
+RACE_HORIZON = 60
 
 
 def _ops(ops: tuple[Op, ...] | list[Op]) -> str:
@@ -67,9 +75,14 @@ class ConcurrentScenario:
         """App instances the scenario needs."""
         return max((instance for _, _, instance in (*self.prefix, *self.ops)), default=0) + 1
 
-    def replay(self, choices: list[int]) -> str:
-        sep = "" if all(c < 10 for c in choices) else "."
-        return f"con/{_ops(self.prefix)}|{_ops(self.ops)}/{sep.join(str(c) for c in choices)}"
+    def replay(self, choices: list[int], jumps: list[tuple[int, int]] | tuple = ()) -> str:
+        """The replay string of this scenario run with ``choices``, and the clock ``jumps`` it made:
+        (d, seconds) moves the clock on before choice number d."""
+        tokens = [str(c) for c in choices]
+        for d, seconds in sorted(jumps, key=lambda j: j[0], reverse=True):  # later first: indices stay right
+            tokens.insert(d, f"{TICK}{seconds}")
+        sep = "" if not jumps and all(c < 10 for c in choices) else "."
+        return f"con/{_ops(self.prefix)}|{_ops(self.ops)}/{sep.join(tokens)}"
 
 
 SEQUENCE_FORM = "expected 'seq/r:k1,w:k1,...' as printed by a failing run"
@@ -105,11 +118,22 @@ def parse_sequence(text: str) -> list[Op]:
     return list(ops)
 
 
-def parse_concurrent(text: str) -> tuple[ConcurrentScenario, list[int]]:
+def parse_concurrent(text: str) -> tuple[ConcurrentScenario, list[int], list[tuple[int, int]]]:
+    """The scenario, the scheduler's choices, and the clock's jumps inside the race ((d, seconds):
+    the clock moved on before choice number d)."""
+    picks: list[int] = []
+    jumps: list[tuple[int, int]] = []
     try:
         _, body, choices = text.split("/")
         prefix, ops = body.split("|")
-        picks = [int(c) for c in (choices.split(".") if "." in choices else choices)]
+        for token in choices.split(".") if "." in choices or TICK in choices else choices:
+            if token.startswith(TICK):
+                seconds = int(token[len(TICK) :])
+                if not 0 < seconds <= MAX_TICK:
+                    raise ValueError(token)
+                jumps.append((len(picks), seconds))
+            else:
+                picks.append(int(token))
     except ValueError:
         raise _bad(text, f"{text!r} is not a concurrent replay string; {CONCURRENT_FORM}") from None
     scenario = ConcurrentScenario(
@@ -117,7 +141,7 @@ def parse_concurrent(text: str) -> tuple[ConcurrentScenario, list[int]]:
     )
     if not scenario.ops:
         raise _bad(text, f"{text!r} has no operations in flight; {CONCURRENT_FORM}")
-    return scenario, picks
+    return scenario, picks, jumps
 
 
 def validate_replay(text: str) -> None:

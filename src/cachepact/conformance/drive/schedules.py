@@ -11,6 +11,7 @@ from hypothesis import given
 from ...model._participants import READ, WRITE
 from ..report.progress import Progress
 from ..runtime.signals import Abandoned, Violation
+from . import replay
 from .hypothesis import kit_settings, run_seeded
 from .interleaved import run_interleaved, switching
 from .replay import KEYS, TICKS, ConcurrentScenario
@@ -31,17 +32,24 @@ def search_schedules(
         st.tuples(st.just("t"), st.sampled_from(TICKS), st.just(0)),
     )
 
+    # Time inside races: where the clock jumps (choice numbers; see ``switching``), drawn when the
+    # check has seen something set to expire (the earlier phases ran races), else never: a check of
+    # code that sets no TTL and takes no lock with a timeout draws exactly what it drew before.
+    budget = replay.RACE_JUMPS
+    jumps = st.lists(st.integers(0, 6 * max_ops), max_size=budget) if budget and setup.session.expiring else st.just(())
+
     @kit_settings(max_examples, seed)
     @given(
         prefix=st.lists(prefix_op, max_size=2),
         ops=st.lists(op, min_size=2, max_size=max_ops),
         schedule=st.lists(st.integers(0, max_ops), max_size=6 * max_ops),
+        jumps=jumps,
     )
-    def test(prefix: list, ops: list, schedule: list) -> None:
+    def test(prefix: list, ops: list, schedule: list, jumps: list) -> None:
         if abandoned:  # Hypothesis reruns a failure to confirm it: a timeout is not waited out twice
             raise Abandoned(abandoned[0])
         scenario = ConcurrentScenario(prefix=tuple(prefix), ops=tuple(ops))
-        run = run_interleaved(setup, scenario, switching(schedule))
+        run = run_interleaved(setup, scenario, switching(schedule, jumps))
         progress.add_run(run)
         if run.finding is None:
             return

@@ -8,6 +8,7 @@ nothing is in flight.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable
 from typing import Any
@@ -16,8 +17,9 @@ import attrs
 
 from ..._argtypes import DEFAULT_STEP_TIMEOUT
 from ...model import APP, Actor, Pattern, Step
-from ...model._participants import READ, WRITE
+from ...model._participants import FLUSH, READ, REFRESH, WRITE, OpKind
 from ...model._steps import CLOCK
+from ..judge.expiry import claim_ran_out, lease_ran_out
 from ..judge.findings import Finding
 from ..judge.judge import Judge
 from ..record.env import OUTSIDE, Effect, Env, Harness, OpContext, build, run_operation
@@ -25,11 +27,12 @@ from ..record.servers import Servers
 from ..record.sites import innermost, of_traceback
 from ..runtime.clock import VirtualClock
 from ..runtime.control import controlled
+from ..runtime.helpers import real_join
 from ..runtime.scheduler import Chooser, Participant, Scheduler
 from ..runtime.session import Session
 from ..runtime.signals import Pruned, ServerLost, Stalled
-from ..runtime.threads import AppThread, Deployment
-from .replay import INITIAL, TICK, Op, replay_of_sequence
+from ..runtime.threads import WRITER, AppThread, Deployment
+from .replay import INITIAL, RACE_HORIZON, TICK, Op, replay_of_sequence
 from .run import Run
 
 
@@ -59,19 +62,27 @@ class World:
         self.setup = setup
         self.session = setup.session
         # Every world runs in its session, which holds the process for it (a check holds it throughout).
+        background = bool(setup.pattern.background)
         with self.session.claim(), controlled():  # locks the factory makes are the kit's
             # An adapter that draws from ``random`` (a jittered TTL, an early refresh) draws the same
             # numbers in every world, as Hypothesis seeds its examples: a replay is the run it names.
             random.seed(0)
-            self.harness: Harness = build(
-                setup.make,
-                initial=INITIAL,
-                label=setup.label,
-                instances=setup.instances,
-                servers=setup.servers,
-                session=self.session,
-            )
+            if background:
+                self.session.daemons = []  # threads the factory starts are this world's daemons
+            try:
+                self.harness: Harness = build(
+                    setup.make,
+                    initial=INITIAL,
+                    label=setup.label,
+                    instances=setup.instances,
+                    servers=setup.servers,
+                    session=self.session,
+                )
+            finally:
+                started, self.session.daemons = self.session.daemons or [], None
         adapters = self.harness.adapters
+        if not background and any(a.flush is not None for a in adapters):
+            self.session.unused_flush = True
         self.judge = Judge(
             setup.pattern, adapters[0], peek=self.harness.cache.peek, session=self.session, others=tuple(adapters[1:])
         )
@@ -87,6 +98,19 @@ class World:
         # ended only when the last of it is done (op -> its result and its return row).
         self.returned: dict[str, tuple[Any, int]] = {}
         self.calls: dict[str, str] = {}  # op -> the adapter call it is, as tables show it
+        # Background work (refresh-ahead, write-behind): what a thread an operation of each kind
+        # starts is (a read's: a refresh; a write's: a flush), and the workers named so far.
+        pattern = setup.pattern
+        self.worker_kinds: dict[str, OpKind] = {}
+        if pattern.background_named("refresh") is not None:
+            self.worker_kinds[READ] = REFRESH
+        if pattern.background_named("flush") is not None:
+            self.worker_kinds[WRITE] = FLUSH
+        self._worker_counts: dict[OpKind, int] = {}
+        # The factory's threads (a flusher draining a queue, a periodic loop), run by each scheduler
+        # of this world in turn: not yet started, then their participants.
+        self._new_daemons = [(t, self._daemon_context(instance)) for t, instance in started]
+        self.daemons: list[Participant] = []
 
     @property
     def steps(self) -> list[Step]:
@@ -105,6 +129,11 @@ class World:
         return self.judge.reached
 
     def _observe(self, index: int, step: Step, effect: Effect) -> None:
+        if step.ttl is not None:
+            self.session.expiring = True  # the check's races draw clock jumps (``RaceClock``)
+            shortest = self.session.shortest_ttl
+            if step.ttl > 0 and (shortest is None or step.ttl < shortest):
+                self.session.shortest_ttl = step.ttl
         self.judge.observe(index, step, effect)
 
     def name_op(self, kind: str, key: Any, instance: int = 0) -> tuple[str, Any]:
@@ -144,11 +173,18 @@ class World:
             with recorder.lock:
                 self.steps.append(return_step(op, kind, key, value, result))
                 self.returned[op] = (result, len(self.steps) - 1)
+                self.judge.returned(op)  # the caller's view: fresh-read counts from the return
 
         return run
 
-    def scheduler(self, choose: Chooser, on_finish: Callable | None = None) -> Scheduler:
+    def scheduler(self, choose: Chooser, on_finish: Callable | None = None, *, jumps: int = 0) -> Scheduler:
+        """A scheduler for this world's operations; with ``jumps`` > 0, one that may move the clock on
+        at a scheduling point, at most that many times (``RaceClock``)."""
+
         def finished(p: Participant) -> None:
+            if p.context.op in self.judge.workers:
+                with self.harness.recorder.lock:
+                    self.judge.worker_idle(p.context.op)  # a refresh or flush thread is done
             self._settle(scheduler, p.context.op)
             if on_finish is not None:
                 on_finish(p)
@@ -158,10 +194,113 @@ class World:
             session=self.session,
             step_timeout=self.setup.step_timeout,
             contexts=self.harness.recorder.threads,
-            helper_context=_helper_context,
+            helper_context=self._helper_context,
             on_finish=finished,
+            clock=RaceClock(self, jumps) if jumps and self.clock is not None else None,
         )
+        if self.worker_kinds:
+            scheduler.spawns = self._spawns
+        if self._new_daemons or self.daemons:
+            self.daemons = scheduler.keep(self.daemons, self._new_daemons)
+            self._new_daemons = []
+            scheduler.work_left = self.judge.refinement.dirty
+            scheduler.tick = self._daemon_tick
+            scheduler.on_quiet = self._daemons_idle
         return scheduler
+
+    def _daemon_context(self, instance: int) -> OpContext:
+        """A thread app instance ``instance``'s factory started works for no operation: a worker of
+        the pattern's background work (a flush where writes are flushed, else a refresh), the Cache's."""
+        kind = FLUSH if FLUSH in self.worker_kinds.values() else REFRESH
+        n = self._worker_counts[kind] = self._worker_counts.get(kind, 0) + 1
+        name = f"{kind.value}{n}"
+        self.judge.worker(name, kind)
+        self.instance_of[name] = instance
+        return OpContext(name, self.harness.attributions[instance], Actor.CACHE)
+
+    def _daemon_tick(self, seconds: float) -> None:
+        """A periodic daemon is woken for work left: its period passes on the virtual clock."""
+        if self.clock is not None:
+            with self.harness.recorder.lock:
+                self.move_clock(max(1, math.ceil(seconds)))
+
+    def _daemons_idle(self) -> None:
+        """Nothing can step and no operation is in flight: every daemon is idle, its unit of work over."""
+        with self.harness.recorder.lock:
+            for p in self.daemons:
+                self.judge.worker_idle(p.context.op)
+
+    @property
+    def flushes(self) -> list[int]:
+        """The app instances whose adapter has a ``flush=`` (patterns with background work only)."""
+        if not self.setup.pattern.background:
+            return []
+        return [n for n, a in enumerate(self.harness.adapters) if a.flush is not None]
+
+    def _flush(self, scheduler: Scheduler, instance: int) -> Participant:
+        """App instance ``instance``'s ``flush()``, on a worker of its own: background work the kit
+        runs on demand (every operation is done; the system is judged at rest after it)."""
+        kind = FLUSH if FLUSH in self.worker_kinds.values() else REFRESH
+        n = self._worker_counts[kind] = self._worker_counts.get(kind, 0) + 1
+        name = f"{kind.value}{n}"
+        with self.harness.recorder.lock:
+            self.judge.worker(name, kind)
+            self.judge.worker_busy(name)
+        adapter = self.harness.adapters[instance]
+        self.instance_of[name] = instance
+
+        def body() -> None:
+            try:
+                run_operation(adapter.flush)
+            except Pruned:
+                raise
+            except BaseException as e:  # the adapter's own failure is a finding
+                with self.harness.recorder.lock:
+                    self.judge.keep(adapter_error(e, name, self.last_step_of(name)))
+
+        context = OpContext(name, self.harness.attributions[instance], Actor.CACHE)
+        return scheduler.add(-1, body, self.deployment.thread(instance, WRITER), context)
+
+    def drain(self) -> None:
+        """After a concurrent run: the adapters' ``flush=``, alone, then the system judged at rest."""
+        if not self.flushes or self.finding is not None:
+            return
+        scheduler = self.scheduler(go_on)
+        to_flush = list(self.flushes)
+
+        def next_op() -> Any:
+            return self._flush(scheduler, to_flush.pop(0)) if to_flush else None
+
+        first = next_op()
+        if self.perform(scheduler, first, next_op) and self.finding is None and not self.judge.in_flight():
+            self.judge.at_rest(self.harness.cache.peek, first.context.op, len(self.steps) - 1, steps=self.steps)
+
+    def settle(self) -> None:
+        """The run is over, its background work idle: a dirty value left now is never flushed."""
+        if self.finding is None and self.setup.pattern.background_named("flush") is not None:
+            with self.harness.recorder.lock:
+                self.judge.unflushed(len(self.steps) - 1)
+
+    def _spawns(self, context: OpContext) -> bool:
+        return context.op not in self.judge.workers and self.judge.kind_of(context.op) in self.worker_kinds
+
+    def _helper_context(self, starter: OpContext) -> OpContext:
+        """A thread an operation starts works for it, except where the pattern has background work of
+        that operation's kind: a thread a read starts in refresh-ahead is a refresh, one a write
+        starts in write-behind a flush (a ``Timer`` per write). That is a worker of its own (``rf1``,
+        ``fl1``), the Cache's: the operation returns without it, and nothing is at rest until it is
+        done."""
+        kind = self.worker_kinds.get(self.judge.kind_of(starter.op)) if starter.op not in self.judge.workers else None
+        if kind is None:
+            return helper_context(starter)
+        n = self._worker_counts[kind] = self._worker_counts.get(kind, 0) + 1
+        name = f"{kind.value}{n}"
+        with self.harness.recorder.lock:
+            self.judge.worker(name, kind)
+            self.judge.worker_busy(name)
+        if starter.op in self.instance_of:  # its process is its starter's
+            self.instance_of[name] = self.instance_of[starter.op]
+        return OpContext(name, starter.attribution, Actor.CACHE)
 
     def _settle(self, scheduler: Scheduler, op: str) -> None:
         """A thread of ``op`` is done: when it was the last (its helpers included) and the operation
@@ -235,8 +374,16 @@ class World:
         last: list[str] = []
         scheduler = self.scheduler(go_on)
 
+        flushed: set[str] = set()
+        to_flush: list[int] = []
+
         def next_op() -> Any:
             if last and not self.judge.in_flight() and self.finding is None:
+                if self.flushes and last[-1] not in flushed:  # each adapter's flush= drains first
+                    flushed.add(last[-1])
+                    to_flush[:] = self.flushes
+                if to_flush:
+                    return self._flush(scheduler, to_flush.pop(0))
                 self.judge.at_rest(self.harness.cache.peek, last[-1], len(self.steps) - 1)
             for kind, arg, instance in pending:
                 if self.finding is not None:
@@ -256,25 +403,41 @@ class World:
             return None
 
         first = next_op()
-        if first is not None:
-            self.perform(scheduler, first, next_op)
+        if first is not None and self.perform(scheduler, first, next_op):
+            self.settle()
         return self.finding
 
     def close(self) -> None:
-        """The world is done with: its app threads end."""
+        """The world is done with: its app threads and daemons end."""
+        if self.daemons:
+            Scheduler.release(self.daemons)
+            for p in self.daemons:  # their unwinding (a lock released) is this world's, not the next one's
+                if p.thread is not None and p.thread.is_alive():
+                    real_join(p.thread, self.setup.step_timeout)
         self.deployment.close()
 
     def advance(self, seconds: int) -> None:
-        """The kit moves the adapter's clock on; entries whose TTL ran out are gone."""
+        """The kit moves the adapter's clock on between operations; entries whose TTL ran out are gone."""
         if self.clock is None:
             raise RuntimeError("moving the clock needs a check's VirtualClock")
         self.ops.append(Op(TICK, seconds))
+        self.move_clock(seconds)
+
+    def move_clock(self, seconds: int) -> None:
+        """The clock moves on ``seconds``, between operations or inside a race (``RaceClock``): the
+        judge is told, a row says so, and every entry whose TTL ran out is gone (a row each)."""
+        assert self.clock is not None
         self.clock.advance(seconds)
         self.judge.clock_moved()
         self.steps.append(Step(op=OUTSIDE, actor=Actor.CACHE, target=CLOCK, action="advance", key=None, value=seconds))
+        lease_for = getattr(self.harness.cache, "lease_for", None)
         for ck in self.harness.cache.expire():
             self.steps.append(Step(op=OUTSIDE, actor=Actor.CACHE, target="cache", action="expire", key=ck))
+            claim_ran_out(self.judge, ck)  # before the judge forgets whose claim it was
             self.judge.evicted(ck, expired=True)
+            guarded = lease_for(ck) if lease_for is not None else None
+            if guarded is not None:  # a lease ran out under its reader: its token is void now
+                lease_ran_out(self.judge, guarded)
 
     def last_step_of(self, op: str) -> int | None:
         return max((n for n, s in enumerate(self.steps) if s.op == op), default=None)
@@ -300,7 +463,47 @@ class World:
         )
 
 
-def _helper_context(starter: OpContext) -> OpContext:
+class RaceClock:
+    """Time inside a race: the scheduler's clock hook (``runtime.scheduler.ClockHook``).
+
+    At a scheduling point it offers a jump when something in the stores will expire within
+    ``RACE_HORIZON`` seconds (an entry's TTL, a lock's timeout, a lease's expiry, read from the
+    stores themselves), sized just past the soonest of them (its seconds left, rounded up, plus one:
+    the sequential driver's 31 for a TTL of 30), so each jump lets the next expiry happen; at most
+    ``budget`` jumps a run. A pause longer than the horizon inside one operation is an outage, not
+    a race: longer TTLs run out between operations (the sequential driver's 301 s, a day). A real
+    Redis server expires keys on its own clock, which the kit cannot move: its keys offer no jump.
+    """
+
+    def __init__(self, world: World, budget: int) -> None:
+        self.world = world
+        self.left = budget
+
+    def offer(self) -> int | None:
+        if self.left <= 0:
+            return None
+        soon = [left for _, left in self.world.harness.cache.expiring() if left <= RACE_HORIZON]
+        if not soon:
+            return None
+        self.world.session.expiring = True  # the check's adapter sets short TTLs: its races draw jumps
+        return math.ceil(min(soon)) + 1
+
+    def jump(self, seconds: int) -> None:
+        self.left -= 1
+        with self.world.harness.recorder.lock:
+            self.world.move_clock(seconds)
+
+    def state(self) -> tuple:
+        """What the clock can still do, for the exhaustive explorer's state key: the jumps left, and
+        each expiring key's whole seconds left (two states that differ only there differ once time
+        moves)."""
+        if self.left <= 0:
+            return ()
+        left = sorted((repr(k), math.ceil(t)) for k, t in self.world.harness.cache.expiring())
+        return (self.left, tuple(left))
+
+
+def helper_context(starter: OpContext) -> OpContext:
     """A thread an operation starts works for the same operation; its calls are the Cache's when the
     code that started it was (a library handing its loader to a thread pool)."""
     inherited = starter.inherited if starter.inherited is Actor.CACHE else starter.attribution.actor(1)

@@ -27,7 +27,7 @@ import attrs
 from ...backends import HashField
 from ...errors import DefinitionError
 from ...model import Kind, Pattern, Step, show
-from ...model._participants import READ, WRITE, OpKind
+from ...model._participants import READ, REFRESH, WRITE, OpKind
 from ...model._properties import BY_NAME
 from ...model._system import ABSENT as ABSENT_ID
 from ...model._system import CACHE_F, DB_F, DIRTY, MARKS, NONE
@@ -408,6 +408,12 @@ class Judge:
         value = NONE if self.refinement.ops[i].kind == WRITE else self.value_id(k, result)
         return self._found(self.refinement.finish(i, value), op, index)
 
+    def returned(self, op: str) -> None:
+        """``op`` returned; threads it started still run, so it ends later (``finish``)."""
+        i = self.op_index.get(op)
+        if i is not None:
+            self.refinement.returned(i)
+
     def clock_moved(self) -> None:
         self.refinement.clock_moved()
 
@@ -470,10 +476,15 @@ class Judge:
                     n for n, st in enumerate(steps) if st.target == "cache" and st.key == ck and st.action in FILLS
                 ]
                 culprit = fills[-1] if fills else index
-                if fills:
+                worker = self.workers.get(steps[culprit].op) if fills else None
+                if worker is not None:  # background work stored it: a refresh (or a flush) raced
+                    allowed = (f"no store by this {worker.name.lower()}: its value is not the DB's",)
+                    hint = BY_NAME["no-stale-refresh"].remedy
+                elif fills:
                     what = "store" if self._is_write(steps[culprit].op) else "fill"
                     allowed = (f"this very {what}: the pattern as textbooks state it has this race",)
-                hint = self._race_hint(steps, culprit, ck, self.name(k, v, entry=True))
+                if worker is None:
+                    hint = self._race_hint(steps, culprit, ck, self.name(k, v, entry=True))
             message = BY_NAME["coherent-at-rest"].message(
                 "stale-entry",
                 {"op": op, "where": where, "value": self.name(k, v, entry=True), "truth": self.name(k, truth)},
@@ -620,6 +631,10 @@ class Judge:
                 # A SET NX refused by a write's tombstone: the write's claim that no read fill for now.
                 self._note_claim(op, step.op, f"the tombstone on {show(ck)}")
             found = self.entry_id(k, payload)
+            if op.kind == REFRESH and _may_write(step.command):
+                # A refresh's SET of what the entry held already: judged by effect a look, but it is
+                # the refresh's store (it renews the entry's time to live).
+                return Obs(Kind.FILL, actor, k, found, None, False, False, (found, effect.lease_after))
             after_fill = op.kind == READ and self.refinement.expects(i) is Kind.FILL
             if after_fill and getattr(step.command, "effect", None) == "read":
                 # A script that may write (not *_RO) left the entry as it was when the read had loaded

@@ -485,6 +485,20 @@ class Refinement:
             return None
         return self._check_result(i, op, result, expected)
 
+    def returned(self, i: int) -> None:
+        """Op ``i``'s read or write returned, while work it handed to other threads still runs: it
+        has not ended, but for ``fresh-read`` a write counts from here (a read that begins now must
+        not return a value older than the one this write was asked to write)."""
+        op = self.ops[i]
+        if op.kind != WRITE:
+            return
+        s = self.state
+        o = s[OPS][i]
+        k = op.key
+        older = o[MASK] if self._past_put(i) else s[PUT][k]  # no put yet: all the DB has received
+        if s[RETIRED][k] | older != s[RETIRED][k]:
+            self.state = _with(s, RETIRED, _put(s[RETIRED], k, s[RETIRED][k] | older))
+
     def _returned(self, i: int) -> None:
         self.running -= 1
         self._free.append(i)

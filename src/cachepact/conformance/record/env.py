@@ -81,7 +81,9 @@ class Recorder:
             op, actor = OUTSIDE, self.attribution.actor(depth)
         else:
             op = context.op
-            actor = context.attribution.actor(depth) if context.inherited is Actor.APP else Actor.CACHE
+            actor = context.attribution.actor(depth)  # (a worker's calls still show which cache_code ran)
+            if context.inherited is not Actor.APP:
+                actor = Actor.CACHE
         step = Step(
             op=op,
             actor=actor,
@@ -338,9 +340,10 @@ def build(
     redis = RedisRecording(recorder, servers, cache, session)
     session.recording = redis
     envs, adapters = [], []
-    for _ in range(instances):
+    for n in range(instances):
         env = Env(db=RecordingDB(db, recorder), cache=RecordingCache(cache, recorder), servers=servers)
         envs.append(env)
+        session.building = n  # the app instance whose make runs: threads it starts are its daemons
         adapters.append(_made(make, env, label))
     attributions = [attribution_for(session, a.cache_code) for a in adapters]
     recorder.attribution = attributions[0]

@@ -12,7 +12,10 @@ from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape, quoteattr
 
 from ...model import Step, calls_of, render_table
+from ...model._participants import is_background
+from ...model._steps import CLOCK
 from ..judge.findings import INVARIANTS
+from ..record.env import OUTSIDE
 
 if TYPE_CHECKING:
     from .result import Result
@@ -48,14 +51,26 @@ def race_table(r: Result) -> str:
             cells[cols.index(s.op)] = actor + text
             switch = "switch" if previous is not None and s.op != previous else ""
             previous = s.op
+        elif s.target == CLOCK or (s.op == OUTSIDE and s.action == "expire"):
+            # The kit moved the clock on (before the race, or inside it at a scheduling point), and
+            # what expired then: rows of their own, no operation's, no switch.
+            who = "Kit" if s.target == CLOCK else str(s.actor)
+            cells = [f"{who}: {text}"] + [""] * (len(cols) - 1)
+            switch = ""
         else:  # the sequential prefix, before anything was in flight
             where = f" (app {on[s.op] + 1})" if on and s.op in on else ""
             cells = [f"{s.op}{where} {s.actor}: {text}"] + [""] * (len(cols) - 1)
             switch = ""
         mark = "<-- culprit" if culprit is not None and first <= culprit <= last else ""
         rows.append((str(n + 1), switch, *cells, mark))
-    heads = [f"{c} (app {on[c] + 1})" if on else c for c in cols]
+    heads = [_head(c, on) for c in cols]
     return render_table(("#", "switch", *heads, "note"), rows)
+
+
+def _head(column: str, on: dict[str, int] | None) -> str:
+    if is_background(column):
+        return f"{column} (background, app {on[column] + 1})" if on and column in on else f"{column} (background)"
+    return f"{column} (app {on[column] + 1})" if on and column in on else column
 
 
 def steps_table(r: Result) -> str:
@@ -106,7 +121,12 @@ def text(r: Result) -> str:
             f"{_plural(calls, 'DB or cache call')}"
         )
         if r.columns:
-            summary += f", {len(r.columns)} in flight, {_plural(r.context_switches, 'context switch', 'es')}"
+            workers = sum(map(is_background, r.columns))
+            background = f" and {_plural(workers, 'background worker')}" if workers else ""
+            summary += (
+                f", {len(r.columns) - workers} in flight{background}, "
+                f"{_plural(r.context_switches, 'context switch', 'es')}"
+            )
         lines.append(summary)
         lines.append(steps_table(r))
         if f.allowed:

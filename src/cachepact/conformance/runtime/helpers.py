@@ -10,7 +10,10 @@ thread, instead of on the pool's long-lived workers, which would otherwise carry
 work into another's and leave an event loop blocked in ``select`` where the kit cannot see.
 
 A thread started outside any operation (a library's background thread, made in ``make(env)``) is
-not adopted: the kit does not control it, and its calls to ``env`` are reported.
+not adopted: the kit does not control it, and its calls to ``env`` are reported. Except where the
+pattern has background work (refresh-ahead, write-behind): there a thread the factory starts is a
+daemon of its world (``Scheduler.keep``), started with the world's first run and scheduled like an
+operation, idle while it waits for work.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ real_join = threading.Thread.join
 class Adopter(Protocol):
     def adopt(self, thread: threading.Thread) -> None: ...
 
+    def in_background(self) -> bool: ...
+
 
 def _adopter() -> Adopter | None:
     return getattr(_primitives.handle(), "scheduler", None)
@@ -40,9 +45,14 @@ def _adopter() -> Adopter | None:
 def _start(thread: threading.Thread) -> None:
     adopter = _adopter()
     if adopter is None:
+        session = running()
+        if session is not None and session.daemons is not None:
+            # Started by the factory of a pattern with background work (a flusher, a periodic
+            # loop): the world runs it as a daemon, under its schedulers, from its first run.
+            session.daemons.append((thread, session.building))
+            return
         # Not started for an operation: what an operation waits for may now be set from outside
         # the kit's view, so an apparent deadlock deserves a moment's patience.
-        session = running()
         if session is not None:
             session.foreign = True
         _primitives.real_start(thread)
@@ -66,8 +76,13 @@ def _submit(self: ThreadPoolExecutor, fn: Any, /, *args: Any, **kwargs: Any) -> 
     future. The calls it makes are the operation's, in the order a pool thread picked up at once
     would make them; an event loop waiting in ``select`` for a worker (``run_in_executor``) never
     blocks out of the kit's sight."""
-    if _adopter() is None:
+    adopter = _adopter()
+    if adopter is None:
         return real_submit(self, fn, *args, **kwargs)
+    if adopter.in_background():
+        # In a pattern with background work, work a read submits is a refresh and work a write
+        # submits a flush: a worker thread of its own, which the operation does not wait for.
+        return _on_a_thread(fn, args, kwargs)
     future: Future = Future()
     future.set_running_or_notify_cancel()
     try:
@@ -78,6 +93,24 @@ def _submit(self: ThreadPoolExecutor, fn: Any, /, *args: Any, **kwargs: Any) -> 
         future.set_exception(e)
     else:
         future.set_result(result)
+    return future
+
+
+def _on_a_thread(fn: Any, args: tuple, kwargs: dict) -> Future:
+    future: Future = Future()
+    future.set_running_or_notify_cancel()
+
+    def run() -> None:
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as e:
+            future.set_exception(e)
+            if isinstance(e, Pruned):
+                raise
+        else:
+            future.set_result(result)
+
+    threading.Thread(target=run, name="executor work").start()  # adopted: a worker
     return future
 
 

@@ -27,7 +27,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from ..._argtypes import DEFAULT_STEP_TIMEOUT
 from ..record.sites import innermost, of_frame
@@ -43,9 +43,22 @@ IDLE_WALL = 0.05  # the same, where threads have no CPU clock: this long without
 MAX_FORCED_TIMEOUTS = 1000  # timed waits ended with nothing else to run, before it counts as a hang
 ALONE = 100  # a chooser's option ALONE + i: participant i ends its timed waits early, alone (see _decide)
 MAX_SPIN = 64  # timed waits ended early in a row alone, before that branch is cut (check() says so)
+MAX_DRAIN = 3  # with every operation done and work left, how often a periodic daemon's wait is ended
 
 # A chooser: (decision number, the participants that may step, the default) -> participant.
+# A chooser may also have ``jump(decision number, seconds offered) -> seconds | None | ABORT``: asked
+# at a scheduling point where the run's clock hook offers a jump, whether to move the clock on first.
 Chooser = Callable[[int, tuple[int, ...], int], int]
+
+
+class ClockHook(Protocol):
+    """What the scheduler may do with the run's virtual clock at a scheduling point."""
+
+    def offer(self) -> int | None:
+        """Seconds of a jump worth making now (just past the soonest expiry), or None."""
+
+    def jump(self, seconds: int) -> None:
+        """Move the clock on: what expired is gone, and the judge is told."""
 
 
 def _cpu_clock(ident: int) -> int | None:
@@ -87,12 +100,15 @@ class Participant:
         "clock",
         "context",
         "cpu",
+        "daemon",
+        "drained",
         "first",
         "go",
         "helper",
         "ident",
         "idle",
         "index",
+        "killed",
         "loop_len",
         "native",
         "op",
@@ -105,6 +121,7 @@ class Participant:
         "thread",
         "timed",
         "timed_out",
+        "timeout",
         "waiting",
         "woke_early",
         "woken",
@@ -138,6 +155,13 @@ class Participant:
         self.idle = 0
         self.body: Callable[[], None] | None = None
         self.thread: Any = None
+        # A daemon: a thread the factory started (a flusher draining a queue, a periodic loop). It
+        # lives as long as its world, across that world's schedulers, and never has to end: blocked
+        # with nothing to do, it is idle.
+        self.daemon = False
+        self.drained = 0  # a daemon: its timed waits ended for work left since the last operation
+        self.killed = False  # its world is closed: it unwinds at its next scheduling point
+        self.timeout: float | None = None  # the timeout of the wait it is blocked in
 
     # What primitives and the recorder call on the participant's own thread.
     def park(self, call: tuple) -> None:
@@ -157,8 +181,13 @@ class Scheduler:
         contexts: dict[int, Any],
         helper_context: Callable[[Any], Any],
         on_finish: Callable[[Participant], None] | None = None,
+        clock: ClockHook | None = None,
     ) -> None:
         self.choose = choose
+        # Time inside the race: where the chooser moved the clock on, (decision number, seconds).
+        self.clock = clock
+        self._ask_jump = getattr(choose, "jump", None) if clock is not None else None
+        self.jumps: list[tuple[int, int]] = []
         self.session = session  # the check's: where its participants are registered, its counts kept
         self.step_timeout = step_timeout
         self.contexts = contexts  # thread ident -> context: how the recorder names a thread's calls
@@ -181,6 +210,17 @@ class Scheduler:
         self.idle_on: int | None = None
         self._lock = RealRLock()  # reentrant: starting a sequence's next operation adds a participant
         self._waited_for_foreign = False
+        # Daemons (``keep``): how many are live, whether work is left for them once every operation
+        # is done (a dirty value to flush: the world says), how the clock moves when a periodic one
+        # is woken for it, and what to do when everything is quiet (the world judges at rest).
+        self.daemons = 0
+        self.work_left: Callable[[], bool] | None = None
+        self.tick: Callable[[float], None] | None = None
+        self.on_quiet: Callable[[], None] | None = None
+        # Whether a thread a participant with this context starts is background work of its own (a
+        # refresh a read starts, a flush a write starts): the world says, from the pattern.
+        self.spawns: Callable[[Any], bool] | None = None
+        self._handing = False
 
     # -- joining ----------------------------------------------------------------------------------
 
@@ -188,7 +228,84 @@ class Scheduler:
         """An operation to start at ``run``, on ``thread`` (anything with ``submit(job)``)."""
         p = self._join(op, context, helper=False)
         p.body, p.thread = body, thread
+        for q in self.parts:
+            q.drained = 0
         return p
+
+    # -- daemons ------------------------------------------------------------------------------------
+
+    def keep(self, daemons: list[Participant], new: list[tuple[threading.Thread, Any]]) -> list[Participant]:
+        """This scheduler runs the world's daemons: those an earlier scheduler ran (blocked where they
+        were: they go on in this one) and ``new`` ones, threads the factory started, which start with
+        this scheduler's run. Returns the daemons' participants, for the next scheduler."""
+        with self._lock:
+            for p in daemons:
+                if p.state == "done":
+                    continue
+                p.scheduler, p.index = self, len(self.parts)
+                self.parts.append(p)
+                self.live += 1
+                self.daemons += 1
+                self.live_of[p.context.op] = self.live_of.get(p.context.op, 0) + 1
+            kept = [p for p in daemons if p.state != "done"]
+        for thread, context in new:
+            p = self._join(-1, context, helper=True)
+            p.daemon = True
+            self.daemons += 1
+            self._wrap(thread, p)
+            kept.append(p)
+        return kept
+
+    def _wrap(self, thread: threading.Thread, p: Participant) -> None:
+        """``thread`` runs as participant ``p``: parked until chosen, unwound when pruned."""
+        thread._cachepact_helper = p  # type: ignore[attr-defined]  (a join of it waits for p: _helpers)
+        run = thread.run
+
+        def participant_run() -> None:
+            try:
+                self._enter(p, announce=True)
+                self._wait(p)
+                run()
+            except Pruned:
+                pass  # an aborted run unwinds its helpers too
+            except BaseException:
+                # What its cleanup raised while it unwound (a lock released after its world closed):
+                # the kit cut it short, nothing to report.
+                if not (p.killed or p.scheduler.aborting):
+                    raise
+            finally:
+                p.scheduler._leave(p)
+
+        thread.run = participant_run  # type: ignore[method-assign]
+        p.thread = thread
+
+    def _start_daemons(self) -> None:
+        """Start the daemons new to this run (the factory's threads), and wait until each is parked."""
+        new = [p for p in self.parts if p.daemon and p.state == "new"]
+        for p in new:
+            primitives.real_start(p.thread)
+        self._await_ready(new)
+
+    def ops_live(self) -> int:
+        return self.live - self.daemons
+
+    def _daemon_due(self, q: Participant) -> bool:
+        """Whether daemon ``q``'s timed wait may end now: while operations run (it runs when the
+        clock says, which may be any moment), or once all are done while work is left (a dirty value
+        to flush), a few times each: a periodic loop that does nothing more is idle."""
+        if self.ops_live() > 0:
+            return True
+        return self.work_left is not None and q.drained < MAX_DRAIN and self.work_left()
+
+    @staticmethod
+    def release(daemons: list[Participant]) -> None:
+        """The world is closed: its daemons unwind at the scheduling point each is parked at (their
+        last scheduler, its run over, takes no further notice of them)."""
+        for p in daemons:
+            if p.state != "done":
+                p.scheduler.aborting = True
+                p.killed = True
+                p.go.put(None)
 
     def _join(self, op: int, context: Any, *, helper: bool) -> Participant:
         with self._lock:
@@ -198,25 +315,17 @@ class Scheduler:
             self.live_of[context.op] = self.live_of.get(context.op, 0) + 1
         return p
 
+    def in_background(self) -> bool:
+        """Whether work the calling participant hands off now is background work (``spawns``)."""
+        me = self.session.scheduled.get(threading.get_ident())
+        return self.spawns is not None and me is not None and self.spawns(me.context)
+
     def adopt(self, thread: threading.Thread) -> None:
         """A participant starts ``thread``: it becomes a helper of the same operation (``_helpers``)."""
         parent = self.session.scheduled[threading.get_ident()]
         assert isinstance(parent, Participant)
         p = self._join(parent.op, self.helper_context(parent.context), helper=True)
-        thread._cachepact_helper = p  # type: ignore[attr-defined]  (a join of it waits for p: _helpers)
-        run = thread.run
-
-        def helper_run() -> None:
-            try:
-                self._enter(p, announce=True)
-                self._wait(p)
-                run()
-            except Pruned:
-                pass  # an aborted run unwinds its helpers too
-            finally:
-                self._leave(p)
-
-        thread.run = helper_run  # type: ignore[method-assign]
+        self._wrap(thread, p)
 
     def _enter(self, p: Participant, *, announce: bool) -> None:
         p.ident = threading.get_ident()
@@ -329,6 +438,7 @@ class Scheduler:
             raise self._unwind(p)
         p.predicate = predicate
         p.timed = timeout is not None
+        p.timeout = timeout
         p.timed_out = p.woken = False
         if p.timed:
             p.loop_len, p.since_wait = p.since_wait, 0
@@ -345,6 +455,9 @@ class Scheduler:
             chosen = self._decide() if holder else None
             if holder and chosen is None and not self.aborting:
                 self._to_main()
+            handing, self._handing = self._handing, False
+        if handing:
+            self._hand_on(None)  # a daemon went idle last: the sequence's next operation goes on
         if chosen is p:
             return
         if self.aborting:
@@ -363,13 +476,14 @@ class Scheduler:
 
     def _wait(self, p: Participant) -> None:
         p.go.get()
-        if self.aborting:
+        if self.aborting or p.killed:
             raise self._unwind(p)
 
     def _finish(self, p: Participant) -> None:
         with self._lock:
             p.state = "done"
             self.live -= 1
+            self.daemons -= p.daemon
             self.live_of[p.context.op] -= 1
             self.progress += 1
             if self.on_finish is not None and not self.aborting:
@@ -383,9 +497,10 @@ class Scheduler:
                 return
             if self._decide() is not None:
                 return
-            if self.live != 0 or self.next_op is None:
+            if self.ops_live() != 0 or self.next_op is None:
                 self._to_main()
                 return
+            self._quiet()
             self.baton = None
             if not p.helper:
                 self.idle_on = threading.get_ident()  # its sequence job starts the next operation
@@ -396,7 +511,17 @@ class Scheduler:
 
     def _to_main(self) -> None:
         self.baton = None
-        self.back.put(("done",) if self.live == 0 else ("stuck",))
+        if self.ops_live() == 0:
+            self._quiet()
+            if self.daemons and self.next_op is not None:
+                self._handing = True  # the sequence goes on once this thread lets go of the lock
+                return
+        self.back.put(("done",) if self.ops_live() == 0 else ("stuck",))
+
+    def _quiet(self) -> None:
+        """Every operation is done and nothing can step: the world may judge the system at rest."""
+        if self.on_quiet is not None and not self.aborting:
+            self.on_quiet()
 
     # -- deciding (whoever holds the baton, under the lock) ----------------------------------------
 
@@ -409,6 +534,8 @@ class Scheduler:
             if q.state == "parked" or (q.state == "blocked" and (self.aborting or q.predicate())):  # type: ignore[misc]
                 ready.append(q.index)
             elif q.state == "blocked" and q.timed:
+                if q.daemon and not self._daemon_due(q):
+                    continue  # a periodic daemon with nothing left to do is idle
                 (spinning if q.woke_early else timed).append(q.index)
         # Fairness, as in CHESS (Musuvathi & Qadeer, PLDI 2008): a participant whose timed wait was
         # ended early and that waits again before anyone else stepped is in a retry loop (a Redis
@@ -418,7 +545,8 @@ class Scheduler:
         # leaves the loop (a bounded loop giving up, which others' paused steps make happen) or
         # MAX_SPIN tries go by (a loop only others can end, or a longer one: the branch is cut,
         # counted in the session's spun_out, and the check's report says so).
-        alone = tuple(ALONE + i for i in spinning) if ready else ()
+        # A daemon's periodic wait is no retry loop: it is never offered to spin alone.
+        alone = tuple(ALONE + i for i in spinning if not self.parts[i].daemon) if ready else ()
         if not ready:
             timed += spinning
         options = tuple(sorted(ready + timed)) + alone if ready else tuple(sorted(timed))
@@ -438,12 +566,23 @@ class Scheduler:
                 forced = cur_p.index
             else:
                 cur_p.alone = 0  # it waits for others now: decisions resume
+        # Time inside the race, at a real decision only (two options or more): those are recorded,
+        # so a run that replays its choices meets the same points in the same order.
+        if forced is None and len(options) > 1 and self._ask_jump is not None and not self.aborting:
+            jumped = self._jump()
+            if jumped is None:  # the chooser cut the run here
+                return None
+            if jumped:
+                return self._decide()  # time moved: what can step now, and maybe another jump
         if not ready and self.forced >= MAX_FORCED_TIMEOUTS:
             self.hung = self._describe_stuck()  # a wait with a timeout, in a loop nothing ends
             return None
         # By default the current participant goes on (fewest switches), and a wait with a timeout
         # ends only when nothing else can step; choosers may pick any option.
-        preferred = ready or timed
+        # A daemon's timed wait (a periodic flusher) ends by default only when no operation's can,
+        # the least drained first (each app instance's flusher has its own writes to flush).
+        daemons = sorted((t for t in timed if self.parts[t].daemon), key=lambda t: self.parts[t].drained)
+        preferred = ready or [t for t in timed if not self.parts[t].daemon] or daemons
         cur = self.current.index if self.current is not None else None
         default = cur if cur in preferred else preferred[0]
         if forced is not None:
@@ -476,6 +615,11 @@ class Scheduler:
             p.woke_early = bool(ready)
             p.woken = True
             self.forced += not ready
+            if p.daemon and self.ops_live() == 0:
+                # Work is left and only a periodic daemon can do it: its period passes on the clock.
+                p.drained += 1
+                if self.tick is not None and p.timeout:
+                    self.tick(p.timeout)
         else:
             self.progress += 1
             for q in self.parts:
@@ -487,6 +631,33 @@ class Scheduler:
             if p.ident != threading.get_ident():
                 p.go.put(None)
         return p
+
+    def _jump(self) -> bool | None:
+        """Time inside the race: when the clock hook offers a jump here (something will expire), the
+        chooser says whether the clock moves on first, and by how much. True when it moved, None
+        when the chooser cut the run instead. The hook and the chooser run the kit's own code on
+        this participant's thread: nothing in them is a scheduling point."""
+        me = self.session.scheduled.get(threading.get_ident())
+        if me is not None:
+            me.atomic += 1
+        try:
+            offered = self.clock.offer()  # type: ignore[union-attr]
+            if offered is None:
+                return False
+            d = len(self.choices)
+            seconds = self._ask_jump(d, offered)  # type: ignore[misc]
+            if seconds == ABORT:
+                self._abort()
+                return None
+            if not seconds:
+                return False
+            self.clock.jump(seconds)  # type: ignore[union-attr]
+        finally:
+            if me is not None:
+                me.atomic -= 1
+        self.jumps.append((d, seconds))
+        self.progress += 1
+        return True
 
     def _abort(self) -> None:
         """The run is redundant, or over: every waiting participant unwinds (raising ``Pruned``)."""
@@ -508,7 +679,8 @@ class Scheduler:
         still running out of sight are left (``stranded``)."""
         new = [p for p in self.parts if p.state == "new" and not p.helper]
         try:
-            if len(new) == 1 and self.live == 1:
+            self._start_daemons()
+            if len(new) == 1 and self.ops_live() == 1 and not self.daemons:
                 # One operation alone: it runs at once, with the baton (no start handshake).
                 p = new[0]
                 p.state = "running"
@@ -532,6 +704,7 @@ class Scheduler:
         or None at the end), watching them all. Raises ``Stalled`` as ``run`` does."""
         self.next_op = next_op
         try:
+            self._start_daemons()
             with self._lock:
                 first.state = "running"
                 self.current = self.baton = first
@@ -571,7 +744,7 @@ class Scheduler:
                 continue
             if message[0] == "error":
                 raise message[1]
-            if message[0] == "done" and self.live == 0 and self.idle_on is None:
+            if message[0] == "done" and self.ops_live() == 0 and self.idle_on is None:
                 return
             if self.baton is None:
                 self._unstick()
@@ -616,7 +789,12 @@ class Scheduler:
                 return
             if self.hung is not None:
                 raise Stalled("timeout", self.hung, self._stuck_ops())
-            if self.live == 0:
+            if self.ops_live() == 0:
+                if self.daemons and self._decide() is not None:
+                    return  # a daemon has work first (a queue it drains filled)
+                if any(p.daemon and p.state in ("new", "uncontrolled", "running") for p in self.parts):
+                    return  # a daemon still at work (out of sight a moment, on a loaded machine)
+                self._quiet()
                 nxt = self.next_op() if self.next_op is not None else None
                 if nxt is None:
                     self.back.put(("done",))
@@ -627,7 +805,7 @@ class Scheduler:
                 return
             if self._decide() is not None:
                 return
-            if any(p.state in ("new", "uncontrolled", "running") for p in self.parts):
+            if any(p.state in ("new", "uncontrolled", "running") and not p.daemon for p in self.parts):
                 return  # it will park, block, finish or start: a message comes then
         if self.session.foreign and not self._waited_for_foreign:
             # A thread of the adapter's own may still set what a participant waits for.

@@ -42,6 +42,18 @@ class Session:
     foreign: bool = False
     spun_out: int = 0  # runs cut after a participant retried alone MAX_SPIN times (the report warns)
     busy: dict[int, Any] = attrs.Factory(dict)  # app thread ident -> its ``AppThread``, while it runs a job
+    # Something a race ran with was set to expire (a TTL, a lock's timeout): the check's Hypothesis
+    # races draw where the clock jumps (a check whose races have nothing to expire draws as before).
+    expiring: bool = False
+    # The shortest time to live the check has seen set: a refresh-ahead race ages an entry to just
+    # short of it (past any refresh point, which comes before expiry).
+    shortest_ttl: float | None = None
+    # While a factory of a pattern with background work runs: the threads it starts, kept to run as
+    # the world's daemons instead of started there (None: threads start as usual).
+    daemons: list[Any] | None = None
+    building: int = 0  # the app instance whose factory runs now
+    # An adapter gave flush= to a pattern with no background work: the report says it went unused.
+    unused_flush: bool = False
     # -- record: the redis-py hook and attribution ------------------------------------------------
     recording: Any = None  # the ``RedisRecording`` of the world whose commands are recorded now
     sending: set[int] = attrs.Factory(set)  # threads inside a recorded command: what they send is the kit's
