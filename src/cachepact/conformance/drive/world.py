@@ -373,6 +373,7 @@ class World:
         pending = iter(ops)
         last: list[str] = []
         scheduler = self.scheduler(go_on)
+        scheduler.one_at_a_time = True
 
         flushed: set[str] = set()
         to_flush: list[int] = []

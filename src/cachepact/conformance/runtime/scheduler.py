@@ -220,6 +220,9 @@ class Scheduler:
         # Whether a thread a participant with this context starts is background work of its own (a
         # refresh a read starts, a flush a write starts): the world says, from the pattern.
         self.spawns: Callable[[Any], bool] | None = None
+        # Operations one at a time (a sequence): the running one always goes on at an env call, so
+        # no decision is made there (daemons and workers step when it blocks or ends).
+        self.one_at_a_time = False
         self._handing = False
 
     # -- joining ----------------------------------------------------------------------------------
@@ -430,6 +433,8 @@ class Scheduler:
             return
         if self.live == 1 and p.state == "running":
             return  # nobody else can step: no decision to make
+        if self.one_at_a_time and p.state == "running" and not p.daemon and self.baton is p:
+            return  # one operation at a time: it goes on, and daemons step when it blocks or ends
         self._stop(p, "parked")
 
     def block(self, p: Participant, predicate: Callable[[], bool], timeout: float | None, what: Any) -> bool:
