@@ -226,3 +226,11 @@ def test_flush_given_to_a_pattern_without_background_work_is_reported_unused():
     result = check(make, "cache-aside", seed=0, concurrency=False, max_examples=10)
     assert result.passed
     assert any(w.startswith("Adapter.flush was never called") for w in result.warnings)
+
+
+def test_a_sequential_pass_of_a_background_pattern_says_what_it_did_not_explore():
+    alone = check(reference.write_behind, "write-behind", seed=0, concurrency=False, max_examples=20)
+    assert alone.passed
+    assert any("background work ran one unit at a time" in w for w in alone.warnings)
+    plain = check(reference.cache_aside, "cache-aside", seed=0, concurrency=False, max_examples=20)
+    assert not any("background work" in w for w in plain.warnings)

@@ -254,7 +254,12 @@ def result_of(
         operations=progress.operations,
         uncontrolled=progress.uncontrolled,
         unobserved=tuple(sorted(servers.unobserved)) if servers else (),
-        warnings=(*_warnings(session), *(servers.warnings if servers else ()), *(closed or ())),
+        warnings=(
+            *_warnings(session),
+            *_sequential_background(pattern, run, options),
+            *(servers.warnings if servers else ()),
+            *(closed or ()),
+        ),
         notes=tuple(servers.notes) if servers else (),
         elapsed=elapsed,
         options=options,
@@ -268,6 +273,18 @@ def _statuses(pattern: Pattern, run: Run | None, reached: set[str]) -> tuple[tup
         return statuses(pattern, None, reached)
     failed = (run.finding.invariant, *run.also_failed)
     return declared_statuses(pattern, failed, reached, stopped=True)
+
+
+def _sequential_background(pattern: Pattern, run: Any, options: Options) -> list[str]:
+    """A pass of a pattern with background work, checked without concurrency, says what it did not
+    explore: its background work ran between operations, never across them."""
+    if not pattern.background or options.concurrent or options.replay is not None or (run and run.finding):
+        return []
+    return [
+        "background work ran one unit at a time between operations (--no-concurrency): a refresh racing a "
+        "write, flushes crossing, a written value left unflushed while another operation runs were not "
+        "explored; check with concurrency for those"
+    ]
 
 
 def _warnings(session: Session | None) -> list[str]:
