@@ -44,8 +44,8 @@ def scenarios_for(
     expiring it. A read then hits an aged entry and starts its refresh while a write is in flight:
     the stale refresh race."""
     scenarios = EXHAUSTIVE_SCENARIOS
-    if flushes:  # write-behind: two writes (two flushes to cross) before two reads
-        scenarios = (scenarios[0], scenarios[2], scenarios[1], *scenarios[3:])
+    if flushes:  # write-behind: two writes (two flushes to cross) first, before two reads
+        scenarios = (scenarios[2], scenarios[0], scenarios[1], *scenarios[3:])
     if ageing is not None:
         scenarios += (ConcurrentScenario(prefix=(R1, Op(TICK, ageing)), ops=(R1, W1)),)
     if instances == 1:
