@@ -15,9 +15,9 @@ import attrs
 from cachepact import Adapter
 
 from ..model import pattern_named
-from .background import RefreshAheadCache, RefreshingWriteBehindCache, WriteBehindCache
+from .background import RefreshAheadCache, RefreshingWriteBehindCache
 from .library import CacheLock, ReadThroughCache, WriteThroughCache
-from .reference import cache_aside, cache_aside_write_through, read_through, write_through
+from .reference import aside_read, cache_aside, cache_aside_write_through, read_through, write_through
 
 
 @attrs.frozen(kw_only=True)
@@ -740,26 +740,16 @@ def _wb_write_side(pattern_reads: Callable) -> dict[str, Callable]:
                 env.db.put(key, value)
 
         threading.Thread(target=flusher, daemon=True).start()
-        app_loads = pattern_reads is cache_aside
-        # The reads fill only where no entry is (never over a dirty one): the order is the only bug.
-        fills = WriteBehindCache.__new__(WriteBehindCache)
-        fills.store, fills.loader, fills.lock = env.cache, env.db.get, CacheLock(env.cache)
-
-        def read(key):
-            value = env.cache.get(key)
-            if value is None:
-                value = env.db.get(key)
-                if value is not None:
-                    env.cache.add(key, value)
-            return value
 
         def write(key, value):
             env.cache.set(key, value)
             dirty.put((key, value))
 
-        if app_loads:
-            return Adapter(read=read, write=write)
-        return Adapter(read=fills.get, write=write, cache_code=WriteBehindCache)
+        # The reads fill only where no entry is (never over a dirty one): the order is the only bug.
+        if pattern_reads is cache_aside:
+            return Adapter(read=aside_read(env, fill_if_absent=True), write=write)
+        fills = ReadThroughCache(env.cache, env.db.get, fill_if_absent=True)
+        return Adapter(read=fills.get, write=write, cache_code=ReadThroughCache)
 
     return {
         "puts_db_itself": puts_db_itself,

@@ -13,10 +13,13 @@ LEASE_RETRIES = 3
 
 
 class ReadThroughCache:
-    def __init__(self, store: Any, loader: Callable[[Any], Any], *, leases: bool = False) -> None:
+    def __init__(
+        self, store: Any, loader: Callable[[Any], Any], *, leases: bool = False, fill_if_absent: bool = False
+    ) -> None:
         self.store = store
         self.loader = loader
         self.leases = leases
+        self.fill_if_absent = fill_if_absent  # add, not set: never over an entry stored meanwhile
 
     def get(self, key: Any) -> Any:
         if not self.leases:
@@ -24,7 +27,7 @@ class ReadThroughCache:
             if value is None:
                 value = self.loader(key)
                 if value is not None:
-                    self.store.set(key, value)
+                    (self.store.add if self.fill_if_absent else self.store.set)(key, value)
             return value
         for _ in range(LEASE_RETRIES):
             value, token = self.store.lease_get(key)

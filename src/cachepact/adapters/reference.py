@@ -237,34 +237,31 @@ def write_behind_redis_locked(env) -> Adapter:
     return Adapter(read=cache.get, write=cache.put, cache_code=(WriteBehindCache, RedisStore))
 
 
-def cache_aside_write_behind(env) -> Adapter:
-    """The App loads on a miss and fills; a write goes to the cache and is flushed later."""
-    cache = WriteBehindCache(env.cache, env.db.get, env.db.put)
+def aside_read(env, *, fill_if_absent: bool = False):
+    """Cache-aside's read: the App loads on a miss and fills (with ``add`` when ``fill_if_absent``:
+    never over an entry a write stored meanwhile)."""
 
     def read(key):
         value = env.cache.get(key)
         if value is None:
             value = env.db.get(key)
             if value is not None:
-                env.cache.set(key, value)
+                (env.cache.add if fill_if_absent else env.cache.set)(key, value)
         return value
 
-    return Adapter(read=read, write=cache.put, cache_code=WriteBehindCache)
+    return read
+
+
+def cache_aside_write_behind(env) -> Adapter:
+    """The App loads on a miss and fills; a write goes to the cache and is flushed later."""
+    cache = WriteBehindCache(env.cache, env.db.get, env.db.put)
+    return Adapter(read=aside_read(env), write=cache.put, cache_code=WriteBehindCache)
 
 
 def cache_aside_write_behind_locked(env) -> Adapter:
     """... filling only where no entry is, each key's flushes one at a time under a shared lock."""
     cache = WriteBehindCache(env.cache, env.db.get, env.db.put, lock=CacheLock(env.cache, ttl=None))
-
-    def read(key):
-        value = env.cache.get(key)
-        if value is None:
-            value = env.db.get(key)
-            if value is not None:
-                env.cache.add(key, value)
-        return value
-
-    return Adapter(read=read, write=cache.put, cache_code=(WriteBehindCache, CacheLock))
+    return Adapter(read=aside_read(env, fill_if_absent=True), write=cache.put, cache_code=(WriteBehindCache, CacheLock))
 
 
 def refresh_ahead_write_through(env) -> Adapter:
