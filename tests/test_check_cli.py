@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -532,3 +533,35 @@ def test_an_interrupted_sequential_check_closes_the_world_it_cut_short(monkeypat
     with pytest.raises(cachepact.errors.Interrupted):
         cachepact.check(cache_aside_leased, "cache-aside", concurrency=False, max_examples=50, on_progress=press)
     assert made and {id(w) for w in made} <= {id(w) for w in closed}
+
+
+def test_a_check_writes_nothing_into_the_working_directory(tmp_path):
+    # Hypothesis caches the literals of local modules under ./.hypothesis; the kit's draws do not
+    # use them, and a check leaves the user's folder as it found it.
+    (tmp_path / "shop_cache.py").write_text(
+        "from cachepact import Adapter\n\n"
+        "LIMITS = [150, 250, 4096]\n\n"
+        "def make(env):\n"
+        "    def read(key):\n"
+        "        value = env.cache.get(key)\n"
+        "        if value is None:\n"
+        "            value = env.db.get(key)\n"
+        "            if value is not None:\n"
+        "                env.cache.set(key, value)\n"
+        "        return value\n\n"
+        "    def write(key, value):\n"
+        "        env.db.put(key, value)\n"
+        "        env.cache.delete(key)\n\n"
+        "    return Adapter(read=read, write=write)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "cachepact", "check", "shop_cache.py:make"]
+        + ["--pattern", "cache-aside", "--no-concurrency"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shop_cache.py"]

@@ -61,3 +61,40 @@ def test_a_replay_of_an_adapter_that_draws_from_random_is_the_run_it_names():
     for _ in range(3):
         again = cachepact.check(early_refresh, "cache-aside", replay=found.replay, instances=1)
         assert again.finding is not None and again.finding.culprit == found.finding.culprit, again.report()
+
+
+def test_a_seed_draws_the_same_examples_whatever_literals_the_loaded_modules_hold(tmp_path, monkeypatch):
+    # Hypothesis draws now and then from the integer literals of local modules (the user's, the
+    # kit's own when installed editable): one seed drew other examples from a checkout than from a
+    # wheel. Loading a module full of literals must not change what a seed draws.
+    from cachepact import Adapter, check
+
+    def drawn() -> list[tuple[str, object]]:
+        calls: list[tuple[str, object]] = []
+
+        def make(env):
+            def read(key):
+                calls.append(("r", key))
+                value = env.cache.get(key)
+                if value is None:
+                    value = env.db.get(key)
+                    if value is not None:
+                        env.cache.set(key, value)
+                return value
+
+            def write(key, value):
+                calls.append(("w", key))
+                env.db.put(key, value)
+                env.cache.delete(key)
+
+            return Adapter(read=read, write=write)
+
+        check(make, "cache-aside", seed=3, concurrency=False, max_examples=40, steps=20)
+        return calls
+
+    before = drawn()
+    assert drawn() == before
+    (tmp_path / "literals_galore.py").write_text("TABLE = [" + ", ".join(str(i) for i in range(100, 1000)) + "]\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    __import__("literals_galore")
+    assert drawn() == before

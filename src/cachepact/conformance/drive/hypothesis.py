@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import importlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from hypothesis import HealthCheck, Phase, Verbosity, settings
@@ -37,7 +39,8 @@ def run_seeded(test: Callable[[], None], seed: int | None) -> None:
     """Run a Hypothesis test under ``seed``; a violation ends it (the test kept the failing run)."""
     test = hypothesis_seed(DEFAULT_SEED if seed is None else seed)(test)
     try:
-        test()
+        with _without_local_constants():
+            test()
     except Violation:
         return
     except Flaky as e:
@@ -56,6 +59,35 @@ def run_seeded(test: Callable[[], None], seed: int | None) -> None:
         if _interrupted(e):
             raise KeyboardInterrupt from None
         raise
+
+
+@contextlib.contextmanager
+def _without_local_constants() -> Iterator[None]:
+    """The kit's draws, blind to the literals of the modules loaded.
+
+    Hypothesis now and then draws an integer from the literals of every module it counts as local
+    (not installed in site-packages: the user's, the kit's own when installed editable, whatever the
+    process imported so far), which it parses and caches under ``.hypothesis/`` in the working
+    directory. For the kit that meant a seed drew other examples from a checkout than from a wheel,
+    a second check other examples than the first, and a folder written into the user's project. The
+    kit's draws are choices among operations and schedule points, where a literal says nothing: for
+    the kit's own runs Hypothesis sees no local literals (its own constants still apply), and the
+    user's Hypothesis tests see theirs again after. No such hook in a later Hypothesis: a no-op."""
+    providers = importlib.import_module("hypothesis.internal.conjecture.providers")
+    original = getattr(providers, "_get_local_constants", None)
+    cache = getattr(getattr(providers, "CONSTANTS_CACHE", None), "cache", None)
+    constants = getattr(providers, "Constants", None)
+    if original is None or constants is None or not isinstance(cache, dict):
+        yield
+        return
+    none_loaded = constants()
+    cache.clear()  # permitted constants per draw, computed from the literals loaded
+    providers._get_local_constants = lambda: none_loaded
+    try:
+        yield
+    finally:
+        providers._get_local_constants = original
+        cache.clear()
 
 
 def _leaves(e: BaseException) -> list[BaseException]:
