@@ -56,7 +56,9 @@ def test_each_composed_pattern_explains_explores_draws_and_checks(name, capsys):
         assert main(["diagram", "--pattern", name, "--flow", f]) == 0
     capsys.readouterr()
     for ref, make in REFERENCE[p.name].items():
-        alone = check(make, name, seed=0, concurrency=False, max_examples=30, target=ref)
+        # A refresh needs the clock moved into an entry's refresh window between its fill and a hit:
+        # 60 sequences reach it on each of 20 seeds tried, 30 not on two of them.
+        alone = check(make, name, seed=0, concurrency=False, max_examples=60, target=ref)
         assert alone.passed, alone.report()
         assert alone.not_reached == (), alone.report()
         if ref in RACE_FREE and p.background:
@@ -65,7 +67,9 @@ def test_each_composed_pattern_explains_explores_draws_and_checks(name, capsys):
         if ref in RACE_FREE:
             assert raced.passed, raced.report()
         else:
-            assert raced.finding is not None and raced.finding.invariant == "coherent-at-rest", raced.report()
+            # A textbook write-behind has a flusher per process: its flushes of a key cross first.
+            first_race = "flush-order" if p.background_named("flush") else "coherent-at-rest"
+            assert raced.finding is not None and raced.finding.invariant == first_race, raced.report()
 
 
 def test_write_through_has_both_races_and_the_lock_closes_them_with_evictions_too():
