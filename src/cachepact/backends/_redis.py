@@ -368,7 +368,22 @@ class RedisServer:
         self._expiring.difference_update(gone)
         for k in gone:
             self._due.pop(k, None)
+        if self.fake and gone:
+            self._tell_watchers(gone)
         return gone
+
+    def _tell_watchers(self, keys: list[bytes]) -> None:
+        """Redis (6.0.9 on) aborts the transaction of a client that WATCHed a key which expired
+        before its EXEC; fakeredis drops an expired key without telling its watchers. The kit tells
+        them, so a WATCH-guarded store is judged as a real server answers it (a refresh whose entry
+        expired meanwhile is discarded, not stored)."""
+        database = self._fake_server.dbs[self.db]
+        notify = getattr(database, "notify_watch", None)
+        if notify is None:  # a fakeredis without it: its watchers stay as fakeredis leaves them
+            return
+        with database.condition:  # the server's lock, which fakeredis holds while it runs a command
+            for k in keys:
+                notify(k)
 
     def contents(self) -> list[tuple[bytes, Any]]:
         """Every key the run touched and what it holds, leases reduced to 'one is out'."""

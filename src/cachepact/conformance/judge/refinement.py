@@ -342,8 +342,11 @@ class Refinement:
             j = _index(program, Kind.REFRESH)
             self.state = _with_op(s, i, _new(OpState, (j + 1, k, o[TOKEN], obs.result, o[MASK], o[FLAGS])))
             return None
-        # A refresh's store counts even when it stores what the entry holds (it renews the entry).
-        if kind is Kind.FILL and obs.value != NONE and (obs.changed or op.kind == REFRESH):
+        # A refresh's store counts even when it stores what the entry holds (it renews the entry),
+        # but not when the cache refused it (a WATCHed key changed, a version check failed): the
+        # entry is then not what it stored, and the refresh was discarded, as the fix does.
+        stored = obs.changed or (op.kind == REFRESH and obs.after[0] == obs.value)
+        if kind is Kind.FILL and obs.value != NONE and stored:
             if op.kind == REFRESH and k == op.key:
                 j = _index(program, Kind.REFRESH)
                 o = _new(OpState, (j + 1, k, o[TOKEN], obs.value, o[MASK], o[FLAGS]))
