@@ -250,3 +250,11 @@ def test_an_exists_of_several_keys_names_the_key_each_row_counts():
     assert [s.shown_result for s in steps] == ["user:k1: 1", "lease:k1: 0"]  # not "1" and "0": whose?
     labels = [d["label"] for _, _, d in messages(sequence_graph(Trace(steps=steps)))]
     assert labels == ["1. EXISTS user:k1 lease:k1 -> user:k1: 1", "2. EXISTS user:k1 lease:k1 -> lease:k1: 0"]
+
+
+def test_the_clock_and_what_it_expired_are_drawn_as_the_table_says_them():
+    from cachepact.diagrams._sequence import label
+
+    moved = Step(op="-", actor=Actor.CACHE, target="clock", action="advance", key=None, value=11)
+    gone = Step(op="-", actor=Actor.CACHE, target="cache", action="expire", key="lock:k1")
+    assert (label(moved), label(gone)) == ("clock +11 s", "lock:k1 expired")

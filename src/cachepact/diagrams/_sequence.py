@@ -28,7 +28,7 @@ def lifeline_of_caller(step: Step, many_ops: bool) -> str:
 def label(step: Step) -> str:
     if step.target == "app":
         return f"returns {step.shown_result}" if step.action == "read" else "returns"
-    if step.target == "clock":  # the kit moved the clock on: "clock +5 s"
+    if step.target == "clock" or step.action == "expire":  # the kit moved the clock: "clock +5 s", "k1 expired"
         return step.describe()
     # A server command is drawn as sent (``GET user:k1``), as tables show it; a kit call without its
     # ``cache.`` prefix, which the arrow already says.

@@ -206,3 +206,24 @@ def get_set(env) -> Adapter:
         region.delete(key)
 
     return Adapter(read=read, write=write, decode=decoder(region))
+
+
+def get_or_create_refresh_ahead(env) -> Adapter:
+    """Refresh-ahead, as dogpile's documentation shows it: a region with an ``async_creation_runner``
+    serves an entry past ``expiration_time`` and recreates it on a thread of its own, which stores
+    what the creator returned and releases dogpile's mutex; a miss loads and fills as
+    ``get_or_create`` does; ``region.delete`` on write."""
+
+    def runner(region: Any, key: str, creator: Any, mutex: Any) -> None:
+        def refresh() -> None:
+            try:
+                region.set(key, creator())
+            finally:
+                mutex.release()
+
+        threading.Thread(target=refresh).start()
+
+    region = make_region(async_creation_runner=runner).configure(
+        "cachepact.env_cache", expiration_time=TTL, arguments={"cache": env.cache}
+    )
+    return _reading_through(env, region)

@@ -127,6 +127,21 @@ RECIPES = (
         fixed_by="get_or_create_leased",
     ),
     Recipe(
+        library="dogpile.cache",
+        module="dogpile",
+        name="get_or_create_refresh_ahead",
+        pattern="refresh-ahead",
+        sequential="pass",
+        default="coherent-at-rest",
+        cause=_DOGPILE + "; the `async_creation_runner` of dogpile's documentation stores what the creator "
+        "returned just as unconditionally, on its own thread, after serving the soft-expired entry",
+        advice=f"{LEASES} for the miss (as `get_or_create_leased`), and a refresh that stores only while the "
+        "entry is as it was when the refresh began (what Caffeine does: a refresh raced by a write is "
+        "discarded), for instance a `WATCH` on the key around its load and set; or one lock per key around "
+        "a miss's load and fill, the refresh, and the write's update and delete "
+        "(`cachepact.adapters.reference:refresh_ahead_redis_locked` passes)",
+    ),
+    Recipe(
         library="cachetools",
         module="cachetools",
         name="cached",
