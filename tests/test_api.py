@@ -79,6 +79,9 @@ def test_every_error_is_a_cachepact_error_and_the_matching_builtin():
         "MissingDependency": ImportError,
         "UsageError": ValueError,
         "ConformanceFailure": AssertionError,
+        "StoreError": ConnectionError,
+        "CacheError": ConnectionError,
+        "DBError": ConnectionError,
     }
     for name in cachepact.errors.__all__:
         cls = getattr(cachepact.errors, name)

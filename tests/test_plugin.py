@@ -280,3 +280,23 @@ def test_definition_errors_and_bad_arguments_are_one_line_without_a_traceback(py
             "(see test_user.py::test_boom::check)",
         ]
     )
+
+
+FAULTY = """
+from cachepact import conformance_test
+from cachepact.adapters.faults import returns_none_on_db_error, delete_in_finally_with_ttl
+
+test_tolerant = conformance_test(delete_in_finally_with_ttl, pattern="cache-aside", concurrency=False, seed=0)
+test_phantom = conformance_test(returns_none_on_db_error, pattern="cache-aside", concurrency=False, seed=0)
+"""
+
+
+def test_faults_come_from_the_command_line_and_add_the_fault_invariants_as_tests(pytester):
+    pytester.makepyfile(test_user=FAULTY)
+    plain = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    plain.assert_outcomes(passed=2 + 2 * 8, skipped=0)  # without faults both pass, and 8 invariants each
+    faulty = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--cachepact-faults")
+    # test_tolerant: its check and 11 invariants pass; test_phantom: its check passes, no-phantom-read
+    # fails, and the other 10 did not run (the check stopped at the failure): skipped.
+    faulty.assert_outcomes(passed=1 + 11 + 1, failed=1, skipped=10)
+    faulty.stdout.fnmatch_lines(["FAILED test_user.py::test_phantom::no-phantom-read - *returned None*"])

@@ -24,13 +24,16 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import (
     BackendError,
+    CacheError,
     CachepactError,
     ConformanceFailure,
+    DBError,
     DefinitionError,
     Interrupted,
     InvalidArgument,
     MissingDependency,
     StateSpaceTooLarge,
+    StoreError,
     UsageError,
 )
 
@@ -65,8 +68,10 @@ __all__ = [
     "NO_ENTRY",
     "Adapter",
     "BackendError",
+    "CacheError",
     "CachepactError",
     "ConformanceFailure",
+    "DBError",
     "DefinitionError",
     "Finding",
     "Interrupted",
@@ -76,6 +81,7 @@ __all__ = [
     "Proof",
     "Result",
     "StateSpaceTooLarge",
+    "StoreError",
     "UsageError",
     "__version__",
     "check",

@@ -229,6 +229,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="exit 1 also when the check was not complete: an invariant not run, a wait out of the kit's control, "
         "or a Redis command whose effect the kit could not observe",
     )
+    ck.add_argument(
+        "--faults",
+        type=whole_number(1, 10),
+        nargs="?",
+        const=3,
+        default=0,
+        metavar="N",
+        help="make calls to the stores fail, at most N a run (default 3): before taking effect, or with the "
+        "reply lost; the fault invariants are judged too",
+    )
     ck.add_argument("--report-json", metavar="FILE", help="write the verdict and every check as JSON (also on Ctrl-C)")
     ck.add_argument("--junit-xml", metavar="FILE", help="write one JUnit test case per invariant (also on Ctrl-C)")
     ck.add_argument(
@@ -279,6 +289,7 @@ def invariant_table(patterns: list, *, markdown: bool = False) -> str:
         if not applies:
             continue
         where = "every pattern" if len(applies) == len(patterns) > 1 else ", ".join(applies)
+        where += ", with --faults" if inv.faults else ""
         name = f"`{inv.name}`" if markdown else inv.name
         by = ", ".join(f"`{s}`" if markdown else s for s in inv.exercised_by)
         rows.append((name, inv.holds_when, where, by, inv.remedy))
@@ -289,6 +300,7 @@ def invariant_table(patterns: list, *, markdown: bool = False) -> str:
 _SHOWN = {
     "always": "always (else under Never reached)",
     "concurrent": "with concurrency (else under Never reached)",
+    "faults": "with --faults (else under Never reached)",
     "extra": "once reached",
     "internal": "never (it only exercises invariants)",
 }
@@ -467,6 +479,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             redis=args.redis,
             db=args.db,
             strict=args.strict,
+            faults=args.faults,
         )
     except Interrupted as e:
         if line is not None:

@@ -17,13 +17,16 @@ from typing import Any
 
 __all__ = [
     "BackendError",
+    "CacheError",
     "CachepactError",
     "ConformanceFailure",
+    "DBError",
     "DefinitionError",
     "Interrupted",
     "InvalidArgument",
     "MissingDependency",
     "StateSpaceTooLarge",
+    "StoreError",
     "UsageError",
 ]
 
@@ -140,3 +143,27 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, result: Any) -> None:
         super().__init__("interrupted")
         self.result = result
+
+
+class StoreError(CachepactError, ConnectionError):
+    """A store behind ``env`` failed a call: injected by a check run with faults (``--faults``), as a
+    network or a server fails in production. The adapter under test is expected to meet it (catch
+    it, retry, or let it reach the caller); catch it as the ``ConnectionError`` it is.
+
+    ``call`` is the call as a report shows it (``cache.delete(k1)``); ``took_effect`` says whether the
+    store did what was asked before its reply was lost (True), or failed before taking effect.
+    """
+
+    def __init__(self, call: str, *, took_effect: bool) -> None:
+        how = "lost reply: it took effect" if took_effect else "it failed before taking effect"
+        super().__init__(f"{call} failed ({how})")
+        self.call = call
+        self.took_effect = took_effect
+
+
+class CacheError(StoreError):
+    """``env.cache`` failed a call (``--faults``)."""
+
+
+class DBError(StoreError):
+    """``env.db`` failed a call (``--faults``); the SQL backends raise it too."""

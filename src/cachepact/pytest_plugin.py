@@ -61,6 +61,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="fail a check that was not complete: an invariant not run, a wait out of the kit's control, a Redis "
         "command whose effect the kit could not observe (also: the cachepact_strict ini option)",
     )
+    group.addoption(
+        "--cachepact-faults",
+        type=whole_number(1, 10),
+        nargs="?",
+        const=3,
+        default=None,
+        metavar="N",
+        help="make calls to the stores fail, at most N a run (default 3), and judge the fault invariants",
+    )
     parser.addini(
         "cachepact_strict",
         type="bool",
@@ -84,6 +93,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "redis": config.getoption("cachepact_redis", None),
         "db": config.getoption("cachepact_db", None),
         "strict": True if strict else None,  # None: what the test says, else not strict
+        "faults": config.getoption("cachepact_faults", None),
     }
 
 
@@ -117,12 +127,13 @@ class ConformanceCheck(pytest.Collector):
         self.ran_by = ""  # the test that ran it
 
     def collect(self) -> Iterator[pytest.Item]:
-        from .conformance._testcase import PATTERN
+        from .conformance._testcase import FAULTS, PATTERN
         from .model import invariant_names, pattern_named
 
         yield CheckTest.from_parent(self, name="check")
+        faults = getattr(self.obj, FAULTS, False) or bool(self.config.stash[OPTIONS].get("faults"))
         try:
-            self.invariants = invariant_names(pattern_named(getattr(self.obj, PATTERN)))
+            self.invariants = invariant_names(pattern_named(getattr(self.obj, PATTERN)), faults=faults)
         except CachepactError:
             return  # an unknown pattern: the test check says so, in one line
         for invariant in self.invariants:

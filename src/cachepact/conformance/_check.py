@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import _thread
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -18,10 +19,17 @@ from .drive import replay as replay_format
 from .drive.exhaustive import search_exhaustive
 from .drive.hypothesis import profile_budget
 from .drive.interleaved import replaying, run_interleaved
-from .drive.replay import MAX_INSTANCES, MAX_OPS, parse_concurrent, parse_sequence, validate_replay
+from .drive.replay import (
+    MAX_INSTANCES,
+    MAX_OPS,
+    faults_of_sequence,
+    parse_concurrent,
+    parse_sequence,
+    validate_replay,
+)
 from .drive.run import Run
 from .drive.schedules import search_schedules
-from .drive.sequences import search_sequences
+from .drive.sequences import search_fault_sequences, search_sequences
 from .drive.world import Setup, World, rerun_sequence
 from .judge.findings import statuses
 from .record.env import unseen_cache_code
@@ -57,6 +65,7 @@ def check(
     redis: str | None = None,
     db: str | None = None,
     strict: bool = False,
+    faults: bool | int = False,
 ) -> Result:
     """Check the adapter built by ``make(env)`` against ``pattern`` (a name such as "cache-aside",
     "read-through", "write-through", or a composed "READ+WRITE"; see ``cachepact.model.pattern_names``).
@@ -76,7 +85,10 @@ def check(
     removes exactly what it created on them, whatever the outcome; one it cannot use raises
     ``BackendError`` before any checking. ``strict`` fails a check that found nothing but was not
     complete: an invariant not run, a wait out of the kit's control, a Redis command whose effect it
-    could not observe (``Result.strict_failures`` says which).
+    could not observe (``Result.strict_failures`` says which). ``faults`` (True, or how many, 1 to
+    10; True is 3) makes that many calls to the stores at most fail in each run, before taking effect
+    or with their reply lost, drawn and shrunk like the rest (``env.cache`` raises ``CacheError``,
+    ``env.db`` ``DBError``); the fault invariants are judged too.
 
     A definition mistake (a factory that raises or returns no ``Adapter``, a bad ``cache_code``)
     raises ``DefinitionError``, and a bad parameter ``InvalidArgument``, before any checking. A
@@ -89,6 +101,7 @@ def check(
     """
     if instances is None:
         instances = DEFAULT_INSTANCES if concurrency else 1
+    budget = _fault_budget(faults, replay)
     _validate(
         max_examples=max_examples,
         steps=steps,
@@ -118,7 +131,30 @@ def check(
             redis=redis,
             db=db,
             strict=strict,
+            faults=budget,
         )
+
+
+DEFAULT_FAULTS = 3  # calls that may fail in one run with faults=True (--faults)
+MAX_FAULTS = 10
+
+
+def _fault_budget(faults: bool | int, replay: str | None) -> int:
+    """How many calls may fail in a run: ``faults`` as given (True: ``DEFAULT_FAULTS``), or, for a
+    replay string that marks faults, as many as it marks."""
+    if faults is True:
+        budget = DEFAULT_FAULTS
+    elif faults is False or faults is None or (isinstance(faults, int) and faults == 0):
+        budget = 0
+    elif isinstance(faults, int) and 1 <= faults <= MAX_FAULTS:
+        budget = faults
+    else:
+        raise InvalidArgument(
+            "faults", faults, f"must be True, False or a number of calls from 1 to {MAX_FAULTS}, not {faults!r}"
+        )
+    if replay is not None and "!" in replay:
+        budget = max(budget, replay.count("!"))
+    return budget
 
 
 def _check(
@@ -139,6 +175,7 @@ def _check(
     redis: str | None,
     db: str | None,
     strict: bool,
+    faults: int = 0,
 ) -> Result:
     """``check``, its arguments valid, in its ``session``."""
     # A server or database the kit cannot use fails here, before any checking; whatever happens
@@ -158,6 +195,7 @@ def _check(
             redis=servers.redis_shown,
             db=servers.db_shown,
             strict=strict,
+            faults=faults,
         )
         progress = Progress(on_progress, interrupts=session.interrupts)
         started = time.perf_counter()
@@ -189,6 +227,7 @@ def _check(
                     instances=instances if replay is None else max(instances, _replay_instances(replay)),
                     servers=servers,
                     session=session,
+                    faults=faults,
                 )
                 if replay is not None:
                     phases = [_replay_phase(setup, replay, progress)]
@@ -236,7 +275,7 @@ def result_of(
     options = options or Options()
     if run is not None:
         progress.reached.update(run.reached)
-    names = situations_of(pattern, concurrent=options.concurrent)
+    names = situations_of(pattern, concurrent=options.concurrent, faults=bool(options.faults))
     return Result(
         pattern=pattern.name,
         target=target,
@@ -249,7 +288,7 @@ def result_of(
         context_switches=run.switches if run else 0,
         failing_operations=run.operations if run else 0,
         reached=tuple(s for s in names if s in progress.reached),
-        statuses=_statuses(pattern, run, progress.reached),
+        statuses=_statuses(pattern, run, progress.reached, faults=bool(options.faults)),
         examples=progress.examples,
         operations=progress.operations,
         uncontrolled=progress.uncontrolled,
@@ -260,19 +299,32 @@ def result_of(
             *(servers.warnings if servers else ()),
             *(closed or ()),
         ),
-        notes=tuple(servers.notes) if servers else (),
+        notes=(*(servers.notes if servers else ()), *(_staleness(session) if run is None or not run.finding else ())),
         elapsed=elapsed,
         options=options,
     )
 
 
-def _statuses(pattern: Pattern, run: Run | None, reached: set[str]) -> tuple[tuple[str, str], ...]:
+def _statuses(
+    pattern: Pattern, run: Run | None, reached: set[str], *, faults: bool = False
+) -> tuple[tuple[str, str], ...]:
     """Each invariant's status. A failing run ends the check before its budget is spent, so no
     invariant it did not fail ran to the end: each of those is ``not-run``, never ``pass``."""
     if run is None or run.finding is None:
-        return statuses(pattern, None, reached)
+        return statuses(pattern, None, reached, faults=faults)
     failed = (run.finding.invariant, *run.also_failed)
-    return declared_statuses(pattern, failed, reached, stopped=True)
+    return declared_statuses(pattern, failed, reached, stopped=True, faults=faults)
+
+
+def _staleness(session: Session | None) -> list[str]:
+    """The bound a failed invalidation's stale entry was held to (its time to live), key by key."""
+    if session is None or not session.staleness:
+        return []
+    bounds = ", ".join(f"{key} up to {math.ceil(left):g} s" for key, left in sorted(session.staleness.items()))
+    return [
+        f"no-stale-after-failed-invalidate: an entry a failed invalidation left behind stayed stale until its "
+        f"time to live ran out ({bounds}); until then a read may return the old value"
+    ]
 
 
 def _sequential_background(pattern: Pattern, run: Any, options: Options) -> list[str]:
@@ -443,9 +495,14 @@ def _phases(
     def sequences(n: int) -> CheckPhase:
         return lambda: search_sequences(setup, max_examples=n, steps=steps, seed=seed, progress=progress)
 
+    faults = [lambda: search_fault_sequences(setup, progress=progress)] if setup.faults else []
     if not concurrency:
-        return [sequences(examples)]
-    phases = [sequences(min(SMOKE_EXAMPLES, examples)), lambda: search_exhaustive(setup, progress=progress)]
+        return [*faults, sequences(examples)]
+    phases = [
+        sequences(min(SMOKE_EXAMPLES, examples)),
+        *faults,
+        lambda: search_exhaustive(setup, progress=progress),
+    ]
     if examples > SMOKE_EXAMPLES:
         phases.append(sequences(examples))
     phases.append(lambda: search_schedules(setup, max_examples=examples, max_ops=max_ops, seed=seed, progress=progress))
@@ -472,7 +529,7 @@ def _replay_phase(setup: Setup, replay: str, progress: Progress) -> CheckPhase:
                     "for another version of the adapter, or of cachepact); run the check without it",
                 )
         else:
-            run = rerun_sequence(setup, parse_sequence(replay))
+            run = rerun_sequence(setup, parse_sequence(replay), faults_of_sequence(replay))
         progress.add_run(run)
         return run if run.finding else None
 

@@ -18,6 +18,7 @@ from ..errors import ConformanceFailure
 RUN = "_cachepact_run"  # the attribute of a conformance test: its check, given the command line's options
 PATTERN = "_cachepact_pattern"  # and the pattern it checks, whose invariants the plugin makes tests of
 WHERE = "_cachepact_where"  # and the line that made it (file, 1-based line), where pytest reports it
+FAULTS = "_cachepact_faults"  # and whether it was given faults= (its fault invariants are tests too)
 
 
 def conformance_test(make: Callable, pattern: str = "cache-aside", **options: Any) -> Callable[[], None]:
@@ -47,6 +48,7 @@ def conformance_test(make: Callable, pattern: str = "cache-aside", **options: An
     test.__name__ = f"test_{getattr(make, '__name__', 'adapter')}_conforms_to_{pattern.replace('-', '_')}"
     setattr(test, RUN, run)
     setattr(test, PATTERN, pattern)
+    setattr(test, FAULTS, bool(options.get("faults")))
     caller = sys._getframe(1)  # the user's line, test_x = conformance_test(...): not the kit's
     setattr(test, WHERE, (caller.f_code.co_filename, caller.f_lineno))
     return test

@@ -64,6 +64,7 @@ class Invariant:
     state_check: str = ""  # the name of a ``System`` predicate over states, for the explorer
     messages: Mapping[str, str] = attrs.field(factory=dict)
     remedy: str = ""
+    faults: bool = False  # judged only in a check with faults (``--faults``), where stores fail
 
     def message(self, code: str, fields: Mapping[str, object]) -> str:
         return self.messages[code].format_map(fields)
@@ -120,6 +121,17 @@ SITUATIONS: tuple[Situation, ...] = (
         meaning="a flush put a dirty value into the DB",
         applies=_has(Kind.TAKE),
         needs=("writers",),
+    ),
+    Situation(name="fault", meaning="a call to a store failed (--faults)", shown="faults", model=False),
+    Situation(
+        name="failed-invalidation",
+        meaning="a write's invalidation failed, or it raised before making it (--faults)",
+        shown="faults",
+        model=False,
+    ),
+    Situation(name="failed-load", meaning="a read's load from the DB failed (--faults)", shown="faults", model=False),
+    Situation(
+        name="raised", meaning="an operation raised once a fault reached it (--faults)", shown="extra", model=False
     ),
     Situation(
         name="time-out",
@@ -210,6 +222,8 @@ INVARIANTS: tuple[Invariant, ...] = (
             "never-held": "the read {op} of {key} returned {value}, a value the DB never held for it",
             "older": "the read {op} of {key} returned {value}, older than {newer} written before the read began",
             "not-what-it-read": "the read {op} of {key} returned {value}, but what it read was {loaded}",
+            "acknowledged-lost": "the read {op} of {key} returned {value}, older than a write that returned "
+            "before the read began though its DB put failed (an error swallowed: the write was acknowledged)",
         },
         remedy="return what the cache or the DB holds now; a local copy a write elsewhere cannot clear is stale",
     ),
@@ -291,46 +305,101 @@ INVARIANTS: tuple[Invariant, ...] = (
     ),
 )
 
+FAULT_INVARIANTS: tuple[Invariant, ...] = (
+    Invariant(
+        name="no-phantom-read",
+        holds_when="a read returns a value the DB held for its key (None only if the key was absent), or raises; "
+        "never a stand-in or an error object as data",
+        exercised_by=("fault",),
+        faults=True,
+        messages={
+            "phantom": "the read {op} of {key} returned {value}, a value the DB never held for it: a read that "
+            "cannot get the value raises",
+        },
+        remedy="let the store's error reach the caller (or retry): never return None, a default or the error "
+        "object in place of a value",
+    ),
+    Invariant(
+        name="no-stale-after-failed-invalidate",
+        holds_when="after a write whose invalidation failed, the entry converges without another write: a retry "
+        "succeeds, or the entry expires (the report states the staleness bound); stale forever fails, even when "
+        "the error reached the caller",
+        exercised_by=("failed-invalidation",),
+        faults=True,
+        messages={
+            "stale-forever": "after {writer} ({how}), with nothing in flight, the cache holds {where} = {value} "
+            "with no time to live, but the DB holds {truth}: stale until another write",
+        },
+        remedy="retry the invalidation until it succeeds (or hand it to an outbox), and give every entry a time "
+        "to live as the bound on what a lost invalidation costs",
+    ),
+    Invariant(
+        name="no-poisoned-fill",
+        holds_when="a failed load leaves no entry behind: no cached error, no cached 'missing' for a key the DB holds",
+        exercised_by=("failed-load",),
+        faults=True,
+        messages={
+            "after-failed-load": "the read {op}'s load of {key} failed, yet it filled {value}: the entry stands "
+            "for no value the DB held",
+            "cached-error": "the read {op} cached {value}, an error object, as the entry for {key}",
+        },
+        remedy="fill only with what a load returned; when the load fails, fill nothing and let the error reach "
+        "the caller",
+    ),
+)
+INVARIANTS = INVARIANTS + FAULT_INVARIANTS
+
 BY_NAME: dict[str, Invariant] = {inv.name: inv for inv in INVARIANTS}
 SITUATION_NAMES: tuple[str, ...] = tuple(s.name for s in SITUATIONS)
 # The situations the model's own steps reach, in declaration order: bit n is the n-th.
 EVENTS: tuple[str, ...] = tuple(s.name for s in SITUATIONS if s.model)
 
 
-def invariants_of(pattern: Pattern) -> tuple[Invariant, ...]:
-    """The invariants that apply to ``pattern``, in declaration order."""
-    return tuple(inv for inv in INVARIANTS if inv.applies(pattern))
+def invariants_of(pattern: Pattern, *, faults: bool = False) -> tuple[Invariant, ...]:
+    """The invariants that apply to ``pattern``, in declaration order (the fault invariants only in a
+    check with ``faults``)."""
+    return tuple(inv for inv in INVARIANTS if inv.applies(pattern) and (faults or not inv.faults))
 
 
-def invariant_names(pattern: Pattern | None = None) -> tuple[str, ...]:
-    """Every invariant's name, or only those that apply to ``pattern``."""
-    return tuple(inv.name for inv in (INVARIANTS if pattern is None else invariants_of(pattern)))
+def invariant_names(pattern: Pattern | None = None, *, faults: bool = False) -> tuple[str, ...]:
+    """Every invariant's name, or only those that apply to ``pattern`` (with ``faults``: and the fault
+    invariants)."""
+    return tuple(inv.name for inv in (INVARIANTS if pattern is None else invariants_of(pattern, faults=faults)))
 
 
-def situations_of(pattern: Pattern, *, concurrent: bool) -> tuple[str, ...]:
+def _shown(concurrent: bool, faults: bool) -> set[str]:
+    return {"always"} | ({"concurrent"} if concurrent else set()) | ({"faults"} if faults else set())
+
+
+def situations_of(pattern: Pattern, *, concurrent: bool, faults: bool = False) -> tuple[str, ...]:
     """What a check of ``pattern`` reports as reached or never reached, in order: those it should
     always reach (a pass without them is vacuous), then those it lists only once reached."""
-    shown = {"always", "concurrent"} if concurrent else {"always"}
+    shown = _shown(concurrent, faults)
     core = tuple(s.name for s in SITUATIONS if s.shown in shown and s.applies(pattern))
     extra = tuple(s.name for s in SITUATIONS if s.shown == "extra" and s.applies(pattern))
     return core + extra
 
 
-def expected_situations(pattern: Pattern, *, concurrent: bool) -> tuple[str, ...]:
+def expected_situations(pattern: Pattern, *, concurrent: bool, faults: bool = False) -> tuple[str, ...]:
     """The situations a check of ``pattern`` must reach, or say plainly that it did not."""
-    shown = {"always", "concurrent"} if concurrent else {"always"}
+    shown = _shown(concurrent, faults)
     return tuple(s.name for s in SITUATIONS if s.shown in shown and s.applies(pattern))
 
 
 def statuses(
-    pattern: Pattern, failed: tuple[str, ...], reached: set[str] | frozenset[str], *, stopped: bool = False
+    pattern: Pattern,
+    failed: tuple[str, ...],
+    reached: set[str] | frozenset[str],
+    *,
+    stopped: bool = False,
+    faults: bool = False,
 ) -> tuple[tuple[str, str], ...]:
     """Each applicable invariant's verdict: ``fail`` (named in ``failed``), ``pass`` (a situation that
     exercises it was reached and it held) or ``not-run``; a failed finding that is not an invariant
     (``adapter-error``, ``timeout``, ``deadlock``) is added last. A search ``stopped`` at its first
     failure ran no other invariant fully: each one not failed is ``not-run``, never ``pass``."""
     out = []
-    for inv in invariants_of(pattern):
+    for inv in invariants_of(pattern, faults=faults):
         if inv.name in failed:
             out.append((inv.name, "fail"))
         elif not stopped and any(s in reached for s in inv.exercised_by):

@@ -49,6 +49,11 @@ class Step:
     # The server command this step is (one of) the effects of, as sent (``SET k1 k1.v0 EX 300``):
     # code talking to Redis is judged by what each command did, and shown as what it sent.
     command: Any = None  # text, or an object that renders as it when shown
+    # A call that failed (``--faults``): "before" (it failed before taking effect) or "lost" (it took
+    # effect and its reply was lost: ``result`` is what the store answered, which the caller never got).
+    # An operation's row of its end is "raised" when it raised.
+    fault: str | None = None
+    error: str | None = None  # the name of the error the caller got, for a "before", "lost" or "raised"
 
     @property
     def call(self) -> str:
@@ -61,6 +66,8 @@ class Step:
             if self.action == "blocked":  # ... or that it never returned (a hang, a deadlock)
                 return f"{self.value} did not return"
             args = [show(self.key)] + ([show(self.value)] if self.action == "write" else [])
+            if self.fault == "raised":  # ... or that it raised (a fault reached it, --faults)
+                return f"{self.action}({', '.join(args)}) raised {self.error}"
             return f"{self.action}({', '.join(args)}) returned"
         if self.target == CLOCK:  # the kit moved the virtual clock on (the model: time passes)
             return "time passes" if self.value is None else f"clock +{self.value:g} s"
@@ -77,6 +84,11 @@ class Step:
 
     @property
     def shown_result(self) -> str:
+        if self.fault == "raised":
+            return ""  # the row says it: "write(k1, k1.v1) raised CacheError"
+        if self.fault is not None:
+            how = "lost reply: it took effect" if self.fault == "lost" else "it failed before taking effect"
+            return f"{self.error} ({how})"
         if self.action in (
             "put",
             "delete",

@@ -47,7 +47,9 @@ class InterleavedRun:
 
     @property
     def replay(self) -> str:
-        return self.scenario.replay(self.choices, self.jumps)
+        # Only the faults that fired: a planned fault on a call the run never made names nothing.
+        used = tuple(sorted(self.world.faults_used.items()))
+        return attrs.evolve(self.scenario, faults=used).replay(self.choices, self.jumps)
 
     @property
     def operations(self) -> int:
@@ -96,11 +98,13 @@ def run_interleaved(
 def _interleave(
     world: World, scenario: ConcurrentScenario, choose: Chooser, probe: list | None, jumps: int
 ) -> InterleavedRun:
+    world.fault_plan = scenario.fault_plan
     for kind, arg, instance in scenario.prefix:
         if world.run(kind, arg, instance):
             return InterleavedRun(world, scenario, [], [])
 
     rec, judge = world.harness.recorder, world.judge
+    expiring = world.harness.cache.expiring
     begun = [world.name_op(kind, key, instance) for kind, key, instance in scenario.ops]
     names = [name for name, _ in begun]
     values = [value for _, value in begun]
@@ -129,7 +133,7 @@ def _interleave(
     def on_finish(p: Participant) -> None:
         # At rest when every thread is done and every operation ended: judge the cache against the DB.
         if scheduler.live == 0 and not judge.in_flight() and len(ended) == len(names):
-            judge.at_rest(world.harness.cache.peek, names[p.op], ended[p.op], steps=rec.steps)
+            judge.at_rest(world.harness.cache.peek, names[p.op], ended[p.op], steps=rec.steps, expiring=expiring)
 
     scheduler = world.scheduler(choose, on_finish, jumps=jumps)
     if scheduler.on_quiet is not None:  # daemons never end: at rest once they are idle instead
@@ -139,7 +143,9 @@ def _interleave(
             daemons_idle()
             if not judge.in_flight() and len(ended) == len(names):
                 last = max(ended, key=ended.__getitem__)
-                judge.at_rest(world.harness.cache.peek, names[last], len(rec.steps) - 1, steps=rec.steps)
+                judge.at_rest(
+                    world.harness.cache.peek, names[last], len(rec.steps) - 1, steps=rec.steps, expiring=expiring
+                )
 
         scheduler.on_quiet = on_quiet
     slots: dict[int, int] = {}

@@ -10,7 +10,10 @@ scheduler's choices. Its replay string is all of that as text, so ``--replay`` r
 * ``con/r:k1|r:k1,w:k1@2/0110`` — a sequential prefix, the operations in flight, and the scheduler's
   choices (indices of the threads working for them, one digit each, or dot-separated past 9);
 * ``con/|r:k1,w:k1/0.t11.1.1.0`` — the same with the clock moved on 11 s inside the race, before
-  the second choice (``t`` tokens are the schedule's clock jumps; a string with one is dot-separated).
+  the second choice (``t`` tokens are the schedule's clock jumps; a string with one is dot-separated);
+* ``seq/r:k1,w:k1!2b,r:k1`` — with faults (``--faults``): the write's second call to the stores
+  fails before taking effect (``!2l``: it takes effect and its reply is lost; ``!2b+``: it and every
+  later call of the write fail, while the run's budget of faults lasts).
 """
 
 from __future__ import annotations
@@ -51,12 +54,40 @@ RACE_JUMPS = 2
 RACE_HORIZON = 60
 
 
-def _ops(ops: tuple[Op, ...] | list[Op]) -> str:
-    return ",".join(f"{kind}:{arg}" + (f"@{instance + 1}" if instance else "") for kind, arg, instance in ops)
+@attrs.frozen
+class Fault:
+    """A call that fails (``--faults``): the ``call``-th call (from 1) an operation makes to the stores
+    fails, before taking effect, or having taken it with its reply lost (``took_effect``); with
+    ``outage``, every call of the operation from that one on fails too, while the run's budget lasts
+    (a store down for a while: what a retry loop meets)."""
+
+    call: int
+    took_effect: bool
+    outage: bool = False
+
+    def token(self) -> str:
+        return f"!{self.call}{'l' if self.took_effect else 'b'}{'+' if self.outage else ''}"
 
 
-def replay_of_sequence(ops: list[Op]) -> str:
-    return f"seq/{_ops(ops)}"
+# The faults of a run: the n-th operation of the run (from 0, clock moves not counted) -> its fault.
+Faults = dict[int, Fault]
+MAX_FAULT_CALL = 99  # a replay's fault names a call at most this far into its operation
+
+
+def _ops(ops: tuple[Op, ...] | list[Op], faults: Faults | None = None, first: int = 0) -> str:
+    tokens, n = [], first
+    for kind, arg, instance in ops:
+        token = f"{kind}:{arg}" + (f"@{instance + 1}" if instance else "")
+        if kind != TICK:
+            fault = faults.get(n) if faults else None
+            token += fault.token() if fault is not None else ""
+            n += 1
+        tokens.append(token)
+    return ",".join(tokens)
+
+
+def replay_of_sequence(ops: list[Op], faults: Faults | None = None) -> str:
+    return f"seq/{_ops(ops, faults)}"
 
 
 @attrs.frozen(kw_only=True)
@@ -65,6 +96,12 @@ class ConcurrentScenario:
 
     prefix: tuple[Op, ...] = ()
     ops: tuple[Op, ...] = ()
+    # Calls that fail (``--faults``): operation number (prefix first, clock moves not counted) -> fault.
+    faults: tuple[tuple[int, Fault], ...] = ()
+
+    @property
+    def fault_plan(self) -> Faults:
+        return dict(self.faults)
 
     @property
     def operations(self) -> int:
@@ -82,7 +119,8 @@ class ConcurrentScenario:
         for d, seconds in sorted(jumps, key=lambda j: j[0], reverse=True):  # later first: indices stay right
             tokens.insert(d, f"{TICK}{seconds}")
         sep = "" if not jumps and all(c < 10 for c in choices) else "."
-        return f"con/{_ops(self.prefix)}|{_ops(self.ops)}/{sep.join(tokens)}"
+        plan, before = self.fault_plan, sum(kind != TICK for kind, _, _ in self.prefix)
+        return f"con/{_ops(self.prefix, plan)}|{_ops(self.ops, plan, before)}/{sep.join(tokens)}"
 
 
 SEQUENCE_FORM = "expected 'seq/r:k1,w:k1,...' as printed by a failing run"
@@ -93,9 +131,24 @@ def _bad(text: str, problem: str) -> InvalidArgument:
     return InvalidArgument("replay", text, problem)
 
 
-def _parse_ops(text: str, whole: str, form: str, *, ticks: bool = True) -> tuple[Op, ...]:
+def _parse_ops(
+    text: str, whole: str, form: str, *, ticks: bool = True, faults: Faults | None = None, first: int = 0
+) -> tuple[Op, ...]:
+    """The operations of ``text``; the faults marked on them (``!2b``) go into ``faults``, numbered
+    from ``first``."""
     ops: list[Op] = []
     for item in filter(None, text.split(",")):
+        item, bang, mark = item.partition("!")
+        if bang:
+            outage = mark.endswith("+")
+            mark = mark.removesuffix("+")
+            if not (mark[:-1].isdigit() and 1 <= int(mark[:-1]) <= MAX_FAULT_CALL and mark[-1:] in ("b", "l")):
+                raise _bad(
+                    whole, f"has a bad fault {item + bang + mark!r} (a call number and b or l, as in !2b); {form}"
+                )
+            if faults is not None:
+                n = first + sum(kind != TICK for kind, _, _ in ops)
+                faults[n] = Fault(int(mark[:-1]), mark[-1] == "l", outage)
         kind, _, rest = item.partition(":")
         arg, at, instance = rest.partition("@")
         if kind == TICK and ticks and not at and arg.isdigit() and 0 < int(arg) <= MAX_TICK:
@@ -108,6 +161,8 @@ def _parse_ops(text: str, whole: str, form: str, *, ticks: bool = True) -> tuple
             ops.append(Op(kind, arg, int(instance) - 1 if at else 0))
         else:
             raise _bad(whole, f"has a bad operation {item!r}; {form}")
+        if bang and ops[-1].kind == TICK:
+            raise _bad(whole, f"marks a fault on a clock move {item!r}; {form}")
     return tuple(ops)
 
 
@@ -116,6 +171,13 @@ def parse_sequence(text: str) -> list[Op]:
     if not ops:
         raise _bad(text, f"{text!r} has no operations; {SEQUENCE_FORM}")
     return list(ops)
+
+
+def faults_of_sequence(text: str) -> Faults:
+    """The faults a sequence's replay string marks (``!2b``), by operation number."""
+    faults: Faults = {}
+    _parse_ops(text[len("seq/") :], text, SEQUENCE_FORM, faults=faults)
+    return faults
 
 
 def parse_concurrent(text: str) -> tuple[ConcurrentScenario, list[int], list[tuple[int, int]]]:
@@ -136,8 +198,13 @@ def parse_concurrent(text: str) -> tuple[ConcurrentScenario, list[int], list[tup
                 picks.append(int(token))
     except ValueError:
         raise _bad(text, f"{text!r} is not a concurrent replay string; {CONCURRENT_FORM}") from None
+    faults: Faults = {}
+    before = _parse_ops(prefix, text, CONCURRENT_FORM, faults=faults)
+    first = sum(kind != TICK for kind, _, _ in before)
     scenario = ConcurrentScenario(
-        prefix=_parse_ops(prefix, text, CONCURRENT_FORM), ops=_parse_ops(ops, text, CONCURRENT_FORM, ticks=False)
+        prefix=before,
+        ops=_parse_ops(ops, text, CONCURRENT_FORM, ticks=False, faults=faults, first=first),
+        faults=tuple(sorted(faults.items())),
     )
     if not scenario.ops:
         raise _bad(text, f"{text!r} has no operations in flight; {CONCURRENT_FORM}")

@@ -14,8 +14,9 @@ from ..runtime.signals import Abandoned, Violation
 from . import replay
 from .hypothesis import kit_settings, run_seeded
 from .interleaved import run_interleaved, switching
-from .replay import KEYS, TICKS, ConcurrentScenario
+from .replay import KEYS, TICK, TICKS, ConcurrentScenario, Op
 from .run import Run
+from .sequences import FAULT_CHOICES
 from .world import Setup
 
 
@@ -26,10 +27,13 @@ def search_schedules(
     failing: list[Run] = []
     abandoned: list[Run] = []
     instance = st.integers(0, setup.instances - 1)
-    op = st.tuples(st.sampled_from((READ, WRITE)), st.sampled_from(KEYS[:2]), instance)
+    # With --faults, an operation may carry a fault (``sequences.FAULT_CHOICES``): a run keeps the first
+    # ``setup.faults`` of them, in operation order.
+    fault = st.sampled_from(FAULT_CHOICES) if setup.faults else st.none()
+    op = st.tuples(st.sampled_from((READ, WRITE)), st.sampled_from(KEYS[:2]), instance, fault)
     prefix_op = st.one_of(
-        st.tuples(st.sampled_from((READ, WRITE)), st.sampled_from(KEYS[:2]), instance),
-        st.tuples(st.just("t"), st.sampled_from(TICKS), st.just(0)),
+        st.tuples(st.sampled_from((READ, WRITE)), st.sampled_from(KEYS[:2]), instance, fault),
+        st.tuples(st.just("t"), st.sampled_from(TICKS), st.just(0), st.none()),
     )
 
     # Time inside races: where the clock jumps (choice numbers; see ``switching``), drawn when the
@@ -48,7 +52,13 @@ def search_schedules(
     def test(prefix: list, ops: list, schedule: list, jumps: list) -> None:
         if abandoned:  # Hypothesis reruns a failure to confirm it: a timeout is not waited out twice
             raise Abandoned(abandoned[0])
-        scenario = ConcurrentScenario(prefix=tuple(prefix), ops=tuple(ops))
+        marked = [fault for kind, _, _, fault in (*prefix, *ops) if kind != TICK]
+        plan = tuple((n, f) for n, f in enumerate(marked) if f is not None)[: setup.faults]
+        scenario = ConcurrentScenario(
+            prefix=tuple(Op(kind, arg, i) for kind, arg, i, _ in prefix),
+            ops=tuple(Op(kind, arg, i) for kind, arg, i, _ in ops),
+            faults=plan,
+        )
         run = run_interleaved(setup, scenario, switching(schedule, jumps))
         progress.add_run(run)
         if run.finding is None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 
+import attrs
 import hypothesis.strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, get_state_machine_test, rule
 
@@ -15,7 +16,7 @@ from ...model._participants import READ, WRITE
 from ..report.progress import Progress
 from ..runtime.signals import Abandoned, Violation
 from .hypothesis import kit_settings, run_seeded
-from .replay import KEYS, TICK, TICKS, Op, parse_sequence, replay_of_sequence
+from .replay import KEYS, TICK, TICKS, Fault, Faults, Op, faults_of_sequence, parse_sequence, replay_of_sequence
 from .run import Run
 from .world import Setup, World, rerun_sequence
 
@@ -33,6 +34,53 @@ def step_choices(instances: int) -> list[tuple[str, str, int, int]]:
     return plain * 25 + [(kind, key, seconds, 0) for seconds in TICKS for kind in (READ, WRITE) for key in KEYS]
 
 
+# With --faults, each operation may carry a fault: one of its first four calls fails, before taking
+# effect or with its reply lost, in about one operation in three (a run keeps the first ``faults``
+# of them). Hypothesis shrinks toward none.
+FAULT_CHOICES: tuple[Fault | None, ...] = (
+    (None,) * 40
+    + tuple(Fault(call, took_effect) for call in (1, 2, 3, 4) for took_effect in (False, True))
+    + tuple(Fault(call, False, outage=True) for call in (1, 2, 3))
+)
+# The single faults the fault phase tries on each call: both ways, and an outage from there on.
+FAULT_KINDS = (Fault(1, False), Fault(1, True), Fault(1, False, outage=True))
+
+# The fault phase: each of an operation's first calls failing, both ways, in the few sequences where
+# what a fault leaves behind shows at once (a failed invalidation before a read; a failed lookup,
+# load or fill before another read; on a key the DB holds and on one it lacks). A run a millisecond:
+# every fault catalogue entry is caught here, before any draw.
+R, W = READ, WRITE
+FAULT_SEQUENCES: tuple[tuple[tuple[str, str], ...], int] = (
+    (((R, "k1"), (W, "k1"), (R, "k1")), 1),  # the write's calls fail
+    (((W, "k1"), (R, "k1")), 0),
+    (((R, "k1"), (R, "k1")), 0),  # the first read's calls fail
+    (((R, "k3"), (R, "k3")), 0),
+)
+
+
+def search_fault_sequences(setup: Setup, *, progress: Progress) -> Run | None:
+    """Every single fault of ``FAULT_SEQUENCES``: the first failing run (minimal as it is), or None."""
+    for ops, faulted in FAULT_SEQUENCES:
+        sequence = [Op(kind, key) for kind, key in ops]
+        for call in (1, 2, 3, 4):
+            for kind in FAULT_KINDS:
+                world = World(setup)
+                world.fault_plan = {faulted: attrs.evolve(kind, call=call)}
+                try:
+                    finding = world.run_sequence(sequence)
+                    if not world.faulted:
+                        break  # the operation makes fewer calls: no later one to fail
+                    progress.add_run(world)
+                    if finding is not None:
+                        return world.as_run()
+                finally:
+                    world.close()
+            else:
+                continue
+            break
+    return None
+
+
 def search_sequences(
     setup: Setup, *, max_examples: int, steps: int, seed: int | None, progress: Progress
 ) -> Run | None:
@@ -47,18 +95,27 @@ def search_sequences(
         def __init__(self) -> None:
             super().__init__()
             self.ops: list[tuple[str, object, int]] = []
+            self.faults: Faults = {}
+            self.count = 0
 
-        @rule(op=st.sampled_from(step_choices(setup.instances)))
-        def step(self, op: tuple[str, str, int, int]) -> None:
+        @rule(
+            op=st.sampled_from(step_choices(setup.instances)),
+            fault=st.sampled_from(FAULT_CHOICES) if setup.faults else st.none(),
+        )
+        def step(self, op: tuple[str, str, int, int], fault: Fault | None) -> None:
             kind, key, seconds, instance = op
             if seconds:
                 self.ops.append(Op(TICK, seconds))
             self.ops.append((kind, key, instance))
+            if fault is not None and len(self.faults) < setup.faults:
+                self.faults[self.count] = fault
+            self.count += 1
 
         def teardown(self) -> None:
             if abandoned:  # Hypothesis reruns a failure to confirm it: a timeout is not waited out twice
                 raise Abandoned(abandoned[0])
             world = World(setup)
+            world.fault_plan = self.faults
             try:
                 finding = world.run_sequence(self.ops)
             finally:
@@ -97,6 +154,7 @@ def first_names(run: Run, setup: Setup) -> Run:
     the draw, and a bug on k3 (the key the DB lacks) stays on k3 unless k1 shows it too.
     """
     ops = parse_sequence(run.replay)
+    faults = faults_of_sequence(run.replay)
     used = list(dict.fromkeys(instance for kind, _, instance in ops if kind != "t"))
     placings = [dict.fromkeys(used, 0), {i: n for n, i in enumerate(used)}, {i: i for i in used}]
     renamings = set()
@@ -108,12 +166,13 @@ def first_names(run: Run, setup: Setup) -> Run:
                     [
                         (kind, arg, 0) if kind == TICK else (kind, rename[arg], place[instance])
                         for kind, arg, instance in ops
-                    ]
+                    ],
+                    faults,
                 )
             )
     invariant = run.finding.invariant if run.finding else None
     for replay in sorted(r for r in renamings if r < run.replay):
-        candidate = rerun_sequence(setup, parse_sequence(replay))
+        candidate = rerun_sequence(setup, parse_sequence(replay), faults)
         if candidate.finding and candidate.finding.invariant == invariant and candidate.operations == run.operations:
             return candidate
     return run

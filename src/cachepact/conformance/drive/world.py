@@ -21,7 +21,7 @@ from ...model._participants import FLUSH, READ, REFRESH, WRITE, OpKind
 from ...model._steps import CLOCK
 from ..judge.expiry import claim_ran_out, lease_ran_out
 from ..judge.findings import Finding
-from ..judge.judge import Judge
+from ..judge.judge import RAISED, Judge
 from ..record.env import OUTSIDE, Effect, Env, Harness, OpContext, build, run_operation
 from ..record.servers import Servers
 from ..record.sites import innermost, of_traceback
@@ -32,7 +32,7 @@ from ..runtime.scheduler import Chooser, Participant, Scheduler
 from ..runtime.session import Session
 from ..runtime.signals import Pruned, ServerLost, Stalled
 from ..runtime.threads import WRITER, AppThread, Deployment
-from .replay import INITIAL, RACE_HORIZON, TICK, Op, replay_of_sequence
+from .replay import INITIAL, RACE_HORIZON, TICK, Faults, Op, replay_of_sequence
 from .run import Run
 
 
@@ -50,6 +50,7 @@ class Setup:
     step_timeout: float = DEFAULT_STEP_TIMEOUT
     servers: Servers = attrs.field(factory=Servers)  # where env's stores live (the caller closes them)
     session: Session = attrs.field(factory=Session, repr=False)
+    faults: int = 0  # calls that may fail in a run (``--faults``); 0: none ever does
 
 
 def go_on(d: int, options: tuple[int, ...], default: int) -> int:
@@ -84,7 +85,12 @@ class World:
         if not background and any(a.flush is not None for a in adapters):
             self.session.unused_flush = True
         self.judge = Judge(
-            setup.pattern, adapters[0], peek=self.harness.cache.peek, session=self.session, others=tuple(adapters[1:])
+            setup.pattern,
+            adapters[0],
+            peek=self.harness.cache.peek,
+            session=self.session,
+            others=tuple(adapters[1:]),
+            faults=bool(setup.faults),
         )
         self.harness.recorder.on_step = self._observe
         self.clock = setup.clock
@@ -94,6 +100,15 @@ class World:
         self.uncontrolled = 0  # steps a thread blocked out of the kit's sight (taken over)
         self._counts = {READ: 0, WRITE: 0}
         self._values = 0
+        # Faults (``--faults``): the run's plan (operation number -> the call of it that fails), each
+        # operation's number and how many calls it has made, and the operations a fault reached.
+        self.fault_plan: Faults = {}
+        self._number: dict[str, int] = {}
+        self._calls_made: dict[str, int] = {}
+        self.faulted: set[str] = set()
+        self.fired = 0  # calls failed so far in this world's runs (at most ``setup.faults``)
+        if setup.faults:
+            self.harness.recorder.fault = self._fails
         # Operations that returned while work they handed to other threads still runs: judged as
         # ended only when the last of it is done (op -> its result and its return row).
         self.returned: dict[str, tuple[Any, int]] = {}
@@ -145,9 +160,33 @@ class World:
             self._values += 1
             value = f"{key}.v{self._values}"
         name = f"{kind}{self._counts[kind]}"
+        self._number[name] = len(self._number)
         self.instance_of[name] = instance
         self.calls[name] = f"read({key})" if kind == READ else f"write({key}, {value})"
         return name, value
+
+    def _fails(self, op: str) -> bool | None:
+        """Whether ``op``'s next call to the stores fails, as the run's plan says (a helper thread's
+        calls count as its operation's; background workers' never fail)."""
+        n = self._number.get(op)
+        fault = self.fault_plan.get(n) if n is not None else None
+        if fault is None:
+            return None
+        made = self._calls_made[op] = self._calls_made.get(op, 0) + 1
+        hit = made == fault.call or (fault.outage and made > fault.call)
+        if not hit or self.fired >= self.setup.faults:
+            return None
+        self.fired += 1
+        self.faulted.add(op)
+        return fault.took_effect
+
+    @property
+    def faults_used(self) -> Faults:
+        """The plan's faults that fired: what the replay string names."""
+        return {n: f for n, f in self.fault_plan.items() if self._calls_made.get(self._op_numbered(n), 0) >= f.call}
+
+    def _op_numbered(self, n: int) -> str | None:
+        return next((op for op, m in self._number.items() if m == n), None)
 
     def start(self, op: str, kind: str, key: Any, value: Any) -> None:
         """The operation begins now (a read learns which values are already too old to return)."""
@@ -166,6 +205,17 @@ class World:
                 result = run_operation(*invocation(adapter, kind, key, value))
             except Pruned:
                 raise
+            except Exception as e:
+                with recorder.lock:
+                    if op in self.faulted:
+                        # A fault reached it and it raised (the injected error, or its own in its
+                        # place): the caller saw an error, which is allowed. A write that raised is
+                        # indeterminate: its put may or may not have landed.
+                        self.steps.append(raise_step(op, kind, key, value, e))
+                        self.returned[op] = (RAISED, len(self.steps) - 1)
+                        return
+                    self.judge.keep(adapter_error(e, op, self.last_step_of(op)))
+                return
             except BaseException as e:  # the adapter's own failure is a finding, never the kit's crash
                 with recorder.lock:
                     self.judge.keep(adapter_error(e, op, self.last_step_of(op)))
@@ -273,7 +323,13 @@ class World:
 
         first = next_op()
         if self.perform(scheduler, first, next_op) and self.finding is None and not self.judge.in_flight():
-            self.judge.at_rest(self.harness.cache.peek, first.context.op, len(self.steps) - 1, steps=self.steps)
+            self.judge.at_rest(
+                self.harness.cache.peek,
+                first.context.op,
+                len(self.steps) - 1,
+                steps=self.steps,
+                expiring=self.harness.cache.expiring,
+            )
 
     def settle(self) -> None:
         """The run is over, its background work idle: a dirty value left now is never flushed."""
@@ -385,7 +441,9 @@ class World:
                     to_flush[:] = self.flushes
                 if to_flush:
                     return self._flush(scheduler, to_flush.pop(0))
-                self.judge.at_rest(self.harness.cache.peek, last[-1], len(self.steps) - 1)
+                self.judge.at_rest(
+                    self.harness.cache.peek, last[-1], len(self.steps) - 1, expiring=self.harness.cache.expiring
+                )
             for kind, arg, instance in pending:
                 if self.finding is not None:
                     return None
@@ -448,13 +506,15 @@ class World:
 
     def as_run(self, *, replay: str | None = None, columns: tuple[str, ...] = ()) -> Run:
         failed: tuple[str, ...] = ()
-        if self.finding is not None and self.judge.incoherent(self.harness.cache.peek):
+        stale = self.judge.incoherent(self.harness.cache.peek) if self.finding is not None else []
+        # An entry a failed invalidation left is no-stale-after-failed-invalidate's, not coherent-at-rest's.
+        if any(k not in self.judge.failed_invalidation for _, k, _, _ in stale):
             failed = ("coherent-at-rest",)  # what the final state shows, whatever the finding
         return Run(
             finding=self.finding,
             also_failed=failed,
             steps=tuple(self.steps),
-            replay=replay if replay is not None else replay_of_sequence(self.ops),
+            replay=replay if replay is not None else replay_of_sequence(self.ops, self.faults_used),
             operations=self.operations,
             reached=frozenset(self.reached),
             columns=columns,
@@ -532,9 +592,10 @@ OUT_OF_SIGHT = (
 )
 
 
-def rerun_sequence(setup: Setup, ops: list[Op]) -> Run:
-    """Rerun a printed sequence exactly, stopping at its first finding."""
+def rerun_sequence(setup: Setup, ops: list[Op], faults: Faults | None = None) -> Run:
+    """Rerun a printed sequence exactly (with the calls that fail in it), stopping at its first finding."""
     world = World(setup)
+    world.fault_plan = dict(faults or {})
     try:
         for kind, arg, instance in ops:
             if world.run(kind, arg, instance):
@@ -561,6 +622,13 @@ def return_step(op: str, kind: str, key: Any, value: Any, result: Any) -> Step:
         value=value,
         result=None if kind == WRITE else result,
     )
+
+
+def raise_step(op: str, kind: str, key: Any, value: Any, error: BaseException) -> Step:
+    """The row of an operation that raised once a fault reached it (``--faults``)."""
+    action = "read" if kind == READ else "write"
+    name = type(error).__name__
+    return Step(op=op, actor=Actor.APP, target=APP, action=action, key=key, value=value, fault="raised", error=name)
 
 
 def blocked_step(op: str, call: str) -> Step:

@@ -17,12 +17,13 @@ def statuses(
     reached: set[str] | frozenset[str],
     *,
     also_failed: tuple[str, ...] = (),
+    faults: bool = False,
 ) -> tuple[tuple[str, str], ...]:
     """Each invariant of ``pattern``: ``fail`` (the finding's, and ``also_failed``), ``pass`` (its
     situations were reached and it held) or ``not-run`` (the run never reached a situation that could
     break it)."""
     failed = ((finding.invariant,) if finding is not None else ()) + tuple(also_failed)
-    return declared_statuses(pattern, failed, reached)
+    return declared_statuses(pattern, failed, reached, faults=faults)
 
 
 @attrs.frozen(kw_only=True)

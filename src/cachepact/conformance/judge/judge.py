@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 
 from ...backends import HashField
 from ...errors import DefinitionError
 from ...model import Kind, Pattern, Step, show
+from ...model._participants import FLUSH as FLUSH_KIND
 from ...model._participants import READ, REFRESH, WRITE, OpKind
 from ...model._properties import BY_NAME
 from ...model._system import ABSENT as ABSENT_ID
@@ -41,6 +42,16 @@ from .findings import Finding
 from .refinement import Obs, Refinement, Rejection
 
 KEY_INDEX = {k: n for n, k in enumerate(KEYS)}
+
+
+class _Raised:
+    """What an operation that raised (once a fault reached it) returned, for ``Judge.finish``."""
+
+    def __repr__(self) -> str:
+        return "RAISED"
+
+
+RAISED = _Raised()
 ABSENT_AT_START = tuple(k not in INITIAL for k in KEYS)
 _VALUE = re.compile(r"(k\d+)\.v(\d+)")
 FILLS = ("set", "add", "lease_set")
@@ -71,8 +82,15 @@ class Judge:
         peek: Callable[[Any], Any],
         session: Session | None = None,
         others: tuple[Adapter, ...] = (),
+        faults: bool = False,
     ) -> None:
         self.pattern = pattern
+        # Faults (``--faults``): the fault invariants are judged; a key whose entry a write's failed
+        # (or skipped) invalidation left behind -> (the write, the step, how), until the entry changes;
+        # and, per cache key, how long such an entry stayed stale at most (its time to live).
+        self.faults = faults
+        self.failed_invalidation: dict[int, tuple[str, int, str]] = {}
+        self.staleness: dict[str, float] = session.staleness if session is not None else {}
         session = session if session is not None else Session()
         self._peeking = session.within(session.peeking)  # cache_key's reads of env are the kit's peeks
         self._decoding = session.within(session.decoding)  # decode may not call env
@@ -388,13 +406,21 @@ class Judge:
             return None
         if self.cache_key is not None:
             self._follow_cache_key()
+        if step.fault is not None and self._failed(i, index, step):
+            return None  # it had no effect: nothing more to judge of it
         obs = self._abstract(i, step, effect)
         if obs is None:
             return None
         if obs.changed and obs.kind in (Kind.FILL, Kind.PUT):
             self._unsettled.add(obs.key)  # an entry or a DB value changed: look at it at the next rest
         self.refinement.at = index
+        if self.faults:
+            poisoned = self._poisoned(i, step, obs)
+            if poisoned is not None:
+                return self._found(poisoned, step.op, index)
         found = self._found(self.refinement.observe(i, obs), step.op, index)
+        if self.failed_invalidation and obs.changed and obs.kind in (Kind.FILL, Kind.INVALIDATE, Kind.STORE):
+            self.failed_invalidation.pop(obs.key, None)  # the entry changed since: converged, or judged anew
         if step.op in self._units and self.refinement.background_done(i):
             self._end_unit(step.op)  # its program is done: the next call on the key is new work
         return found
@@ -403,10 +429,75 @@ class Judge:
         if self.cache_key is not None:
             self._follow_cache_key()  # a write may have moved the entry without a call (a version bump)
         i = self.op_index.pop(op)  # its slot in the model goes to the next op
-        k = self.refinement.ops[i].key
+        o = self.refinement.ops[i]
+        k = o.key
+        if result is RAISED:  # a fault reached it and it raised: allowed, and nothing it returned to judge
+            pending, past_put = self.refinement.abort(i)
+            self.reached.add("raised")
+            if o.kind == WRITE and past_put and pending in (Kind.INVALIDATE, Kind.STORE):
+                self.failed_invalidation.setdefault(k, (op, index, "it raised before invalidating"))
+                self.reached.add("failed-invalidation")
+            return None
         # A read returns a value, not a payload: no decode (None is "no value").
-        value = NONE if self.refinement.ops[i].kind == WRITE else self.value_id(k, result)
-        return self._found(self.refinement.finish(i, value), op, index)
+        value = NONE if o.kind == WRITE else self.value_id(k, result)
+        rejection = self.refinement.finish(i, value)
+        never_held = rejection is not None and (rejection.invariant, rejection.code) == ("fresh-read", "never-held")
+        if self.faults and never_held:
+            # A read that returns what the DB never held (a stand-in for a load that failed): a phantom.
+            rejection = attrs.evolve(rejection, invariant="no-phantom-read", code="phantom")
+        return self._found(rejection, op, index)
+
+    # -- faults (--faults) --------------------------------------------------------------------------
+
+    _FAILED_KIND: ClassVar[dict[tuple[str, str], Kind]] = {
+        ("db", "get"): Kind.LOAD,
+        ("db", "put"): Kind.PUT,
+        ("cache", "get"): Kind.LOOKUP,
+        ("cache", "lease_get"): Kind.LOOKUP,
+        ("cache", "set"): Kind.FILL,
+        ("cache", "add"): Kind.FILL,
+        ("cache", "lease_set"): Kind.FILL,
+        ("cache", "delete"): Kind.INVALIDATE,
+    }
+
+    def _failed(self, i: int, index: int, step: Step) -> bool:
+        """A call that failed (``--faults``). One that had no effect (it failed before reaching the
+        store, or it was a look whose reply was lost) is the op's instruction taken as made with no
+        effect: True, nothing more to judge. One that took effect (its reply lost) is judged as made:
+        False."""
+        self.reached.add("fault")
+        op = self.refinement.ops[i]
+        op.faulted = True
+        kind = self._FAILED_KIND.get((str(step.target), step.action))
+        if kind is None or op.kind in (REFRESH, FLUSH_KIND):
+            return step.fault == "before"
+        if step.fault == "lost" and kind not in (Kind.LOOKUP, Kind.LOAD):
+            return False
+        k = KEY_INDEX.get(step.key) if step.target == "db" else self.cache_keys.get(step.key, KEY_INDEX.get(step.key))
+        if k is None:
+            return True
+        self.refinement.failed(i, kind, k)
+        if kind is Kind.LOAD:
+            self.reached.add("failed-load")
+        if op.kind == WRITE and kind in (Kind.INVALIDATE, Kind.FILL) and k == op.key:
+            self.failed_invalidation.setdefault(k, (op.name, index, "its invalidation failed"))
+            self.reached.add("failed-invalidation")
+        return True
+
+    def _poisoned(self, i: int, step: Step, obs: Obs) -> Rejection | None:
+        """A fill after a failed load, or of an error object: the entry is poisoned (``no-poisoned-fill``)."""
+        op = self.refinement.ops[i]
+        if step.target == "db" and step.action == "get":
+            op.load_failed = False  # it loaded again: what it fills now is what it read
+            return None
+        if obs.kind is not Kind.FILL or not obs.changed:
+            return None
+        fields = {"op": op.name, "key": KEYS[obs.key], "value": show(step.value)}
+        if isinstance(step.value, BaseException):
+            return Rejection("no-poisoned-fill", "cached-error", fields, (("no-fill", None, obs.key, NONE),))
+        if op.kind == READ and op.load_failed:
+            return Rejection("no-poisoned-fill", "after-failed-load", fields, (("no-fill", None, obs.key, NONE),))
+        return None
 
     def returned(self, op: str) -> None:
         """``op`` returned; threads it started still run, so it ends later (``finish``)."""
@@ -424,6 +515,7 @@ class Judge:
         k = self.cache_keys.get(ck)
         if k is not None:
             self.refinement.evict(k, expired=expired)
+            self.failed_invalidation.pop(k, None)  # the stale entry it left is gone: converged
         else:
             self._claims.pop(ck, None)  # a lease or a lock that ran out: nobody's claim now
 
@@ -450,7 +542,13 @@ class Judge:
         return bool(self._busy) or self.refinement.in_flight()
 
     def at_rest(
-        self, peek: Callable[[Any], Any], op: str, index: int, *, steps: list[Step] | None = None
+        self,
+        peek: Callable[[Any], Any],
+        op: str,
+        index: int,
+        *,
+        steps: list[Step] | None = None,
+        expiring: Callable[[], list[tuple[Any, float]]] | None = None,
     ) -> Finding | None:
         """With nothing in flight, every cached entry stands for what the DB holds.
 
@@ -470,6 +568,34 @@ class Judge:
         for ck, k, v, truth in self.incoherent(peek, only=unsettled, follow=False):
             key = KEYS[k]
             where = show(ck) if ck == key else f"{show(ck)} (for {key})"
+            if k in self.failed_invalidation:  # judged by its staleness bound, not by coherent-at-rest
+                self._unsettled.add(k)  # still stale: looked at again at the next rest point
+                left = dict(expiring()).get(ck) if expiring is not None else None
+                if left is not None:
+                    self.staleness[show(ck)] = max(self.staleness.get(show(ck), 0.0), left)
+                    continue
+                writer, at, how = self.failed_invalidation[k]
+                message = BY_NAME["no-stale-after-failed-invalidate"].message(
+                    "stale-forever",
+                    {
+                        "writer": writer,
+                        "how": how,
+                        "where": where,
+                        "value": self.name(k, v, entry=True),
+                        "truth": self.name(k, truth),
+                    },
+                )
+                return self.keep(
+                    Finding(
+                        invariant="no-stale-after-failed-invalidate",
+                        message=message,
+                        op=writer,
+                        culprit=at,
+                        key=ck,
+                        allowed=("a retry of the invalidation, or an entry that expires (a time to live)",),
+                        hint=BY_NAME["no-stale-after-failed-invalidate"].remedy,
+                    )
+                )
             culprit, allowed, hint = index, (), ""
             if steps is not None:
                 fills = [
@@ -813,7 +939,9 @@ class Judge:
             holding = self._holding(k)
             ck = show(holding[0] if holding else next(iter(self.cache_keys_of(k)), KEYS[k]))
             v = self.name(k, value)
-            if kind == "discard":
+            if kind == "no-fill":
+                out.append(f"no fill of {ck}: the load failed, so there is nothing to cache (raise, or return)")
+            elif kind == "discard":
                 out.append(f"no store: discard the refresh of {ck} (a write changed it since the refresh loaded)")
             elif kind == "in-order":
                 out.append(f"no put of anything older than {v}: the flushes of {KEYS[k]} in write order")

@@ -133,12 +133,14 @@ class _Op:
 
     __slots__ = (
         "effective",
+        "faulted",
         "found_claim",
         "hit",
         "key",
         "kind",
         "lease_only",
         "leased_once",
+        "load_failed",
         "looked",
         "name",
         "nil_ok",
@@ -173,6 +175,8 @@ class _Op:
         self.refused_unexplained = False  # a read: a conditional fill refused with no reason the run shows
         self.refusal_reason = ""  # a read: why the judge knows its fill was refused (a version moved on)
         self.removed_early = False  # a write: it deleted its own key's entry before its DB put
+        self.faulted = False  # a call of its failed (--faults)
+        self.load_failed = False  # a read: its last load failed (what it fills now poisons the entry)
 
 
 Names = Callable[[int, int], str]  # (key, value) -> how reports write a value
@@ -465,6 +469,11 @@ class Refinement:
             instr = self._current(i)
             if instr is None:
                 break
+            if op.faulted and op.kind == READ and instr.kind in (Kind.LOOKUP, Kind.LOAD, Kind.FILL):
+                # A store failed it: a read may give up on the cache, or on the DB, and return; what it
+                # returned is judged (no-phantom-read), and what it filled was (no-poisoned-fill).
+                self._skip(i)
+                continue
             if instr.kind is Kind.LOOKUP and not op.looked and not op.effective:
                 return self._unseen_read(i, op, result)
             if instr.kind in (Kind.FILL, Kind.INVALIDATE) and (op.nil_ok or self._nil_now(i, instr)):
@@ -487,6 +496,41 @@ class Refinement:
         if op.kind == WRITE:
             return None
         return self._check_result(i, op, result, expected)
+
+    def failed(self, i: int, kind: Kind, k: int) -> None:
+        """A call of op ``i`` failed with no effect (``--faults``): a fault before it reached the store,
+        or a look whose reply was lost. The instruction it was is taken as made, with no effect: a
+        failed lookup as a miss (the op may load instead), a failed load as a load of nothing, a failed
+        fill, invalidation or put as left undone (what that leaves behind is judged at rest)."""
+        op = self.ops[i]
+        op.faulted = True
+        if kind is Kind.LOAD and op.kind == READ:
+            op.load_failed = True
+        instr = self._current(i)
+        if instr is None or k != op.key:
+            return
+        if kind is Kind.LOOKUP and instr.kind is Kind.LOOKUP and op.kind == READ:
+            self._virtual_lookup(i, op, miss=True)
+            op.looked = True
+        elif instr.kind is kind or (kind is Kind.FILL and instr.kind is Kind.STORE):
+            if kind is Kind.PUT:
+                # A write whose put failed and that goes on (it may return: acknowledged) supersedes,
+                # for fresh-read, what the DB had received, as its put would have.
+                s = self.state
+                o = s[OPS][i]
+                self.state = _with_op(s, i, _new(OpState, (*o[:MASK], s[PUT][k], *o[MASK + 1 :])))
+            self._skip(i)
+
+    def abort(self, i: int) -> tuple[Kind | None, bool]:
+        """Op ``i`` raised once a fault reached it: its program ends where it stopped, and nothing is
+        checked of what it returned. A write that raised is indeterminate (Jepsen's ``:info``): it
+        retires no older value for ``fresh-read``, whatever its put did. Returns the kind of step it
+        stopped before, and whether (a write) it was past its DB put."""
+        instr = self._current(i)
+        past_put = self.ops[i].kind == WRITE and self._past_put(i)
+        self.state = _with_op(self.state, i, DONE_IDLE)
+        self._returned(i)
+        return (None if instr is None else instr.kind), past_put
 
     def returned(self, i: int) -> None:
         """Op ``i``'s read or write returned, while work it handed to other threads still runs: it
@@ -823,6 +867,8 @@ class Refinement:
         if op.start_mask >> result & 1:
             # The values it may return: those not yet superseded, when it began, by a completed write.
             newer = [v for v in range(held.bit_length()) if held >> v & 1 and not op.start_mask >> v & 1]
+            if not newer:  # the newer value is an acknowledged write's whose put failed: the DB never had it
+                return Rejection("fresh-read", "acknowledged-lost", fields, ())
             return Rejection(
                 "fresh-read",
                 "older",

@@ -13,8 +13,8 @@ from typing import Any, NamedTuple
 
 import attrs
 
-from ...errors import BackendError, DefinitionError
-from ...model import Actor, Step
+from ...errors import BackendError, CacheError, DBError, DefinitionError, StoreError
+from ...model import Actor, Step, show
 from .._contract import Adapter, article
 from ..runtime.primitives import RealLock, real_primitives
 from ..runtime.session import Session
@@ -49,6 +49,11 @@ class Recorder:
         self.strays: list[Step] = []  # calls from threads the kit does not run
         self.on_step: Callable[[int, Step, Effect], None] | None = None
         self.lost: BackendError | None = None  # a server behind env went away during a call
+        # Faults (``--faults``): given the operation a call is made for, whether the call fails (None:
+        # it does not; False: before taking effect; True: it takes effect and its reply is lost).
+        self.fault: Callable[[str], bool | None] | None = None
+        # While a command whose reply is lost is recorded (redis-py): the mark its steps carry.
+        self.marking: tuple[str, str] | None = None
         # A call and its record are one step, even when a thread runs out of the kit's control.
         self.lock = RealLock()
 
@@ -56,6 +61,14 @@ class Recorder:
         handle = self.scheduled.get(threading.get_ident())
         if handle is not None:
             handle.park((target, action, key))
+
+    def fails(self) -> bool | None:
+        """Whether the call the calling thread is about to make fails (``--faults``), as the run's
+        plan says for its operation: None, or whether it takes effect before failing."""
+        if self.fault is None:
+            return None
+        context = self.threads.get(threading.get_ident())
+        return None if context is None else self.fault(context.op)
 
     def step(self) -> _Atomic:
         """Entered around a call and its looks: one atomic step. The lock keeps other threads out, and
@@ -74,6 +87,8 @@ class Recorder:
         token: Any,
         ttl: Any,
         command: str | None = None,
+        fault: str | None = None,
+        error: str | None = None,
         depth: int = 4,  # actor() <- record <- _call <- env method <- caller
     ) -> Step:
         context = self.threads.get(threading.get_ident())
@@ -95,6 +110,8 @@ class Recorder:
             token=token,
             ttl=ttl,
             command=command,
+            fault=fault if fault is not None or self.marking is None else self.marking[0],
+            error=error if fault is not None or self.marking is None else self.marking[1],
         )
         self.steps.append(step)
         if op == OUTSIDE and self.running:
@@ -161,9 +178,18 @@ class _Recording:
                 method = getattr(self._backend, action)
                 return method(key, *args) if ttl is None else method(key, *args, ttl=ttl)
         recorder.before(self._target, action, key)
+        fails = recorder.fails()
         # A store on a server has a gate its cleanup takes: no call recreates a key after it.
         with recorder.step(), getattr(self._backend, "gate", _NO_GATE):
             before, lease_before = self._look(key)
+            if fails is False:  # an injected fault: the call fails before it reaches the store
+                error = self._error(action, key, took_effect=False)
+                effect = Effect(before, before, lease_before, lease_before)
+                name = type(error).__name__
+                recorder.record(
+                    self._target, action, key, value, None, effect, token=token, ttl=ttl, fault="before", error=name
+                )
+                raise error
             method = getattr(self._backend, action)
             try:
                 result = method(key, *args) if ttl is None else method(key, *args, ttl=ttl)
@@ -173,8 +199,19 @@ class _Recording:
             after, lease_after = self._look(key)
             shown = tuple(result) if action == "lease_get" else result
             effect = Effect(before, after, lease_before, lease_after)
+            if fails:  # an injected fault: the store did what was asked; the reply is lost on the way
+                error = self._error(action, key, took_effect=True)
+                name = type(error).__name__
+                recorder.record(
+                    self._target, action, key, value, shown, effect, token=token, ttl=ttl, fault="lost", error=name
+                )
+                raise error
             recorder.record(self._target, action, key, value, shown, effect, token=token, ttl=ttl)
         return result
+
+    def _error(self, action: str, key: Any, *, took_effect: bool) -> StoreError:
+        error_type = DBError if self._target == "db" else CacheError
+        return error_type(f"{self._target}.{action}({show(key)})", took_effect=took_effect)
 
 
 class RecordingDB(_Recording):

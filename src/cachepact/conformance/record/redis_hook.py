@@ -127,6 +127,10 @@ class RedisRecording:
         recorder = self.recorder
         first = parsed[0][0]
         recorder.before("cache", first, shown_key((touched or beside)[0]))
+        fails = recorder.fails()
+        if fails is False:  # an injected fault (--faults): the command never reaches the server
+            self._record_failed(parsed, touched or beside)
+            raise redis_errors().ConnectionError(f"{first} failed before taking effect (cachepact --faults)")
         sending = self.session.sending  # inside a recorded command: what it sends meanwhile is its own
         me = threading.get_ident()
         with recorder.step(), self.server.gate:
@@ -184,16 +188,46 @@ class RedisRecording:
                     f"{parsed[0][0]} needs Lua, and the in-process server has none (the lupa package is missing): "
                     "pip install 'fakeredis[lua]', or check on a real server with --redis redis://host:port/N"
                 )
-            if isinstance(error, redis_errors().WatchError):
-                self._record_refused(parsed, touched, before)
-            elif error is None or before != after:  # a command refused (NOSCRIPT, WRONGTYPE) did nothing
-                if beside:
-                    touched, before, after = self._undeclared(parsed, touched, before, after, set(beside))
-                touched, before, after = self._hash_fields(parsed, touched, before, after)
-                self._record(parsed, touched, before, after, result, batch, ttls)
+            # An injected fault (--faults) whose reply is lost: the command took effect, recorded as
+            # such, each step marked; the client then sees a timeout.
+            recorder.marking = ("lost", "TimeoutError") if fails else None
+            try:
+                if isinstance(error, redis_errors().WatchError):
+                    self._record_refused(parsed, touched, before)
+                elif error is None or before != after:  # a command refused (NOSCRIPT, WRONGTYPE) did nothing
+                    if beside:
+                        touched, before, after = self._undeclared(parsed, touched, before, after, set(beside))
+                    touched, before, after = self._hash_fields(parsed, touched, before, after)
+                    self._record(parsed, touched, before, after, result, batch, ttls)
+            finally:
+                recorder.marking = None
+        if fails:
+            raise redis_errors().TimeoutError(f"{first}: the reply was lost; it took effect (cachepact --faults)")
         if error is not None:
             raise error
         return result
+
+    def _record_failed(self, parsed: list[tuple[str, tuple, list[Any]]], keys: list[Any]) -> None:
+        """A command that failed before reaching the server (``--faults``): a step per key it named, as
+        what it would have been (a removal, a look, a store), marked failed; it changed nothing."""
+        name, args, _ = parsed[0]
+        action = "delete" if name in REMOVALS else "get" if name in READS else "set"
+        with self.recorder.step():
+            for key in keys:
+                self.recorder.record(
+                    "cache",
+                    action,
+                    shown_key(key),
+                    None,
+                    None,
+                    Effect(None, None),
+                    token=None,
+                    ttl=None,
+                    command=render(args),
+                    fault="before",
+                    error="ConnectionError",
+                    depth=_DEPTH,
+                )
 
     def _beside(self, touched: list[Any]) -> list[Any]:
         """The keys the run touched before (and their named fields), but for ``touched``."""

@@ -32,6 +32,7 @@ class Options:
     redis: str | None = None  # the redis= URL it ran on (password masked), if one
     db: str | None = None  # the db= URL it ran on (password masked), if one
     strict: bool = False  # a pass must also be complete: every invariant run, nothing out of sight
+    faults: int = 0  # calls to the stores that may fail in a run (--faults); 0: none
 
 
 @attrs.frozen(kw_only=True)
@@ -144,7 +145,7 @@ class Result:
         """Why ``invariant`` is ``not-run``: the check stopped first, or nothing reached could break it."""
         if self.stopped:
             return f"the check stopped at the first failure after {_plural(self.examples, 'example')}"
-        shown = situations_of(pattern_named(self.pattern), concurrent=self.concurrent)
+        shown = situations_of(pattern_named(self.pattern), concurrent=self.concurrent, faults=bool(self.options.faults))
         needs = [s for s in BY_NAME[invariant].exercised_by if s in shown] if invariant in BY_NAME else []
         return "nothing reached could break it" + (f" (no run reached {' or '.join(needs)})" if needs else "")
 
@@ -186,6 +187,8 @@ class Result:
         flags += self._timeout_flag() + self._server_flags()
         if self.strict:
             flags.append("--strict")
+        if self.options.faults:
+            flags.append("--faults" if self.options.faults == 3 else f"--faults {self.options.faults}")
         if self.replayed is not None:
             flags.append(f"--replay '{self.replayed}'")
         return f"cachepact check {self.target} {' '.join(flags)}"
@@ -210,7 +213,9 @@ class Result:
 
     @property
     def not_reached(self) -> tuple[str, ...]:
-        names = expected_situations(pattern_named(self.pattern), concurrent=self.concurrent)
+        names = expected_situations(
+            pattern_named(self.pattern), concurrent=self.concurrent, faults=bool(self.options.faults)
+        )
         return tuple(s for s in names if s not in self.reached)
 
     @property

@@ -54,6 +54,9 @@ class Session:
     building: int = 0  # the app instance whose factory runs now
     # An adapter gave flush= to a pattern with no background work: the report says it went unused.
     unused_flush: bool = False
+    # Faults (--faults): per cache key, the longest an entry a failed invalidation left behind stayed
+    # stale at a rest point (its time to live then): the report states the bound.
+    staleness: dict[str, float] = attrs.Factory(dict)
     # -- record: the redis-py hook and attribution ------------------------------------------------
     recording: Any = None  # the ``RedisRecording`` of the world whose commands are recorded now
     sending: set[int] = attrs.Factory(set)  # threads inside a recorded command: what they send is the kit's
