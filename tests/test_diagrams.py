@@ -258,3 +258,16 @@ def test_the_clock_and_what_it_expired_are_drawn_as_the_table_says_them():
     moved = Step(op="-", actor=Actor.CACHE, target="clock", action="advance", key=None, value=11)
     gone = Step(op="-", actor=Actor.CACHE, target="cache", action="expire", key="lock:k1")
     assert (label(moved), label(gone)) == ("clock +11 s", "lock:k1 expired")
+
+
+def test_a_failed_call_ends_in_a_cross_and_an_operation_that_raised_says_so():
+    from cachepact.adapters.faults import FAULT_CATALOGUE
+
+    def graph(name: str, replay: str):
+        result = cachepact.check(FAULT_CATALOGUE[name].make, "cache-aside", replay=replay)
+        return sequence_graph(result.outcome.counterexample, culprit=result.finding.culprit)
+
+    swallowed = graph("swallows_failed_delete", "seq/r:k1,w:k1!2b")
+    assert "App_w1-xCache: 6. delete(k1) -> CacheError (it failed before taking effect)" in to_mermaid(swallowed)
+    assert "arrowhead=tee, style=dashed" in to_dot(swallowed)
+    assert "raises DBError" in to_mermaid(graph("raises_before_invalidating", "seq/r:k1,w:k1!1l"))

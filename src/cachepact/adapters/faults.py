@@ -214,7 +214,41 @@ def delete_in_finally_with_ttl(env) -> Adapter:
     return Adapter(read=read, write=write)
 
 
+def leased_retries_with_ttl(env) -> Adapter:
+    """``retries_with_ttl`` with its fills through leases (``env.cache.lease_get``/``lease_set``): the
+    write's delete voids a reader's lease, so it holds in flight too. A failed lease lookup falls back
+    to the DB without filling; a failed fill is skipped."""
+
+    def read(key):
+        try:
+            value, token = env.cache.lease_get(key)
+        except CacheError:
+            return env.db.get(key)
+        if value is not None:
+            return value
+        value = env.db.get(key)
+        if token is not None:
+            with contextlib.suppress(CacheError):
+                env.cache.lease_set(key, value, token, ttl=TTL)
+        return value
+
+    def write(key, value):
+        try:
+            env.db.put(key, value)
+        finally:
+            for attempt in range(3):
+                try:
+                    env.cache.delete(key)
+                    break
+                except CacheError:
+                    if attempt == 2:
+                        raise
+
+    return Adapter(read=read, write=write)
+
+
 FAULT_TOLERANT: dict[str, Callable] = {
+    "leased_retries_with_ttl": leased_retries_with_ttl,
     "retries_with_ttl": retries_with_ttl,
     "delete_in_finally_with_ttl": delete_in_finally_with_ttl,
 }

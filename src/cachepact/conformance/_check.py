@@ -498,9 +498,11 @@ def _phases(
     faults = [lambda: search_fault_sequences(setup, progress=progress)] if setup.faults else []
     if not concurrency:
         return [*faults, sequences(examples)]
+    # With faults, the fault phase comes first: a run a millisecond, where each fault bug shows at
+    # once, minimal as found (a failure Hypothesis finds first would cost its shrinking).
     phases = [
-        sequences(min(SMOKE_EXAMPLES, examples)),
         *faults,
+        sequences(min(SMOKE_EXAMPLES, examples)),
         lambda: search_exhaustive(setup, progress=progress),
     ]
     if examples > SMOKE_EXAMPLES:

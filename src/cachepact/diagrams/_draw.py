@@ -93,8 +93,18 @@ def draw(g: nx.DiGraph, fmt: str) -> bytes:
                 zorder=4,
             )
         else:
+            style = "-[" if d.get("failed") else "-|>"  # a call that failed (--faults): a bar, no arrowhead
             ax.annotate(
-                "", xy=(x1, y), xytext=(x0, y), arrowprops={"arrowstyle": "-|>", "color": color, "lw": 1.3}, zorder=2
+                "",
+                xy=(x1, y),
+                xytext=(x0, y),
+                arrowprops={
+                    "arrowstyle": style,
+                    "color": color,
+                    "lw": 1.3,
+                    "linestyle": "--" if d.get("failed") else "-",
+                },
+                zorder=2,
             )
             ax.text(
                 (x0 + x1) / 2,

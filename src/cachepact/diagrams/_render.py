@@ -40,7 +40,8 @@ def to_mermaid(g: nx.DiGraph) -> str:
         lines.append(f"    participant {_mermaid_id(life)} as {life}")
     for u, v, d in messages(g):
         text = d["label"].translate(_MERMAID_ESCAPES)
-        arrow = f"    {_mermaid_id(u[0])}->>{_mermaid_id(v[0])}: {text}"
+        head = "-x" if d.get("failed") else "->>"  # a call that failed (--faults) ends in a cross
+        arrow = f"    {_mermaid_id(u[0])}{head}{_mermaid_id(v[0])}: {text}"
         if d["culprit"]:
             lines += [
                 "    rect rgb(255, 220, 220)",
@@ -84,6 +85,7 @@ def to_dot(g: nx.DiGraph) -> str:
     for u, v, d in messages(g):
         n = d["n"]
         color = ", color=red, fontcolor=red, penwidth=2" if d["culprit"] else ""
+        color += ", arrowhead=tee, style=dashed" if d.get("failed") else ""  # a call that failed (--faults)
         src, dst = f"e{index[u[0]]}_{n}", f"e{index[v[0]]}_{n}"
         lines.append(f"    {src} -> {dst} [label={_dot_label(d['label'])}, constraint=false{color}];")
     lines.append("}")

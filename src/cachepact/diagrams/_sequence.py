@@ -27,6 +27,8 @@ def lifeline_of_caller(step: Step, many_ops: bool) -> str:
 
 def label(step: Step) -> str:
     if step.target == "app":
+        if step.fault == "raised":
+            return f"raises {step.error}"
         return f"returns {step.shown_result}" if step.action == "read" else "returns"
     if step.target == "clock" or step.action == "expire":  # the kit moved the clock: "clock +5 s", "k1 expired"
         return step.describe()
@@ -90,6 +92,7 @@ def sequence_graph(trace: Trace, *, culprit: int | None = None, title: str | Non
             # With several operations in flight, a Cache lifeline is shared: say whose step it is.
             label=f"{n}. {step.op}: {text}" if many_ops and src_line == "Cache" and step.op != "-" else f"{n}. {text}",
             culprit=call.holds(culprit),
+            failed=step.fault in ("before", "lost"),  # an injected fault (--faults): drawn with a cross
         )
     # App lifelines in the order their operations began, whoever made an operation's first call.
     apps = (
