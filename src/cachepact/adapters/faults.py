@@ -172,25 +172,32 @@ def returns_a_default(env) -> Adapter:
     return Adapter(read=read, write=_write(env), cache_code=(read,))
 
 
+def _write_retrying(env, tries: int = 3) -> Callable:
+    """A write that invalidates in a ``finally`` (its put may have landed though its reply was lost),
+    retrying the delete, and lets the last failure reach the caller."""
+
+    def write(key, value):
+        try:
+            env.db.put(key, value)
+        finally:
+            for attempt in range(tries):
+                try:
+                    env.cache.delete(key)
+                    break
+                except CacheError:
+                    if attempt == tries - 1:
+                        raise
+
+    return write
+
+
 def retries_with_ttl(env) -> Adapter:
     """Meets failures: a failed lookup falls back to the DB, a failed fill is skipped, the DB's
     errors reach the caller; the write invalidates in a ``finally`` (its put may have landed though
     its reply was lost), retrying the delete, and every entry has a time to live as the bound on
     what a lost invalidation costs."""
 
-    def write(key, value):
-        try:
-            env.db.put(key, value)
-        finally:
-            for attempt in range(3):
-                try:
-                    env.cache.delete(key)
-                    break
-                except CacheError:
-                    if attempt == 2:
-                        raise
-
-    return Adapter(read=_read(env, ttl=TTL), write=write)
+    return Adapter(read=_read(env, ttl=TTL), write=_write_retrying(env))
 
 
 def delete_in_finally_with_ttl(env) -> Adapter:
@@ -232,19 +239,7 @@ def leased_retries_with_ttl(env) -> Adapter:
                 env.cache.lease_set(key, value, token, ttl=TTL)
         return value
 
-    def write(key, value):
-        try:
-            env.db.put(key, value)
-        finally:
-            for attempt in range(3):
-                try:
-                    env.cache.delete(key)
-                    break
-                except CacheError:
-                    if attempt == 2:
-                        raise
-
-    return Adapter(read=read, write=write)
+    return Adapter(read=read, write=_write_retrying(env))
 
 
 FAULT_TOLERANT: dict[str, Callable] = {

@@ -208,12 +208,13 @@ class RedisRecording:
         return result
 
     def _record_failed(self, parsed: list[tuple[str, tuple, list[Any]]], keys: list[Any]) -> None:
-        """A command that failed before reaching the server (``--faults``): a step per key it named, as
-        what it would have been (a removal, a look, a store), marked failed; it changed nothing."""
+        """A command that failed before reaching the server (``--faults``): one step, on the first key it
+        names (a script's or a pipeline's first: the entry, before a lease or a lock key), as what it
+        would have been (a removal, a look, a store), marked failed; it changed nothing."""
         name, args, _ = parsed[0]
         action = "delete" if name in REMOVALS else "get" if name in READS else "set"
         with self.recorder.step():
-            for key in keys:
+            for key in keys[:1]:
                 self.recorder.record(
                     "cache",
                     action,
