@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
 import cachepact
@@ -41,7 +43,7 @@ def test_fault_tolerant_adapters_pass_with_faults_and_the_staleness_bound_is_sta
     assert result.passed, result.report()
     statuses = dict(result.statuses)
     assert all(statuses[inv] == "pass" for inv in FAULT_INVARIANTS), statuses
-    assert any(f"k1 up to {TTL} s" in note for note in result.notes), result.notes
+    assert any(f"k1: at most {TTL} s more" in note for note in result.notes), result.notes
 
 
 def test_a_failed_call_and_an_operation_that_raised_are_rows_of_their_own():
@@ -205,7 +207,7 @@ def test_redis_py_code_sees_redis_errors_and_is_judged_the_same():
     assert [(s.describe(), s.error) for s in failed] == [("DEL order:k1", "ConnectionError")]
     raising = check(orders_over_redis(swallow=False), "cache-aside", concurrency=False, faults=True, seed=0)
     assert raising.passed, raising.report()
-    assert any("order:k1 up to 300 s" in note for note in raising.notes), raising.notes
+    assert any("order:k1: at most 300 s more" in note for note in raising.notes), raising.notes
     # A reply lost after the command took effect is a TimeoutError, as a client times out.
     seen: list[BaseException] = []
 
@@ -221,3 +223,28 @@ def test_redis_py_code_sees_redis_errors_and_is_judged_the_same():
 
     check(make, "cache-aside", replay="seq/r:k1!1l")
     assert [type(e) for e in seen] == [redis.exceptions.TimeoutError]
+
+
+def test_a_replay_line_reruns_an_outage_and_a_mark_the_run_never_reaches_is_refused():
+    def make(env) -> Adapter:
+        inner = FAULT_TOLERANT["retries_with_ttl"](env)
+
+        def write(key, value):  # retries the delete three times, then only logs: acknowledged
+            with contextlib.suppress(CacheError):
+                inner.write(key, value)
+
+        return Adapter(read=inner.read, write=write)
+
+    result = check(make, "cache-aside", concurrency=False, faults=True, seed=0, target="m:make")
+    assert result.finding is not None and result.finding.invariant == "fresh-read", result.report()
+    assert "+" in result.replay and "--faults --replay" in result.replay_command, result.replay_command
+    again = check(make, "cache-aside", replay=result.replay, faults=True, instances=1)
+    assert again.finding is not None and again.finding.invariant == "fresh-read"
+    assert check(make, "cache-aside", replay=result.replay, instances=1).finding is not None  # "+": budget 3
+    with pytest.raises(cachepact.InvalidArgument, match="never made"):
+        check(make, "cache-aside", replay="seq/r:k1!99b")
+
+
+def test_a_poisoned_fill_is_no_poisoned_fills_alone():
+    result = check(FAULT_CATALOGUE["caches_missing_on_db_error"].make, "cache-aside", replay="seq/r:k1!2b")
+    assert [name for name, status in result.statuses if status == "fail"] == ["no-poisoned-fill"]

@@ -153,7 +153,8 @@ def _fault_budget(faults: bool | int, replay: str | None) -> int:
             "faults", faults, f"must be True, False or a number of calls from 1 to {MAX_FAULTS}, not {faults!r}"
         )
     if replay is not None and "!" in replay:
-        budget = max(budget, replay.count("!"))
+        # One call per mark; an outage (``!2b+``) fails calls while the budget lasts: the default's.
+        budget = max(budget, replay.count("!"), DEFAULT_FAULTS if "+" in replay else 0)
     return budget
 
 
@@ -320,7 +321,7 @@ def _staleness(session: Session | None) -> list[str]:
     """The bound a failed invalidation's stale entry was held to (its time to live), key by key."""
     if session is None or not session.staleness:
         return []
-    bounds = ", ".join(f"{key} up to {math.ceil(left):g} s" for key, left in sorted(session.staleness.items()))
+    bounds = ", ".join(f"{key}: at most {math.ceil(left):g} s more" for key, left in sorted(session.staleness.items()))
     return [
         f"no-stale-after-failed-invalidate: an entry a failed invalidation left behind stayed stale until its "
         f"time to live ran out ({bounds}); until then a read may return the old value"
@@ -467,6 +468,13 @@ def _validate(
         validate_replay(replay)
 
 
+def _marked(replay: str) -> dict:
+    """The faults a replay string marks, by operation number."""
+    if replay.startswith("con/"):
+        return parse_concurrent(replay)[0].fault_plan
+    return faults_of_sequence(replay)
+
+
 def _replay_instances(replay: str) -> int:
     """The app instances a replay string uses."""
     if replay.startswith("con/"):
@@ -532,6 +540,13 @@ def _replay_phase(setup: Setup, replay: str, progress: Progress) -> CheckPhase:
                 )
         else:
             run = rerun_sequence(setup, parse_sequence(replay), faults_of_sequence(replay))
+        if "!" in replay and _marked(replay) != _marked(run.replay):
+            raise InvalidArgument(
+                "replay",
+                replay,
+                "does not match this run: a call it marks to fail is one the run never made (an operation makes "
+                "fewer calls); run the check without it",
+            )
         progress.add_run(run)
         return run if run.finding else None
 

@@ -138,13 +138,19 @@ def _parse_ops(
     from ``first``."""
     ops: list[Op] = []
     for item in filter(None, text.split(",")):
+        shown = item
         item, bang, mark = item.partition("!")
         if bang:
             outage = mark.endswith("+")
             mark = mark.removesuffix("+")
-            if not (mark[:-1].isdigit() and 1 <= int(mark[:-1]) <= MAX_FAULT_CALL and mark[-1:] in ("b", "l")):
+            number = mark[:-1]
+            if not (
+                number.isascii() and number.isdigit() and 1 <= int(number) <= MAX_FAULT_CALL and mark[-1:] in ("b", "l")
+            ):
                 raise _bad(
-                    whole, f"has a bad fault {item + bang + mark!r} (a call number and b or l, as in !2b); {form}"
+                    whole,
+                    f"has a bad fault {shown!r} (the operation, then a call number and b or l, as in w:k1@2!2b); "
+                    f"{form}",
                 )
             if faults is not None:
                 n = first + sum(kind != TICK for kind, _, _ in ops)

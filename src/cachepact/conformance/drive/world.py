@@ -507,8 +507,10 @@ class World:
     def as_run(self, *, replay: str | None = None, columns: tuple[str, ...] = ()) -> Run:
         failed: tuple[str, ...] = ()
         stale = self.judge.incoherent(self.harness.cache.peek) if self.finding is not None else []
-        # An entry a failed invalidation left is no-stale-after-failed-invalidate's, not coherent-at-rest's.
-        if any(k not in self.judge.failed_invalidation for _, k, _, _ in stale):
+        # An entry a failed invalidation left is no-stale-after-failed-invalidate's, and a poisoned fill
+        # no-poisoned-fill's: neither is coherent-at-rest's too.
+        poisoned = self.finding is not None and self.finding.invariant == "no-poisoned-fill"
+        if not poisoned and any(k not in self.judge.failed_invalidation for _, k, _, _ in stale):
             failed = ("coherent-at-rest",)  # what the final state shows, whatever the finding
         return Run(
             finding=self.finding,

@@ -187,11 +187,17 @@ class Result:
         flags += self._timeout_flag() + self._server_flags()
         if self.strict:
             flags.append("--strict")
-        if self.options.faults:
-            flags.append("--faults" if self.options.faults == 3 else f"--faults {self.options.faults}")
+        flags += self._faults_flag()
         if self.replayed is not None:
             flags.append(f"--replay '{self.replayed}'")
         return f"cachepact check {self.target} {' '.join(flags)}"
+
+    def _faults_flag(self) -> list[str]:
+        """``--faults`` as the check ran it: a replay needs its budget too (an outage, ``!2b+``, fails
+        as many calls as the budget allows)."""
+        if not self.options.faults:
+            return []
+        return ["--faults" if self.options.faults == 3 else f"--faults {self.options.faults}"]
 
     def _server_flags(self) -> list[str]:
         return [f"--{flag} {url}" for flag, url in (("redis", self.redis), ("db", self.db)) if url is not None]
@@ -227,6 +233,7 @@ class Result:
                 *instances,
                 *self._timeout_flag(),
                 *self._server_flags(),
+                *self._faults_flag(),
                 f"--replay '{self.replay}'",
             ]
         )

@@ -105,7 +105,7 @@ def text(r: Result) -> str:
             "no verdict; what ran broke nothing."
         )
     elif r.finding is None:
-        held = "every invariant held" if not counts["not-run"] else f"{len(counts['pass'])} invariants held"
+        held = "every invariant held" if not counts["not-run"] else f"{_plural(len(counts['pass']), 'invariant')} held"
         ran = f"{held} over {_plural(r.examples, 'example')}, {_plural(r.operations, 'operation')} ({r.elapsed:.1f} s)"
         if r.passed:
             lines.append(f"PASS: {ran}.")
