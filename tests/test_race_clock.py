@@ -142,10 +142,15 @@ def test_hypothesis_alone_finds_the_stall_and_shrinks_it_to_one_jump():
             servers.close()
         if run is not None:
             found.append(run)
-    assert len(found) >= 2  # the driver alone; a check runs the exhaustive phase before it
+    # The driver alone (a check runs the exhaustive phase before it). Each run found is the stall: the
+    # lock ran out under its holder (time moved inside the race), and the stale fill landed; or, with
+    # three operations, a waiter's blocking_timeout passed too, its acquire() returned False, which
+    # held() does not look at, and its release raised (redis-py's LockError: an adapter-error).
+    stalls = [run for run in found if run.finding.invariant == "coherent-at-rest"]
+    assert len(stalls) >= 2
     for run in found:
-        assert run.finding.invariant == "coherent-at-rest"
-        assert "t11" in run.replay  # the lock ran out under its holder: time moved inside the race
+        assert "t11" in run.replay, run.replay
+        assert run in stalls or "Cannot release" in run.finding.message, run.finding.message
 
 
 def test_a_lock_whose_release_raises_is_an_adapter_error_once_its_holder_stalls():

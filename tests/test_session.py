@@ -261,6 +261,8 @@ ALLOWED = {
     ("runtime/interrupts.py", "sys"): "sys.unraisablehook, the process's, quieted while a check runs and put back",
     ("drive/replay.py", "INITIAL"): "a constant: the DB every world starts from (copied, never written)",
     ("judge/judge.py", "KEY_INDEX"): "a constant table: key -> its index",
+    ("judge/judge.py", "RAISED"): "an immutable sentinel: what an operation that raised returned",
+    ("judge/judge.py", "Judge._FAILED_KIND"): "a constant table: a failed call -> the step kind it was",
     ("judge/refinement.py", "_WHO"): "a constant table: step kind -> the invariant it answers to",
     ("judge/refinement.py", "_LABELS"): "a constant table: step kind -> the model's target and actions",
     ("_contract.py", "ABSENT"): "an immutable sentinel (cachepact.ABSENT)",
