@@ -62,22 +62,18 @@ def search_fault_sequences(setup: Setup, *, progress: Progress) -> Run | None:
     """Every single fault of ``FAULT_SEQUENCES``: the first failing run (minimal as it is), or None."""
     for ops, faulted in FAULT_SEQUENCES:
         sequence = [Op(kind, key) for kind, key in ops]
-        for call in (1, 2, 3, 4):
-            for kind in FAULT_KINDS:
-                world = World(setup)
-                world.fault_plan = {faulted: attrs.evolve(kind, call=call)}
-                try:
-                    finding = world.run_sequence(sequence)
-                    if not world.faulted:
-                        break  # the operation makes fewer calls: no later one to fail
-                    progress.add_run(world)
-                    if finding is not None:
-                        return world.as_run()
-                finally:
-                    world.close()
-            else:
-                continue
-            break
+        for fault in (attrs.evolve(kind, call=call) for call in (1, 2, 3, 4) for kind in FAULT_KINDS):
+            world = World(setup)
+            world.fault_plan = {faulted: fault}
+            try:
+                finding = world.run_sequence(sequence)
+                if not world.faulted:
+                    break  # the operation makes fewer calls: no later one to fail
+                progress.add_run(world)
+                if finding is not None:
+                    return world.as_run()
+            finally:
+                world.close()
     return None
 
 

@@ -107,6 +107,7 @@ class World:
         self._calls_made: dict[str, int] = {}
         self.faulted: set[str] = set()
         self.fired = 0  # calls failed so far in this world's runs (at most ``setup.faults``)
+        self._failed_ops: set[int] = set()  # the numbers of the operations a fault reached
         if setup.faults:
             self.harness.recorder.fault = self._fails
         # Operations that returned while work they handed to other threads still runs: judged as
@@ -178,15 +179,13 @@ class World:
             return None
         self.fired += 1
         self.faulted.add(op)
+        self._failed_ops.add(n)
         return fault.took_effect
 
     @property
     def faults_used(self) -> Faults:
         """The plan's faults that fired: what the replay string names."""
-        return {n: f for n, f in self.fault_plan.items() if self._calls_made.get(self._op_numbered(n), 0) >= f.call}
-
-    def _op_numbered(self, n: int) -> str | None:
-        return next((op for op, m in self._number.items() if m == n), None)
+        return {n: f for n, f in self.fault_plan.items() if n in self._failed_ops}
 
     def start(self, op: str, kind: str, key: Any, value: Any) -> None:
         """The operation begins now (a read learns which values are already too old to return)."""
