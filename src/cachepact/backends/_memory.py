@@ -24,6 +24,10 @@ class MemoryDB:
     def put(self, key: Hashable, value: Any) -> None:
         self._data[key] = value
 
+    def put_many(self, items: dict[Hashable, Any]) -> None:
+        """A transaction's puts, all at once (its commit)."""
+        self._data.update(items)
+
     def snapshot(self) -> dict[Hashable, Any]:
         return dict(self._data)
 

@@ -11,7 +11,8 @@ bytes: true of the str keys adapters use (and of bytes, int and tuples of them),
 ``1.0``, which a dict treats as one key. A value pickle cannot store raises pickle's own error.
 
 The caller serialises calls, but from several threads: sqlite3 is opened with
-``check_same_thread=False``. Every ``put`` commits before it returns.
+``check_same_thread=False``. Every ``put`` commits before it returns; ``put_many`` (a transaction's
+commit) applies its puts in one transaction.
 """
 
 from __future__ import annotations
@@ -99,6 +100,17 @@ class SqlDB:
         row = (_dump(key), _dump(value))
         try:
             self._conn.execute(self._upsert, row)  # autocommit: durable when this returns
+        except self._errors as e:
+            raise self._failed(e) from None
+
+    def put_many(self, items: Mapping[Hashable, Any]) -> None:
+        """A transaction's puts (``env.db.transaction()``), in one real transaction: all or none."""
+        rows = [(_dump(k), _dump(v)) for k, v in items.items()]
+        try:
+            with self._atomic():
+                cursor = self._conn.cursor()
+                cursor.executemany(self._upsert, rows)
+                cursor.close()
         except self._errors as e:
             raise self._failed(e) from None
 

@@ -65,6 +65,9 @@ class Invariant:
     messages: Mapping[str, str] = attrs.field(factory=dict)
     remedy: str = ""
     faults: bool = False  # judged only in a check with faults (``--faults``), where stores fail
+    # Judged (and listed) only in a check that reached this situation: an invariant about a feature an
+    # adapter may not use (transactions), which would otherwise be ``not-run`` in every other report.
+    only_when: str = ""
 
     def message(self, code: str, fields: Mapping[str, object]) -> str:
         return self.messages[code].format_map(fields)
@@ -132,6 +135,12 @@ SITUATIONS: tuple[Situation, ...] = (
     Situation(name="failed-load", meaning="a read's load from the DB failed (--faults)", shown="faults", model=False),
     Situation(
         name="raised", meaning="an operation raised once a fault reached it (--faults)", shown="extra", model=False
+    ),
+    Situation(
+        name="commit",
+        meaning="a write's transaction committed its put (env.db.transaction())",
+        shown="extra",
+        model=False,
     ),
     Situation(
         name="time-out",
@@ -347,7 +356,25 @@ FAULT_INVARIANTS: tuple[Invariant, ...] = (
         "the caller",
     ),
 )
-INVARIANTS = INVARIANTS + FAULT_INVARIANTS
+TRANSACTION_INVARIANTS: tuple[Invariant, ...] = (
+    Invariant(
+        name="invalidate-after-commit",
+        holds_when="a write inside a transaction makes its cache step (invalidates the entry, or stores its "
+        "value) after the commit that made its value visible, not inside the transaction; judged in a check "
+        "whose writes used env.db.transaction()",
+        exercised_by=("commit",),
+        only_when="commit",
+        messages={
+            "invalidated-in-transaction": "the write {op} invalidated {key} inside its transaction, before the "
+            "commit made its value visible, and not again after it: a read in between reloaded the old value; "
+            "{held}",
+            "stored-in-transaction": "the write {op} stored {value} in the cache inside its transaction, before "
+            "the commit made it visible (a rollback would leave a value the DB never held)",
+        },
+        remedy="invalidate after the transaction commits: after the with block, or in an on_commit callback",
+    ),
+)
+INVARIANTS = INVARIANTS + FAULT_INVARIANTS + TRANSACTION_INVARIANTS
 
 BY_NAME: dict[str, Invariant] = {inv.name: inv for inv in INVARIANTS}
 SITUATION_NAMES: tuple[str, ...] = tuple(s.name for s in SITUATIONS)
@@ -355,15 +382,21 @@ SITUATION_NAMES: tuple[str, ...] = tuple(s.name for s in SITUATIONS)
 EVENTS: tuple[str, ...] = tuple(s.name for s in SITUATIONS if s.model)
 
 
-def invariants_of(pattern: Pattern, *, faults: bool = False) -> tuple[Invariant, ...]:
+def invariants_of(
+    pattern: Pattern, *, faults: bool = False, reached: frozenset[str] | set[str] = frozenset()
+) -> tuple[Invariant, ...]:
     """The invariants that apply to ``pattern``, in declaration order (the fault invariants only in a
-    check with ``faults``)."""
-    return tuple(inv for inv in INVARIANTS if inv.applies(pattern) and (faults or not inv.faults))
+    check with ``faults``; one ``only_when`` a situation only once a check ``reached`` it)."""
+    return tuple(
+        inv
+        for inv in INVARIANTS
+        if inv.applies(pattern) and (faults or not inv.faults) and (not inv.only_when or inv.only_when in reached)
+    )
 
 
 def invariant_names(pattern: Pattern | None = None, *, faults: bool = False) -> tuple[str, ...]:
-    """Every invariant's name, or only those that apply to ``pattern`` (with ``faults``: and the fault
-    invariants)."""
+    """Every invariant's name, or those every check of ``pattern`` judges (with ``faults``: and the
+    fault invariants; not those judged only once a check reaches a situation, as transactions)."""
     return tuple(inv.name for inv in (INVARIANTS if pattern is None else invariants_of(pattern, faults=faults)))
 
 
@@ -399,7 +432,12 @@ def statuses(
     (``adapter-error``, ``timeout``, ``deadlock``) is added last. A search ``stopped`` at its first
     failure ran no other invariant fully: each one not failed is ``not-run``, never ``pass``."""
     out = []
-    for inv in invariants_of(pattern, faults=faults):
+    listed = set(reached) | set(failed)  # an invariant only_when a situation: listed once reached, or failed
+    for inv in INVARIANTS:
+        if not (inv.applies(pattern) and (faults or not inv.faults)):
+            continue
+        if inv.only_when and inv.only_when not in listed and inv.name not in listed:
+            continue
         if inv.name in failed:
             out.append((inv.name, "fail"))
         elif not stopped and any(s in reached for s in inv.exercised_by):

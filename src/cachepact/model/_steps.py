@@ -29,7 +29,22 @@ def show(value: Any) -> str:
 
 # Calls whose result a table leaves blank: they return nothing worth a column.
 _NO_RESULT = frozenset(
-    ("put", "delete", "set", "write", "evict", "expire", "advance", "tick", "blocked", "lock", "unlock", "discard")
+    (
+        "put",
+        "delete",
+        "set",
+        "write",
+        "evict",
+        "expire",
+        "advance",
+        "tick",
+        "blocked",
+        "lock",
+        "unlock",
+        "discard",
+        "commit",
+        "rollback",
+    )
 )
 
 
@@ -54,6 +69,9 @@ class Step:
     # An operation's row of its end is "raised" when it raised.
     fault: str | None = None
     error: str | None = None  # the name of the error the caller got, for a "before", "lost" or "raised"
+    # The transaction (``env.db.transaction()``) a DB call was made in: its puts are staged, visible to
+    # others only at its ``commit`` step (one per key it applied), never after its ``rollback``.
+    tx: str | None = None
 
     @property
     def call(self) -> str:
@@ -73,6 +91,11 @@ class Step:
             return "time passes" if self.value is None else f"clock +{self.value:g} s"
         if self.action == "expire":
             return f"{show(self.key)} expired"
+        if self.action == "commit":
+            applied = "" if self.key is None else f": {show(self.key)} = {show(self.value)}"
+            return f"db.commit({self.tx}{applied})"
+        if self.action == "rollback":
+            return f"db.rollback({self.tx})"
         args = [show(self.key)]
         if self.action in ("put", "set", "add", "lease_set"):
             args.append(show(self.value))
@@ -80,7 +103,8 @@ class Step:
             args.append(show(self.token))
         if self.ttl is not None:
             args.append(f"ttl={self.ttl:g}")
-        return f"{self.call}({', '.join(args)})"
+        inside = f" in {self.tx}" if self.tx is not None else ""
+        return f"{self.call}({', '.join(args)}){inside}"
 
     @property
     def shown_result(self) -> str:
@@ -89,20 +113,7 @@ class Step:
         if self.fault is not None:
             how = "lost reply: it took effect" if self.fault == "lost" else "it failed before taking effect"
             return f"{self.error} ({how})"
-        if self.action in (
-            "put",
-            "delete",
-            "set",
-            "write",
-            "evict",
-            "expire",
-            "advance",
-            "tick",
-            "blocked",
-            "lock",
-            "unlock",
-            "discard",
-        ):
+        if self.action in _NO_RESULT:
             return ""
         # A server command may answer other than the payload the step read (EXISTS: 1 or 0).
         reply = getattr(self.command, "reply", None)

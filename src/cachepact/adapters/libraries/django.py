@@ -7,6 +7,9 @@ run's Redis (``django.core.cache.backends.redis.RedisCache``, the ``CACHES`` ent
 write: it closes the race while no holder outlasts the lock's timeout, and fails once the clock moves
 past it inside a race (the findings page says how).
 
+``delete_in_atomic`` and ``delete_on_commit`` are a Django write's transaction: ``transaction.atomic()``
+around the run's ``env.db.transaction()``, the invalidation inside it or in ``transaction.on_commit``.
+
 ``cache_code="django.core.cache"``: a call made while Django's cache code is on the stack is the
 Cache's, so the loader handed to ``get_or_set`` is run by the Cache.
 """
@@ -17,6 +20,7 @@ from typing import Any
 
 from cachepact import Adapter
 from cachepact.errors import MissingDependency
+from cachepact.leases import Leases
 
 try:
     import django
@@ -24,13 +28,16 @@ try:
     from django.core.cache import CacheHandler
     from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
     from django.core.cache.backends.redis import RedisCache
+    from django.db import transaction
 except ImportError as e:  # pragma: no cover - exercised in a venv without the extra
     raise MissingDependency("Django", "cachepact[django]", needed_for="cachepact.adapters.libraries.django") from e
 
 TIMEOUT = 300
 
 if not settings.configured:  # a script or a check outside a Django project: the framework needs settings
-    settings.configure(USE_TZ=True)
+    # A database for transaction.atomic and on_commit to run on (an in-memory SQLite of each thread's
+    # own); the system of record the kit judges is env.db, whose transaction the recipes nest inside.
+    settings.configure(USE_TZ=True, DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}})
     django.setup()
 
 
@@ -160,3 +167,42 @@ def get_set_locked(env) -> Adapter:
             cache.delete(key)
 
     return Adapter(read=read, write=write)
+
+
+def _atomic_write(env, *, on_commit: bool) -> Adapter:
+    """A write as a Django view makes it: the DB write in ``transaction.atomic()`` (wrapping the
+    run's ``env.db.transaction()``, the system of record the kit judges), the invalidation either
+    inside the block or handed to ``transaction.on_commit``. Reads fill through a lease
+    (``cachepact.leases`` on the run's Redis), the fix for the stale-set race, so the one race left
+    is where the write invalidates relative to its commit."""
+    leases = Leases(env.redis)
+
+    def read(key):
+        value, token = leases.get(key)
+        if value is None:
+            value = env.db.get(key)
+            if token is not None:
+                leases.set(key, value, token, ttl=TIMEOUT)
+        return value.decode() if isinstance(value, bytes) else value
+
+    def write(key, value):
+        with transaction.atomic(), env.db.transaction():
+            env.db.put(key, value)
+            if on_commit:
+                transaction.on_commit(lambda: leases.delete(key))
+            else:
+                leases.delete(key)
+
+    return Adapter(read=read, write=write)
+
+
+def delete_in_atomic(env) -> Adapter:
+    """The invalidation inside ``transaction.atomic()``: it lands before the commit, and a read in
+    between reloads the old value and caches it for good."""
+    return _atomic_write(env, on_commit=False)
+
+
+def delete_on_commit(env) -> Adapter:
+    """``transaction.on_commit(lambda: leases.delete(key))``: Django runs the invalidation after the
+    commit (never after a rollback), the fix for ``delete_in_atomic``."""
+    return _atomic_write(env, on_commit=True)

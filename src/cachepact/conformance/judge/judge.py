@@ -452,6 +452,7 @@ class Judge:
     _FAILED_KIND: ClassVar[dict[tuple[str, str], Kind]] = {
         ("db", "get"): Kind.LOAD,
         ("db", "put"): Kind.PUT,
+        ("db", "commit"): Kind.PUT,
         ("cache", "get"): Kind.LOOKUP,
         ("cache", "lease_get"): Kind.LOOKUP,
         ("cache", "set"): Kind.FILL,
@@ -459,6 +460,15 @@ class Judge:
         ("cache", "lease_set"): Kind.FILL,
         ("cache", "delete"): Kind.INVALIDATE,
     }
+
+    def _in_transaction(self, i: int, step: Step, k: int) -> None:
+        """A call inside a transaction that no other operation sees: a write's staged put of its own
+        key makes its cache step premature until the commit (``invalidate-after-commit``)."""
+        op = self.refinement.ops[i]
+        if step.action == "put" and op.kind == WRITE and k == op.key and step.fault is None:
+            op.staged = True
+        elif step.action == "rollback":
+            op.staged = False
 
     def _failed(self, i: int, index: int, step: Step) -> bool:
         """A call that failed (``--faults``). One that had no effect (it failed before reaching the
@@ -469,6 +479,8 @@ class Judge:
         op = self.refinement.ops[i]
         op.faulted = True
         kind = self._FAILED_KIND.get((str(step.target), step.action))
+        if step.tx is not None and step.action != "commit":
+            return True  # a staged call: whatever it did stays inside its transaction
         if kind is None or op.kind in (REFRESH, FLUSH_KIND):
             return step.fault == "before"
         if step.fault == "lost" and kind not in (Kind.LOOKUP, Kind.LOAD):
@@ -724,9 +736,15 @@ class Judge:
             k = KEY_INDEX.get(step.key)
             if k is None:
                 return None  # a key the run does not have: its reads return None, judged at return
+            if step.tx is not None and step.action != "commit":
+                self._in_transaction(i, step, k)
+                return None  # a staged put, a read of one, a rollback: nothing another operation sees
             if step.action == "get":  # a DB read leaves the entry as it was
                 entry = (self.refinement.state[CACHE_F][k], False)
                 return Obs(Kind.LOAD, actor, k, result=self.value_id(k, self._db_value(step.result)), after=entry)
+            if step.action == "commit":  # the write point of a transaction's put: it is visible from now
+                self.reached.add("commit")
+                self.refinement.ops[i].staged = False
             return Obs(
                 Kind.PUT,
                 actor,

@@ -149,7 +149,9 @@ class _Op:
         "refusal_reason",
         "refused_unexplained",
         "removed_early",
+        "removed_in_tx",
         "seen",
+        "staged",
         "start_empty",
         "start_mask",
         "stored_undecodable",
@@ -175,11 +177,16 @@ class _Op:
         self.refused_unexplained = False  # a read: a conditional fill refused with no reason the run shows
         self.refusal_reason = ""  # a read: why the judge knows its fill was refused (a version moved on)
         self.removed_early = False  # a write: it deleted its own key's entry before its DB put
+        self.staged = False  # a write: its put is staged in a transaction not yet committed
+        self.removed_in_tx = False  # a write: that early delete came inside its uncommitted transaction
         self.faulted = False  # a call of its failed (--faults)
         self.load_failed = False  # a read: its last load failed (what it fills now poisons the entry)
 
 
 Names = Callable[[int, int], str]  # (key, value) -> how reports write a value
+
+
+_STORED_FIRST = ("write-order", "stored-first")
 
 
 @functools.cache
@@ -316,6 +323,7 @@ class Refinement:
             self._note_overwrite(obs.key, op.name)
         if kind is Kind.INVALIDATE and op.kind == WRITE and obs.key == op.key and not self._past_put(i):
             op.removed_early = True  # legal, as any extra removal; said if the write then never invalidates
+            op.removed_in_tx = op.removed_in_tx or op.staged
         if kind is Kind.LOOKUP:
             rejection = self._lookup(i, op, obs)
         elif rules.already_stands(self, i, op, obs) or rules.unchanged(self, i, op, obs):  # rules.STUTTERS
@@ -814,9 +822,8 @@ class Refinement:
             return self._reject(i, "write-order", code, op=op.name, key=self.key_names[k], value=self._v(k, obs.value))
         if obs.kind is Kind.STORE:
             if own and instr is not None and instr.kind is Kind.PUT:
-                return self._reject(
-                    i, "write-order", "stored-first", op=op.name, value=self._v(k, obs.value, entry=True)
-                )
+                invariant, code = ("invalidate-after-commit", "stored-in-transaction") if op.staged else _STORED_FIRST
+                return self._reject(i, invariant, code, op=op.name, value=self._v(k, obs.value, entry=True))
             return self._reject(
                 i,
                 "write-updates",
@@ -912,6 +919,10 @@ class Refinement:
                 i, "write-updates", "never-stored", op=op.name, value=self._v(k, o[LOADED]), held=held, key=name
             )
         held = f"the entry still holds {self._v(k, entry, entry=True)}" if entry != NONE else "a lease is out on it"
+        if op.removed_in_tx:  # the commit, not the put, made the value visible: a read between refilled
+            return self._reject(
+                i, "invalidate-after-commit", "invalidated-in-transaction", op=op.name, key=name, held=held
+            )
         if op.removed_early:  # the order is the bug: a read between that delete and the put refilled
             held += " (it deleted the entry before its DB put, where a read can refill the old value: delete after it)"
         return self._reject(i, "write-order", "never-invalidated", op=op.name, key=name, held=held)

@@ -7,6 +7,7 @@ scheduler may switch to another thread working for an operation.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import threading
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -22,6 +23,7 @@ from .attribution import Attribution
 from .effect import Effect
 from .redis_hook import RedisRecording, env_in_decode
 from .servers import Servers
+from .transaction import Transaction, Transactions, commit_effects
 
 OUTSIDE = "-"  # the op name of a call made outside any operation the kit started
 
@@ -89,6 +91,7 @@ class Recorder:
         command: str | None = None,
         fault: str | None = None,
         error: str | None = None,
+        tx: str | None = None,
         depth: int = 4,  # actor() <- record <- _call <- env method <- caller
     ) -> Step:
         context = self.threads.get(threading.get_ident())
@@ -112,6 +115,7 @@ class Recorder:
             command=command,
             fault=fault if fault is not None or self.marking is None else self.marking[0],
             error=error if fault is not None or self.marking is None else self.marking[1],
+            tx=tx,
         )
         self.steps.append(step)
         if op == OUTSIDE and self.running:
@@ -215,18 +219,114 @@ class _Recording:
 
 
 class RecordingDB(_Recording):
-    """``env.db``: ``get(key) -> value | None`` and ``put(key, value)``."""
+    """``env.db``: ``get(key) -> value | None``, ``put(key, value)`` and ``transaction()``."""
 
     _target = "db"
+
+    def __init__(self, backend: Any, recorder: Recorder, transactions: Transactions | None = None) -> None:
+        super().__init__(backend, recorder)
+        self._transactions = transactions if transactions is not None else Transactions()
 
     def _look(self, key: Any) -> tuple[Any, bool]:
         return self._backend.get(key), False
 
     def get(self, key: Any) -> Any:
+        tx = self._transactions.current()
+        if tx is not None and key in tx.staged:  # its own put, not yet committed: only it sees it
+            return self._staged_call("get", key, tx, result=tx.staged[key])
         return self._call("get", key)
 
     def put(self, key: Any, value: Any) -> None:
-        self._call("put", key, value, value=value)
+        tx = self._transactions.current()
+        if tx is None:
+            self._call("put", key, value, value=value)
+            return
+        self._staged_call("put", key, tx, value=value)
+        tx.staged[key] = value
+
+    def transaction(self) -> Any:
+        """A context manager: puts inside become visible to other operations when the block exits
+        normally (the commit, one recorded step and scheduling point), never when it raises; reads
+        inside see its own puts. It gives the ``Transaction``, whose ``on_commit(fn)`` runs ``fn``
+        after the commit. Blocks nest as savepoints."""
+        return self._transactions.block(self)
+
+    def _staged_call(self, action: str, key: Any, tx: Transaction, *, value: Any = None, result: Any = None) -> Any:
+        """A call inside a transaction that the database answers from the transaction's own puts:
+        recorded and scheduled like any call, it changes nothing another operation can see."""
+        recorder = self._recorder
+        recorder.before(self._target, action, key)
+        fails = recorder.fails()
+        with recorder.step():
+            now = self._backend.get(key)
+            effect = Effect(now, now)
+            if fails is not None:
+                error = self._error(action, key, took_effect=bool(fails))
+                fault = "lost" if fails else "before"
+                self._record_in(tx, action, key, value, None, effect, fault=fault, error=type(error).__name__)
+                raise error
+            self._record_in(tx, action, key, value, result, effect)
+        return result
+
+    def _commit(self, tx: Transaction) -> None:
+        recorder = self._recorder
+        keys = list(tx.staged)
+        recorder.before(self._target, "commit", keys[0] if keys else None)
+        fails = recorder.fails()
+        with recorder.step(), getattr(self._backend, "gate", _NO_GATE):
+            if fails is False:  # the COMMIT never reached the database: nothing is applied
+                error = self._error("commit", tx.name, took_effect=False)
+                for key, value in tx.staged.items() or [(None, None)]:
+                    now = None if key is None else self._backend.get(key)
+                    effect = Effect(now, now)
+                    self._record_in(tx, "commit", key, value, None, effect, fault="before", error=type(error).__name__)
+                raise error
+            try:
+                effects = commit_effects(self._backend, tx.staged) if keys else [(None, None, Effect(None, None))]
+            except BackendError as e:
+                recorder.lost = e
+                raise
+            error = self._error("commit", tx.name, took_effect=True) if fails else None
+            for key, value, effect in effects:
+                fault, name = ("lost", type(error).__name__) if error is not None else (None, None)
+                self._record_in(tx, "commit", key, value, None, effect, fault=fault, error=name)
+            if error is not None:  # committed; the reply never came back
+                raise error
+
+    def _rollback(self, tx: Transaction) -> None:
+        """The block raised: nothing of it is applied. Recorded (no scheduling point: nothing to race)."""
+        recorder = self._recorder
+        key = next(iter(tx.staged), None)
+        with recorder.step():
+            now = None if key is None else self._backend.get(key)
+            self._record_in(tx, "rollback", key, None, None, Effect(now, now))
+
+    def _record_in(
+        self,
+        tx: Transaction,
+        action: str,
+        key: Any,
+        value: Any,
+        result: Any,
+        effect: Effect,
+        *,
+        fault: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        self._recorder.record(
+            self._target,
+            action,
+            key,
+            value,
+            result,
+            effect,
+            token=None,
+            ttl=None,
+            fault=fault,
+            error=error,
+            tx=tx.name,
+            depth=5,
+        )
 
 
 def _check_ttl(ttl: Any) -> None:
@@ -377,8 +477,10 @@ def build(
     redis = RedisRecording(recorder, servers, cache, session)
     session.recording = redis
     envs, adapters = [], []
+    numbers = itertools.count(1)  # the world's transactions, numbered across its app instances
     for n in range(instances):
-        env = Env(db=RecordingDB(db, recorder), cache=RecordingCache(cache, recorder), servers=servers)
+        db_env = RecordingDB(db, recorder, Transactions(numbers))
+        env = Env(db=db_env, cache=RecordingCache(cache, recorder), servers=servers)
         envs.append(env)
         session.building = n  # the app instance whose make runs: threads it starts are its daemons
         adapters.append(_made(make, env, label))
