@@ -37,6 +37,10 @@ def test_each_recipe_gets_its_published_verdict(recipe):
     assert verdict(raced) == recipe.default, (
         f"{recipe.target} by default: {verdict(raced)}, not {recipe.default} as published\n{raced.report()}"
     )
+    failing = check(make, recipe.pattern, seed=0, concurrency=False, faults=True, max_examples=60)
+    assert verdict(failing) == recipe.faults, (
+        f"{recipe.target} under faults: {verdict(failing)}, not {recipe.faults} as published\n{failing.report()}"
+    )
 
 
 def test_the_findings_page_states_the_verdicts_the_tests_assert():
@@ -49,6 +53,7 @@ def test_the_findings_page_states_the_verdicts_the_tests_assert():
         part = next((p for p in parts if p.startswith(recipe.library + " ") and head in p.splitlines()[0]), None)
         assert part is not None, f"{recipe.target} is not on the page: regenerate it (see its first line)"
         assert f"Verdict: **{recipe.sequential}** alone, **{recipe.default}** by default." in part, recipe.target
+        assert f"Under faults (`--no-concurrency --faults`): **{recipe.faults}**. {recipe.under_faults}." in part
         if recipe.default != "pass":
             assert "```mermaid" in part and f"Why: {recipe.cause}." in part and "What to do:" in part
         if recipe.fixed_by:
@@ -175,3 +180,22 @@ def test_any_region_on_the_leased_dogpile_backend_is_fixed(make, pattern):
     result = check(make, pattern, seed=0, max_examples=30, target=f"t:{make.__name__}")
     assert result.passed, result.report()
     assert "fill-refused" in result.reached
+
+
+def test_a_dogpile_creator_that_raised_leaves_no_lease_its_thread_fills_with_later():
+    """The leased backend once kept a lease its creator's failed load abandoned in the thread-local,
+    and the next miss on that thread filled with it (reported as who-populates)."""
+    from cachepact.adapters.libraries.dogpile import get_or_create_leased
+
+    result = check(get_or_create_leased, "read-through", faults=True, replay="seq/r:k1!3b,r:k1")
+    assert result.passed, result.report()
+
+
+def test_a_lock_whose_release_failed_is_waited_out_on_the_clock():
+    """Every participant sleeps in a poll loop and only time can end it: the clock moves by the
+    sleep, the dead holder's lock expires, the writer goes on (it was a false timeout)."""
+    from cachepact.adapters.libraries.django import get_set_locked
+
+    result = check(get_set_locked, "cache-aside", faults=True, replay="seq/r:k1!6b,w:k1,r:k1")
+    assert result.passed, result.report()
+    assert "write" in result.reached

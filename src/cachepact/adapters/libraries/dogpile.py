@@ -19,7 +19,7 @@ from cachepact.leases import Leases
 
 try:
     from dogpile.cache import make_region, register_backend
-    from dogpile.cache.api import NO_VALUE, CacheBackend, CachedValue
+    from dogpile.cache.api import NO_VALUE, CacheBackend, CachedValue, CacheMutex
     from dogpile.cache.backends.redis import RedisBackend
 except ImportError as e:  # pragma: no cover - exercised in a venv without the extra
     raise MissingDependency(
@@ -80,6 +80,12 @@ class LeasedRedisBackend(RedisBackend):
             self._held.tokens = {}  # a hit: no fill follows (a soft-expired refresh stores nothing)
         return NO_VALUE if value is None else value
 
+    def get_mutex(self, key: str) -> Any:
+        """dogpile's own per-key thread lock, which also ends this thread's hold on the lease when the
+        creator is done: a creator that raised leaves its lease abandoned (out until it expires), and a
+        later miss on the same thread must not fill with it."""
+        return _LeaseEndingMutex(self._held)
+
     def get_serialized_multi(self, keys: list[str]) -> list[Any]:
         looks = [self.leases.get(key) for key in keys]
         self._held.tokens = {key: token for key, (_, token) in zip(keys, looks) if token is not None}
@@ -100,6 +106,22 @@ class LeasedRedisBackend(RedisBackend):
     def delete_multi(self, keys: list[str]) -> None:
         for key in keys:
             self.leases.delete(key)
+
+
+class _LeaseEndingMutex(CacheMutex):
+    def __init__(self, held: threading.local) -> None:
+        self.lock = threading.Lock()
+        self.held = held
+
+    def acquire(self, wait: bool = True) -> bool:
+        return self.lock.acquire(wait)
+
+    def release(self) -> None:
+        self.held.tokens = {}  # the creator is done, filled or raised: its lease is no longer this thread's
+        self.lock.release()
+
+    def locked(self) -> bool:
+        return self.lock.locked()
 
 
 register_backend("cachepact.leased_redis", __name__, "LeasedRedisBackend")

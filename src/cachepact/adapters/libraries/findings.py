@@ -21,6 +21,8 @@ from cachepact import INVARIANTS, check
 from cachepact.diagrams import render, sequence_graph
 from cachepact.model import Trace
 
+STALENESS = "no-stale-after-failed-invalidate"
+
 LEASES = (
     "fill through a lease (`cachepact.leases.Leases`, or `env.cache.lease_get`/`lease_set`): the write's "
     "delete voids the reader's lease, and the stale fill is refused"
@@ -42,6 +44,10 @@ class Recipe:
     sequential: str  # the verdict with --no-concurrency: "pass" or an invariant
     default: str  # the verdict of the default check (concurrent, 2 app instances)
     unseen: tuple[str, ...] = ()  # situations its sequential check cannot see (out of the kit's sight)
+    # The verdict with --no-concurrency --faults (Redis or the cache failing mid-operation), and what
+    # the library does then (raise, swallow, cache the error) with what bounds the damage.
+    faults: str = "pass"
+    under_faults: str = ""
     cause: str = ""  # why it fails: the library's documented behaviour, or the recipe's usage
     advice: str = ""  # what a user should do
     fixed_by: str = ""  # the recipe in the same module that applies the advice, and passes
@@ -63,6 +69,19 @@ _DJANGO = "documented behaviour: `cache.set` stores unconditionally, so a fill t
 _DJANGO_GOS = "documented behaviour: `get_or_set` is `get`, then `add` of the loader's value, unguarded"
 _FLASK = "documented behaviour: the decorators load and `set` unconditionally on a miss"
 
+_RAISES_NO_TTL = (
+    "the store's error reaches the caller (the library raises what the store raised); the write deletes "
+    "after its DB put with no retry and the entries have no time to live, so a write that raised between "
+    "its put and its delete leaves the old value cached for good. Fix: delete in a `finally` (or retry "
+    "it), and give every entry a time to live, the bound on what a lost invalidation costs"
+)
+_RAISES_TTL = "the store's error reaches the caller; the entries' time to live ({ttl}) bounds a lost invalidation"
+_FLASK_FAULTS = (
+    "a read logs a backend error (`Exception possibly due to cache backend`) and calls the function "
+    "instead, so a failing cache costs a load, not a wrong value; the entries' `CACHE_DEFAULT_TIMEOUT` "
+    "(300 s) bounds a lost invalidation"
+)
+
 RECIPES = (
     Recipe(
         library="dogpile.cache",
@@ -71,6 +90,8 @@ RECIPES = (
         pattern="read-through",
         sequential="pass",
         default="coherent-at-rest",
+        faults="no-stale-after-failed-invalidate",
+        under_faults=_RAISES_NO_TTL,
         cause=_DOGPILE,
         advice=f"{LEASES} (a dogpile backend whose `set` is a `lease_set`), {VERSIONED}",
         fixed_by="get_or_create_leased",
@@ -82,6 +103,8 @@ RECIPES = (
         pattern="read-through",
         sequential="pass",
         default="coherent-at-rest",
+        faults="pass",
+        under_faults=_RAISES_TTL.format(ttl="`redis_expiration_time`, 600 s"),
         cause=_DOGPILE + "; `distributed_lock=True` changes nothing here",
         advice=f"{LEASES}, {VERSIONED}",
         fixed_by="get_or_create_leased",
@@ -93,6 +116,11 @@ RECIPES = (
         pattern="read-through",
         sequential="pass",
         default="pass",
+        faults="pass",
+        under_faults=_RAISES_TTL.format(
+            ttl="`redis_expiration_time`, 300 s; a lease whose creator raised stays out until it expires, "
+            "and the thread does not reuse it"
+        ),
         fixes="`LeasedRedisBackend` subclasses `dogpile.cache.redis`: a miss (`get_serialized`, and its "
         "`_multi`) takes the key's lease, the fill (`set_serialized`) is a lease-checked set, and `delete` "
         "(and `delete_multi`) voids outstanding leases. `cache_on_arguments` and `get`/`set` by hand on it "
@@ -111,6 +139,8 @@ RECIPES = (
         pattern="read-through",
         sequential="pass",
         default="coherent-at-rest",
+        faults="no-stale-after-failed-invalidate",
+        under_faults=_RAISES_NO_TTL,
         cause=_DOGPILE + " (`cache_on_arguments` is `get_or_create` on the arguments' key)",
         advice=f"{LEASES}, {VERSIONED}",
         fixed_by="get_or_create_leased",
@@ -122,6 +152,8 @@ RECIPES = (
         pattern="cache-aside",
         sequential="pass",
         default="coherent-at-rest",
+        faults="no-stale-after-failed-invalidate",
+        under_faults=_RAISES_NO_TTL,
         cause="the recipe's usage: the textbook cache-aside (`region.get`, load, `region.set`) has the race",
         advice=f"{LEASES}",
         fixed_by="get_or_create_leased",
@@ -133,6 +165,8 @@ RECIPES = (
         pattern="refresh-ahead",
         sequential="pass",
         default="coherent-at-rest",
+        faults="no-stale-after-failed-invalidate",
+        under_faults=_RAISES_NO_TTL,
         cause=_DOGPILE + "; the `async_creation_runner` of dogpile's documentation stores what the creator "
         "returned just as unconditionally, on its own thread, after serving the soft-expired entry",
         advice=f"{LEASES} for the miss (as `get_or_create_leased`), and a refresh that stores only while the "
@@ -148,6 +182,8 @@ RECIPES = (
         pattern="read-through",
         sequential="pass",
         default="coherent-at-rest",
+        faults="no-stale-after-failed-invalidate",
+        under_faults=_RAISES_NO_TTL,
         cause="documented behaviour: `@cached` stores the function's result unconditionally; its `lock=` guards "
         "the mapping, not the load",
         advice=f"{LEASES} (a mapping whose `__setitem__` is a `lease_set`), {VERSIONED}",
@@ -160,6 +196,8 @@ RECIPES = (
         pattern="read-through",
         sequential="pass",
         default="pass",
+        faults="pass",
+        under_faults=_RAISES_TTL.format(ttl="300 s"),
         fixes="`LeasedRedisMapping` is the mapping `@cached` stores into, on Redis through `Leases`: a miss "
         "takes the lease, the store after the load (`setdefault`) is lease-checked, and a delete voids "
         "leases. Three details the kit caught in drafts of it: `MutableMapping.setdefault` looks again with "
@@ -178,6 +216,8 @@ RECIPES = (
         pattern="cache-aside",
         sequential="pass",
         default="fresh-read",
+        faults="pass",
+        under_faults=_RAISES_TTL.format(ttl="`TTLCache(ttl=300)`"),
         unseen=("hit",),
         cause="the recipe's usage: a `TTLCache` is per process, and a write clears only its own process's; "
         "other processes serve the old value until their TTL runs out",
@@ -191,6 +231,8 @@ RECIPES = (
         pattern="cache-aside",
         sequential="pass",
         default="coherent-at-rest",
+        faults="pass",
+        under_faults=_RAISES_TTL.format(ttl="`TIMEOUT`, 300 s"),
         cause=_DJANGO,
         advice=f"{LEASES}, {LOCKED}",
     ),
@@ -201,6 +243,10 @@ RECIPES = (
         pattern="cache-aside",
         sequential="pass",
         default="coherent-at-rest",
+        faults="pass",
+        under_faults=_RAISES_TTL.format(
+            ttl="`TIMEOUT`, 300 s: `RedisCache` raises redis-py's errors, it swallows none"
+        ),
         cause=_DJANGO + " (`RedisCache`)",
         advice=f"{LEASES}, {VERSIONED}, {LOCKED}",
     ),
@@ -211,6 +257,11 @@ RECIPES = (
         pattern="cache-aside",
         sequential="pass",
         default="adapter-error",
+        faults="pass",
+        under_faults=_RAISES_TTL.format(
+            ttl="`TIMEOUT`, 300 s; a lock whose release failed stays until its own timeout, 10 s, and the next "
+            "holder waits it out"
+        ),
         cause="the recipe's usage: `cache.get`/`cache.set`/`cache.delete` on `RedisCache` with one redis-py "
         "`Lock(timeout=10)` per key held around a miss's load and fill and around the write's update and "
         "delete (a miss looks again once it holds the lock). The lock expires after its timeout even while "
@@ -224,10 +275,44 @@ RECIPES = (
     Recipe(
         library="Django",
         module="django",
+        name="delete_in_atomic",
+        pattern="cache-aside",
+        sequential="pass",
+        default="invalidate-after-commit",
+        faults="pass",
+        under_faults=_RAISES_TTL.format(ttl="the leases' entries, 300 s"),
+        unseen=("invalidate",),
+        cause="the recipe's usage: the invalidation (`Leases.delete`) inside `transaction.atomic()` lands before "
+        "the commit; a read in between loads the old value, still the committed one, and fills it. Reads fill "
+        "through a lease here, so this is the one race left",
+        advice="invalidate after the commit: `transaction.on_commit(lambda: leases.delete(key))`, or after the "
+        "`atomic` block",
+        fixed_by="delete_on_commit",
+    ),
+    Recipe(
+        library="Django",
+        module="django",
+        name="delete_on_commit",
+        pattern="cache-aside",
+        sequential="pass",
+        default="pass",
+        faults="pass",
+        under_faults=_RAISES_TTL.format(
+            ttl="300 s; a COMMIT whose reply was lost took effect without running the callback, which only the "
+            "time to live converges"
+        ),
+        fixes="Django runs `transaction.on_commit` callbacks after the outermost `atomic` block commits, never "
+        "after a rollback: the invalidation comes after the value is visible",
+    ),
+    Recipe(
+        library="Django",
+        module="django",
         name="get_or_set",
         pattern="read-through",
         sequential="pass",
         default="coherent-at-rest",
+        faults="pass",
+        under_faults=_RAISES_TTL.format(ttl="`TIMEOUT`, 300 s"),
         cause=_DJANGO_GOS,
         advice=f"{LEASES}, {LOCKED}",
     ),
@@ -238,6 +323,8 @@ RECIPES = (
         pattern="read-through",
         sequential="pass",
         default="coherent-at-rest",
+        faults="pass",
+        under_faults=_RAISES_TTL.format(ttl="`TIMEOUT`, 300 s"),
         cause=_DJANGO_GOS + " (`RedisCache`)",
         advice=f"{LEASES}, {VERSIONED}, {LOCKED}",
     ),
@@ -248,6 +335,8 @@ RECIPES = (
         pattern="read-through",
         sequential="pass",
         default="coherent-at-rest",
+        faults="pass",
+        under_faults=_FLASK_FAULTS,
         cause=_FLASK + " (`memoize`; `delete_memoized` is the delete it races)",
         advice=f"{LEASES}, {VERSIONED}, {LOCKED}",
     ),
@@ -258,6 +347,8 @@ RECIPES = (
         pattern="read-through",
         sequential="pass",
         default="coherent-at-rest",
+        faults="pass",
+        under_faults=_FLASK_FAULTS,
         cause=_FLASK + " (`cached`)",
         advice=f"{LEASES}, {VERSIONED}, {LOCKED}",
     ),
@@ -288,6 +379,12 @@ def section(recipe: Recipe) -> str:
         if name in INVARIANTS
     ]
     lines += ["", f"Verdict: **{verdict(alone)}** alone, **{verdict(raced)}** by default."]
+    failing = check(make, recipe.pattern, seed=0, concurrency=False, faults=True, target=recipe.target)
+    lines += ["", f"Under faults (`--no-concurrency --faults`): **{verdict(failing)}**. {recipe.under_faults}."]
+    if failing.finding is not None:
+        lines += ["", f"> {failing.finding.message}", "", f"Replay: `{failing.replay_command}`"]
+    else:
+        lines += [f"> {line}" for line in failing.report().splitlines() if line.startswith(f"{STALENESS}:")]
     if raced.finding is not None:
         f = raced.finding
         graph = sequence_graph(Trace(steps=raced.steps), culprit=f.culprit, title=f"{recipe.name}: {f.invariant}")
@@ -332,12 +429,21 @@ def page() -> str:
         "covers the writer too holds only while no holder outlasts the lock's timeout, which the check shows",
         "by moving the clock inside races (`django:get_set_locked`).",
         "",
-        "| library | recipe | pattern | `--no-concurrency` | default |",
-        "| --- | --- | --- | --- | --- |",
+        "Under faults (the cache or Redis failing mid-operation, `--faults`) every library here lets the store's",
+        "error reach the caller, except Flask-Caching's reads, which log it and call the function. What decides",
+        "the verdict is the recipe: a write that deletes after its DB put with no `finally` and no retry leaves",
+        "the old value cached when it raises in between, and only a time to live bounds that. Recipes whose",
+        "entries have one pass, the report stating the bound; those without fail",
+        "`no-stale-after-failed-invalidate`.",
+        "",
+        "| library | recipe | pattern | `--no-concurrency` | default | `--no-concurrency --faults` |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for r in RECIPES:
         fix = " (fix)" if r.fixes else ""
-        out.append(f"| {r.library} | `{r.module}:{r.name}`{fix} | {r.pattern} | {r.sequential} | {r.default} |")
+        out.append(
+            f"| {r.library} | `{r.module}:{r.name}`{fix} | {r.pattern} | {r.sequential} | {r.default} | {r.faults} |"
+        )
     for text in sections:
         out += ["", text]
     return "\n".join(out) + "\n"

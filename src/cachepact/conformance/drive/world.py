@@ -247,6 +247,8 @@ class World:
             on_finish=finished,
             clock=RaceClock(self, jumps) if jumps and self.clock is not None else None,
         )
+        if self.clock is not None:
+            scheduler.slept = self._daemon_tick
         if self.worker_kinds:
             scheduler.spawns = self._spawns
         if self._new_daemons or self.daemons:
@@ -268,7 +270,8 @@ class World:
         return OpContext(name, self.harness.attributions[instance], Actor.CACHE)
 
     def _daemon_tick(self, seconds: float) -> None:
-        """A periodic daemon is woken for work left: its period passes on the virtual clock."""
+        """A periodic daemon is woken for work left, or every participant waits and only time ends a
+        wait: the wait's time passes on the virtual clock (whole seconds, at least one)."""
         if self.clock is not None:
             with self.harness.recorder.lock:
                 self.move_clock(max(1, math.ceil(seconds)))

@@ -216,6 +216,7 @@ class Scheduler:
         self.daemons = 0
         self.work_left: Callable[[], bool] | None = None
         self.tick: Callable[[float], None] | None = None
+        self.slept: Callable[[float], None] | None = None  # the clock moves: every participant slept
         self.on_quiet: Callable[[], None] | None = None
         # Whether a thread a participant with this context starts is background work of its own (a
         # refresh a read starts, a flush a write starts): the world says, from the pattern.
@@ -625,6 +626,10 @@ class Scheduler:
                 p.drained += 1
                 if self.tick is not None and p.timeout:
                     self.tick(p.timeout)
+            elif not ready and not p.daemon and self.slept is not None and p.timeout:
+                # Every participant waits, and only time ends a wait: the sleeper's time passes on the
+                # clock (a lock whose holder died expires while a poller sleeps, as it would for real).
+                self.slept(p.timeout)
         else:
             self.progress += 1
             for q in self.parts:
