@@ -27,15 +27,21 @@ from .errors import (
     UsageError,
 )
 from .model import (
+    CONVERGES,
     DEFAULT_MAX_STATES,
+    DESIGN_MEANING,
     FLOWS,
     INVARIANTS,
     NAMED,
+    ON_FAILURE,
     RACES,
+    RECOVERIES,
     SITUATIONS,
     Exploration,
     Scenario,
     Trace,
+    convergence,
+    designs_for,
     explore,
     flow,
     pattern_named,
@@ -50,6 +56,7 @@ EXIT_OK, EXIT_VIOLATED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 # explore's bounds: past these the model's state space outgrows any machine (4 readers and 4
 # writers over 2 keys is already 6.3M states unreduced), so a typo fails at once, not after GBs.
 MAX_EXPLORE_OPS, MAX_EXPLORE_KEYS, MAX_EXPLORE_STATES = 8, 4, 50_000_000
+MAX_EXPLORE_FAULTS = 3
 
 
 class _ShowDefaults(argparse.ArgumentDefaultsHelpFormatter):
@@ -117,6 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument(
         "--situations", action="store_true", help="each situation a run reports as reached, as declared"
     )
+    explain.add_argument(
+        "--faults",
+        action="store_true",
+        help="what each step asks when its call fails, and which recovery designs converge (explored)",
+    )
 
     ex = commands.add_parser("explore", help="exhaustively explore the model of a pattern for small bounds")
     ex.add_argument("--pattern", type=_pattern, required=True, help=f"one of: {', '.join(pattern_names())}")
@@ -135,6 +147,19 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="time moves inside the run: a lock or lease held past its timeout is gone (with --locks or --leases)",
     )
+    ex.add_argument(
+        "--faults",
+        type=whole_number(0, MAX_EXPLORE_FAULTS),
+        default=0,
+        help="how many of the writes' cache steps may fail before taking effect",
+    )
+    ex.add_argument(
+        "--recovery",
+        choices=RECOVERIES,
+        default="give-up",
+        help="what a write does when its cache step fails (with --faults)",
+    )
+    ex.add_argument("--ttl", action="store_true", help="entries have a time to live: any may expire at any moment")
     ex.add_argument(
         "--background-workers",
         type=whole_number(1, MAX_EXPLORE_OPS),
@@ -261,6 +286,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if args.situations:
         _print(situation_table(patterns, markdown=markdown))
         return EXIT_OK
+    if args.faults:
+        _print(fault_tables(patterns, markdown=markdown))
+        return EXIT_OK
     if args.leases and args.locks:
         raise UsageError("--leases and --locks are two fixes; ask for one")
     lines = [responsibility_table(patterns, leases=args.leases, locks=args.locks, markdown=markdown)]
@@ -318,6 +346,48 @@ def situation_table(patterns: list, *, markdown: bool = False) -> str:
     return render_table(("situation", "means", "listed", "applies to"), rows, markdown=markdown)
 
 
+def fault_tables(patterns: list, *, markdown: bool = False) -> str:
+    """What each step asks when its call fails, then each recovery design of the write, explored:
+    whether an entry a failed invalidation left converges, and whether reads stay fresh meanwhile."""
+    rows = []
+    for p in patterns:
+        for what, program in (("read", p.read), ("write", p.write)):
+            for instr in program:
+                if instr.kind in ON_FAILURE:
+                    step = f"{what}: {instr.kind.value} ({instr.by}) fails"
+                    rows.append((p.name, step, ON_FAILURE[instr.kind]))
+    out = [render_table(("pattern", "step", "what the pattern asks"), rows, markdown=markdown), ""]
+    drows = []
+    for p in patterns:
+        results = convergence(p)
+        if not results:
+            drows.append((p.name, "-", "-", "-", "-", "no cache step beside a put: the write's store is its write"))
+            continue
+        for r in results:
+            bad = [name for name, held in r.verdicts if not held and name not in (CONVERGES, "fresh-read")]
+            drows.append(
+                (
+                    p.name,
+                    r.name,
+                    "converges" if r.converges else "stale forever",
+                    "fresh" if r.fresh else "may read the old value",
+                    str(r.states),
+                    DESIGN_MEANING[r.recovery] + (f"; also fails {', '.join(bad)}" if bad else ""),
+                )
+            )
+    header = ("pattern", "when a write's cache step fails", CONVERGES, "fresh-read", "states", "the design")
+    out.append(render_table(header, drows, markdown=markdown))
+    if not markdown:
+        out += [
+            "",
+            "Explored: 2 readers and 1 writer over one key, reads through leases (locks for a write that stores),",
+            "one call failing before taking effect; `cachepact explore --faults 1 --recovery R [--ttl]` shows each",
+            "counterexample. A time to live is the stated bound: it converges, but a read meanwhile may see the",
+            "old value, which an acknowledged write makes a fresh-read failure.",
+        ]
+    return "\n".join(out)
+
+
 def cmd_explore(args: argparse.Namespace) -> int:
     if args.diagram:
         _diagram_format(args.diagram, None, "--diagram")  # before a long exploration, not after
@@ -333,7 +403,17 @@ def cmd_explore(args: argparse.Namespace) -> int:
         evictions=args.evictions,
         clock=args.clock,
         workers=args.background_workers,
+        faults=args.faults,
+        recovery=args.recovery,
+        ttl=args.ttl,
     )
+    if args.recovery != "give-up" and not args.faults:
+        raise UsageError(f"--recovery {args.recovery} says what a write does when a call fails; add --faults 1")
+    if args.recovery not in designs_for(args.pattern) and args.faults:
+        raise UsageError(
+            f"--recovery {args.recovery} does not apply to {args.pattern.name}: its write does not invalidate "
+            f"beside a put; use one of {', '.join(designs_for(args.pattern)) or 'none (drop --faults)'}"
+        )
     result = explore(scenario, reduce=not args.no_reduce, max_states=args.max_states)
     _print(format_exploration(result, markdown=args.format == "markdown"))
     if args.diagram and not result.holds:

@@ -247,3 +247,59 @@ FAULT_TOLERANT: dict[str, Callable] = {
     "retries_with_ttl": retries_with_ttl,
     "delete_in_finally_with_ttl": delete_in_finally_with_ttl,
 }
+
+
+# -- one adapter per recovery design the model explores (``cachepact explain --faults``) ------------
+# Reads fill through leases, as the model's designs do, so what a check finds is the failure's
+# doing. ``RECOVERY_DESIGNS`` maps (recovery, time to live) to the adapter; tests/test_agreement.py
+# checks that each gets the verdict the explorer proves for its design.
+
+
+def _leased_read(env, *, ttl: float | None) -> Callable:
+    def read(key):
+        try:
+            value, token = env.cache.lease_get(key)
+        except CacheError:
+            return env.db.get(key)
+        if value is not None:
+            return value
+        value = env.db.get(key)
+        if token is not None:
+            with contextlib.suppress(CacheError):
+                env.cache.lease_set(key, value, token, ttl=ttl)
+        return value
+
+    return read
+
+
+def _design(recovery: str, ttl: float | None) -> Callable:
+    def make(env) -> Adapter:
+        def delete(key, *, retry: bool) -> None:
+            while True:  # the run's faults are finite: a retry loop ends
+                try:
+                    env.cache.delete(key)
+                    return
+                except CacheError:
+                    if not retry:
+                        return  # logged, and given up
+
+        def write(key, value):
+            if recovery == "delete-twice":
+                delete(key, retry=False)
+            try:
+                env.db.put(key, value)
+            finally:
+                delete(key, retry=recovery == "retry")
+
+        return Adapter(read=_leased_read(env, ttl=ttl), write=write)
+
+    make.__name__ = f"{recovery.replace('-', '_')}{'_with_ttl' if ttl else ''}_design"
+    make.__doc__ = f"The model's {recovery!r} design{' with a time to live' if ttl else ''}, as adapter code."
+    return make
+
+
+RECOVERY_DESIGNS: dict[tuple[str, bool], Callable] = {
+    (recovery, ttl is not None): _design(recovery, ttl)
+    for recovery in ("give-up", "retry", "delete-twice")
+    for ttl in (None, TTL)
+}

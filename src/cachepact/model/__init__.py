@@ -4,6 +4,7 @@ The bottom layer of cachepact: it imports nothing from the layers above (conform
 adapters). Modules are private; this ``__init__`` is the model's public API.
 """
 
+from ._convergence import CONVERGES, DESIGN_MEANING, ON_FAILURE, DesignResult, convergence, designs_for
 from ._explorer import DEFAULT_MAX_STATES, PROPERTIES, Exploration, PropertyResult, explore
 from ._flows import FLOWS, RACES, flow, flows_of, program_table, responsibility_table
 from ._participants import Actor
@@ -29,23 +30,27 @@ from ._patterns import (
 )
 from ._properties import INVARIANTS, SITUATIONS, Invariant, Situation, invariant_names, invariants_of
 from ._steps import APP, Call, Step, Trace, calls_of, render_table, show
-from ._system import EVENTS, Scenario, State, System
+from ._system import EVENTS, RECOVERIES, Scenario, State, System
 from ._verdict import Verdict
 
 __all__ = [
     "APP",
     "CACHE_ASIDE",
     "CACHE_ASIDE_WRITE_THROUGH",
+    "CONVERGES",
     "DEFAULT_MAX_STATES",
+    "DESIGN_MEANING",
     "EVENTS",
     "FLOWS",
     "INVARIANTS",
     "NAMED",
+    "ON_FAILURE",
     "PATTERNS",
     "PROPERTIES",
     "RACES",
     "READS",
     "READ_THROUGH",
+    "RECOVERIES",
     "REFRESH_AHEAD",
     "SITUATIONS",
     "WRITES",
@@ -54,6 +59,7 @@ __all__ = [
     "Actor",
     "Background",
     "Call",
+    "DesignResult",
     "Exploration",
     "Half",
     "Instr",
@@ -70,6 +76,8 @@ __all__ = [
     "Verdict",
     "calls_of",
     "compose",
+    "convergence",
+    "designs_for",
     "explore",
     "flow",
     "flows_of",

@@ -127,7 +127,7 @@ def _explore(scenario: Scenario, *, reduce: bool, max_states: int, graph: bool) 
     parents: list[tuple[int, Label] | None] = [None]
     states: list[State] = [init]
     edges: list[tuple[int, int, Label]] | None = [] if graph else None
-    applies = invariant_names(scenario.pattern)
+    applies = invariant_names(scenario.pattern, faults=scenario.faults > 0)
     names = [name for name in PROPERTIES if name in applies]
     checks = [PROPERTIES[name] for name in names]
     found: dict[str, int] = {}

@@ -105,7 +105,7 @@ SITUATIONS: tuple[Situation, ...] = (
         needs=("leases", "concurrent", "writers"),
     ),
     Situation(name="eviction", meaning="the cache dropped an entry on its own", shown="extra", needs=("evictions",)),
-    Situation(name="expiry", meaning="an entry's time to live ran out", shown="extra", model=False),
+    Situation(name="expiry", meaning="an entry's time to live ran out", shown="extra", needs=("ttl",)),
     Situation(name="fill-after-write", meaning="a fill of a key some write had put", shown="internal", model=False),
     Situation(
         name="refresh",
@@ -125,12 +125,12 @@ SITUATIONS: tuple[Situation, ...] = (
         applies=_has(Kind.TAKE),
         needs=("writers",),
     ),
-    Situation(name="fault", meaning="a call to a store failed (--faults)", shown="faults", model=False),
+    Situation(name="fault", meaning="a call to a store failed (--faults)", shown="faults", needs=("faults",)),
     Situation(
         name="failed-invalidation",
         meaning="a write's invalidation failed, or it raised before making it (--faults)",
         shown="faults",
-        model=False,
+        needs=("faults",),
     ),
     Situation(name="failed-load", meaning="a read's load from the DB failed (--faults)", shown="faults", model=False),
     Situation(
@@ -335,6 +335,7 @@ FAULT_INVARIANTS: tuple[Invariant, ...] = (
         "the error reached the caller",
         exercised_by=("failed-invalidation",),
         faults=True,
+        state_check="converges",
         messages={
             "stale-forever": "after {writer} ({how}), with nothing in flight, the cache holds {where} = {value} "
             "with no time to live, but the DB holds {truth}: stale until another write",

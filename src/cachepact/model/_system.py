@@ -43,6 +43,7 @@ LEASE_WAIT, ABSENT_READ, NEGATIVE_FILL, EVICTION = (
 REFRESH_EV, REFRESH_DISCARDED, FLUSH_EV, TIMEOUT_EV = (
     _BIT[n] for n in ("refresh", "refresh-discarded", "flush", "time-out")
 )
+FAULT_EV, FAILED_INVALIDATION_EV, EXPIRY_EV = (_BIT[n] for n in ("fault", "failed-invalidation", "expiry"))
 
 # OpState.flags
 LEASED = 1  # the read took a lease at its lookup: its fill is a lease_set
@@ -52,6 +53,12 @@ HOLDS = 4  # it holds its key's lock (``Scenario.locks``)
 # State.marks, per key
 DIRTY = 1  # the entry holds a write's value no flush has put into the DB yet (write-behind)
 AGED = 2  # the entry has aged past the refresh point since it was stored (refresh-ahead)
+PENDING = 4  # an outbox owes the key an invalidation (``Scenario.recovery == "outbox"``)
+LEFT_STALE = 8  # the entry is what a write's failed invalidation left: nothing will make it converge
+LEFT_EXPIRING = 16  # the same, with a time to live (``Scenario.ttl``): its expiry converges it
+LEFT = LEFT_STALE | LEFT_EXPIRING
+RECOVERIES = ("give-up", "retry", "outbox", "delete-twice")  # what a write does when its cache step fails
+FAILED_CALL = "failed"  # a label's result: the call failed before taking effect (``Scenario.faults``)
 
 # State.broke: what a step did that an invariant forbids, found at the step (the explorer checks
 # states, and these are facts about a step, not about the state it leaves). A dirty value dropped or
@@ -91,8 +98,9 @@ class State(NamedTuple):
     retired: tuple[int, ...]
     ops: tuple[OpState, ...]  # the explorer: readers, writers, then background workers
     stale: bool  # some read returned a value older than a write that completed before it began
-    marks: tuple[int, ...]  # per key: DIRTY, AGED
+    marks: tuple[int, ...]  # per key: DIRTY, AGED, PENDING, LEFT_STALE
     broke: int  # LOST, WENT_BACK, STALE_REFRESH
+    failed: int  # how many calls have failed so far (``Scenario.faults`` is the budget)
 
 
 class Label(NamedTuple):
@@ -149,12 +157,25 @@ class Scenario:
     # Background workers of each kind the pattern has (refreshers, flushers): two can run at once,
     # as a thread per refresh or a Timer per write does; the fix runs a key's one at a time.
     workers: int = 2
+    # Failing stores: how many of the run's calls may fail (before taking effect): a write's cache
+    # step (its invalidation or store), and an outbox's invalidations. ``recovery`` is what the write
+    # does then (``RECOVERIES``): give up, retry until it succeeds, hand the invalidation to an outbox
+    # its transaction writes (a relay deletes later, retrying), or delete before the put and after it.
+    faults: int = 0
+    recovery: str = "give-up"
+    # Entries have a time to live: any entry may expire at any moment (the safety net that bounds
+    # what a failed invalidation costs).
+    ttl: bool = False
 
     @property
     def name(self) -> str:
         mode = "sequential" if self.sequential else "interleaved"
         flags = (("leases", self.leases), ("locks", self.locks), ("evictions", self.evictions), ("time", self.clock))
         extras = [x for x, on in flags if on]
+        if self.faults:
+            extras.append(f"{self.faults} fault(s), {self.recovery}")
+        if self.ttl:
+            extras.append("a time to live")
         extra = f" with {' and '.join(extras)}" if extras else ""
         start = ", keys absent at the start" if self.absent else ""
         background = "".join(f" + {self.workers} {w.name} worker(s)" for w in self.pattern.background)
@@ -185,6 +206,18 @@ class System:
             self.programs[REFRESH] = refresh.program
         if flush is not None:
             self.programs[FLUSH] = flush.program
+        if scenario.recovery not in RECOVERIES:
+            raise ValueError(f"recovery must be one of {', '.join(RECOVERIES)}, not {scenario.recovery!r}")
+        write = self.programs[WRITE]
+        # A write's cache step may fail (``faults``) where the write also puts the DB: what must
+        # converge is the entry its failed step left beside the value it put.
+        self.fallible = scenario.faults > 0 and any(instr.kind is Kind.PUT for instr in write)
+        self.outbox = self.fallible and scenario.recovery == "outbox"
+        if scenario.recovery in ("outbox", "delete-twice") and not any(i.kind is Kind.INVALIDATE for i in write):
+            raise ValueError(f"recovery {scenario.recovery!r} needs a pattern whose write invalidates")
+        if self.fallible and scenario.recovery == "delete-twice":
+            first = next(instr for instr in write if instr.kind is Kind.INVALIDATE)
+            self.programs[WRITE] = (first, *write)  # delete, put, delete
         if scenario.locks:
             self.programs = {kind: with_locks(program) for kind, program in self.programs.items()}
         self.refreshes, self.behind = refresh is not None, flush is not None
@@ -238,6 +271,7 @@ class System:
             stale=False,
             marks=(0,) * k,
             broke=0,
+            failed=0,
         )
 
     def applicable_events(self) -> tuple[str, ...]:
@@ -253,6 +287,8 @@ class System:
             "clock": sc.clock and (sc.leases or sc.locks),
             "fix": sc.leases or sc.locks,
             "workers": sc.workers > 1 or sc.readers > 1,
+            "faults": sc.faults > 0 and self.fallible,
+            "ttl": sc.ttl,
         }
         return tuple(
             s.name for s in SITUATIONS if s.model and s.applies(sc.pattern) and all(has[need] for need in s.needs)
@@ -270,20 +306,30 @@ class System:
 
     @staticmethod
     def at_rest(s: State) -> bool:
-        """Idle, and no dirty value waits for its flush (that flush is work left to do)."""
+        """Idle, and no dirty value waits for its flush, no invalidation for an outbox's relay (that
+        is work left to do)."""
         if not System.idle(s):
             return False
         for m in s[MARKS]:
-            if m & DIRTY:
+            if m & (DIRTY | PENDING):
                 return False
         return True
 
     @staticmethod
     def coherent_at_rest(s: State) -> bool:
-        """Whenever no operation is in flight, every cached entry equals the DB value."""
+        """Whenever no operation is in flight, every cached entry equals the DB value (but for an
+        entry a failed invalidation left: ``converges`` judges that one)."""
         if not System.at_rest(s):
             return True
-        return all(c == NONE or c == d for c, d in zip(s.cache, s.db))
+        return all(c == NONE or c == d or m & LEFT for c, d, m in zip(s.cache, s.db, s.marks))
+
+    @staticmethod
+    def converges(s: State) -> bool:
+        """At rest, no entry a write's failed invalidation left stands for a value the DB no longer
+        holds with nothing to converge it: no retry made it, no relay owes it, no time to live ends it."""
+        if not System.at_rest(s):
+            return True
+        return all(c == NONE or c == d or not m & LEFT_STALE for c, d, m in zip(s.cache, s.db, s.marks))
 
     @staticmethod
     def fresh_read(s: State) -> bool:
@@ -340,10 +386,14 @@ class System:
                     out += self.flush_starts(s, i)
                     continue
             out += self.op_successors(s, i)
-        if self.scenario.evictions:
+        if self.scenario.evictions or self.scenario.ttl:
             for k, c in enumerate(s[CACHE_F]):
                 if c != NONE and not (self.safe_behind and s[MARKS][k] & DIRTY):
                     out.append(self.evict(s, k))
+        if self.outbox:
+            for k, m in enumerate(s[MARKS]):
+                if m & PENDING:
+                    out += self.relay(s, k)
         if self.ticks:
             tick = self.tick(s)
             if tick is not None:
@@ -383,6 +433,8 @@ class System:
             return self.fill(s, i, op, program, j, leased=bool(op[FLAGS] & LEASED) if leased is None else leased)
         if kind is Kind.PUT:
             return [self.put(s, i, op, program, j)]
+        if self.fallible and self.kinds[i] == WRITE and kind in (Kind.INVALIDATE, Kind.STORE):
+            return self.cache_step(s, i, op, program, j)
         if kind is Kind.STORE:
             return [self.store(s, i, op, program, j)]
         if kind is Kind.LOCK:
@@ -531,6 +583,7 @@ class System:
                 s[STALE],
                 marks,
                 broke,
+                s[FAILED],
             ),
         )
         return label, self._after(nxt, i, ops[i], program, j, advanced=True), event
@@ -615,7 +668,7 @@ class System:
             return None
         timed_out = TIMEOUT_EV if ops != s[OPS] else 0
         label = (NOBODY, Actor.CACHE, CLOCK, "tick", NONE, NONE, None)
-        return label, _new(State, (*s[:OPS], ops, s[STALE], marks, s[BROKE])), timed_out
+        return label, _new(State, (*s[:OPS], ops, s[STALE], marks, s[BROKE], s[FAILED])), timed_out
 
     def lock(self, s: State, i: int, op: OpState, program: tuple[Instr, ...], j: int) -> list[Transition]:
         """Take the key's lock; while another operation holds it, this one cannot step (it waits)."""
@@ -633,29 +686,76 @@ class System:
         free = _new(OpState, (op[PC], k, op[TOKEN], op[LOADED], op[MASK], op[FLAGS] & ~HOLDS))
         return label, self._after(_with_op(s, i, free), i, free, program, j), 0
 
+    def cache_step(self, s: State, i: int, op: OpState, program: tuple[Instr, ...], j: int) -> list[Transition]:
+        """A write's invalidation or store where calls fail (``faults``): it succeeds, or, while the
+        run's budget lasts, fails before taking effect, and the write recovers as ``recovery`` says.
+        With an outbox the write's step is to record the invalidation (in its transaction, which
+        cannot fail apart from the put): a relay makes it later."""
+        kind = program[j].kind
+        if s[OPS][i] is not op:  # its first step (delete-twice): the op as ``start`` began it
+            s = _with_op(s, i, op)
+        if self.outbox and kind is Kind.INVALIDATE:
+            k = op[KEY]
+            label = (i, program[j].by, DB, "outbox", k, NONE, None)
+            owed = _with(s, MARKS, _put(s[MARKS], k, s[MARKS][k] | PENDING))
+            return [(label, self._after(owed, i, op, program, j), 0)]
+        done = self.store(s, i, op, program, j) if kind is Kind.STORE else self.invalidate(s, i, op, program, j)
+        if s[FAILED] >= self.scenario.faults:
+            return [done]
+        k = op[KEY]
+        action, value = ("set", op[LOADED]) if kind is Kind.STORE else ("delete", NONE)
+        label = (i, program[j].by, CACHE, action, k, value, FAILED_CALL)
+        failed = _with(s, FAILED, s[FAILED] + 1)
+        if self.scenario.recovery == "retry":  # it tries again: the same step, one failure fewer left
+            return [done, (label, failed, FAULT_EV | FAILED_INVALIDATION_EV)]
+        left = LEFT_EXPIRING if self.scenario.ttl else LEFT_STALE
+        failed = _with(failed, MARKS, _put(s[MARKS], k, s[MARKS][k] | left))
+        return [done, (label, self._after(failed, i, op, program, j), FAULT_EV | FAILED_INVALIDATION_EV)]
+
+    def relay(self, s: State, k: int) -> list[Transition]:
+        """The outbox's relay makes an invalidation it owes: it deletes the entry (voiding leases, as
+        any delete), or, while the budget lasts, fails and tries again later."""
+        label = (NOBODY, Actor.APP, CACHE, "delete", k, NONE, None)
+        done = self.remove(s, k)
+        done = _with(done, MARKS, _put(done[MARKS], k, done[MARKS][k] & ~PENDING))
+        out = [(label, done, INVALIDATE_EV)]
+        if s[FAILED] < self.scenario.faults:
+            failed = (NOBODY, Actor.APP, CACHE, "delete", k, NONE, FAILED_CALL)
+            out.append((failed, _with(s, FAILED, s[FAILED] + 1), FAULT_EV | FAILED_INVALIDATION_EV))
+        return out
+
     def evict(self, s: State, k: int) -> Transition:
         """The cache drops an entry on its own (capacity, expiry); leases are untouched."""
+        if self.scenario.ttl and not self.scenario.evictions:
+            return (NOBODY, Actor.CACHE, CACHE, "expire", k, NONE, None), self._dropped(s, k), EXPIRY_EV
         label = (NOBODY, Actor.CACHE, CACHE, "evict", k, NONE, None)
+        return label, self._dropped(s, k), EVICTION
+
+    def _dropped(self, s: State, k: int) -> State:
         s2 = _with(s, CACHE_F, _put(s[CACHE_F], k, NONE))
         if s[MARKS][k]:  # a dirty value dropped before a flush took it: no flush will put it now
-            s2 = _with(s2, MARKS, _put(s[MARKS], k, 0))
-        return label, s2, EVICTION
+            s2 = _with(s2, MARKS, _put(s[MARKS], k, s[MARKS][k] & PENDING))
+        return s2
 
     def remove(self, s: State, k: int) -> State:
         ops = list(s[OPS])
         for j, o in enumerate(ops):
             if o[TOKEN] and o[KEY] == k:
                 ops[j] = _new(OpState, (o[PC], k, False, o[LOADED], o[MASK], o[FLAGS]))
-        marks = s[MARKS] if not s[MARKS][k] else _put(s[MARKS], k, 0)
-        return _new(
-            State, (s[DB_F], _put(s[CACHE_F], k, NONE), s[PUT], s[RETIRED], tuple(ops), s[STALE], marks, s[BROKE])
-        )
+        # The entry is gone: not dirty, not aged, no longer what a failed invalidation left; an
+        # invalidation an outbox still owes stays owed.
+        marks = s[MARKS] if not s[MARKS][k] else _put(s[MARKS], k, s[MARKS][k] & PENDING)
+        cache = _put(s[CACHE_F], k, NONE)
+        return _new(State, (s[DB_F], cache, s[PUT], s[RETIRED], tuple(ops), s[STALE], marks, s[BROKE], s[FAILED]))
 
     def _set_entry(self, s: State, k: int, v: int, *, dirty: bool = False) -> State:
         """The entry for ``k`` is ``v`` now, fresh (not aged); dirty when a write-behind write stored
         it. A dirty value overwritten by another (a fill, a refresh) before a flush took it is lost."""
         s2 = _with(s, CACHE_F, _put(s[CACHE_F], k, v))
-        mark = DIRTY if dirty else 0
+        # A value the DB no longer holds, stored where a failed invalidation left an entry (a fill
+        # whose lease that invalidation did not void), is still its doing: nothing converged.
+        left = s[MARKS][k] & LEFT if v != s[DB_F][k] else 0
+        mark = (DIRTY if dirty else 0) | (s[MARKS][k] & PENDING) | left
         return s2 if s[MARKS][k] == mark else _with(s2, MARKS, _put(s[MARKS], k, mark))
 
     def _void_refreshes(self, s: State, k: int) -> State:
@@ -705,10 +805,10 @@ class System:
         ops = _put(s[OPS], i, DONE_OP)
         if self.kinds[i] == READ:
             stale = s[STALE] or (result >= 0 and bool(op[MASK] >> result & 1))
-            return _new(State, (s[DB_F], s[CACHE_F], s[PUT], s[RETIRED], ops, stale, s[MARKS], s[BROKE]))
+            return _new(State, (s[DB_F], s[CACHE_F], s[PUT], s[RETIRED], ops, stale, s[MARKS], s[BROKE], s[FAILED]))
         k = op[KEY]
         retired = _put(s[RETIRED], k, s[RETIRED][k] | op[MASK])
-        return _new(State, (s[DB_F], s[CACHE_F], s[PUT], retired, ops, s[STALE], s[MARKS], s[BROKE]))
+        return _new(State, (s[DB_F], s[CACHE_F], s[PUT], retired, ops, s[STALE], s[MARKS], s[BROKE], s[FAILED]))
 
     def lease_out(self, s: State, k: int) -> bool:
         """A lease is out on ``k`` exactly while some reader of ``k`` holds an unvoided token (a
@@ -755,6 +855,18 @@ class System:
             shown = self.value_name(k, result, entry=target == CACHE)
         else:
             shown = result
+        if result == FAILED_CALL:  # failed before taking effect: the caller got the store's error
+            error = "CacheError" if target == CACHE else "DBError"
+            return Step(
+                op=op,
+                actor=actor,
+                target=target,
+                action=action,
+                key=key_name(k),
+                value=self.value_name(k, value, entry=target == CACHE),
+                fault="before",
+                error=error,
+            )
         return Step(
             op=op,
             actor=actor,
@@ -802,7 +914,7 @@ def _next_kind(program: tuple[Instr, ...], j: int, kind: Kind) -> int:
 # explorer does this millions of times. Field indices below name the positions.
 _new = tuple.__new__
 PC, KEY, TOKEN, LOADED, MASK, FLAGS = range(6)
-DB_F, CACHE_F, PUT, RETIRED, OPS, STALE, MARKS, BROKE = range(8)
+DB_F, CACHE_F, PUT, RETIRED, OPS, STALE, MARKS, BROKE, FAILED = range(9)
 _IDLE_OP = OpState(IDLE, NONE, False, NONE, 0, 0)
 
 

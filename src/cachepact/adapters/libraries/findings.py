@@ -70,14 +70,14 @@ _DJANGO_GOS = "documented behaviour: `get_or_set` is `get`, then `add` of the lo
 _FLASK = "documented behaviour: the decorators load and `set` unconditionally on a miss"
 
 _RAISES_NO_TTL = (
-    "the store's error reaches the caller (the library raises what the store raised); the write deletes "
+    "The store's error reaches the caller (the library raises what the store raised); the write deletes "
     "after its DB put with no retry and the entries have no time to live, so a write that raised between "
     "its put and its delete leaves the old value cached for good. Fix: delete in a `finally` (or retry "
     "it), and give every entry a time to live, the bound on what a lost invalidation costs"
 )
-_RAISES_TTL = "the store's error reaches the caller; the entries' time to live ({ttl}) bounds a lost invalidation"
+_RAISES_TTL = "The store's error reaches the caller; the entries' time to live ({ttl}) bounds a lost invalidation"
 _FLASK_FAULTS = (
-    "a read logs a backend error (`Exception possibly due to cache backend`) and calls the function "
+    "A read logs a backend error (`Exception possibly due to cache backend`) and calls the function "
     "instead, so a failing cache costs a load, not a wrong value; the entries' `CACHE_DEFAULT_TIMEOUT` "
     "(300 s) bounds a lost invalidation"
 )

@@ -15,7 +15,7 @@ from ..record.redis_commands import RANDOM_TOKEN
 from ..report.progress import Progress
 from ..runtime.scheduler import ABORT
 from .interleaved import InFlight, InterleavedRun, run_interleaved
-from .replay import MAX_TICK, TICK, TICKS, ConcurrentScenario, Op
+from .replay import MAX_TICK, TICK, TICKS, ConcurrentScenario, Fault, Op
 from .run import Run
 from .world import Setup
 
@@ -94,7 +94,7 @@ def _state_key(live: InFlight) -> Any:
             result = s.result
             if s.action == "lease_get" and result[1] is not None:
                 result = (result[0], "live" if result[1] in tokens else "void")
-            seen[s.op].append((s.target, s.action, _hashable(s.key), _hashable(result)))
+            seen[s.op].append((s.target, s.action, _hashable(s.key), _hashable(result), s.fault))
     stores = repr((sorted(h.db.snapshot().items(), key=repr), h.cache.state_key()))
     # A write is known by its value, so that renaming values renames writes.
     values = live.values
@@ -254,10 +254,60 @@ def explore_schedules(
 
 
 def search_exhaustive(setup: Setup, *, progress: Progress) -> Run | None:
-    """The check's exhaustive phase: every schedule of each small scenario; the first failure, or None."""
+    """The check's exhaustive phase: every schedule of each small scenario; the first failure, or None.
+    With faults, then every schedule of the smallest race with each single fault (``fault_scenarios``)."""
     flushes = setup.pattern.background_named("flush") is not None
     for scenario in scenarios_for(setup.instances, ageing=ageing_tick(setup), flushes=flushes):
         ex = explore_schedules(setup, scenario, limit=LIMIT, on_run=progress.add_run)
         if ex.failing is not None:
             return ex.failing.as_run()
+    if setup.faults:
+        return search_fault_schedules(setup, progress=progress)
+    return None
+
+
+FAULT_CALLS = (1, 2, 3, 4)  # an operation's first calls: where a read looks, loads, fills; a write puts, invalidates
+FAULT_LIMIT = 500  # schedules per faulted scenario
+
+
+def fault_scenarios(instances: int) -> list[tuple[ConcurrentScenario, int]]:
+    """A read and a write in flight (on two app instances when there are two), each single fault on
+    one of their first calls, failing before taking effect or with its reply lost: where a failure
+    and a race meet (a second delete that fails after a read between the first and the put). Each
+    with the operation the fault is on."""
+
+    def placed(ops: tuple[Op, ...]) -> ConcurrentScenario:
+        return ConcurrentScenario(ops=spread(ops, instances) if instances > 1 else ops)
+
+    out = []
+    # The write first (its failed invalidation is what must converge), then the read; then the
+    # write's faults with a second read, which may begin once the write returned (fresh-read).
+    for base, faulted in ((placed((R1, W1)), (1, 0)), (placed((R1, R1, W1)), (2,))):
+        for op in faulted:
+            for call in FAULT_CALLS:
+                for took_effect in (False, True):
+                    fault = Fault(call=call, took_effect=took_effect)
+                    out.append((attrs.evolve(base, faults=((op, fault),)), op))
+    return out
+
+
+def search_fault_schedules(setup: Setup, *, progress: Progress) -> Run | None:
+    """Every schedule of each faulted scenario of ``fault_scenarios``; the first failure, or None. A
+    fault on a call its operation never makes is skipped after the first schedule shows it."""
+    skipped: set[tuple[tuple, int, int]] = set()
+    for scenario, op in fault_scenarios(setup.instances):
+        call = scenario.faults[0][1].call
+        if any(ops == scenario.ops and o == op and c <= call for ops, o, c in skipped):
+            continue
+        fired: list[bool] = []
+
+        def seen(run: InterleavedRun, fired: list[bool] = fired) -> None:
+            fired.append(bool(run.world.faults_used))
+            progress.add_run(run)
+
+        ex = explore_schedules(setup, scenario, limit=FAULT_LIMIT, on_run=seen)
+        if ex.failing is not None:
+            return ex.failing.as_run()
+        if fired and not any(fired):
+            skipped.add((scenario.ops, op, call))
     return None

@@ -420,7 +420,11 @@ class Judge:
                 return self._found(poisoned, step.op, index)
         found = self._found(self.refinement.observe(i, obs), step.op, index)
         if self.failed_invalidation and obs.changed and obs.kind in (Kind.FILL, Kind.INVALIDATE, Kind.STORE):
-            self.failed_invalidation.pop(obs.key, None)  # the entry changed since: converged, or judged anew
+            # The entry changed since: converged, unless what it holds now is also a value the DB no
+            # longer holds (a fill whose lease the failed invalidation did not void): still its doing.
+            entry = self.refinement.state[CACHE_F][obs.key]
+            if entry == NONE or entry == self.refinement.state[DB_F][obs.key]:
+                self.failed_invalidation.pop(obs.key, None)
         if step.op in self._units and self.refinement.background_done(i):
             self._end_unit(step.op)  # its program is done: the next call on the key is new work
         return found
