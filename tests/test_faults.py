@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 
 import pytest
 
@@ -43,7 +44,11 @@ def test_fault_tolerant_adapters_pass_with_faults_and_the_staleness_bound_is_sta
     assert result.passed, result.report()
     statuses = dict(result.statuses)
     assert all(statuses[inv] == "pass" for inv in FAULT_INVARIANTS), statuses
-    assert any(f"k1: at most {TTL} s more" in note for note in result.notes), result.notes
+    assert any(f"k1: at most {TTL} s more" in note for note in result.bounds), result.bounds
+    lines = result.report().splitlines()
+    passed = next(n for n, line in enumerate(lines) if line.startswith("PASS:"))
+    assert lines[passed + 1] == result.bounds[0]  # the bound belongs to the verdict, right under it
+    assert json.loads(result.to_json())["staleness_bounds"] == list(result.bounds)
 
 
 def test_a_failed_call_and_an_operation_that_raised_are_rows_of_their_own():
@@ -207,7 +212,7 @@ def test_redis_py_code_sees_redis_errors_and_is_judged_the_same():
     assert [(s.describe(), s.error) for s in failed] == [("DEL order:k1", "ConnectionError")]
     raising = check(orders_over_redis(swallow=False), "cache-aside", concurrency=False, faults=True, seed=0)
     assert raising.passed, raising.report()
-    assert any("order:k1: at most 300 s more" in note for note in raising.notes), raising.notes
+    assert any("order:k1: at most 300 s more" in note for note in raising.bounds), raising.bounds
     # A reply lost after the command took effect is a TimeoutError, as a client times out.
     seen: list[BaseException] = []
 

@@ -300,7 +300,8 @@ def result_of(
             *(servers.warnings if servers else ()),
             *(closed or ()),
         ),
-        notes=(*(servers.notes if servers else ()), *(_staleness(session) if run is None or not run.finding else ())),
+        notes=tuple(servers.notes if servers else ()),
+        bounds=tuple(_staleness(session) if run is None or not run.finding else ()),
         elapsed=elapsed,
         options=options,
     )

@@ -78,6 +78,9 @@ class Result:
     diagram: str | None = None
     interrupted: bool = False
     notes: tuple[str, ...] = ()  # where it ran, and what the kit cleaned up there
+    # How long an entry a failed invalidation left could stay stale (its time to live left), per
+    # cache key: a pass under faults states the bound it relies on (``no-stale-after-failed-invalidate``).
+    bounds: tuple[str, ...] = ()
     options: Options = attrs.field(factory=Options)
 
     # The options, read one by one as the report, the command line and users do.

@@ -109,6 +109,7 @@ def text(r: Result) -> str:
         ran = f"{held} over {_plural(r.examples, 'example')}, {_plural(r.operations, 'operation')} ({r.elapsed:.1f} s)"
         if r.passed:
             lines.append(f"PASS: {ran}.")
+            lines.extend(r.bounds)
         else:  # strict, and the run was not complete
             lines.append(f"FAIL strict: {ran}, but the check was not complete (each Strict: line below says why).")
     else:
@@ -252,6 +253,7 @@ def to_json(r: Result) -> str:
             "interrupted": r.interrupted,
             "strict": r.strict,
             "strict_failures": list(r.strict_failures) if r.strict else [],
+            "staleness_bounds": list(r.bounds),
         },
         indent=2,
     )
