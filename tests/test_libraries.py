@@ -199,3 +199,14 @@ def test_a_lock_whose_release_failed_is_waited_out_on_the_clock():
     result = check(get_set_locked, "cache-aside", faults=True, replay="seq/r:k1!6b,w:k1,r:k1")
     assert result.passed, result.report()
     assert "write" in result.reached
+
+
+def test_a_read_whose_look_at_a_version_key_failed_may_go_to_the_db():
+    """Flask-Caching's memoize reads its version key first; when that read fails it calls the
+    function. A failed look at any key is a miss for the read's own entry, not a hit it skipped
+    (it was reported hit-after-fill)."""
+    from cachepact.adapters.libraries.flask import memoize
+
+    result = check(memoize, "read-through", faults=True, replay="seq/r:k1,r:k1,r:k1!1b")
+    assert result.passed, result.report()
+    assert "fault" in result.reached

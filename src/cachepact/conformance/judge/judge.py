@@ -490,6 +490,11 @@ class Judge:
         if step.fault == "lost" and kind not in (Kind.LOOKUP, Kind.LOAD):
             return False
         k = KEY_INDEX.get(step.key) if step.target == "db" else self.cache_keys.get(step.key, KEY_INDEX.get(step.key))
+        if k is None and kind is Kind.LOOKUP and op.kind == READ:
+            # A look at a key that is no entry (a version, a lock) failed: the read cannot know what is
+            # cached, so it may take its own lookup for a miss and go to the DB (Flask-Caching's
+            # memoize calls the function when reading its version key fails).
+            k = op.key
         if k is None:
             return True
         self.refinement.failed(i, kind, k)
