@@ -129,3 +129,17 @@ def test_explore_refuses_a_recovery_without_faults_or_that_does_not_apply(argv, 
     assert code == 2
     err = capsys.readouterr().err
     assert fix in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "fix"),
+    [
+        (["explain", "--faults", "--invariants"], "ask for one"),
+        (["explain", "--faults", "--leases"], "drop them"),
+        (["explore", "--pattern", "write-behind", "--faults", "1"], "drop --faults"),
+    ],
+)
+def test_views_and_faults_that_do_not_go_together_are_refused(argv, fix, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert fix in err and len(err.strip().splitlines()) == 1

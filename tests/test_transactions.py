@@ -212,3 +212,111 @@ def test_a_commit_that_failed_before_taking_effect_leaves_the_db_as_it_was():
     result = cachepact.check(make, "cache-aside", faults=True, replay="seq/r:k1,w:k1!2b,r:k1")
     assert result.passed, result.report()
     assert "raised" in result.reached
+
+
+# -- from a new user's trial ----------------------------------------------------------------------
+
+
+def test_a_savepoint_rolled_back_drops_its_callbacks_and_says_so():
+    """As Django does: a callback given inside a savepoint that rolled back never runs."""
+    ran = []
+
+    def write(env, key, value):
+        with env.db.transaction() as tx:
+            env.db.put(key, value)
+            with pytest.raises(LookupError), env.db.transaction():
+                tx.on_commit(lambda: ran.append("inner"))
+                raise LookupError
+            tx.on_commit(lambda: ran.append("outer"))
+
+    h = world(write)
+    run_operation(h.adapters[0].write, "k1", "k1.v1")
+    assert ran == ["outer"]
+    assert "db.rollback(tx1 to its savepoint)" in calls(h)
+
+
+def test_on_commit_on_a_transaction_that_ended_is_an_error_not_a_callback_dropped():
+    def write(env, key, value):
+        with env.db.transaction() as tx:
+            env.db.put(key, value)
+        tx.on_commit(lambda: env.cache.delete(key))
+
+    h = world(write)
+    with pytest.raises(RuntimeError, match="tx1 has already ended: call on_commit inside its with block"):
+        run_operation(h.adapters[0].write, "k1", "k1.v1")
+
+
+def _retrying(env, *, transaction: bool):
+    def read(key):
+        value, token = env.cache.lease_get(key)
+        if value is None:
+            value = env.db.get(key)
+            if token is not None:
+                env.cache.lease_set(key, value, token, ttl=300)
+        return value
+
+    def write(key, value):
+        for attempt in range(5):
+            try:
+                if transaction:
+                    with env.db.transaction():
+                        env.db.put(key, value)
+                else:
+                    env.db.put(key, value)
+                break
+            except cachepact.DBError:
+                if attempt == 4:
+                    raise
+        for _ in range(5):
+            try:
+                env.cache.delete(key)
+                return
+            except cachepact.CacheError:
+                pass
+
+    return cachepact.Adapter(read=read, write=write)
+
+
+@pytest.mark.parametrize(("transaction", "replay"), [(True, "seq/r:k1,w:k1!2b"), (False, "seq/r:k1,w:k1!1b")])
+def test_a_write_that_retries_a_put_or_commit_that_failed_is_no_put_twice(transaction, replay):
+    """The failed put never landed: the retry is the write's put (it was reported write-order)."""
+    make = lambda env: _retrying(env, transaction=transaction)  # noqa: E731
+    again = cachepact.check(make, "cache-aside", faults=True, replay=replay)
+    assert again.passed, again.report()
+    assert cachepact.check(make, "cache-aside", seed=0, faults=True).passed
+
+
+def test_a_fault_past_an_operations_fourth_call_is_tried():
+    """A write that reads twice, commits at its fifth call and deletes after: a failed commit reply or
+    delete is tried by the fault phase, which walks every call an operation makes."""
+
+    def make(env):
+        def read(key):
+            value = env.cache.get(key)
+            if value is None:
+                value = env.db.get(key)
+                if value is not None:
+                    env.cache.set(key, value)
+            return value
+
+        def write(key, value):
+            env.db.get(key)
+            env.db.get("stock")
+            with env.db.transaction() as tx:
+                env.db.put(key, value)
+                env.db.put("stock", 1)
+                tx.on_commit(lambda: env.cache.delete(key))
+
+        return cachepact.Adapter(read=read, write=write)
+
+    result = cachepact.check(make, "cache-aside", seed=0, faults=True, concurrency=False)
+    assert result.finding.invariant == "no-stale-after-failed-invalidate", result.report()
+
+
+def test_a_factory_that_writes_a_run_key_is_refused_naming_the_fix():
+    def make(env):
+        env.db.put("k1", "seeded")
+        return cachepact.Adapter(read=env.db.get, write=env.db.put)
+
+    with pytest.raises(cachepact.DefinitionError, match=r"wrote k1 to env.db \('seeded'\); the run's keys"):
+        cachepact.check(make, "cache-aside", seed=0)

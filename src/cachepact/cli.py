@@ -151,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--faults",
         type=whole_number(0, MAX_EXPLORE_FAULTS),
         default=0,
-        help="how many of the writes' cache steps may fail before taking effect",
+        help="how many of the writes' cache steps may fail before taking effect (default: 0)",
     )
     ex.add_argument(
         "--recovery",
@@ -277,6 +277,20 @@ def cmd_explain(args: argparse.Namespace) -> int:
     # named ones (a composition is one --pattern away).
     patterns = [args.pattern] if args.pattern else list(NAMED)
     markdown = args.format == "markdown"
+    views = [
+        flag
+        for flag, on in (
+            ("--programs", args.programs),
+            ("--invariants", args.invariants),
+            ("--situations", args.situations),
+            ("--faults", args.faults),
+        )
+        if on
+    ]
+    if len(views) > 1:
+        raise UsageError(f"{' and '.join(views)} are views of their own; ask for one")
+    if views and (args.leases or args.locks):
+        raise UsageError(f"{views[0]} does not depend on --leases or --locks; drop them")
     if args.programs:
         _print(program_table(patterns, markdown=markdown))
         return EXIT_OK
@@ -381,9 +395,9 @@ def fault_tables(patterns: list, *, markdown: bool = False) -> str:
         out += [
             "",
             "Explored: 2 readers and 1 writer over one key, reads through leases (locks for a write that stores),",
-            "one call failing before taking effect; `cachepact explore --faults 1 --recovery R [--ttl]` shows each",
-            "counterexample. A time to live is the stated bound: it converges, but a read meanwhile may see the",
-            "old value, which an acknowledged write makes a fresh-read failure.",
+            "one call failing before taking effect. Each counterexample: cachepact explore --pattern P --leases",
+            "--readers 2 --faults 1 --recovery R [--ttl]. A time to live is the stated bound: it converges, but a",
+            "read meanwhile may see the old value, which an acknowledged write makes a fresh-read failure.",
         ]
     return "\n".join(out)
 
@@ -409,10 +423,16 @@ def cmd_explore(args: argparse.Namespace) -> int:
     )
     if args.recovery != "give-up" and not args.faults:
         raise UsageError(f"--recovery {args.recovery} says what a write does when a call fails; add --faults 1")
-    if args.recovery not in designs_for(args.pattern) and args.faults:
+    designs = designs_for(args.pattern)
+    if args.faults and not designs:
+        raise UsageError(
+            f"--faults does not apply to {args.pattern.name}: its write's store is its only step, no entry is "
+            "left beside a put; drop --faults"
+        )
+    if args.faults and args.recovery not in designs:
         raise UsageError(
             f"--recovery {args.recovery} does not apply to {args.pattern.name}: its write does not invalidate "
-            f"beside a put; use one of {', '.join(designs_for(args.pattern)) or 'none (drop --faults)'}"
+            f"beside a put; use one of {', '.join(designs)}"
         )
     result = explore(scenario, reduce=not args.no_reduce, max_states=args.max_states)
     _print(format_exploration(result, markdown=args.format == "markdown"))

@@ -95,7 +95,7 @@ class Step:
             applied = "" if self.key is None else f": {show(self.key)} = {show(self.value)}"
             return f"db.commit({self.tx}{applied})"
         if self.action == "rollback":
-            return f"db.rollback({self.tx})"
+            return f"db.rollback({self.tx}{' to its savepoint' if self.value == 'savepoint' else ''})"
         args = [show(self.key)]
         if self.action in ("put", "set", "add", "lease_set"):
             args.append(show(self.value))

@@ -16,7 +16,18 @@ from ...model._participants import READ, WRITE
 from ..report.progress import Progress
 from ..runtime.signals import Abandoned, Violation
 from .hypothesis import kit_settings, run_seeded
-from .replay import KEYS, TICK, TICKS, Fault, Faults, Op, faults_of_sequence, parse_sequence, replay_of_sequence
+from .replay import (
+    KEYS,
+    MAX_FAULT_CALL,
+    TICK,
+    TICKS,
+    Fault,
+    Faults,
+    Op,
+    faults_of_sequence,
+    parse_sequence,
+    replay_of_sequence,
+)
 from .run import Run
 from .world import Setup, World, rerun_sequence
 
@@ -34,13 +45,14 @@ def step_choices(instances: int) -> list[tuple[str, str, int, int]]:
     return plain * 25 + [(kind, key, seconds, 0) for seconds in TICKS for kind in (READ, WRITE) for key in KEYS]
 
 
-# With --faults, each operation may carry a fault: one of its first four calls fails, before taking
-# effect or with its reply lost, in about one operation in three (a run keeps the first ``faults``
-# of them). Hypothesis shrinks toward none.
+# With --faults, each operation may carry a fault: one of its first eight calls fails (a write in a
+# transaction commits at its third call or later, and invalidates after that), before taking effect
+# or with its reply lost, in about one operation in three (a run keeps the first ``faults`` of them).
+# Hypothesis shrinks toward none, and toward earlier calls.
 FAULT_CHOICES: tuple[Fault | None, ...] = (
-    (None,) * 40
-    + tuple(Fault(call, took_effect) for call in (1, 2, 3, 4) for took_effect in (False, True))
-    + tuple(Fault(call, False, outage=True) for call in (1, 2, 3))
+    (None,) * 60
+    + tuple(Fault(call, took_effect) for call in range(1, 9) for took_effect in (False, True))
+    + tuple(Fault(call, False, outage=True) for call in (1, 2, 3, 4))
 )
 # The single faults the fault phase tries on each call: both ways, and an outage from there on.
 FAULT_KINDS = (Fault(1, False), Fault(1, True), Fault(1, False, outage=True))
@@ -62,7 +74,8 @@ def search_fault_sequences(setup: Setup, *, progress: Progress) -> Run | None:
     """Every single fault of ``FAULT_SEQUENCES``: the first failing run (minimal as it is), or None."""
     for ops, faulted in FAULT_SEQUENCES:
         sequence = [Op(kind, key) for kind, key in ops]
-        for fault in (attrs.evolve(kind, call=call) for call in (1, 2, 3, 4) for kind in FAULT_KINDS):
+        # Every call the operation makes, until a fault on the next one no longer fires.
+        for fault in (attrs.evolve(kind, call=call) for call in range(1, MAX_FAULT_CALL) for kind in FAULT_KINDS):
             world = World(setup)
             world.fault_plan = {faulted: fault}
             try:

@@ -32,7 +32,7 @@ from ..runtime.scheduler import Chooser, Participant, Scheduler
 from ..runtime.session import Session
 from ..runtime.signals import Pruned, ServerLost, Stalled
 from ..runtime.threads import WRITER, AppThread, Deployment
-from .replay import INITIAL, RACE_HORIZON, TICK, Faults, Op, replay_of_sequence
+from .replay import INITIAL, KEYS, RACE_HORIZON, TICK, Faults, Op, replay_of_sequence
 from .run import Run
 
 
@@ -74,6 +74,7 @@ class World:
                 self.harness: Harness = build(
                     setup.make,
                     initial=INITIAL,
+                    keys=KEYS,
                     label=setup.label,
                     instances=setup.instances,
                     servers=setup.servers,

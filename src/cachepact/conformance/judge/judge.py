@@ -91,6 +91,8 @@ class Judge:
         self.faults = faults
         self.failed_invalidation: dict[int, tuple[str, int, str]] = {}
         self.staleness: dict[str, float] = session.staleness if session is not None else {}
+        self._session = session
+        self._raised: set[str] = set()  # operations that raised (a write that did is acknowledged to nobody)
         session = session if session is not None else Session()
         self._peeking = session.within(session.peeking)  # cache_key's reads of env are the kit's peeks
         self._decoding = session.within(session.decoding)  # decode may not call env
@@ -436,6 +438,7 @@ class Judge:
         o = self.refinement.ops[i]
         k = o.key
         if result is RAISED:  # a fault reached it and it raised: allowed, and nothing it returned to judge
+            self._raised.add(op)
             pending, past_put = self.refinement.abort(i)
             self.reached.add("raised")
             if o.kind == WRITE and past_put and pending in (Kind.INVALIDATE, Kind.STORE):
@@ -594,6 +597,8 @@ class Judge:
                 left = dict(expiring()).get(ck) if expiring is not None else None
                 if left is not None:
                     self.staleness[show(ck)] = max(self.staleness.get(show(ck), 0.0), left)
+                    if self.failed_invalidation[k][0] not in self._raised and self._session is not None:
+                        self._session.stale_after_acknowledged = True
                     continue
                 writer, at, how = self.failed_invalidation[k]
                 message = BY_NAME["no-stale-after-failed-invalidate"].message(

@@ -146,6 +146,7 @@ class _Op:
         "nil_ok",
         "overlapped",
         "put_at_load",
+        "put_failed",
         "refusal_reason",
         "refused_unexplained",
         "removed_early",
@@ -178,6 +179,7 @@ class _Op:
         self.refusal_reason = ""  # a read: why the judge knows its fill was refused (a version moved on)
         self.removed_early = False  # a write: it deleted its own key's entry before its DB put
         self.staged = False  # a write: its put is staged in a transaction not yet committed
+        self.put_failed = False  # a write: its put (or commit) failed before taking effect, none landed since
         self.removed_in_tx = False  # a write: that early delete came inside its uncommitted transaction
         self.faulted = False  # a call of its failed (--faults)
         self.load_failed = False  # a read: its last load failed (what it fills now poisons the entry)
@@ -523,7 +525,9 @@ class Refinement:
         elif instr.kind is kind or (kind is Kind.FILL and instr.kind is Kind.STORE):
             if kind is Kind.PUT:
                 # A write whose put failed and that goes on (it may return: acknowledged) supersedes,
-                # for fresh-read, what the DB had received, as its put would have.
+                # for fresh-read, what the DB had received, as its put would have. It may also put
+                # again (a retry): that put is its put (``_retried_put``).
+                op.put_failed = True
                 s = self.state
                 o = s[OPS][i]
                 self.state = _with_op(s, i, _new(OpState, (*o[:MASK], s[PUT][k], *o[MASK + 1 :])))
@@ -662,6 +666,8 @@ class Refinement:
                     own_value=mine,
                 )
             return self._reject(i, "single-load", "read-other-key", op=op.name, key=name[op.key], other=name[k])
+        if obs.kind is Kind.PUT and op.put_failed and obs.key == op.key:
+            return self._retried_put(i, op, obs)
         for rule in rules.TOLERATED:
             if rule(self, i, op, obs):
                 if rule is rules.expired_hit:  # back at its load: the call is that load
@@ -999,6 +1005,16 @@ class Refinement:
         o = self.state[OPS][i]
         j = next(n for n in range(o[PC] - 1, len(program)) if program[n].kind is kind)
         self.state = _with_op(self.state, i, _new(OpState, (j + 1, *o[1:])))
+
+    def _retried_put(self, i: int, op: _Op, obs: Obs) -> Rejection | None:
+        """A write whose put failed before taking effect puts again: a retry, its put now. Back to its
+        put, taken as the model's own; what it did after the failed one (an invalidation) was early."""
+        op.put_failed = False
+        program = self.system.programs[WRITE]
+        j = next(n for n, instr in enumerate(program) if instr.kind is Kind.PUT)
+        o = self.state[OPS][i]
+        self.state = _with_op(self.state, i, _new(OpState, (j + 1, *o[1:])))
+        return self._take(i, op, program[j], obs)
 
     def _rewind(self, i: int, op: _Op, *, to: Kind = Kind.LOOKUP) -> None:
         """Back to the op's lookup (a repeated lookup decides), or on to its load (an expired hit)."""

@@ -234,6 +234,8 @@ class RecordingDB(_Recording):
         tx = self._transactions.current()
         if tx is not None and key in tx.staged:  # its own put, not yet committed: only it sees it
             return self._staged_call("get", key, tx, result=tx.staged[key])
+        # A read of a committed value, inside a transaction or not: a load like any other (its row
+        # does not name the transaction; the judge tells staged calls by it).
         return self._call("get", key)
 
     def put(self, key: Any, value: Any) -> None:
@@ -293,13 +295,14 @@ class RecordingDB(_Recording):
             if error is not None:  # committed; the reply never came back
                 raise error
 
-    def _rollback(self, tx: Transaction) -> None:
-        """The block raised: nothing of it is applied. Recorded (no scheduling point: nothing to race)."""
+    def _rollback(self, tx: Transaction, *, savepoint: bool = False) -> None:
+        """The block raised: nothing of it is applied (of an inner block: nothing since its savepoint).
+        Recorded (no scheduling point: nothing another operation sees changes)."""
         recorder = self._recorder
         key = next(iter(tx.staged), None)
         with recorder.step():
             now = None if key is None else self._backend.get(key)
-            self._record_in(tx, "rollback", key, None, None, Effect(now, now))
+            self._record_in(tx, "rollback", key, "savepoint" if savepoint else None, None, Effect(now, now))
 
     def _record_in(
         self,
@@ -464,12 +467,14 @@ def build(
     instances: int = 1,
     servers: Servers | None = None,
     session: Session | None = None,
+    keys: tuple[Any, ...] = (),
 ) -> Harness:
     """Build a world: one DB and one cache, shared by ``instances`` app instances, each the user's
     factory called with an env of its own (as each process of a deployment would build its own).
     A factory that fails or returns something other than an ``Adapter`` is a ``DefinitionError``.
     The world's redis-py commands are recorded from here on, while its ``session`` runs (``make``
-    may send some)."""
+    may send some). A factory that changes what one of the run's ``keys`` holds in the DB is a
+    ``DefinitionError``."""
     servers = servers if servers is not None else Servers()
     session = session if session is not None else Session()
     db, cache = servers.fresh(initial)
@@ -484,6 +489,13 @@ def build(
         envs.append(env)
         session.building = n  # the app instance whose make runs: threads it starts are its daemons
         adapters.append(_made(make, env, label))
+    for key in keys:  # the run's keys are the kit's: a value make put there is one no write made
+        if db.get(key) != initial.get(key):
+            raise DefinitionError(
+                f"{label} wrote {key} to env.db ({db.get(key)!r}); the run's keys ({', '.join(map(str, keys))}) "
+                "belong to the kit, which sets what they hold: seed keys of your own in make",
+                target=label,
+            )
     attributions = [attribution_for(session, a.cache_code) for a in adapters]
     recorder.attribution = attributions[0]
     return Harness(

@@ -14,7 +14,8 @@ database driver, where the kit's scheduler cannot switch threads (the run would 
 Applying the writes at commit gives every other operation exactly what a real transaction gives it
 (nothing before the commit, all of it after), which is all the key-value model can observe.
 
-Blocks nest as savepoints: an exception that leaves an inner block undoes only its puts. Callbacks
+Blocks nest as savepoints: an exception that leaves an inner block undoes only its puts (and drops
+the callbacks given inside it), recorded as ``db.rollback(tx1 to its savepoint)``. Callbacks
 given to ``on_commit`` run after the outermost commit, in order, on the committing thread (the shape
 of Django's ``transaction.on_commit``), and never after a rollback.
 """
@@ -40,7 +41,7 @@ class Transaction:
         self._db = db
         self.name = name  # tx1, tx2, ...: how tables and diagrams name it
         self.staged: dict[Hashable, Any] = {}
-        self._savepoints: list[dict[Hashable, Any]] = []
+        self._savepoints: list[tuple[dict[Hashable, Any], int]] = []  # staged puts and callbacks at each
         self._callbacks: list[Callable[[], Any]] = []
         self.done = False
 
@@ -48,6 +49,11 @@ class Transaction:
         """Run ``fn()`` once this transaction has committed (after the block, never on a rollback)."""
         if not callable(fn):
             raise TypeError(f"on_commit takes a function to call after the commit, not {fn!r}")
+        if self.done:
+            raise RuntimeError(
+                f"{self.name} has already ended: call on_commit inside its with block (a callback given "
+                "after the commit would never run)"
+            )
         self._callbacks.append(fn)
 
     def __repr__(self) -> str:
@@ -90,7 +96,7 @@ class _Block:
             self._transactions._open[me] = tx
             self._outer = True
         else:
-            tx._savepoints.append(dict(tx.staged))
+            tx._savepoints.append((dict(tx.staged), len(tx._callbacks)))
         self._tx = tx
         return tx
 
@@ -98,9 +104,13 @@ class _Block:
         tx = self._tx
         assert tx is not None
         if not self._outer:
-            saved = tx._savepoints.pop()
+            staged, callbacks = tx._savepoints.pop()
             if kind is not None:
-                tx.staged = saved  # back to the savepoint; the outer block decides the rest
+                # Back to the savepoint: its puts undone, and the callbacks given inside it dropped (as
+                # Django drops those of a savepoint rolled back). The outer block decides the rest.
+                tx.staged = staged
+                del tx._callbacks[callbacks:]
+                self._db._rollback(tx, savepoint=True)
             return
         del self._transactions._open[threading.get_ident()]
         tx.done = True

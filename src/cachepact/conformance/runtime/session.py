@@ -57,6 +57,8 @@ class Session:
     # Faults (--faults): per cache key, the longest an entry a failed invalidation left behind stayed
     # stale at a rest point (its time to live then): the report states the bound.
     staleness: dict[str, float] = attrs.Factory(dict)
+    # Some write that returned normally (acknowledged) left such an entry: a later read may see it.
+    stale_after_acknowledged: bool = False
     # -- record: the redis-py hook and attribution ------------------------------------------------
     recording: Any = None  # the ``RedisRecording`` of the world whose commands are recorded now
     sending: set[int] = attrs.Factory(set)  # threads inside a recorded command: what they send is the kit's
