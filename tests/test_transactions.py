@@ -320,3 +320,9 @@ def test_a_factory_that_writes_a_run_key_is_refused_naming_the_fix():
 
     with pytest.raises(cachepact.DefinitionError, match=r"wrote k1 to env.db \('seeded'\); the run's keys"):
         cachepact.check(make, "cache-aside", seed=0)
+
+
+def test_a_store_inside_the_transaction_is_told_the_commit_comes_first():
+    result = cachepact.check(TRANSACTION_CATALOGUE["store_inside_transaction"].make, "write-through", seed=0)
+    assert result.finding.invariant == "invalidate-after-commit"
+    assert result.finding.allowed == ("the commit of its transaction (db.commit: k1 = k1.v1)",)

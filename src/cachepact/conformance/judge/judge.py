@@ -919,9 +919,14 @@ class Judge:
                 message=self._with_keys(rejection),
                 op=op,
                 culprit=index,
-                allowed=self._allowed(rejection.allowed),
+                allowed=self._allowed(rejection.allowed, staged=self._staged(op)),
             )
         )
+
+    def _staged(self, op: str) -> bool:
+        """Whether ``op`` has a put staged in a transaction it has not committed yet."""
+        i = self.op_index.get(op)
+        return i is not None and self.refinement.ops[i].staged
 
     def keep(self, finding: Finding) -> Finding:
         """The first finding of a run is the one it reports (``findings`` keeps them all)."""
@@ -963,7 +968,7 @@ class Judge:
             "seen by the others; keep it in the shared store"
         )
 
-    def _allowed(self, allowed: tuple[tuple, ...]) -> tuple[str, ...]:
+    def _allowed(self, allowed: tuple[tuple, ...], *, staged: bool = False) -> tuple[str, ...]:
         out = []
         for item in allowed:
             kind, by, k, value = item[:4]
@@ -997,6 +1002,8 @@ class Judge:
                     out.append(f"{who}cache.lease_set({ck}, {v}, token)")
                 else:
                     out += [f"{who}cache.set({ck}, {v})", f"{who}cache.add({ck}, {v})"]
+            elif kind is Kind.PUT and staged:  # its put is made: the commit makes it visible
+                out.append(f"{who}the commit of its transaction (db.commit: {KEYS[k]} = {v})")
             elif kind is Kind.PUT:
                 out.append(f"{who}db.put({KEYS[k]}, {v})")
             elif kind is Kind.STORE:
