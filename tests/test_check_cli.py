@@ -133,8 +133,8 @@ BAD_TARGETS = {
         "    return cachepact.Adapter(read=env.db.get, write=env.db.put, cache_code=[42])\n"
     ),
     "import_error.py": "import not_a_real_module_xyz\n",
-    "async_read.py": (
-        "import cachepact\nasync def r(k):\n    return None\n"
+    "async_generator_read.py": (
+        "import cachepact\nasync def r(k):\n    yield None\n"
         "def make(env):\n    return cachepact.Adapter(read=r, write=env.db.put)\n"
     ),
     "value.py": "make = 3\n",
@@ -146,7 +146,7 @@ EXPECTED = {
     "not_callable.py": "Adapter.read is an int, not a callable",
     "bad_cache_code.py": "cache_code entry 42 is an int; name classes, functions, modules",
     "import_error.py": "raised ModuleNotFoundError",
-    "async_read.py": "Adapter.read is async; cachepact drives synchronous adapters",
+    "async_generator_read.py": "Adapter.read is an async generator function (it yields); pass a function",
     "value.py": "is an int, not a factory",
 }
 

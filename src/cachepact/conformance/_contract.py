@@ -117,10 +117,11 @@ class Adapter:
     def __attrs_post_init__(self) -> None:
         for name in ("read", "write"):
             value = getattr(self, name)
-            if inspect.iscoroutinefunction(value):
+            if inspect.isasyncgenfunction(value) or inspect.isgeneratorfunction(value):
+                what = "an async generator" if inspect.isasyncgenfunction(value) else "a generator"
                 raise DefinitionError(
-                    f"Adapter.{name} is async; cachepact drives synchronous adapters, so pass a plain "
-                    f"function (for an asyncio cache, wrap it: lambda key: asyncio.run(...))",
+                    f"Adapter.{name} is {what} function (it yields); pass a function, or an async def, "
+                    f"that returns {'the value' if name == 'read' else 'once the write is done'}",
                     field=name,
                 )
             if not callable(value):

@@ -198,16 +198,23 @@ class World:
     def body(self, op: str, kind: str, key: Any, value: Any) -> Callable[[], None]:
         """What runs on the operation's thread: the adapter call, then its return, judged."""
         adapter = self.harness.adapters[self.instance_of[op]]
+        attribution = self.harness.attributions[self.instance_of[op]]
         recorder = self.harness.recorder
+
+        def returned(result: Any) -> None:
+            with recorder.lock:
+                self.steps.append(return_step(op, kind, key, value, result))
+                self.returned[op] = (result, len(self.steps) - 1)
+                self.judge.returned(op)  # the caller's view: fresh-read counts from the return
 
         def run() -> None:
             try:
-                result = run_operation(*invocation(adapter, kind, key, value))
+                run_operation(*invocation(adapter, kind, key, value), attribution=attribution, returned=returned)
             except Pruned:
                 raise
             except Exception as e:
                 with recorder.lock:
-                    if op in self.faulted:
+                    if op in self.faulted and op not in self.returned:
                         # A fault reached it and it raised (the injected error, or its own in its
                         # place): the caller saw an error, which is allowed. A write that raised is
                         # indeterminate: its put may or may not have landed.
@@ -220,10 +227,6 @@ class World:
                 with recorder.lock:
                     self.judge.keep(adapter_error(e, op, self.last_step_of(op)))
                 return
-            with recorder.lock:
-                self.steps.append(return_step(op, kind, key, value, result))
-                self.returned[op] = (result, len(self.steps) - 1)
-                self.judge.returned(op)  # the caller's view: fresh-read counts from the return
 
         return run
 

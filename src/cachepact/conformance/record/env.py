@@ -20,6 +20,7 @@ from .._contract import Adapter, article
 from ..runtime.primitives import RealLock, real_primitives
 from ..runtime.session import Session
 from .attribution import Attribution
+from .coroutines import CACHE_TASK, AsyncStore, drive, is_awaitable
 from .effect import Effect
 from .redis_hook import RedisRecording, env_in_decode
 from .servers import Servers
@@ -100,8 +101,8 @@ class Recorder:
         else:
             op = context.op
             actor = context.attribution.actor(depth)  # (a worker's calls still show which cache_code ran)
-            if context.inherited is not Actor.APP:
-                actor = Actor.CACHE
+            if context.inherited is not Actor.APP or CACHE_TASK.get():
+                actor = Actor.CACHE  # a helper thread, or an asyncio task, the Cache's code started
         step = Step(
             op=op,
             actor=actor,
@@ -380,6 +381,17 @@ class Env:
     _redis: Any = attrs.field(default=None, repr=False)
 
     @property
+    def async_cache(self) -> AsyncStore:
+        """``env.cache`` with awaitable methods, for ``async def`` adapters: ``await env.async_cache.get(k)``."""
+        return AsyncStore(self.cache)
+
+    @property
+    def async_db(self) -> AsyncStore:
+        """``env.db`` with awaitable methods: ``await env.async_db.get(k)``, ``await env.async_db.put(k, v)``;
+        ``with env.async_db.transaction():`` as ``env.db``'s."""
+        return AsyncStore(self.db)
+
+    @property
     def redis(self) -> Any:
         """This app instance's own redis-py client on the run's server (each instance, like each
         process of a deployment, has its own connections)."""
@@ -413,9 +425,28 @@ def one_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {text}" if text else type(e).__name__
 
 
-def run_operation(fn: Callable[..., Any], *args: Any) -> Any:
-    """Every adapter operation starts here: its frame is where attribution stops looking."""
-    return fn(*args)
+def run_operation(
+    fn: Callable[..., Any],
+    *args: Any,
+    attribution: Attribution | None = None,
+    returned: Callable[[Any], None] | None = None,
+) -> Any:
+    """Every adapter operation starts here: its frame is where attribution stops looking. A coroutine
+    (an ``async def`` read or write) runs to its end on an event loop of its own, on this thread;
+    ``attribution`` (the app instance's) says which of the tasks it starts are the Cache's.
+    ``returned(result)`` is told when the operation returns to its caller: for a coroutine, when it
+    returns, before the tasks it left running are done."""
+    result = fn(*args)
+    if is_awaitable(result):
+        started_by_cache = (lambda: attribution.actor(2) is Actor.CACHE) if attribution is not None else _never
+        return drive(result, cache_started=started_by_cache, returned=returned)
+    if returned is not None:
+        returned(result)
+    return result
+
+
+def _never() -> bool:
+    return False
 
 
 BOUNDARY = run_operation.__code__

@@ -1,0 +1,149 @@
+"""Coroutine adapters: an ``async def`` read or write runs as a task on an event loop of its own, on
+the operation's thread, so every store call it awaits is the same scheduling point a synchronous
+call is, and the drivers, replay strings and judge are the ones synchronous adapters get.
+
+A task started while the Cache's code (``cache_code``) is running belongs to the Cache, as a helper
+thread does: the loop's task factory asks the attribution of the operation's app instance, at the
+task's creation, and the task carries the answer in its context (``contextvars``: every task copies
+its creator's). Tasks the operation leaves running are its work: it ends once they are done.
+
+Time on the loop is the check's: ``loop.time()`` reads ``time.monotonic``, which the virtual clock
+moves, and the loop's waits for a timer go through ``time.sleep``, the kit's during a check
+(``KitSelector``), so ``asyncio.sleep`` and ``asyncio.timeout`` take no real time and a poll loop's
+waits are scheduling points, as a thread's ``time.sleep`` is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import inspect
+import selectors
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+# True in the context of a task the Cache's code started (and of the tasks that task starts).
+CACHE_TASK: contextvars.ContextVar[bool] = contextvars.ContextVar("cachepact_cache_task", default=False)
+
+
+def is_awaitable(result: Any) -> bool:
+    return inspect.isawaitable(result)
+
+
+class KitSelector(selectors.DefaultSelector):
+    """The loop's selector, where its waits are: I/O ready now is returned at once; a wait that only a
+    timer ends (``asyncio.sleep``, a timeout) is ``time.sleep``, which during a check is the kit's
+    (a wait the scheduler ends, the virtual clock moving on when every participant waits). Once it
+    ends, the time waited has passed for the loop, as it has for a thread's ``time.sleep``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.slept = 0.0  # the loop's time runs this far ahead of the clock it reads
+
+    def select(self, timeout: float | None = None) -> list:
+        ready = super().select(0)
+        if ready or timeout == 0:
+            return ready
+        if timeout is None:
+            return super().select(None)  # waiting on I/O alone (a socket to a real server)
+        before = time.monotonic()
+        time.sleep(timeout)
+        # Whatever of the wait the clock did not pass itself (the kit moves it only when every
+        # participant waits) has passed for this loop all the same.
+        self.slept += max(0.0, timeout - (time.monotonic() - before))
+        return super().select(0)
+
+
+class KitEventLoop(asyncio.SelectorEventLoop):
+    """An event loop whose timers wait through ``KitSelector``: one ``asyncio.sleep`` is one wait, as
+    one ``time.sleep`` is, so a coroutine and its threaded twin meet the same scheduling points."""
+
+    def __init__(self) -> None:
+        self._kit_selector = KitSelector()
+        super().__init__(self._kit_selector)
+
+    def time(self) -> float:
+        return super().time() + self._kit_selector.slept
+
+
+def drive(awaitable: Any, *, cache_started: Callable[[], bool], returned: Callable[[Any], None] | None = None) -> Any:
+    """Run ``awaitable`` to its end on a new event loop, then every task it left running; its result.
+    ``cache_started()`` says, at a task's creation, whether the Cache's code is starting it;
+    ``returned(result)`` is told the moment the coroutine returns, before its tasks are done."""
+    loop = KitEventLoop()
+
+    def factory(loop: asyncio.AbstractEventLoop, coro: Coroutine, **kwargs: Any) -> asyncio.Task:
+        context = kwargs.pop("context", None) or contextvars.copy_context()
+        if not context.get(CACHE_TASK) and cache_started():
+            context.run(CACHE_TASK.set, True)
+        task = asyncio.Task(coro, loop=loop, context=context, **kwargs)
+        created.append(task)
+        return task
+
+    created: list[asyncio.Task] = []
+    loop.set_task_factory(factory)
+    main = loop.create_task(_with_tasks(awaitable, returned))
+    try:
+        return loop.run_until_complete(main)
+    except BaseException:
+        # The operation raised (or its run was cut short): what its tasks raised is that error, here
+        # already; the tasks still pending end cancelled, so the loop closes with none left running.
+        _settle(loop, created)
+        raise
+    finally:
+        loop.close()
+
+
+def _settle(loop: asyncio.AbstractEventLoop, created: list[asyncio.Task]) -> None:
+    pending = [t for t in created if not t.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    for task in created:
+        if task.done() and not task.cancelled():
+            task.exception()  # retrieved: the error goes on from drive, not as "never retrieved"
+
+
+async def _with_tasks(awaitable: Any, returned: Callable[[Any], None] | None) -> Any:
+    """The operation's coroutine, then the tasks it left running (its work, as a helper thread's)."""
+    result = await awaitable
+    if returned is not None:
+        returned(result)  # the caller has its answer now; what its tasks still do comes after
+    me = asyncio.current_task()
+    while pending := [t for t in asyncio.all_tasks() if t is not me and not t.done()]:
+        done, _ = await asyncio.wait(pending)
+        for task in done:
+            if not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # its work failed (or its run was cut short): the operation's error
+    return result
+
+
+class AsyncStore:
+    """A run's store (``env.cache`` or ``env.db``) with awaitable methods: ``env.async_cache``,
+    ``env.async_db``. Each call is the synchronous one, recorded and scheduled the same way."""
+
+    __slots__ = ("_store",)
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._store, name)
+        if name.startswith("_") or not callable(method):
+            return method
+        if name == "transaction":
+            return method  # a context manager: ``with env.async_db.transaction():``, its calls awaited
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            return method(*args, **kwargs)
+
+        call.__name__ = call.__qualname__ = name
+        return call
+
+    def __repr__(self) -> str:
+        return f"<async {self._store.__class__.__name__}>"
+
+
+__all__ = ["CACHE_TASK", "AsyncStore", "KitEventLoop", "drive", "is_awaitable"]

@@ -1,0 +1,240 @@
+"""Coroutine adapters: ``async def`` reads and writes on the kit's own event loop, ``env.async_cache``
+and ``env.async_db``, tasks attributed to who started them, time on the loop the kit's."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+import cachepact
+from cachepact import Adapter, check
+
+# -- the same logic, written both ways ------------------------------------------------------------
+
+
+def textbook_sync(env):
+    def read(key):
+        v = env.cache.get(key)
+        if v is None:
+            v = env.db.get(key)
+            if v is not None:
+                env.cache.set(key, v)
+        return v
+
+    def write(key, value):
+        env.db.put(key, value)
+        env.cache.delete(key)
+
+    return Adapter(read=read, write=write)
+
+
+def textbook_async(env):
+    async def read(key):
+        v = await env.async_cache.get(key)
+        if v is None:
+            v = await env.async_db.get(key)
+            if v is not None:
+                await env.async_cache.set(key, v)
+        return v
+
+    async def write(key, value):
+        await env.async_db.put(key, value)
+        await env.async_cache.delete(key)
+
+    return Adapter(read=read, write=write)
+
+
+def polling_sync(env):
+    """Told to wait (another holds the lease), it sleeps and looks again, then loads without filling."""
+
+    def read(key):
+        for _ in range(3):
+            v, t = env.cache.lease_get(key)
+            if v is not None:
+                return v
+            if t is not None:
+                v = env.db.get(key)
+                env.cache.lease_set(key, v, t)
+                return v
+            time.sleep(0.05)
+        return env.db.get(key)
+
+    def write(key, value):
+        env.db.put(key, value)
+        env.cache.delete(key)
+
+    return Adapter(read=read, write=write)
+
+
+def polling_async(env):
+    async def read(key):
+        for _ in range(3):
+            v, t = await env.async_cache.lease_get(key)
+            if v is not None:
+                return v
+            if t is not None:
+                v = await env.async_db.get(key)
+                await env.async_cache.lease_set(key, v, t)
+                return v
+            await asyncio.sleep(0.05)
+        return await env.async_db.get(key)
+
+    async def write(key, value):
+        await env.async_db.put(key, value)
+        await env.async_cache.delete(key)
+
+    return Adapter(read=read, write=write)
+
+
+def deferred_delete_sync(env):
+    """The write returns and deletes later, on a thread it started."""
+    read = polling_sync(env).read
+
+    def write(key, value):
+        env.db.put(key, value)
+        threading.Thread(target=env.cache.delete, args=(key,)).start()
+
+    return Adapter(read=read, write=write)
+
+
+def deferred_delete_async(env):
+    """The write returns and deletes later, in a task it left running."""
+    read = polling_async(env).read
+
+    async def write(key, value):
+        await env.async_db.put(key, value)
+        asyncio.get_running_loop().create_task(env.async_cache.delete(key))
+
+    return Adapter(read=read, write=write)
+
+
+def verdict(result):
+    return result.finding.invariant if result.finding else "pass"
+
+
+@pytest.mark.parametrize(
+    ("sync", "async_", "same_points"),
+    [
+        (textbook_sync, textbook_async, True),
+        (polling_sync, polling_async, True),  # one asyncio.sleep is one wait, as one time.sleep is
+        # A task runs on its operation's thread, a helper thread on its own: where the thread starts is
+        # one more point to switch at, so the two explore different trees to the same verdict.
+        (deferred_delete_sync, deferred_delete_async, False),
+    ],
+    ids=["textbook", "polling", "deferred-delete"],
+)
+@pytest.mark.parametrize("concurrency", [False, True], ids=["sequential", "concurrent"])
+def test_an_async_adapter_gets_the_verdict_of_its_sync_twin(sync, async_, same_points, concurrency):
+    plain = check(sync, "cache-aside", seed=0, concurrency=concurrency, max_examples=60)
+    coroutine = check(async_, "cache-aside", seed=0, concurrency=concurrency, max_examples=60)
+    assert verdict(coroutine) == verdict(plain), coroutine.report()
+    if same_points:  # the same scheduling points: the very same runs, and replay strings
+        assert (coroutine.examples, coroutine.operations) == (plain.examples, plain.operations)
+        assert coroutine.replay == plain.replay
+    if coroutine.finding is not None:  # and its replay line reruns it
+        again = check(async_, "cache-aside", replay=coroutine.replay)
+        assert verdict(again) == verdict(coroutine)
+
+
+def test_the_textbook_race_and_a_deferred_delete_are_found():
+    assert verdict(check(textbook_async, "cache-aside", seed=0)) == "coherent-at-rest"
+    late = check(deferred_delete_async, "cache-aside", seed=0)
+    assert verdict(late) == "fresh-read", late.report()
+    # the table shows the write returning before its task deletes
+    rows = [s.describe() for s in late.steps if s.op == "w1"]
+    assert rows.index("write(k1, k1.v1) returned") < rows.index("cache.delete(k1)")
+
+
+# -- who makes a call: tasks keep the identity of the code that started them ----------------------
+
+
+class AsyncReadThrough:
+    """A read-through library that loads in a task of its own (as one that batches loads does)."""
+
+    def __init__(self, env):
+        self.env = env
+
+    async def get(self, key):
+        v = await self.env.async_cache.get(key)
+        if v is None:
+            v = await asyncio.create_task(self.env.async_db.get(key))
+            if v is not None:
+                (_,) = await asyncio.gather(self.env.async_cache.add(key, v))
+        return v
+
+
+def read_through(env, *, declared: bool):
+    library = AsyncReadThrough(env)
+
+    async def write(key, value):
+        await env.async_db.put(key, value)
+        await env.async_cache.delete(key)
+
+    return Adapter(read=library.get, write=write, cache_code=AsyncReadThrough if declared else ())
+
+
+def test_a_task_the_cache_started_is_the_caches():
+    result = check(lambda env: read_through(env, declared=True), "read-through", seed=0, concurrency=False)
+    assert result.passed, result.report()
+    assert result.status("who-loads") == "pass" and result.status("who-populates") == "pass"
+
+
+def test_a_task_the_app_started_is_the_apps():
+    result = check(lambda env: read_through(env, declared=False), "read-through", seed=0, concurrency=False)
+    assert verdict(result) == "who-loads"
+
+
+# -- time on the loop ----------------------------------------------------------------------------
+
+
+def test_asyncio_sleep_and_timeouts_run_on_the_kits_clock():
+    """An hour's sleep inside a read takes no real time: the loop's waits are the kit's."""
+
+    def make(env):
+        async def read(key):
+            async with asyncio.timeout(7200):
+                await asyncio.sleep(3600)
+                return await env.async_db.get(key)
+
+        async def write(key, value):
+            await env.async_db.put(key, value)
+
+        return Adapter(read=read, write=write)
+
+    started = time.perf_counter()
+    result = check(make, "cache-aside", replay="seq/r:k1,w:k1,r:k1")
+    assert time.perf_counter() - started < 60  # an hour of sleeping, at most seconds of real time
+    assert result.finding is not None and result.finding.invariant in ("who-populates", "who-loads")
+
+
+# -- definition ------------------------------------------------------------------------------------
+
+
+def test_an_async_generator_is_refused_naming_the_fix():
+    async def read(key):
+        yield None
+
+    with pytest.raises(cachepact.DefinitionError, match="async generator function"):
+        Adapter(read=read, write=lambda k, v: None)
+
+
+def test_a_task_that_raises_after_the_write_returned_is_the_operations_error():
+    def make(env):
+        async def fail():
+            raise RuntimeError("the background delete failed")
+
+        async def read(key):
+            return await env.async_db.get(key)
+
+        async def write(key, value):
+            await env.async_db.put(key, value)
+            asyncio.get_running_loop().create_task(fail())
+
+        return Adapter(read=read, write=write)
+
+    result = check(make, "cache-aside", replay="seq/w:k1")
+    assert verdict(result) == "adapter-error"
+    assert "the background delete failed" in result.finding.message
