@@ -238,3 +238,81 @@ def test_a_task_that_raises_after_the_write_returned_is_the_operations_error():
     result = check(make, "cache-aside", replay="seq/w:k1")
     assert verdict(result) == "adapter-error"
     assert "the background delete failed" in result.finding.message
+
+
+# -- from a new user's trial ----------------------------------------------------------------------
+
+
+def test_work_through_wait_for_and_task_groups_leaves_no_asyncio_noise(capfd):
+    def make(env):
+        async def read(key):
+            v, t = await asyncio.wait_for(env.async_cache.lease_get(key), timeout=2)
+            if v is None:
+                v = await asyncio.wait_for(env.async_db.get(key), timeout=2)
+                if t is not None:
+                    await env.async_cache.lease_set(key, v, t)
+            return v
+
+        async def write(key, value):
+            await env.async_db.put(key, value)
+            async with asyncio.TaskGroup() as group:
+                group.create_task(env.async_cache.delete(key))
+                group.create_task(env.async_db.put(f"audit:{key}", value))
+
+        return Adapter(read=read, write=write)
+
+    result = check(make, "cache-aside", seed=0, max_examples=100)
+    assert result.passed, result.report()
+    err = capfd.readouterr().err
+    assert "never retrieved" not in err and "destroyed" not in err and "Traceback" not in err
+
+
+def test_an_event_nothing_sets_is_a_timeout_named_at_once():
+    def make(env):
+        async def read(key):
+            await asyncio.Event().wait()
+
+        async def write(key, value):
+            await env.async_db.put(key, value)
+
+        return Adapter(read=read, write=write)
+
+    started = time.perf_counter()
+    result = check(make, "cache-aside", replay="seq/r:k1")
+    assert result.finding.invariant == "timeout"
+    assert "waits for an asyncio future nothing completes" in result.finding.message
+    assert time.perf_counter() - started < 4  # not the 5 s step timeout
+
+
+def test_a_callback_the_write_scheduled_with_call_later_is_its_work():
+    """A delete scheduled half a second after the write returned runs (on the kit's clock), and a
+    read in between sees the old value."""
+
+    def make(env):
+        read = polling_async(env).read
+
+        async def write(key, value):
+            await env.async_db.put(key, value)
+            asyncio.get_running_loop().call_later(0.5, env.cache.delete, key)
+
+        return Adapter(read=read, write=write)
+
+    result = check(make, "cache-aside", seed=0)
+    assert verdict(result) == "fresh-read", result.report()
+    assert verdict(check(make, "cache-aside", seed=0, concurrency=False)) == "pass"
+
+
+def test_async_with_a_transaction_is_the_with_block():
+    def make(env):
+        read = polling_async(env).read
+
+        async def write(key, value):
+            async with env.async_db.transaction() as tx:
+                await env.async_db.put(key, value)
+                tx.on_commit(lambda: env.cache.delete(key))
+
+        return Adapter(read=read, write=write)
+
+    result = check(make, "cache-aside", seed=0, max_examples=60)
+    assert result.passed, result.report()
+    assert "commit" in result.reached

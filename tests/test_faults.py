@@ -253,3 +253,29 @@ def test_a_replay_line_reruns_an_outage_and_a_mark_the_run_never_reaches_is_refu
 def test_a_poisoned_fill_is_no_poisoned_fills_alone():
     result = check(FAULT_CATALOGUE["caches_missing_on_db_error"].make, "cache-aside", replay="seq/r:k1!2b")
     assert [name for name, status in result.statuses if status == "fail"] == ["no-poisoned-fill"]
+
+
+def test_releasing_a_lease_after_a_failed_load_is_no_fill():
+    """lease_set(key, None, token) releases the lease and stores nothing: what a reader whose load
+    failed should do (it was reported as a poisoned fill)."""
+
+    def make(env):
+        def read(key):
+            value, token = env.cache.lease_get(key)
+            if value is not None:
+                return value
+            try:
+                value = env.db.get(key)
+            except DBError:
+                env.cache.lease_set(key, None, token)
+                raise
+            env.cache.lease_set(key, value, token)
+            return value
+
+        def write(key, value):
+            env.db.put(key, value)
+            env.cache.delete(key)
+
+        return Adapter(read=read, write=write)
+
+    assert check(make, "cache-aside", faults=True, replay="seq/r:k1!2b").passed

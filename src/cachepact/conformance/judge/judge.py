@@ -516,6 +516,8 @@ class Judge:
             return None
         if obs.kind is not Kind.FILL or not obs.changed:
             return None
+        if step.action == "lease_set" and step.value is None:
+            return None  # lease_set(key, None, token) releases the lease and stores nothing
         fields = {"op": op.name, "key": KEYS[obs.key], "value": show(step.value)}
         if isinstance(step.value, BaseException):
             return Rejection("no-poisoned-fill", "cached-error", fields, (("no-fill", None, obs.key, NONE),))

@@ -16,12 +16,15 @@ waits are scheduling points, as a thread's ``time.sleep`` is.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import inspect
 import selectors
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
+
+from ..runtime.primitives import handle
 
 # True in the context of a task the Cache's code started (and of the tasks that task starts).
 CACHE_TASK: contextvars.ContextVar[bool] = contextvars.ContextVar("cachepact_cache_task", default=False)
@@ -40,12 +43,25 @@ class KitSelector(selectors.DefaultSelector):
     def __init__(self) -> None:
         super().__init__()
         self.slept = 0.0  # the loop's time runs this far ahead of the clock it reads
+        self.settling = False  # the run is over: cancelled tasks unwind without the kit's waits
 
     def select(self, timeout: float | None = None) -> list:
         ready = super().select(0)
         if ready or timeout == 0:
             return ready
+        if self.settling:
+            return super().select(0.001 if timeout is None else min(timeout, 0.001))
         if timeout is None:
+            if len(self.get_map()) <= 1:  # only the loop's own wake-up pipe: nothing here can end it
+                me = handle()
+                if me is not None:
+                    me.block(
+                        _never,
+                        None,
+                        "an asyncio future nothing completes (an Event never set, a task "
+                        "awaited that waits for itself)",
+                    )
+                    return super().select(0)
             return super().select(None)  # waiting on I/O alone (a socket to a real server)
         before = time.monotonic()
         time.sleep(timeout)
@@ -53,6 +69,10 @@ class KitSelector(selectors.DefaultSelector):
         # participant waits) has passed for this loop all the same.
         self.slept += max(0.0, timeout - (time.monotonic() - before))
         return super().select(0)
+
+
+def _never() -> bool:
+    return False
 
 
 class KitEventLoop(asyncio.SelectorEventLoop):
@@ -76,6 +96,7 @@ def drive(awaitable: Any, *, cache_started: Callable[[], bool], returned: Callab
     def factory(loop: asyncio.AbstractEventLoop, coro: Coroutine, **kwargs: Any) -> asyncio.Task:
         context = kwargs.pop("context", None) or contextvars.copy_context()
         if not context.get(CACHE_TASK) and cache_started():
+            context = context.copy()  # a context the caller passed stays as it was
             context.run(CACHE_TASK.set, True)
         task = asyncio.Task(coro, loop=loop, context=context, **kwargs)
         created.append(task)
@@ -95,15 +116,22 @@ def drive(awaitable: Any, *, cache_started: Callable[[], bool], returned: Callab
         loop.close()
 
 
-def _settle(loop: asyncio.AbstractEventLoop, created: list[asyncio.Task]) -> None:
-    pending = [t for t in created if not t.done()]
-    for task in pending:
-        task.cancel()
-    if pending:
-        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-    for task in created:
-        if task.done() and not task.cancelled():
-            task.exception()  # retrieved: the error goes on from drive, not as "never retrieved"
+def _settle(loop: KitEventLoop, created: list[asyncio.Task]) -> None:
+    """Cancel what is still running and let it unwind, outside the kit's scheduling (the run is
+    over, or cut short); every task's error is retrieved: it goes on from ``drive``, not as asyncio's
+    "never retrieved" at exit."""
+    loop._kit_selector.settling = True
+    try:
+        pending = [t for t in created if not t.done()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            with contextlib.suppress(BaseException):
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    finally:
+        for task in created:
+            if task.done() and not task.cancelled():
+                task.exception()
 
 
 async def _with_tasks(awaitable: Any, returned: Callable[[Any], None] | None) -> Any:
@@ -112,12 +140,20 @@ async def _with_tasks(awaitable: Any, returned: Callable[[Any], None] | None) ->
     if returned is not None:
         returned(result)  # the caller has its answer now; what its tasks still do comes after
     me = asyncio.current_task()
-    while pending := [t for t in asyncio.all_tasks() if t is not me and not t.done()]:
-        done, _ = await asyncio.wait(pending)
-        for task in done:
-            if not task.cancelled() and task.exception() is not None:
-                raise task.exception()  # its work failed (or its run was cut short): the operation's error
-    return result
+    loop = asyncio.get_running_loop()
+    while True:
+        if pending := [t for t in asyncio.all_tasks() if t is not me and not t.done()]:
+            done, _ = await asyncio.wait(pending)
+            for task in done:
+                if not task.cancelled() and task.exception() is not None:
+                    raise task.exception()  # its work failed (or its run was cut short): the operation's error
+            continue
+        # Callbacks it scheduled (``loop.call_later``: a delayed second delete) are its work too. The
+        # loop keeps them in ``_scheduled`` (no public API lists them).
+        timers = [h for h in getattr(loop, "_scheduled", ()) if not h.cancelled()]
+        if not timers:
+            return result
+        await asyncio.sleep(max(0.0, min(h.when() for h in timers) - loop.time()))
 
 
 class AsyncStore:

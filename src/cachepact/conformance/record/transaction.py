@@ -100,6 +100,12 @@ class _Block:
         self._tx = tx
         return tx
 
+    async def __aenter__(self) -> Transaction:  # ``async with env.async_db.transaction():``, the same block
+        return self.__enter__()
+
+    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> None:
+        self.__exit__(kind, error, tb)
+
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> None:
         tx = self._tx
         assert tx is not None
