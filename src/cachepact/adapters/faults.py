@@ -221,41 +221,10 @@ def delete_in_finally_with_ttl(env) -> Adapter:
     return Adapter(read=read, write=write)
 
 
-def leased_retries_with_ttl(env) -> Adapter:
-    """``retries_with_ttl`` with its fills through leases (``env.cache.lease_get``/``lease_set``): the
-    write's delete voids a reader's lease, so it holds in flight too. A failed lease lookup falls back
-    to the DB without filling; a failed fill is skipped."""
-
-    def read(key):
-        try:
-            value, token = env.cache.lease_get(key)
-        except CacheError:
-            return env.db.get(key)
-        if value is not None:
-            return value
-        value = env.db.get(key)
-        if token is not None:
-            with contextlib.suppress(CacheError):
-                env.cache.lease_set(key, value, token, ttl=TTL)
-        return value
-
-    return Adapter(read=read, write=_write_retrying(env))
-
-
-FAULT_TOLERANT: dict[str, Callable] = {
-    "leased_retries_with_ttl": leased_retries_with_ttl,
-    "retries_with_ttl": retries_with_ttl,
-    "delete_in_finally_with_ttl": delete_in_finally_with_ttl,
-}
-
-
-# -- one adapter per recovery design the model explores (``cachepact explain --faults``) ------------
-# Reads fill through leases, as the model's designs do, so what a check finds is the failure's
-# doing. ``RECOVERY_DESIGNS`` maps (recovery, time to live) to the adapter; tests/test_agreement.py
-# checks that each gets the verdict the explorer proves for its design.
-
-
 def _leased_read(env, *, ttl: float | None) -> Callable:
+    """A read that fills through a lease: a failed lease lookup falls back to the DB without filling,
+    a failed fill is skipped."""
+
     def read(key):
         try:
             value, token = env.cache.lease_get(key)
@@ -270,6 +239,27 @@ def _leased_read(env, *, ttl: float | None) -> Callable:
         return value
 
     return read
+
+
+def leased_retries_with_ttl(env) -> Adapter:
+    """``retries_with_ttl`` with its fills through leases (``env.cache.lease_get``/``lease_set``): the
+    write's delete voids a reader's lease, so it holds in flight too. A failed lease lookup falls back
+    to the DB without filling; a failed fill is skipped."""
+
+    return Adapter(read=_leased_read(env, ttl=TTL), write=_write_retrying(env))
+
+
+FAULT_TOLERANT: dict[str, Callable] = {
+    "leased_retries_with_ttl": leased_retries_with_ttl,
+    "retries_with_ttl": retries_with_ttl,
+    "delete_in_finally_with_ttl": delete_in_finally_with_ttl,
+}
+
+
+# -- one adapter per recovery design the model explores (``cachepact explain --faults``) ------------
+# Reads fill through leases, as the model's designs do, so what a check finds is the failure's
+# doing. ``RECOVERY_DESIGNS`` maps (recovery, time to live) to the adapter; tests/test_convergence.py
+# checks that each gets the verdict the explorer proves for its design.
 
 
 def _design(recovery: str, ttl: float | None) -> Callable:
