@@ -42,7 +42,7 @@ import redis
 
 from .errors import InvalidArgument
 
-__all__ = ["Leases"]
+__all__ = ["AsyncLeases", "Leases"]
 
 # KEYS[1] the value, KEYS[2] the lease; ARGV[1] a new token, ARGV[2] the lease's expiry in ms.
 # The three outcomes have different reply shapes, never booleans (a RESP3 connection would turn a Lua
@@ -90,7 +90,62 @@ def _milliseconds(parameter: str, seconds: Any, *, positive: bool = False) -> in
     return max(1, round(seconds * 1000))  # round, not ceil: 2.007 * 1000 is 2007.0000000000002
 
 
-class Leases:
+class _LeaseScripts:
+    """What both clients share: the scripts registered on the client, keys, tokens, arguments."""
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        lease_ttl: float = 10.0,
+        prefix: str = "lease:",
+        tokens: Callable[[], str] | None = None,
+    ) -> None:
+        self._lease_ms = _milliseconds("lease_ttl", lease_ttl, positive=True)
+        self._prefix = prefix
+        # A bytes key gets a bytes lease key; the prefix is encoded as redis-py encodes a str key.
+        self._encode = client.get_encoder().encode
+        self._prefix_bytes: bytes = self._encode(prefix)
+        self._tokens = tokens if tokens is not None else lambda: secrets.token_hex(8)
+        self._spare: list[str] = []  # tokens made but not granted (see _token)
+        self._get = client.register_script(_GET)
+        self._set = client.register_script(_SET)
+        self._delete = client.register_script(_DELETE)
+
+    def _keys(self, key: Any) -> list[Any]:
+        """KEYS for a script: the value key as given, then its lease key (str for str, else bytes)."""
+        if isinstance(key, str):
+            return [key, self._prefix + key]
+        return [key, self._prefix_bytes + self._encode(key)]  # bytes, memoryview, or a number redis-py encodes
+
+    def _token(self) -> str:
+        # The token is made before the script knows whether it grants, so one that was not granted
+        # (a hit, or another lease out) is kept for the next call: tokens are spent only on grants,
+        # as env.cache spends them (t1, t2, ... with the kit's counter). It was never stored, so
+        # reusing it is safe; list.pop/append are atomic, so no two threads hold the same spare.
+        try:
+            return self._spare.pop()
+        except IndexError:
+            return self._tokens()
+
+    def _answer(self, reply: Any, token: str) -> tuple[Any, str | None]:
+        if reply is None or isinstance(reply, list):
+            self._spare.append(token)
+            return (reply[0] if reply is not None else None), None
+        # Hand back the token as made, not as the reply decoded it: it is what ``set`` must be given.
+        return None, token
+
+    def _set_args(self, value: Any, token: Any, ttl: float | None) -> list[Any] | None:
+        """The fill's ARGV, or None when there is no lease to fill under (nothing to send)."""
+        args = [token] if value is None else [token, value]
+        if ttl is not None:
+            ms = _milliseconds("ttl", ttl)  # checked even for a release, so a bad ttl never passes unseen
+            if value is not None:
+                args.append(ms)
+        return None if token is None else args
+
+
+class Leases(_LeaseScripts):
     """Memcache-style leases on one Redis client (``redis.Redis`` or a subclass such as ``FakeRedis``).
 
     ``lease_ttl``: seconds a granted lease lasts when its holder never fills or releases it.
@@ -106,40 +161,13 @@ class Leases:
         prefix: str = "lease:",
         tokens: Callable[[], str] | None = None,
     ) -> None:
-        self._lease_ms = _milliseconds("lease_ttl", lease_ttl, positive=True)
-        self._prefix = prefix
-        # A bytes key gets a bytes lease key; the prefix is encoded as redis-py encodes a str key.
-        self._encode = client.get_encoder().encode
-        self._prefix_bytes: bytes = self._encode(prefix)
-        self._tokens = tokens if tokens is not None else lambda: secrets.token_hex(8)
-        self._spare: list[str] = []  # tokens made but not granted (see get)
-        self._get = client.register_script(_GET)
-        self._set = client.register_script(_SET)
-        self._delete = client.register_script(_DELETE)
-
-    def _keys(self, key: Any) -> list[Any]:
-        """KEYS for a script: the value key as given, then its lease key (str for str, else bytes)."""
-        if isinstance(key, str):
-            return [key, self._prefix + key]
-        return [key, self._prefix_bytes + self._encode(key)]  # bytes, memoryview, or a number redis-py encodes
+        super().__init__(client, lease_ttl=lease_ttl, prefix=prefix, tokens=tokens)
 
     def get(self, key: Any) -> tuple[Any, str | None]:
         """``(value, None)`` on a hit; ``(None, token)`` on a miss that grants the caller the lease;
         ``(None, None)`` while another lease on the key is out."""
-        # The token is made before the script knows whether it grants, so one that was not granted
-        # (a hit, or another lease out) is kept for the next call: tokens are spent only on grants,
-        # as env.cache spends them (t1, t2, ... with the kit's counter). It was never stored, so
-        # reusing it is safe; list.pop/append are atomic, so no two threads hold the same spare.
-        try:
-            token = self._spare.pop()
-        except IndexError:
-            token = self._tokens()
-        reply = self._get(keys=self._keys(key), args=[token, self._lease_ms])
-        if reply is None or isinstance(reply, list):
-            self._spare.append(token)
-            return (reply[0] if reply is not None else None), None
-        # Hand back the token as made, not as the reply decoded it: it is what ``set`` must be given.
-        return None, token
+        token = self._token()
+        return self._answer(self._get(keys=self._keys(key), args=[token, self._lease_ms]), token)
 
     def set(self, key: Any, value: Any, token: Any, ttl: float | None = None) -> bool:
         """Store ``value`` only if ``token`` is the key's outstanding lease, releasing the lease.
@@ -147,15 +175,47 @@ class Leases:
         True if the token was valid (and the value stored). ``value`` None releases the lease
         without storing. ``ttl`` seconds, or None to keep the entry until it is deleted.
         """
-        args = [token] if value is None else [token, value]
-        if ttl is not None:
-            ms = _milliseconds("ttl", ttl)  # checked even for a release, so a bad ttl never passes unseen
-            if value is not None:
-                args.append(ms)
-        if token is None:
+        args = self._set_args(value, token, ttl)
+        if args is None:
             return False  # no lease was granted (a hit, or another lease was out): nothing to send
         return bool(self._set(keys=self._keys(key), args=args))
 
     def delete(self, key: Any) -> None:
         """Remove the entry and void every outstanding lease on the key."""
         self._delete(keys=self._keys(key))
+
+
+class AsyncLeases(_LeaseScripts):
+    """``Leases`` for a ``redis.asyncio.Redis`` client: the same scripts, keys and tokens, awaited::
+
+    leases = AsyncLeases(redis.asyncio.Redis())
+    value, token = await leases.get(key)
+    await leases.set(key, value, token, ttl=300)
+    await leases.delete(key)
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        lease_ttl: float = 10.0,
+        prefix: str = "lease:",
+        tokens: Callable[[], str] | None = None,
+    ) -> None:
+        super().__init__(client, lease_ttl=lease_ttl, prefix=prefix, tokens=tokens)
+
+    async def get(self, key: Any) -> tuple[Any, str | None]:
+        """As ``Leases.get``."""
+        token = self._token()
+        return self._answer(await self._get(keys=self._keys(key), args=[token, self._lease_ms]), token)
+
+    async def set(self, key: Any, value: Any, token: Any, ttl: float | None = None) -> bool:
+        """As ``Leases.set``."""
+        args = self._set_args(value, token, ttl)
+        if args is None:
+            return False
+        return bool(await self._set(keys=self._keys(key), args=args))
+
+    async def delete(self, key: Any) -> None:
+        """As ``Leases.delete``."""
+        await self._delete(keys=self._keys(key))

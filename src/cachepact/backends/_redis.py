@@ -41,7 +41,8 @@ _RENEW = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPI
 _RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 SCHEMES = ("redis", "rediss", "unix")
 FAKE_SCHEME = "fakeredis://"  # --redis fakeredis://: the in-process server, env.cache on it too
-FAKE_URL = "redis://fakeredis.cachepact:6379/0"  # where library clients made with env.redis_options go
+FAKE_HOST = "fakeredis.cachepact"  # no such host: during a check, clients made for it reach the in-process server
+FAKE_URL = f"redis://{FAKE_HOST}:6379/0"  # where library clients made with env.redis_options go
 
 # A value of a type other than a string, read whole, as the kit compares entries.
 _READ_WHOLE = {
@@ -73,6 +74,7 @@ class RedisServer:
 
     def __init__(self, url: str | None = None, *, connect_timeout: float = 5.0) -> None:
         self.fake = url is None
+        self.fake_server: Any = None  # the in-process server (fakeredis), what asyncio clients' twins reach
         self.shown = IN_PROCESS if url is None else masked(url)
         self.cleaned = 0  # keys a previous, interrupted run left, removed at the start
         self._token = uuid.uuid4().hex
@@ -109,6 +111,7 @@ class RedisServer:
         # Made outside any run (the kit sees to it), so the server's lock and its database's condition
         # are real ones: the kit's stand-ins would make every command a scheduling point.
         self._fake_server = fakeredis.FakeServer()
+        self.fake_server = self._fake_server
         self._fake_server.dbs[0]
         self.db = 0
         self.url = FAKE_URL
@@ -284,6 +287,19 @@ class RedisServer:
     def client(self, **kwargs: Any) -> redis.Redis:
         """A new genuine ``redis.Redis`` on the run's server (what ``env.redis`` is)."""
         return redis.Redis.from_url(self.url, **self.options, **kwargs)
+
+    def async_client(self) -> Any:
+        """A new genuine ``redis.asyncio.Redis`` on the run's server (what ``env.async_redis`` is). During
+        a check its commands go through a synchronous twin, recorded; it connects only outside one."""
+        import redis.asyncio
+
+        if not self.fake:
+            return redis.asyncio.Redis.from_url(self.url)
+        from fakeredis.aioredis import FakeAsyncRedisConnection
+
+        return redis.asyncio.Redis.from_url(
+            self.url, connection_class=FakeAsyncRedisConnection, server=self._fake_server
+        )
 
     # -- the kit's own view ---------------------------------------------------------------------
 

@@ -43,6 +43,7 @@ class KitSelector(selectors.DefaultSelector):
     def __init__(self) -> None:
         super().__init__()
         self.slept = 0.0  # the loop's time runs this far ahead of the clock it reads
+        self.callbacks: Any = ()  # the loop's queue of ready callbacks (set by the loop)
         self.settling = False  # the run is over: cancelled tasks unwind without the kit's waits
 
     def select(self, timeout: float | None = None) -> list:
@@ -51,28 +52,57 @@ class KitSelector(selectors.DefaultSelector):
             return ready
         if self.settling:
             return super().select(0.001 if timeout is None else min(timeout, 0.001))
-        if timeout is None:
-            if len(self.get_map()) <= 1:  # only the loop's own wake-up pipe: nothing here can end it
-                me = handle()
-                if me is not None:
-                    me.block(
-                        _never,
-                        None,
-                        "an asyncio future nothing completes (an Event never set, a task "
-                        "awaited that waits for itself)",
-                    )
-                    return super().select(0)
+        me = handle()
+        if me is None:  # not an operation's thread (a loop run outside the scheduler): a plain wait
+            return super().select(timeout)
+        if timeout is None and len(self.get_map()) > 1:
             return super().select(None)  # waiting on I/O alone (a socket to a real server)
+        # A wait another operation may end: an asyncio primitive it shares with this one (a Lock, an
+        # Event, a Queue made in make) completes this loop's future from its own thread, which puts
+        # the future's callback on this loop's ready queue. The scheduler sees that, so the wait is
+        # one the kit schedules, as a kit lock's is; a timed wait (asyncio.sleep, a timeout) is one
+        # time may end as well.
+        callbacks = self.callbacks
         before = time.monotonic()
-        time.sleep(timeout)
-        # Whatever of the wait the clock did not pass itself (the kit moves it only when every
-        # participant waits) has passed for this loop all the same.
-        self.slept += max(0.0, timeout - (time.monotonic() - before))
+        woken = me.block(
+            lambda: bool(callbacks),
+            timeout,
+            "a sleep"
+            if timeout is not None
+            else "an asyncio future nothing completes (an Event never set, a Lock never released, a task "
+            "awaited that waits for itself)",
+        )
+        if not woken:
+            # Whatever of the wait the clock did not pass itself (the kit moves it only when every
+            # participant waits) has passed for this loop all the same.
+            self.slept += max(0.0, timeout - (time.monotonic() - before))
         return super().select(0)
 
 
-def _never() -> bool:
-    return False
+def _share_primitives_between_loops() -> None:
+    """Let an asyncio primitive (``Lock``, ``Semaphore``, ``Event``, ``Condition``, ``Queue``,
+    ``Barrier``) made in ``make`` serve every operation, as it serves every request of a process.
+
+    asyncio binds such a primitive to the first loop that waits on it and refuses any other loop
+    (``RuntimeError: ... is bound to a different event loop``). The kit gives each operation a loop
+    of its own, on its own thread, and runs one thread at a time: a waiter's future, completed from
+    another operation's thread, wakes its own loop through ``KitSelector``. So between the kit's
+    loops the binding is lifted: each wait makes its future on the loop that waits. Any other loop
+    keeps asyncio's rule. Patched once, for the process, as redis-py is."""
+    from asyncio import mixins
+
+    current = mixins._LoopBoundMixin._get_loop
+    if getattr(current, "_cachepact_original", None) is not None:
+        return
+
+    def _get_loop(self: Any) -> asyncio.AbstractEventLoop:
+        loop = asyncio.events._get_running_loop()
+        if isinstance(loop, KitEventLoop) and isinstance(self._loop, KitEventLoop):
+            return loop
+        return current(self)
+
+    _get_loop._cachepact_original = current  # type: ignore[attr-defined]
+    mixins._LoopBoundMixin._get_loop = _get_loop  # type: ignore[method-assign]
 
 
 class KitEventLoop(asyncio.SelectorEventLoop):
@@ -82,6 +112,7 @@ class KitEventLoop(asyncio.SelectorEventLoop):
     def __init__(self) -> None:
         self._kit_selector = KitSelector()
         super().__init__(self._kit_selector)
+        self._kit_selector.callbacks = self._ready  # asyncio keeps them there (no public API shows them)
 
     def time(self) -> float:
         return super().time() + self._kit_selector.slept
@@ -91,6 +122,7 @@ def drive(awaitable: Any, *, cache_started: Callable[[], bool], returned: Callab
     """Run ``awaitable`` to its end on a new event loop, then every task it left running; its result.
     ``cache_started()`` says, at a task's creation, whether the Cache's code is starting it;
     ``returned(result)`` is told the moment the coroutine returns, before its tasks are done."""
+    _share_primitives_between_loops()
     loop = KitEventLoop()
 
     def factory(loop: asyncio.AbstractEventLoop, coro: Coroutine, **kwargs: Any) -> asyncio.Task:

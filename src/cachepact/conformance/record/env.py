@@ -379,6 +379,7 @@ class Env:
     cache: RecordingCache
     _servers: Any = attrs.field(default=None, repr=False)
     _redis: Any = attrs.field(default=None, repr=False)
+    _async_redis: Any = attrs.field(default=None, repr=False)
 
     @property
     def async_cache(self) -> AsyncStore:
@@ -400,6 +401,16 @@ class Env:
             with real_primitives():  # its pool's locks guard redis-py's internals: never scheduling points
                 self._redis = server.client()
         return self._redis
+
+    @property
+    def async_redis(self) -> Any:
+        """This app instance's own ``redis.asyncio.Redis`` client on the run's server, for ``async def``
+        adapters: ``await env.async_redis.get(k)``. Its commands are recorded as ``env.redis``'s are."""
+        if self._async_redis is None:
+            server = self._server()
+            with real_primitives():
+                self._async_redis = server.async_client()
+        return self._async_redis
 
     @property
     def redis_url(self) -> str:

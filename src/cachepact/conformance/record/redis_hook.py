@@ -26,7 +26,7 @@ from typing import Any
 from ...backends import HashField
 from ...model import show
 from ..runtime.session import Session, left_behind, lingering, running
-from . import async_refusal
+from . import redis_asyncio
 from .effect import Effect
 from .redis_commands import READS, REMOVALS, RUN_KEY, SCRIPTS, command_name, fields_of, keys_of, names
 
@@ -47,6 +47,13 @@ class RedisRecording:
         self.server: Any = None
         self.view: Any = None  # the kit's view of the server: decodes env.cache's own payloads
         self.unobserved: set[str] = servers.unobserved  # commands whose keys the kit could not name
+        self.twins: dict[tuple[int, int], tuple] = {}  # redis.asyncio pools' synchronous twins (redis_asyncio)
+
+    def run_server(self) -> Any:
+        """The run's Redis server (``backends.RedisServer``)."""
+        if self.server is None:
+            self._attach()
+        return self.server
 
     def _attach(self) -> None:
         self.server = self._servers.redis()
@@ -844,7 +851,7 @@ class hooked:
             redis.client.Redis.execute_command = _execute_command
             redis.client.Pipeline.immediate_execute_command = _immediate_execute_command
             redis.client.Pipeline.execute = _pipeline_execute
-            async_refusal.install()  # redis.asyncio is not recorded: refused while a check runs
+            redis_asyncio.install()  # redis.asyncio's commands go through synchronous twins
         hooked.depth += 1
 
     def __exit__(self, *exc: object) -> None:
@@ -858,7 +865,7 @@ class hooked:
             redis.client.Redis.execute_command = _originals["execute_command"]
             redis.client.Pipeline.immediate_execute_command = _originals["immediate_execute_command"]
             redis.client.Pipeline.execute = _originals["execute"]
-            async_refusal.uninstall()
+            redis_asyncio.uninstall()
 
 
 def _is_hash(observed: Any) -> bool:
