@@ -9,6 +9,7 @@ kit's sight (a false who-populates, keys left on a real server)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 
@@ -141,10 +142,8 @@ def versioned_watch(env):
             if value is not None:
                 pipe.multi()
                 pipe.set(f"user:{key}", value, ex=300)
-                try:
+                with contextlib.suppress(redis.WatchError):  # a write came in between: serve it uncached
                     await pipe.execute()
-                except redis.WatchError:
-                    pass  # a write came in between: serve the value without caching it
         return value
 
     async def write(key, value):
