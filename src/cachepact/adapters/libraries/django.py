@@ -138,6 +138,41 @@ def get_or_set_redis(env) -> Adapter:
     return _get_or_set(env, on_redis=True)
 
 
+def aget_aset_redis(env) -> Adapter:
+    """``get_set_redis`` in an async view: ``await cache.aget``, the load, ``await cache.aset``;
+    ``await cache.adelete`` on write. Django runs each through ``sync_to_async`` (a worker thread
+    sends the command), which the kit follows as the operation's own work."""
+    cache = _cache(env, on_redis=True)
+
+    async def read(key):
+        value = await cache.aget(key)
+        if value is None:
+            value = await env.async_db.get(key)
+            if value is not None:
+                await cache.aset(key, value, timeout=TIMEOUT)
+        return value
+
+    async def write(key, value):
+        await env.async_db.put(key, value)
+        await cache.adelete(key)
+
+    return Adapter(read=read, write=write)
+
+
+def aget_or_set_redis(env) -> Adapter:
+    """Read-through in an async view: ``await cache.aget_or_set(key, loader)``; ``await cache.adelete``."""
+    cache = _cache(env, on_redis=True)
+
+    async def read(key):
+        return await cache.aget_or_set(key, lambda: env.db.get(key), timeout=TIMEOUT)
+
+    async def write(key, value):
+        await env.async_db.put(key, value)
+        await cache.adelete(key)
+
+    return Adapter(read=read, write=write, cache_code="django.core.cache")
+
+
 def get_set_locked(env) -> Adapter:
     """The fix by locking, as far as a lock goes: ``get_set_redis`` with a Redis lock (redis-py's
     ``Lock(timeout=10)``) per key that covers the reader's load and fill and the writer's write and

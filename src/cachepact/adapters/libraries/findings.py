@@ -68,6 +68,16 @@ _DOGPILE = (
 _DJANGO = "documented behaviour: `cache.set` stores unconditionally, so a fill that raced a `delete` lands"
 _DJANGO_GOS = "documented behaviour: `get_or_set` is `get`, then `add` of the loader's value, unguarded"
 _FLASK = "documented behaviour: the decorators load and `set` unconditionally on a miss"
+_AIOCACHE = "documented behaviour: `@cached` loads through the function on a miss and `set`s its result unconditionally"
+_CASHEWS = (
+    "documented behaviour: `@cache` loads on a miss and `set`s unconditionally; `@cache.invalidate` deletes "
+    "after the write returns, which a fill that loaded before the write can follow"
+)
+_AIO_REDIS = "the recipe's usage: `SET` after the load is unconditional, as with redis-py"
+_DJANGO_ASYNC = (
+    "documented behaviour: `aget`/`aset`/`adelete` are `get`/`set`/`delete` run through `sync_to_async`: "
+    "the same unconditional `set`"
+)
 
 _RAISES_NO_TTL = (
     "The store's error reaches the caller (the library raises what the store raised); the write deletes "
@@ -329,6 +339,30 @@ RECIPES = (
         advice=f"{LEASES}, {VERSIONED}, {LOCKED}",
     ),
     Recipe(
+        library="Django",
+        module="django",
+        name="aget_aset_redis",
+        pattern="cache-aside",
+        sequential="pass",
+        default="coherent-at-rest",
+        faults="pass",
+        under_faults=_RAISES_TTL.format(ttl="`TIMEOUT`, 300 s"),
+        cause=_DJANGO_ASYNC,
+        advice=f"{LEASES} (`cachepact.leases.AsyncLeases` in async code), {VERSIONED}, {LOCKED}",
+    ),
+    Recipe(
+        library="Django",
+        module="django",
+        name="aget_or_set_redis",
+        pattern="read-through",
+        sequential="pass",
+        default="coherent-at-rest",
+        faults="pass",
+        under_faults=_RAISES_TTL.format(ttl="`TIMEOUT`, 300 s"),
+        cause=_DJANGO_ASYNC + " (`aget_or_set`: `aget`, then `aadd` of the loader's value)",
+        advice=f"{LEASES} (`cachepact.leases.AsyncLeases` in async code), {VERSIONED}, {LOCKED}",
+    ),
+    Recipe(
         library="Flask-Caching",
         module="flask",
         name="memoize",
@@ -351,6 +385,93 @@ RECIPES = (
         under_faults=_FLASK_FAULTS,
         cause=_FLASK + " (`cached`)",
         advice=f"{LEASES}, {VERSIONED}, {LOCKED}",
+    ),
+    Recipe(
+        library="redis",
+        module="redis_asyncio",
+        name="get_set",
+        pattern="cache-aside",
+        sequential="pass",
+        default="coherent-at-rest",
+        faults="pass",
+        under_faults=_RAISES_TTL.format(ttl="300 s"),
+        cause=_AIO_REDIS,
+        advice=f"{LEASES} (`cachepact.leases.AsyncLeases` in async code), {VERSIONED}",
+        fixed_by="leased",
+    ),
+    Recipe(
+        library="redis",
+        module="redis_asyncio",
+        name="leased",
+        pattern="cache-aside",
+        sequential="pass",
+        default="pass",
+        faults="pass",
+        under_faults=_RAISES_TTL.format(ttl="300 s"),
+        fixes="`AsyncLeases.get` grants a miss the key's lease, `set` fills only under it, and the write's "
+        "`delete` voids it, so a fill that loaded before the write is refused",
+    ),
+    Recipe(
+        library="aiocache",
+        module="aiocache",
+        name="cached_redis",
+        pattern="read-through",
+        sequential="pass",
+        default="coherent-at-rest",
+        faults="pass",
+        under_faults=(
+            "A read logs a cache error (`Couldn't retrieve`) and calls the function, and a failed fill is "
+            "logged, not raised; the write's `delete` raises. The entries' `ttl` (300 s) bounds a lost "
+            "invalidation"
+        ),
+        cause=_AIOCACHE,
+        advice=f"{LEASES} (`cachepact.leases.AsyncLeases` in async code), {VERSIONED}",
+        fixed_by="cached_leased",
+    ),
+    Recipe(
+        library="aiocache",
+        module="aiocache",
+        name="cached_leased",
+        pattern="read-through",
+        sequential="pass",
+        default="pass",
+        faults="pass",
+        under_faults=(
+            "As `cached_redis`: read errors are logged and the function called, the write's `delete` raises; "
+            "the `ttl` (300 s) bounds a lost invalidation"
+        ),
+        fixes="`leased_cached` overrides `cached`'s `get_from_cache` and `set_in_cache`: a miss takes the "
+        "key's lease (`AsyncLeases` on the decorator's own Redis client), the fill is lease-checked, and the "
+        "write deletes through the same leases",
+    ),
+    Recipe(
+        library="cashews",
+        module="cashews",
+        name="cache_invalidate",
+        pattern="read-through",
+        sequential="pass",
+        default="coherent-at-rest",
+        faults="fresh-read",
+        under_faults=(
+            "cashews' default `suppress=True` logs a Redis error and swallows it: the write's failed delete "
+            "returns as if it had invalidated, so readers get the old value for up to the `ttl` (5 minutes) "
+            "after a write that reported success, and the caller cannot retry. Set it up with "
+            "`suppress=False` (`cache_invalidate_raising`)"
+        ),
+        cause=_CASHEWS,
+        advice=f"{LEASES} (`cachepact.leases.AsyncLeases` in async code), {VERSIONED}",
+    ),
+    Recipe(
+        library="cashews",
+        module="cashews",
+        name="cache_invalidate_raising",
+        pattern="read-through",
+        sequential="pass",
+        default="coherent-at-rest",
+        faults="pass",
+        under_faults=_RAISES_TTL.format(ttl="`ttl`, 5 minutes"),
+        cause=_CASHEWS,
+        advice=f"{LEASES} (`cachepact.leases.AsyncLeases` in async code), {VERSIONED}",
     ),
 )
 
@@ -429,12 +550,18 @@ def page() -> str:
         "covers the writer too holds only while no holder outlasts the lock's timeout, which the check shows",
         "by moving the clock inside races (`django:get_set_locked`).",
         "",
+        "The async recipes (`redis.asyncio`, aiocache, cashews, Django's `aget`/`aset`) are coroutine adapters;",
+        "their `redis.asyncio` clients, made by the library itself, are recorded as redis-py's are. They lose",
+        "the same race as their synchronous counterparts, and the same leases (`AsyncLeases`) close it.",
+        "",
         "Under faults (the cache or Redis failing mid-operation, `--faults`) every library here lets the store's",
-        "error reach the caller, except Flask-Caching's reads, which log it and call the function. What decides",
-        "the verdict is the recipe: a write that deletes after its DB put with no `finally` and no retry leaves",
-        "the old value cached when it raises in between, and only a time to live bounds that. Recipes whose",
-        "entries have one pass, the report stating the bound; those without fail",
-        "`no-stale-after-failed-invalidate`.",
+        "error reach the caller, except Flask-Caching's and aiocache's reads, which log it and call the function,",
+        "and cashews, which by default (`suppress=True`) swallows every Redis error, a failed invalidation",
+        "included. What decides the verdict is the recipe: a write that deletes after its DB put with no",
+        "`finally` and no retry leaves the old value cached when it raises in between, and only a time to live",
+        "bounds that. Recipes whose entries have one pass, the report stating the bound; those without fail",
+        "`no-stale-after-failed-invalidate`. A write that reports success after its delete failed fails",
+        "`fresh-read`: readers get the old value after a write that said it was done.",
         "",
         "| library | recipe | pattern | `--no-concurrency` | default | `--no-concurrency --faults` |",
         "| --- | --- | --- | --- | --- | --- |",

@@ -20,6 +20,7 @@ import contextlib
 import contextvars
 import inspect
 import selectors
+import sys
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -79,7 +80,22 @@ class KitSelector(selectors.DefaultSelector):
         return super().select(0)
 
 
-def _share_primitives_between_loops() -> None:
+class KitTask(asyncio.tasks._PyTask):  # type: ignore[name-defined,misc]
+    """A task on a kit loop that may await a future of another kit loop: a task, or a future, made by
+    another operation (an in-flight load shared between requests, as ``async-lru`` and hand-written
+    single-flight maps do). asyncio's own (C) task refuses any future not of its loop; this one, the
+    pure-Python ``Task`` asyncio ships, asks ``futures._get_loop`` (which ``_share_between_loops``
+    answers with the waiting loop for kit loops) and, when the future completes on its own loop's
+    thread, moves its wake-up to this task's loop, whose ``KitSelector`` the scheduler then wakes."""
+
+    def _Task__wakeup(self, future: asyncio.Future) -> None:
+        if asyncio.events._get_running_loop() is not self._loop:
+            self._loop.call_soon(super()._Task__wakeup, future, context=self._context)
+            return
+        super()._Task__wakeup(future)
+
+
+def _share_between_loops() -> None:
     """Let an asyncio primitive (``Lock``, ``Semaphore``, ``Event``, ``Condition``, ``Queue``,
     ``Barrier``) made in ``make`` serve every operation, as it serves every request of a process.
 
@@ -88,8 +104,28 @@ def _share_primitives_between_loops() -> None:
     of its own, on its own thread, and runs one thread at a time: a waiter's future, completed from
     another operation's thread, wakes its own loop through ``KitSelector``. So between the kit's
     loops the binding is lifted: each wait makes its future on the loop that waits. Any other loop
-    keeps asyncio's rule. Patched once, for the process, as redis-py is."""
-    from asyncio import mixins
+    keeps asyncio's rule. Patched once, for the process, as redis-py is.
+
+    The same goes for a future another operation made (``futures._get_loop``, which tasks, ``gather``,
+    ``shield`` and ``wait_for`` ask): between kit loops it is the waiting loop's (see ``KitTask``)."""
+    from asyncio import futures, mixins
+
+    loop_of = futures._get_loop
+    if getattr(loop_of, "_cachepact_original", None) is None:
+        # Only where a task takes up a future to wait on (its step, ``ensure_future``): ``all_tasks``
+        # asks too, and must still tell each loop's tasks apart.
+        waiting = frozenset([asyncio.tasks._PyTask._Task__step.__code__, asyncio.tasks._ensure_future.__code__])
+
+        def _get_loop_of(fut: Any) -> asyncio.AbstractEventLoop:
+            own = loop_of(fut)
+            if isinstance(own, KitEventLoop) and sys._getframe(1).f_code in waiting:
+                running = asyncio.events._get_running_loop()
+                if isinstance(running, KitEventLoop):
+                    return running
+            return own
+
+        _get_loop_of._cachepact_original = loop_of  # type: ignore[attr-defined]
+        futures._get_loop = _get_loop_of
 
     current = mixins._LoopBoundMixin._get_loop
     if getattr(current, "_cachepact_original", None) is not None:
@@ -122,7 +158,7 @@ def drive(awaitable: Any, *, cache_started: Callable[[], bool], returned: Callab
     """Run ``awaitable`` to its end on a new event loop, then every task it left running; its result.
     ``cache_started()`` says, at a task's creation, whether the Cache's code is starting it;
     ``returned(result)`` is told the moment the coroutine returns, before its tasks are done."""
-    _share_primitives_between_loops()
+    _share_between_loops()
     loop = KitEventLoop()
 
     def factory(loop: asyncio.AbstractEventLoop, coro: Coroutine, **kwargs: Any) -> asyncio.Task:
@@ -130,15 +166,17 @@ def drive(awaitable: Any, *, cache_started: Callable[[], bool], returned: Callab
         if not context.get(CACHE_TASK) and cache_started():
             context = context.copy()  # a context the caller passed stays as it was
             context.run(CACHE_TASK.set, True)
-        task = asyncio.Task(coro, loop=loop, context=context, **kwargs)
+        task = KitTask(coro, loop=loop, context=context, **kwargs)
         created.append(task)
         return task
 
     created: list[asyncio.Task] = []
     loop.set_task_factory(factory)
-    main = loop.create_task(_with_tasks(awaitable, returned))
+    main = loop.create_task(_with_tasks(awaitable, returned, created))
     try:
-        return loop.run_until_complete(main)
+        result = loop.run_until_complete(main)
+        _run_ready(loop)
+        return result
     except BaseException:
         # The operation raised (or its run was cut short): what its tasks raised is that error, here
         # already; the tasks still pending end cancelled, so the loop closes with none left running.
@@ -146,6 +184,16 @@ def drive(awaitable: Any, *, cache_started: Callable[[], bool], returned: Callab
         raise
     finally:
         loop.close()
+
+
+def _run_ready(loop: KitEventLoop) -> None:
+    """Run the callbacks the loop still holds once the operation is done: a task of its that another
+    operation awaits has completed, and that operation's wake-up waits here (``KitTask``)."""
+    for _ in range(100):  # each round runs what is ready now; a callback may make more ready
+        if not loop._ready:
+            return
+        loop.call_soon(loop.stop)
+        loop.run_forever()
 
 
 def _settle(loop: KitEventLoop, created: list[asyncio.Task]) -> None:
@@ -166,7 +214,7 @@ def _settle(loop: KitEventLoop, created: list[asyncio.Task]) -> None:
                 task.exception()
 
 
-async def _with_tasks(awaitable: Any, returned: Callable[[Any], None] | None) -> Any:
+async def _with_tasks(awaitable: Any, returned: Callable[[Any], None] | None, created: list[asyncio.Task]) -> Any:
     """The operation's coroutine, then the tasks it left running (its work, as a helper thread's)."""
     result = await awaitable
     if returned is not None:
@@ -174,7 +222,8 @@ async def _with_tasks(awaitable: Any, returned: Callable[[Any], None] | None) ->
     me = asyncio.current_task()
     loop = asyncio.get_running_loop()
     while True:
-        if pending := [t for t in asyncio.all_tasks() if t is not me and not t.done()]:
+        # The tasks made on this loop (``all_tasks`` would do, at the price of every live task's look)
+        if pending := [t for t in created if t is not me and not t.done()]:
             done, _ = await asyncio.wait(pending)
             for task in done:
                 if not task.cancelled() and task.exception() is not None:
