@@ -565,3 +565,54 @@ def test_a_check_writes_nothing_into_the_working_directory(tmp_path):
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["shop_cache.py"]
+
+
+# -- what the adapter's libraries log ---------------------------------------------------------------
+
+_LOGGING_ADAPTER = """
+import logging
+import cachepact
+
+log = logging.getLogger("mylib.cache")
+{configure}
+
+def make(env):
+    def read(key):
+        value = env.cache.get(key)
+        if value is None:
+            log.warning("miss on %s", key, exc_info=ValueError("a traceback"))
+            value = env.db.get(key)
+            if value is not None:
+                env.cache.set(key, value)
+        return value
+
+    def write(key, value):
+        env.db.put(key, value)
+        env.cache.delete(key)
+
+    return cachepact.Adapter(read=read, write=write)
+"""
+
+
+@pytest.mark.parametrize("configured", [False, True], ids=["unconfigured", "basicConfig"])
+def test_what_the_adapter_logs_is_counted_in_one_line_unless_logging_is_configured(tmp_path, configured):
+    # Before: each record and its traceback printed by Python's last resort (thousands of lines
+    # under --faults, around the report).
+    configure = "logging.basicConfig()" if configured else ""
+    (tmp_path / "logs_adapter.py").write_text(_LOGGING_ADAPTER.format(configure=configure))
+    done = subprocess.run(
+        [sys.executable, "-m", "cachepact", "check", "logs_adapter:make", "--pattern", "cache-aside"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr  # the textbook race
+    if configured:  # the user's handler takes every record, as before
+        assert "WARNING:mylib.cache:miss on k" in done.stderr and "a traceback" in done.stderr
+        assert "not shown" not in done.stderr
+    else:
+        assert "Traceback" not in done.stderr and "miss on" not in done.stderr
+        [note] = [line for line in done.stderr.splitlines() if "not shown" in line]
+        assert note.startswith("cachepact: the adapter's code logged ") and "(mylib.cache " in note
+        assert "logging.basicConfig()" in note

@@ -552,6 +552,7 @@ def _writable(path: str | None, flag: str) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from ._held_logs import HeldLogs
     from ._target import load_target
     from .conformance._check import check
 
@@ -563,24 +564,26 @@ def cmd_check(args: argparse.Namespace) -> int:
         _diagram_format(args.diagram, None, "--diagram")
     tty = sys.stderr.isatty()
     line = _ProgressLine() if tty else None
+    held = HeldLogs()
     try:
-        result = check(
-            load_target(args.target),
-            args.pattern,
-            max_examples=args.max_examples,
-            seed=args.seed,
-            replay=args.replay,
-            concurrency=not args.no_concurrency,
-            max_ops=args.max_ops,
-            instances=args.instances,
-            step_timeout=args.step_timeout,
-            target=args.target,
-            on_progress=line,
-            redis=args.redis,
-            db=args.db,
-            strict=args.strict,
-            faults=args.faults,
-        )
+        with held:
+            result = check(
+                load_target(args.target),
+                args.pattern,
+                max_examples=args.max_examples,
+                seed=args.seed,
+                replay=args.replay,
+                concurrency=not args.no_concurrency,
+                max_ops=args.max_ops,
+                instances=args.instances,
+                step_timeout=args.step_timeout,
+                target=args.target,
+                on_progress=line,
+                redis=args.redis,
+                db=args.db,
+                strict=args.strict,
+                faults=args.faults,
+            )
     except Interrupted as e:
         if line is not None:
             line.clear()
@@ -597,6 +600,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     finally:
         if line is not None:
             line.clear()
+        if (note := held.summary()) is not None:
+            print(note, file=sys.stderr)
     if not tty:
         print(
             f"cachepact: {result.verdict}: {_counted(result)} in {result.elapsed:.1f} s",
