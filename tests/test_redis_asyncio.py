@@ -363,3 +363,154 @@ def test_the_sync_twin_with_a_threading_lock_agrees():
     plain = check(make, "cache-aside", seed=0, instances=1, max_examples=120)
     coroutine = check(_locked(asyncio.Lock), "cache-aside", seed=0, instances=1, max_examples=120)
     assert plain.passed and coroutine.passed
+
+
+# -- Ctrl-C ------------------------------------------------------------------------------------------
+
+_SLOW_ASYNC = """
+import asyncio, pathlib, cachepact
+from cachepact.leases import AsyncLeases
+
+def make(env):
+    pathlib.Path(__file__).with_name("started").touch()  # the test presses Ctrl-C once this exists
+    leases = AsyncLeases(env.async_redis)
+
+    async def read(key):
+        value, token = await leases.get(f"user:{key}")
+        if value is not None:
+            return value.decode()
+        value = await env.async_db.get(key)
+        if token is not None:
+            await leases.set(f"user:{key}", value, token, ttl=300)
+        return value
+
+    async def write(key, value):
+        await env.async_db.put(key, value)
+        await leases.delete(f"user:{key}")
+        asyncio.create_task(asyncio.sleep(0.5))  # a task left running: the write's work
+
+    return cachepact.Adapter(read=read, write=write)
+"""
+
+
+def test_ctrl_c_during_an_async_check_ends_quietly_and_leaves_no_key(tmp_path, redis_server_url):
+    import signal
+    import subprocess
+    import sys
+
+    from test_refusals import empty_db
+
+    url = empty_db(redis_server_url)
+    (tmp_path / "slow_async.py").write_text(_SLOW_ASYNC)
+    args = ["check", "slow_async.py:make", "--pattern", "cache-aside", "--max-examples", "100000", "--redis", url]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cachepact", *args],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "started").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)  # polling another process's progress: no event to wait on
+    time.sleep(1.0)  # into the run proper
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert out == "" and err.count("\n") == 1 and err.startswith("cachepact: interrupted after "), err
+    assert "Traceback" not in err and "Task was destroyed" not in err and "never retrieved" not in err
+    assert redis.Redis.from_url(url).dbsize() == 0  # the asyncio client's keys were the run's, removed
+
+
+# -- a task one operation made, another awaits ---------------------------------------------------------
+
+
+def _coalescing(wrap):
+    """Single-flight: the first reader's load is a task in a map made in make; readers that miss
+    meanwhile await that task (through ``wrap``: plain, ``shield``, ``wait_for``, ``gather``)."""
+
+    def make(env):
+        inflight = {}
+
+        async def load(key):
+            value = await env.async_db.get(key)
+            if value is not None:
+                await env.async_cache.set(key, value)
+            return value
+
+        async def read(key):
+            value = await env.async_cache.get(key)
+            if value is not None:
+                return value
+            task = inflight.get(key)
+            if task is None:
+                task = inflight[key] = asyncio.ensure_future(load(key))
+                task.add_done_callback(lambda _: inflight.pop(key, None))
+            return await wrap(task)
+
+        async def write(key, value):
+            await env.async_db.put(key, value)
+            await env.async_cache.delete(key)
+
+        return Adapter(read=read, write=write)
+
+    return make
+
+
+def _coalescing_threads(env):
+    """The threaded twin: a concurrent.futures.Future per in-flight load, shared between threads."""
+    from concurrent.futures import Future
+
+    inflight = {}
+    guard = threading.Lock()
+
+    def read(key):
+        value = env.cache.get(key)
+        if value is not None:
+            return value
+        with guard:
+            future = inflight.get(key)
+            mine = future is None
+            if mine:
+                future = inflight[key] = Future()
+        if not mine:
+            return future.result()
+        try:
+            value = env.db.get(key)
+            if value is not None:
+                env.cache.set(key, value)
+            future.set_result(value)
+            return value
+        finally:
+            with guard:
+                inflight.pop(key, None)
+
+    def write(key, value):
+        env.db.put(key, value)
+        env.cache.delete(key)
+
+    return Adapter(read=read, write=write)
+
+
+async def _gathered(task):
+    (value,) = await asyncio.gather(task)
+    return value
+
+
+async def _timed(task):
+    return await asyncio.wait_for(task, 5)
+
+
+@pytest.mark.parametrize(
+    "wrap",
+    [lambda t: t, asyncio.shield, _timed, _gathered],
+    ids=["await", "shield", "wait_for", "gather"],
+)
+def test_a_task_another_operation_made_can_be_awaited(wrap):
+    # Before: the waiter raised "got Future attached to a different loop" (a false adapter-error),
+    # and once that was lifted, each operation waited for the other's main task (a false timeout).
+    plain = cachepact.prove(_coalescing_threads, "cache-aside", readers=2, writers=0, instances=1)
+    coroutine = cachepact.prove(_coalescing(wrap), "cache-aside", readers=2, writers=0, instances=1)
+    assert coroutine.outcome.checks == plain.outcome.checks, coroutine.report()
+    bad = {"timeout", "adapter-error", "crash"}
+    assert not bad & {name for name, status in coroutine.outcome.checks if status == "fail"}
