@@ -99,6 +99,12 @@ SITUATIONS: tuple[Situation, ...] = (
         needs=("leases", "concurrent"),
     ),
     Situation(
+        name="joined-load",
+        meaning="a read that missed returned what another read in flight loaded (request coalescing)",
+        shown="extra",
+        model=False,
+    ),
+    Situation(
         name="fill-refused",
         meaning="the cache refused a guarded fill",
         shown="extra",

@@ -799,6 +799,15 @@ class System:
             return _with_op(s, i, _new(OpState, (RETURNING, op[KEY], token, result, op[MASK], op[FLAGS])))
         return self.complete(s, i, op, result)
 
+    def join(self, s: State, i: int, v: int) -> State:
+        """Read ``i``, which missed, takes ``v``, which another read of its key loaded while it was in
+        flight, and is ready to return it: request coalescing (Go's ``singleflight``, an asyncio task
+        or a ``Future`` shared between requests). It loads nothing and fills nothing itself; whether
+        ``v`` is fresh enough for it is judged by its own start, as for any value it returns."""
+        op = s[OPS][i]
+        joined = _new(OpState, (RETURNING, op[KEY], op[TOKEN], v, op[MASK] & 1 << v, op[FLAGS] & ~WAITED))
+        return _with_op(s, i, joined)
+
     def complete(self, s: State, i: int, op: OpState, result: int) -> State:
         """A read returns ``result`` (stale when the read was told, at its start, that it is too
         old); a write completes, and every value put before it is retired for later reads."""

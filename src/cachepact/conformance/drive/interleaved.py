@@ -123,7 +123,11 @@ def _interleave(
                 run()
             finally:
                 with rec.lock:
-                    if names[i] in judge.op_index and names[i] not in world.returned:
+                    if (
+                        names[i] in judge.op_index
+                        and names[i] not in world.returned
+                        and names[i] not in world.raised_rows
+                    ):
                         # It raised: a row for it still, so the table has it end.
                         rec.steps.append(return_step(names[i], kind, key, values[i], None))
                     ended[i] = len(rec.steps) - 1

@@ -114,6 +114,7 @@ class World:
         # Operations that returned while work they handed to other threads still runs: judged as
         # ended only when the last of it is done (op -> its result and its return row).
         self.returned: dict[str, tuple[Any, int]] = {}
+        self.raised_rows: set[str] = set()  # operations that raised, with their row in the steps
         self.calls: dict[str, str] = {}  # op -> the adapter call it is, as tables show it
         # Background work (refresh-ahead, write-behind): what a thread an operation of each kind
         # starts is (a read's: a refresh; a write's: a flush), and the workers named so far.
@@ -221,11 +222,11 @@ class World:
                         self.steps.append(raise_step(op, kind, key, value, e))
                         self.returned[op] = (RAISED, len(self.steps) - 1)
                         return
-                    self.judge.keep(adapter_error(e, op, self.last_step_of(op)))
+                    self.judge.keep(adapter_error(e, op, self._raised_row(op, kind, key, value, e)))
                 return
             except BaseException as e:  # the adapter's own failure is a finding, never the kit's crash
                 with recorder.lock:
-                    self.judge.keep(adapter_error(e, op, self.last_step_of(op)))
+                    self.judge.keep(adapter_error(e, op, self._raised_row(op, kind, key, value, e)))
                 return
 
         return run
@@ -504,6 +505,15 @@ class World:
             if guarded is not None:  # a lease ran out under its reader: its token is void now
                 lease_ran_out(self.judge, guarded)
 
+    def _raised_row(self, op: str, kind: str, key: Any, value: Any, e: BaseException) -> int | None:
+        """The row of an operation that raised (the finding's culprit): "read(k1) raised RuntimeError",
+        where it returned nothing; one that raised after its return (a task it left) has its row."""
+        if op in self.returned:
+            return self.last_step_of(op)
+        self.steps.append(raise_step(op, kind, key, value, e))
+        self.raised_rows.add(op)
+        return len(self.steps) - 1
+
     def last_step_of(self, op: str) -> int | None:
         return max((n for n, s in enumerate(self.steps) if s.op == op), default=None)
 
@@ -633,7 +643,7 @@ def return_step(op: str, kind: str, key: Any, value: Any, result: Any) -> Step:
 
 
 def raise_step(op: str, kind: str, key: Any, value: Any, error: BaseException) -> Step:
-    """The row of an operation that raised once a fault reached it (``--faults``)."""
+    """The row of an operation that raised (once a fault reached it, ``--faults``, or on its own)."""
     action = "read" if kind == READ else "write"
     name = type(error).__name__
     return Step(op=op, actor=Actor.APP, target=APP, action=action, key=key, value=value, fault="raised", error=name)

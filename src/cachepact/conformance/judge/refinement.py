@@ -136,6 +136,7 @@ class _Op:
         "faulted",
         "found_claim",
         "hit",
+        "joinable",
         "key",
         "kind",
         "lease_only",
@@ -165,6 +166,7 @@ class _Op:
         self.start_mask = start_mask  # a read: values already too old when it began
         self.looked = False  # it has looked the key up at least once
         self.seen = 0  # a read: bit v = a look after its load found v, put after that load (it may return v)
+        self.joinable = 0  # a read: bit v = another read of its key, in flight with it, loaded v
         self.put_at_load = -1  # a read: the values the DB had received when it loaded (all, before then)
         self.start_empty = False  # a read: the key had no entry when it began
         self.effective = False  # it has made a step that changed something (or loaded)
@@ -291,6 +293,12 @@ class Refinement:
             self.state = _with(s, OPS, (*s[OPS], started))
         op = _Op(kind, name, key, mask)
         op.start_empty = s[CACHE_F][key] == NONE
+        if kind == READ:  # what reads in flight have loaded, it may take from them (``join``)
+            for n, other in enumerate(self.ops):
+                if other is not None and other.kind == READ and other.key == key and s[OPS][n][PC] != DONE:
+                    loaded = s[OPS][n][LOADED]
+                    if loaded >= 0:
+                        op.joinable |= 1 << loaded
         self.ops[i] = op
         self.running += 1
         if kind in BACKGROUND:
@@ -326,6 +334,8 @@ class Refinement:
         if kind is Kind.INVALIDATE and op.kind == WRITE and obs.key == op.key and not self._past_put(i):
             op.removed_early = True  # legal, as any extra removal; said if the write then never invalidates
             op.removed_in_tx = op.removed_in_tx or op.staged
+        if kind is Kind.LOAD and op.kind == READ and obs.key == op.key and obs.result is not None and obs.result >= 0:
+            self._offer(i, op.key, obs.result)
         if kind is Kind.LOOKUP:
             rejection = self._lookup(i, op, obs)
         elif rules.already_stands(self, i, op, obs) or rules.unchanged(self, i, op, obs):  # rules.STUTTERS
@@ -337,6 +347,13 @@ class Refinement:
         if self.state[OPS][i][PC] in nilable:
             self._note_nil(i)
         return rejection
+
+    def _offer(self, i: int, k: int, v: int) -> None:
+        """Read ``i`` loaded ``v``: every other read of ``k`` in flight may take it (``System.join``)."""
+        ops_state = self.state[OPS]
+        for n, other in enumerate(self.ops):
+            if n != i and other is not None and other.kind == READ and other.key == k and ops_state[n][PC] != DONE:
+                other.joinable |= 1 << v
 
     # -- background work --------------------------------------------------------------------------
 
@@ -494,6 +511,11 @@ class Refinement:
                 # waiting, as a cachepact.leases waiter does, it serves what it loaded without filling.
                 self.reached.add("lease-wait")
                 self._skip(i)
+                continue
+            if instr.kind is Kind.LOAD and op.kind == READ and result >= 0 and op.joinable >> result & 1:
+                # It missed and returns what another read in flight loaded: it joined that load.
+                self.state = self.system.join(self.state, i, result)
+                self.reached.add("joined-load")
                 continue
             if instr.kind in (Kind.STORE, Kind.LOCK, Kind.UNLOCK) and self._nil_now(i, instr):
                 self._skip(i)  # the entry holds the write's value already: storing it changes nothing
