@@ -279,3 +279,16 @@ def test_releasing_a_lease_after_a_failed_load_is_no_fill():
         return Adapter(read=read, write=write)
 
     assert check(make, "cache-aside", faults=True, replay="seq/r:k1!2b").passed
+
+
+def test_a_time_to_live_on_a_real_server_bounds_a_failed_invalidation(redis_server_url):
+    # Before: on a real server the kit knew no entry's time to live (it cannot move that server's
+    # clock), so every adapter with one failed no-stale-after-failed-invalidate "with no time to live".
+    from test_refusals import empty_db
+
+    from cachepact.adapters.redis_py import cache_aside_leased
+
+    url = empty_db(redis_server_url)
+    result = check(cache_aside_leased, "cache-aside", seed=0, concurrency=False, faults=True, redis=url, max_examples=40)
+    assert result.passed, result.report()
+    assert "at most 300 s more" in result.report()

@@ -131,6 +131,10 @@ class MemoryCache:
         now = self._clock()
         return [(key, deadline - now) for key, deadline in list(self._deadlines.items()) if deadline > now]
 
+    def ttl_bounds(self) -> list[tuple[Hashable, float]]:
+        """What bounds a stale entry: the same as ``expiring`` (its clock is the kit's)."""
+        return self.expiring()
+
     def state_key(self) -> Any:
         """The store's state for the exhaustive explorer, with tokens reduced to 'a lease is out'.
         Deadlines are left out: the explorer adds what the clock can still do (``RaceClock.state``)."""

@@ -372,6 +372,22 @@ class RedisServer:
         now = time.time()
         return [(k, due - now) for k, due in list(self._due.items()) if due > now]
 
+    def ttl_bounds(self) -> list[tuple[bytes, float]]:
+        """Each key the kit saw stored with a time to live, with the seconds it has left: on a real
+        server too, where the kit cannot move its clock but the time to live still ends a stale
+        entry (what ``no-stale-after-failed-invalidate`` states as the bound)."""
+        if not self._due:
+            return []
+        if self.fake:
+            now = time.time()
+            return [(k, due - now) for k, due in list(self._due.items()) if due > now]
+        # A real server's own clock: the kit's virtual one (which moves time.time) does not reach it.
+        keys = list(self._due)
+        pipe = self.raw.pipeline(transaction=False)
+        for k in keys:
+            pipe.pttl(k)
+        return [(k, ms / 1000) for k, ms in zip(keys, pipe.execute()) if isinstance(ms, int) and ms > 0]
+
     def expired(self) -> list[bytes]:
         """Keys stored with a time to live that are gone now (the clock moved past it)."""
         if not self._expiring:

@@ -77,6 +77,10 @@ class RedisView:
         """Each key that will expire, with the seconds it has left on the kit's clock (in-process server only)."""
         return [(self._names.get(k) or _text(k), left) for k, left in self.server.expiring()]
 
+    def ttl_bounds(self) -> list[tuple[Hashable, float]]:
+        """Each key that will expire, with the seconds it has left (a real server's too)."""
+        return [(self._names.get(k) or _text(k), left) for k, left in self.server.ttl_bounds()]
+
     def lease_for(self, name: Any) -> Any:
         """The key whose entry ``name`` (as ``expire`` names keys) is the ``cachepact.leases`` lease
         of, or None when it is no such lease."""

@@ -104,7 +104,7 @@ def _interleave(
             return InterleavedRun(world, scenario, [], [])
 
     rec, judge = world.harness.recorder, world.judge
-    expiring = world.harness.cache.expiring
+    expiring = world.harness.cache.ttl_bounds  # what bounds a stale entry (a real server's TTLs too)
     begun = [world.name_op(kind, key, instance) for kind, key, instance in scenario.ops]
     names = [name for name, _ in begun]
     values = [value for _, value in begun]

@@ -335,7 +335,7 @@ class World:
                 first.context.op,
                 len(self.steps) - 1,
                 steps=self.steps,
-                expiring=self.harness.cache.expiring,
+                expiring=self.harness.cache.ttl_bounds,
             )
 
     def settle(self) -> None:
@@ -449,7 +449,7 @@ class World:
                 if to_flush:
                     return self._flush(scheduler, to_flush.pop(0))
                 self.judge.at_rest(
-                    self.harness.cache.peek, last[-1], len(self.steps) - 1, expiring=self.harness.cache.expiring
+                    self.harness.cache.peek, last[-1], len(self.steps) - 1, expiring=self.harness.cache.ttl_bounds
                 )
             for kind, arg, instance in pending:
                 if self.finding is not None:

@@ -206,6 +206,9 @@ class Both:
     def expiring(self) -> list[tuple[Any, float]]:
         return self.memory.expiring() + self.redis.expiring()
 
+    def ttl_bounds(self) -> list[tuple[Any, float]]:
+        return self.memory.ttl_bounds() + self.redis.ttl_bounds()
+
     def lease_for(self, name: Any) -> Any:
         return self.redis.lease_for(name)
 
