@@ -292,3 +292,32 @@ def test_a_time_to_live_on_a_real_server_bounds_a_failed_invalidation(redis_serv
     result = check(cache_aside_leased, "cache-aside", seed=0, concurrency=False, faults=True, redis=url, max_examples=40)
     assert result.passed, result.report()
     assert "at most 300 s more" in result.report()
+
+
+def test_a_failed_lease_delete_is_a_failed_invalidation():
+    # Before: a cachepact.leases delete script that failed was recorded as a failed store ("EVALSHA
+    # 5f5a..."), so a write that swallowed it got write-order "never invalidated", not fresh-read.
+    from cachepact.leases import Leases
+
+    def make(env):
+        leases = Leases(env.redis)
+
+        def read(key):
+            value, token = leases.get(key)
+            if value is not None:
+                return value.decode()
+            value = env.db.get(key)
+            if token is not None:
+                leases.set(key, value, token, ttl=300)
+            return value
+
+        def write(key, value):
+            env.db.put(key, value)
+            with contextlib.suppress(Exception):  # "the cache is best effort"
+                leases.delete(key)
+
+        return Adapter(read=read, write=write)
+
+    result = check(make, "cache-aside", seed=0, concurrency=False, faults=True)
+    assert result.finding.invariant == "fresh-read", result.report()
+    assert "Leases.delete(k1)" in result.report() and "EVALSHA" not in result.report()

@@ -219,7 +219,13 @@ class RedisRecording:
         names (a script's or a pipeline's first: the entry, before a lease or a lock key), as what it
         would have been (a removal, a look, a store), marked failed; it changed nothing."""
         name, args, _ = parsed[0]
-        action = "delete" if name in REMOVALS else "get" if name in READS else "set"
+        lease = self._lease_script(parsed)
+        if lease is not None:  # one of cachepact.leases' scripts: what it is, not a script's worst
+            action = {"lease_get": "get", "lease_set": "set"}.get(lease, "delete")
+            command: Any = f"Leases.{_LEASE_CALLS[lease]}({shown_key(keys[0])})" if keys else render(args)
+        else:
+            action = "delete" if name in REMOVALS else "get" if name in READS else "set"
+            command = render(args)
         with self.recorder.step():
             for key in keys[:1]:
                 self.recorder.record(
@@ -231,7 +237,7 @@ class RedisRecording:
                     Effect(None, None),
                     token=None,
                     ttl=None,
-                    command=render(args),
+                    command=command,
                     fault="before",
                     error="ConnectionError",
                     depth=_DEPTH,
