@@ -111,6 +111,7 @@ class World:
         self._failed_ops: set[int] = set()  # the numbers of the operations a fault reached
         if setup.faults:
             self.harness.recorder.fault = self._fails
+            self.harness.recorder.unfault = self._never_ran
         # Operations that returned while work they handed to other threads still runs: judged as
         # ended only when the last of it is done (op -> its result and its return row).
         self.returned: dict[str, tuple[Any, int]] = {}
@@ -183,6 +184,10 @@ class World:
         self.faulted.add(op)
         self._failed_ops.add(n)
         return fault.took_effect
+
+    def _never_ran(self, op: str) -> None:
+        if self._calls_made.get(op):
+            self._calls_made[op] -= 1
 
     @property
     def faults_used(self) -> Faults:

@@ -55,6 +55,7 @@ class Recorder:
         # Faults (``--faults``): given the operation a call is made for, whether the call fails (None:
         # it does not; False: before taking effect; True: it takes effect and its reply is lost).
         self.fault: Callable[[str], bool | None] | None = None
+        self.unfault: Callable[[str], None] | None = None  # the call just counted never ran
         # While a command whose reply is lost is recorded (redis-py): the mark its steps carry.
         self.marking: tuple[str, str] | None = None
         # A call and its record are one step, even when a thread runs out of the kit's control.
@@ -72,6 +73,17 @@ class Recorder:
             return None
         context = self.threads.get(threading.get_ident())
         return None if context is None else self.fault(context.op)
+
+    def never_ran(self) -> None:
+        """The call the calling thread just made never ran: the server did not have its script yet
+        (``NOSCRIPT``), and the client loads it and sends the call again. It is no call of the run's
+        plan of faults, so a replay, whose server starts without the script, numbers calls as the
+        run that printed it did."""
+        if self.unfault is None:
+            return
+        context = self.threads.get(threading.get_ident())
+        if context is not None:
+            self.unfault(context.op)
 
     def step(self) -> _Atomic:
         """Entered around a call and its looks: one atomic step. The lock keeps other threads out, and

@@ -190,6 +190,8 @@ class RedisRecording:
                 raise
             finally:
                 sending.discard(me)
+            if isinstance(error, redis_errors().NoScriptError) and fails is None:
+                recorder.never_ran()  # redis-py loads the script and sends it again: that is the call
             if error is not None and self.server.fake and "unknown command" in str(error) and parsed[0][0] in SCRIPTS:
                 self.server.problem = (
                     f"{parsed[0][0]} needs Lua, and the in-process server has none (the lupa package is missing): "
