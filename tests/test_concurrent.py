@@ -253,3 +253,22 @@ def test_an_operation_handed_the_baton_whose_thread_has_not_started_is_not_taken
     scheduler.current = scheduler.baton = waiting
     scheduler._take_over(quiet_for=1.0)  # idle far past the window, with no thread yet (ident None)
     assert (scheduler.uncontrolled, waiting.state, scheduler.baton) == (0, "running", waiting)
+
+
+def test_a_slow_store_call_is_no_wait_out_of_the_kits_control(monkeypatch):
+    # Before: a recorded call waiting on a slow server (a real Redis on a loaded machine) used no CPU
+    # for two polls and was taken over as "blocked out of the kit's control": --strict then failed.
+    from cachepact.adapters.reference import cache_aside_leased
+    from cachepact.backends._memory import MemoryDB
+    from cachepact.conformance.runtime.primitives import real_sleep
+
+    plain_get = MemoryDB.get
+
+    def slow_get(self, key):
+        real_sleep(0.05)  # a round trip to a slow server: the thread sleeps in I/O
+        return plain_get(self, key)
+
+    monkeypatch.setattr(MemoryDB, "get", slow_get)
+    for schedule in ("0011", "0101", "0110"):  # a read and a write in flight, three interleavings
+        result = cachepact.check(cache_aside_leased, "cache-aside", replay=f"con/|r:k1,w:k1/{schedule}")
+        assert result.passed and result.uncontrolled == 0, result.report()

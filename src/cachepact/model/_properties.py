@@ -191,7 +191,7 @@ INVARIANTS: tuple[Invariant, ...] = (
         "or stores its value); the DB is written only by writes",
         exercised_by=("write",),
         messages={
-            "wrong-writer": "in {pattern} the DB is written by {by}; here {actor} wrote it",
+            "wrong-writer": "in {pattern} the DB is written by {by}; here {actor} wrote it{hint}",
             "put-other": "the write {op} put {key}={value}, not {own_key}={own_value}",
             "stored-first": "the write {op} stored {value} in the cache before writing the DB",
             "read-wrote": "the read {op} wrote the DB; only a write may",

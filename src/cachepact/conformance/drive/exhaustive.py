@@ -34,6 +34,17 @@ def spread(ops: tuple[Op, ...], instances: int) -> tuple[Op, ...]:
     return tuple(Op(kind, arg, i % instances) for i, (kind, arg, _) in enumerate(ops))
 
 
+def together(ops: tuple[Op, ...]) -> tuple[Op, ...] | None:
+    """The two operations of one kind on one app instance, the rest on the next: what two requests
+    of one process share (an in-flight load they coalesce on, a lock, a memo) raced against another
+    process. None when no kind appears twice."""
+    kinds = [kind for kind, _, _ in ops]
+    twice = next((k for k in kinds if kinds.count(k) == 2), None)
+    if twice is None:
+        return None
+    return tuple(Op(kind, arg, 0 if kind == twice else 1) for kind, arg, _ in ops)
+
+
 def scenarios_for(
     instances: int, *, ageing: int | None = None, flushes: bool = False
 ) -> tuple[ConcurrentScenario, ...]:
@@ -49,6 +60,9 @@ def scenarios_for(
     if instances == 1:
         return scenarios
     first, spread_out = scenarios[:1], [attrs.evolve(s, ops=spread(s.ops, instances)) for s in scenarios]
+    # Then two requests of one process against a third elsewhere (a read that starts after a write
+    # returned and coalesces on a load its process began before the write).
+    spread_out += [attrs.evolve(s, ops=t) for s in scenarios if len(s.ops) == 3 and (t := together(s.ops))]
     if flushes:
         # Write-behind: first two writes on two instances, a flusher each (where flushes cross: about
         # ten schedules), then the rest. A flusher per instance makes every scenario with a read cost

@@ -705,7 +705,17 @@ class Refinement:
         k = op.key
         if instr.strict and obs.actor is not instr.by:
             invariant, code = _WHO[instr.kind]
-            return self._reject(i, invariant, code, pattern=self.system.pattern.name, by=instr.by, actor=obs.actor)
+            hint = ""
+            if instr.kind is Kind.PUT and obs.actor is Actor.CACHE and op.kind == WRITE:
+                # A library decorator that wraps the whole write (cashews' @cache.invalidate) puts the
+                # App's own DB write inside the code named in cache_code.
+                hint = (
+                    " (the put ran inside code named in cache_code: if that code only wraps your write, as a "
+                    "decorator that invalidates after it does, name the library's caching module instead)"
+                )
+            return self._reject(
+                i, invariant, code, pattern=self.system.pattern.name, by=instr.by, actor=obs.actor, hint=hint
+            )
         if instr.kind is Kind.LOAD:
             if obs.result != s[DB_F][k]:
                 s = _with(s, DB_F, _put(s[DB_F], k, obs.result))  # keep in step with the DB
