@@ -565,3 +565,31 @@ def test_a_read_that_joins_a_load_older_than_a_completed_write_is_caught():
     # the small races are also tried with two requests of one process against a third elsewhere.
     result = check(make, "cache-aside", seed=0)
     assert verdict(result) == "fresh-read", result.report()
+
+
+def test_an_asyncio_client_made_with_the_redis_options_is_recorded():
+    """``redis.asyncio.Redis.from_url(env.redis_url, **env.redis_options)``: the options name the
+    in-process server's synchronous connection class, which an asyncio pool could not connect with;
+    during a check the client's commands go through its twin, so it never has to."""
+
+    def make(env):
+        r = redis.asyncio.Redis.from_url(env.redis_url, **env.redis_options)
+
+        async def read(key):
+            raw = await r.get(f"user:{key}")
+            if raw is not None:
+                return raw.decode()
+            value = await env.async_db.get(key)
+            if value is not None:
+                await r.set(f"user:{key}", value, ex=300)
+            return value
+
+        async def write(key, value):
+            await env.async_db.put(key, value)
+            await r.delete(f"user:{key}")
+
+        return Adapter(read=read, write=write)
+
+    assert check(make, "cache-aside", seed=0, concurrency=False, max_examples=30).passed
+    raced = check(make, "cache-aside", seed=0)
+    assert verdict(raced) == "coherent-at-rest" and "SET user:k1 k1.v0 EX 300" in raced.report()
