@@ -593,3 +593,59 @@ def test_an_asyncio_client_made_with_the_redis_options_is_recorded():
     assert check(make, "cache-aside", seed=0, concurrency=False, max_examples=30).passed
     raced = check(make, "cache-aside", seed=0)
     assert verdict(raced) == "coherent-at-rest" and "SET user:k1 k1.v0 EX 300" in raced.report()
+
+
+def test_a_task_an_operation_that_is_over_left_in_a_map_can_still_be_awaited():
+    """The operation that made the task has ended and its loop is closed; a later request finds the
+    task, done, in the map and gathers it (from a fresh-eyes review: "Event loop is closed")."""
+
+    def make(env):
+        done = {}
+
+        async def load(key):
+            value = await env.async_db.get(key)
+            if value is not None:
+                await env.async_cache.set(key, value)
+            return value
+
+        async def read(key):
+            task = done.get(key)
+            if task is None:
+                task = done[key] = asyncio.ensure_future(load(key))  # kept, done or not: a memo of tasks
+            (value,) = await asyncio.gather(task)
+            return value
+
+        async def write(key, value):
+            await env.async_db.put(key, value)
+            done.pop(key, None)
+            await env.async_cache.delete(key)
+
+        return Adapter(read=read, write=write)
+
+    result = check(make, "cache-aside", replay="seq/r:k1,r:k1")
+    assert "Event loop is closed" not in result.report()
+    assert result.passed, result.report()
+
+
+def test_asyncio_debug_mode_changes_nothing(monkeypatch):
+    # -X dev or PYTHONASYNCIODEBUG made every wake-up from another operation's thread an error.
+    monkeypatch.setenv("PYTHONASYNCIODEBUG", "1")
+    result = check(_locked(asyncio.Lock), "cache-aside", seed=0, instances=1, max_examples=30)
+    assert result.passed, result.report()
+
+
+def test_an_asyncio_client_on_another_database_of_the_run_server_is_refused_in_one_line():
+    def make(env):
+        r = redis.asyncio.from_url(env.redis_url.rsplit("/", 1)[0] + "/3")
+
+        async def read(key):
+            return await r.get(f"user:{key}")
+
+        async def write(key, value):
+            await env.async_db.put(key, value)
+
+        return Adapter(read=read, write=write)
+
+    with pytest.raises(cachepact.UsageError) as refused:
+        check(make, "cache-aside", seed=0, max_examples=5)
+    assert "logical database 3" in str(refused.value) and "\n" not in str(refused.value)

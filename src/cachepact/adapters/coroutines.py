@@ -310,4 +310,49 @@ def process_lock(env) -> Adapter:
     return Adapter(read=locked_read, write=locked_write)
 
 
+def _threaded_coalescing(env) -> Adapter:
+    import threading
+    from concurrent.futures import Future
+
+    inflight: dict = {}
+    guard = threading.Lock()
+    leased_read = reference.cache_aside_leased(env).read
+
+    def read(key):
+        with guard:
+            future = inflight.get(key)
+            mine = future is None
+            if mine:
+                future = inflight[key] = Future()
+        if not mine:
+            return future.result()
+        try:
+            value = leased_read(key)
+            future.set_result(value)
+            return value
+        finally:
+            with guard:
+                inflight.pop(key, None)
+
+    return Adapter(read=read, write=reference.cache_aside_leased(env).write)
+
+
+@_case("cache-aside", "pass", "fresh-read", _threaded_coalescing)
+def coalescing(env) -> Adapter:
+    """Request coalescing: a read of a key another request of the process is loading awaits that
+    load's task instead of its own. Leases keep the cache right, but a read that began after a write
+    returned may join a load begun before the write, and return what the write replaced."""
+    inflight: dict = {}
+    leased_read = leased(env).read
+
+    async def read(key):
+        task = inflight.get(key)
+        if task is None:
+            task = inflight[key] = asyncio.ensure_future(leased_read(key))
+            task.add_done_callback(lambda _: inflight.pop(key, None))
+        return await task
+
+    return Adapter(read=read, write=_write(env))
+
+
 __all__ = ["ASYNC_CATALOGUE", "AsyncCase", "AsyncReadThrough"]

@@ -122,7 +122,10 @@ def _state_key(live: InFlight) -> Any:
     threads: list[list[tuple[str, int]]] = [[] for _ in names]
     for p in parts:
         threads[p.op].append((p.state, p.parks))
-    per_op = [repr((scenario.ops[i], threads[i], seen[n], before[i], values[i])) for i, n in enumerate(names)]
+    # What a read may take from another read's load (request coalescing) is its state too: one that
+    # began before another's load is not one that began after it returned.
+    joins = [world.judge.joinable(n) for n in names]
+    per_op = [repr((scenario.ops[i], threads[i], seen[n], before[i], values[i], joins[i])) for i, n in enumerate(names)]
     per_op += [repr((w, seen[w])) for w in world.judge.workers]
     if live.scheduler.clock is not None:  # what time can still do: jumps left, and what will expire when
         stores += repr(live.scheduler.clock.state())

@@ -486,6 +486,7 @@ class World:
                 if p.thread is not None and p.thread.is_alive():
                     real_join(p.thread, self.setup.step_timeout)
         self.deployment.close()
+        self.harness.redis.close_twins()
 
     def advance(self, seconds: int) -> None:
         """The kit moves the adapter's clock on between operations; entries whose TTL ran out are gone."""

@@ -564,6 +564,11 @@ class Judge:
                 return self.keep(Finding(invariant="no-lost-write", message=message, op=op, culprit=index, key=KEYS[k]))
         return None
 
+    def joinable(self, op: str) -> int:
+        """The values op ``op`` (a read in flight) may take from other reads' loads (``System.join``)."""
+        i = self.op_index.get(op)
+        return 0 if i is None else self.refinement.ops[i].joinable
+
     def in_flight(self) -> bool:
         return bool(self._busy) or self.refinement.in_flight()
 

@@ -142,6 +142,7 @@ class _Op:
         "lease_only",
         "leased_once",
         "load_failed",
+        "loaded",
         "looked",
         "name",
         "nil_ok",
@@ -167,6 +168,7 @@ class _Op:
         self.looked = False  # it has looked the key up at least once
         self.seen = 0  # a read: bit v = a look after its load found v, put after that load (it may return v)
         self.joinable = 0  # a read: bit v = another read of its key, in flight with it, loaded v
+        self.loaded = -1  # a read: the value it loaded from the DB itself (-1: none yet)
         self.put_at_load = -1  # a read: the values the DB had received when it loaded (all, before then)
         self.start_empty = False  # a read: the key had no entry when it began
         self.effective = False  # it has made a step that changed something (or loaded)
@@ -295,10 +297,9 @@ class Refinement:
         op.start_empty = s[CACHE_F][key] == NONE
         if kind == READ:  # what reads in flight have loaded, it may take from them (``join``)
             for n, other in enumerate(self.ops):
-                if other is not None and other.kind == READ and other.key == key and s[OPS][n][PC] != DONE:
-                    loaded = s[OPS][n][LOADED]
-                    if loaded >= 0:
-                        op.joinable |= 1 << loaded
+                live = other is not None and other.kind == READ and other.key == key and s[OPS][n][PC] != DONE
+                if live and other.loaded >= 0:
+                    op.joinable |= 1 << other.loaded
         self.ops[i] = op
         self.running += 1
         if kind in BACKGROUND:
@@ -335,6 +336,7 @@ class Refinement:
             op.removed_early = True  # legal, as any extra removal; said if the write then never invalidates
             op.removed_in_tx = op.removed_in_tx or op.staged
         if kind is Kind.LOAD and op.kind == READ and obs.key == op.key and obs.result is not None and obs.result >= 0:
+            op.loaded = obs.result
             self._offer(i, op.key, obs.result)
         if kind is Kind.LOOKUP:
             rejection = self._lookup(i, op, obs)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import inspect
 import selectors
 import sys
@@ -95,6 +96,42 @@ class KitTask(asyncio.tasks._PyTask):  # type: ignore[name-defined,misc]
         super()._Task__wakeup(future)
 
 
+def _waiting_code() -> frozenset:
+    """The code that asks ``futures._get_loop`` of a future a task is about to wait on, in this
+    Python's asyncio: the pure-Python task's step (3.12 moved the question into
+    ``__step_run_and_handle_result``) and ``ensure_future`` (3.11 asks in ``_ensure_future``)."""
+    found = []
+    for name in ("_Task__step", "_Task__step_run_and_handle_result"):
+        method = asyncio.tasks._PyTask.__dict__.get(name)
+        if method is not None:
+            found.append(method.__code__)
+    for name in ("_ensure_future", "ensure_future"):
+        function = getattr(asyncio.tasks, name, None)
+        if function is not None and hasattr(function, "__code__"):
+            found.append(function.__code__)
+    return frozenset(found)
+
+
+@functools.cache
+def kit_tasks_work() -> bool:
+    """Whether ``KitTask`` (asyncio's pure-Python task) is a task this Python's asyncio knows as the
+    current one (``asyncio.timeout``, ``wait_for`` ask): checked once, on a plain loop. Where it is
+    not, operations run on asyncio's own tasks, and a task one operation made cannot be awaited by
+    another (asyncio refuses a future of another loop)."""
+
+    async def probe() -> bool:
+        return asyncio.current_task() is not None
+
+    loop = asyncio.new_event_loop()
+    try:
+        loop.set_task_factory(lambda loop, coro, **kwargs: KitTask(coro, loop=loop, **kwargs))
+        return bool(loop.run_until_complete(probe()))
+    except Exception:
+        return False
+    finally:
+        loop.close()
+
+
 def _share_between_loops() -> None:
     """Let an asyncio primitive (``Lock``, ``Semaphore``, ``Event``, ``Condition``, ``Queue``,
     ``Barrier``) made in ``make`` serve every operation, as it serves every request of a process.
@@ -114,7 +151,7 @@ def _share_between_loops() -> None:
     if getattr(loop_of, "_cachepact_original", None) is None:
         # Only where a task takes up a future to wait on (its step, ``ensure_future``): ``all_tasks``
         # asks too, and must still tell each loop's tasks apart.
-        waiting = frozenset([asyncio.tasks._PyTask._Task__step.__code__, asyncio.tasks._ensure_future.__code__])
+        waiting = _waiting_code()
 
         def _get_loop_of(fut: Any) -> asyncio.AbstractEventLoop:
             own = loop_of(fut)
@@ -149,6 +186,18 @@ class KitEventLoop(asyncio.SelectorEventLoop):
         self._kit_selector = KitSelector()
         super().__init__(self._kit_selector)
         self._kit_selector.callbacks = self._ready  # asyncio keeps them there (no public API shows them)
+        # Debug mode (-X dev, PYTHONASYNCIODEBUG) refuses a callback scheduled from another thread:
+        # here that is how one operation wakes another's waiter, one thread running at a time.
+        self.set_debug(False)
+
+    def call_soon(self, callback: Any, *args: Any, context: Any = None) -> asyncio.Handle:
+        if self.is_closed():
+            running = asyncio.events._get_running_loop()
+            if isinstance(running, KitEventLoop) and running is not self:
+                # A future of an operation that is over (a task it left in a shared map) completes,
+                # or is awaited, from another operation: its callbacks run on that one's loop.
+                return running.call_soon(callback, *args, context=context)
+        return super().call_soon(callback, *args, context=context)
 
     def time(self) -> float:
         return super().time() + self._kit_selector.slept
@@ -159,6 +208,7 @@ def drive(awaitable: Any, *, cache_started: Callable[[], bool], returned: Callab
     ``cache_started()`` says, at a task's creation, whether the Cache's code is starting it;
     ``returned(result)`` is told the moment the coroutine returns, before its tasks are done."""
     _share_between_loops()
+    shared = kit_tasks_work()
     loop = KitEventLoop()
 
     def factory(loop: asyncio.AbstractEventLoop, coro: Coroutine, **kwargs: Any) -> asyncio.Task:
@@ -166,7 +216,7 @@ def drive(awaitable: Any, *, cache_started: Callable[[], bool], returned: Callab
         if not context.get(CACHE_TASK) and cache_started():
             context = context.copy()  # a context the caller passed stays as it was
             context.run(CACHE_TASK.set, True)
-        task = KitTask(coro, loop=loop, context=context, **kwargs)
+        task = (KitTask if shared else asyncio.Task)(coro, loop=loop, context=context, **kwargs)
         created.append(task)
         return task
 
@@ -181,6 +231,8 @@ def drive(awaitable: Any, *, cache_started: Callable[[], bool], returned: Callab
         # The operation raised (or its run was cut short): what its tasks raised is that error, here
         # already; the tasks still pending end cancelled, so the loop closes with none left running.
         _settle(loop, created)
+        with contextlib.suppress(BaseException):
+            _run_ready(loop)  # wake-ups of other operations' waiters it still holds
         raise
     finally:
         loop.close()

@@ -56,6 +56,11 @@ _ASYNC_ONLY = frozenset(
 )
 
 
+# What a twin copies from its asyncio client's pool on the in-process server: how replies are
+# decoded and which protocol parses them.
+_SHARED = ("encoding", "encoding_errors", "decode_responses", "protocol")
+
+
 def _diverted() -> bool:
     """Whether this command goes through the kit: a check runs, or this thread is one it left behind."""
     return running() is not None or left_behind(_thread.get_ident())
@@ -85,12 +90,25 @@ def _make_twin(pool: Any, recording: Any) -> Any:
     server = None if recording is None else recording.run_server()
     fake_server = kwargs.get("server")
     if server is not None and _on_run_server(kwargs, server):
-        shared = {k: kwargs[k] for k in ("encoding", "encoding_errors", "decode_responses") if k in kwargs}
+        db = int(kwargs.get("db") or 0)
+        if db != server.db:
+            from ...errors import UsageError
+            from .redis_hook import _refuse
+
+            raise _refuse(
+                recording.session,
+                UsageError(
+                    f"a redis.asyncio client on logical database {db} of the run's server, whose database is "
+                    f"{server.db}: the kit records and removes the run's keys there only; make the client from "
+                    "env.redis_url as it is (or use env.async_redis)"
+                ),
+            )  # the check stops with it (exit 2), even where the adapter catches it
+        shared = {k: kwargs[k] for k in _SHARED if k in kwargs}
         return server.client(**shared)
     if fake_server is not None:  # an in-process server of the adapter's own
         import fakeredis
 
-        shared = {k: kwargs[k] for k in ("encoding", "encoding_errors", "decode_responses", "db") if k in kwargs}
+        shared = {k: kwargs[k] for k in (*_SHARED, "db") if k in kwargs}
         return redis.Redis(connection_class=fakeredis.FakeRedisConnection, server=fake_server, **shared)
     sync_class = _sync_connection_class(pool.connection_class)
     accepted = _parameters(sync_class)
@@ -193,9 +211,9 @@ def _execute(original: Callable[..., Any]) -> Callable[..., Any]:
 def _reset(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     async def reset(self: Any) -> None:
-        twin = self.__dict__.get("_cachepact_twin")
+        twin = self.__dict__.pop("_cachepact_twin", None)
         if twin is not None:
-            twin.reset()  # ends a WATCH the twin holds (UNWATCH on its connection)
+            twin.reset()  # ends a WATCH the twin holds (UNWATCH on its connection); a later check makes its own
         await original(self)
 
     return reset

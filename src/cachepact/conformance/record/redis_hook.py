@@ -18,6 +18,7 @@ the leases they are (``lease_get``, ``lease_set``), as ``env.cache``'s are.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 from collections.abc import Callable
@@ -48,6 +49,14 @@ class RedisRecording:
         self.view: Any = None  # the kit's view of the server: decodes env.cache's own payloads
         self.unobserved: set[str] = servers.unobserved  # commands whose keys the kit could not name
         self.twins: dict[tuple[int, int], tuple] = {}  # redis.asyncio pools' synchronous twins (redis_asyncio)
+
+    def close_twins(self) -> None:
+        """The world is over: its asyncio clients' twins let their connections go (on a real server,
+        a socket each, which would otherwise wait for the garbage collector)."""
+        twins, self.twins = self.twins, {}
+        for _, _, twin in twins.values():
+            with contextlib.suppress(Exception):
+                twin.connection_pool.disconnect()
 
     def run_server(self) -> Any:
         """The run's Redis server (``backends.RedisServer``)."""
