@@ -23,6 +23,7 @@ LAYERS = {
     "cachepact": 3,
     "adapters": 4,
     "_target": 4,  # loading TARGET strings: the command line's, beside the adapters it loads
+    "_held_logs": 4,  # what the adapter logs while the command line checks it
     "cli": 5,
     "pytest_plugin": 5,
     "__main__": 6,
