@@ -258,6 +258,11 @@ ALLOWED = {
     ("record/redis_hook.py", "hooked"): "depth and installed of the process-wide redis-py patch",
     ("record/redis_hook.py", "_LEASE_CALLS"): "a constant table: lease script -> the Leases call it is",
     ("record/redis_hook.py", "_VALUE_AT"): "a constant table: SET-like command -> where its value is",
+    ("record/coroutines.py", "futures"): "the process-wide patch of asyncio.futures._get_loop, which answers "
+    "differently only between the kit's own loops",
+    ("record/coroutines.py", "mixins"): "the process-wide patch of asyncio's binding of a Lock, Event or Queue "
+    "to one loop, lifted only between the kit's own loops",
+    ("record/redis_asyncio.py", "_WRAPPERS"): "a constant table: patched redis.asyncio method -> its wrapper",
     ("runtime/interrupts.py", "sys"): "sys.unraisablehook, the process's, quieted while a check runs and put back",
     ("drive/replay.py", "INITIAL"): "a constant: the DB every world starts from (copied, never written)",
     ("judge/judge.py", "KEY_INDEX"): "a constant table: key -> its index",
