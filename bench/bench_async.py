@@ -19,66 +19,12 @@ import time
 from pathlib import Path
 
 import cachepact
-from cachepact import Adapter
-from cachepact.adapters.reference import LEASE_RETRIES, cache_aside_leased
+from cachepact.adapters.coroutines import leased as leased_async  # reference.cache_aside_leased, awaited
+from cachepact.adapters.coroutines import textbook as textbook_async
+from cachepact.adapters.libraries.redis_asyncio import get_set as textbook_redis_asyncio
+from cachepact.adapters.reference import cache_aside_leased
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
-
-def textbook_async(env) -> Adapter:
-    async def read(key):
-        value = await env.async_cache.get(key)
-        if value is None:
-            value = await env.async_db.get(key)
-            if value is not None:
-                await env.async_cache.set(key, value)
-        return value
-
-    async def write(key, value):
-        await env.async_db.put(key, value)
-        await env.async_cache.delete(key)
-
-    return Adapter(read=read, write=write)
-
-
-def textbook_redis_asyncio(env) -> Adapter:
-    r = env.async_redis
-
-    async def read(key):
-        raw = await r.get(f"user:{key}")
-        if raw is not None:
-            return raw.decode()
-        value = await env.async_db.get(key)
-        if value is not None:
-            await r.set(f"user:{key}", value, ex=300)
-        return value
-
-    async def write(key, value):
-        await env.async_db.put(key, value)
-        await r.delete(f"user:{key}")
-
-    return Adapter(read=read, write=write)
-
-
-def leased_async(env) -> Adapter:
-    """``reference.cache_aside_leased``, line for line, as coroutines."""
-
-    async def read(key):
-        for _ in range(LEASE_RETRIES):
-            value, token = await env.async_cache.lease_get(key)
-            if value is not None:
-                return value
-            if token is not None:
-                value = await env.async_db.get(key)
-                await env.async_cache.lease_set(key, value, token)
-                return value
-        return await env.async_db.get(key)
-
-    async def write(key, value):
-        await env.async_db.put(key, value)
-        await env.async_cache.delete(key)
-
-    return Adapter(read=read, write=write)
 
 
 # -- frontrun's peer: the same race, on a store whose every call is an await -----------------------

@@ -19,6 +19,8 @@ import redis.asyncio
 
 import cachepact
 from cachepact import Adapter, check
+from cachepact.adapters.libraries.redis_asyncio import get_set as textbook_async  # the twins' coroutine sides
+from cachepact.adapters.libraries.redis_asyncio import leased as leased_async
 from cachepact.leases import AsyncLeases, Leases
 
 
@@ -48,25 +50,6 @@ def textbook_sync(env):
     return Adapter(read=read, write=write)
 
 
-def textbook_async(env):
-    r = env.async_redis
-
-    async def read(key):
-        raw = await r.get(f"user:{key}")
-        if raw is not None:
-            return raw.decode()
-        value = await env.async_db.get(key)
-        if value is not None:
-            await r.set(f"user:{key}", value, ex=300)
-        return value
-
-    async def write(key, value):
-        await env.async_db.put(key, value)
-        await r.delete(f"user:{key}")
-
-    return Adapter(read=read, write=write)
-
-
 def leased_sync(env):
     leases = Leases(env.redis)
 
@@ -82,25 +65,6 @@ def leased_sync(env):
     def write(key, value):
         env.db.put(key, value)
         leases.delete(f"user:{key}")
-
-    return Adapter(read=read, write=write)
-
-
-def leased_async(env):
-    leases = AsyncLeases(env.async_redis)
-
-    async def read(key):
-        value, token = await leases.get(f"user:{key}")
-        if value is not None:
-            return value.decode()
-        value = await env.async_db.get(key)
-        if token is not None:
-            await leases.set(f"user:{key}", value, token, ttl=300)
-        return value
-
-    async def write(key, value):
-        await env.async_db.put(key, value)
-        await leases.delete(f"user:{key}")
 
     return Adapter(read=read, write=write)
 
