@@ -34,8 +34,32 @@ def kit_settings(max_examples: int, seed: int | None, **extra: Any) -> settings:
 # would seed from a digest of the kit's source, so every kit release would change a user's run.)
 DEFAULT_SEED = 0
 
+# Examples one Hypothesis run draws at most. Hypothesis keeps what it learns of every example it
+# ran (its tree of choices, a cache of results) for as long as the run lasts, about 16 KB an
+# example here: a nightly 100,000 would need gigabytes. A larger budget is run as batches of this
+# many, each a fresh run under a seed of its own, so a check's memory stays that of one batch.
+BATCH = 1000
 
-def run_seeded(test: Callable[[], None], seed: int | None) -> None:
+
+def batch_seed(seed: int | None, batch: int) -> int | str:
+    """The seed of the ``batch``-th batch (from 0) of a check run under ``seed``: the first is the
+    seed itself, so a budget of one batch draws what it always drew."""
+    base = DEFAULT_SEED if seed is None else seed
+    return base if batch == 0 else f"{base}/{batch}"
+
+
+def run_batches(
+    build: Callable[[int], Callable[[], None]], max_examples: int, seed: int | None, *, done: Callable[[], bool]
+) -> None:
+    """Run ``build(n)`` (a Hypothesis test of ``n`` examples) batch after batch, ``max_examples`` in
+    all, until ``done()`` (a failing run was kept)."""
+    for batch, start in enumerate(range(0, max_examples, BATCH)):
+        run_seeded(build(min(BATCH, max_examples - start)), batch_seed(seed, batch))
+        if done():
+            return
+
+
+def run_seeded(test: Callable[[], None], seed: int | str | None) -> None:
     """Run a Hypothesis test under ``seed``; a violation ends it (the test kept the failing run)."""
     test = hypothesis_seed(DEFAULT_SEED if seed is None else seed)(test)
     try:

@@ -5,6 +5,8 @@ A failure shrinks toward fewer operations and fewer context switches (see ``swit
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import hypothesis.strategies as st
 from hypothesis import given
 
@@ -12,7 +14,7 @@ from ...model._participants import READ, WRITE
 from ..report.progress import Progress
 from ..runtime.signals import Abandoned, Violation
 from . import replay
-from .hypothesis import kit_settings, run_seeded
+from .hypothesis import kit_settings, run_batches
 from .interleaved import run_interleaved, switching
 from .replay import KEYS, TICK, TICKS, ConcurrentScenario, Op
 from .run import Run
@@ -42,13 +44,6 @@ def search_schedules(
     budget = replay.RACE_JUMPS
     jumps = st.lists(st.integers(0, 6 * max_ops), max_size=budget) if budget and setup.session.expiring else st.just(())
 
-    @kit_settings(max_examples, seed)
-    @given(
-        prefix=st.lists(prefix_op, max_size=2),
-        ops=st.lists(op, min_size=2, max_size=max_ops),
-        schedule=st.lists(st.integers(0, max_ops), max_size=6 * max_ops),
-        jumps=jumps,
-    )
     def test(prefix: list, ops: list, schedule: list, jumps: list) -> None:
         if abandoned:  # Hypothesis reruns a failure to confirm it: a timeout is not waited out twice
             raise Abandoned(abandoned[0])
@@ -69,8 +64,17 @@ def search_schedules(
         failing.append(run.as_run())  # now: the stores (a shared Redis) hold this run's final state
         raise Violation(run.finding)
 
+    def build(examples: int) -> Callable[[], None]:
+        drawn = given(
+            prefix=st.lists(prefix_op, max_size=2),
+            ops=st.lists(op, min_size=2, max_size=max_ops),
+            schedule=st.lists(st.integers(0, max_ops), max_size=6 * max_ops),
+            jumps=jumps,
+        )(test)
+        return kit_settings(examples, seed)(drawn)
+
     try:
-        run_seeded(test, seed)
+        run_batches(build, max_examples, seed, done=lambda: bool(failing))
     except Abandoned as e:
         return e.run
     return failing[-1] if failing else None

@@ -1,4 +1,4 @@
-"""The sequential driver: a Hypothesis ``RuleBasedStateMachine`` of reads and writes around a World.
+"""The sequential driver: Hypothesis draws whole sequences of reads and writes, a World runs each.
 
 Shrinking gives the minimal failing sequence; the World of Hypothesis' final (minimal) run is kept
 for the report.
@@ -7,15 +7,16 @@ for the report.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 import attrs
 import hypothesis.strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, get_state_machine_test, rule
+from hypothesis import given
 
 from ...model._participants import READ, WRITE
 from ..report.progress import Progress
 from ..runtime.signals import Abandoned, Violation
-from .hypothesis import kit_settings, run_seeded
+from .hypothesis import kit_settings, run_batches
 from .replay import (
     KEYS,
     MAX_FAULT_CALL,
@@ -31,31 +32,66 @@ from .replay import (
 from .run import Run
 from .world import Setup, World, rerun_sequence
 
-
 # What a step of a sequence is: a read or a write of a key on an app instance, the clock moved on
-# first in about one step in eleven (every step is an operation; a clock move alone would cost a step
-# and run nothing). One draw a step, from one list, keeps the driver as cheap as a hand-written
-# machine (a draw costs more than a cached read). Hypothesis shrinks toward the front of the list:
-# reads of k1 on the first instance with no clock move. It cannot lower a key or an instance
-# everywhere at once (r:k3 and w:k3 are different choices), so the kit renames them after shrinking
+# first in about one step in fourteen (every step is an operation; a clock move alone would cost a
+# step and run nothing).
+#
+# A whole sequence is one draw: ``steps`` bytes, one a step (with --faults, as many more, a fault
+# each), read through a table. Hypothesis' per-rule machinery (a rule chosen, its arguments drawn, a
+# span each) cost more than running the operation did; one draw an example costs about what one step
+# did. Byte 0 is no step, so the shrinker deletes a step by lowering its byte (the length is fixed: a
+# step cut out would shift every later step's fault), and lowers the rest toward the front of the
+# table: reads of k1 on the first instance with no clock move. It cannot lower a key or an instance
+# everywhere at once (r:k3 and w:k3 are different bytes), so the kit renames them after shrinking
 # (first_names).
-def step_choices(instances: int) -> list[tuple[str, str, int, int]]:
-    """(kind, key, seconds the clock moves first, app instance), as often as Hypothesis should draw them."""
+Step = tuple[str, str, int, int]  # (kind, key, seconds the clock moves first, app instance)
+TICKED = 18  # table entries (of 255) that move the clock first: each tick with each kind and key
+
+
+def step_table(instances: int) -> tuple[Step | None, ...]:
+    """What each byte of a drawn sequence is: no step for 0, then the plain steps over and over, then
+    the ones that move the clock first."""
     plain = [(kind, key, 0, i) for i in range(instances) for kind in (READ, WRITE) for key in KEYS]
-    return plain * 25 + [(kind, key, seconds, 0) for seconds in TICKS for kind in (READ, WRITE) for key in KEYS]
+    ticked = [(kind, key, seconds, 0) for seconds in TICKS for kind in (READ, WRITE) for key in KEYS]
+    assert len(ticked) == TICKED
+    return (None, *(plain[n % len(plain)] for n in range(255 - TICKED)), *ticked)
 
 
 # With --faults, each operation may carry a fault: one of its first eight calls fails (a write in a
 # transaction commits at its third call or later, and invalidates after that), before taking effect
-# or with its reply lost, in about one operation in three (a run keeps the first ``faults`` of them).
-# Hypothesis shrinks toward none, and toward earlier calls.
-FAULT_CHOICES: tuple[Fault | None, ...] = (
-    (None,) * 60
-    + tuple(Fault(call, took_effect) for call in range(1, 9) for took_effect in (False, True))
-    + tuple(Fault(call, False, outage=True) for call in (1, 2, 3, 4))
-)
+# or with its reply lost, in about one operation in four (a run keeps the first ``faults`` of them).
+# The shrinker lowers a fault's byte toward none, and toward earlier calls.
+FAULTS_DRAWN: tuple[Fault, ...] = tuple(
+    Fault(call, took_effect) for call in range(1, 9) for took_effect in (False, True)
+) + tuple(Fault(call, False, outage=True) for call in (1, 2, 3, 4))
+FAULT_TABLE: tuple[Fault | None, ...] = (None,) * 192 + tuple(FAULTS_DRAWN[n % len(FAULTS_DRAWN)] for n in range(64))
+# What the concurrent driver draws an operation's fault from: mostly none, as here.
+FAULT_CHOICES: tuple[Fault | None, ...] = (None,) * 60 + FAULTS_DRAWN
 # The single faults the fault phase tries on each call: both ways, and an outage from there on.
 FAULT_KINDS = (Fault(1, False), Fault(1, True), Fault(1, False, outage=True))
+
+
+def decode(
+    drawn: bytes, fault_bytes: bytes, table: tuple[Step | None, ...], budget: int
+) -> tuple[list[Op | tuple[str, str, int]], Faults]:
+    """The operations (clock moves included) ``drawn`` names, and its fault plan: the first
+    ``budget`` faults ``fault_bytes`` names, by operation number."""
+    ops: list[Op | tuple[str, str, int]] = []
+    faults: Faults = {}
+    count = 0
+    for n, byte in enumerate(drawn):
+        step = table[byte]
+        if step is None:
+            continue
+        kind, key, seconds, instance = step
+        if seconds:
+            ops.append(Op(TICK, seconds))
+        ops.append((kind, key, instance))
+        if fault_bytes and len(faults) < budget and (fault := FAULT_TABLE[fault_bytes[n]]) is not None:
+            faults[count] = fault
+        count += 1
+    return ops, faults
+
 
 # The fault phase: each of an operation's first calls failing, both ways, in the few sequences where
 # what a fault leaves behind shows at once (a failed invalidation before a read; a failed lookup,
@@ -96,61 +132,64 @@ def search_sequences(
     """Draw sequences until one fails or the budget is spent; the failing run, minimal, or None."""
     failing: list[Run] = []
     abandoned: list[Run] = []
+    table = step_table(setup.instances)
+    sequence = st.binary(min_size=steps, max_size=steps)
 
-    class CachepactMachine(RuleBasedStateMachine):
-        # Rules only draw; teardown runs the whole sequence in one go, so the app instances' threads
-        # hand the baton to each other only where the instance changes, not twice an operation.
-        # Hypothesis shrinks a failure raised in teardown like any other.
-        def __init__(self) -> None:
-            super().__init__()
-            self.ops: list[tuple[str, object, int]] = []
-            self.faults: Faults = {}
-            self.count = 0
-
-        @rule(
-            op=st.sampled_from(step_choices(setup.instances)),
-            fault=st.sampled_from(FAULT_CHOICES) if setup.faults else st.none(),
-        )
-        def step(self, op: tuple[str, str, int, int], fault: Fault | None) -> None:
-            kind, key, seconds, instance = op
-            if seconds:
-                self.ops.append(Op(TICK, seconds))
-            self.ops.append((kind, key, instance))
-            if fault is not None and len(self.faults) < setup.faults:
-                self.faults[self.count] = fault
-            self.count += 1
-
-        def teardown(self) -> None:
-            if abandoned:  # Hypothesis reruns a failure to confirm it: a timeout is not waited out twice
-                raise Abandoned(abandoned[0])
-            world = World(setup)
-            world.fault_plan = self.faults
+    def test(drawn: bytes, fault_bytes: bytes) -> None:
+        if abandoned:  # Hypothesis reruns a failure to confirm it: a timeout is not waited out twice
+            raise Abandoned(abandoned[0])
+        ops, faults = decode(drawn, fault_bytes, table, setup.faults)
+        if not ops:
+            return
+        world = World(setup)
+        world.fault_plan = faults
+        try:
+            finding = world.run_sequence(ops)
+        finally:
             try:
-                finding = world.run_sequence(self.ops)
+                progress.add_run(world)  # may raise a noted Ctrl-C: the world closes all the same
             finally:
-                try:
-                    progress.add_run(world)  # may raise a noted Ctrl-C: the world closes all the same
-                finally:
-                    world.close()
-            if finding is None:
-                return
-            if finding.invariant == "timeout":
-                abandoned.append(world.as_run())
-                raise Abandoned(abandoned[0])  # no shrinking: every try would wait out a timeout
-            failing.append(world.as_run())  # now: the stores (a shared Redis) hold this world's final state
-            raise Violation(finding)
+                world.close()
+        if finding is None:
+            return
+        if finding.invariant == "timeout":
+            abandoned.append(world.as_run())
+            raise Abandoned(abandoned[0])  # no shrinking: every try would wait out a timeout
+        failing.append(world.as_run())  # now: the stores (a shared Redis) hold this world's final state
+        raise Violation(finding)
 
-    test = get_state_machine_test(
-        CachepactMachine, settings=kit_settings(max_examples, seed, stateful_step_count=steps)
-    )
+    def build(examples: int) -> Callable[[], None]:
+        drawn = given(drawn=sequence, fault_bytes=sequence if setup.faults else st.just(b""))(test)
+        return kit_settings(examples, seed)(drawn)
+
     try:
-        run_seeded(test, seed)
+        run_batches(build, max_examples, seed, done=lambda: bool(failing))
     except Abandoned as e:
         return e.run
     if not failing:
         return None
     # Hypothesis runs the minimal example last, so the last failing World is the shrunk one.
-    return first_names(failing[-1], setup)
+    return first_names(without_idle_ticks(failing[-1], setup), setup)
+
+
+def without_idle_ticks(run: Run, setup: Setup) -> Run:
+    """The same failure without each clock move it does not need, last first.
+
+    A step that moves the clock first is a byte of its own, far from the byte of the same step
+    without the move: lowering it one way or the other changes the step, so the shrinker can leave
+    a move nothing needs. Faults are numbered by operation, so leaving out a move keeps each one
+    on its call."""
+    ops = parse_sequence(run.replay)
+    faults = faults_of_sequence(run.replay)
+    invariant = run.finding.invariant if run.finding else None
+    for at in reversed(range(len(ops))):
+        if ops[at].kind != TICK:
+            continue
+        fewer = ops[:at] + ops[at + 1 :]
+        candidate = rerun_sequence(setup, fewer, faults)
+        if candidate.finding and candidate.finding.invariant == invariant and candidate.operations <= run.operations:
+            run, ops = candidate, fewer
+    return run
 
 
 def first_names(run: Run, setup: Setup) -> Run:
