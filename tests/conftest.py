@@ -51,8 +51,9 @@ def _redis_server() -> str:
 
 def empty_redis_dbs(url: str, count: int = 1) -> list[str]:
     """URLs of ``count`` empty logical databases of the Redis at ``url`` (a base URL): the one
-    CACHEPACT_TEST_REDIS pins, else the first empty ones of 1..15. Skips (fails under CI=true) when
-    there are not that many: tests use only empty databases."""
+    CACHEPACT_TEST_REDIS pins, else the first empty ones of 1..15 that are this pytest-xdist worker's
+    (each worker its own share of them, so two never take one database at once). Skips (fails under
+    CI=true) when there are not that many: tests use only empty databases."""
     import pytest
     import redis
 
@@ -66,10 +67,20 @@ def empty_redis_dbs(url: str, count: int = 1) -> list[str]:
         if not empty(REDIS_DB):
             _unusable(f"the Redis database {url}/{REDIS_DB} CACHEPACT_TEST_REDIS pins is not empty; empty it")
         return [f"{url}/{REDIS_DB}"]
-    found = [f"{url}/{n}" for n in range(1, 16) if empty(n)][:count]
+    found = [f"{url}/{n}" for n in _worker_dbs() if empty(n)][:count]
     if len(found) < count:
         pytest.skip(f"needs {count} empty logical database{'s' * (count > 1)} (1..15) on the Redis at {url}")
     return found
+
+
+def _worker_dbs() -> range:
+    """The logical databases (of 1..15) this pytest-xdist worker may take: every one when the tests
+    run in one process."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    if not worker.startswith("gw") or workers < 2:
+        return range(1, 16)
+    return range(1 + int(worker[2:]) % workers, 16, workers)
 
 
 def _unusable(reason: str) -> None:
