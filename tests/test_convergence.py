@@ -70,7 +70,9 @@ def test_reduction_agrees_with_the_unreduced_search(recovery):
     assert [(p.name, p.holds) for p in reduced.properties] == [(p.name, p.holds) for p in full.properties]
 
 
-@pytest.mark.parametrize(("design", "make"), RECOVERY_DESIGNS.items(), ids=lambda d: str(d))
+@pytest.mark.parametrize(
+    ("design", "make"), RECOVERY_DESIGNS.items(), ids=[f"{recovery}-{leased}" for recovery, leased in RECOVERY_DESIGNS]
+)
 def test_the_checker_agrees_with_the_explorer_on_each_design(design, make):
     """A check with faults of adapter code written to each design: it passes exactly where the
     explorer proves every property, and otherwise fails one the explorer says is violated."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from hypothesis.errors import FlakyFailure
 
+import cachepact
+from cachepact.adapters.reference import cache_aside_leased as REFERENCE_LEASED
 from cachepact.conformance.drive.hypothesis import run_seeded
 from cachepact.conformance.runtime.signals import Violation
 
@@ -95,3 +97,50 @@ def test_a_seed_draws_the_same_examples_whatever_literals_the_loaded_modules_hol
     monkeypatch.syspath_prepend(str(tmp_path))
     __import__("literals_galore")
     assert drawn() == before
+
+
+# -- whole sequences drawn at once, budgets run in batches ---------------------------------------------
+
+
+def test_a_drawn_sequence_is_a_byte_a_step_zero_no_step_and_faults_numbered_by_operation():
+    from cachepact.conformance.drive.replay import TICKS, Fault, Op
+    from cachepact.conformance.drive.sequences import FAULT_TABLE, TICKED, decode, step_table
+
+    table = step_table(instances=2)
+    assert len(table) == 256 and table[0] is None
+    assert table[1] == ("r", "k1", 0, 0)  # the shrinker's goal: a read of k1 on the first instance
+    assert {step[3] for step in table[1 : 256 - TICKED]} == {0, 1}
+    assert {step[2] for step in table[256 - TICKED :]} == set(TICKS)
+    first_fault = FAULT_TABLE.index(Fault(1, False))
+    ticked = 256 - TICKED  # a read of k1 with the clock moved on first
+    ops, faults = decode(bytes([1, 0, ticked, 4]), bytes([0, first_fault, first_fault, 0]), table, budget=3)
+    assert ops == [("r", "k1", 0), Op("t", TICKS[0]), ("r", "k1", 0), ("w", "k1", 0)]
+    # The second byte is no step, so its fault is nobody's; the clock move is not an operation.
+    assert faults == {1: Fault(1, False)}
+    assert decode(bytes(4), bytes(4), table, budget=3) == ([], {})
+
+
+def test_a_budget_past_a_batch_runs_as_fresh_runs_under_seeds_of_their_own(monkeypatch):
+    from cachepact.conformance.drive import hypothesis as driver
+
+    monkeypatch.setattr(driver, "BATCH", 5)
+    ran: list[tuple[int, object]] = []
+    monkeypatch.setattr(driver, "run_seeded", lambda test, seed: ran.append((test(), seed)))
+    driver.run_batches(lambda n: lambda: n, 12, 7, done=lambda: False)
+    assert ran == [(5, 7), (5, "7/1"), (2, "7/2")]  # the first batch under the seed itself
+    ran.clear()
+    driver.run_batches(lambda n: lambda: n, 12, None, done=lambda: len(ran) == 2)
+    assert ran == [(5, 0), (5, "0/1")]  # a failing run kept ends it
+
+
+def test_a_large_budget_is_judged_in_batches_and_still_finds_and_shrinks(monkeypatch):
+    from cachepact.adapters.broken import CATALOGUE
+    from cachepact.conformance.drive import hypothesis as driver
+
+    monkeypatch.setattr(driver, "BATCH", 7)
+    entry = next(e for e in CATALOGUE.values() if e.invariant == "fresh-read")
+    result = cachepact.check(entry.make, entry.pattern, concurrency=False, max_examples=40, seed=3)
+    assert result.finding is not None and result.finding.invariant == "fresh-read"
+    assert len(result.replay.split(",")) <= 3, result.replay
+    passing = cachepact.check(REFERENCE_LEASED, "cache-aside", concurrency=False, max_examples=30)
+    assert passing.passed and passing.examples >= 30
