@@ -3,6 +3,8 @@
     frontrun python bench/bench_concurrency.py     # all three peers in one process
     python bench/bench_concurrency.py              # without frontrun (it needs its own launcher)
     ... --frontrun-big                             # also frontrun's 2 readers + 2 writers proof (minutes)
+    ... --frontrun-full                            # frontrun's full DPOR (no preemption bound) beside
+                                                   # cachepact.prove, 2r+1w to 3r+2w, 10 minutes a case
 
 The equivalent adapter for the peers is the seed's cache-aside on plain dicts: one reader and one
 writer of one key, checked for coherence once both are done.
@@ -133,7 +135,11 @@ def frontrun_available() -> bool:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--frontrun-big", action="store_true")
+    parser.add_argument("--frontrun-full", action="store_true")
     args = parser.parse_args()
+    if args.frontrun_full:
+        full_dpor()
+        return
 
     print("== the stale-set race: cachepact check (default settings), 20 seeds each")
     for make, pattern in (
@@ -223,6 +229,38 @@ def main() -> None:
         label = make.__name__ + ("" if instances is None else f" --instances {instances}")
         verdict = result.verdict + (f" ({result.finding.invariant})" if result.finding else "")
         print(f"  {label:<34} {verdict} in {time.perf_counter() - start:.2f} s")
+
+
+def full_dpor() -> None:
+    """Each side's proof of the same lease adapter, case by case: frontrun 0.7 with full DPOR
+    (``preemption_bound=None``) over the bytecode-level dict store, cachepact.prove over env's. Says
+    what each claims: frontrun returns no exhaustion flag (``exhausted`` is None), so only
+    cachepact's complete/incomplete is a claim of completion."""
+    print("== lease proofs, full exploration: frontrun (preemption_bound=None) beside cachepact.prove")
+    cases = ((2, 1), (2, 2), (3, 2))
+    for readers, writers in cases:
+        start = time.perf_counter()
+        p = cachepact.prove(cache_aside_leased, "cache-aside", readers=readers, writers=writers, limit=100_000)
+        print(
+            f"  cachepact {readers}r+{writers}w: holds={p.holds} complete={p.complete}  {p.schedules} schedules, "
+            f"{p.cut} cut, {time.perf_counter() - start:.1f} s"
+        )
+        if not frontrun_available():
+            continue
+        import frontrun
+
+        start = time.perf_counter()
+        r = frontrun.explore(
+            setup=Leased,
+            workers=[lease_reader] * readers + [lease_writer] * writers,
+            invariant=coherent,
+            preemption_bound=None,
+            total_timeout=600,
+        )
+        print(
+            f"  frontrun  {readers}r+{writers}w: holds={r.property_holds} after {r.num_explored} interleavings, "
+            f"exhausted={getattr(r, 'exhausted', None)}, {time.perf_counter() - start:.1f} s"
+        )
 
 
 if __name__ == "__main__":

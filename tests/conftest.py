@@ -67,9 +67,13 @@ def empty_redis_dbs(url: str, count: int = 1) -> list[str]:
         if not empty(REDIS_DB):
             _unusable(f"the Redis database {url}/{REDIS_DB} CACHEPACT_TEST_REDIS pins is not empty; empty it")
         return [f"{url}/{REDIS_DB}"]
-    found = [f"{url}/{n}" for n in _worker_dbs() if empty(n)][:count]
+    mine = _worker_dbs()
+    found = [f"{url}/{n}" for n in mine if empty(n)][:count]
     if len(found) < count:
-        pytest.skip(f"needs {count} empty logical database{'s' * (count > 1)} (1..15) on the Redis at {url}")
+        _unusable(
+            f"needs {count} empty logical database{'s' * (count > 1)} of {list(mine)} (this test process's share "
+            f"of 1..15) on the Redis at {url}"
+        )
     return found
 
 
@@ -106,6 +110,14 @@ def pytest_configure(config):
         import pytest
 
         raise pytest.UsageError(REDIS_PROBLEM)
+    workers = getattr(config.option, "numprocesses", None)
+    if REDIS_DB is not None and workers not in (None, 0, 1):
+        import pytest
+
+        raise pytest.UsageError(
+            f"CACHEPACT_TEST_REDIS pins one Redis database ({REDIS_DB}), which pytest-xdist's workers would "
+            "share; run the suite with -n 0"
+        )
     config.addinivalue_line("markers", "redis_server: needs the machine's Redis")
     config.addinivalue_line("markers", "postgres_server: needs the machine's PostgreSQL")
     # A shell without job control starts background commands with SIGINT ignored, and a child

@@ -71,7 +71,9 @@ def test_reduction_agrees_with_the_unreduced_search(recovery):
 
 
 @pytest.mark.parametrize(
-    ("design", "make"), RECOVERY_DESIGNS.items(), ids=[f"{recovery}-{leased}" for recovery, leased in RECOVERY_DESIGNS]
+    ("design", "make"),
+    RECOVERY_DESIGNS.items(),
+    ids=[f"{recovery}-{'ttl' if ttl else 'no-ttl'}" for recovery, ttl in RECOVERY_DESIGNS],
 )
 def test_the_checker_agrees_with_the_explorer_on_each_design(design, make):
     """A check with faults of adapter code written to each design: it passes exactly where the

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -170,9 +171,23 @@ def private_redis(tmp_path):
     server = "/usr/bin/redis-server"
     if not os.path.exists(server):
         pytest.skip("redis-server is not installed here")
-    port = 6900 + os.getpid() % 500
+    with socket.socket() as probe:  # a port free now, from the OS (tests beside this one take theirs)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     proc = subprocess.Popen(
-        [server, "--port", str(port), "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+        [
+            server,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp_path),
+        ],
         stdout=subprocess.DEVNULL,
     )
     client = redis.Redis(port=port)
@@ -181,6 +196,7 @@ def private_redis(tmp_path):
             client.ping()
             break
         except redis.ConnectionError:
+            assert proc.poll() is None, f"redis-server did not start on port {port}"
             time.sleep(0.05)  # the server starting up, not the code under test
     yield port, client
     proc.kill()

@@ -187,8 +187,7 @@ def test_djangos_lock_recipe_passes_only_while_time_stands_still_inside_races(mo
     assert result.finding.invariant == "adapter-error" and "LockNotOwnedError" in result.finding.message
     assert "t11" in result.replay  # the findings page's verdict, with the clock moved on past the lock
     # Every schedule of that very race: with time moving the lock runs out under its holder; with time
-    # standing still every schedule holds (the verdict the page gave before). The whole default check
-    # without jumps passes too (a minute of polled locks; the findings page's test pins the recipe).
+    # standing still every schedule holds (the verdict the page gave before, for this race).
     scenario = parse_concurrent(result.replay)[0]
 
     def every_schedule():
