@@ -50,6 +50,19 @@ def test_a_broken_adapter_fails_with_the_same_report_as_the_cli(pytester):
     assert "Traceback" not in text and "def test()" not in text
 
 
+def test_a_users_suite_under_pytest_xdist_gets_the_outcomes_and_report_of_one_process(pytester):
+    pytester.makepyfile(test_user=GOOD + BAD.replace("test_my_cache", "test_broken"))
+    args = ("--cachepact-max-examples", "20", "--cachepact-seed", "1", "-p", "xdist")
+    one = pytester.runpytest_subprocess(*args, "-n", "0")
+    spread = pytester.runpytest_subprocess(*args, "-n", "2")
+    for result in (one, spread):
+        result.assert_outcomes(passed=10, failed=1, skipped=7)
+    assert "2 workers" in spread.stdout.str() or "gw1" in spread.stdout.str()
+    # Each worker runs the check its tests need: the same seed, the same minimal run, the same replay.
+    replay = [line for line in one.stdout.lines if line.startswith("Replay: ")]
+    assert replay and replay == [line for line in spread.stdout.lines if line.startswith("Replay: ")][: len(replay)]
+
+
 def test_the_returned_test_also_runs_when_called_directly():
     from cachepact import ConformanceFailure, conformance_test
     from cachepact.adapters.broken import aside_update_on_write
