@@ -316,3 +316,33 @@ def test_async_with_a_transaction_is_the_with_block():
     result = check(make, "cache-aside", seed=0, max_examples=60)
     assert result.passed, result.report()
     assert "commit" in result.reached
+
+
+def test_an_app_threads_operations_share_one_loop_and_a_world_closes_its_loops():
+    """As one process's requests share its loop: the reads of one app instance run on one loop (it is
+    kept, not made anew per operation), and no loop outlives the check (each is closed with its
+    thread when the world ends)."""
+    worlds: list[list[tuple[str, asyncio.AbstractEventLoop]]] = []
+
+    def make(env):
+        adapter = textbook_async(env)
+        loops: list[tuple[str, asyncio.AbstractEventLoop]] = []
+        worlds.append(loops)
+
+        async def read(key):
+            loops.append(("read", asyncio.get_running_loop()))
+            return await adapter.read(key)
+
+        async def write(key, value):
+            loops.append(("write", asyncio.get_running_loop()))
+            await adapter.write(key, value)
+
+        return Adapter(read=read, write=write)
+
+    result = check(make, "cache-aside", replay="seq/r:k1,r:k2,w:k1,r:k1,w:k2", instances=1)
+    assert result.passed, result.report()
+    loops = worlds[-1]
+    reads = {id(loop) for kind, loop in loops if kind == "read"}
+    writes = {id(loop) for kind, loop in loops if kind == "write"}
+    assert len(loops) == 5 and len(reads) == 1 and len(writes) == 1 and reads != writes
+    assert all(loop.is_closed() for world in worlds for _, loop in world)

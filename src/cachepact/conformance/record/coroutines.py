@@ -189,14 +189,19 @@ class KitEventLoop(asyncio.SelectorEventLoop):
         # Debug mode (-X dev, PYTHONASYNCIODEBUG) refuses a callback scheduled from another thread:
         # here that is how one operation wakes another's waiter, one thread running at a time.
         self.set_debug(False)
+        # Between its thread's operations the loop rests: to the operations it served it is as
+        # good as closed (it is kept open only to serve the thread's next one).
+        self.resting = True
 
     def call_soon(self, callback: Any, *args: Any, context: Any = None) -> asyncio.Handle:
-        if self.is_closed():
+        if self.resting or self.is_closed():
             running = asyncio.events._get_running_loop()
             if isinstance(running, KitEventLoop) and running is not self:
                 # A future of an operation that is over (a task it left in a shared map) completes,
                 # or is awaited, from another operation: its callbacks run on that one's loop.
                 return running.call_soon(callback, *args, context=context)
+            if self.resting:
+                raise RuntimeError("Event loop is closed")  # what the operation's own loop would say
         return super().call_soon(callback, *args, context=context)
 
     def time(self) -> float:
@@ -209,7 +214,7 @@ def drive(awaitable: Any, *, cache_started: Callable[[], bool], returned: Callab
     ``returned(result)`` is told the moment the coroutine returns, before its tasks are done."""
     _share_between_loops()
     shared = kit_tasks_work()
-    loop = KitEventLoop()
+    loop = _loop_of_this_thread()
 
     def factory(loop: asyncio.AbstractEventLoop, coro: Coroutine, **kwargs: Any) -> asyncio.Task:
         context = kwargs.pop("context", None) or contextvars.copy_context()
@@ -221,11 +226,17 @@ def drive(awaitable: Any, *, cache_started: Callable[[], bool], returned: Callab
         return task
 
     created: list[asyncio.Task] = []
-    loop.set_task_factory(factory)
-    main = loop.create_task(_with_tasks(awaitable, returned, created))
+    loop.resting = False
     try:
+        # The operation's own task is the kit's, the App's by definition: made directly, not asked
+        # of the attribution (a look at the stack, a tenth of a short operation's cost).
+        main = (KitTask if shared else asyncio.Task)(_with_tasks(awaitable, returned, created), loop=loop)
+        created.append(main)
+        loop.set_task_factory(factory)
         result = loop.run_until_complete(main)
         _run_ready(loop)
+        if not loop._ready:
+            _rest(loop)  # left as it was made: its thread's next operation may run on it
         return result
     except BaseException:
         # The operation raised (or its run was cut short): what its tasks raised is that error, here
@@ -235,7 +246,38 @@ def drive(awaitable: Any, *, cache_started: Callable[[], bool], returned: Callab
             _run_ready(loop)  # wake-ups of other operations' waiters it still holds
         raise
     finally:
-        loop.close()
+        if not loop.resting:
+            _discard(loop)
+
+
+def _loop_of_this_thread() -> KitEventLoop:
+    """The loop this operation runs on: its app thread's, kept from that thread's last operation
+    (``AppThread.event_loop``), or a new one (made for the thread to keep, where it has one)."""
+    thread = getattr(handle(), "thread", None)
+    loop = getattr(thread, "event_loop", None)
+    if isinstance(loop, KitEventLoop) and loop.resting and not loop.is_closed():
+        return loop
+    loop = KitEventLoop()
+    if thread is not None and hasattr(thread, "event_loop"):
+        thread.event_loop = loop
+    return loop
+
+
+def _rest(loop: KitEventLoop) -> None:
+    """Between operations: no task factory of the last one's, its time as a new loop's."""
+    loop.set_task_factory(None)
+    loop._kit_selector.slept = 0.0
+    loop.resting = True
+
+
+def _discard(loop: KitEventLoop) -> None:
+    """A loop an operation left work on (it raised, was cut short, or left a callback queued) serves
+    no other: closed, and its thread makes a new one for its next operation."""
+    thread = getattr(handle(), "thread", None)
+    if getattr(thread, "event_loop", None) is loop:
+        thread.event_loop = None
+    loop.resting = True
+    loop.close()
 
 
 def _run_ready(loop: KitEventLoop) -> None:

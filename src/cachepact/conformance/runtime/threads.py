@@ -21,6 +21,7 @@ from __future__ import annotations
 import _thread
 import queue
 from collections.abc import Callable
+from typing import Any
 
 from .session import Session
 
@@ -37,12 +38,20 @@ class AppThread:
         self.session = session
         self.jobs: queue.SimpleQueue = queue.SimpleQueue()
         self.stranded = False  # left blocked out of the kit's control: never given work again
+        # The event loop its coroutine operations run on (``record/coroutines.drive``), made by the
+        # first and kept for the next: a loop costs a socket pair and a selector to make, more than
+        # a short coroutine costs to run. It is closed with the thread.
+        self.event_loop: Any = None
         _thread.start_new_thread(self._loop, ())
 
     def submit(self, job: Callable[[], None]) -> None:
         self.jobs.put(job)
 
     def close(self) -> None:
+        loop = self.event_loop
+        if loop is not None and getattr(loop, "resting", False):
+            self.event_loop = None
+            loop.close()  # idle between jobs: closed now, so the world's end leaves no loop open
         self.jobs.put(None)
 
     def _loop(self) -> None:
@@ -54,6 +63,8 @@ class AppThread:
                 job()  # a job handles what its body raises (the scheduler's wrapper)
             finally:
                 busy.pop(me, None)
+        if self.event_loop is not None:
+            self.event_loop.close()
 
 
 class Deployment:
