@@ -346,3 +346,193 @@ def test_an_app_threads_operations_share_one_loop_and_a_world_closes_its_loops()
     writes = {id(loop) for kind, loop in loops if kind == "write"}
     assert len(loops) == 5 and len(reads) == 1 and len(writes) == 1 and reads != writes
     assert all(loop.is_closed() for world in worlds for _, loop in world)
+
+
+# -- from a second new user's trial: single-flight over leases, tasks as refreshes ----------------
+
+
+def single_flight_async(env):
+    """Request coalescing over leases: one read of a key loads, others in flight join its future
+    (giving back a lease they were granted); the write evicts its process's in-flight load."""
+    cache, db = env.async_cache, env.async_db
+    inflight: dict = {}
+
+    async def read(key):
+        value, token = await cache.lease_get(key)
+        if value is not None:
+            return value
+        fut = inflight.get(key)
+        if fut is not None:
+            if token is not None:
+                await cache.lease_set(key, None, token)  # gives the lease back: no fill
+            return await fut
+        fut = inflight[key] = asyncio.get_running_loop().create_future()
+        try:
+            value = await db.get(key)
+            if token is not None:
+                await cache.lease_set(key, value, token)
+            fut.set_result(value)
+            return value
+        except BaseException as e:  # the kit's unwinding of a cut schedule passes through here too
+            fut.set_exception(e)
+            raise
+        finally:
+            if inflight.get(key) is fut:
+                del inflight[key]
+
+    async def write(key, value):
+        await db.put(key, value)
+        await cache.delete(key)
+        inflight.pop(key, None)
+
+    return Adapter(read=read, write=write)
+
+
+def single_flight_sync(env):
+    import concurrent.futures
+
+    cache, db = env.cache, env.db
+    inflight: dict = {}
+    mutex = threading.Lock()
+
+    def read(key):
+        value, token = cache.lease_get(key)
+        if value is not None:
+            return value
+        with mutex:
+            fut = inflight.get(key)
+            leader = fut is None
+            if leader:
+                fut = inflight[key] = concurrent.futures.Future()
+        if not leader:
+            if token is not None:
+                cache.lease_set(key, None, token)
+            return fut.result()
+        try:
+            value = db.get(key)
+            if token is not None:
+                cache.lease_set(key, value, token)
+            fut.set_result(value)
+            return value
+        except BaseException as e:
+            fut.set_exception(e)
+            raise
+        finally:
+            with mutex:
+                if inflight.get(key) is fut:
+                    del inflight[key]
+
+    def write(key, value):
+        db.put(key, value)
+        cache.delete(key)
+        with mutex:
+            inflight.pop(key, None)
+
+    return Adapter(read=read, write=write)
+
+
+@pytest.mark.parametrize(
+    ("make", "waits_then_joins", "gives_back"),
+    [
+        (single_flight_sync, "con/|r:k1,r:k1/000111", "con/|r:k1,r:k1,w:k1/000002211110"),
+        (single_flight_async, "con/|r:k1,r:k1,w:k1/00101", None),  # an asyncio.Lock-free twin: other points
+    ],
+    ids=["threads", "asyncio"],
+)
+def test_a_read_told_to_wait_may_join_a_load_and_giving_a_lease_back_is_no_fill(make, waits_then_joins, gives_back):
+    """Two false alarms: a read whose lease_get said wait and that joined another read's load was
+    who-loads (the model wanted it to look again), and lease_set(key, None, token), the lease given
+    back, was a fill before loading (who-populates). Every schedule of two reads and a write holds."""
+    for replay in filter(None, (waits_then_joins, gives_back)):
+        result = check(make, "cache-aside", instances=1, replay=replay)
+        assert result.passed and "joined-load" in result.reached, result.report()
+    proof = cachepact.prove(make, "cache-aside", readers=2, writers=1)
+    assert proof.holds, proof.report()
+
+
+def test_what_an_adapter_raises_while_the_kit_unwinds_a_cut_schedule_is_no_finding(caplog):
+    """The kit cuts redundant schedules short by unwinding their operations; the single-flight read
+    passes that on to its future (``set_exception``), whose waiter was cancelled by then, so the read
+    raised InvalidStateError (a false adapter-error) and asyncio logged 'exception was never
+    retrieved' for the kit's own signal."""
+    result = check(single_flight_async, "cache-aside", instances=1, seed=3)
+    assert result.passed, result.report()
+    assert not [r for r in caplog.records if "never retrieved" in r.getMessage()]
+
+
+def refresh_task(env, *, threads: bool):
+    """Refresh-ahead: a hit on an entry over 10 s old starts a refresh (a task, or its twin, a
+    thread) that stores what it loads unconditionally; misses fill through a lease."""
+
+    class Refresher:
+        def __init__(self):
+            self.tasks: set = set()
+
+        def _hit(self, key, raw):
+            entry = raw.split("@")
+            if time.time() - float(entry[1]) > 10:
+                if threads:
+                    threading.Thread(target=self.refresh_sync, args=(key,)).start()
+                else:
+                    task = asyncio.get_running_loop().create_task(self.refresh(key))
+                    self.tasks.add(task)
+                    task.add_done_callback(self.tasks.discard)
+            return entry[0]
+
+        async def read(self, key):
+            raw, token = await env.async_cache.lease_get(key)
+            if raw is not None:
+                return self._hit(key, raw)
+            value = await env.async_db.get(key)
+            if token is not None and value is not None:
+                await env.async_cache.lease_set(key, f"{value}@{time.time()}", token, ttl=300)
+            return value
+
+        async def refresh(self, key):
+            value = await env.async_db.get(key)
+            await env.async_cache.set(key, f"{value}@{time.time()}", ttl=300)
+
+        def refresh_sync(self, key):
+            value = env.db.get(key)
+            env.cache.set(key, f"{value}@{time.time()}", ttl=300)
+
+    refresher = Refresher()
+
+    async def write(key, value):
+        await env.async_db.put(key, value)
+        await env.async_cache.delete(key)
+
+    return Adapter(
+        read=refresher.read,
+        write=write,
+        cache_code=(Refresher,),
+        decode=lambda raw: raw.split("@")[0],
+    )
+
+
+@pytest.mark.parametrize("threads", [True, False], ids=["thread", "create_task"])
+def test_a_task_a_read_leaves_running_in_refresh_ahead_is_a_refresh_as_a_thread_is(threads):
+    """A refresh started with asyncio.create_task was part of its read: 'refresh' never reached
+    alone, and the race judged as the read's fill (coherent-at-rest, with a hint about leases)
+    where its threaded twin's is no-stale-refresh."""
+
+    def make(env):
+        return refresh_task(env, threads=threads)
+
+    alone = check(make, "refresh-ahead", concurrency=False, seed=0)
+    assert alone.passed and "refresh" in alone.reached, alone.report()
+    raced = check(make, "refresh-ahead", seed=0)
+    assert verdict(raced) == "no-stale-refresh", raced.report()
+    assert "the refresh rf1 loaded" in raced.report()
+
+
+def test_an_async_factory_is_refused_in_one_line_naming_the_fix():
+    import warnings
+
+    async def make(env):
+        return textbook_async(env)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a coroutine never awaited would warn: it is closed instead
+        with pytest.raises(cachepact.DefinitionError, match="make the factory a plain def"):
+            check(make, "cache-aside")

@@ -31,7 +31,7 @@ from ...model._participants import FLUSH as FLUSH_KIND
 from ...model._participants import READ, REFRESH, WRITE, OpKind
 from ...model._properties import BY_NAME
 from ...model._system import ABSENT as ABSENT_ID
-from ...model._system import CACHE_F, DB_F, DIRTY, MARKS, NONE
+from ...model._system import CACHE_F, DB_F, DIRTY, LOADED, MARKS, NONE, OPS
 from .._contract import ABSENT, NO_ENTRY, Adapter
 from ..drive.replay import INITIAL, KEYS
 from ..record.decode import TOKEN, UNDECODABLE, default_decode
@@ -508,6 +508,12 @@ class Judge:
             self.reached.add("failed-invalidation")
         return True
 
+    def _releases(self, i: int) -> bool:
+        """A read's ``lease_set(key, None, token)`` is no fill but the lease given back, unless the read
+        is at its fill having loaded nothing (then it is the fill of nothing a lease asks for)."""
+        ref = self.refinement
+        return ref.expects(i) is not Kind.FILL or ref.state[OPS][i][LOADED] != NONE
+
     def _poisoned(self, i: int, step: Step, obs: Obs) -> Rejection | None:
         """A fill after a failed load, or of an error object: the entry is poisoned (``no-poisoned-fill``)."""
         op = self.refinement.ops[i]
@@ -814,6 +820,11 @@ class Judge:
             same = effect.after is payload and payload is not None  # a hit leaves the entry as it was
             after = (found, effect.lease_after) if same else self._after(k, effect)
             return Obs(Kind.LOOKUP, actor, k, NONE, outcome, leased, effect.changed, after)
+        if step.action == "lease_set" and step.value is None and op.kind == READ and self._releases(i):
+            # lease_set(key, None, token) before the read loaded anything to fill: it gives its lease
+            # back and will not fill (a read that joins another's load, or gives up), as contract says.
+            self.refinement.release(i)
+            return None
         if step.action in FILLS:
             decoded = self.decoded(step.value)
             k = self.key_of(ck, decoded, op=op, call="store", leases=step.action == "lease_set")

@@ -514,8 +514,10 @@ class Refinement:
                 self.reached.add("lease-wait")
                 self._skip(i)
                 continue
-            if instr.kind is Kind.LOAD and op.kind == READ and result >= 0 and op.joinable >> result & 1:
-                # It missed and returns what another read in flight loaded: it joined that load.
+            joining = instr.kind is Kind.LOAD or (instr.kind is Kind.LOOKUP and self._waited(i))
+            if joining and op.kind == READ and result >= 0 and op.joinable >> result & 1:
+                # It missed (or was told to wait: another read holds the lease) and returns what
+                # another read in flight loaded: it joined that load.
                 self.state = self.system.join(self.state, i, result)
                 self.reached.add("joined-load")
                 continue
@@ -606,6 +608,14 @@ class Refinement:
     def clock_moved(self) -> None:
         """The run moved the clock on: entries filled before may now count as expired."""
         self.clock_moves += 1
+
+    def release(self, i: int) -> None:
+        """Read ``i`` gave its lease back unused (``lease_set(key, None, token)``): its token is void,
+        so no lease of its is out, and the fill it would have made is owed no more."""
+        o = self.state[OPS][i]
+        if o[TOKEN]:
+            self.state = _with_op(self.state, i, _new(OpState, (o[PC], o[KEY], 0, *o[LOADED:])))
+        self.ops[i].nil_ok = True
 
     def expects(self, i: int) -> Kind | None:
         """The kind of step op ``i``'s program is at (None once it is returning)."""
