@@ -8,6 +8,7 @@ nothing is in flight.
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from ...model._steps import CLOCK
 from ..judge.expiry import claim_ran_out, lease_ran_out
 from ..judge.findings import Finding
 from ..judge.judge import RAISED, Judge
+from ..record.coroutines import as_worker
 from ..record.env import OUTSIDE, Effect, Env, Harness, OpContext, build, run_operation
 from ..record.servers import Servers
 from ..record.sites import innermost, of_traceback
@@ -30,7 +32,7 @@ from ..runtime.control import controlled
 from ..runtime.helpers import real_join
 from ..runtime.scheduler import Chooser, Participant, Scheduler
 from ..runtime.session import Session
-from ..runtime.signals import Pruned, ServerLost, Stalled
+from ..runtime.signals import Pruned, ServerLost, Stalled, raised_unwinding
 from ..runtime.threads import WRITER, AppThread, Deployment
 from .replay import INITIAL, KEYS, RACE_HORIZON, TICK, Faults, Op, replay_of_sequence
 from .run import Run
@@ -213,12 +215,27 @@ class World:
                 self.returned[op] = (result, len(self.steps) - 1)
                 self.judge.returned(op)  # the caller's view: fresh-read counts from the return
 
+        def left_running(tasks: list) -> None:
+            # Tasks it left running when it returned are background work where its kind has some
+            # (a refresh a read started in refresh-ahead), as threads it starts are.
+            for task in tasks:
+                worker = self._new_worker(self.context(op))
+                if worker is not None:
+                    as_worker(task, worker, functools.partial(self._worker_done, worker.op))
+
         def run() -> None:
             try:
-                run_operation(*invocation(adapter, kind, key, value), attribution=attribution, returned=returned)
+                run_operation(
+                    *invocation(adapter, kind, key, value),
+                    attribution=attribution,
+                    returned=returned,
+                    left_running=left_running if self.worker_kinds else None,
+                )
             except Pruned:
                 raise
             except Exception as e:
+                if raised_unwinding(e):
+                    raise Pruned from None
                 with recorder.lock:
                     if op in self.faulted and op not in self.returned:
                         # A fault reached it and it raised (the injected error, or its own in its
@@ -230,6 +247,8 @@ class World:
                     self.judge.keep(adapter_error(e, op, self._raised_row(op, kind, key, value, e)))
                 return
             except BaseException as e:  # the adapter's own failure is a finding, never the kit's crash
+                if raised_unwinding(e):
+                    raise Pruned from None
                 with recorder.lock:
                     self.judge.keep(adapter_error(e, op, self._raised_row(op, kind, key, value, e)))
                 return
@@ -317,6 +336,8 @@ class World:
             except Pruned:
                 raise
             except BaseException as e:  # the adapter's own failure is a finding
+                if raised_unwinding(e):
+                    raise Pruned from None
                 with self.harness.recorder.lock:
                     self.judge.keep(adapter_error(e, name, self.last_step_of(name)))
 
@@ -358,9 +379,14 @@ class World:
         starts in write-behind a flush (a ``Timer`` per write). That is a worker of its own (``rf1``,
         ``fl1``), the Cache's: the operation returns without it, and nothing is at rest until it is
         done."""
+        return self._new_worker(starter) or helper_context(starter)
+
+    def _new_worker(self, starter: OpContext) -> OpContext | None:
+        """A worker of the background work of ``starter``'s kind, busy from now; None where that kind
+        has none (or the starter is a worker itself: what it starts is its own work)."""
         kind = self.worker_kinds.get(self.judge.kind_of(starter.op)) if starter.op not in self.judge.workers else None
         if kind is None:
-            return helper_context(starter)
+            return None
         n = self._worker_counts[kind] = self._worker_counts.get(kind, 0) + 1
         name = f"{kind.value}{n}"
         with self.harness.recorder.lock:
@@ -369,6 +395,11 @@ class World:
         if starter.op in self.instance_of:  # its process is its starter's
             self.instance_of[name] = self.instance_of[starter.op]
         return OpContext(name, starter.attribution, Actor.CACHE)
+
+    def _worker_done(self, name: str) -> None:
+        """A task that was a worker is done (a thread's end is the scheduler's to tell: ``finished``)."""
+        with self.harness.recorder.lock:
+            self.judge.worker_idle(name)
 
     def _settle(self, scheduler: Scheduler, op: str) -> None:
         """A thread of ``op`` is done: when it was the last (its helpers included) and the operation

@@ -27,9 +27,13 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from ..runtime.primitives import handle
+from ..runtime.signals import raised_unwinding
 
 # True in the context of a task the Cache's code started (and of the tasks that task starts).
 CACHE_TASK: contextvars.ContextVar[bool] = contextvars.ContextVar("cachepact_cache_task", default=False)
+# In the context of a task that is background work (a refresh a read left running in refresh-ahead):
+# what its calls work for, instead of its thread's operation (``Recorder.context``).
+WORKER: contextvars.ContextVar[Any] = contextvars.ContextVar("cachepact_worker", default=None)
 
 
 def is_awaitable(result: Any) -> bool:
@@ -207,11 +211,27 @@ class KitEventLoop(asyncio.SelectorEventLoop):
     def time(self) -> float:
         return super().time() + self._kit_selector.slept
 
+    def call_exception_handler(self, context: dict[str, Any]) -> None:
+        # "Future exception was never retrieved" for the kit's own unwinding of a redundant schedule
+        # (an adapter's ``except BaseException: future.set_exception(e)`` passing it on) is no error
+        # of the adapter's to log.
+        error = context.get("exception")
+        if isinstance(error, BaseException) and raised_unwinding(error):
+            return
+        super().call_exception_handler(context)
 
-def drive(awaitable: Any, *, cache_started: Callable[[], bool], returned: Callable[[Any], None] | None = None) -> Any:
-    """Run ``awaitable`` to its end on a new event loop, then every task it left running; its result.
-    ``cache_started()`` says, at a task's creation, whether the Cache's code is starting it;
-    ``returned(result)`` is told the moment the coroutine returns, before its tasks are done."""
+
+def drive(
+    awaitable: Any,
+    *,
+    cache_started: Callable[[], bool],
+    returned: Callable[[Any], None] | None = None,
+    left_running: Callable[[list[asyncio.Task]], None] | None = None,
+) -> Any:
+    """Run ``awaitable`` to its end on its thread's event loop, then every task it left running; its
+    result. ``cache_started()`` says, at a task's creation, whether the Cache's code is starting it;
+    ``returned(result)`` is told the moment the coroutine returns, before its tasks are done, and
+    ``left_running(tasks)`` then hears which of its tasks are still running (``as_worker``)."""
     _share_between_loops()
     shared = kit_tasks_work()
     loop = _loop_of_this_thread()
@@ -230,7 +250,7 @@ def drive(awaitable: Any, *, cache_started: Callable[[], bool], returned: Callab
     try:
         # The operation's own task is the kit's, the App's by definition: made directly, not asked
         # of the attribution (a look at the stack, a tenth of a short operation's cost).
-        main = (KitTask if shared else asyncio.Task)(_with_tasks(awaitable, returned, created), loop=loop)
+        main = (KitTask if shared else asyncio.Task)(_with_tasks(awaitable, returned, left_running, created), loop=loop)
         created.append(main)
         loop.set_task_factory(factory)
         result = loop.run_until_complete(main)
@@ -308,12 +328,19 @@ def _settle(loop: KitEventLoop, created: list[asyncio.Task]) -> None:
                 task.exception()
 
 
-async def _with_tasks(awaitable: Any, returned: Callable[[Any], None] | None, created: list[asyncio.Task]) -> Any:
+async def _with_tasks(
+    awaitable: Any,
+    returned: Callable[[Any], None] | None,
+    left_running: Callable[[list[asyncio.Task]], None] | None,
+    created: list[asyncio.Task],
+) -> Any:
     """The operation's coroutine, then the tasks it left running (its work, as a helper thread's)."""
     result = await awaitable
+    me = asyncio.current_task()
     if returned is not None:
         returned(result)  # the caller has its answer now; what its tasks still do comes after
-    me = asyncio.current_task()
+    if left_running is not None and (running := [t for t in created if t is not me and not t.done()]):
+        left_running(running)
     loop = asyncio.get_running_loop()
     while True:
         # The tasks made on this loop (``all_tasks`` would do, at the price of every live task's look)
@@ -329,6 +356,15 @@ async def _with_tasks(awaitable: Any, returned: Callable[[Any], None] | None, cr
         if not timers:
             return result
         await asyncio.sleep(max(0.0, min(h.when() for h in timers) - loop.time()))
+
+
+def as_worker(task: asyncio.Task, context: Any, done: Callable[[], None]) -> None:
+    """From now on ``task`` (and the tasks it starts) works for ``context``, a worker of background
+    work, as a thread would; ``done()`` is told when it ends. A task left running by an operation
+    that returned has not run since its creation, so every call it makes is the worker's."""
+    task_context = task.get_context() if hasattr(task, "get_context") else task._context  # type: ignore[attr-defined]
+    task_context.run(WORKER.set, context)
+    task.add_done_callback(lambda _: done())
 
 
 class AsyncStore:
@@ -357,4 +393,4 @@ class AsyncStore:
         return f"<async {self._store.__class__.__name__}>"
 
 
-__all__ = ["CACHE_TASK", "AsyncStore", "KitEventLoop", "drive", "is_awaitable"]
+__all__ = ["CACHE_TASK", "WORKER", "AsyncStore", "KitEventLoop", "as_worker", "drive", "is_awaitable"]

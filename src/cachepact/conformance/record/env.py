@@ -7,6 +7,7 @@ scheduler may switch to another thread working for an operation.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import itertools
 import threading
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from .._contract import Adapter, article
 from ..runtime.primitives import RealLock, real_primitives
 from ..runtime.session import Session
 from .attribution import Attribution
-from .coroutines import CACHE_TASK, AsyncStore, drive, is_awaitable
+from .coroutines import CACHE_TASK, WORKER, AsyncStore, drive, is_awaitable
 from .effect import Effect
 from .redis_hook import RedisRecording, env_in_decode
 from .servers import Servers
@@ -61,6 +62,10 @@ class Recorder:
         # A call and its record are one step, even when a thread runs out of the kit's control.
         self.lock = RealLock()
 
+    def context(self) -> OpContext | None:
+        """What the calling code works for: its asyncio task's worker, else its thread's operation."""
+        return WORKER.get() or self.threads.get(threading.get_ident())
+
     def before(self, target: str, action: str, key: Any) -> None:
         handle = self.scheduled.get(threading.get_ident())
         if handle is not None:
@@ -71,7 +76,7 @@ class Recorder:
         plan says for its operation: None, or whether it takes effect before failing."""
         if self.fault is None:
             return None
-        context = self.threads.get(threading.get_ident())
+        context = self.context()
         return None if context is None else self.fault(context.op)
 
     def never_ran(self) -> None:
@@ -81,7 +86,7 @@ class Recorder:
         run that printed it did."""
         if self.unfault is None:
             return
-        context = self.threads.get(threading.get_ident())
+        context = self.context()
         if context is not None:
             self.unfault(context.op)
 
@@ -107,7 +112,7 @@ class Recorder:
         tx: str | None = None,
         depth: int = 4,  # actor() <- record <- _call <- env method <- caller
     ) -> Step:
-        context = self.threads.get(threading.get_ident())
+        context = self.context()
         if context is None:
             op, actor = OUTSIDE, self.attribution.actor(depth)
         else:
@@ -453,16 +458,17 @@ def run_operation(
     *args: Any,
     attribution: Attribution | None = None,
     returned: Callable[[Any], None] | None = None,
+    left_running: Callable[[list], None] | None = None,
 ) -> Any:
     """Every adapter operation starts here: its frame is where attribution stops looking. A coroutine
-    (an ``async def`` read or write) runs to its end on an event loop of its own, on this thread;
-    ``attribution`` (the app instance's) says which of the tasks it starts are the Cache's.
-    ``returned(result)`` is told when the operation returns to its caller: for a coroutine, when it
-    returns, before the tasks it left running are done."""
+    (an ``async def`` read or write) runs to its end on its thread's event loop; ``attribution``
+    (the app instance's) says which of the tasks it starts are the Cache's. ``returned(result)`` is
+    told when the operation returns to its caller: for a coroutine, when it returns, before the tasks
+    it left running are done; ``left_running(tasks)`` then hears which those are."""
     result = fn(*args)
     if is_awaitable(result):
         started_by_cache = (lambda: attribution.actor(2) is Actor.CACHE) if attribution is not None else _never
-        return drive(result, cache_started=started_by_cache, returned=returned)
+        return drive(result, cache_started=started_by_cache, returned=returned, left_running=left_running)
     if returned is not None:
         returned(result)
     return result
@@ -570,6 +576,14 @@ def _made(make: Callable[[Env], Adapter], env: Env, label: str) -> Adapter:
         raise
     except Exception as e:
         raise DefinitionError(f"{label} raised {one_line(e)}; fix the factory", target=label) from e
+    if is_awaitable(adapter):
+        if inspect.iscoroutine(adapter):
+            adapter.close()  # never run: no "never awaited" warning after the one line
+        raise DefinitionError(
+            f"{label} is a coroutine function (async def), and the factory must return the Adapter itself: "
+            "make the factory a plain def (read and write may be async def)",
+            target=label,
+        )
     if not isinstance(adapter, Adapter):
         raise DefinitionError(
             f"{label} returned {article(type(adapter).__name__)}, not a cachepact.Adapter; "

@@ -52,3 +52,17 @@ class Pruned(SystemExit):
     ``except Exception`` cannot swallow it and carry on; a ``SystemExit``, so that an event loop
     (asyncio re-raises SystemExit and KeyboardInterrupt from callbacks, and logs anything else)
     passes it on instead of printing it, and a thread it escapes from ends silently."""
+
+
+def raised_unwinding(e: BaseException) -> bool:
+    """Whether ``e`` was raised while the kit unwound a redundant schedule: the adapter's own cleanup
+    failing as ``Pruned`` went through it (``except BaseException: future.set_exception(e)`` on a
+    future the unwinding had cancelled). What the kit cut short is no finding of the adapter's."""
+    seen: set[int] = set()
+    cause: BaseException | None = e
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, Pruned):
+            return True
+        seen.add(id(cause))
+        cause = cause.__context__
+    return False
