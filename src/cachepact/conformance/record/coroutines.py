@@ -211,6 +211,15 @@ class KitEventLoop(asyncio.SelectorEventLoop):
     def time(self) -> float:
         return super().time() + self._kit_selector.slept
 
+    def __del__(self) -> None:
+        # A loop its thread never got to close (a run cut short by Ctrl-C, a thread left blocked) is
+        # closed when collected, quietly: at the interpreter's exit asyncio's own warning and close
+        # would print tracebacks after the kit's one line.
+        with contextlib.suppress(Exception):
+            if not self.is_closed() and not self.is_running():
+                self.resting = True
+                self.close()
+
     def call_exception_handler(self, context: dict[str, Any]) -> None:
         # "Future exception was never retrieved" for the kit's own unwinding of a redundant schedule
         # (an adapter's ``except BaseException: future.set_exception(e)`` passing it on) is no error
@@ -274,13 +283,17 @@ def _loop_of_this_thread() -> KitEventLoop:
     """The loop this operation runs on: its app thread's, kept from that thread's last operation
     (``AppThread.event_loop``), or a new one (made for the thread to keep, where it has one)."""
     thread = getattr(handle(), "thread", None)
-    loop = getattr(thread, "event_loop", None)
-    if isinstance(loop, KitEventLoop) and loop.resting and not loop.is_closed():
+    lock = getattr(thread, "loop_lock", None)
+    if lock is None:
+        return KitEventLoop()
+    with lock:  # the world's end may be closing it from another thread (``AppThread.close``)
+        loop = thread.event_loop
+        if isinstance(loop, KitEventLoop) and loop.resting and not loop.is_closed():
+            loop.resting = False
+            return loop
+        loop = thread.event_loop = KitEventLoop()
+        loop.resting = False
         return loop
-    loop = KitEventLoop()
-    if thread is not None and hasattr(thread, "event_loop"):
-        thread.event_loop = loop
-    return loop
 
 
 def _rest(loop: KitEventLoop) -> None:
@@ -294,10 +307,12 @@ def _discard(loop: KitEventLoop) -> None:
     """A loop an operation left work on (it raised, was cut short, or left a callback queued) serves
     no other: closed, and its thread makes a new one for its next operation."""
     thread = getattr(handle(), "thread", None)
-    if getattr(thread, "event_loop", None) is loop:
-        thread.event_loop = None
-    loop.resting = True
-    loop.close()
+    lock = getattr(thread, "loop_lock", None)
+    with lock if lock is not None else contextlib.nullcontext():
+        if getattr(thread, "event_loop", None) is loop:
+            thread.event_loop = None
+        loop.resting = True
+        loop.close()
 
 
 def _run_ready(loop: KitEventLoop) -> None:

@@ -19,11 +19,13 @@ and a check starts thousands.
 from __future__ import annotations
 
 import _thread
+import contextlib
 import queue
+import sys
 from collections.abc import Callable
 from typing import Any
 
-from .session import Session
+from .session import Session, running
 
 WRITER = 1  # the slot an instance's writes run on one at a time; its reads run on slot 0
 
@@ -42,16 +44,21 @@ class AppThread:
         # first and kept for the next: a loop costs a socket pair and a selector to make, more than
         # a short coroutine costs to run. It is closed with the thread.
         self.event_loop: Any = None
+        # Who takes the loop: the thread for its next operation, or ``close`` (another thread, at the
+        # world's end) to close it while it rests. A plain lock: the kit's would be a scheduling point.
+        self.loop_lock = _thread.allocate_lock()
         _thread.start_new_thread(self._loop, ())
 
     def submit(self, job: Callable[[], None]) -> None:
         self.jobs.put(job)
 
     def close(self) -> None:
-        loop = self.event_loop
-        if loop is not None and getattr(loop, "resting", False):
-            self.event_loop = None
-            loop.close()  # idle between jobs: closed now, so the world's end leaves no loop open
+        with self.loop_lock:
+            loop = self.event_loop
+            if loop is not None and getattr(loop, "resting", False):
+                self.event_loop = None
+                with contextlib.suppress(Exception):  # a world cut short: the thread closes it on its way out
+                    loop.close()  # idle between jobs: closed now, so the world's end leaves no loop open
         self.jobs.put(None)
 
     def _loop(self) -> None:
@@ -61,10 +68,17 @@ class AppThread:
             busy[me] = self
             try:
                 job()  # a job handles what its body raises (the scheduler's wrapper)
+            except BaseException:
+                if sys.is_finalizing() or running() is not self.session:
+                    # Its check is over (Ctrl-C, a timeout) and left it at work: what its job raised
+                    # against a world already closed is no one's to print after the one-line report.
+                    return
+                raise
             finally:
                 busy.pop(me, None)
-        if self.event_loop is not None:
-            self.event_loop.close()
+        with self.loop_lock, contextlib.suppress(Exception):
+            if self.event_loop is not None:
+                self.event_loop.close()
 
 
 class Deployment:
