@@ -5,6 +5,7 @@
     ... --frontrun-big                             # also frontrun's 2 readers + 2 writers proof (minutes)
     ... --frontrun-full                            # frontrun's full DPOR (no preemption bound) beside
                                                    # cachepact.prove, 2r+1w to 3r+2w, 10 minutes a case
+    python bench/bench_concurrency.py --workers    # the lease proofs on 1 process beside 2 (prove(workers=2))
 
 The equivalent adapter for the peers is the seed's cache-aside on plain dicts: one reader and one
 writer of one key, checked for coherence once both are done.
@@ -132,13 +133,32 @@ def frontrun_available() -> bool:
         return False
 
 
+def split_proofs() -> None:
+    """The lease proof on one process beside the same proof split over two (both cores here): the
+    same verdict, and the wall time and schedules of each."""
+    print("== the lease proof, one process beside two (prove(workers=2)); limit 100,000")
+    for readers, writers in ((2, 2), (3, 2)):
+        one = cachepact.prove(cache_aside_leased, readers=readers, writers=writers, limit=100_000)
+        two = cachepact.prove(cache_aside_leased, readers=readers, writers=writers, limit=100_000, workers=2)
+        assert (one.holds, one.complete) == (two.holds, two.complete), (one.report(), two.report())
+        print(
+            f"  {readers}r+{writers}w: 1 process {one.schedules:,} + {one.cut:,} cut in {one.elapsed:.1f} s; "
+            f"2 processes {two.schedules:,} + {two.cut:,} cut in {two.elapsed:.1f} s: "
+            f"{one.elapsed / two.elapsed:.2f}x faster, complete={two.complete}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--frontrun-big", action="store_true")
     parser.add_argument("--frontrun-full", action="store_true")
+    parser.add_argument("--workers", action="store_true", help="the lease proofs on 1 process beside 2")
     args = parser.parse_args()
     if args.frontrun_full:
         full_dpor()
+        return
+    if args.workers:
+        split_proofs()
         return
 
     print("== the stale-set race: cachepact check (default settings), 20 seeds each")

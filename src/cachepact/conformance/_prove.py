@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import pickle
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import attrs
@@ -14,6 +17,7 @@ from ..model._participants import READ, WRITE
 from ._check import MAX_OPS, resolve, result_of
 from .drive.exhaustive import ageing_tick, explore_schedules, spread
 from .drive.replay import MAX_INSTANCES, TICK, ConcurrentScenario, Op
+from .drive.split import explore_split
 from .drive.world import Setup, World
 from .judge.findings import statuses
 from .record.servers import Servers
@@ -45,6 +49,8 @@ class Proof:
     elapsed: float
     counterexample: Result | None = None
     statuses: tuple[tuple[str, str], ...] = ()  # each invariant's, over every schedule run
+    workers: int = 1  # processes it ran on
+    shard: str | None = None  # "i/n": it explored only that share of the schedules (a CI matrix job)
 
     @property
     def outcome(self) -> Verdict:
@@ -57,10 +63,13 @@ class Proof:
         if self.counterexample is not None:
             return self.counterexample.report()
         scope = f"{self.readers} reader(s) + {self.writers} writer(s) of one key"
+        if self.shard is not None:
+            scope += f", in shard {self.shard} (the whole holds when every shard does)"
         verdict = "HOLDS" if self.holds else "INCOMPLETE (raise limit)"
+        where = f" on {self.workers} processes" if self.workers > 1 else ""
         return (
             f"{verdict}: {self.target} under {self.pattern}, every schedule of {scope}: {self.schedules} "
-            f"schedules run, {self.cut} cut at a known state, {self.states} states ({self.elapsed:.2f} s)"
+            f"schedules run, {self.cut} cut at a known state, {self.states} states ({self.elapsed:.2f} s{where})"
         )
 
 
@@ -75,6 +84,8 @@ def prove(
     target: str | None = None,
     redis: str | None = None,
     db: str | None = None,
+    workers: int = 1,
+    shard: str | None = None,
 ) -> Proof:
     """Run ``readers`` reads and ``writers`` writes of one key in flight together under every
     schedule the controlled scheduler can make, and judge each. Keys are independent in every
@@ -82,7 +93,13 @@ def prove(
     there, which keeps 2 readers + 2 writers to a few thousand runs. With ``instances`` above 1 the
     operations are spread over that many app instances (as processes of a deployment). ``redis``
     and ``db`` put the stores on servers, as for ``check``. Like ``check``, one at a time in a
-    process: a call while a check or another proof runs raises ``UsageError`` at once."""
+    process: a call while a check or another proof runs raises ``UsageError`` at once.
+
+    ``workers`` above 1 splits the schedule tree over that many processes, started fresh (the
+    factory must be importable by name: a module-level function); ``shard="i/n"`` explores only the
+    ``i``-th of ``n`` shares of it (1-based), for a CI matrix whose jobs each take one. The verdict
+    and the counterexample are the ones a single process finds; the counts differ (each process cuts
+    only at states it has seen itself), and ``limit`` bounds each subtree of the split tree."""
     for name, value in (("readers", readers), ("writers", writers)):
         if not isinstance(value, int) or value < 0:
             raise InvalidArgument(name, value, f"must be a whole number of at least 0, not {value!r}")
@@ -92,6 +109,7 @@ def prove(
         raise InvalidArgument("limit", limit, f"must be a whole number of at least 1, not {limit!r}")
     if isinstance(instances, bool) or not isinstance(instances, int) or not 1 <= instances <= MAX_INSTANCES:
         raise InvalidArgument("instances", instances, f"must be between 1 and {MAX_INSTANCES}, not {instances!r}")
+    split = _split(make, workers, shard, redis=redis, db=db)
     # What the proof changes as it runs is this session's (a check or proof running refuses it here).
     with Session(kind="proof").claim() as session, session.interrupts:
         servers = Servers(redis=redis, db=db)
@@ -122,7 +140,19 @@ def prove(
                         probe.close()
                     ageing = ageing_tick(setup)
                     scenario = attrs.evolve(scenario, prefix=(Op(READ, "k1"), Op(TICK, ageing)))
-                ex = explore_schedules(setup, scenario, limit=limit, on_run=progress.add_run)
+                if split is None:
+                    ex = explore_schedules(setup, scenario, limit=limit, on_run=progress.add_run)
+                else:
+                    ex = explore_split(
+                        setup,
+                        scenario,
+                        limit=limit,
+                        progress=progress,
+                        workers=workers,
+                        shard=split,
+                        build=proof_setup,
+                        spec=ProofSpec(make=make, pattern=p.name, instances=instances),
+                    )
             elapsed = time.perf_counter() - started
             failing = ex.failing.as_run() if ex.failing is not None else None
         except ServerLost as e:
@@ -155,4 +185,73 @@ def prove(
         elapsed=elapsed,
         counterexample=counterexample,
         statuses=counterexample.statuses if counterexample is not None else statuses(p, None, progress.reached),
+        workers=workers,
+        shard=shard,
     )
+
+
+@attrs.frozen(kw_only=True)
+class ProofSpec:
+    """What a worker process needs to build a proof's setup anew."""
+
+    make: Callable[..., Any]
+    pattern: str
+    instances: int
+
+
+@contextlib.contextmanager
+def proof_setup(spec: ProofSpec) -> Iterator[Setup]:
+    """A proof's setup in a worker process: its own session, in-process stores and virtual clock."""
+    with Session(kind="proof").claim() as session:
+        servers = Servers()
+        try:
+            p, label = resolve(spec.make, spec.pattern, None, servers=servers, session=session)
+            with VirtualClock() as clock:
+                yield Setup(
+                    make=spec.make,
+                    pattern=p,
+                    label=label,
+                    clock=clock,
+                    instances=spec.instances,
+                    servers=servers,
+                    session=session,
+                )
+        finally:
+            servers.close()
+
+
+def _split(
+    make: Callable[..., Any], workers: int, shard: str | None, *, redis: str | None, db: str | None
+) -> tuple[int, int] | None:
+    """The shard (index from 0, count) to explore, or None for the whole tree in this process."""
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= MAX_WORKERS:
+        raise InvalidArgument("workers", workers, f"must be between 1 and {MAX_WORKERS}, not {workers!r}")
+    index, count = 0, 1
+    if shard is not None:
+        found = re.fullmatch(r"([1-9][0-9]*)/([1-9][0-9]*)", shard) if isinstance(shard, str) else None
+        if found is None or int(found.group(1)) > int(found.group(2)):
+            raise InvalidArgument("shard", shard, f"must be 'i/n' with 1 <= i <= n (this job's share), not {shard!r}")
+        index, count = int(found.group(1)) - 1, int(found.group(2))
+    if workers == 1 and count == 1:
+        return None
+    if workers > 1:
+        if redis is not None or db is not None:
+            raise InvalidArgument(
+                "workers",
+                workers,
+                "splits a proof over processes with stores of their own; with redis= or db= they would "
+                "share one server's keys: pass workers=1",
+            )
+        try:
+            pickle.dumps(make)
+        except Exception:
+            raise InvalidArgument(
+                "workers",
+                workers,
+                "starts processes that import the factory by name: make it a module-level function of an "
+                "importable module (not a closure or lambda), or pass workers=1",
+            ) from None
+    return index, count
+
+
+MAX_WORKERS = 64

@@ -151,26 +151,40 @@ def _rename_tokens(text: str) -> str:
 PICK, JUMP = "pick", "jump"  # the two kinds of decision: who steps next; whether the clock moves on first
 
 
-def _depth_first(prefix: list[tuple[str, Any]], stack: list[list], visited: set) -> tuple[Callable, list]:
+def _depth_first(
+    prefix: list[tuple[str, Any]], stack: list[list], visited: set, split_at: int | None = None
+) -> tuple[Callable, list, list, list]:
     """The chooser for one schedule: replay ``prefix``, then at each new decision point stop if the
     state was seen before, else take the default (the current operation goes on; the clock stands
     still) and push the alternatives on ``stack``. A decision is who steps next, or, where the clock
-    offers a jump (something will expire), whether it moves on first: both are branches explored."""
+    offers a jump (something will expire), whether it moves on first: both are branches explored.
+
+    Also returned: the decisions the run takes, as it takes them (a schedule another search can
+    replay), and, with ``split_at``, where a new decision at that depth is not taken but the run
+    stops, the decisions that led to it (a subtree, explored elsewhere)."""
     depth = [0]
     probe: list = [None]  # run_interleaved puts its live view here
+    taken: list[tuple[str, Any]] = []
+    split: list = []
 
     def decide(kind: str, options: tuple, default: Any) -> Any:
         k = depth[0]
         depth[0] += 1
         if k < len(prefix):
             was, pick = prefix[k]
-            return pick if was == kind else default  # the run went otherwise: its default, as replaying does
+            pick = pick if was == kind else default  # the run went otherwise: its default, as replaying does
+            taken.append((kind, pick))
+            return pick
         live = probe[0]
         key = (kind, _state_key(live))
         if key in visited and live.world.finding is None:
             return ABORT  # its future was explored already (a finding in its past is kept, not cut)
         visited.add(key)
+        if k == split_at:
+            split.append(tuple(taken))
+            return ABORT
         stack.append([kind, options, default, [p for p in options if p != default]])
+        taken.append((kind, default))
         return default
 
     def choose(d: int, options: tuple[int, ...], default: int) -> int:
@@ -180,7 +194,7 @@ def _depth_first(prefix: list[tuple[str, Any]], stack: list[list], visited: set)
         return decide(JUMP, (None, offered), None)
 
     choose.jump = jump  # type: ignore[attr-defined]
-    return choose, probe
+    return choose, probe, taken, split
 
 
 def _renamings(scenario: ConcurrentScenario, values: list[Any]) -> list[Callable[[str], str]]:
@@ -219,7 +233,11 @@ def _hashable(x: Any) -> Any:
 
 @attrs.define
 class Exhaustive:
-    """What an exhaustive exploration did: schedules run to the end, ones cut short, any failure."""
+    """What an exhaustive exploration did: schedules run to the end, ones cut short, any failure.
+
+    ``failing_schedule`` is the failing run's decisions (``under`` them, a search runs it first).
+    Explored with ``split_at``, ``subtrees`` are the decisions that lead to each subtree left for
+    others to explore, in depth-first order: all of them come before a failure the search found."""
 
     scenario: ConcurrentScenario
     runs: int = 0
@@ -227,6 +245,8 @@ class Exhaustive:
     states: int = 0
     complete: bool = True
     failing: InterleavedRun | None = None
+    failing_schedule: tuple[tuple[str, Any], ...] = ()
+    subtrees: list[tuple[tuple[str, Any], ...]] = attrs.Factory(list)
 
 
 def explore_schedules(
@@ -235,26 +255,35 @@ def explore_schedules(
     *,
     limit: int = 20_000,
     on_run: Callable[[InterleavedRun], None] | None = None,
+    under: tuple[tuple[str, Any], ...] = (),
+    visited: set | None = None,
+    split_at: int | None = None,
 ) -> Exhaustive:
     """Every schedule of ``scenario``, depth first, stateless: each schedule is a fresh run that
     replays a prefix of choices, so any adapter works. A run that reaches a state an earlier one
     already explored (``_state_key``) is cut there: orders that differ only by swapping
-    independent steps end in the same state, so each is explored once."""
+    independent steps end in the same state, so each is explored once.
+
+    ``under``: only the schedules that begin with these decisions (a subtree of ``split_at``).
+    ``visited``: the states explored already, shared by the searches of one process's subtrees.
+    ``split_at``: decisions at that depth are not explored but listed (``Exhaustive.subtrees``)."""
     result = Exhaustive(scenario=scenario)
-    visited: set = set()
+    visited = set() if visited is None else visited
     stack: list[list] = []  # per decision: [kind, options, chosen, untried alternatives]
-    prefix: list[tuple[str, Any]] = []
+    prefix: list[tuple[str, Any]] = list(under)
     while True:
-        choose, probe = _depth_first(prefix, stack, visited)
+        choose, probe, taken, split = _depth_first(prefix, stack, visited, split_at)
         run = run_interleaved(setup, scenario, choose, probe=probe)
-        if run.pruned:
+        if split:
+            result.subtrees.append(split[0])
+        elif run.pruned:
             result.pruned += 1
         else:
             result.runs += 1
             if on_run:
                 on_run(run)
             if run.finding is not None:
-                result.failing = run
+                result.failing, result.failing_schedule = run, tuple(taken)
                 result.states = len(visited)
                 return result
         while stack and not stack[-1][3]:
@@ -264,7 +293,7 @@ def explore_schedules(
             return result
         node = stack[-1]
         node[2] = node[3].pop(0)
-        prefix = [(n[0], n[2]) for n in stack]
+        prefix = [*under, *((n[0], n[2]) for n in stack)]
         if result.runs + result.pruned >= limit:
             result.complete, result.states = False, len(visited)
             return result

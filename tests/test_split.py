@@ -1,0 +1,75 @@
+"""A proof split over processes (``workers``) or over the jobs of a CI matrix (``shard``): the verdict
+and the counterexample of one process, checked against it on small bounds."""
+
+from __future__ import annotations
+
+import pytest
+
+import cachepact
+from cachepact.adapters import broken, reference
+
+CASES = [
+    # (factory, pattern, readers, writers): two that hold, two that fail
+    (reference.cache_aside_leased, "cache-aside", 2, 2),
+    (reference.refresh_ahead_locked, "refresh-ahead", 1, 1),
+    (reference.cache_aside, "cache-aside", 2, 1),
+    (broken.CATALOGUE["ra_blind_refresh"].make, "refresh-ahead", 1, 1),
+]
+
+
+def _outcome(proof: cachepact.Proof) -> tuple:
+    replay = proof.counterexample.replay if proof.counterexample is not None else None
+    return proof.holds, proof.complete, replay
+
+
+@pytest.mark.parametrize(("make", "pattern", "readers", "writers"), CASES, ids=lambda c: getattr(c, "__name__", c))
+def test_workers_give_the_verdict_and_counterexample_of_one_process(make, pattern, readers, writers):
+    one = cachepact.prove(make, pattern, readers=readers, writers=writers)
+    split = cachepact.prove(make, pattern, readers=readers, writers=writers, workers=2)
+    assert _outcome(split) == _outcome(one), (one.report(), split.report())
+
+
+@pytest.mark.parametrize(("make", "pattern", "readers", "writers"), CASES, ids=lambda c: getattr(c, "__name__", c))
+def test_the_shards_of_a_matrix_hold_exactly_when_the_whole_does(make, pattern, readers, writers):
+    """Each shard explores its share (and the tree above the cut, every shard's); a failing shard's
+    counterexample is the first in its share, a failure of the whole."""
+    one = cachepact.prove(make, pattern, readers=readers, writers=writers)
+    shards = [cachepact.prove(make, pattern, readers=readers, writers=writers, shard=f"{i}/3") for i in (1, 2, 3)]
+    assert all(s.complete for s in shards)
+    assert all(s.holds for s in shards) == one.holds
+    for s in shards:
+        if not s.holds:
+            again = cachepact.check(make, pattern, replay=s.counterexample.replay)
+            assert again.finding is not None and again.finding.invariant == s.counterexample.finding.invariant
+
+
+def test_a_split_needs_a_factory_a_new_process_can_import():
+    def closure(env):
+        return reference.cache_aside(env)
+
+    with pytest.raises(cachepact.InvalidArgument, match="module-level function"):
+        cachepact.prove(closure, readers=1, writers=1, workers=2)
+    assert not cachepact.prove(closure, readers=1, writers=1, shard="1/2").holds  # a shard needs none
+
+
+@pytest.mark.parametrize("shard", ["0/2", "3/2", "1", "one/two", "1/0"])
+def test_a_shard_is_i_of_n(shard):
+    with pytest.raises(cachepact.InvalidArgument, match="'i/n'"):
+        cachepact.prove(reference.cache_aside, readers=1, writers=1, shard=shard)
+
+
+@pytest.mark.parametrize("workers", [0, -1, True, 1.5, 65])
+def test_workers_is_a_count_of_processes(workers):
+    with pytest.raises(cachepact.InvalidArgument, match="workers"):
+        cachepact.prove(reference.cache_aside, readers=1, writers=1, workers=workers)
+
+
+def test_workers_over_one_real_server_are_refused_naming_the_fix():
+    with pytest.raises(cachepact.InvalidArgument, match="workers=1"):
+        cachepact.prove(reference.cache_aside, readers=1, writers=1, workers=2, redis="redis://127.0.0.1:6379/15")
+
+
+def test_a_shards_report_says_it_is_one_share():
+    proof = cachepact.prove(reference.cache_aside_leased, readers=2, writers=1, shard="2/3")
+    assert proof.holds and proof.shard == "2/3"
+    assert "in shard 2/3 (the whole holds when every shard does)" in proof.report()
