@@ -14,6 +14,8 @@ CASES = [
     (reference.refresh_ahead_locked, "refresh-ahead", 1, 1),
     (reference.cache_aside, "cache-aside", 2, 1),
     (broken.CATALOGUE["ra_blind_refresh"].make, "refresh-ahead", 1, 1),
+    # fails on the 7th schedule of 2r+2w: below the cut, in a subtree a process finds it in
+    (broken.CATALOGUE["aside_lease_after_load"].make, "cache-aside", 2, 2),
 ]
 
 

@@ -3,24 +3,27 @@ jobs of a CI matrix (``shard``), with the verdict and the counterexample one pro
 
 The tree is cut at the first depth with enough subtrees (``split_tree``): the decisions above it are
 explored here, and each subtree below is a unit of work; a shard of a CI matrix takes every n-th.
-A process explores its subtrees in depth-first order, sharing the states it has seen between them
-(and with the other processes once a subtree is done without a failure), and stops at its first
-failure. The failure reported is the one in the first subtree, in depth-first order, that has one:
-the one a single process finds, since a state cut there has a failure-free future, whichever
-process explored it.
+Processes take subtrees from one queue and cut at every state any of them has claimed
+(``SharedStates``, in memory they all map), as one process cuts at a state it has seen: each state's
+future is explored once, by whichever process reached it first. That gives the verdict. Which
+failure is reported is one process's choice (the first in depth-first order), so a failure found
+over processes is looked for again here, in the subtrees up to the one it was found in, one after
+another: the counterexample and its replay string are the ones a single process gives.
 
 Processes are started fresh (``spawn``): a fork would copy the threads and servers of this one.
 Each rebuilds its setup from a ``Share`` (the factory must be importable by name), runs the scenario
-once (what libraries set up on first use, as in the runs here), then takes subtrees from one queue.
+once (what libraries set up on first use, as in the runs here), then takes subtrees from the queue.
 """
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 import queue
 import signal
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager as ContextManager
+from multiprocessing import shared_memory
 from typing import Any
 
 import attrs
@@ -95,40 +98,98 @@ def explore_split(
     mine = [(n, s) for n, s in enumerate(above.subtrees) if n % count == index]
     numbered = dict(mine)
     if workers == 1:
-        explored = explore_subtrees(setup, scenario, mine, limit=limit)
+        seen: set = set()
+        explored, states = explore_subtrees(setup, scenario, mine, limit=limit, seen=seen), len(seen)
     else:
         share = Share(build=build, spec=spec, scenario=scenario, limit=limit, subtrees=tuple(above.subtrees))
-        explored = _in_processes(share, [n for n, _ in mine], workers)
-    result = Exhaustive(scenario=scenario, runs=above.runs, pruned=above.pruned, states=above.states)
-    for e in sorted(explored, key=lambda e: e.index):
+        explored, states = _in_processes(share, [n for n, _ in mine], workers)
+    result = Exhaustive(scenario=scenario, runs=above.runs, pruned=above.pruned, states=above.states + states)
+    for e in explored:
         result.runs += e.runs
         result.pruned += e.pruned
         result.complete = result.complete and e.complete
         progress.examples += e.examples
         progress.operations += e.operations
         progress.reached.update(e.reached)
-        if e.failing is not None:
-            rerun = explore_schedules(setup, scenario, under=e.failing, limit=1)
-            if rerun.failing is None:  # it did not fail again here (a first use, a timing): search it here
-                rerun = explore_schedules(setup, scenario, under=numbered[e.index], limit=limit)
-            if rerun.failing is not None:
-                result.failing, result.failing_schedule = rerun.failing, rerun.failing_schedule
-                return result
+    failed = [e.index for e in explored if e.failing is not None]
+    if failed:
+        # The processes cut at states others had claimed, so the failure one found need not be the
+        # first in depth-first order: the subtrees up to the first that failed are searched again,
+        # here, one after another, as one process searches them. Its first failure is the answer.
+        again = explore_subtrees(setup, scenario, [(n, s) for n, s in mine if n <= min(failed)], limit=limit)
+        first = next(e for e in again if e.failing is not None)
+        rerun = explore_schedules(setup, scenario, under=first.failing, limit=1)
+        if rerun.failing is None:  # it did not fail again (a first use, a timing): the whole subtree
+            rerun = explore_schedules(setup, scenario, under=numbered[first.index], limit=limit)
+        if rerun.failing is not None:
+            result.failing, result.failing_schedule = rerun.failing, rerun.failing_schedule
+            return result
     # Every subtree listed comes before a failure the search above the cut found: none failed.
     result.failing, result.failing_schedule = above.failing, above.failing_schedule
     return result
 
 
-class _Seen(set):
-    """A process's visited states, keeping the ones added since it last told the others."""
+class SharedStates:
+    """States the processes of one proof have claimed, in memory they all map: a table of 16-byte
+    digests of state keys, open addressing, insertions under one lock. A state one process claims
+    the others cut at, as one process cuts at a state it has seen. Full, it claims nothing more (the
+    processes then explore more, never less)."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.new: list = []
+    SLOT = 16
+
+    def __init__(self, context: Any, slots: int = 1 << 21) -> None:
+        self.slots = slots
+        self.memory = shared_memory.SharedMemory(create=True, size=slots * self.SLOT)
+        self.lock = context.Lock()
+        self.claimed = context.Value("q", 0, lock=False)  # by every process (counted under ``lock``)
+        self.added = 0  # claimed by this process
+
+    def __getstate__(self) -> dict:
+        return {"name": self.memory.name, "slots": self.slots, "lock": self.lock, "claimed": self.claimed}
+
+    def __setstate__(self, state: dict) -> None:
+        self.slots, self.lock, self.claimed, self.added = state["slots"], state["lock"], state["claimed"], 0
+        # The creating process unlinks it; the processes it starts share its resource tracker, which
+        # knows the memory once, whoever maps it.
+        self.memory = shared_memory.SharedMemory(name=state["name"])
+
+    def _digest(self, key: Any) -> bytes:
+        digest = hashlib.blake2b(key.encode() if isinstance(key, str) else repr(key).encode(), digest_size=16)
+        out = digest.digest()
+        return out if any(out) else b"\x01" + out[1:]  # all zero marks an empty slot
+
+    def _find(self, digest: bytes) -> tuple[int, bool]:
+        """The slot holding ``digest`` (True), or the empty slot where it would go (False); -1 if full."""
+        buf, size = self.memory.buf, self.SLOT
+        at = int.from_bytes(digest[:8], "little") & (self.slots - 1)
+        for _ in range(self.slots):
+            entry = bytes(buf[at * size : (at + 1) * size])
+            if entry == digest:
+                return at, True
+            if not any(entry):
+                return at, False
+            at = (at + 1) & (self.slots - 1)
+        return -1, False
+
+    def __contains__(self, key: Any) -> bool:
+        return self._find(self._digest(key))[1]
 
     def add(self, key: Any) -> None:
-        super().add(key)
-        self.new.append(key)
+        digest = self._digest(key)
+        with self.lock:
+            at, present = self._find(digest)
+            if at >= 0 and not present:
+                self.memory.buf[at * self.SLOT : (at + 1) * self.SLOT] = digest
+                self.added += 1
+                self.claimed.value += 1
+
+    def __len__(self) -> int:
+        return self.added
+
+    def close(self, *, unlink: bool = False) -> None:
+        self.memory.close()
+        if unlink:
+            self.memory.unlink()
 
 
 def explore_subtrees(
@@ -137,16 +198,13 @@ def explore_subtrees(
     subtrees: Iterable[tuple[int, Schedule]],
     *,
     limit: int,
-    seen: _Seen | None = None,
-    finished: Callable[[Explored, list], None] | None = None,
+    seen: set | SharedStates | None = None,
 ) -> list[Explored]:
-    """Explore numbered subtrees in turn, sharing the states seen; stop at the first failure.
-    ``finished(explored, states)`` hears of each, with the states that subtree added."""
-    seen = _Seen() if seen is None else seen
+    """Explore numbered subtrees in turn, sharing the states seen; stop at the first failure."""
+    seen = set() if seen is None else seen
     out = []
     for n, under in subtrees:
         progress = Progress()
-        seen.new = []
         ex = explore_schedules(setup, scenario, limit=limit, under=under, visited=seen, on_run=progress.add_run)
         explored = Explored(
             index=n,
@@ -159,29 +217,24 @@ def explore_subtrees(
             reached=frozenset(progress.reached),
         )
         out.append(explored)
-        if finished is not None:
-            finished(explored, seen.new)
         if ex.failing is not None:
             break
     return out
 
 
-def _in_processes(share: Share, numbers: list[int], workers: int) -> list[Explored]:
+def _in_processes(share: Share, numbers: list[int], workers: int) -> tuple[list[Explored], int]:
     """The subtrees ``numbers`` of ``share`` over ``workers`` processes, started fresh, each taking
-    the next subtree from one queue. A process that completes a subtree without a failure tells the
-    others the states it explored there: their futures hold no failure, so the others cut there
-    too, and the first failure in depth-first order stays the one a single process finds. Ctrl-C,
-    or a failure of the kit in a process, ends them all."""
+    the next subtree from one queue and cutting at every state any of them has claimed
+    (``SharedStates``). Once one finds a failure, the others stop. What they explored, and the
+    states they claimed in all. Ctrl-C, or a failure of the kit in a process, ends them all."""
     context = multiprocessing.get_context("spawn")
     work, results = context.Queue(), context.Queue()
     for n in numbers:
         work.put(n)
-    inboxes = [context.Queue() for _ in range(workers)]
-    lowest_failing = context.Value("q", len(share.subtrees))
+    failed = context.Event()
+    states = SharedStates(context)
     processes = [
-        context.Process(
-            target=_work, args=(share, w, work, inboxes, results, lowest_failing), name=f"cachepact-proof-{w + 1}"
-        )
+        context.Process(target=_work, args=(share, work, states, results, failed), name=f"cachepact-proof-{w + 1}")
         for w in range(workers)
     ]
     try:
@@ -193,12 +246,13 @@ def _in_processes(share: Share, numbers: list[int], workers: int) -> list[Explor
             if isinstance(outcome, BaseException):
                 raise outcome
             explored.extend(outcome)
-        return explored
+        return explored, states.claimed.value
     finally:
         for p in processes:
             if p.is_alive():
                 p.terminate()
             p.join()
+        states.close(unlink=True)
 
 
 def _next(results: Any, processes: list) -> Any:
@@ -211,40 +265,27 @@ def _next(results: Any, processes: list) -> Any:
                 raise RuntimeError("a proof's worker process died (killed, or out of memory)") from None
 
 
-def _work(share: Share, me: int, work: Any, inboxes: list, results: Any, lowest_failing: Any) -> None:
-    """A worker process: build the setup, then explore subtrees from the queue until it is empty."""
+def _work(share: Share, work: Any, states: SharedStates, results: Any, failed: Any) -> None:
+    """A worker process: build the setup, then explore subtrees from the queue until it is empty or
+    some process found a failure."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent ends us
     try:
         with share.build(share.spec) as setup:
             run_interleaved(setup, share.scenario, replaying([]))  # first uses, as the first process had
-            seen = _Seen()
 
             def taken() -> Iterator[tuple[int, Schedule]]:
-                while True:
+                while not failed.is_set():
                     try:
                         n = work.get_nowait()
                     except queue.Empty:
                         return
-                    while True:  # what the others explored since: cut there too
-                        try:
-                            seen.update(inboxes[me].get_nowait())
-                        except queue.Empty:
-                            break
-                    if n < lowest_failing.value:  # past a known failure nothing can come first
-                        yield n, share.subtrees[n]
+                    yield n, share.subtrees[n]
 
-            def finished(explored: Explored, states: list) -> None:
-                if explored.failing is not None:
-                    with lowest_failing.get_lock():
-                        lowest_failing.value = min(lowest_failing.value, explored.index)
-                elif explored.complete:
-                    for w, inbox in enumerate(inboxes):
-                        if w != me:
-                            inbox.put(states)
-
-            outcome: Any = explore_subtrees(
-                setup, share.scenario, taken(), limit=share.limit, seen=seen, finished=finished
-            )
+            outcome: Any = explore_subtrees(setup, share.scenario, taken(), limit=share.limit, seen=states)
+            if any(e.failing is not None for e in outcome):
+                failed.set()
     except BaseException as e:  # the kit's failure (or the adapter's definition): the parent raises it
         outcome = e
+    finally:
+        states.close()
     results.put(outcome)
