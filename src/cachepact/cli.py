@@ -231,6 +231,13 @@ def build_parser() -> argparse.ArgumentParser:
         "of the kit's own that it drops (default: in memory)",
     )
     ck.add_argument(
+        "--example-db",
+        metavar="URL",
+        default=None,
+        help="keep the failures Hypothesis shrank in this Redis (redis://host:port/N, keys cachepact-example:*) and "
+        "try those saved for this adapter and pattern first: CI runners sharing it replay each other's failures",
+    )
+    ck.add_argument(
         "--max-examples",
         type=whole_number(1),
         default=None,
@@ -583,6 +590,7 @@ def cmd_check(args: argparse.Namespace) -> int:
                 db=args.db,
                 strict=args.strict,
                 faults=args.faults,
+                example_db=args.example_db,
             )
     except Interrupted as e:
         if line is not None:

@@ -55,6 +55,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="run env.db on this database (sqlite:///file.db or postgresql://...; default: in memory)",
     )
     group.addoption(
+        "--cachepact-example-db",
+        default=None,
+        metavar="URL",
+        help="keep shrunk failures in this Redis (redis://host:port/N) and try them first: CI runners share them",
+    )
+    group.addoption(
         "--cachepact-strict",
         action="store_true",
         default=None,
@@ -92,6 +98,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "step_timeout": config.getoption("cachepact_step_timeout", None),
         "redis": config.getoption("cachepact_redis", None),
         "db": config.getoption("cachepact_db", None),
+        "example_db": config.getoption("cachepact_example_db", None),
         "strict": True if strict else None,  # None: what the test says, else not strict
         "faults": config.getoption("cachepact_faults", None),
     }

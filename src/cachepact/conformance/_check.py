@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import _thread
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from ..model._properties import situations_of
 from ..model._properties import statuses as declared_statuses
 from .drive import replay as replay_format
 from .drive.exhaustive import search_exhaustive
-from .drive.hypothesis import profile_budget
+from .drive.hypothesis import example_database, profile_budget
 from .drive.interleaved import replaying, run_interleaved
 from .drive.replay import (
     MAX_INSTANCES,
@@ -66,6 +67,7 @@ def check(
     db: str | None = None,
     strict: bool = False,
     faults: bool | int = False,
+    example_db: str | None = None,
 ) -> Result:
     """Check the adapter built by ``make(env)`` against ``pattern`` (a name such as "cache-aside",
     "read-through", "write-through", or a composed "READ+WRITE"; see ``cachepact.model.pattern_names``).
@@ -88,7 +90,10 @@ def check(
     could not observe (``Result.strict_failures`` says which). ``faults`` (True, or how many, 1 to
     10; True is 3) makes that many calls to the stores at most fail in each run, before taking effect
     or with their reply lost, drawn and shrunk like the rest (``env.cache`` raises ``CacheError``,
-    ``env.db`` ``DBError``); the fault invariants are judged too.
+    ``env.db`` ``DBError``); the fault invariants are judged too. ``example_db`` (a Redis URL) keeps
+    the failures Hypothesis shrank there (``RedisExampleDatabase``, keys ``cachepact-example:*``) and
+    tries those saved for this adapter and pattern first: CI runners that share it replay each
+    other's counterexamples.
 
     A definition mistake (a factory that raises or returns no ``Adapter``, a bad ``cache_code``)
     raises ``DefinitionError``, and a bad parameter ``InvalidArgument``, before any checking. A
@@ -132,6 +137,7 @@ def check(
             db=db,
             strict=strict,
             faults=budget,
+            example_db=example_db,
         )
 
 
@@ -177,13 +183,20 @@ def _check(
     db: str | None,
     strict: bool,
     faults: int = 0,
+    example_db: str | None = None,
 ) -> Result:
     """``check``, its arguments valid, in its ``session``."""
     # A server or database the kit cannot use fails here, before any checking; whatever happens
     # after, close() leaves them as they were found (Ctrl-C and SIGTERM, which the CLI turns into
     # KeyboardInterrupt, included).
+    if example_db is not None and redis is not None and example_db == redis:
+        raise InvalidArgument(
+            "example_db", example_db, "is the run's own Redis database (redis=), which must stay empty: use another"
+        )
     servers = Servers(redis=redis, db=db)
+    examples = contextlib.ExitStack()
     try:
+        database = None if replay is not None else examples.enter_context(example_database(example_db))
         p, label = resolve(make, pattern, target, step_timeout=step_timeout, servers=servers, session=session)
         options = Options(
             max_examples=max_examples,
@@ -242,6 +255,7 @@ def _check(
                         concurrency=concurrency,
                         max_ops=max_ops,
                         progress=progress,
+                        database=database,
                     )
                 run = next((r for r in (phase() for phase in phases) if r is not None), None)
         except KeyboardInterrupt:
@@ -254,6 +268,7 @@ def _check(
         raise e.error from None
     finally:
         servers.close()
+        examples.close()
 
 
 DEFAULT_INSTANCES = 2  # most deployments run several processes
@@ -492,6 +507,7 @@ def _phases(
     concurrency: bool,
     max_ops: int,
     progress: Progress,
+    database: Any = None,
 ) -> list[CheckPhase]:
     """The phases of a check, cheapest evidence first.
 
@@ -502,7 +518,9 @@ def _phases(
     """
 
     def sequences(n: int) -> CheckPhase:
-        return lambda: search_sequences(setup, max_examples=n, steps=steps, seed=seed, progress=progress)
+        return lambda: search_sequences(
+            setup, max_examples=n, steps=steps, seed=seed, progress=progress, database=database
+        )
 
     faults = [lambda: search_fault_sequences(setup, progress=progress)] if setup.faults else []
     if not concurrency:
@@ -516,7 +534,11 @@ def _phases(
     ]
     if examples > SMOKE_EXAMPLES:
         phases.append(sequences(examples))
-    phases.append(lambda: search_schedules(setup, max_examples=examples, max_ops=max_ops, seed=seed, progress=progress))
+    phases.append(
+        lambda: search_schedules(
+            setup, max_examples=examples, max_ops=max_ops, seed=seed, progress=progress, database=database
+        )
+    )
     return phases
 
 

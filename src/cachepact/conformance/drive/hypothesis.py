@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import importlib
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from hypothesis import HealthCheck, Phase, Verbosity, settings
 from hypothesis import seed as hypothesis_seed
@@ -14,20 +16,61 @@ from hypothesis.errors import Flaky
 from ..runtime.signals import Violation
 
 
-def kit_settings(max_examples: int, seed: int | None, **extra: Any) -> settings:
+def kit_settings(max_examples: int, seed: int | None, database: Any = None, **extra: Any) -> settings:
     """No example database in the user's folder, no deadline, quiet (the kit prints its own
-    report), one bug at a time. Examples come from ``run_seeded``'s seed."""
+    report), one bug at a time. Examples come from ``run_seeded``'s seed; with a ``database`` (the
+    check's ``example_db``), the failures saved there are tried first (Hypothesis' reuse phase), and
+    a new one is saved there once shrunk."""
     return settings(
         max_examples=max_examples,
         deadline=None,
-        database=None,
+        database=database,
         derandomize=False,
         report_multiple_bugs=False,
         verbosity=Verbosity.quiet,
         suppress_health_check=list(HealthCheck),
-        phases=(Phase.generate, Phase.shrink),
+        phases=(Phase.generate, Phase.shrink) if database is None else (Phase.reuse, Phase.generate, Phase.shrink),
         **extra,
     )
+
+
+EXAMPLE_PREFIX = b"cachepact-example:"  # every key the example database writes starts so
+
+
+@contextlib.contextmanager
+def example_database(url: str | None) -> Iterator[Any]:
+    """Hypothesis' example database on the Redis at ``url`` (``RedisExampleDatabase``), for the
+    check's duration: CI runners that share it try each other's failures first. None without a URL.
+    A URL the kit cannot use raises ``BackendError`` (parameter ``example_db``) before any checking."""
+    if url is None:
+        yield None
+        return
+    import redis
+    from hypothesis.extra.redis import RedisExampleDatabase
+
+    from ...backends._redis import SCHEMES, masked
+    from ...errors import BackendError
+
+    shown = masked(url)
+    if not isinstance(url, str) or urlsplit(url).scheme not in SCHEMES:
+        raise BackendError("example_db", shown, "not a Redis URL; use redis://host:port/N")
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=5.0, socket_timeout=30.0)
+        client.connection_pool._cachepact_internal = True  # the kit's own: never recorded
+        client.ping()
+    except (redis.RedisError, OSError, ValueError) as e:
+        raise BackendError("example_db", shown, f"cannot reach it ({e}); start the server or fix the URL") from None
+    try:
+        yield RedisExampleDatabase(client, key_prefix=EXAMPLE_PREFIX, expire_after=timedelta(days=30))
+    finally:
+        client.close()
+
+
+def keyed(test: Callable[..., None], key: str) -> Callable[..., None]:
+    """``test`` with ``key`` (which check, which driver) in the key Hypothesis files its examples
+    under: every check runs the same test function, and one adapter's failures are not another's."""
+    test._hypothesis_internal_add_digest = key.encode()  # type: ignore[attr-defined]  (pytest's parametrize uses it too)
+    return test
 
 
 # Without a seed a check still draws the same examples every time. (Hypothesis' own derandomize
@@ -61,7 +104,12 @@ def run_batches(
 
 def run_seeded(test: Callable[[], None], seed: int | str | None) -> None:
     """Run a Hypothesis test under ``seed``; a violation ends it (the test kept the failing run)."""
+    chosen = getattr(test, "_hypothesis_internal_use_settings", None)
     test = hypothesis_seed(DEFAULT_SEED if seed is None else seed)(test)
+    if chosen is not None and chosen.database is not None:
+        # ``@seed`` turns the example database off (a seeded run is taken for a reproduction); the
+        # check asked for one (``example_db``): its settings again, the seed kept.
+        test._hypothesis_internal_use_settings = chosen  # type: ignore[attr-defined]
     try:
         with _without_local_constants():
             test()

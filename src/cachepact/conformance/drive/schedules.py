@@ -6,6 +6,7 @@ A failure shrinks toward fewer operations and fewer context switches (see ``swit
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import hypothesis.strategies as st
 from hypothesis import given
@@ -14,7 +15,7 @@ from ...model._participants import READ, WRITE
 from ..report.progress import Progress
 from ..runtime.signals import Abandoned, Violation
 from . import replay
-from .hypothesis import kit_settings, run_batches
+from .hypothesis import keyed, kit_settings, run_batches
 from .interleaved import run_interleaved, switching
 from .replay import KEYS, TICK, TICKS, ConcurrentScenario, Op
 from .run import Run
@@ -23,9 +24,16 @@ from .world import Setup
 
 
 def search_schedules(
-    setup: Setup, *, max_examples: int, max_ops: int, seed: int | None, progress: Progress
+    setup: Setup,
+    *,
+    max_examples: int,
+    max_ops: int,
+    seed: int | None,
+    progress: Progress,
+    database: Any = None,
 ) -> Run | None:
-    """Draw scenarios and schedules until one fails or the budget is spent; the shrunk failure, or None."""
+    """Draw scenarios and schedules until one fails or the budget is spent; the shrunk failure, or
+    None. ``database``: Hypothesis' example database (``check(example_db=...)``), tried first."""
     failing: list[Run] = []
     abandoned: list[Run] = []
     instance = st.integers(0, setup.instances - 1)
@@ -64,6 +72,8 @@ def search_schedules(
         failing.append(run.as_run())  # now: the stores (a shared Redis) hold this run's final state
         raise Violation(run.finding)
 
+    keyed(test, f"schedules {setup.label} {setup.pattern.name} {setup.instances} {max_ops} {setup.faults}")
+
     def build(examples: int) -> Callable[[], None]:
         drawn = given(
             prefix=st.lists(prefix_op, max_size=2),
@@ -71,7 +81,7 @@ def search_schedules(
             schedule=st.lists(st.integers(0, max_ops), max_size=6 * max_ops),
             jumps=jumps,
         )(test)
-        return kit_settings(examples, seed)(drawn)
+        return kit_settings(examples, seed, database)(drawn)
 
     try:
         run_batches(build, max_examples, seed, done=lambda: bool(failing))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from typing import Any
 
 import attrs
 import hypothesis.strategies as st
@@ -16,7 +17,7 @@ from hypothesis import given
 from ...model._participants import READ, WRITE
 from ..report.progress import Progress
 from ..runtime.signals import Abandoned, Violation
-from .hypothesis import kit_settings, run_batches
+from .hypothesis import keyed, kit_settings, run_batches
 from .replay import (
     KEYS,
     MAX_FAULT_CALL,
@@ -127,9 +128,16 @@ def search_fault_sequences(setup: Setup, *, progress: Progress) -> Run | None:
 
 
 def search_sequences(
-    setup: Setup, *, max_examples: int, steps: int, seed: int | None, progress: Progress
+    setup: Setup,
+    *,
+    max_examples: int,
+    steps: int,
+    seed: int | None,
+    progress: Progress,
+    database: Any = None,
 ) -> Run | None:
-    """Draw sequences until one fails or the budget is spent; the failing run, minimal, or None."""
+    """Draw sequences until one fails or the budget is spent; the failing run, minimal, or None.
+    ``database``: Hypothesis' example database (``check(example_db=...)``), its failures tried first."""
     failing: list[Run] = []
     abandoned: list[Run] = []
     table = step_table(setup.instances)
@@ -159,9 +167,11 @@ def search_sequences(
         failing.append(world.as_run())  # now: the stores (a shared Redis) hold this world's final state
         raise Violation(finding)
 
+    keyed(test, f"sequences {setup.label} {setup.pattern.name} {setup.instances} {steps} {setup.faults}")
+
     def build(examples: int) -> Callable[[], None]:
         drawn = given(drawn=sequence, fault_bytes=sequence if setup.faults else st.just(b""))(test)
-        return kit_settings(examples, seed)(drawn)
+        return kit_settings(examples, seed, database)(drawn)
 
     try:
         run_batches(build, max_examples, seed, done=lambda: bool(failing))
