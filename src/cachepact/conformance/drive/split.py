@@ -28,6 +28,7 @@ from typing import Any
 
 import attrs
 
+from ...errors import InvalidArgument
 from ..report.progress import Progress
 from .exhaustive import Exhaustive, explore_schedules
 from .interleaved import InterleavedRun, replaying, run_interleaved
@@ -137,7 +138,9 @@ class SharedStates:
 
     SLOT = 16
 
-    def __init__(self, context: Any, slots: int = 1 << 21) -> None:
+    # A million states, 16 MiB (pages the OS maps only once written): the 3-reader, 2-writer lease
+    # proof claims about 25,000, and a container's /dev/shm is often only 64 MiB.
+    def __init__(self, context: Any, slots: int = 1 << 20) -> None:
         self.slots = slots
         self.memory = shared_memory.SharedMemory(create=True, size=slots * self.SLOT)
         self.lock = context.Lock()
@@ -232,7 +235,12 @@ def _in_processes(share: Share, numbers: list[int], workers: int) -> tuple[list[
     for n in numbers:
         work.put(n)
     failed = context.Event()
-    states = SharedStates(context)
+    try:
+        states = SharedStates(context)
+    except OSError as e:  # no room in /dev/shm (a container's is often small)
+        raise InvalidArgument(
+            "workers", workers, f"needs 16 MiB of shared memory, which the system refused ({e}); pass workers=1"
+        ) from None
     processes = [
         context.Process(target=_work, args=(share, work, states, results, failed), name=f"cachepact-proof-{w + 1}")
         for w in range(workers)
