@@ -15,21 +15,13 @@ def third_write_forgets(env):
     few writes and a read finds it; a budget of one example does not."""
     writes: dict = {}
 
-    def read(key):
-        value = env.cache.get(key)
-        if value is None:
-            value = env.db.get(key)
-            if value is not None:
-                env.cache.set(key, value)
-        return value
-
     def write(key, value):
         env.db.put(key, value)
         writes[key] = writes.get(key, 0) + 1
         if writes[key] < 3:
             env.cache.delete(key)
 
-    return Adapter(read=read, write=write)
+    return Adapter(read=cache_aside(env).read, write=write)
 
 
 def test_a_failure_one_run_shrank_is_tried_first_by_the_next(redis_server_url):
