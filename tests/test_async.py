@@ -536,3 +536,33 @@ def test_an_async_factory_is_refused_in_one_line_naming_the_fix():
         warnings.simplefilter("error")  # a coroutine never awaited would warn: it is closed instead
         with pytest.raises(cachepact.DefinitionError, match="make the factory a plain def"):
             check(make, "cache-aside")
+
+
+def gives_lease_back(env, *, before_load: bool):
+    """Gives its lease back (``lease_set(key, None, token)``) and never fills: a cache that never caches."""
+
+    def read(key):
+        value, token = env.cache.lease_get(key)
+        if value is not None:
+            return value
+        if before_load and token is not None:
+            env.cache.lease_set(key, None, token)
+        value = env.db.get(key)
+        if not before_load and token is not None:
+            env.cache.lease_set(key, None, token)
+        return value
+
+    return Adapter(read=read, write=textbook_sync(env).write)
+
+
+@pytest.mark.parametrize("before_load", [True, False], ids=["before-load", "after-load"])
+def test_a_lease_given_back_by_a_read_that_joins_nothing_leaves_its_fill_owed(before_load):
+    """Giving a lease back is no fill, and excuses none either: only a read that joins another's load
+    may return without filling (a review found the release rule passing a cache that never fills)."""
+
+    def make(env):
+        return gives_lease_back(env, before_load=before_load)
+
+    result = check(make, "cache-aside", concurrency=False, seed=0, max_examples=50)
+    assert verdict(result) == "who-populates", result.report()
+    assert not cachepact.prove(make, "cache-aside", readers=2, writers=1).holds

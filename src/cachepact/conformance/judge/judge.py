@@ -508,11 +508,14 @@ class Judge:
             self.reached.add("failed-invalidation")
         return True
 
-    def _releases(self, i: int) -> bool:
-        """A read's ``lease_set(key, None, token)`` is no fill but the lease given back, unless the read
-        is at its fill having loaded nothing (then it is the fill of nothing a lease asks for)."""
+    def _releases(self, i: int, step: Step) -> bool:
+        """A read's ``lease_set(key, None, token)`` that the cache took, on its own key, before the read
+        loaded: the lease given back. At its fill it is what it always was, a fill of nothing (right
+        for a key the DB lacks, ``who-populates`` for a read that loaded a value)."""
         ref = self.refinement
-        return ref.expects(i) is not Kind.FILL or ref.state[OPS][i][LOADED] != NONE
+        if step.result is not True or ref.expects(i) is Kind.FILL or ref.state[OPS][i][LOADED] != NONE:
+            return False
+        return self.cache_keys.get(step.key, KEY_INDEX.get(step.key)) == ref.ops[i].key
 
     def _poisoned(self, i: int, step: Step, obs: Obs) -> Rejection | None:
         """A fill after a failed load, or of an error object: the entry is poisoned (``no-poisoned-fill``)."""
@@ -820,9 +823,9 @@ class Judge:
             same = effect.after is payload and payload is not None  # a hit leaves the entry as it was
             after = (found, effect.lease_after) if same else self._after(k, effect)
             return Obs(Kind.LOOKUP, actor, k, NONE, outcome, leased, effect.changed, after)
-        if step.action == "lease_set" and step.value is None and op.kind == READ and self._releases(i):
-            # lease_set(key, None, token) before the read loaded anything to fill: it gives its lease
-            # back and will not fill (a read that joins another's load, or gives up), as contract says.
+        if step.action == "lease_set" and step.value is None and op.kind == READ and self._releases(i, step):
+            # lease_set(key, None, token) before the read loaded: it gives its lease back (a read that
+            # joins another's load), as the contract says. No fill, and no lease of its is out.
             self.refinement.release(i)
             return None
         if step.action in FILLS:

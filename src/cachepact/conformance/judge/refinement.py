@@ -610,12 +610,12 @@ class Refinement:
         self.clock_moves += 1
 
     def release(self, i: int) -> None:
-        """Read ``i`` gave its lease back unused (``lease_set(key, None, token)``): its token is void,
-        so no lease of its is out, and the fill it would have made is owed no more."""
+        """Read ``i`` gave its lease back before loading (``lease_set(key, None, token)``): no lease of
+        its is out (a write's delete finds none), and it is a read without a lease from now on. Its
+        fill is still owed, unless it joins another read's load (``finish``): a read that gives its
+        lease back and then loads and returns without filling is ``who-populates``, as before."""
         o = self.state[OPS][i]
-        if o[TOKEN]:
-            self.state = _with_op(self.state, i, _new(OpState, (o[PC], o[KEY], 0, *o[LOADED:])))
-        self.ops[i].nil_ok = True
+        self.state = _with_op(self.state, i, _new(OpState, (o[PC], o[KEY], 0, o[LOADED], o[MASK], o[FLAGS] & ~LEASED)))
 
     def expects(self, i: int) -> Kind | None:
         """The kind of step op ``i``'s program is at (None once it is returning)."""
