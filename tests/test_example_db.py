@@ -24,6 +24,10 @@ def third_write_forgets(env):
     return Adapter(read=cache_aside(env).read, write=write)
 
 
+def never_invalidates(env):
+    return Adapter(read=cache_aside(env).read, write=env.db.put)
+
+
 def test_a_failure_one_run_shrank_is_tried_first_by_the_next(redis_server_url):
     from conftest import empty_redis_dbs
 
@@ -42,8 +46,9 @@ def test_a_failure_one_run_shrank_is_tried_first_by_the_next(redis_server_url):
     assert not again.passed and again.finding.invariant == found.finding.invariant, again.report()
     assert again.replay == found.replay
 
-    # Another adapter's checks do not try it: the key names the adapter and the pattern.
-    other = cachepact.check(cache_aside, **options, max_examples=1, example_db=url)
+    # Another adapter's checks do not try it (the key names the adapter and the pattern): one that
+    # never invalidates would fail the saved sequence, and passes a budget of one example.
+    other = cachepact.check(never_invalidates, **options, max_examples=1, seed=5, example_db=url)
     assert other.passed, other.report()
     with redis.Redis.from_url(url) as r:
         r.flushdb()
@@ -61,9 +66,23 @@ def test_an_example_db_the_kit_cannot_use_is_refused_in_one_line(redis_server_ur
         assert e.parameter == "example_db" and "cannot reach it" in str(e) and "\n" not in str(e)
     else:
         raise AssertionError("an unreachable example database was accepted")
+    for bad in ("memcached://127.0.0.1/0", 123):
+        try:
+            cachepact.check(third_write_forgets, example_db=bad, max_examples=1)
+        except cachepact.BackendError as e:
+            assert "use redis://host:port/N" in str(e)
+        else:
+            raise AssertionError(f"{bad!r} was accepted")
+
+
+def test_the_runs_own_redis_database_is_no_example_database(redis_server_url):
+    from conftest import empty_redis_dbs
+
+    url = empty_redis_dbs(redis_server_url)[0]
+    spelled_otherwise = url.replace("127.0.0.1", "localhost")
     try:
-        cachepact.check(third_write_forgets, example_db="memcached://127.0.0.1/0", max_examples=1)
-    except cachepact.BackendError as e:
-        assert "use redis://host:port/N" in str(e)
+        cachepact.check(third_write_forgets, redis=url, example_db=spelled_otherwise, max_examples=1)
+    except cachepact.InvalidArgument as e:
+        assert "must stay empty" in str(e)
     else:
-        raise AssertionError("a URL of another scheme was accepted")
+        raise AssertionError("the run's own database was taken for examples")

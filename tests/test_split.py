@@ -75,3 +75,15 @@ def test_a_shards_report_says_it_is_one_share():
     proof = cachepact.prove(reference.cache_aside_leased, readers=2, writers=1, shard="2/3")
     assert proof.holds and proof.shard == "2/3"
     assert "in shard 2/3 (the whole holds when every shard does)" in proof.report()
+
+
+def test_a_report_says_on_how_many_processes_it_ran():
+    split = cachepact.prove(reference.cache_aside_leased, readers=2, writers=2, workers=2)
+    assert split.processes == 2 and "on 2 processes" in split.report()
+    small = cachepact.prove(reference.cache_aside_leased, readers=1, writers=1, workers=2)
+    assert small.processes == 1 and "processes" not in small.report()  # all of it above the cut
+
+
+def test_a_limit_that_stops_the_search_above_the_cut_leaves_the_proof_incomplete():
+    proof = cachepact.prove(reference.cache_aside_leased, readers=2, writers=2, shard="1/2", limit=5)
+    assert not proof.complete and not proof.holds

@@ -18,7 +18,7 @@ from ..model._properties import situations_of
 from ..model._properties import statuses as declared_statuses
 from .drive import replay as replay_format
 from .drive.exhaustive import search_exhaustive
-from .drive.hypothesis import example_database, profile_budget
+from .drive.hypothesis import example_database, profile_budget, same_redis_database
 from .drive.interleaved import replaying, run_interleaved
 from .drive.replay import (
     MAX_INSTANCES,
@@ -189,9 +189,9 @@ def _check(
     # A server or database the kit cannot use fails here, before any checking; whatever happens
     # after, close() leaves them as they were found (Ctrl-C and SIGTERM, which the CLI turns into
     # KeyboardInterrupt, included).
-    if example_db is not None and redis is not None and example_db == redis:
+    if example_db is not None and redis is not None and same_redis_database(example_db, redis):
         raise InvalidArgument(
-            "example_db", example_db, "is the run's own Redis database (redis=), which must stay empty: use another"
+            "example_db", example_db, "is the Redis database the run's stores use, which must stay empty: use another"
         )
     servers = Servers(redis=redis, db=db)
     examples = contextlib.ExitStack()

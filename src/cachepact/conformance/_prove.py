@@ -49,7 +49,8 @@ class Proof:
     elapsed: float
     counterexample: Result | None = None
     statuses: tuple[tuple[str, str], ...] = ()  # each invariant's, over every schedule run
-    workers: int = 1  # processes it ran on
+    workers: int = 1  # processes it was given
+    processes: int = 1  # processes it ran on (1 where the tree was explored above the cut)
     shard: str | None = None  # "i/n": it explored only that share of the schedules (a CI matrix job)
 
     @property
@@ -66,7 +67,7 @@ class Proof:
         if self.shard is not None:
             scope += f", in shard {self.shard} (the whole holds when every shard does)"
         verdict = "HOLDS" if self.holds else "INCOMPLETE (raise limit)"
-        where = f" on {self.workers} processes" if self.workers > 1 else ""
+        where = f" on {self.processes} processes" if self.processes > 1 else ""
         return (
             f"{verdict}: {self.target} under {self.pattern}, every schedule of {scope}: {self.schedules} "
             f"schedules run, {self.cut} cut at a known state, {self.states} states ({self.elapsed:.2f} s{where})"
@@ -96,10 +97,11 @@ def prove(
     process: a call while a check or another proof runs raises ``UsageError`` at once.
 
     ``workers`` above 1 splits the schedule tree over that many processes, started fresh (the
-    factory must be importable by name: a module-level function); ``shard="i/n"`` explores only the
-    ``i``-th of ``n`` shares of it (1-based), for a CI matrix whose jobs each take one. The verdict
-    and the counterexample are the ones a single process finds; the counts differ (each process cuts
-    only at states it has seen itself), and ``limit`` bounds each subtree of the split tree."""
+    factory must be importable by name: a module-level function), which share the states they reach;
+    ``shard="i/n"`` explores only the ``i``-th of ``n`` shares of it (1-based), for a CI matrix whose
+    jobs each take one. The verdict and the counterexample are the ones a single process finds; see
+    the contract's "Proofs over processes and CI jobs".
+    """
     for name, value in (("readers", readers), ("writers", writers)):
         if not isinstance(value, int) or value < 0:
             raise InvalidArgument(name, value, f"must be a whole number of at least 0, not {value!r}")
@@ -187,6 +189,7 @@ def prove(
         statuses=counterexample.statuses if counterexample is not None else statuses(p, None, progress.reached),
         workers=workers,
         shard=shard,
+        processes=ex.processes,
     )
 
 

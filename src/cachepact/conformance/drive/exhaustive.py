@@ -246,6 +246,7 @@ class Exhaustive:
     complete: bool = True
     failing: InterleavedRun | None = None
     failing_schedule: tuple[tuple[str, Any], ...] = ()
+    processes: int = 1  # the processes it ran on (``drive/split.py``)
     subtrees: list[tuple[tuple[str, Any], ...]] = attrs.Factory(list)
 
 

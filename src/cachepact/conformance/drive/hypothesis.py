@@ -51,8 +51,10 @@ def example_database(url: str | None) -> Iterator[Any]:
     from ...backends._redis import SCHEMES, masked
     from ...errors import BackendError
 
+    if not isinstance(url, str):
+        raise BackendError("example_db", repr(url), "not a Redis URL; use redis://host:port/N")
     shown = masked(url)
-    if not isinstance(url, str) or urlsplit(url).scheme not in SCHEMES:
+    if urlsplit(url).scheme not in SCHEMES:
         raise BackendError("example_db", shown, "not a Redis URL; use redis://host:port/N")
     try:
         client = redis.Redis.from_url(url, socket_connect_timeout=5.0, socket_timeout=30.0)
@@ -64,6 +66,23 @@ def example_database(url: str | None) -> Iterator[Any]:
         yield RedisExampleDatabase(client, key_prefix=EXAMPLE_PREFIX, expire_after=timedelta(days=30))
     finally:
         client.close()
+
+
+def same_redis_database(a: str, b: str) -> bool:
+    """Whether two Redis URLs name one logical database (``localhost`` and ``127.0.0.1`` alike)."""
+    import socket
+
+    def where(url: str) -> tuple:
+        try:
+            parts = urlsplit(url)
+            host = parts.hostname or "localhost"
+            with contextlib.suppress(OSError):
+                host = socket.gethostbyname(host)
+            return (host, parts.port or 6379, (parts.path or "/0").strip("/") or "0")
+        except (ValueError, TypeError):
+            return (url,)
+
+    return isinstance(a, str) and isinstance(b, str) and where(a) == where(b)
 
 
 def keyed(test: Callable[..., None], key: str) -> Callable[..., None]:

@@ -65,14 +65,18 @@ class Explored:
     reached: frozenset[str]
 
 
-def split_tree(setup: Setup, scenario: ConcurrentScenario, *, shares: int) -> tuple[Exhaustive, list[InterleavedRun]]:
+def split_tree(
+    setup: Setup, scenario: ConcurrentScenario, *, shares: int, limit: int
+) -> tuple[Exhaustive, list[InterleavedRun]]:
     """The tree cut at the first depth with at least ``SUBTREES_PER_SHARE`` subtrees a share (or
-    where it ends above that depth, or fails): the search above the cut, and the runs it finished."""
+    where it ends above that depth, fails, or meets ``limit``): the search above the cut, and the
+    runs it finished."""
     depth = 1
     while True:
         finished: list[InterleavedRun] = []
-        above = explore_schedules(setup, scenario, split_at=depth, on_run=finished.append)
-        if above.failing is not None or not above.subtrees or len(above.subtrees) >= SUBTREES_PER_SHARE * shares:
+        above = explore_schedules(setup, scenario, split_at=depth, on_run=finished.append, limit=limit)
+        enough = len(above.subtrees) >= SUBTREES_PER_SHARE * shares
+        if above.failing is not None or not above.subtrees or enough or not above.complete:
             return above, finished
         depth += 1
 
@@ -89,12 +93,14 @@ def explore_split(
     spec: Any,
 ) -> Exhaustive:
     """Every schedule of ``scenario`` in shard ``shard`` (index, count) of the tree, over ``workers``
-    processes; ``limit`` bounds each subtree's search. The tree above the cut is every shard's."""
+    processes; ``limit`` bounds the search above the cut and each subtree's. The tree above the cut
+    is every shard's, and where it is cut depends on the number of shards alone (with one, on the
+    workers): every job of a matrix numbers the same subtrees, whatever its workers."""
     index, count = shard
-    above, finished = split_tree(setup, scenario, shares=workers * count)
+    above, finished = split_tree(setup, scenario, shares=count if count > 1 else workers, limit=limit)
     for run in finished:
         progress.add_run(run)
-    if not above.subtrees:
+    if not above.subtrees or not above.complete:
         return above
     mine = [(n, s) for n, s in enumerate(above.subtrees) if n % count == index]
     numbered = dict(mine)
@@ -105,6 +111,9 @@ def explore_split(
         share = Share(build=build, spec=spec, scenario=scenario, limit=limit, subtrees=tuple(above.subtrees))
         explored, states = _in_processes(share, [n for n, _ in mine], workers)
     result = Exhaustive(scenario=scenario, runs=above.runs, pruned=above.pruned, states=above.states + states)
+    result.processes = workers if workers > 1 else 1
+    # A subtree no process reports on (one stopped at a failure elsewhere) is no part of a proof.
+    result.complete = {e.index for e in explored} >= set(numbered) or any(e.failing is not None for e in explored)
     for e in explored:
         result.runs += e.runs
         result.pruned += e.pruned
@@ -118,9 +127,11 @@ def explore_split(
         # first in depth-first order: the subtrees up to the first that failed are searched again,
         # here, one after another, as one process searches them. Its first failure is the answer.
         again = explore_subtrees(setup, scenario, [(n, s) for n, s in mine if n <= min(failed)], limit=limit)
-        first = next(e for e in again if e.failing is not None)
+        # (None here: the failure did not come again in this process, a timing or a first use: the
+        # schedule that failed over there is the counterexample.)
+        first = next((e for e in again if e.failing is not None), None) or next(e for e in explored if e.failing)
         rerun = explore_schedules(setup, scenario, under=first.failing, limit=1)
-        if rerun.failing is None:  # it did not fail again (a first use, a timing): the whole subtree
+        if rerun.failing is None:  # it did not fail again: the whole subtree
             rerun = explore_schedules(setup, scenario, under=numbered[first.index], limit=limit)
         if rerun.failing is not None:
             result.failing, result.failing_schedule = rerun.failing, rerun.failing_schedule
@@ -245,9 +256,18 @@ def _in_processes(share: Share, numbers: list[int], workers: int) -> tuple[list[
         context.Process(target=_work, args=(share, work, states, results, failed), name=f"cachepact-proof-{w + 1}")
         for w in range(workers)
     ]
+    started: list = []
     try:
-        for p in processes:
-            p.start()
+        # Started with Ctrl-C blocked, which they keep across exec from their first instruction (a
+        # new Python importing the kit would print its own traceback): the parent ends them on
+        # Ctrl-C. Here a Ctrl-C meanwhile is held, not lost, until the processes are started.
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            for p in processes:
+                p.start()
+                started.append(p)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
         explored: list[Explored] = []
         for _ in processes:
             outcome = _next(results, processes)
@@ -256,27 +276,35 @@ def _in_processes(share: Share, numbers: list[int], workers: int) -> tuple[list[
             explored.extend(outcome)
         return explored, states.claimed.value
     finally:
-        for p in processes:
-            if p.is_alive():
-                p.terminate()
-            p.join()
-        states.close(unlink=True)
+        try:
+            for p in started:
+                if p.is_alive():
+                    p.terminate()
+                p.join()
+        finally:
+            states.close(unlink=True)
 
 
 def _next(results: Any, processes: list) -> Any:
-    """The next process's outcome; a process that died without one is the kit's failure."""
+    """The next process's outcome; a process that ended without one is a one-line error."""
     while True:
         try:
             return results.get(timeout=0.5)
         except queue.Empty:
-            if any(p.exitcode not in (None, 0) for p in processes):
-                raise RuntimeError("a proof's worker process died (killed, or out of memory)") from None
+            ended = [p.exitcode for p in processes if p.exitcode is not None]
+            if any(code != 0 for code in ended) or (ended and len(ended) == len(processes) and results.empty()):
+                raise InvalidArgument(
+                    "workers",
+                    len(processes),
+                    f"started processes, and one ended without an answer (exit code {ended[0]}): killed, out of "
+                    "memory, or it could not import the factory (a script must start the proof under "
+                    "if __name__ == '__main__':); run it with workers=1 to see why",
+                ) from None
 
 
 def _work(share: Share, work: Any, states: SharedStates, results: Any, failed: Any) -> None:
     """A worker process: build the setup, then explore subtrees from the queue until it is empty or
     some process found a failure."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent ends us
     try:
         with share.build(share.spec) as setup:
             run_interleaved(setup, share.scenario, replaying([]))  # first uses, as the first process had

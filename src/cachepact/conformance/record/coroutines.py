@@ -375,8 +375,9 @@ async def _with_tasks(
 
 def as_worker(task: asyncio.Task, context: Any, done: Callable[[], None]) -> None:
     """From now on ``task`` (and the tasks it starts) works for ``context``, a worker of background
-    work, as a thread would; ``done()`` is told when it ends. A task left running by an operation
-    that returned has not run since its creation, so every call it makes is the worker's."""
+    work, as a thread would; ``done()`` is told when it ends. Whether a task is such work shows only
+    when its operation returns without it: what it did before that (if the operation awaited after
+    starting it) was recorded as the operation's."""
     task_context = task.get_context() if hasattr(task, "get_context") else task._context  # type: ignore[attr-defined]
     task_context.run(WORKER.set, context)
     task.add_done_callback(lambda _: done())

@@ -64,21 +64,23 @@ class AppThread:
     def _loop(self) -> None:
         me = _thread.get_ident()
         busy = self.session.busy
-        while (job := self.jobs.get()) is not None:
-            busy[me] = self
-            try:
-                job()  # a job handles what its body raises (the scheduler's wrapper)
-            except BaseException:
-                if sys.is_finalizing() or running() is not self.session:
-                    # Its check is over (Ctrl-C, a timeout) and left it at work: what its job raised
-                    # against a world already closed is no one's to print after the one-line report.
-                    return
-                raise
-            finally:
-                busy.pop(me, None)
-        with self.loop_lock, contextlib.suppress(Exception):
-            if self.event_loop is not None:
-                self.event_loop.close()
+        try:
+            while (job := self.jobs.get()) is not None:
+                busy[me] = self
+                try:
+                    job()  # a job handles what its body raises (the scheduler's wrapper)
+                except BaseException:
+                    if sys.is_finalizing() or running() is not self.session:
+                        # Its check is over (Ctrl-C, a timeout) and left it at work: what its job
+                        # raised against a world already closed is no one's to print after the report.
+                        return
+                    raise
+                finally:
+                    busy.pop(me, None)
+        finally:
+            with self.loop_lock, contextlib.suppress(Exception):
+                if self.event_loop is not None:
+                    self.event_loop.close()
 
 
 class Deployment:
