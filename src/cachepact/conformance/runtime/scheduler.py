@@ -22,6 +22,7 @@ progress for ``step_timeout`` seconds ends with the finding ``timeout``.
 
 from __future__ import annotations
 
+import os
 import queue
 import sys
 import threading
@@ -59,6 +60,14 @@ class ClockHook(Protocol):
 
     def jump(self, seconds: int) -> None:
         """Move the clock on: what expired is gone, and the judge is told."""
+
+
+def _machine_busy() -> bool:
+    """More runnable work than cores, on average over the last minute (where the OS says)."""
+    try:
+        return os.getloadavg()[0] >= (os.cpu_count() or 1)
+    except OSError:
+        return False
 
 
 def _cpu_clock(ident: int) -> int | None:
@@ -780,8 +789,15 @@ class Scheduler:
                     p.idle = p.idle + 1 if cpu == p.cpu else 0
                     p.cpu = cpu
                     # A thread that used no CPU may only be waiting for one (a loaded machine): the
-                    # OS says whether it is runnable, where it can.
-                    blocked = p.idle >= IDLE_POLLS and not _runnable(p.native)
+                    # OS says whether it is runnable, where it can. Waiting for Python's GIL reads as
+                    # asleep too, and on a machine busier than its cores that wait can last longer
+                    # than two polls: there, it must also have made no progress for IDLE_WALL (a
+                    # quarter of the step timeout, if that is shorter: well before the timeout).
+                    blocked = (
+                        p.idle >= IDLE_POLLS
+                        and not _runnable(p.native)
+                        and (quiet_for >= min(IDLE_WALL, self.step_timeout / 4) or not _machine_busy())
+                    )
                 if blocked:
                     p.state = "uncontrolled"
                     p.idle = 0
