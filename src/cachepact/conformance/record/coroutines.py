@@ -255,7 +255,6 @@ def drive(
         return task
 
     created: list[asyncio.Task] = []
-    loop.resting = False
     try:
         # The operation's own task is the kit's, the App's by definition: made directly, not asked
         # of the attribution (a look at the stack, a tenth of a short operation's cost).
@@ -284,8 +283,10 @@ def _loop_of_this_thread() -> KitEventLoop:
     (``AppThread.event_loop``), or a new one (made for the thread to keep, where it has one)."""
     thread = getattr(handle(), "thread", None)
     lock = getattr(thread, "loop_lock", None)
-    if lock is None:
-        return KitEventLoop()
+    if lock is None:  # not an app thread's: a loop for this operation alone
+        loop = KitEventLoop()
+        loop.resting = False
+        return loop
     with lock:  # the world's end may be closing it from another thread (``AppThread.close``)
         loop = thread.event_loop
         if isinstance(loop, KitEventLoop) and loop.resting and not loop.is_closed():
