@@ -83,7 +83,40 @@ def ageing_tick(setup: Setup) -> int | None:
 LIMIT = 5_000  # schedules per scenario within a check; a proof of 2r+2w takes about 2,400
 
 
+@attrs.frozen
+class _State:
+    """A state's parts, before they are made one key: the stores, one part per operation (in the
+    scenario's order) and per background worker, and the renamings of write values to try."""
+
+    stores: str
+    per_op: tuple[str, ...]
+    workers: tuple[str, ...]
+    renamings: tuple[Callable[[str], str], ...]
+
+    def key(self) -> str:
+        everything = (*self.per_op, *self.workers)
+        key = min((rename(self.stores), tuple(sorted(rename(p) for p in everything))) for rename in self.renamings)
+        return _rename_tokens(repr(key))
+
+    def swappable(self, a: int, b: int) -> bool:
+        """Whether operations ``a`` and ``b`` are interchangeable here: a renaming of write values
+        maps the state to itself and ``a``'s part to ``b``'s (two reads of a key at the same point
+        with the same results; two writes of a key at the same point, up to which value is whose).
+        Stepping either then leads to states that are one state (``key``)."""
+        everything = sorted((*self.per_op, *self.workers))
+        for rename in self.renamings:
+            if rename(self.per_op[a]) != self.per_op[b] or rename(self.stores) != self.stores:
+                continue
+            if rename is _same or sorted(rename(p) for p in everything) == everything:
+                return True
+        return False
+
+
 def _state_key(live: InFlight) -> Any:
+    return _state_of(live).key()
+
+
+def _state_of(live: InFlight) -> _State:
     """Everything the rest of a run can depend on, at a point where every operation is paused.
 
     An adapter is deterministic code whose only inputs are env results, so an operation's future is
@@ -125,16 +158,53 @@ def _state_key(live: InFlight) -> Any:
     # What a read may take from another read's load (request coalescing) is its state too: one that
     # began before another's load is not one that began after it returned.
     joins = [world.judge.joinable(n) for n in names]
-    per_op = [repr((scenario.ops[i], threads[i], seen[n], before[i], values[i], joins[i])) for i, n in enumerate(names)]
-    per_op += [repr((w, seen[w])) for w in world.judge.workers]
+    per_op = tuple(
+        repr((scenario.ops[i], threads[i], seen[n], before[i], values[i], joins[i])) for i, n in enumerate(names)
+    )
+    workers = tuple(repr((w, seen[w])) for w in world.judge.workers)
     if live.scheduler.clock is not None:  # what time can still do: jumps left, and what will expire when
         stores += repr(live.scheduler.clock.state())
     # Reads of one key run the same code with no input of their own, so states that differ only by
     # which of them is which are one state. Writes of one key run the same code too, each with a
     # value of its own that the adapter treats as opaque: states that differ only by a renaming of
     # those values (which write is which) are one state as well. The key is the least of them.
-    key = min((rename(stores), tuple(sorted(rename(p) for p in per_op))) for rename in _renamings(scenario, values))
-    return _rename_tokens(repr(key))
+    return _State(stores, per_op, workers, tuple(_renamings(scenario, values)))
+
+
+def _distinct(options: tuple, default: Any, live: InFlight, state: _State) -> list:
+    """The options other than ``default`` worth a schedule of their own: of operations that are
+    interchangeable here (``_State.swappable``), only the first. Stepping the other would reach, at
+    its next decision, a state the first one's schedules reach (a renaming of it), and be cut there:
+    a whole run replayed for nothing. With three identical readers, two of every three such runs.
+    Helpers, daemons and spinning retries are always their own."""
+    parts = live.scheduler.parts
+    threads: dict[int, int] = {}
+    for p in parts:
+        if p.state != "done":
+            threads[p.op] = threads.get(p.op, 0) + 1
+
+    def op_of(option: Any) -> int | None:
+        if not isinstance(option, int) or not 0 <= option < len(parts):
+            return None
+        p = parts[option]
+        return p.op if not (p.helper or p.daemon) and threads.get(p.op) == 1 else None
+
+    kept = [default]
+    out = []
+    for option in options:
+        if option == default:
+            continue
+        op = op_of(option)
+        if op is not None and any(
+            (other := op_of(k)) is not None
+            and live.scenario.ops[other] == live.scenario.ops[op]
+            and state.swappable(other, op)
+            for k in kept
+        ):
+            continue
+        kept.append(option)
+        out.append(option)
+    return out
 
 
 def _rename_tokens(text: str) -> str:
@@ -152,7 +222,7 @@ PICK, JUMP = "pick", "jump"  # the two kinds of decision: who steps next; whethe
 
 
 def _depth_first(
-    prefix: list[tuple[str, Any]], stack: list[list], visited: set, split_at: int | None = None
+    prefix: list[tuple[str, Any]], stack: list[list], visited: set, split_at: int | None = None, symmetry: bool = True
 ) -> tuple[Callable, list, list, list]:
     """The chooser for one schedule: replay ``prefix``, then at each new decision point stop if the
     state was seen before, else take the default (the current operation goes on; the clock stands
@@ -176,14 +246,19 @@ def _depth_first(
             taken.append((kind, pick))
             return pick
         live = probe[0]
-        key = (kind, _state_key(live))
+        state = _state_of(live)
+        key = (kind, state.key())
         if key in visited and live.world.finding is None:
             return ABORT  # its future was explored already (a finding in its past is kept, not cut)
         visited.add(key)
         if k == split_at:
             split.append(tuple(taken))
             return ABORT
-        stack.append([kind, options, default, [p for p in options if p != default]])
+        if symmetry and kind == PICK:
+            alternatives = _distinct(options, default, live, state)
+        else:
+            alternatives = [p for p in options if p != default]
+        stack.append([kind, options, default, alternatives])
         taken.append((kind, default))
         return default
 
@@ -259,6 +334,7 @@ def explore_schedules(
     under: tuple[tuple[str, Any], ...] = (),
     visited: set | None = None,
     split_at: int | None = None,
+    symmetry: bool = True,
 ) -> Exhaustive:
     """Every schedule of ``scenario``, depth first, stateless: each schedule is a fresh run that
     replays a prefix of choices, so any adapter works. A run that reaches a state an earlier one
@@ -273,7 +349,7 @@ def explore_schedules(
     stack: list[list] = []  # per decision: [kind, options, chosen, untried alternatives]
     prefix: list[tuple[str, Any]] = list(under)
     while True:
-        choose, probe, taken, split = _depth_first(prefix, stack, visited, split_at)
+        choose, probe, taken, split = _depth_first(prefix, stack, visited, split_at, symmetry)
         run = run_interleaved(setup, scenario, choose, probe=probe)
         if split:
             result.subtrees.append(split[0])

@@ -131,6 +131,7 @@ class Participant:
         "timed",
         "timed_out",
         "timeout",
+        "unstarted",
         "waiting",
         "woke_early",
         "woken",
@@ -145,6 +146,9 @@ class Participant:
         self.state = "new"  # new | parked | blocked | running | uncontrolled | done
         self.pending: tuple = ("start",)
         self.first = True
+        # An operation in flight whose thread is given its job only when it is first chosen: until
+        # then it is parked at its start, where it has touched nothing (``run``).
+        self.unstarted = False
         self.parks = 0  # scheduling points passed: where it is, between env calls too
         self.atomic = 0  # inside an env call: a client library's locks there are no scheduling points
         self.predicate: Callable[[], bool] | None = None
@@ -647,7 +651,10 @@ class Scheduler:
         self.current = self.baton = p
         if p.state != "running":
             p.state = "running"
-            if p.ident != threading.get_ident():
+            if p.unstarted:
+                p.unstarted = False
+                p.thread.submit(self._job(p, announce=False))
+            elif p.ident != threading.get_ident():
                 p.go.put(None)
         return p
 
@@ -684,7 +691,12 @@ class Scheduler:
         self.baton = None
         me = threading.get_ident()
         for p in self.parts:
-            if p.state in ("parked", "blocked") and p.ident != me:
+            if p.unstarted:  # never ran: nothing to unwind, it is done
+                p.unstarted = False
+                p.state = "done"
+                self.live -= 1
+                self.live_of[p.context.op] -= 1
+            elif p.state in ("parked", "blocked") and p.ident != me:
                 p.go.put(None)
         if self.live == 0:
             self.back.put(("done",))
@@ -706,9 +718,12 @@ class Scheduler:
                 self.current = self.baton = p
                 p.thread.submit(self._job(p, announce=False))
             else:
+                # Each operation waits at its start without running anything: its thread gets its
+                # job when the operation is first chosen, and runs it at once, with the baton. (Each
+                # announcing itself parked first cost two thread wake-ups an operation a schedule,
+                # for a state that is the same either way: its start and first call are one step.)
                 for p in new:
-                    p.thread.submit(self._job(p, announce=True))
-                self._await_ready(new)
+                    p.state, p.unstarted = "parked", True
                 with self._lock:
                     if self._decide() is None:
                         self._to_main()

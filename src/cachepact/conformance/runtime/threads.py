@@ -47,9 +47,14 @@ class AppThread:
         # Who takes the loop: the thread for its next operation, or ``close`` (another thread, at the
         # world's end) to close it while it rests. A plain lock: the kit's would be a scheduling point.
         self.loop_lock = _thread.allocate_lock()
-        _thread.start_new_thread(self._loop, ())
+        # Started with its first job: an operation that never runs (a schedule cut before its
+        # turn) costs no thread.
+        self.started = False
 
     def submit(self, job: Callable[[], None]) -> None:
+        if not self.started:
+            self.started = True
+            _thread.start_new_thread(self._loop, ())
         self.jobs.put(job)
 
     def close(self) -> None:
@@ -59,7 +64,8 @@ class AppThread:
                 self.event_loop = None
                 with contextlib.suppress(Exception):  # a world cut short: the thread closes it on its way out
                     loop.close()  # idle between jobs: closed now, so the world's end leaves no loop open
-        self.jobs.put(None)
+        if self.started:
+            self.jobs.put(None)
 
     def _loop(self) -> None:
         me = _thread.get_ident()
