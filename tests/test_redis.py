@@ -650,3 +650,48 @@ def test_a_getdel_read_looked_as_it_removed():
     )
     result = check(make, "cache-aside", replay="seq/r:k1,r:k1,r:k1")
     assert "hit" in result.reached, result.report()
+
+
+def test_the_embedded_servers_looks_read_directly_are_what_get_and_pttl_answer():
+    """On the in-process server the kit reads its looks from the database instead of sending GET and
+    PTTL: the same answers, for every kind of key, a time to live running out on the kit's clock
+    included; a key of another type is read by command, as before."""
+    from cachepact.backends import HashField
+    from cachepact.backends._redis import RedisServer
+    from cachepact.conformance.runtime.clock import VirtualClock
+
+    with VirtualClock() as clock:
+        server = RedisServer()
+        try:
+            assert server._direct is not None  # this fakeredis is one the reader knows
+            raw = server.raw
+            raw.set(b"plain", b"v")
+            raw.set(b"empty", b"")
+            raw.set(b"short", b"s", px=1500)
+            raw.set(b"long", b"l", ex=300)
+            raw.hset(b"hash", b"f", b"x")
+            raw.rpush(b"list", b"a")
+            keys = [b"plain", b"empty", b"short", b"long", b"missing"]
+
+            def by_command(names):
+                return [raw.get(k) for k in names], [raw.pttl(k) for k in names]
+
+            for seconds in (0, 1, 2, 400):
+                clock.advance(seconds)
+                # Read directly first: a key whose time ran out is still in the database until a
+                # command meets it, and must read as gone all the same.
+                direct = server._direct.strings(keys), [server._direct.pttl(k) for k in keys]
+                looked = server.observe(keys)
+                values, ttls = by_command(keys)
+                assert direct[0] == values and looked == values
+                # The kit's clock also runs on in real time: a few milliseconds pass between the two.
+                close = [d == t if min(d, t) < 0 else abs(d - t) <= 50 for d, t in zip(direct[1], ttls)]
+                assert all(close), (direct, ttls)
+            # Not plain strings: the reader says it cannot, and observe asks by command as before.
+            assert server._direct.strings([b"plain", b"hash"]) is None
+            assert server._direct.strings([HashField(b"hash", b"f")]) is None
+            assert server._direct.pttl(b"list") is None
+            assert server.observe([b"plain", HashField(b"hash", b"f")]) == [b"v", b"x"]
+            assert server.observe([b"hash"])[0][0] == "hash"
+        finally:
+            server.close()

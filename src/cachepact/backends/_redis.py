@@ -96,6 +96,7 @@ class RedisServer:
         # while an adapter thread is mid-command) no command can recreate a key after the cleanup.
         self.gate = threading.Lock()
         self.closed = False
+        self._direct: _DirectLooks | None = None  # the in-process server's looks without a command
         # ``raw`` is the kit's own client: the hook never records it (its pipelines share its pool,
         # which is marked before its first command).
         if url is None:
@@ -119,6 +120,7 @@ class RedisServer:
         self.raw = redis.Redis.from_url(self.url, **self.options)
         self.raw.connection_pool._cachepact_internal = True
         self.raw.ping()
+        self._direct = _DirectLooks.of(self._fake_server, self.db)
 
     def _open_real(self, url: str, timeout: float) -> None:
         try:
@@ -325,6 +327,8 @@ class RedisServer:
         """What each key holds: its bytes, a type's whole contents, or None."""
         if not keys:
             return []
+        if self._direct is not None and (found := self._direct.strings(keys)) is not None:
+            return found
         pipe = self.raw.pipeline(transaction=False)
         for k in keys:
             if isinstance(k, HashField):
@@ -343,7 +347,9 @@ class RedisServer:
 
     def pttl(self, key: Any) -> float | None:
         """Seconds the key (a field: its hash) has left, or None when it does not expire (or is gone)."""
-        return self.note_ttl(key, self.raw.pttl(_whole_key(key)))
+        whole = _whole_key(key)
+        ms = self._direct.pttl(whole) if self._direct is not None else None
+        return self.note_ttl(key, self.raw.pttl(whole) if ms is None else ms)
 
     def note_ttl(self, key: bytes, ms: Any) -> float | None:
         """A key's ``PTTL`` reply, read by the kit: seconds left, or None; an expiring key is watched."""
@@ -456,6 +462,70 @@ class RedisServer:
             finally:
                 self.raw.close()
             return stray
+
+
+class _DirectLooks:
+    """The kit's looks at the in-process server, read from its database under the server's lock:
+    what ``GET`` and ``PTTL`` would answer now, without a command's trip through redis-py and
+    fakeredis. A recorded command looks at its keys before and after it, so on the embedded server
+    these were most commands the kit sent (a fifth of a check's time there). Only plain string
+    values and absent keys are read so; anything else (a hash, a list, a fakeredis whose insides look
+    otherwise) answers None, and the kit sends its commands as before."""
+
+    __slots__ = ("database", "lock")
+
+    def __init__(self, lock: Any, database: Any) -> None:
+        self.lock = lock
+        self.database = database
+
+    @classmethod
+    def of(cls, server: Any, db: int) -> _DirectLooks | None:
+        lock = getattr(server, "lock", None)
+        database = getattr(server, "dbs", {}).get(db)
+        items = getattr(database, "_dict", None)
+        if lock is None or not isinstance(items, dict) or not hasattr(database, "time"):
+            return None
+        return cls(lock, database)
+
+    def _item(self, key: bytes, now: float) -> Any:
+        """The key's live item (None: no such key, as a command would find it now); ``False`` when
+        it is not one this reader may answer for."""
+        item = self.database._dict.get(key)
+        if item is None:
+            return None
+        try:
+            expireat, value = item.expireat, item.value
+        except AttributeError:
+            return False
+        if expireat is not None and expireat < now:  # gone for the next command (fakeredis's rule)
+            return None
+        return item if isinstance(value, bytes) else False
+
+    def strings(self, keys: list[Any]) -> list[Any] | None:
+        """Each key's bytes or None, as ``GET`` answers; None unless every key is a plain key holding
+        a string or nothing."""
+        if any(isinstance(k, HashField) for k in keys):
+            return None
+        now = time.time()  # the virtual clock's: what fakeredis stamps a command with
+        with self.lock:
+            items = [self._item(k, now) for k in keys]
+        if any(item is False for item in items):
+            return None
+        return [None if item is None else item.value for item in items]
+
+    def pttl(self, key: bytes) -> int | None:
+        """``PTTL``'s answer (-2 gone, -1 no time to live, else milliseconds left); None when this
+        reader may not say."""
+        now = time.time()
+        with self.lock:
+            item = self._item(key, now)
+            if item is False:
+                return None
+            if item is None:
+                return -2
+            if item.expireat is None:
+                return -1
+            return round((item.expireat - now) * 1000)
 
 
 def _whole_key(k: Any) -> bytes:
