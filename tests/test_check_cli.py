@@ -616,3 +616,20 @@ def test_what_the_adapter_logs_is_counted_in_one_line_unless_logging_is_configur
         [note] = [line for line in done.stderr.splitlines() if "not shown" in line]
         assert note.startswith("cachepact: the adapter's code logged ") and "(mylib.cache " in note
         assert "logging.basicConfig()" in note
+
+
+def test_workers_gives_the_report_of_one_process_and_a_bad_count_is_one_line(capsys):
+    target, flags = f"{REF}:cache_aside_locked", ("--pattern", "cache-aside", "--max-examples", "30")
+    code_one, out_one, _ = run(capsys, "check", target, *flags)
+    code_two, out_two, _ = run(capsys, "check", target, *flags, "--workers", "2")
+    assert code_one == code_two == 1  # its lock is per process: the race across two instances
+    # The same report, to the command it shows to run it again; the time it took aside.
+    assert out_two and [_untimed(x) for x in out_two.splitlines()] == [_untimed(x) for x in out_one.splitlines()]
+    code, out, err = run(capsys, "check", target, *flags, "--workers", "0")
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1 and "--workers" in err
+
+
+def _untimed(line: str) -> str:
+    import re
+
+    return re.sub(r"\d+\.\d+ s\b", "T s", line)

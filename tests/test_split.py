@@ -87,3 +87,49 @@ def test_a_report_says_on_how_many_processes_it_ran():
 def test_a_limit_that_stops_the_search_above_the_cut_leaves_the_proof_incomplete():
     proof = cachepact.prove(reference.cache_aside_leased, readers=2, writers=2, shard="1/2", limit=5)
     assert not proof.complete and not proof.holds
+
+
+# -- a check's exhaustive phase over processes (check(workers=N)) ---------------------------------
+
+CHECKS = [
+    # (factory, pattern, instances): where its exhaustive phase ends
+    (reference.cache_aside, "cache-aside", 2),  # fails in the first scenario: explored here, no processes
+    (reference.cache_aside_locked, "cache-aside", 2),  # its lock is per process: fails in a later scenario
+    (reference.cache_aside_leased, "cache-aside", 2),  # passes every scenario
+    (reference.refresh_ahead_locked, "refresh-ahead", 2),  # passes, and its TTLs teach the later phases
+]
+
+
+def _shown(result: cachepact.Result) -> tuple:
+    """Everything a report says, but how long it took."""
+    return (
+        result.verdict,
+        result.replay,
+        result.finding.invariant if result.finding else None,
+        result.examples,
+        result.operations,
+        result.statuses,
+        sorted(result.reached),
+        result.warnings,
+        [str(s) for s in result.steps],
+    )
+
+
+@pytest.mark.parametrize(("make", "pattern", "instances"), CHECKS, ids=lambda c: getattr(c, "__name__", c))
+def test_a_check_over_processes_reports_what_one_process_does(make, pattern, instances):
+    one = cachepact.check(make, pattern, instances=instances)
+    two = cachepact.check(make, pattern, instances=instances, workers=2)
+    assert _shown(two) == _shown(one), (one.report(), two.report())
+
+
+def test_a_check_over_processes_needs_an_importable_factory_and_stores_of_its_own():
+    def closure(env):
+        return reference.cache_aside(env)
+
+    with pytest.raises(cachepact.InvalidArgument, match="module-level function"):
+        cachepact.check(closure, workers=2)
+    with pytest.raises(cachepact.InvalidArgument, match="pass workers=1"):
+        cachepact.check(reference.cache_aside, workers=2, db="sqlite:///unused.db")
+    for bad in (0, 65, 1.5, True, "2"):
+        with pytest.raises(cachepact.InvalidArgument, match="between 1 and 64"):
+            cachepact.check(reference.cache_aside, workers=bad)

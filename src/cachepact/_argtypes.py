@@ -8,6 +8,7 @@ from collections.abc import Callable
 # Bounds and defaults the command line, the pytest plugin and the kit share; here because the
 # plugin may import nothing heavier than the standard library.
 MAX_INSTANCES = 8  # app instances: past a few, more finds nothing fewer would not
+MAX_WORKERS = 64  # processes a check or proof may be split over (workers=, --workers)
 DEFAULT_STEP_TIMEOUT = 5.0  # seconds a step may block before it is the finding timeout
 MAX_STEP_TIMEOUT = 3600.0
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from . import __version__
-from ._argtypes import DEFAULT_STEP_TIMEOUT, MAX_INSTANCES, MAX_STEP_TIMEOUT, seconds, whole_number
+from ._argtypes import DEFAULT_STEP_TIMEOUT, MAX_INSTANCES, MAX_STEP_TIMEOUT, MAX_WORKERS, seconds, whole_number
 from .backends import IN_PROCESS
 from .conformance.drive.replay import MAX_OPS
 from .diagrams import EXTENSIONS, FORMATS, format_for, render, sequence_graph
@@ -207,6 +207,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="app instances (processes) sharing the DB and cache, each from its own make(env) "
         "(default: 2, or 1 with --no-concurrency)",
+    )
+    ck.add_argument(
+        "--workers",
+        type=whole_number(1, MAX_WORKERS),
+        default=1,
+        metavar="N",
+        help="explore the concurrent scenarios of the exhaustive phase over N processes (the same verdict and "
+        "replay as one; the target must be importable, not with --redis or --db)",
     )
     ck.add_argument(
         "--step-timeout",
@@ -591,6 +599,7 @@ def cmd_check(args: argparse.Namespace) -> int:
                 strict=args.strict,
                 faults=args.faults,
                 example_db=args.example_db,
+                workers=args.workers,
             )
     except Interrupted as e:
         if line is not None:

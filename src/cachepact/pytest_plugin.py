@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from ._argtypes import DEFAULT_STEP_TIMEOUT, MAX_INSTANCES, MAX_STEP_TIMEOUT, seconds, whole_number
+from ._argtypes import DEFAULT_STEP_TIMEOUT, MAX_INSTANCES, MAX_STEP_TIMEOUT, MAX_WORKERS, seconds, whole_number
 from .errors import CachepactError, ConformanceFailure
 
 
@@ -35,6 +35,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=whole_number(1, MAX_INSTANCES),
         default=None,
         help="app instances per check (default: 2, or 1 without concurrency)",
+    )
+    group.addoption(
+        "--cachepact-workers",
+        type=whole_number(1, MAX_WORKERS),
+        default=None,
+        metavar="N",
+        help="each check explores its exhaustive phase's scenarios over N processes (same verdicts)",
     )
     group.addoption(
         "--cachepact-step-timeout",
@@ -99,6 +106,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "redis": config.getoption("cachepact_redis", None),
         "db": config.getoption("cachepact_db", None),
         "example_db": config.getoption("cachepact_example_db", None),
+        "workers": config.getoption("cachepact_workers", None),
         "strict": True if strict else None,  # None: what the test says, else not strict
         "faults": config.getoption("cachepact_faults", None),
     }

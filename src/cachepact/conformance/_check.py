@@ -5,19 +5,20 @@ from __future__ import annotations
 import _thread
 import contextlib
 import math
+import pickle
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import attrs
 
-from .._argtypes import DEFAULT_STEP_TIMEOUT, MAX_STEP_TIMEOUT
+from .._argtypes import DEFAULT_STEP_TIMEOUT, MAX_STEP_TIMEOUT, MAX_WORKERS
 from ..errors import DefinitionError, Interrupted, InvalidArgument
 from ..model import Pattern, pattern_named
 from ..model._properties import situations_of
 from ..model._properties import statuses as declared_statuses
 from .drive import replay as replay_format
-from .drive.exhaustive import search_exhaustive
+from .drive.exhaustive import LIMIT, search_exhaustive
 from .drive.hypothesis import example_database, profile_budget, same_redis_database
 from .drive.interleaved import replaying, run_interleaved
 from .drive.replay import (
@@ -31,6 +32,7 @@ from .drive.replay import (
 from .drive.run import Run
 from .drive.schedules import search_schedules
 from .drive.sequences import search_fault_sequences, search_sequences
+from .drive.spread import explore_spread
 from .drive.world import Setup, World, rerun_sequence
 from .judge.findings import statuses
 from .record.env import unseen_cache_code
@@ -68,6 +70,7 @@ def check(
     strict: bool = False,
     faults: bool | int = False,
     example_db: str | None = None,
+    workers: int = 1,
 ) -> Result:
     """Check the adapter built by ``make(env)`` against ``pattern`` (a name such as "cache-aside",
     "read-through", "write-through", or a composed "READ+WRITE"; see ``cachepact.model.pattern_names``).
@@ -93,7 +96,9 @@ def check(
     ``env.db`` ``DBError``); the fault invariants are judged too. ``example_db`` (a Redis URL) keeps
     the failures Hypothesis shrank there (``RedisExampleDatabase``, keys ``cachepact-example:*``) and
     tries those saved for this adapter and pattern first: CI runners that share it replay each
-    other's counterexamples.
+    other's counterexamples. ``workers`` above 1 explores the small concurrent scenarios of the
+    exhaustive phase over that many processes, started fresh (the factory must be importable by name;
+    not with ``redis=`` or ``db=``): the same verdict, counterexample and counts as one process.
 
     A definition mistake (a factory that raises or returns no ``Adapter``, a bad ``cache_code``)
     raises ``DefinitionError``, and a bad parameter ``InvalidArgument``, before any checking. A
@@ -107,6 +112,7 @@ def check(
     if instances is None:
         instances = DEFAULT_INSTANCES if concurrency else 1
     budget = _fault_budget(faults, replay)
+    validate_workers(make, workers, redis=redis, db=db, what="a check")
     _validate(
         max_examples=max_examples,
         steps=steps,
@@ -138,7 +144,69 @@ def check(
             strict=strict,
             faults=budget,
             example_db=example_db,
+            workers=workers if replay is None and concurrency else 1,
         )
+
+
+def validate_workers(make: Callable[..., Any], workers: Any, *, redis: str | None, db: str | None, what: str) -> None:
+    """``workers`` is a number of processes ``what`` (a check, a proof) may use, or ``InvalidArgument``."""
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= MAX_WORKERS:
+        raise InvalidArgument("workers", workers, f"must be between 1 and {MAX_WORKERS}, not {workers!r}")
+    if workers == 1:
+        return
+    if redis is not None or db is not None:
+        raise InvalidArgument(
+            "workers",
+            workers,
+            f"splits {what} over processes with stores of their own; with redis= or db= they would "
+            "share one server's keys: pass workers=1",
+        )
+    try:
+        pickle.dumps(make)
+    except Exception:
+        raise InvalidArgument(
+            "workers",
+            workers,
+            "starts processes that import the factory by name: make it a module-level function of an "
+            "importable module (not a closure or lambda), or pass workers=1",
+        ) from None
+
+
+@attrs.frozen(kw_only=True)
+class CheckSpec:
+    """What a worker process needs to build a check's setup anew (``check(workers=N)``)."""
+
+    make: Callable[..., Any]
+    pattern: str
+    label: str
+    instances: int
+    step_timeout: float
+    faults: int
+
+
+@contextlib.contextmanager
+def check_setup(spec: CheckSpec) -> Iterator[Setup]:
+    """A check's setup in a worker process: its own session, in-process stores and virtual clock."""
+    with Session(kind="check").claim() as session:
+        servers = Servers()
+        try:
+            p, label = resolve(
+                spec.make, spec.pattern, spec.label, step_timeout=spec.step_timeout, servers=servers, session=session
+            )
+            with VirtualClock() as clock:
+                yield Setup(
+                    make=spec.make,
+                    pattern=p,
+                    label=label,
+                    clock=clock,
+                    instances=spec.instances,
+                    step_timeout=spec.step_timeout,
+                    servers=servers,
+                    session=session,
+                    faults=spec.faults,
+                )
+        finally:
+            servers.close()
 
 
 DEFAULT_FAULTS = 3  # calls that may fail in one run with faults=True (--faults)
@@ -184,6 +252,7 @@ def _check(
     strict: bool,
     faults: int = 0,
     example_db: str | None = None,
+    workers: int = 1,
 ) -> Result:
     """``check``, its arguments valid, in its ``session``."""
     # A server or database the kit cannot use fails here, before any checking; whatever happens
@@ -256,6 +325,7 @@ def _check(
                         max_ops=max_ops,
                         progress=progress,
                         database=database,
+                        spread=_spread(setup, workers, progress),
                     )
                 run = next((r for r in (phase() for phase in phases) if r is not None), None)
         except KeyboardInterrupt:
@@ -508,6 +578,7 @@ def _phases(
     max_ops: int,
     progress: Progress,
     database: Any = None,
+    spread: Callable | None = None,
 ) -> list[CheckPhase]:
     """The phases of a check, cheapest evidence first.
 
@@ -530,7 +601,7 @@ def _phases(
     phases = [
         *faults,
         sequences(min(SMOKE_EXAMPLES, examples)),
-        lambda: search_exhaustive(setup, progress=progress),
+        lambda: search_exhaustive(setup, progress=progress, spread=spread),
     ]
     if examples > SMOKE_EXAMPLES:
         phases.append(sequences(examples))
@@ -540,6 +611,23 @@ def _phases(
         )
     )
     return phases
+
+
+def _spread(setup: Setup, workers: int, progress: Progress) -> Callable | None:
+    """How the exhaustive phase explores its scenarios over ``workers`` processes (None: here)."""
+    if workers == 1:
+        return None
+    spec = CheckSpec(
+        make=setup.make,
+        pattern=setup.pattern.name,
+        label=setup.label,
+        instances=setup.instances,
+        step_timeout=setup.step_timeout,
+        faults=setup.faults,
+    )
+    return lambda scenarios: explore_spread(
+        setup, scenarios, limit=LIMIT, progress=progress, workers=workers, build=check_setup, spec=spec
+    )
 
 
 def _replay_phase(setup: Setup, replay: str, progress: Progress) -> CheckPhase:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import pickle
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -14,7 +13,7 @@ import attrs
 from ..errors import InvalidArgument
 from ..model import Pattern, Verdict
 from ..model._participants import READ, WRITE
-from ._check import MAX_OPS, resolve, result_of
+from ._check import MAX_OPS, resolve, result_of, validate_workers
 from .drive.exhaustive import ageing_tick, explore_schedules, spread
 from .drive.replay import MAX_INSTANCES, TICK, ConcurrentScenario, Op
 from .drive.split import explore_split
@@ -227,34 +226,11 @@ def _split(
     make: Callable[..., Any], workers: int, shard: str | None, *, redis: str | None, db: str | None
 ) -> tuple[int, int] | None:
     """The shard (index from 0, count) to explore, or None for the whole tree in this process."""
-    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= MAX_WORKERS:
-        raise InvalidArgument("workers", workers, f"must be between 1 and {MAX_WORKERS}, not {workers!r}")
+    validate_workers(make, workers, redis=redis, db=db, what="a proof")
     index, count = 0, 1
     if shard is not None:
         found = re.fullmatch(r"([1-9][0-9]*)/([1-9][0-9]*)", shard) if isinstance(shard, str) else None
         if found is None or int(found.group(1)) > int(found.group(2)):
             raise InvalidArgument("shard", shard, f"must be 'i/n' with 1 <= i <= n (this job's share), not {shard!r}")
         index, count = int(found.group(1)) - 1, int(found.group(2))
-    if workers == 1 and count == 1:
-        return None
-    if workers > 1:
-        if redis is not None or db is not None:
-            raise InvalidArgument(
-                "workers",
-                workers,
-                "splits a proof over processes with stores of their own; with redis= or db= they would "
-                "share one server's keys: pass workers=1",
-            )
-        try:
-            pickle.dumps(make)
-        except Exception:
-            raise InvalidArgument(
-                "workers",
-                workers,
-                "starts processes that import the factory by name: make it a module-level function of an "
-                "importable module (not a closure or lambda), or pass workers=1",
-            ) from None
-    return index, count
-
-
-MAX_WORKERS = 64
+    return None if workers == 1 and count == 1 else (index, count)

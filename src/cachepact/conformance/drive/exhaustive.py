@@ -377,11 +377,22 @@ def explore_schedules(
             return result
 
 
-def search_exhaustive(setup: Setup, *, progress: Progress) -> Run | None:
+def search_exhaustive(
+    setup: Setup,
+    *,
+    progress: Progress,
+    spread: Callable[[tuple[ConcurrentScenario, ...]], InterleavedRun | None] | None = None,
+) -> Run | None:
     """The check's exhaustive phase: every schedule of each small scenario; the first failure, or None.
-    With faults, then every schedule of the smallest race with each single fault (``fault_scenarios``)."""
+    With faults, then every schedule of the smallest race with each single fault (``fault_scenarios``).
+    ``spread``: explores the scenarios over processes instead (``drive/spread.py``), with the same answer."""
     flushes = setup.pattern.background_named("flush") is not None
-    for scenario in scenarios_for(setup.instances, ageing=ageing_tick(setup), flushes=flushes):
+    scenarios = scenarios_for(setup.instances, ageing=ageing_tick(setup), flushes=flushes)
+    if spread is not None:
+        failing = spread(scenarios)
+        if failing is not None:
+            return failing.as_run()
+    for scenario in scenarios if spread is None else ():
         ex = explore_schedules(setup, scenario, limit=LIMIT, on_run=progress.add_run)
         if ex.failing is not None:
             return ex.failing.as_run()

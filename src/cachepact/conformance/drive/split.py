@@ -17,6 +17,7 @@ once (what libraries set up on first use, as in the runs here), then takes subtr
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import multiprocessing
 import queue
@@ -252,10 +253,24 @@ def _in_processes(share: Share, numbers: list[int], workers: int) -> tuple[list[
         raise InvalidArgument(
             "workers", workers, f"needs 16 MiB of shared memory, which the system refused ({e}); pass workers=1"
         ) from None
-    processes = [
-        context.Process(target=_work, args=(share, work, states, results, failed), name=f"cachepact-proof-{w + 1}")
-        for w in range(workers)
-    ]
+    try:
+        with started_processes(context, _work, (share, work, states, results, failed), workers, "proof") as processes:
+            explored: list[Explored] = []
+            for _ in processes:
+                outcome = next_outcome(results, processes)
+                if isinstance(outcome, BaseException):
+                    raise outcome
+                explored.extend(outcome)
+            return explored, states.claimed.value
+    finally:
+        states.close(unlink=True)
+
+
+@contextlib.contextmanager
+def started_processes(context: Any, target: Callable, args: tuple, workers: int, name: str) -> Iterator[list]:
+    """``workers`` processes running ``target(*args)``, started fresh, ended (terminated if still at
+    work) and joined however the block is left, Ctrl-C included."""
+    processes = [context.Process(target=target, args=args, name=f"cachepact-{name}-{w + 1}") for w in range(workers)]
     started: list = []
     try:
         # Started with Ctrl-C blocked, which they keep across exec from their first instruction (a
@@ -268,24 +283,15 @@ def _in_processes(share: Share, numbers: list[int], workers: int) -> tuple[list[
                 started.append(p)
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, held)
-        explored: list[Explored] = []
-        for _ in processes:
-            outcome = _next(results, processes)
-            if isinstance(outcome, BaseException):
-                raise outcome
-            explored.extend(outcome)
-        return explored, states.claimed.value
+        yield processes
     finally:
-        try:
-            for p in started:
-                if p.is_alive():
-                    p.terminate()
-                p.join()
-        finally:
-            states.close(unlink=True)
+        for p in started:
+            if p.is_alive():
+                p.terminate()
+            p.join()
 
 
-def _next(results: Any, processes: list) -> Any:
+def next_outcome(results: Any, processes: list) -> Any:
     """The next process's outcome; a process that ended without one is a one-line error."""
     while True:
         try:
@@ -297,7 +303,7 @@ def _next(results: Any, processes: list) -> Any:
                     "workers",
                     len(processes),
                     f"started processes, and one ended without an answer (exit code {ended[0]}): killed, out of "
-                    "memory, or it could not import the factory (a script must start the proof under "
+                    "memory, or it could not import the factory (a script must start the check or proof under "
                     "if __name__ == '__main__':); run it with workers=1 to see why",
                 ) from None
 

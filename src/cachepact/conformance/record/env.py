@@ -502,7 +502,7 @@ def unseen_cache_code(session: Session) -> list[str]:
     seen: dict[str, bool] = {}
     for attribution in session.in_use.values():
         for n, name in enumerate(attribution.labels):
-            seen[name] = seen.get(name, False) or n in attribution.seen
+            seen[name] = seen.get(name, False) or n in attribution.seen or name in session.cache_code_ran
     return [name for name, was in seen.items() if not was]
 
 

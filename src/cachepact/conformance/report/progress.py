@@ -36,10 +36,14 @@ class Progress:
 
     def add_run(self, run: Counted) -> None:
         """One more example done: count its operations and the situations it reached."""
-        self.examples += 1
-        self.operations += run.operations
-        self.reached.update(run.reached)
-        self.uncontrolled += run.uncontrolled
+        self.add(examples=1, operations=run.operations, reached=run.reached, uncontrolled=run.uncontrolled)
+
+    def add(self, *, examples: int, operations: int, reached: Iterable[str], uncontrolled: int) -> None:
+        """Examples done elsewhere (another process), counted as they would have been here."""
+        self.examples += examples
+        self.operations += operations
+        self.reached.update(reached)
+        self.uncontrolled += uncontrolled
         if self._on_progress is not None:
             self._on_progress(self.examples, self.operations)
         if self._interrupts is not None:  # between runs: nothing here can swallow it again

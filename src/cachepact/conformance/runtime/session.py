@@ -64,6 +64,8 @@ class Session:
     sending: set[int] = attrs.Factory(set)  # threads inside a recorded command: what they send is the kit's
     attributions: dict[tuple, Any] = attrs.Factory(dict)  # cache_code -> its ``Attribution``, shared by worlds
     in_use: dict[int, Any] = attrs.Factory(dict)  # the attributions with entries, for the unseen-entry warning
+    # cache_code entries that ran in the check's other processes (``check(workers=N)``): seen all the same.
+    cache_code_ran: set[str] = attrs.Factory(set)
     # -- judge: the user's refinement mapping --------------------------------------------------------
     peeking: set[int] = attrs.Factory(set)  # threads inside cache_key: what they read of env is the kit's peek
     decoding: set[int] = attrs.Factory(set)  # threads inside decode, which must not call env at all

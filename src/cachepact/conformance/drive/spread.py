@@ -1,0 +1,236 @@
+"""The check's exhaustive scenarios spread over processes (``check(workers=N)``), with the verdict,
+the counterexample and the counts of one process.
+
+The exhaustive phase explores a handful of small scenarios in turn and stops at the first that
+fails. Here each scenario is still explored whole by one process, exactly as one process explores
+it (the same limit, the same order, the same states); the processes only explore different
+scenarios at once, taking them in order from one queue. The answer is the first failing scenario's
+first failure; what the scenarios before it ran is counted, and what the processes learned of the
+adapter on the way (it sets a time to live, a wait spun out, a ``cache_code`` entry ran) becomes
+the check's, as if it had run here, so the phases after this one draw as they would have.
+
+Processes are started fresh (``spawn``) and rebuild the check's setup from a ``CheckSpec``: the
+factory must be importable by name, and the stores are each process's own (in memory, and the
+embedded Redis), so ``redis=`` and ``db=`` are refused with workers.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import queue
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager as ContextManager
+from typing import Any
+
+import attrs
+
+from ..record.env import unseen_cache_code
+from ..report.progress import Progress
+from ..runtime.session import Session
+from .exhaustive import explore_schedules
+from .interleaved import InterleavedRun, replaying, run_interleaved
+from .replay import ConcurrentScenario
+from .split import Schedule, next_outcome, started_processes
+from .world import Setup
+
+
+@attrs.frozen(kw_only=True)
+class Learned:
+    """What a check's runs teach its session that later phases read (``Session``): whether the
+    adapter sets times to live (its races then draw clock jumps), the shortest, schedules cut where a
+    wait spun out (the report warns), whether a thread of its own used the kit's primitives, an unused
+    ``flush=``, and which ``cache_code`` entries ran."""
+
+    expiring: bool = False
+    shortest_ttl: float | None = None
+    spun_out: int = 0
+    foreign: bool = False
+    unused_flush: bool = False
+    stale_after_acknowledged: bool = False
+    cache_code_ran: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, session: Session, *, spun_before: int = 0) -> Learned:
+        return cls(
+            expiring=session.expiring,
+            shortest_ttl=session.shortest_ttl,
+            spun_out=session.spun_out - spun_before,
+            foreign=session.foreign,
+            unused_flush=session.unused_flush,
+            stale_after_acknowledged=session.stale_after_acknowledged,
+            cache_code_ran=frozenset(_ran(session)),
+        )
+
+    def into(self, session: Session) -> None:
+        """Teach ``session`` this, as the runs would have had they run in its process."""
+        session.expiring |= self.expiring
+        if self.shortest_ttl is not None:
+            known = session.shortest_ttl
+            session.shortest_ttl = self.shortest_ttl if known is None else min(known, self.shortest_ttl)
+        session.spun_out += self.spun_out
+        session.foreign |= self.foreign
+        session.unused_flush |= self.unused_flush
+        session.stale_after_acknowledged |= self.stale_after_acknowledged
+        session.cache_code_ran |= self.cache_code_ran
+
+
+def _ran(session: Session) -> set[str]:
+    """The ``cache_code`` entries some call of the session's runs had on its stack."""
+    named = {name for attribution in session.in_use.values() for name in attribution.labels}
+    return named - set(unseen_cache_code(session))
+
+
+@attrs.frozen(kw_only=True)
+class Explored:
+    """What exploring one scenario gave, in the process that explored it."""
+
+    index: int
+    runs: int
+    pruned: int
+    complete: bool
+    failing: Schedule | None
+    examples: int
+    operations: int
+    reached: frozenset[str]
+    uncontrolled: int
+    learned: Learned
+
+
+@attrs.frozen(kw_only=True)
+class Spread:
+    """What every worker process is given: how to rebuild the check's setup, the scenarios in order,
+    and the limit of schedules each is explored to."""
+
+    build: Callable[[Any], ContextManager[Setup]]  # module-level: it is sent to a new process by name
+    spec: Any
+    scenarios: tuple[ConcurrentScenario, ...]
+    limit: int
+
+
+def explore_spread(
+    setup: Setup,
+    scenarios: tuple[ConcurrentScenario, ...],
+    *,
+    limit: int,
+    progress: Progress,
+    workers: int,
+    build: Callable[[Any], ContextManager[Setup]],
+    spec: Any,
+) -> InterleavedRun | None:
+    """Every schedule of each of ``scenarios`` (to ``limit`` each), over ``workers`` processes; the
+    first failing scenario's first failure, as one process finds it, or None.
+
+    The first scenario (a read and a write: milliseconds, and where most races show) is explored here
+    first: a check that fails there never pays for starting processes."""
+    if not scenarios:
+        return None
+    first = explore_schedules(setup, scenarios[0], limit=limit, on_run=progress.add_run)
+    if first.failing is not None or len(scenarios) == 1:
+        return first.failing
+    return _over_processes(
+        setup, scenarios[1:], limit=limit, progress=progress, workers=workers, build=build, spec=spec
+    )
+
+
+def _over_processes(
+    setup: Setup,
+    scenarios: tuple[ConcurrentScenario, ...],
+    *,
+    limit: int,
+    progress: Progress,
+    workers: int,
+    build: Callable[[Any], ContextManager[Setup]],
+    spec: Any,
+) -> InterleavedRun | None:
+    """``explore_spread`` of ``scenarios``, every one of them over the processes."""
+    outcomes = _in_processes(Spread(build=build, spec=spec, scenarios=scenarios, limit=limit), workers)
+    failed = min((n for n, e in outcomes.items() if e.failing is not None), default=None)
+    last = len(scenarios) - 1 if failed is None else failed
+    for n in range(last + 1):
+        e = outcomes[n]
+        progress.add(examples=e.examples, operations=e.operations, reached=e.reached, uncontrolled=e.uncontrolled)
+        e.learned.into(setup.session)
+    if failed is None:
+        return None
+    # The failing run, made again here for the report: its schedule, else its scenario searched as one
+    # process searches it. (A failure that does not come again in this process, a timing or a first
+    # use, leaves the scenarios from there on to be explored here, one after another.)
+    scenario = scenarios[failed]
+    again = explore_schedules(setup, scenario, under=outcomes[failed].failing or (), limit=1)
+    if again.failing is None:
+        again = explore_schedules(setup, scenario, limit=limit)
+    if again.failing is not None:
+        return again.failing
+    for scenario in scenarios[failed + 1 :]:
+        ex = explore_schedules(setup, scenario, limit=limit, on_run=progress.add_run)
+        if ex.failing is not None:
+            return ex.failing
+    return None
+
+
+def _in_processes(spread: Spread, workers: int) -> dict[int, Explored]:
+    """The scenarios of ``spread`` over ``workers`` processes, each taking the next scenario from one
+    queue; once one fails, scenarios after it are left. What each explored, by scenario: every
+    scenario up to the first failing one, or all of them."""
+    context = multiprocessing.get_context("spawn")
+    work, results = context.Queue(), context.Queue()
+    for n in range(len(spread.scenarios)):
+        work.put(n)
+    first_failed = context.Value("q", len(spread.scenarios), lock=True)
+    outcomes: dict[int, Explored] = {}
+    with started_processes(context, _work, (spread, work, results, first_failed), workers, "check") as processes:
+        for _ in processes:
+            outcome = next_outcome(results, processes)
+            if isinstance(outcome, BaseException):
+                raise outcome
+            outcomes.update((e.index, e) for e in outcome)
+    return outcomes
+
+
+def _work(spread: Spread, work: Any, results: Any, first_failed: Any) -> None:
+    """A worker process: build the setup, then explore scenarios from the queue, in order, until it
+    is empty; a scenario after one that failed is skipped."""
+    try:
+        with spread.build(spread.spec) as setup:
+            outcome: Any = list(_explored(setup, spread, _taken(work, first_failed), first_failed))
+    except BaseException as e:  # the kit's failure (or the adapter's definition): the parent raises it
+        outcome = e
+    results.put(outcome)
+
+
+def _taken(work: Any, first_failed: Any) -> Iterator[int]:
+    while True:
+        try:
+            n = work.get_nowait()
+        except queue.Empty:
+            return
+        if n < first_failed.value:
+            yield n
+
+
+def _explored(setup: Setup, spread: Spread, numbers: Iterator[int], first_failed: Any) -> Iterator[Explored]:
+    warm = False
+    for n in numbers:
+        scenario = spread.scenarios[n]
+        if not warm:  # what libraries set up on first use, done before the first counted run, as here
+            run_interleaved(setup, scenario, replaying([]))
+            warm = True
+        progress = Progress()
+        spun_before = setup.session.spun_out
+        ex = explore_schedules(setup, scenario, limit=spread.limit, on_run=progress.add_run)
+        failing = ex.failing_schedule if ex.failing is not None else None
+        if failing is not None:
+            with first_failed.get_lock():
+                first_failed.value = min(first_failed.value, n)
+        yield Explored(
+            index=n,
+            runs=ex.runs,
+            pruned=ex.pruned,
+            complete=ex.complete,
+            failing=failing,
+            examples=progress.examples,
+            operations=progress.operations,
+            reached=frozenset(progress.reached),
+            uncontrolled=progress.uncontrolled,
+            learned=Learned.of(setup.session, spun_before=spun_before),
+        )
