@@ -133,3 +133,31 @@ def test_a_check_over_processes_needs_an_importable_factory_and_stores_of_its_ow
     for bad in (0, 65, 1.5, True, "2"):
         with pytest.raises(cachepact.InvalidArgument, match="between 1 and 64"):
             cachepact.check(reference.cache_aside, workers=bad)
+
+
+def test_the_pytest_option_leaves_a_test_it_cannot_spread_in_one_process():
+    """--cachepact-workers applies to the conformance tests it can: a closure factory, or a test on a
+    database of its own, runs in one process rather than failing."""
+    from cachepact.conformance._testcase import RUN
+
+    def closure(env):
+        return reference.cache_aside_leased(env)
+
+    run = getattr(cachepact.conformance_test(closure, max_examples=5, concurrency=False), RUN)
+    assert run({"workers": 2}).passed
+    with pytest.raises(cachepact.InvalidArgument, match="module-level function"):
+        getattr(cachepact.conformance_test(closure, max_examples=5, workers=2), RUN)({})  # asked for by the test
+
+
+def test_the_kits_errors_cross_processes_as_they_are():
+    import pickle
+
+    from cachepact.errors import BackendError, DefinitionError, InvalidArgument
+
+    for error in (
+        InvalidArgument("workers", 0, "must be between 1 and 64"),
+        BackendError("redis", "redis://127.0.0.1:1/0", "cannot reach it"),
+        DefinitionError("make returned None", target="m:make", field="read"),
+    ):
+        again = pickle.loads(pickle.dumps(error))
+        assert type(again) is type(error) and str(again) == str(error) and vars(again) == vars(error)

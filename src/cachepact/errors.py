@@ -34,6 +34,18 @@ __all__ = [
 class CachepactError(Exception):
     """Base class of every error cachepact raises on purpose."""
 
+    def __reduce__(self) -> tuple:
+        # Pickled as it is (a process of check(workers=N) or prove(workers=N) sends it to the
+        # parent), whatever the subclass's constructor takes: its args and its fields.
+        return _rebuilt, (type(self), self.args, self.__dict__)
+
+
+def _rebuilt(cls: type, args: tuple, fields: dict) -> CachepactError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(fields)
+    return error
+
 
 class DefinitionError(CachepactError, TypeError):
     """The adapter, its factory or the target naming it is unusable as written.

@@ -112,7 +112,8 @@ def check(
     if instances is None:
         instances = DEFAULT_INSTANCES if concurrency else 1
     budget = _fault_budget(faults, replay)
-    validate_workers(make, workers, redis=redis, db=db, what="a check")
+    # Processes only where there is an exhaustive phase to spread (not a replay, not sequential alone).
+    validate_workers(make, workers, redis=redis, db=db, what="a check", used=replay is None and concurrency)
     _validate(
         max_examples=max_examples,
         steps=steps,
@@ -148,11 +149,14 @@ def check(
         )
 
 
-def validate_workers(make: Callable[..., Any], workers: Any, *, redis: str | None, db: str | None, what: str) -> None:
-    """``workers`` is a number of processes ``what`` (a check, a proof) may use, or ``InvalidArgument``."""
+def validate_workers(
+    make: Callable[..., Any], workers: Any, *, redis: str | None, db: str | None, what: str, used: bool = True
+) -> None:
+    """``workers`` is a number of processes ``what`` (a check, a proof) may use, or ``InvalidArgument``;
+    where they will be ``used``, the factory and the stores must allow them."""
     if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= MAX_WORKERS:
         raise InvalidArgument("workers", workers, f"must be between 1 and {MAX_WORKERS}, not {workers!r}")
-    if workers == 1:
+    if workers == 1 or not used:
         return
     if redis is not None or db is not None:
         raise InvalidArgument(
@@ -161,15 +165,22 @@ def validate_workers(make: Callable[..., Any], workers: Any, *, redis: str | Non
             f"splits {what} over processes with stores of their own; with redis= or db= they would "
             "share one server's keys: pass workers=1",
         )
-    try:
-        pickle.dumps(make)
-    except Exception:
+    if not importable(make):
         raise InvalidArgument(
             "workers",
             workers,
             "starts processes that import the factory by name: make it a module-level function of an "
             "importable module (not a closure or lambda), or pass workers=1",
-        ) from None
+        )
+
+
+def importable(make: Callable[..., Any]) -> bool:
+    """Whether a new process can import ``make`` by name (what ``workers`` needs)."""
+    try:
+        pickle.dumps(make)
+    except Exception:
+        return False
+    return True
 
 
 @attrs.frozen(kw_only=True)

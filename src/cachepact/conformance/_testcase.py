@@ -34,10 +34,14 @@ def conformance_test(make: Callable, pattern: str = "cache-aside", **options: An
 
     def run(defaults: Mapping[str, Any]) -> Any:
         """The check's ``Result``, with ``defaults`` (the pytest command line's) for the options not given."""
-        from ._check import check
+        from ._check import check, importable
 
         kwargs = {**{k: v for k, v in defaults.items() if v is not None}, **options}
         kwargs.setdefault("target", _file_target(make))
+        if "workers" not in options and (kwargs.get("redis") or kwargs.get("db") or not importable(make)):
+            # --cachepact-workers speeds up the tests it can: one on a server, or with a factory a new
+            # process cannot import, runs in one process, as its own options allow.
+            kwargs.pop("workers", None)
         return check(make, pattern, **kwargs)
 
     def test() -> None:

@@ -158,8 +158,12 @@ def _state_of(live: InFlight) -> _State:
     # What a read may take from another read's load (request coalescing) is its state too: one that
     # began before another's load is not one that began after it returned.
     joins = [world.judge.joinable(n) for n in names]
+    # An operation a planned fault is on is not its unfaulted twin (``fault_scenarios``): faults are
+    # numbered by operation, the prefix's first.
+    planned, first = scenario.fault_plan, scenario.operations - len(scenario.ops)
     per_op = tuple(
-        repr((scenario.ops[i], threads[i], seen[n], before[i], values[i], joins[i])) for i, n in enumerate(names)
+        repr((scenario.ops[i], threads[i], seen[n], before[i], values[i], joins[i], planned.get(first + i)))
+        for i, n in enumerate(names)
     )
     workers = tuple(repr((w, seen[w])) for w in world.judge.workers)
     if live.scheduler.clock is not None:  # what time can still do: jumps left, and what will expire when

@@ -17,8 +17,7 @@ embedded Redis), so ``redis=`` and ``db=`` are refused with workers.
 from __future__ import annotations
 
 import multiprocessing
-import queue
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import AbstractContextManager as ContextManager
 from typing import Any
 
@@ -145,92 +144,126 @@ def _over_processes(
     """``explore_spread`` of ``scenarios``, every one of them over the processes."""
     outcomes = _in_processes(Spread(build=build, spec=spec, scenarios=scenarios, limit=limit), workers)
     failed = min((n for n, e in outcomes.items() if e.failing is not None), default=None)
-    last = len(scenarios) - 1 if failed is None else failed
-    for n in range(last + 1):
-        e = outcomes[n]
-        progress.add(examples=e.examples, operations=e.operations, reached=e.reached, uncontrolled=e.uncontrolled)
-        e.learned.into(setup.session)
+    for n in range(len(scenarios) if failed is None else failed):
+        _count(outcomes[n], setup.session, progress)
     if failed is None:
         return None
-    # The failing run, made again here for the report: its schedule, else its scenario searched as one
-    # process searches it. (A failure that does not come again in this process, a timing or a first
-    # use, leaves the scenarios from there on to be explored here, one after another.)
-    scenario = scenarios[failed]
-    again = explore_schedules(setup, scenario, under=outcomes[failed].failing or (), limit=1)
-    if again.failing is None:
-        again = explore_schedules(setup, scenario, limit=limit)
+    # The failing run, made again here for the report (what that run teaches is the worker's to
+    # count: it ran there).
+    spun = setup.session.spun_out
+    again = explore_schedules(setup, scenarios[failed], under=outcomes[failed].failing or (), limit=1)
+    setup.session.spun_out = spun
     if again.failing is not None:
+        _count(outcomes[failed], setup.session, progress)
         return again.failing
-    for scenario in scenarios[failed + 1 :]:
+    # It did not fail again here (a timing, a first use): from that scenario on, one process's search,
+    # here, counted as such.
+    for scenario in scenarios[failed:]:
         ex = explore_schedules(setup, scenario, limit=limit, on_run=progress.add_run)
         if ex.failing is not None:
             return ex.failing
     return None
 
 
+def _count(explored: Explored, session: Session, progress: Progress) -> None:
+    """A scenario explored in another process, counted and learned from as if explored here."""
+    progress.add(
+        examples=explored.examples,
+        operations=explored.operations,
+        reached=explored.reached,
+        uncontrolled=explored.uncontrolled,
+    )
+    explored.learned.into(session)
+
+
+class _Stop(Exception):
+    """A scenario before this one failed: its exploration is of no use."""
+
+
 def _in_processes(spread: Spread, workers: int) -> dict[int, Explored]:
-    """The scenarios of ``spread`` over ``workers`` processes, each taking the next scenario from one
-    queue; once one fails, scenarios after it are left. What each explored, by scenario: every
-    scenario up to the first failing one, or all of them."""
+    """The scenarios of ``spread`` over ``workers`` processes (no more than there are scenarios),
+    each taking the next scenario in order; once one fails, scenarios after it are left, or cut
+    short. What each explored, by scenario: every scenario up to the first failing one, or all."""
+    count = len(spread.scenarios)
     context = multiprocessing.get_context("spawn")
-    work, results = context.Queue(), context.Queue()
-    for n in range(len(spread.scenarios)):
-        work.put(n)
-    first_failed = context.Value("q", len(spread.scenarios), lock=True)
+    results = context.Queue()
+    # Which scenario is next, and the first that failed (``count``: none): shared counters, so a
+    # process never finds the work gone while another holds a queue's lock.
+    taken, first_failed = context.Value("q", 0), context.Value("q", count)
     outcomes: dict[int, Explored] = {}
-    with started_processes(context, _work, (spread, work, results, first_failed), workers, "check") as processes:
-        for _ in processes:
-            outcome = next_outcome(results, processes)
+    processes_wanted = min(workers, count)
+    with started_processes(context, _work, (spread, taken, first_failed, results), processes_wanted, "check") as ps:
+        done = 0
+        while done < len(ps):
+            outcome = next_outcome(results, ps)
             if isinstance(outcome, BaseException):
                 raise outcome
-            outcomes.update((e.index, e) for e in outcome)
+            if outcome is None:  # a process out of work
+                done += 1
+                continue
+            outcomes[outcome.index] = outcome
+            failed = min((n for n, e in outcomes.items() if e.failing is not None), default=None)
+            if failed is not None and all(n in outcomes for n in range(failed + 1)):
+                break  # every scenario up to the first failing one has reported: the rest are of no use
     return outcomes
 
 
-def _work(spread: Spread, work: Any, results: Any, first_failed: Any) -> None:
-    """A worker process: build the setup, then explore scenarios from the queue, in order, until it
-    is empty; a scenario after one that failed is skipped."""
+def _work(spread: Spread, taken: Any, first_failed: Any, results: Any) -> None:
+    """A worker process: build the setup, then explore the next scenario in order, sending what each
+    gave as it ends, until none is left or one before it failed; then None."""
     try:
         with spread.build(spread.spec) as setup:
-            outcome: Any = list(_explored(setup, spread, _taken(work, first_failed), first_failed))
+            warm = False
+            while (n := _next_scenario(taken, first_failed)) is not None:
+                scenario = spread.scenarios[n]
+                if not warm:  # what libraries set up on first use, done before the first counted run
+                    run_interleaved(setup, scenario, replaying([]))
+                    warm = True
+                explored = _explore(setup, spread, n, first_failed)
+                if explored is not None:
+                    results.put(explored)
+        results.put(None)
     except BaseException as e:  # the kit's failure (or the adapter's definition): the parent raises it
-        outcome = e
-    results.put(outcome)
+        results.put(e)
 
 
-def _taken(work: Any, first_failed: Any) -> Iterator[int]:
-    while True:
-        try:
-            n = work.get_nowait()
-        except queue.Empty:
-            return
-        if n < first_failed.value:
-            yield n
+def _next_scenario(taken: Any, first_failed: Any) -> int | None:
+    with taken.get_lock():
+        n = taken.value
+        if n >= first_failed.value:
+            return None
+        taken.value = n + 1
+        return n
 
 
-def _explored(setup: Setup, spread: Spread, numbers: Iterator[int], first_failed: Any) -> Iterator[Explored]:
-    warm = False
-    for n in numbers:
-        scenario = spread.scenarios[n]
-        if not warm:  # what libraries set up on first use, done before the first counted run, as here
-            run_interleaved(setup, scenario, replaying([]))
-            warm = True
-        progress = Progress()
-        spun_before = setup.session.spun_out
-        ex = explore_schedules(setup, scenario, limit=spread.limit, on_run=progress.add_run)
-        failing = ex.failing_schedule if ex.failing is not None else None
-        if failing is not None:
-            with first_failed.get_lock():
-                first_failed.value = min(first_failed.value, n)
-        yield Explored(
-            index=n,
-            runs=ex.runs,
-            pruned=ex.pruned,
-            complete=ex.complete,
-            failing=failing,
-            examples=progress.examples,
-            operations=progress.operations,
-            reached=frozenset(progress.reached),
-            uncontrolled=progress.uncontrolled,
-            learned=Learned.of(setup.session, spun_before=spun_before),
-        )
+def _explore(setup: Setup, spread: Spread, n: int, first_failed: Any) -> Explored | None:
+    """Scenario ``n`` explored as one process explores it; None when a scenario before it failed
+    meanwhile (cut short: no use to anyone)."""
+    progress = Progress()
+
+    def counted(run: InterleavedRun) -> None:
+        if first_failed.value < n:
+            raise _Stop
+        progress.add_run(run)
+
+    spun_before = setup.session.spun_out
+    try:
+        ex = explore_schedules(setup, spread.scenarios[n], limit=spread.limit, on_run=counted)
+    except _Stop:
+        return None
+    failing = ex.failing_schedule if ex.failing is not None else None
+    if failing is not None:
+        with first_failed.get_lock():
+            first_failed.value = min(first_failed.value, n)
+    return Explored(
+        index=n,
+        runs=ex.runs,
+        pruned=ex.pruned,
+        complete=ex.complete,
+        failing=failing,
+        examples=progress.examples,
+        operations=progress.operations,
+        reached=frozenset(progress.reached),
+        uncontrolled=progress.uncontrolled,
+        learned=Learned.of(setup.session, spun_before=spun_before),
+    )
