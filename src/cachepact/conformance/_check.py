@@ -184,21 +184,23 @@ def importable(make: Callable[..., Any]) -> bool:
 
 
 @attrs.frozen(kw_only=True)
-class CheckSpec:
-    """What a worker process needs to build a check's setup anew (``check(workers=N)``)."""
+class WorkerSpec:
+    """What a worker process of ``check(workers=N)`` or ``prove(workers=N)`` (``kind``) needs to
+    build the setup anew."""
 
     make: Callable[..., Any]
     pattern: str
-    label: str
     instances: int
-    step_timeout: float
-    faults: int
+    kind: str = "check"
+    label: str | None = None
+    step_timeout: float = DEFAULT_STEP_TIMEOUT
+    faults: int = 0
 
 
 @contextlib.contextmanager
-def check_setup(spec: CheckSpec) -> Iterator[Setup]:
-    """A check's setup in a worker process: its own session, in-process stores and virtual clock."""
-    with Session(kind="check").claim() as session:
+def worker_setup(spec: WorkerSpec) -> Iterator[Setup]:
+    """The setup in a worker process: its own session, in-process stores and virtual clock."""
+    with Session(kind=spec.kind).claim() as session:
         servers = Servers()
         try:
             p, label = resolve(
@@ -628,7 +630,7 @@ def _spread(setup: Setup, workers: int, progress: Progress) -> Callable | None:
     """How the exhaustive phase explores its scenarios over ``workers`` processes (None: here)."""
     if workers == 1:
         return None
-    spec = CheckSpec(
+    spec = WorkerSpec(
         make=setup.make,
         pattern=setup.pattern.name,
         label=setup.label,
@@ -637,7 +639,7 @@ def _spread(setup: Setup, workers: int, progress: Progress) -> Callable | None:
         faults=setup.faults,
     )
     return lambda scenarios: explore_spread(
-        setup, scenarios, limit=LIMIT, progress=progress, workers=workers, build=check_setup, spec=spec
+        setup, scenarios, limit=LIMIT, progress=progress, workers=workers, build=worker_setup, spec=spec
     )
 
 

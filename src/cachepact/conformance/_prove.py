@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -13,7 +12,7 @@ import attrs
 from ..errors import InvalidArgument
 from ..model import Pattern, Verdict
 from ..model._participants import READ, WRITE
-from ._check import MAX_OPS, resolve, result_of, validate_workers
+from ._check import MAX_OPS, WorkerSpec, resolve, result_of, validate_workers, worker_setup
 from .drive.exhaustive import ageing_tick, explore_schedules, spread
 from .drive.replay import MAX_INSTANCES, TICK, ConcurrentScenario, Op
 from .drive.split import explore_split
@@ -151,8 +150,8 @@ def prove(
                         progress=progress,
                         workers=workers,
                         shard=split,
-                        build=proof_setup,
-                        spec=ProofSpec(make=make, pattern=p.name, instances=instances),
+                        build=worker_setup,
+                        spec=WorkerSpec(make=make, pattern=p.name, instances=instances, kind="proof"),
                     )
             elapsed = time.perf_counter() - started
             failing = ex.failing.as_run() if ex.failing is not None else None
@@ -190,36 +189,6 @@ def prove(
         shard=shard,
         processes=ex.processes,
     )
-
-
-@attrs.frozen(kw_only=True)
-class ProofSpec:
-    """What a worker process needs to build a proof's setup anew."""
-
-    make: Callable[..., Any]
-    pattern: str
-    instances: int
-
-
-@contextlib.contextmanager
-def proof_setup(spec: ProofSpec) -> Iterator[Setup]:
-    """A proof's setup in a worker process: its own session, in-process stores and virtual clock."""
-    with Session(kind="proof").claim() as session:
-        servers = Servers()
-        try:
-            p, label = resolve(spec.make, spec.pattern, None, servers=servers, session=session)
-            with VirtualClock() as clock:
-                yield Setup(
-                    make=spec.make,
-                    pattern=p,
-                    label=label,
-                    clock=clock,
-                    instances=spec.instances,
-                    servers=servers,
-                    session=session,
-                )
-        finally:
-            servers.close()
 
 
 def _split(

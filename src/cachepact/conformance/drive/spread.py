@@ -29,7 +29,7 @@ from ..runtime.session import Session
 from .exhaustive import explore_schedules
 from .interleaved import InterleavedRun, replaying, run_interleaved
 from .replay import ConcurrentScenario
-from .split import Schedule, next_outcome, started_processes
+from .split import Explored, next_outcome, started_processes
 from .world import Setup
 
 
@@ -80,17 +80,10 @@ def _ran(session: Session) -> set[str]:
 
 
 @attrs.frozen(kw_only=True)
-class Explored:
-    """What exploring one scenario gave, in the process that explored it."""
+class ScenarioExplored(Explored):
+    """What exploring one scenario gave, in the process that explored it: a subtree's counts (the
+    whole scenario is the subtree), the waits it took over, and what its runs taught the session."""
 
-    index: int
-    runs: int
-    pruned: int
-    complete: bool
-    failing: Schedule | None
-    examples: int
-    operations: int
-    reached: frozenset[str]
     uncontrolled: int
     learned: Learned
 
@@ -127,22 +120,14 @@ def explore_spread(
     if first.failing is not None or len(scenarios) == 1:
         return first.failing
     return _over_processes(
-        setup, scenarios[1:], limit=limit, progress=progress, workers=workers, build=build, spec=spec
+        setup, Spread(build=build, spec=spec, scenarios=scenarios[1:], limit=limit), progress, workers
     )
 
 
-def _over_processes(
-    setup: Setup,
-    scenarios: tuple[ConcurrentScenario, ...],
-    *,
-    limit: int,
-    progress: Progress,
-    workers: int,
-    build: Callable[[Any], ContextManager[Setup]],
-    spec: Any,
-) -> InterleavedRun | None:
-    """``explore_spread`` of ``scenarios``, every one of them over the processes."""
-    outcomes = _in_processes(Spread(build=build, spec=spec, scenarios=scenarios, limit=limit), workers)
+def _over_processes(setup: Setup, spread: Spread, progress: Progress, workers: int) -> InterleavedRun | None:
+    """``explore_spread`` of ``spread``'s scenarios, every one of them over the processes."""
+    scenarios, limit = spread.scenarios, spread.limit
+    outcomes = _in_processes(spread, workers)
     failed = min((n for n, e in outcomes.items() if e.failing is not None), default=None)
     for n in range(len(scenarios) if failed is None else failed):
         _count(outcomes[n], setup.session, progress)
@@ -165,7 +150,7 @@ def _over_processes(
     return None
 
 
-def _count(explored: Explored, session: Session, progress: Progress) -> None:
+def _count(explored: ScenarioExplored, session: Session, progress: Progress) -> None:
     """A scenario explored in another process, counted and learned from as if explored here."""
     progress.add(
         examples=explored.examples,
@@ -180,7 +165,7 @@ class _Stop(Exception):
     """A scenario before this one failed: its exploration is of no use."""
 
 
-def _in_processes(spread: Spread, workers: int) -> dict[int, Explored]:
+def _in_processes(spread: Spread, workers: int) -> dict[int, ScenarioExplored]:
     """The scenarios of ``spread`` over ``workers`` processes (no more than there are scenarios),
     each taking the next scenario in order; once one fails, scenarios after it are left, or cut
     short. What each explored, by scenario: every scenario up to the first failing one, or all."""
@@ -190,7 +175,7 @@ def _in_processes(spread: Spread, workers: int) -> dict[int, Explored]:
     # Which scenario is next, and the first that failed (``count``: none): shared counters, so a
     # process never finds the work gone while another holds a queue's lock.
     taken, first_failed = context.Value("q", 0), context.Value("q", count)
-    outcomes: dict[int, Explored] = {}
+    outcomes: dict[int, ScenarioExplored] = {}
     processes_wanted = min(workers, count)
     with started_processes(context, _work, (spread, taken, first_failed, results), processes_wanted, "check") as ps:
         done = 0
@@ -236,7 +221,7 @@ def _next_scenario(taken: Any, first_failed: Any) -> int | None:
         return n
 
 
-def _explore(setup: Setup, spread: Spread, n: int, first_failed: Any) -> Explored | None:
+def _explore(setup: Setup, spread: Spread, n: int, first_failed: Any) -> ScenarioExplored | None:
     """Scenario ``n`` explored as one process explores it; None when a scenario before it failed
     meanwhile (cut short: no use to anyone)."""
     progress = Progress()
@@ -255,7 +240,7 @@ def _explore(setup: Setup, spread: Spread, n: int, first_failed: Any) -> Explore
     if failing is not None:
         with first_failed.get_lock():
             first_failed.value = min(first_failed.value, n)
-    return Explored(
+    return ScenarioExplored(
         index=n,
         runs=ex.runs,
         pruned=ex.pruned,
