@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 import sys
 import threading
 
@@ -272,3 +273,51 @@ def test_a_slow_store_call_is_no_wait_out_of_the_kits_control(monkeypatch):
     for schedule in ("0011", "0101", "0110"):  # a read and a write in flight, three interleavings
         result = cachepact.check(cache_aside_leased, "cache-aside", replay=f"con/|r:k1,w:k1/{schedule}")
         assert result.passed and result.uncontrolled == 0, result.report()
+
+
+# -- how far the exhaustive phase goes ---------------------------------------------------------------
+
+
+def test_the_schedules_a_race_gets_grow_with_the_checks_budget_within_bounds():
+    from cachepact.conformance.drive.exhaustive import schedule_limit
+
+    assert schedule_limit(100) == 5_000  # Hypothesis' default budget: what a check always explored
+    assert schedule_limit(60) == 3_000
+    assert schedule_limit(3) == 1_000  # a quick check still proves the small races most bugs show in
+    assert schedule_limit(2_000) == 20_000  # deeper is a proof's job
+
+
+def test_a_pass_names_each_race_it_stopped_short_of_the_end_with_its_schedules(monkeypatch):
+    from cachepact.adapters.reference import write_through_locked
+    from cachepact.conformance.drive import exhaustive
+
+    # The lock-serialised write-through: its races of three have 280 to 570 schedules each, its
+    # races of two 5 to 25. At a limit of 50 (one example, with the floor lowered), the threes stop.
+    monkeypatch.setattr(exhaustive, "MIN_LIMIT", 10)
+    result = check(write_through_locked, "write-through", max_examples=1, seed=0)
+    assert result.passed, result.report()
+    three = [race for race in (s.describe() for s in exhaustive.scenarios_for(2)) if race.count("|") == 2]
+    assert result.races == len(exhaustive.scenarios_for(2)) == 7
+    assert [u.race for u in result.unfinished] == three
+    assert {u.schedules for u in result.unfinished} == {50}
+    line = next(x for x in result.report().splitlines() if x.startswith("Exhaustive:"))
+    assert len(three) == 4
+    assert line.startswith(
+        "Exhaustive: 3 of 7 small races explored to the end, 4 stopped at the check's limit: "
+        f"{three[0]} (50 schedules); "
+    )
+    assert line.count("(50 schedules)") == 3 and "; and 1 more." in line
+    assert "--max-examples" in line
+    report = json.loads(result.to_json())["exhaustive"]
+    assert report == {"races": 7, "unfinished": [{"race": race, "schedules": 50} for race in three]}
+
+
+def test_a_pass_that_explored_every_race_to_the_end_says_so_and_a_failure_does_not():
+    passed = check(cache_aside_leased, "cache-aside", seed=0)
+    assert passed.passed and passed.races == 7 and passed.unfinished == ()
+    assert "Exhaustive: all 7 small races explored to the end." in passed.report().splitlines()
+    failed = check(cache_aside, "cache-aside", seed=0)
+    assert not failed.passed and "Exhaustive:" not in failed.report()
+    sequential = check(cache_aside_leased, "cache-aside", seed=0, concurrency=False)
+    assert sequential.races == 0 and "Exhaustive:" not in sequential.report()
+    assert json.loads(sequential.to_json())["exhaustive"] == {"races": 0, "unfinished": []}

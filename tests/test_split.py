@@ -112,6 +112,8 @@ def _shown(result: cachepact.Result) -> tuple:
         sorted(result.reached),
         result.warnings,
         [str(s) for s in result.steps],
+        result.races,
+        result.unfinished,
     )
 
 
@@ -119,6 +121,18 @@ def _shown(result: cachepact.Result) -> tuple:
 def test_a_check_over_processes_reports_what_one_process_does(make, pattern, instances):
     one = cachepact.check(make, pattern, instances=instances)
     two = cachepact.check(make, pattern, instances=instances, workers=2)
+    assert _shown(two) == _shown(one), (one.report(), two.report())
+
+
+def test_races_stopped_at_the_limit_are_the_same_over_processes(monkeypatch):
+    from cachepact.conformance.drive import exhaustive
+
+    # The limit travels to the processes with the scenarios: at 50 (one example, the floor lowered),
+    # the lock-serialised write-through's races of three stop there, in every process.
+    monkeypatch.setattr(exhaustive, "MIN_LIMIT", 10)
+    one = cachepact.check(reference.write_through_locked, "write-through", max_examples=1)
+    two = cachepact.check(reference.write_through_locked, "write-through", max_examples=1, workers=2)
+    assert len(one.unfinished) == 4
     assert _shown(two) == _shown(one), (one.report(), two.report())
 
 

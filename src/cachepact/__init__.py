@@ -49,6 +49,7 @@ _LAZY = {
     "Options": "cachepact.conformance.report.result",
     "Proof": "cachepact.conformance._prove",
     "Result": "cachepact.conformance.report.result",
+    "Unfinished": "cachepact.conformance.report.progress",
     "check": "cachepact.conformance._check",
     "conformance_test": "cachepact.conformance._testcase",
     "prove": "cachepact.conformance._prove",
@@ -60,6 +61,7 @@ if TYPE_CHECKING:
     from .conformance._prove import Proof, prove
     from .conformance._testcase import conformance_test
     from .conformance.judge.findings import INVARIANTS, Finding
+    from .conformance.report.progress import Unfinished
     from .conformance.report.result import Options, Result
 
 __all__ = [
@@ -82,6 +84,7 @@ __all__ = [
     "Result",
     "StateSpaceTooLarge",
     "StoreError",
+    "Unfinished",
     "UsageError",
     "__version__",
     "check",

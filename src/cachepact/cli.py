@@ -250,7 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=whole_number(1),
         default=None,
         metavar="N",
-        help="sequences to try (default: the active Hypothesis profile's max_examples, 100 unless set)",
+        help="sequences and races to draw, and 50 schedules an example for each small race explored "
+        "(1,000 to 20,000) (default: the active Hypothesis profile's max_examples, 100 unless set)",
     )
     ck.add_argument(
         "--seed", type=int, default=None, metavar="N", help="seed for a reproducible run (default: derandomized)"

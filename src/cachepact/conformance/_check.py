@@ -18,7 +18,7 @@ from ..model import Pattern, pattern_named
 from ..model._properties import situations_of
 from ..model._properties import statuses as declared_statuses
 from .drive import replay as replay_format
-from .drive.exhaustive import LIMIT, search_exhaustive
+from .drive.exhaustive import schedule_limit, search_exhaustive
 from .drive.hypothesis import example_database, profile_budget, same_redis_database
 from .drive.interleaved import replaying, run_interleaved
 from .drive.replay import (
@@ -77,9 +77,11 @@ def check(
 
     ``max_examples`` sequences (and, with ``concurrency``, as many concurrent scenarios) of up to
     ``steps`` operations each (defaults: the active Hypothesis profile's ``max_examples``, and its
-    ``stateful_step_count`` up to 25). ``seed`` picks which examples are drawn (the same seed, the
-    same run); ``replay`` reruns exactly the run a failing report printed. ``max_ops`` (2 to 6)
-    bounds the operations in flight together. ``instances`` app instances (1 to 8; default 2 with
+    ``stateful_step_count`` up to 25); before those, every schedule of each small race, to 50
+    schedules an example (1,000 to 20,000 a race; ``Result.unfinished`` names any race that had
+    more). ``seed`` picks which examples are drawn (the same seed, the same run); ``replay`` reruns
+    exactly the run a failing report printed. ``max_ops`` (2 to 6) bounds the operations in flight
+    together. ``instances`` app instances (1 to 8; default 2 with
     ``concurrency``, else 1) share the DB and cache, each its own ``make(env)``, as the processes of
     a deployment do. An operation that makes no progress for ``step_timeout`` seconds is the finding
     ``timeout``. ``target`` names the adapter in reports (default: ``module:qualname`` of the
@@ -400,6 +402,8 @@ def result_of(
         ),
         notes=tuple(servers.notes if servers else ()),
         bounds=tuple(_staleness(session) if run is None or not run.finding else ()),
+        races=progress.races,
+        unfinished=tuple(progress.unfinished),
         elapsed=elapsed,
         options=options,
     )
@@ -611,10 +615,11 @@ def _phases(
         return [*faults, sequences(examples)]
     # With faults, the fault phase comes first: a run a millisecond, where each fault bug shows at
     # once, minimal as found (a failure Hypothesis finds first would cost its shrinking).
+    limit = schedule_limit(examples)
     phases = [
         *faults,
         sequences(min(SMOKE_EXAMPLES, examples)),
-        lambda: search_exhaustive(setup, progress=progress, spread=spread),
+        lambda: search_exhaustive(setup, limit=limit, progress=progress, spread=spread and spread(limit)),
     ]
     if examples > SMOKE_EXAMPLES:
         phases.append(sequences(examples))
@@ -626,8 +631,8 @@ def _phases(
     return phases
 
 
-def _spread(setup: Setup, workers: int, progress: Progress) -> Callable | None:
-    """How the exhaustive phase explores its scenarios over ``workers`` processes (None: here)."""
+def _spread(setup: Setup, workers: int, progress: Progress) -> Callable[[int], Callable] | None:
+    """How the exhaustive phase explores its scenarios, to a limit, over ``workers`` processes (None: here)."""
     if workers == 1:
         return None
     spec = WorkerSpec(
@@ -638,8 +643,10 @@ def _spread(setup: Setup, workers: int, progress: Progress) -> Callable | None:
         step_timeout=setup.step_timeout,
         faults=setup.faults,
     )
-    return lambda scenarios: explore_spread(
-        setup, scenarios, limit=LIMIT, progress=progress, workers=workers, build=worker_setup, spec=spec
+    return lambda limit: (
+        lambda scenarios: explore_spread(
+            setup, scenarios, limit=limit, progress=progress, workers=workers, build=worker_setup, spec=spec
+        )
     )
 
 

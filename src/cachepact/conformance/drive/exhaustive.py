@@ -80,7 +80,19 @@ def ageing_tick(setup: Setup) -> int | None:
     return TICKS[1] if ttl is None else max(1, min(MAX_TICK, math.ceil(ttl) - 1))
 
 
-LIMIT = 5_000  # schedules per scenario within a check; a proof of 2r+2w takes about 2,400
+# How many schedules of each small race a check explores: fifty an example of its budget (5,000 at
+# Hypothesis' default of 100 examples; the fast profile of a CI run explores less, a nightly one
+# more), no fewer than 1,000 (the races most bugs show in end well within that: a quick check still
+# proves them) and no more than 20,000 (``prove``'s default: deeper is a proof's job). A race with
+# more schedules than that is reported as unfinished, never passed in silence.
+SCHEDULES_PER_EXAMPLE = 50
+MIN_LIMIT, MAX_LIMIT = 1_000, 20_000
+LIMIT = SCHEDULES_PER_EXAMPLE * 100  # at Hypothesis' default budget; a proof of 2r+2w takes about 2,400
+
+
+def schedule_limit(examples: int) -> int:
+    """Schedules explored of each small race by a check of ``examples`` examples."""
+    return min(MAX_LIMIT, max(MIN_LIMIT, SCHEDULES_PER_EXAMPLE * examples))
 
 
 @attrs.frozen
@@ -384,12 +396,15 @@ def explore_schedules(
 def search_exhaustive(
     setup: Setup,
     *,
+    limit: int = LIMIT,
     progress: Progress,
     spread: Callable[[tuple[ConcurrentScenario, ...]], InterleavedRun | None] | None = None,
 ) -> Run | None:
-    """The check's exhaustive phase: every schedule of each small scenario; the first failure, or None.
-    With faults, then every schedule of the smallest race with each single fault (``fault_scenarios``).
-    ``spread``: explores the scenarios over processes instead (``drive/spread.py``), with the same answer."""
+    """The check's exhaustive phase: every schedule of each small scenario (up to ``limit`` each); the
+    first failure, or None. With faults, then every schedule of the smallest race with each single
+    fault (``fault_scenarios``, a tenth of ``limit`` each). ``spread``: explores the scenarios over
+    processes instead (``drive/spread.py``), with the same answer. Each race explored without a
+    failure is counted in ``progress`` (``add_race``), unfinished if it met the limit."""
     flushes = setup.pattern.background_named("flush") is not None
     scenarios = scenarios_for(setup.instances, ageing=ageing_tick(setup), flushes=flushes)
     if spread is not None:
@@ -397,17 +412,23 @@ def search_exhaustive(
         if failing is not None:
             return failing.as_run()
     for scenario in scenarios if spread is None else ():
-        ex = explore_schedules(setup, scenario, limit=LIMIT, on_run=progress.add_run)
+        ex = explore_schedules(setup, scenario, limit=limit, on_run=progress.add_run)
         if ex.failing is not None:
             return ex.failing.as_run()
+        count_race(progress, ex)
     if setup.faults:
-        return search_fault_schedules(setup, progress=progress)
+        return search_fault_schedules(setup, progress=progress, limit=limit // FAULT_SHARE)
     return None
+
+
+def count_race(progress: Progress, ex: Exhaustive) -> None:
+    """A race explored without a failure, to the end or to its limit."""
+    progress.add_race(ex.scenario.describe(), complete=ex.complete, schedules=ex.runs + ex.pruned)
 
 
 # An operation's first calls: where a read looks, loads, fills; a write puts (or commits), invalidates.
 FAULT_CALLS = tuple(range(1, 9))
-FAULT_LIMIT = 500  # schedules per faulted scenario
+FAULT_SHARE = 10  # a faulted race is explored to a tenth of the check's limit: there are dozens
 
 
 def fault_scenarios(instances: int) -> list[tuple[ConcurrentScenario, int]]:
@@ -431,7 +452,7 @@ def fault_scenarios(instances: int) -> list[tuple[ConcurrentScenario, int]]:
     return out
 
 
-def search_fault_schedules(setup: Setup, *, progress: Progress) -> Run | None:
+def search_fault_schedules(setup: Setup, *, progress: Progress, limit: int = LIMIT // FAULT_SHARE) -> Run | None:
     """Every schedule of each faulted scenario of ``fault_scenarios``; the first failure, or None. A
     fault on a call its operation never makes is skipped after the first schedule shows it."""
     skipped: set[tuple[tuple, int, int]] = set()
@@ -451,9 +472,11 @@ def search_fault_schedules(setup: Setup, *, progress: Progress) -> Run | None:
             fired.append(bool(run.world.faults_used))
             progress.add_run(run)
 
-        ex = explore_schedules(setup, scenario, limit=FAULT_LIMIT, on_run=seen)
+        ex = explore_schedules(setup, scenario, limit=limit, on_run=seen)
         if ex.failing is not None:
             return ex.failing.as_run()
+        if any(fired):  # a fault on a call the operation never makes is no race of its own
+            count_race(progress, ex)
         if fired and not any(fired):
             skipped.add((scenario.ops, op, call))
     return None

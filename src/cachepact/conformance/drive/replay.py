@@ -112,6 +112,13 @@ class ConcurrentScenario:
         """App instances the scenario needs."""
         return max((instance for _, _, instance in (*self.prefix, *self.ops)), default=0) + 1
 
+    def describe(self) -> str:
+        """The scenario as a report names it: its prefix, then its operations in flight, ``|`` apart
+        (``after r:k1: r:k1 | w:k1@2``), faults marked as a replay string marks them."""
+        plan, before = self.fault_plan, sum(kind != TICK for kind, _, _ in self.prefix)
+        flight = _ops(self.ops, plan, before).replace(",", " | ")
+        return f"after {_ops(self.prefix, plan).replace(',', ', ')}: {flight}" if self.prefix else flight
+
     def replay(self, choices: list[int], jumps: list[tuple[int, int]] | tuple = ()) -> str:
         """The replay string of this scenario run with ``choices``, and the clock ``jumps`` it made:
         (d, seconds) moves the clock on before choice number d."""

@@ -26,7 +26,7 @@ import attrs
 from ..record.env import unseen_cache_code
 from ..report.progress import Progress
 from ..runtime.session import Session
-from .exhaustive import explore_schedules
+from .exhaustive import count_race, explore_schedules
 from .interleaved import InterleavedRun, replaying, run_interleaved
 from .replay import ConcurrentScenario
 from .split import Explored, next_outcome, started_processes
@@ -117,8 +117,11 @@ def explore_spread(
     if not scenarios:
         return None
     first = explore_schedules(setup, scenarios[0], limit=limit, on_run=progress.add_run)
-    if first.failing is not None or len(scenarios) == 1:
+    if first.failing is not None:
         return first.failing
+    count_race(progress, first)
+    if len(scenarios) == 1:
+        return None
     return _over_processes(
         setup, Spread(build=build, spec=spec, scenarios=scenarios[1:], limit=limit), progress, workers
     )
@@ -131,6 +134,10 @@ def _over_processes(setup: Setup, spread: Spread, progress: Progress, workers: i
     failed = min((n for n, e in outcomes.items() if e.failing is not None), default=None)
     for n in range(len(scenarios) if failed is None else failed):
         _count(outcomes[n], setup.session, progress)
+        explored = outcomes[n]
+        progress.add_race(
+            scenarios[n].describe(), complete=explored.complete, schedules=explored.runs + explored.pruned
+        )
     if failed is None:
         return None
     # The failing run, made again here for the report (what that run teaches is the worker's to
@@ -147,6 +154,7 @@ def _over_processes(setup: Setup, spread: Spread, progress: Progress, workers: i
         ex = explore_schedules(setup, scenario, limit=limit, on_run=progress.add_run)
         if ex.failing is not None:
             return ex.failing
+        count_race(progress, ex)
     return None
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
+import attrs
+
 from ..runtime.interrupts import InterruptLatch
 
 
@@ -21,6 +23,17 @@ class Counted(Protocol):
     def uncontrolled(self) -> int: ...
 
 
+@attrs.frozen(kw_only=True)
+class Unfinished:
+    """A small race of the exhaustive phase explored only to its limit of schedules: it has more."""
+
+    race: str  # as ``ConcurrentScenario.describe`` names it
+    schedules: int  # run and cut, before the limit stopped it
+
+    def __str__(self) -> str:
+        return f"{self.race} ({self.schedules:,} schedules)"
+
+
 class Progress:
     """Examples and operations run so far, and the situations reached; every driver reports here."""
 
@@ -31,12 +44,22 @@ class Progress:
         self.operations = 0
         self.reached: set[str] = set()
         self.uncontrolled = 0  # times a thread blocked where the kit could not see, over every run
+        # The exhaustive phase's small races explored without a failure, and those of them whose
+        # schedules outnumbered the phase's limit (``Unfinished``): a pass says how far it went.
+        self.races = 0
+        self.unfinished: list[Unfinished] = []
         self._on_progress = on_progress
         self._interrupts = interrupts
 
     def add_run(self, run: Counted) -> None:
         """One more example done: count its operations and the situations it reached."""
         self.add(examples=1, operations=run.operations, reached=run.reached, uncontrolled=run.uncontrolled)
+
+    def add_race(self, scenario: str, *, complete: bool, schedules: int) -> None:
+        """One small race explored without a failure: to the end, or to ``schedules`` (its limit)."""
+        self.races += 1
+        if not complete:
+            self.unfinished.append(Unfinished(race=scenario, schedules=schedules))
 
     def add(self, *, examples: int, operations: int, reached: Iterable[str], uncontrolled: int) -> None:
         """Examples done elsewhere (another process), counted as they would have been here."""

@@ -12,6 +12,7 @@ from ...model import Step, Trace, Verdict, pattern_named
 from ...model._properties import BY_NAME, expected_situations, situations_of
 from ..judge.findings import Finding
 from . import text as _report
+from .progress import Unfinished
 
 
 def _plural(n: int, word: str) -> str:
@@ -50,7 +51,9 @@ class Result:
     could not observe (``unobserved``, their keys unnamed), ``warnings`` about the adapter's
     definition, the ``options`` it ran with (also read one by one: ``seed``, ``concurrent``,
     ``max_examples``, ``max_ops``, ``instances``, ``step_timeout``, ``redis``, ``db``, ``strict``,
-    and ``replayed``, the replay string it reran), and whether Ctrl-C cut it short (``interrupted``).
+    and ``replayed``, the replay string it reran), whether Ctrl-C cut it short (``interrupted``), and
+    how far its exhaustive phase went: the small ``races`` it explored without a failure, and those
+    ``unfinished`` at the check's limit of schedules (each a ``race`` and its ``schedules``).
 
     A check stops at its first failure, so then every other invariant is ``not-run``
     (``why_not_run`` says so, with the examples it ran). Under ``strict``, a check that found
@@ -81,6 +84,10 @@ class Result:
     # How long an entry a failed invalidation left could stay stale (its time to live left), per
     # cache key: a pass under faults states the bound it relies on (``no-stale-after-failed-invalidate``).
     bounds: tuple[str, ...] = ()
+    # The exhaustive phase's small races explored without a failure, and those of them with more
+    # schedules than the check's limit (explored that far: ``Unfinished``).
+    races: int = 0
+    unfinished: tuple[Unfinished, ...] = ()
     options: Options = attrs.field(factory=Options)
 
     # The options, read one by one as the report, the command line and users do.

@@ -14,6 +14,7 @@ from xml.sax.saxutils import escape, quoteattr
 from ...model import Step, calls_of, render_table
 from ...model._participants import is_background
 from ...model._steps import CLOCK
+from ..drive.exhaustive import MAX_LIMIT, MIN_LIMIT, SCHEDULES_PER_EXAMPLE
 from ..judge.findings import INVARIANTS
 from ..record.env import OUTSIDE
 
@@ -142,6 +143,8 @@ def text(r: Result) -> str:
     lines.append(f"Reached: {', '.join(r.reached) or 'nothing'}")
     if r.not_reached:
         lines.append(f"Never reached: {', '.join(r.not_reached)} (the run says nothing about those paths)")
+    if r.races and r.finding is None and not r.interrupted:
+        lines.append(f"Exhaustive: {_exhaustive(r)}")
     if r.uncontrolled:
         lines.append(f"Out of the kit's control: {UNCONTROLLED.format(n=_plural(r.uncontrolled, 'time'))}")
     lines.extend(f"Warning: {w}" for w in r.warnings)
@@ -152,6 +155,20 @@ def text(r: Result) -> str:
         if r.diagram:
             lines.append(f"Diagram: {r.diagram}")
     return "\n".join(lines)
+
+
+def _exhaustive(r: Result) -> str:
+    """How far the exhaustive phase went: every small race to the end, or which stopped at the limit."""
+    if not r.unfinished:
+        return f"{'all ' if r.races > 1 else ''}{_plural(r.races, 'small race')} explored to the end."
+    shown = "; ".join(str(u) for u in r.unfinished[:3])
+    more = f"; and {len(r.unfinished) - 3} more" if len(r.unfinished) > 3 else ""
+    return (
+        f"{r.races - len(r.unfinished)} of {_plural(r.races, 'small race')} explored to the end, "
+        f"{len(r.unfinished)} stopped at the check's limit: {shown}{more}. The limit is "
+        f"{SCHEDULES_PER_EXAMPLE} schedules a race per example (--max-examples; {MIN_LIMIT:,} to {MAX_LIMIT:,}); "
+        "cachepact.prove explores one race to the end."
+    )
 
 
 UNCONTROLLED = (
@@ -254,6 +271,10 @@ def to_json(r: Result) -> str:
             "strict": r.strict,
             "strict_failures": list(r.strict_failures) if r.strict else [],
             "staleness_bounds": list(r.bounds),
+            "exhaustive": {
+                "races": r.races,
+                "unfinished": [{"race": u.race, "schedules": u.schedules} for u in r.unfinished],
+            },
         },
         indent=2,
     )
