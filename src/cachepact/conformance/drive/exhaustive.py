@@ -417,7 +417,7 @@ def search_exhaustive(
             return ex.failing.as_run()
         count_race(progress, ex)
     if setup.faults:
-        return search_fault_schedules(setup, progress=progress, limit=limit // FAULT_SHARE)
+        return search_fault_schedules(setup, progress=progress, limit=fault_limit(limit))
     return None
 
 
@@ -428,7 +428,15 @@ def count_race(progress: Progress, ex: Exhaustive) -> None:
 
 # An operation's first calls: where a read looks, loads, fills; a write puts (or commits), invalidates.
 FAULT_CALLS = tuple(range(1, 9))
-FAULT_SHARE = 10  # a faulted race is explored to a tenth of the check's limit: there are dozens
+# A faulted race is explored to a tenth of the check's limit (there are dozens), and to no fewer
+# than 500 schedules: a second delete failing after a read filled between the deletes takes a few
+# hundred to reach on a leased read.
+FAULT_SHARE, FAULT_MIN = 10, 500
+
+
+def fault_limit(limit: int) -> int:
+    """Schedules explored of each faulted race by a check whose races get ``limit``."""
+    return max(FAULT_MIN, limit // FAULT_SHARE)
 
 
 def fault_scenarios(instances: int) -> list[tuple[ConcurrentScenario, int]]:
@@ -452,7 +460,7 @@ def fault_scenarios(instances: int) -> list[tuple[ConcurrentScenario, int]]:
     return out
 
 
-def search_fault_schedules(setup: Setup, *, progress: Progress, limit: int = LIMIT // FAULT_SHARE) -> Run | None:
+def search_fault_schedules(setup: Setup, *, progress: Progress, limit: int = FAULT_MIN) -> Run | None:
     """Every schedule of each faulted scenario of ``fault_scenarios``; the first failure, or None. A
     fault on a call its operation never makes is skipped after the first schedule shows it."""
     skipped: set[tuple[tuple, int, int]] = set()
