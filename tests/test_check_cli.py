@@ -383,6 +383,7 @@ def test_ctrl_c_ends_with_one_line_exit_130_and_the_reports_of_what_ran(tmp_path
     assert err.startswith("cachepact: interrupted after ") and f"what ran is in {js} and {xml}" in err
     data = json.loads(js.read_text())
     assert data["verdict"] == "interrupted" and data["interrupted"] is True and data["operations"] > 0
+    assert data["exhaustive"] is None  # how far a search went that Ctrl-C cut short is no claim
     assert "pass" not in {c["status"] for c in data["checks"]}  # nothing reads as a pass: no verdict
     assert '<testcase classname="cachepact.cache-aside" name="interrupted"><error ' in xml.read_text()
 

@@ -113,7 +113,9 @@ def _shown(result: cachepact.Result) -> tuple:
         result.warnings,
         [str(s) for s in result.steps],
         result.races,
+        result.fault_races,
         result.unfinished,
+        result.spun_out,
     )
 
 
@@ -129,7 +131,7 @@ def test_races_stopped_at_the_limit_are_the_same_over_processes(monkeypatch):
 
     # The limit travels to the processes with the scenarios: at 50 (one example, the floor lowered),
     # the lock-serialised write-through's races of three stop there, in every process.
-    monkeypatch.setattr(exhaustive, "MIN_LIMIT", 10)
+    monkeypatch.setattr(exhaustive, "MIN_SCHEDULES", 10)
     one = cachepact.check(reference.write_through_locked, "write-through", max_examples=1)
     two = cachepact.check(reference.write_through_locked, "write-through", max_examples=1, workers=2)
     assert len(one.unfinished) == 4

@@ -11,6 +11,13 @@ MAX_INSTANCES = 8  # app instances: past a few, more finds nothing fewer would n
 MAX_WORKERS = 64  # processes a check or proof may be split over (workers=, --workers)
 DEFAULT_STEP_TIMEOUT = 5.0  # seconds a step may block before it is the finding timeout
 MAX_STEP_TIMEOUT = 3600.0
+# Schedules a check explores of each small race (``max_examples`` sets it): fifty an example (5,000
+# at Hypothesis' default of 100 examples), no fewer than 1,000 (the races most bugs show in end well
+# within that: a quick check still proves them) and no more than 20,000 (``prove``'s default: deeper
+# is a proof's job). A race with a fault gets a tenth (there are dozens), and at least 500.
+SCHEDULES_PER_EXAMPLE = 50
+MIN_SCHEDULES, MAX_SCHEDULES = 1_000, 20_000
+FAULT_SHARE, FAULT_MIN = 10, 500
 
 
 def whole_number(minimum: int = 1, maximum: int | None = None) -> Callable[[str], int]:

@@ -77,9 +77,9 @@ def check(
 
     ``max_examples`` sequences (and, with ``concurrency``, as many concurrent scenarios) of up to
     ``steps`` operations each (defaults: the active Hypothesis profile's ``max_examples``, and its
-    ``stateful_step_count`` up to 25); before those, every schedule of each small race, to 50
-    schedules an example (1,000 to 20,000 a race; ``Result.unfinished`` names any race that had
-    more). ``seed`` picks which examples are drawn (the same seed, the same run); ``replay`` reruns
+    ``stateful_step_count`` up to 25); after a short sequential pass, every schedule of each small
+    race, to 50 schedules an example (1,000 to 20,000 a race; ``Result.unfinished`` names any race
+    that had more). ``seed`` picks which examples are drawn (the same seed, the same run); ``replay`` reruns
     exactly the run a failing report printed. ``max_ops`` (2 to 6) bounds the operations in flight
     together. ``instances`` app instances (1 to 8; default 2 with
     ``concurrency``, else 1) share the DB and cache, each its own ``make(env)``, as the processes of
@@ -403,7 +403,9 @@ def result_of(
         notes=tuple(servers.notes if servers else ()),
         bounds=tuple(_staleness(session) if run is None or not run.finding else ()),
         races=progress.races,
+        fault_races=progress.fault_races,
         unfinished=tuple(progress.unfinished),
+        spun_out=session.spun_out if session else 0,
         elapsed=elapsed,
         options=options,
     )

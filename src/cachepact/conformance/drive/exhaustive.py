@@ -10,6 +10,7 @@ from typing import Any
 
 import attrs
 
+from ..._argtypes import FAULT_MIN, FAULT_SHARE, MAX_SCHEDULES, MIN_SCHEDULES, SCHEDULES_PER_EXAMPLE
 from ...model._participants import READ, WRITE
 from ..record.redis_commands import RANDOM_TOKEN
 from ..report.progress import Progress
@@ -80,19 +81,15 @@ def ageing_tick(setup: Setup) -> int | None:
     return TICKS[1] if ttl is None else max(1, min(MAX_TICK, math.ceil(ttl) - 1))
 
 
-# How many schedules of each small race a check explores: fifty an example of its budget (5,000 at
-# Hypothesis' default of 100 examples; the fast profile of a CI run explores less, a nightly one
-# more), no fewer than 1,000 (the races most bugs show in end well within that: a quick check still
-# proves them) and no more than 20,000 (``prove``'s default: deeper is a proof's job). A race with
-# more schedules than that is reported as unfinished, never passed in silence.
-SCHEDULES_PER_EXAMPLE = 50
-MIN_LIMIT, MAX_LIMIT = 1_000, 20_000
+# How many schedules of each small race a check explores follows its budget (``_argtypes``): the
+# fast profile of a CI run explores less, a nightly one more. A race with more schedules than its
+# limit is reported as unfinished (``Result.unfinished``), never passed in silence.
 LIMIT = SCHEDULES_PER_EXAMPLE * 100  # at Hypothesis' default budget; a proof of 2r+2w takes about 2,400
 
 
 def schedule_limit(examples: int) -> int:
     """Schedules explored of each small race by a check of ``examples`` examples."""
-    return min(MAX_LIMIT, max(MIN_LIMIT, SCHEDULES_PER_EXAMPLE * examples))
+    return min(MAX_SCHEDULES, max(MIN_SCHEDULES, SCHEDULES_PER_EXAMPLE * examples))
 
 
 @attrs.frozen
@@ -423,19 +420,18 @@ def search_exhaustive(
 
 def count_race(progress: Progress, ex: Exhaustive) -> None:
     """A race explored without a failure, to the end or to its limit."""
-    progress.add_race(ex.scenario.describe(), complete=ex.complete, schedules=ex.runs + ex.pruned)
+    progress.add_race(
+        ex.scenario.describe(), complete=ex.complete, schedules=ex.runs + ex.pruned, faulted=bool(ex.scenario.faults)
+    )
 
 
 # An operation's first calls: where a read looks, loads, fills; a write puts (or commits), invalidates.
 FAULT_CALLS = tuple(range(1, 9))
-# A faulted race is explored to a tenth of the check's limit (there are dozens), and to no fewer
-# than 500 schedules: a second delete failing after a read filled between the deletes takes a few
-# hundred to reach on a leased read.
-FAULT_SHARE, FAULT_MIN = 10, 500
 
 
 def fault_limit(limit: int) -> int:
-    """Schedules explored of each faulted race by a check whose races get ``limit``."""
+    """Schedules explored of each faulted race by a check whose races get ``limit`` (at least 500: a
+    second delete failing after a read filled between the deletes takes a few hundred to reach)."""
     return max(FAULT_MIN, limit // FAULT_SHARE)
 
 

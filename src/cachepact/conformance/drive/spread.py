@@ -136,7 +136,10 @@ def _over_processes(setup: Setup, spread: Spread, progress: Progress, workers: i
         _count(outcomes[n], setup.session, progress)
         explored = outcomes[n]
         progress.add_race(
-            scenarios[n].describe(), complete=explored.complete, schedules=explored.runs + explored.pruned
+            scenarios[n].describe(),
+            complete=explored.complete,
+            schedules=explored.runs + explored.pruned,
+            faulted=bool(scenarios[n].faults),
         )
     if failed is None:
         return None

@@ -28,7 +28,8 @@ class Unfinished:
     """A small race of the exhaustive phase explored only to its limit of schedules: it has more."""
 
     race: str  # as ``ConcurrentScenario.describe`` names it
-    schedules: int  # run and cut, before the limit stopped it
+    schedules: int  # run and cut: the limit it met
+    faulted: bool = False  # a race with a fault (``--faults``), whose limit is a tenth of the others'
 
     def __str__(self) -> str:
         return f"{self.race} ({self.schedules:,} schedules)"
@@ -44,9 +45,11 @@ class Progress:
         self.operations = 0
         self.reached: set[str] = set()
         self.uncontrolled = 0  # times a thread blocked where the kit could not see, over every run
-        # The exhaustive phase's small races explored without a failure, and those of them whose
-        # schedules outnumbered the phase's limit (``Unfinished``): a pass says how far it went.
+        # The exhaustive phase's small races explored without a failure (and, with faults, its
+        # races with a fault that fired), and those of them whose schedules outnumbered the phase's
+        # limit (``Unfinished``): a pass says how far it went.
         self.races = 0
+        self.fault_races = 0
         self.unfinished: list[Unfinished] = []
         self._on_progress = on_progress
         self._interrupts = interrupts
@@ -55,11 +58,14 @@ class Progress:
         """One more example done: count its operations and the situations it reached."""
         self.add(examples=1, operations=run.operations, reached=run.reached, uncontrolled=run.uncontrolled)
 
-    def add_race(self, scenario: str, *, complete: bool, schedules: int) -> None:
+    def add_race(self, scenario: str, *, complete: bool, schedules: int, faulted: bool = False) -> None:
         """One small race explored without a failure: to the end, or to ``schedules`` (its limit)."""
-        self.races += 1
+        if faulted:
+            self.fault_races += 1
+        else:
+            self.races += 1
         if not complete:
-            self.unfinished.append(Unfinished(race=scenario, schedules=schedules))
+            self.unfinished.append(Unfinished(race=scenario, schedules=schedules, faulted=faulted))
 
     def add(self, *, examples: int, operations: int, reached: Iterable[str], uncontrolled: int) -> None:
         """Examples done elsewhere (another process), counted as they would have been here."""

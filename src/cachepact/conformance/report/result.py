@@ -52,8 +52,10 @@ class Result:
     definition, the ``options`` it ran with (also read one by one: ``seed``, ``concurrent``,
     ``max_examples``, ``max_ops``, ``instances``, ``step_timeout``, ``redis``, ``db``, ``strict``,
     and ``replayed``, the replay string it reran), whether Ctrl-C cut it short (``interrupted``), and
-    how far its exhaustive phase went: the small ``races`` it explored without a failure, and those
-    ``unfinished`` at the check's limit of schedules (each a ``race`` and its ``schedules``).
+    how far its exhaustive phase went: the small ``races`` (and, with faults, ``fault_races``) it
+    explored without a failure, those ``unfinished`` at the check's limit of schedules (each a
+    ``race``, the ``schedules`` it met, whether it is ``faulted``), and ``spun_out``, the schedules
+    cut where an operation polled alone.
 
     A check stops at its first failure, so then every other invariant is ``not-run``
     (``why_not_run`` says so, with the examples it ran). Under ``strict``, a check that found
@@ -84,10 +86,13 @@ class Result:
     # How long an entry a failed invalidation left could stay stale (its time to live left), per
     # cache key: a pass under faults states the bound it relies on (``no-stale-after-failed-invalidate``).
     bounds: tuple[str, ...] = ()
-    # The exhaustive phase's small races explored without a failure, and those of them with more
-    # schedules than the check's limit (explored that far: ``Unfinished``).
+    # The exhaustive phase's small races explored without a failure (with faults, also its races
+    # with a fault), those of them with more schedules than the check's limit (explored that far:
+    # ``Unfinished``), and the schedules cut where an operation polled alone (the warning's count).
     races: int = 0
+    fault_races: int = 0
     unfinished: tuple[Unfinished, ...] = ()
+    spun_out: int = 0
     options: Options = attrs.field(factory=Options)
 
     # The options, read one by one as the report, the command line and users do.

@@ -11,10 +11,10 @@ import json
 from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape, quoteattr
 
+from ..._argtypes import FAULT_SHARE, MAX_SCHEDULES, SCHEDULES_PER_EXAMPLE
 from ...model import Step, calls_of, render_table
 from ...model._participants import is_background
 from ...model._steps import CLOCK
-from ..drive.exhaustive import MAX_LIMIT, MIN_LIMIT, SCHEDULES_PER_EXAMPLE
 from ..judge.findings import INVARIANTS
 from ..record.env import OUTSIDE
 
@@ -143,7 +143,7 @@ def text(r: Result) -> str:
     lines.append(f"Reached: {', '.join(r.reached) or 'nothing'}")
     if r.not_reached:
         lines.append(f"Never reached: {', '.join(r.not_reached)} (the run says nothing about those paths)")
-    if r.races and r.finding is None and not r.interrupted:
+    if (r.races or r.fault_races) and r.finding is None and not r.interrupted:
         lines.append(f"Exhaustive: {_exhaustive(r)}")
     if r.uncontrolled:
         lines.append(f"Out of the kit's control: {UNCONTROLLED.format(n=_plural(r.uncontrolled, 'time'))}")
@@ -159,16 +159,34 @@ def text(r: Result) -> str:
 
 def _exhaustive(r: Result) -> str:
     """How far the exhaustive phase went: every small race to the end, or which stopped at the limit."""
+    left = [u for u in r.unfinished if not u.faulted]
+    parts = [_races(r.races, len(left), "small race")]
+    if r.fault_races:
+        parts.append(_races(r.fault_races, len(r.unfinished) - len(left), "race", " with a fault"))
+    line = " and ".join(parts) + " explored to the end"
+    if r.uncontrolled or r.spun_out:
+        line += " but for the cuts named below"
     if not r.unfinished:
-        return f"{'all ' if r.races > 1 else ''}{_plural(r.races, 'small race')} explored to the end."
+        return line + "."
     shown = "; ".join(str(u) for u in r.unfinished[:3])
     more = f"; and {len(r.unfinished) - 3} more" if len(r.unfinished) > 3 else ""
-    return (
-        f"{r.races - len(r.unfinished)} of {_plural(r.races, 'small race')} explored to the end, "
-        f"{len(r.unfinished)} stopped at the check's limit: {shown}{more}. The limit is "
-        f"{SCHEDULES_PER_EXAMPLE} schedules a race per example (--max-examples; {MIN_LIMIT:,} to {MAX_LIMIT:,}); "
-        "cachepact.prove explores one race to the end."
+    line += f"; stopped at the check's limit: {shown}{more}."
+    if any(u.schedules < (MAX_SCHEDULES // FAULT_SHARE if u.faulted else MAX_SCHEDULES) for u in r.unfinished):
+        return line + (
+            f" A larger max_examples (--max-examples) explores further: {SCHEDULES_PER_EXAMPLE} schedules a race "
+            f"an example, up to {MAX_SCHEDULES:,}."
+        )
+    return line + (
+        f" {MAX_SCHEDULES:,} schedules is the most a check explores of a race; cachepact.prove(..., limit=N) "
+        "explores reads and writes of one key further."
     )
+
+
+def _races(count: int, unfinished: int, what: str, suffix: str = "") -> str:
+    """``all 7 small races``, ``5 of 7 small races``, ``the 1 small race``."""
+    if unfinished:
+        return f"{count - unfinished} of {_plural(count, what)}{suffix}"
+    return f"{'all ' if count > 1 else 'the '}{_plural(count, what)}{suffix}"
 
 
 UNCONTROLLED = (
@@ -271,9 +289,13 @@ def to_json(r: Result) -> str:
             "strict": r.strict,
             "strict_failures": list(r.strict_failures) if r.strict else [],
             "staleness_bounds": list(r.bounds),
-            "exhaustive": {
+            # How far the exhaustive phase went (null when Ctrl-C cut the check short).
+            "exhaustive": None
+            if r.interrupted
+            else {
                 "races": r.races,
-                "unfinished": [{"race": u.race, "schedules": u.schedules} for u in r.unfinished],
+                "fault_races": r.fault_races,
+                "unfinished": [{"race": u.race, "schedules": u.schedules, "faulted": u.faulted} for u in r.unfinished],
             },
         },
         indent=2,
