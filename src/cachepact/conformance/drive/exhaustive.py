@@ -412,16 +412,20 @@ def search_exhaustive(
         ex = explore_schedules(setup, scenario, limit=limit, on_run=progress.add_run)
         if ex.failing is not None:
             return ex.failing.as_run()
-        count_race(progress, ex)
+        count_race(progress, scenario, ex)
     if setup.faults:
         return search_fault_schedules(setup, progress=progress, limit=fault_limit(limit))
     return None
 
 
-def count_race(progress: Progress, ex: Exhaustive) -> None:
-    """A race explored without a failure, to the end or to its limit."""
+def count_race(progress: Progress, scenario: ConcurrentScenario, explored: Any) -> None:
+    """``scenario`` explored without a failure, to the end or to its limit: ``explored`` is what its
+    search gave, here (``Exhaustive``) or in another process (``split.Explored``)."""
     progress.add_race(
-        ex.scenario.describe(), complete=ex.complete, schedules=ex.runs + ex.pruned, faulted=bool(ex.scenario.faults)
+        scenario.describe(),
+        complete=explored.complete,
+        schedules=explored.runs + explored.pruned,
+        faulted=bool(scenario.faults),
     )
 
 
@@ -480,7 +484,7 @@ def search_fault_schedules(setup: Setup, *, progress: Progress, limit: int = FAU
         if ex.failing is not None:
             return ex.failing.as_run()
         if any(fired):  # a fault on a call the operation never makes is no race of its own
-            count_race(progress, ex)
+            count_race(progress, scenario, ex)
         if fired and not any(fired):
             skipped.add((scenario.ops, op, call))
     return None

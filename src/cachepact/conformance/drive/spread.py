@@ -119,7 +119,7 @@ def explore_spread(
     first = explore_schedules(setup, scenarios[0], limit=limit, on_run=progress.add_run)
     if first.failing is not None:
         return first.failing
-    count_race(progress, first)
+    count_race(progress, scenarios[0], first)
     if len(scenarios) == 1:
         return None
     return _over_processes(
@@ -134,13 +134,7 @@ def _over_processes(setup: Setup, spread: Spread, progress: Progress, workers: i
     failed = min((n for n, e in outcomes.items() if e.failing is not None), default=None)
     for n in range(len(scenarios) if failed is None else failed):
         _count(outcomes[n], setup.session, progress)
-        explored = outcomes[n]
-        progress.add_race(
-            scenarios[n].describe(),
-            complete=explored.complete,
-            schedules=explored.runs + explored.pruned,
-            faulted=bool(scenarios[n].faults),
-        )
+        count_race(progress, scenarios[n], outcomes[n])
     if failed is None:
         return None
     # The failing run, made again here for the report (what that run teaches is the worker's to
@@ -157,7 +151,7 @@ def _over_processes(setup: Setup, spread: Spread, progress: Progress, workers: i
         ex = explore_schedules(setup, scenario, limit=limit, on_run=progress.add_run)
         if ex.failing is not None:
             return ex.failing
-        count_race(progress, ex)
+        count_race(progress, scenario, ex)
     return None
 
 
